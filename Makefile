@@ -1,0 +1,67 @@
+# Two commands matter: `make run` and `make test` (see README.md). Everything else is a step of those.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi.py
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test venv dev translations lint test-sqlite test-postgres browser-check bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Re-install only when the requirements change.
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.runtime-installed
+dev: $(VENV)/.dev-installed
+
+# Compiled message catalogues are build output (.mo is git-ignored).
+translations: venv
+	$(BIN)/pybabel compile --use-fuzzy -d app/translations -f -q
+
+run: venv translations
+	$(BIN)/flask db upgrade
+	$(BIN)/flask demo seed
+	$(BIN)/flask run --host 127.0.0.1 --port 5000
+
+lint: dev
+	$(BIN)/ruff check app tests bench wsgi.py
+	$(BIN)/lint-imports
+
+# The browser tests need Debian's chromium. Install it when missing and we may (root); otherwise stop with
+# a clear message rather than skipping the browser tests silently.
+browser-check:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "chromium missing: installing Debian's chromium with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "ERROR: $(CHROMIUM) not found. Install Debian's chromium (sudo apt-get install chromium) and re-run."; \
+	    exit 1; \
+	  fi; \
+	fi
+	@$(CHROMIUM) --version
+
+test-sqlite: dev translations browser-check
+	TEST_DATABASE_URL= $(BIN)/pytest -q
+
+test-postgres: dev translations browser-check
+	@if [ -z "$$TEST_DATABASE_URL" ]; then echo "TEST_DATABASE_URL not set: skipping the PostgreSQL run"; \
+	else echo "PostgreSQL run on $$TEST_DATABASE_URL"; $(BIN)/pytest -q; fi
+
+test: lint test-sqlite test-postgres
+
+bench: dev
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) instance/test.sqlite3 .pytest_cache .ruff_cache

@@ -1,0 +1,95 @@
+"""Application factory: config, extensions, blueprints, error handlers, CLI — nothing else."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app.config import PROJECT_ROOT, config_for
+
+
+def create_app(config_name: str | None = None, **overrides: Any) -> Flask:
+    config = config_for(config_name)
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        instance_path=str(PROJECT_ROOT / "instance"),
+    )
+    app.config.from_object(config)
+    app.config.update(overrides)
+    # The embedded defaults (SQLite file, mail outbox) live under instance/.
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("app").setLevel(logging.INFO)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_cli(app)
+
+    from app.errors import register_error_handlers
+    from app.i18n import register_template_helpers
+    from app.security import register_security_headers
+
+    register_error_handlers(app)
+    register_template_helpers(app)
+    register_security_headers(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from app import models  # noqa: F401  (every table registered before migrations look at metadata)
+    from app.extensions import api, babel, csrf, db, limiter, login_manager, migrate
+    from app.i18n import select_locale
+    from app.jobs import init_celery
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "app" / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    api.init_app(app)
+    init_celery(app)
+
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(session_id: str):  # type: ignore[no-untyped-def]
+        from app.accounts.models import User
+
+        user_id, _, version = session_id.partition(":")
+        if not user_id.isdigit():
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or str(user.session_version) != version:
+            return None
+        return user
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.accounts.views import bp as accounts_bp
+    from app.api.status import blp as api_status_blp
+    from app.backoffice.views import bp as backoffice_bp
+    from app.extensions import api, csrf
+    from app.portal.views import bp as portal_bp
+
+    app.register_blueprint(portal_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(backoffice_bp)
+    # Machine doors authenticate with tokens or signatures, not cookies: no CSRF there.
+    api.register_blueprint(api_status_blp)
+    csrf.exempt(api_status_blp)
+
+
+def _register_cli(app: Flask) -> None:
+    from app.accounts.cli import users_cli
+    from app.demo.cli import demo_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)

@@ -1,0 +1,41 @@
+"""Signed one-time links for email confirmation and password reset.
+
+A reset link carries the user's ``session_version``; resetting the password bumps it, so a used link (or one
+issued before a later reset) no longer verifies. A confirmation link carries the email it confirms.
+"""
+
+from __future__ import annotations
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from flask import current_app
+
+CONFIRM_SALT = "accounts.confirm-email"
+RESET_SALT = "accounts.reset-password"
+
+
+def _serializer(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+def make_confirm_token(user_id: int, email: str) -> str:
+    return _serializer(CONFIRM_SALT).dumps({"uid": user_id, "email": email})
+
+
+def make_reset_token(user_id: int, session_version: int) -> str:
+    return _serializer(RESET_SALT).dumps({"uid": user_id, "v": session_version})
+
+
+def read_confirm_token(token: str) -> dict | None:
+    return _load(CONFIRM_SALT, token, current_app.config["CONFIRM_TOKEN_MAX_AGE"])
+
+
+def read_reset_token(token: str) -> dict | None:
+    return _load(RESET_SALT, token, current_app.config["RESET_TOKEN_MAX_AGE"])
+
+
+def _load(salt: str, token: str, max_age: int) -> dict | None:
+    try:
+        payload = _serializer(salt).loads(token, max_age=max_age)
+    except (SignatureExpired, BadSignature):
+        return None
+    return payload if isinstance(payload, dict) else None

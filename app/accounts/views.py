@@ -1,0 +1,204 @@
+"""Portal pages for sign-up, confirmation, login/logout, password reset and the profile."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.accounts import services
+from app.accounts.forms import ChangePasswordForm, EmailOnlyForm, LoginForm, ProfileForm, ResetPasswordForm, SignupForm
+from app.extensions import db, limiter
+from app.portal.access import driver_required
+
+bp = Blueprint("accounts", __name__)
+
+
+def _limit(key: str) -> str:
+    return current_app.config[key]
+
+
+def _profile_from(form: ProfileForm | SignupForm) -> services.DriverProfile:
+    return services.DriverProfile(
+        full_name=form.full_name.data or "",
+        street=form.street.data or "",
+        postal_code=form.postal_code.data or "",
+        city=form.city.data or "",
+        country=form.country.data or "",
+        language=form.language.data or "",
+        company_name=form.company_name.data,
+        vat_number=form.vat_number.data,
+    )
+
+
+def _attach_error(form, error: services.AccountError) -> None:  # type: ignore[no-untyped-def]
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, _(str(error))]
+    else:
+        form.form_errors.append(_(str(error)))
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site relative paths are followed after login (no open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit(lambda: _limit("SIGNUP_RATE_LIMIT"), methods=["POST"])
+def signup():  # type: ignore[no-untyped-def]
+    form = SignupForm()
+    if request.method == "GET":
+        form.language.data = form.language.data or request.accept_languages.best_match(["nl", "fr", "en"]) or "en"
+    if form.validate_on_submit():
+        try:
+            _user, emails = services.register_driver(form.email.data, form.password.data, _profile_from(form))
+        except services.AccountError as error:
+            db.session.rollback()
+            _attach_error(form, error)
+        else:
+            db.session.commit()
+            services.send_pending(emails)
+            # Same page for new and already-known addresses: no account enumeration.
+            return render_template("portal/accounts/check_email.html", email=form.email.data)
+    return render_template("portal/accounts/signup.html", form=form)
+
+
+@bp.get("/confirm/<token>")
+def confirm(token: str):  # type: ignore[no-untyped-def]
+    user = services.confirm_email(token)
+    if user is None:
+        flash(_("This confirmation link is invalid or has expired. Request a new one below."), "error")
+        return redirect(url_for("accounts.resend_confirmation"))
+    db.session.commit()
+    flash(_("Your email address is confirmed. You can log in now."), "success")
+    return redirect(url_for("accounts.login"))
+
+
+@bp.route("/confirm", methods=["GET", "POST"])
+@limiter.limit(lambda: _limit("RESET_RATE_LIMIT"), methods=["POST"])
+def resend_confirmation():  # type: ignore[no-untyped-def]
+    form = EmailOnlyForm()
+    if form.validate_on_submit():
+        emails = services.resend_confirmation(form.email.data)
+        db.session.commit()
+        services.send_pending(emails)
+        flash(_("If an unconfirmed account exists for that address, we sent a new confirmation link."), "info")
+        return redirect(url_for("accounts.login"))
+    return render_template("portal/accounts/resend_confirmation.html", form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: _limit("LOGIN_RATE_LIMIT"), methods=["POST"])
+def login():  # type: ignore[no-untyped-def]
+    if current_user.is_authenticated:
+        return redirect(url_for("portal.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate(form.email.data, form.password.data)
+        except services.LoginRefused as refused:
+            db.session.rollback()
+            messages = {
+                "credentials": _("Email or password is not correct."),
+                "inactive": _("This account is closed. Contact support if you think this is a mistake."),
+                "unconfirmed": _("Please confirm your email address first. We can send you a new link."),
+            }
+            form.form_errors.append(messages[refused.reason])
+            return render_template("portal/accounts/login.html", form=form,
+                                   show_resend=refused.reason == "unconfirmed"), 200
+        db.session.commit()
+        login_user(user, remember=bool(form.remember.data))
+        if user.account is not None:
+            session["lang"] = user.account.language
+        target = _safe_next(request.args.get("next"))
+        return redirect(target or url_for("portal.index"))
+    return render_template("portal/accounts/login.html", form=form, show_resend=False)
+
+
+@bp.post("/logout")
+@login_required
+def logout():  # type: ignore[no-untyped-def]
+    logout_user()
+    flash(_("You are logged out."), "info")
+    return redirect(url_for("accounts.login"))
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+@limiter.limit(lambda: _limit("RESET_RATE_LIMIT"), methods=["POST"])
+def reset_request():  # type: ignore[no-untyped-def]
+    form = EmailOnlyForm()
+    if form.validate_on_submit():
+        emails = services.request_password_reset(form.email.data)
+        db.session.commit()
+        services.send_pending(emails)
+        flash(_("If an account exists for that address, we sent a link to reset the password."), "info")
+        return redirect(url_for("accounts.login"))
+    return render_template("portal/accounts/reset_request.html", form=form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(lambda: _limit("RESET_RATE_LIMIT"), methods=["POST"])
+def reset_password(token: str):  # type: ignore[no-untyped-def]
+    if services.user_for_reset_token(token) is None:
+        flash(_("This reset link is invalid, expired or already used. Request a new one."), "error")
+        return redirect(url_for("accounts.reset_request"))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.reset_password(token, form.password.data)
+        except services.AccountError as error:
+            db.session.rollback()
+            _attach_error(form, error)
+        else:
+            db.session.commit()
+            logout_user()
+            flash(_("Your password is changed. Log in with your new password."), "success")
+            return redirect(url_for("accounts.login"))
+    return render_template("portal/accounts/reset_password.html", form=form)
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@driver_required
+def profile():  # type: ignore[no-untyped-def]
+    account = current_user.account
+    form = ProfileForm(obj=account)
+    password_form = ChangePasswordForm(prefix="pw")
+    if form.submit.data and form.validate_on_submit():
+        try:
+            services.update_profile(current_user, _profile_from(form))
+        except services.AccountError as error:
+            db.session.rollback()
+            _attach_error(form, error)
+        else:
+            db.session.commit()
+            session["lang"] = account.language
+            flash(_("Your profile is saved."), "success")
+            return redirect(url_for("accounts.profile"))
+    return render_template("portal/accounts/profile.html", form=form, password_form=password_form)
+
+
+@bp.post("/profile/password")
+@driver_required
+def change_password():  # type: ignore[no-untyped-def]
+    form = ProfileForm(obj=current_user.account, formdata=None)
+    password_form = ChangePasswordForm(prefix="pw")
+    if password_form.validate_on_submit():
+        try:
+            services.change_password(current_user, password_form.current_password.data, password_form.password.data)
+        except services.AccountError as error:
+            db.session.rollback()
+            _attach_error(password_form, error)
+        else:
+            db.session.commit()
+            login_user(current_user._get_current_object())  # re-issue the session with the new version
+            flash(_("Your password is changed."), "success")
+            return redirect(url_for("accounts.profile"))
+    return render_template("portal/accounts/profile.html", form=form, password_form=password_form), 400

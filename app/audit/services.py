@@ -1,0 +1,57 @@
+"""Recording and reading the audit trail."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from app.audit.models import AuditEntry
+from app.extensions import db
+
+if TYPE_CHECKING:
+    from app.accounts.models import User
+
+SYSTEM_ACTOR = "system"
+
+
+def record(
+    action: str,
+    subject_type: str,
+    subject_id: object,
+    *,
+    actor: User | None = None,
+    actor_label: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append an audit entry in the caller's unit of work (flushed, committed by the caller)."""
+    entry = AuditEntry(
+        actor_user_id=actor.id if actor is not None else None,
+        actor_label=actor_label or (actor.email if actor is not None else SYSTEM_ACTOR),
+        action=action,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        reason=reason,
+        details=details,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    return entry
+
+
+def entries_for(subject_type: str, subject_id: object, limit: int = 100) -> list[AuditEntry]:
+    query = (
+        select(AuditEntry)
+        .where(AuditEntry.subject_type == subject_type, AuditEntry.subject_id == str(subject_id))
+        .order_by(AuditEntry.occurred_at.desc(), AuditEntry.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
+
+
+def recent(limit: int = 200, action: str | None = None) -> list[AuditEntry]:
+    query = select(AuditEntry).order_by(AuditEntry.occurred_at.desc(), AuditEntry.id.desc()).limit(limit)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    return list(db.session.scalars(query))

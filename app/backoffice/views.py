@@ -1,0 +1,46 @@
+"""Back office shell: a dashboard per role and the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from app.accounts.models import Account, Role, User
+from app.audit import services as audit_services
+from app.backoffice.access import staff_required
+from app.extensions import db
+
+bp = Blueprint("backoffice", __name__, url_prefix="/backoffice")
+
+
+@bp.get("/")
+@staff_required()
+def dashboard():  # type: ignore[no-untyped-def]
+    figures = {
+        "accounts": db.session.scalar(select(func.count(Account.id))),
+        "unconfirmed": db.session.scalar(
+            select(func.count(User.id)).where(User.role == Role.DRIVER, User.email_confirmed_at.is_(None))
+        ),
+    }
+    return render_template("backoffice/dashboard.html", figures=figures, role=current_user.role)
+
+
+@bp.get("/support")
+@staff_required(Role.SUPPORT)
+def support_home():  # type: ignore[no-untyped-def]
+    return render_template("backoffice/support/home.html")
+
+
+@bp.get("/finance/")
+@staff_required(Role.FINANCE)
+def finance_home():  # type: ignore[no-untyped-def]
+    return render_template("backoffice/finance/home.html")
+
+
+@bp.get("/admin/audit")
+@staff_required(Role.ADMIN)
+def audit_log():  # type: ignore[no-untyped-def]
+    action = request.args.get("action") or None
+    entries = audit_services.recent(limit=200, action=action)
+    return render_template("backoffice/admin/audit.html", entries=entries, action=action)

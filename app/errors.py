@@ -1,0 +1,118 @@
+"""One error dispatcher for every door (DESIGN.md §5).
+
+The same exception becomes an HTML page for the portal and back office, an RFC 9457 problem document for the
+JSON API and the Stripe webhook, and an OCPI envelope for roaming partners. Which one is decided by the URL
+prefix, so a view never formats its own errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.roaming.ocpi.envelope import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS, SERVER_ERROR, envelope
+
+log = logging.getLogger(__name__)
+
+JSON_PREFIXES = ("/api/", "/webhooks/")
+OCPI_PREFIX = "/ocpi"
+
+
+class OcpiError(Exception):
+    """An error answered in the OCPI envelope with a specific OCPI status code and HTTP status."""
+
+    def __init__(self, status_code: int, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.http_status = http_status
+
+
+def door_for_path(path: str) -> str:
+    if path == OCPI_PREFIX or path.startswith(OCPI_PREFIX + "/"):
+        return "ocpi"
+    if path.startswith(JSON_PREFIXES) or path in ("/api", "/webhooks"):
+        return "json"
+    return "html"
+
+
+def _ocpi_status_for_http(http_status: int) -> int:
+    if http_status >= 500:
+        return SERVER_ERROR
+    if http_status == 400:
+        return INVALID_OR_MISSING_PARAMETERS
+    return CLIENT_ERROR
+
+
+def _problem(http: HTTPException) -> dict[str, Any]:
+    problem: dict[str, Any] = {
+        "type": "about:blank",
+        "title": http.name,
+        "status": http.code,
+        "detail": http.description,
+    }
+    errors = getattr(http, "data", {}).get("messages") if hasattr(http, "data") else None
+    if errors:
+        problem["errors"] = errors
+    return problem
+
+
+def render_http_error(http: HTTPException) -> Response | tuple[Any, int]:
+    code = http.code or 500
+    door = door_for_path(request.path)
+    if door == "ocpi":
+        response = jsonify(envelope(status_code=_ocpi_status_for_http(code), status_message=http.description))
+        response.status_code = code
+        return response
+    if door == "json":
+        response = jsonify(_problem(http))
+        response.status_code = code
+        response.mimetype = "application/problem+json"
+        return response
+    titles = {
+        400: _("Bad request"),
+        401: _("Please log in"),
+        403: _("Access denied"),
+        404: _("Page not found"),
+        405: _("Method not allowed"),
+        429: _("Too many attempts"),
+        500: _("Something went wrong"),
+    }
+    explanations = {
+        400: _("The request could not be understood. Please go back and try again."),
+        403: _("You do not have access to this page."),
+        404: _("The page you asked for does not exist or is not yours."),
+        429: _("You tried this too often. Please wait a minute and try again."),
+        500: _("An unexpected error happened on our side. We have been notified."),
+    }
+    body = render_template(
+        "errors/error.html",
+        code=code,
+        title=titles.get(code, http.name),
+        explanation=explanations.get(code, http.description),
+    )
+    response = Response(body, status=code)
+    if code == 405 and isinstance(getattr(http, "valid_methods", None), list | tuple):
+        response.headers["Allow"] = ", ".join(http.valid_methods)
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException):  # type: ignore[no-untyped-def]
+        return render_http_error(error)
+
+    @app.errorhandler(OcpiError)
+    def handle_ocpi_error(error: OcpiError):  # type: ignore[no-untyped-def]
+        response = jsonify(envelope(status_code=error.status_code, status_message=error.message))
+        response.status_code = error.http_status
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return render_http_error(InternalServerError())

@@ -1,0 +1,59 @@
+"""Language choice and locale-aware formatting (Flask-Babel + Babel).
+
+The language is, in order: an explicit ``?lang=`` choice remembered in the session, the logged-in user's
+preferred language, the browser's ``Accept-Language``, English.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from babel.numbers import format_currency
+from flask import Flask, current_app, request, session
+from flask_babel import format_date, format_datetime, get_locale
+from flask_login import current_user
+
+from app.money import from_minor_units
+
+
+def supported_languages() -> tuple[str, ...]:
+    return tuple(current_app.config["LANGUAGES"])
+
+
+def select_locale() -> str:
+    languages = supported_languages()
+    chosen = request.args.get("lang")
+    if chosen in languages:
+        session["lang"] = chosen
+        return chosen
+    if session.get("lang") in languages:
+        return session["lang"]
+    if getattr(current_user, "is_authenticated", False) and current_user.preferred_language in languages:
+        return current_user.preferred_language
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def format_money(amount: Decimal | int, currency: str = "EUR", *, minor_units: bool = False) -> str:
+    """Format an amount for the current locale: 'EUR 12.34' in en, '€ 12,34' in nl, '12,34 €' in fr."""
+    value = from_minor_units(amount, currency) if minor_units else Decimal(amount)
+    return format_currency(value, currency, locale=str(get_locale()))
+
+
+def format_moment(moment: dt.datetime | None, style: str = "medium") -> str:
+    """A UTC datetime shown in the user's time zone and locale."""
+    return "" if moment is None else format_datetime(moment, style)
+
+
+def format_day(day: dt.date | None, style: str = "medium") -> str:
+    return "" if day is None else format_date(day, style)
+
+
+def register_template_helpers(app: Flask) -> None:
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["moment"] = format_moment
+    app.jinja_env.filters["day"] = format_day
+
+    @app.context_processor
+    def inject_locale() -> dict[str, object]:
+        return {"current_locale": str(get_locale()), "languages": supported_languages()}

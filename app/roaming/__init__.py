@@ -1,0 +1,1 @@
+"""Roaming: exchange with CPOs and hubs over OCPI."""

@@ -1,0 +1,1 @@
+"""OCPI protocol support; one subpackage per version (``v221``)."""

@@ -1,0 +1,101 @@
+"""Shared fixtures: one app per test session, each test inside a transaction that is rolled back.
+
+The schema is built by running the Alembic migrations (so every test run also proves they work), on SQLite by
+default and on PostgreSQL when ``TEST_DATABASE_URL`` points there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask, g, has_app_context
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from app import create_app
+from app.config import INSTANCE_DIR
+from app.extensions import db, limiter
+from tests.helpers import Mailbox
+
+
+def _reset_database(app: Flask) -> None:
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    with app.app_context():
+        if url.startswith("sqlite"):
+            db.engine.dispose()
+            Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        else:
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE"))
+                connection.execute(text("CREATE SCHEMA public"))
+        upgrade()
+        db.engine.dispose()
+
+
+class FreshGlobalsClient(FlaskClient):
+    """A test client whose every request starts with an empty ``g``.
+
+    In production each request gets its own app context. In tests the ``db_session`` fixture keeps one app
+    context open, and Flask reuses it for every request, so ``g`` (the logged-in user, the locale) would leak
+    from one request, or one client, into the next.
+    """
+
+    def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if has_app_context():
+            for name in list(vars(g)):
+                delattr(g, name)
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def app() -> Iterator[Flask]:
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    application = create_app("test")
+    application.test_client_class = FreshGlobalsClient
+    _reset_database(application)
+    yield application
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[object]:
+    """Run the test inside one outer transaction that is rolled back at the end.
+
+    The engine entries of Flask-SQLAlchemy are swapped for a connection holding that transaction, and sessions
+    join it through SAVEPOINTs, so code under test may commit and roll back as in production.
+    """
+    with app.app_context():
+        engines = db.engines
+        originals = dict(engines)
+        connection = originals[None].connect()
+        outer = connection.begin()
+        engines[None] = connection
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            outer.rollback()
+            connection.close()
+            engines.update(originals)
+
+
+@pytest.fixture
+def mailbox(app: Flask, tmp_path: Path) -> Iterator[Mailbox]:
+    previous = app.config["MAIL_OUTBOX_DIR"]
+    app.config["MAIL_OUTBOX_DIR"] = str(tmp_path / "outbox")
+    yield Mailbox(tmp_path / "outbox")
+    app.config["MAIL_OUTBOX_DIR"] = previous
+
+
+@pytest.fixture
+def client(app: Flask, db_session: object, mailbox: Mailbox) -> Iterator[FlaskClient]:
+    with app.app_context():
+        limiter.reset()
+    with app.test_client() as test_client:
+        yield test_client
+
+
