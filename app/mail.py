@@ -48,7 +48,9 @@ def send_message(message: EmailMessage) -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     path = outbox / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
     path.write_bytes(bytes(message))
-    log.info("mail to %s written to %s: %s\n%s", message["To"], path, message["Subject"], message.get_body(("plain",)).get_content())
+    body = message.get_body(("plain",))
+    log.info("mail to %s written to %s: %s\n%s", message["To"], path, message["Subject"],
+             body.get_content() if body is not None else "")
 
 
 def send_template(to: str, template: str, language: str, subject: str, **context: object) -> None:

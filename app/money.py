@@ -21,7 +21,7 @@ class MoneyError(ValueError):
 
 def to_decimal(value: Decimal | int | str) -> Decimal:
     """Convert an exact value to Decimal; floats are refused because they are not exact."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MoneyError(f"refusing inexact value {value!r}; pass a Decimal, int or str")
     try:
         result = Decimal(value)

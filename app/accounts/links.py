@@ -6,8 +6,8 @@ issued before a later reset) no longer verifies. A confirmation link carries the
 
 from __future__ import annotations
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 CONFIRM_SALT = "accounts.confirm-email"
 RESET_SALT = "accounts.reset-password"

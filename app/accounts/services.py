@@ -12,7 +12,6 @@ from flask import url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.audit.services import record as record_audit
 from app.accounts import links
 from app.accounts.models import LANGUAGES, SUPPORTED_COUNTRIES, Account, Role, User, normalize_email
 from app.accounts.passwords import (
@@ -22,7 +21,8 @@ from app.accounts.passwords import (
     needs_rehash,
     verify_password,
 )
-from app.accounts.vat_numbers import InvalidVatNumber, validate_vat_number
+from app.accounts.vat_numbers import InvalidVatNumberError, validate_vat_number
+from app.audit.services import record as record_audit
 from app.db import utcnow
 from app.extensions import db
 from app.mail import send_template
@@ -78,7 +78,7 @@ def _clean_profile(profile: DriverProfile) -> DriverProfile:
     if vat:
         try:
             vat = validate_vat_number(vat)
-        except InvalidVatNumber as exc:
+        except InvalidVatNumberError as exc:
             raise AccountError(str(exc), "vat_number") from exc
     return DriverProfile(
         full_name=profile.full_name.strip(),
@@ -166,7 +166,7 @@ def confirm_email(token: str) -> User | None:
     return user
 
 
-class LoginRefused(AccountError):
+class LoginRefusedError(AccountError):
     """Wrong credentials, inactive or unconfirmed user. ``reason`` tells the view which message to show."""
 
     def __init__(self, reason: str) -> None:
@@ -178,14 +178,14 @@ def authenticate(email: str, password: str) -> User:
     user = find_user_by_email(email)
     if user is None:
         burn_verification_time(password)
-        raise LoginRefused("credentials")
+        raise LoginRefusedError("credentials")
     if not verify_password(user.password_hash, password):
-        raise LoginRefused("credentials")
+        raise LoginRefusedError("credentials")
     # Only somebody who knows the password learns the account's state.
     if not user.active:
-        raise LoginRefused("inactive")
+        raise LoginRefusedError("inactive")
     if not user.is_confirmed:
-        raise LoginRefused("unconfirmed")
+        raise LoginRefusedError("unconfirmed")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()

@@ -17,7 +17,7 @@ _SHAPES = {
 }
 
 
-class InvalidVatNumber(ValueError):
+class InvalidVatNumberError(ValueError):
     pass
 
 
@@ -26,16 +26,16 @@ def normalize_vat_number(raw: str) -> str:
 
 
 def validate_vat_number(raw: str) -> str:
-    """Return the normalised number or raise :class:`InvalidVatNumber` with the reason."""
+    """Return the normalised number or raise :class:`InvalidVatNumberError` with the reason."""
     number = normalize_vat_number(raw)
     country = number[:2]
     shape = _SHAPES.get(country)
     if shape is None:
-        raise InvalidVatNumber(f"VAT numbers from {country or '?'} are not supported")
+        raise InvalidVatNumberError(f"VAT numbers from {country or '?'} are not supported")
     if not shape.match(number):
-        raise InvalidVatNumber(f"{number} does not have the shape of a {country} VAT number")
+        raise InvalidVatNumberError(f"{number} does not have the shape of a {country} VAT number")
     if country == "BE":
         digits = number[2:]
         if 97 - int(digits[:8]) % 97 != int(digits[8:]):
-            raise InvalidVatNumber(f"{number} fails the Belgian check digits")
+            raise InvalidVatNumberError(f"{number} fails the Belgian check digits")
     return number

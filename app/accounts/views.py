@@ -104,7 +104,7 @@ def login():  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         try:
             user = services.authenticate(form.email.data, form.password.data)
-        except services.LoginRefused as refused:
+        except services.LoginRefusedError as refused:
             db.session.rollback()
             messages = {
                 "credentials": _("Email or password is not correct."),
