@@ -1,0 +1,1 @@
+"""Payment methods through Stripe (customers, SetupIntents, saved cards and SEPA mandates)."""
