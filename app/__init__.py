@@ -75,13 +75,22 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.api.status import blp as api_status_blp
+    from app.backoffice.support import bp as support_bp
     from app.backoffice.views import bp as backoffice_bp
+    from app.cards.views import bp as cards_bp
     from app.extensions import api, csrf
+    from app.plans.views import bp as plans_bp
     from app.portal.views import bp as portal_bp
 
     app.register_blueprint(portal_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(backoffice_bp)
+    app.register_blueprint(support_bp)
+    from app.payments.views import bp as payments_bp
+
+    app.register_blueprint(payments_bp)
+    app.register_blueprint(cards_bp)
+    app.register_blueprint(plans_bp)
     # Machine doors authenticate with tokens or signatures, not cookies: no CSRF there.
     api.register_blueprint(api_status_blp)
     csrf.exempt(api_status_blp)
@@ -89,7 +98,13 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_cli(app: Flask) -> None:
     from app.accounts.cli import users_cli
+    from app.cards.cli import cards_cli
     from app.demo.cli import demo_cli
+    from app.plans.cli import plans_cli
+    from app.pricing.cli import pricing as pricing_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(cards_cli)
+    app.cli.add_command(plans_cli)
+    app.cli.add_command(pricing_cli)

@@ -91,6 +91,18 @@ class BaseConfig:
     COMPANY_COUNTRY_CODE = os.environ.get("COMPANY_COUNTRY_CODE", "BE")
     COMPANY_PARTY_ID = os.environ.get("COMPANY_PARTY_ID", "VLT")
 
+    # Stripe. STRIPE_API_BASE unset = real Stripe; "http://127.0.0.1:8420" = a local `localstripe` emulator,
+    # whose fake Stripe.js is served at <api_base>/js.stripe.com/v3/.
+    STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "sk_test_localstripe")
+    STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe")
+    STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or None
+    STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL") or (
+        f"{STRIPE_API_BASE.rstrip('/')}/js.stripe.com/v3/" if STRIPE_API_BASE else "https://js.stripe.com/v3/"
+    )
+    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or None
+    # A charge card can only be activated while the account has a valid payment method.
+    REQUIRE_PAYMENT_METHOD_FOR_ACTIVATION = _env_bool("REQUIRE_PAYMENT_METHOD_FOR_ACTIVATION", True)
+
     # JSON API (flask-smorest)
     API_TITLE = "Voltaro e-MSP API"
     API_VERSION = "v1"

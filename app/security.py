@@ -2,29 +2,51 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, current_app
 
 # Stripe.js must be loaded from Stripe's own domain (PCI rules forbid self-hosting it); nothing else is remote.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self' https://js.stripe.com",
-        "frame-src https://js.stripe.com https://hooks.stripe.com",
-        "connect-src 'self' https://api.stripe.com",
-        "img-src 'self' data: https://*.tile.openstreetmap.org",
-        "style-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+# Stripe's CSP guide also lists its *.js.stripe.com subdomains for scripts and frames.
+_CSP_DIRECTIVES: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'", "https://js.stripe.com", "https://*.js.stripe.com"],
+    "frame-src": ["https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com"],
+    "connect-src": ["'self'", "https://api.stripe.com"],
+    "img-src": ["'self'", "data:", "https://*.tile.openstreetmap.org"],
+    "style-src": ["'self'"],
+    "font-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+
+
+def _origin(url: str | None) -> str | None:
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
+def content_security_policy(config: dict) -> str:  # type: ignore[type-arg]
+    """The policy for this app: the defaults plus the configured Stripe.js / Stripe API origins (a local
+    localstripe emulator serves both from one origin)."""
+    directives = {name: list(sources) for name, sources in _CSP_DIRECTIVES.items()}
+    js_origin = _origin(config.get("STRIPE_JS_URL"))
+    api_origin = _origin(config.get("STRIPE_API_BASE"))
+    for name, origin in (("script-src", js_origin), ("frame-src", js_origin), ("connect-src", js_origin),
+                         ("frame-src", api_origin), ("connect-src", api_origin)):
+        if origin and origin not in directives[name]:
+            directives[name].append(origin)
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
+
+
+CONTENT_SECURITY_POLICY = content_security_policy({})
 
 
 def add_security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Content-Security-Policy", content_security_policy(current_app.config))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from app import create_app
 from app.config import INSTANCE_DIR
 from app.extensions import db, limiter
+from app.plans.services import seed_default_plans
 from tests.helpers import Mailbox
 
 
@@ -47,6 +48,9 @@ class FreshGlobalsClient(FlaskClient):
         if has_app_context():
             for name in list(vars(g)):
                 delattr(g, name)
+            # A request only ever sees committed work. Committing the test's setup here (a SAVEPOINT release
+            # inside the rolled-back outer transaction) also keeps a view's rollback from undoing it.
+            db.session.commit()
         return super().open(*args, **kwargs)
 
 
@@ -74,6 +78,8 @@ def db_session(app: Flask) -> Iterator[object]:
         engines[None] = connection
         db.session.remove()
         db.session.configure(join_transaction_mode="create_savepoint")
+        # Reference data every deployment has (`flask plans seed`).
+        seed_default_plans()
         try:
             yield db.session
         finally:

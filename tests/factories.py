@@ -41,3 +41,27 @@ def login(client, user: User, password: str = PASSWORD):  # type: ignore[no-unty
     response = submit_form(client, "/login", {"email": user.email, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)
     return response
+
+
+def stock_cards(count: int = 5, start: int = 1) -> list[tuple[int, str, str]]:
+    """Rows for ``import_stock``: 8-hex-digit UIDs and printed numbers."""
+    return [(n, f"{0x04A00000 + start + n:08X}", f"VLT-{start + n:06d}") for n in range(count)]
+
+
+def add_stock(count: int = 5, start: int = 1) -> None:
+    from app.cards.stock import import_stock
+
+    import_stock(stock_cards(count, start), batch=f"test-{start}")
+
+
+def give_payment_method(account, *, exp_year: int = 2099, method_type: str = "card"):  # type: ignore[no-untyped-def]
+    """A saved payment method as the Stripe flow would record it (the Stripe flow itself is tested elsewhere)."""
+    from app.payments.models import PaymentMethod
+
+    method = PaymentMethod(account_id=account.id, stripe_payment_method_id=f"pm_test_{account.id}_{next(_sequence)}",
+                           method_type=method_type, brand="visa" if method_type == "card" else None, last4="4242",
+                           exp_month=12 if method_type == "card" else None,
+                           exp_year=exp_year if method_type == "card" else None)
+    db.session.add(method)
+    db.session.flush()
+    return method

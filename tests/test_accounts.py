@@ -20,6 +20,7 @@ SIGNUP = {
     "city": "Amsterdam",
     "country": "NL",
     "language": "nl",
+    "plan": "payg",
     "accept_terms": "y",
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from app.accounts.models import SUPPORTED_COUNTRIES
@@ -56,8 +56,19 @@ class SignupForm(ProfileFields):
         validators=[DataRequired(), EqualTo("password", message=_l("The passwords do not match."))],
         render_kw={"autocomplete": "new-password"},
     )
+    plan = RadioField(_l("Plan"), validators=[DataRequired()], default="payg")
     accept_terms = BooleanField(_l("I accept the terms and conditions"), validators=[DataRequired()])
     submit = SubmitField(_l("Create account"))
+
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        from flask_babel import get_locale
+
+        from app.plans.services import current_plans
+
+        language = str(get_locale())
+        self.plan.choices = [(plan.code, plan.name_in(language)) for plan in current_plans() if plan.open_to_new]
 
 
 class ProfileForm(ProfileFields):

@@ -11,10 +11,10 @@ import datetime as dt
 import enum
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, func
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import TimestampMixin
+from app.db import TimestampMixin, utcnow
 from app.extensions import db
 
 
@@ -48,6 +48,8 @@ class Account(TimestampMixin, db.Model):
     users: Mapped[list[User]] = relationship(back_populates="account")
 
     __table_args__ = (
+        # Support searches names by prefix, case-insensitively (text_pattern_ops on PostgreSQL, see migration).
+        Index("ix_accounts_full_name_lower", func.lower(full_name)),
         CheckConstraint("language IN ('nl', 'fr', 'en')", name="language"),
         CheckConstraint("length(country) = 2", name="country"),
     )
@@ -80,6 +82,7 @@ class User(UserMixin, TimestampMixin, db.Model):
     account: Mapped[Account | None] = relationship(back_populates="users")
 
     __table_args__ = (
+        Index("ix_users_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint("role <> 'driver' OR account_id IS NOT NULL", name="driver_has_account"),
     )
@@ -115,8 +118,19 @@ class User(UserMixin, TimestampMixin, db.Model):
         return f"<User {self.id} {self.email} {self.role}>"
 
 
+class AccountNote(db.Model):
+    """A support note on an account (visible to staff only)."""
+
+    __tablename__ = "account_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author_label: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
-
-email_lower = func.lower

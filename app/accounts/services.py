@@ -22,10 +22,13 @@ from app.accounts.passwords import (
     verify_password,
 )
 from app.accounts.vat_numbers import InvalidVatNumberError, validate_vat_number
+from app.audit.services import Actor
 from app.audit.services import record as record_audit
 from app.db import utcnow
 from app.extensions import db
 from app.mail import send_template
+from app.plans import services as plan_services
+from app.plans.services import DEFAULT_PLAN_CODE
 
 
 class AccountError(ValueError):
@@ -101,7 +104,8 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
-def register_driver(email: str, password: str, profile: DriverProfile) -> tuple[User | None, list[PendingEmail]]:
+def register_driver(email: str, password: str, profile: DriverProfile,
+                    plan_code: str = DEFAULT_PLAN_CODE) -> tuple[User | None, list[PendingEmail]]:
     """Sign a driver up. Returns the new user (None if the email was taken) and the email to send.
 
     To avoid account enumeration the caller shows the same message either way; the owner of an existing
@@ -122,6 +126,9 @@ def register_driver(email: str, password: str, profile: DriverProfile) -> tuple[
                          "reset_url": url_for("accounts.reset_request", _external=True)},
             )
         ]
+    plan = plan_services.current_version(plan_code)
+    if plan is None:
+        raise AccountError("Choose one of the plans offered.", "plan")
     account = Account(**profile.__dict__)
     user = User(email=email, password_hash=hash_password(password), role=Role.DRIVER, account=account)
     db.session.add_all([account, user])
@@ -131,6 +138,10 @@ def register_driver(email: str, password: str, profile: DriverProfile) -> tuple[
     except IntegrityError:
         # A concurrent sign-up with the same email won the race: same answer as "already registered".
         return None, []
+    try:
+        plan_services.subscribe(account, plan, Actor.of(user))
+    except plan_services.PlanError as error:
+        raise AccountError(str(error), "plan") from error
     return user, [confirmation_email(user)]
 
 
@@ -264,6 +275,7 @@ def create_user(
     profile: DriverProfile | None = None,
     confirmed: bool = True,
     actor_label: str = "cli",
+    plan_code: str = DEFAULT_PLAN_CODE,
 ) -> User:
     """Create a user directly (operations, demo data): staff, or a driver with a profile."""
     email = normalize_email(email)
@@ -286,6 +298,10 @@ def create_user(
     db.session.add(user)
     db.session.flush()
     record_audit("user.create", "user", user.id, actor_label=actor_label, details={"role": str(role)})
+    if account is not None:
+        plan = plan_services.current_version(plan_code)
+        if plan is not None:
+            plan_services.subscribe(account, plan, Actor.system(actor_label))
     return user
 
 

@@ -59,7 +59,8 @@ def signup():  # type: ignore[no-untyped-def]
         form.language.data = form.language.data or request.accept_languages.best_match(["nl", "fr", "en"]) or "en"
     if form.validate_on_submit():
         try:
-            _user, emails = services.register_driver(form.email.data, form.password.data, _profile_from(form))
+            _user, emails = services.register_driver(form.email.data, form.password.data, _profile_from(form),
+                                                     plan_code=form.plan.data)
         except services.AccountError as error:
             db.session.rollback()
             _attach_error(form, error)

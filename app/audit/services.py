@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -12,7 +13,25 @@ from app.extensions import db
 if TYPE_CHECKING:
     from app.accounts.models import User
 
-SYSTEM_ACTOR = "system"
+SYSTEM_LABEL = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a logged-in user (driver or staff), the CLI, or the system itself."""
+
+    label: str
+    user_id: int | None = None
+    is_staff: bool = False
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(label=user.email, user_id=user.id, is_staff=user.is_staff)
+
+    @classmethod
+    def system(cls, label: str = SYSTEM_LABEL) -> Actor:
+        """Automated work (billing, expiry jobs, CLI operations) acts with staff powers."""
+        return cls(label=label, user_id=None, is_staff=True)
 
 
 def record(
@@ -20,15 +39,16 @@ def record(
     subject_type: str,
     subject_id: object,
     *,
-    actor: User | None = None,
+    actor: Actor | None = None,
     actor_label: str | None = None,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an audit entry in the caller's unit of work (flushed, committed by the caller)."""
+    actor = actor or Actor.system(actor_label or SYSTEM_LABEL)
     entry = AuditEntry(
-        actor_user_id=actor.id if actor is not None else None,
-        actor_label=actor_label or (actor.email if actor is not None else SYSTEM_ACTOR),
+        actor_user_id=actor.user_id,
+        actor_label=actor.label,
         action=action,
         subject_type=subject_type,
         subject_id=str(subject_id),

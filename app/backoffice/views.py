@@ -26,12 +26,6 @@ def dashboard():  # type: ignore[no-untyped-def]
     return render_template("backoffice/dashboard.html", figures=figures, role=current_user.role)
 
 
-@bp.get("/support")
-@staff_required(Role.SUPPORT)
-def support_home():  # type: ignore[no-untyped-def]
-    return render_template("backoffice/support/home.html")
-
-
 @bp.get("/finance/")
 @staff_required(Role.FINANCE)
 def finance_home():  # type: ignore[no-untyped-def]

@@ -94,10 +94,13 @@ class Card(db.Model):
     __table_args__ = (
         UniqueConstraint("uid", "token_type"),
         UniqueConstraint("contract_id"),
-        # Prefix search for support (uid / visual number / contract id) uses range scans on these.
-        Index("ix_cards_uid", "uid"),
-        Index("ix_cards_visual_number", "visual_number"),
-        CheckConstraint("status = 'ordered' OR (uid IS NOT NULL AND contract_id IS NOT NULL)", name="identified"),
+        # Prefix search for support (uid / visual number / contract id): LIKE 'prefix%' uses these on PostgreSQL
+        # whatever the database collation (text_pattern_ops compares byte-wise).
+        Index("ix_cards_uid", "uid", postgresql_ops={"uid": "text_pattern_ops"}),
+        Index("ix_cards_visual_number", "visual_number", postgresql_ops={"visual_number": "text_pattern_ops"}),
+        Index("ix_cards_contract_id_prefix", "contract_id", postgresql_ops={"contract_id": "text_pattern_ops"}),
+        CheckConstraint("status IN ('ordered', 'expired') OR (uid IS NOT NULL AND contract_id IS NOT NULL)",
+                        name="identified"),
         CheckConstraint("status <> 'blocked' OR block_reason IS NOT NULL", name="blocked_has_reason"),
     )
 

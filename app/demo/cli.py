@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from app.accounts import services
 from app.accounts.models import Role
 from app.extensions import db
+from app.plans.services import seed_default_plans
 
 demo_cli = AppGroup("demo", help="Demo data.")
 
@@ -33,6 +34,7 @@ DEMO_USERS = [
 @demo_cli.command("seed")
 def seed_command() -> None:
     """Create the demo driver, support, finance and admin users (idempotent)."""
+    seed_default_plans()
     click.echo("Demo users (email / password / role):")
     for email, role in DEMO_USERS:
         user = services.find_user_by_email(email)

@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import db, limiter
+from app.plans.services import seed_default_plans
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
@@ -53,6 +54,8 @@ def live_server(app: Flask, tmp_path: Path) -> Iterator[LiveServer]:
     live_app = create_app("test", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), SERVER_NAME=None)
     with live_app.app_context():
         limiter.reset()
+        seed_default_plans()
+        db.session.commit()
     server = LiveServer(live_app, tmp_path / "outbox")
     server.start()
     try:

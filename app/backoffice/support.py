@@ -1,0 +1,190 @@
+"""Support back office: account search, the account page, and audited actions on cards, plans and notes.
+
+Views only translate HTTP to service calls; every action needs the ``support`` role, a CSRF token and a
+reason, and lands in the audit log through the services it calls.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.accounts import search, support
+from app.accounts.models import Account, Role
+from app.accounts.services import AccountError, send_pending
+from app.audit.services import Actor, entries_for
+from app.backoffice.access import staff_required
+from app.cards import services as card_services
+from app.cards import stock
+from app.cards.forms import StaffBlockCardForm, StaffNoteForm
+from app.cards.lifecycle import TransitionError
+from app.cards.models import BlockReason, Card, CardStatus
+from app.db import utcnow
+from app.extensions import db
+from app.plans import services as plan_services
+from app.plans.models import Plan
+
+bp = Blueprint("support", __name__, url_prefix="/backoffice/support")
+
+
+def _actor() -> Actor:
+    return Actor.of(current_user)
+
+
+def _account_or_404(account_id: int) -> Account:
+    account = db.session.get(Account, account_id)
+    if account is None:
+        abort(404)
+    return account
+
+
+def _card_or_404(card_id: int) -> Card:
+    card = db.session.get(Card, card_id)
+    if card is None:
+        abort(404)
+    return card
+
+
+@bp.get("/")
+@staff_required(Role.SUPPORT)
+def home():  # type: ignore[no-untyped-def]
+    query = request.args.get("q", "")
+    hits = search.search_accounts(query) if query else []
+    return render_template("backoffice/support/home.html", query=query, hits=hits,
+                           too_short=bool(query) and len(query.strip()) < search.MIN_QUERY_LENGTH)
+
+
+@bp.get("/accounts/<int:account_id>")
+@staff_required(Role.SUPPORT)
+def account(account_id: int):  # type: ignore[no-untyped-def]
+    account = _account_or_404(account_id)
+    from app.payments.services import active_payment_method
+
+    now = utcnow()
+    return render_template(
+        "backoffice/support/account.html",
+        account=account,
+        user=support.driver_user(account),
+        cards=card_services.cards_of(account.id),
+        plan=plan_services.plan_at(account.id, now),
+        pending_plan=plan_services.pending_change(account.id, now),
+        plan_history=plan_services.history(account.id),
+        plans=plan_services.plans_open_to(account),
+        payment_method=active_payment_method(account.id),
+        notes=support.notes_of(account.id),
+        audit=entries_for("account", account.id, limit=30),
+        block_form=StaffBlockCardForm(prefix="block"),
+        note_form=StaffNoteForm(prefix="note"),
+    )
+
+
+def _back(account_id: int):  # type: ignore[no-untyped-def]
+    return redirect(url_for("support.account", account_id=account_id))
+
+
+def _run(account_id: int, action, success: str):  # type: ignore[no-untyped-def]
+    try:
+        action()
+    except (TransitionError, card_services.CardError, plan_services.PlanError, AccountError) as error:
+        db.session.rollback()
+        flash(_(str(error)), "error")
+        return _back(account_id)
+    db.session.commit()
+    flash(success, "success")
+    return _back(account_id)
+
+
+@bp.post("/cards/<int:card_id>/block")
+@staff_required(Role.SUPPORT)
+def block_card(card_id: int):  # type: ignore[no-untyped-def]
+    card = _card_or_404(card_id)
+    form = StaffBlockCardForm(prefix="block")
+    if not form.validate_on_submit():
+        flash(_("Give a reason and a note to block a card."), "error")
+        return _back(card.account_id)
+    return _run(card.account_id,
+                lambda: card_services.block_card(card, BlockReason(form.reason.data), _actor(), note=form.note.data),
+                _("Card blocked."))
+
+
+@bp.post("/cards/<int:card_id>/<any(unblock, replace, ship):action>")
+@staff_required(Role.SUPPORT)
+def card_action(card_id: int, action: str):  # type: ignore[no-untyped-def]
+    card = _card_or_404(card_id)
+    form = StaffNoteForm(prefix="note")
+    if not form.validate_on_submit():
+        flash(_("Every support action needs a reason."), "error")
+        return _back(card.account_id)
+    operations = {
+        "unblock": (lambda: card_services.unblock_card(card, _actor(), note=form.note.data), _("Card unblocked.")),
+        "replace": (lambda: card_services.replace_card(card, _actor(), note=form.note.data),
+                    _("Card replaced; the new card is ordered.")),
+        "ship": (lambda: card_services.ship_card(card, _actor()), _("Card shipped from stock.")),
+    }
+    operation, message = operations[action]
+    return _run(card.account_id, operation, message)
+
+
+@bp.post("/accounts/<int:account_id>/order-card")
+@staff_required(Role.SUPPORT)
+def order_card(account_id: int):  # type: ignore[no-untyped-def]
+    account = _account_or_404(account_id)
+    form = StaffNoteForm(prefix="note")
+    if not form.validate_on_submit():
+        flash(_("Every support action needs a reason."), "error")
+        return _back(account_id)
+    return _run(account_id, lambda: card_services.order_card(account, _actor()), _("Card ordered."))
+
+
+@bp.post("/accounts/<int:account_id>/plan")
+@staff_required(Role.SUPPORT)
+def change_plan(account_id: int):  # type: ignore[no-untyped-def]
+    account = _account_or_404(account_id)
+    form = StaffNoteForm(prefix="note")
+    plan_id = request.form.get("plan_id", "")
+    plan = db.session.get(Plan, int(plan_id)) if plan_id.isdigit() else None
+    if plan is None or not form.validate_on_submit():
+        flash(_("Choose a plan and give a reason."), "error")
+        return _back(account_id)
+    return _run(account_id, lambda: plan_services.change_plan(account, plan, _actor(), reason=form.note.data),
+                _("Plan changed."))
+
+
+@bp.post("/accounts/<int:account_id>/notes")
+@staff_required(Role.SUPPORT)
+def add_note(account_id: int):  # type: ignore[no-untyped-def]
+    account = _account_or_404(account_id)
+    form = StaffNoteForm(prefix="note")
+    if not form.validate_on_submit():
+        flash(_("A note cannot be empty."), "error")
+        return _back(account_id)
+    return _run(account_id, lambda: support.add_note(account, form.note.data, _actor()), _("Note added."))
+
+
+@bp.post("/accounts/<int:account_id>/resend-confirmation")
+@staff_required(Role.SUPPORT)
+def resend_confirmation(account_id: int):  # type: ignore[no-untyped-def]
+    account = _account_or_404(account_id)
+    form = StaffNoteForm(prefix="note")
+    if not form.validate_on_submit():
+        flash(_("Every support action needs a reason."), "error")
+        return _back(account_id)
+    try:
+        emails = support.resend_confirmation_by_staff(account, _actor(), form.note.data)
+    except AccountError as error:
+        db.session.rollback()
+        flash(_(str(error)), "error")
+        return _back(account_id)
+    db.session.commit()
+    send_pending(emails)
+    flash(_("Confirmation email sent again."), "success")
+    return _back(account_id)
+
+
+@bp.get("/stock")
+@staff_required(Role.SUPPORT)
+def stock_page():  # type: ignore[no-untyped-def]
+    waiting = db.session.query(Card).filter(Card.status == CardStatus.ORDERED).order_by(Card.ordered_at).limit(200)
+    return render_template("backoffice/support/stock.html", levels=stock.stock_levels(), waiting=list(waiting),
+                           form=StaffNoteForm(prefix="note"))

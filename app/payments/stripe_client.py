@@ -1,0 +1,55 @@
+"""The one place that turns app config into a configured Stripe client.
+
+We use an explicit ``stripe.StripeClient`` per app (not the module-level ``stripe.api_key``/``stripe.api_base``
+globals), so two apps in one process (the test app and a live-server app, or real Stripe and a localstripe
+emulator) never share settings. The client is cached per (key, base) and rebuilt when the config changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import stripe
+from flask import Flask, current_app
+
+# Stripe answers in well under a second; a stuck connection must not hold a worker for the library's 80 s default.
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 30
+# The library retries connection errors, 409s and 5xx with exponential back-off; POSTs carry an idempotency
+# key (ours, or one the library generates), so a retried create never creates twice.
+MAX_NETWORK_RETRIES = 2
+
+_EXTENSION_KEY = "stripe_client"
+
+
+def _build(api_key: str, api_base: str | None) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base} if api_base else None,
+        max_network_retries=MAX_NETWORK_RETRIES,
+        http_client=stripe.RequestsClient(timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)),
+    )
+
+
+def stripe_client(app: Flask | None = None) -> stripe.StripeClient:
+    """The Stripe client configured from ``app``'s config (``current_app`` by default)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    api_key = app.config["STRIPE_API_KEY"]
+    api_base = (app.config.get("STRIPE_API_BASE") or "").rstrip("/") or None
+    cached = app.extensions.get(_EXTENSION_KEY)
+    if cached is None or cached[0] != (api_key, api_base):
+        cached = ((api_key, api_base), _build(api_key, api_base))
+        app.extensions[_EXTENSION_KEY] = cached
+    return cached[1]
+
+
+def reset_stripe_client(app: Flask) -> None:
+    """Forget the cached client (after changing ``STRIPE_*`` config at runtime, e.g. in tests)."""
+    app.extensions.pop(_EXTENSION_KEY, None)
+
+
+def idempotency_key(*parts: object, unique: bool = False) -> str:
+    """An idempotency key from natural parts (``customer``, account id, …); ``unique=True`` appends a random
+    suffix for creates that are new on every call but must not double on a network retry."""
+    key = "emsp-" + "-".join(str(part) for part in parts)
+    return f"{key}-{uuid.uuid4().hex}" if unique else key

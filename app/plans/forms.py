@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, SubmitField
+from wtforms.validators import DataRequired
+
+
+class ChangePlanForm(FlaskForm):
+    plan_id = HiddenField(validators=[DataRequired()])
+    submit = SubmitField(_l("Choose this plan"))
