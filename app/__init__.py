@@ -81,6 +81,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.extensions import api, csrf
     from app.plans.views import bp as plans_bp
     from app.portal.views import bp as portal_bp
+    from app.roaming.ocpi.v221 import bp as ocpi_v221_bp
+    from app.roaming.ocpi.versions import bp as ocpi_versions_bp
 
     app.register_blueprint(portal_bp)
     app.register_blueprint(accounts_bp)
@@ -92,6 +94,10 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(cards_bp)
     app.register_blueprint(plans_bp)
     # Machine doors authenticate with tokens or signatures, not cookies: no CSRF there.
+    app.register_blueprint(ocpi_versions_bp)
+    app.register_blueprint(ocpi_v221_bp)
+    csrf.exempt(ocpi_versions_bp)
+    csrf.exempt(ocpi_v221_bp)
     api.register_blueprint(api_status_blp)
     csrf.exempt(api_status_blp)
 
@@ -102,9 +108,11 @@ def _register_cli(app: Flask) -> None:
     from app.demo.cli import demo_cli
     from app.plans.cli import plans_cli
     from app.pricing.cli import pricing as pricing_cli
+    from app.roaming.cli import load_commands as load_roaming_commands
 
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(cards_cli)
     app.cli.add_command(plans_cli)
     app.cli.add_command(pricing_cli)
+    app.cli.add_command(load_roaming_commands())

@@ -147,6 +147,11 @@ class ProductionConfig(BaseConfig):
             raise ConfigError(f"production refuses to start without: {', '.join(missing)}")
         if len(os.environ["SECRET_KEY"]) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        stripe_key = os.environ.get("STRIPE_API_KEY", "")
+        if not stripe_key or stripe_key.endswith("_localstripe"):
+            raise ConfigError("production needs a real STRIPE_API_KEY")
+        if not os.environ.get("STRIPE_WEBHOOK_SECRET"):
+            raise ConfigError("production needs STRIPE_WEBHOOK_SECRET to verify Stripe webhooks")
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

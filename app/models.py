@@ -5,3 +5,5 @@ from app.audit import models as audit_models  # noqa: F401
 from app.cards import models as cards_models  # noqa: F401
 from app.payments import models as payments_models  # noqa: F401
 from app.plans import models as plans_models  # noqa: F401
+from app.rating import models as rating_models  # noqa: F401
+from app.roaming import models as roaming_models  # noqa: F401

@@ -6,6 +6,7 @@ default and on PostgreSQL when ``TEST_DATABASE_URL`` points there.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,9 +56,13 @@ class FreshGlobalsClient(FlaskClient):
 
 
 @pytest.fixture(scope="session")
-def app() -> Iterator[Flask]:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     INSTANCE_DIR.mkdir(exist_ok=True)
-    application = create_app("test")
+    overrides = {}
+    if not os.environ.get("TEST_DATABASE_URL"):
+        # A private SQLite file per run, so parallel runs (several developers, CI) never share one.
+        overrides["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+    application = create_app("test", **overrides)
     application.test_client_class = FreshGlobalsClient
     _reset_database(application)
     yield application

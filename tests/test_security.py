@@ -61,7 +61,21 @@ def test_production_refuses_to_start_without_secrets(monkeypatch):
         create_app("production")
 
 
+def test_production_refuses_emulator_stripe_keys(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="STRIPE_API_KEY"):
+        create_app("production")
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_live_x")
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="STRIPE_WEBHOOK_SECRET"):
+        create_app("production")
+
+
 def test_production_uses_secure_cookies(monkeypatch):
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_live_x")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_x")
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
     monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)

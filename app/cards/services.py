@@ -144,7 +144,7 @@ def activate_card(account: Account, visual_number: str, actor: Actor) -> Card:
     if current_app.config.get("REQUIRE_PAYMENT_METHOD_FOR_ACTIVATION", True) and not has_valid_payment_method(
         account.id
     ):
-            raise CardError("Add a valid payment method before activating a card.")
+        raise CardError("Add a valid payment method before activating a card.")
     card = candidates[0]
     _change_status(card, CardStatus.ACTIVE, actor, action="card.activated")
     # A replacement becoming active retires nothing more: the old card was replaced when ordered.

@@ -14,7 +14,7 @@ from flask_login import current_user
 
 from app.extensions import db, limiter
 from app.payments import services
-from app.payments.models import PaymentMethod
+from app.payments.models import PaymentMethod, PaymentMethodStatus
 from app.portal.access import driver_required
 
 bp = Blueprint("payments", __name__)
@@ -50,6 +50,11 @@ def _describe(method: PaymentMethod) -> dict[str, Any]:
     return {"type": method.method_type, "label": label, "last4": method.last4, "expiry": expiry}
 
 
+def _json_object() -> dict[str, Any]:
+    payload = request.get_json(silent=True)
+    return payload if isinstance(payload, dict) else {}
+
+
 def _wants_json() -> bool:
     return request.is_json or request.accept_mimetypes.best == "application/json"
 
@@ -80,8 +85,7 @@ def payment_method():  # type: ignore[no-untyped-def]
 def create_setup_intent():  # type: ignore[no-untyped-def]
     """JSON: ``{"method_type": "card" | "sepa_debit"}`` → ``{client_secret, setup_intent_id, publishable_key}``.
     CSRF-protected through the ``X-CSRFToken`` header."""
-    payload = request.get_json(silent=True) or {}
-    method_type = payload.get("method_type") or request.form.get("method_type")
+    method_type = _json_object().get("method_type") or request.form.get("method_type")
     if method_type not in services.METHOD_TYPES:
         return jsonify(error=_("Choose a card or SEPA Direct Debit.")), 400
     account = current_user.account
@@ -103,7 +107,7 @@ def create_setup_intent():  # type: ignore[no-untyped-def]
 @limiter.limit("20 per minute")
 def confirm():  # type: ignore[no-untyped-def]
     """After Stripe.js confirmed the SetupIntent: form field or JSON key ``setup_intent``. Verified with Stripe."""
-    payload = (request.get_json(silent=True) or {}) if request.is_json else request.form
+    payload = _json_object() if request.is_json else request.form
     setup_intent_id = str(payload.get("setup_intent") or "")
     account = current_user.account
     try:
@@ -122,6 +126,10 @@ def confirm():  # type: ignore[no-untyped-def]
         db.session.commit()
     description = _describe(method)
     if _wants_json():
-        return jsonify(status="ok", payment_method=description, redirect=url_for("payments.payment_method"))
-    flash(_("Your payment method is saved: %(label)s.", label=description["label"]), "success")
+        return jsonify(status="ok", active=method.status == PaymentMethodStatus.ACTIVE, payment_method=description,
+                       redirect=url_for("payments.payment_method"))
+    if method.status != PaymentMethodStatus.ACTIVE:  # a replayed confirmation of an older, replaced method
+        flash(_("This payment method was replaced by a newer one."), "info")
+    else:
+        flash(_("Your payment method is saved: %(label)s.", label=description["label"]), "success")
     return redirect(url_for("payments.payment_method"))

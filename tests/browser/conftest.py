@@ -51,7 +51,8 @@ def _wipe_tables(app: Flask) -> None:
 @pytest.fixture
 def live_server(app: Flask, tmp_path: Path) -> Iterator[LiveServer]:
     # Same database as the rest of the suite (schema built by the session `app` fixture), own outbox.
-    live_app = create_app("test", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), SERVER_NAME=None)
+    live_app = create_app("test", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), SERVER_NAME=None,
+                          SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"])
     with live_app.app_context():
         limiter.reset()
         seed_default_plans()

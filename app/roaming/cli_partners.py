@@ -1,0 +1,3 @@
+"""``flask roaming ...`` commands (partners)."""
+
+from app.roaming.cli import roaming_cli  # noqa: F401

@@ -1,0 +1,3 @@
+"""``flask roaming ...`` commands (sync)."""
+
+from app.roaming.cli import roaming_cli  # noqa: F401

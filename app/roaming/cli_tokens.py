@@ -1,0 +1,3 @@
+"""``flask roaming ...`` commands (tokens)."""
+
+from app.roaming.cli import roaming_cli  # noqa: F401

@@ -1,0 +1,330 @@
+"""Roaming data: partners (CPOs and hubs), their locations and tariffs, sessions, CDRs, authorizations, token
+deliveries, commands and pull cursors.
+
+Natural keys follow OCPI: an object of a CPO is identified by (country_code, party_id, id). Every table that
+receives objects that may arrive twice has a unique constraint on that key, so a repeat is recognised.
+The full OCPI object is kept as JSON (``data``) next to the columns we query on, so nothing the partner sent
+is lost and the columns can grow with new features.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import utcnow
+from app.extensions import db
+
+COORDINATE = Numeric(10, 7)
+KWH = Numeric(14, 4)
+PRICE = Numeric(14, 4)
+
+
+def _enum(enum_class: type[enum.Enum], length: int = 24) -> Enum:
+    return Enum(enum_class, native_enum=False, length=length, validate_strings=True,
+                values_callable=lambda members: [member.value for member in members])
+
+
+class PartnerStatus(enum.StrEnum):
+    PENDING = "pending"        # token A handed out, not registered yet
+    REGISTERED = "registered"  # credentials exchanged, token C in use
+    SUSPENDED = "suspended"    # we stopped talking to them (or they unregistered)
+
+
+class Partner(db.Model):
+    """A roaming connection: one CPO directly, or one hub serving many parties."""
+
+    __tablename__ = "roaming_partners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    is_hub: Mapped[bool] = mapped_column(default=False)
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    status: Mapped[PartnerStatus] = mapped_column(_enum(PartnerStatus), default=PartnerStatus.PENDING)
+    # The token the partner uses to call us (token A before registration, our token C after), stored hashed:
+    # we only ever need to recognise it.
+    incoming_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The token we use to call them (their token B, or token C they issued when we registered with them).
+    outgoing_token: Mapped[str | None] = mapped_column(String(255))
+    # OCPI 2.2.1 says tokens are base64-encoded in the header; some peers still expect them raw.
+    send_base64_tokens: Mapped[bool] = mapped_column(default=True)
+    versions_url: Mapped[str | None] = mapped_column(String(500))
+    version: Mapped[str | None] = mapped_column(String(10))
+    endpoints: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{identifier, role, url}]
+    credentials: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # their last credentials object
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    registered_at: Mapped[dt.datetime | None]
+
+    parties: Mapped[list[PartnerParty]] = relationship(back_populates="partner", cascade="all, delete-orphan")
+
+    __table_args__ = (UniqueConstraint("country_code", "party_id"),)
+
+    def endpoint_url(self, identifier: str, role: str) -> str | None:
+        for endpoint in self.endpoints or []:
+            if endpoint.get("identifier") == identifier and endpoint.get("role") == role:
+                return endpoint.get("url")
+        return None
+
+
+class PartnerParty(db.Model):
+    """A party (country code + party id + role) reachable through a partner connection; a hub carries many."""
+
+    __tablename__ = "roaming_partner_parties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("roaming_partners.id", ondelete="CASCADE"), index=True)
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    role: Mapped[str] = mapped_column(String(10))  # CPO, EMSP, HUB, NAP, NSP, OTHER, SCSP
+    name: Mapped[str | None] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(20), default="CONNECTED")  # HubClientInfo ConnectionStatus
+    last_updated: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    partner: Mapped[Partner] = relationship(back_populates="parties")
+
+    __table_args__ = (UniqueConstraint("country_code", "party_id", "role"),)
+
+
+class Location(db.Model):
+    __tablename__ = "roaming_locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_partners.id", ondelete="SET NULL"), index=True)
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    ocpi_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str | None] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(String(255))
+    city: Mapped[str] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(3))
+    latitude: Mapped[Decimal] = mapped_column(COORDINATE)
+    longitude: Mapped[Decimal] = mapped_column(COORDINATE)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    operator_name: Mapped[str | None] = mapped_column(String(255))
+    publish: Mapped[bool] = mapped_column(default=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_updated: Mapped[dt.datetime] = mapped_column(index=True)
+
+    evses: Mapped[list[Evse]] = relationship(back_populates="location", cascade="all, delete-orphan",
+                                             order_by="Evse.id")
+
+    __table_args__ = (
+        UniqueConstraint("country_code", "party_id", "ocpi_id"),
+        # The finder searches by bounding box first.
+        Index("ix_roaming_locations_lat_lon", "latitude", "longitude"),
+    )
+
+
+class Evse(db.Model):
+    __tablename__ = "roaming_evses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("roaming_locations.id", ondelete="CASCADE"), index=True)
+    uid: Mapped[str] = mapped_column(String(36))
+    evse_id: Mapped[str | None] = mapped_column(String(48), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # AVAILABLE, CHARGING, ..., REMOVED
+    max_power_kw: Mapped[Decimal | None] = mapped_column(Numeric(10, 3))  # sanitised, see the importer
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_updated: Mapped[dt.datetime]
+
+    location: Mapped[Location] = relationship(back_populates="evses")
+    connectors: Mapped[list[Connector]] = relationship(back_populates="evse", cascade="all, delete-orphan",
+                                                       order_by="Connector.id")
+
+    __table_args__ = (UniqueConstraint("location_id", "uid"),)
+
+
+class Connector(db.Model):
+    __tablename__ = "roaming_connectors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evse_id: Mapped[int] = mapped_column(ForeignKey("roaming_evses.id", ondelete="CASCADE"), index=True)
+    connector_id: Mapped[str] = mapped_column(String(36))
+    standard: Mapped[str] = mapped_column(String(40))
+    format: Mapped[str] = mapped_column(String(10))
+    power_type: Mapped[str] = mapped_column(String(10))
+    max_voltage: Mapped[int]
+    max_amperage: Mapped[int]
+    max_electric_power: Mapped[int | None]
+    tariff_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_updated: Mapped[dt.datetime]
+
+    evse: Mapped[Evse] = relationship(back_populates="connectors")
+
+    __table_args__ = (UniqueConstraint("evse_id", "connector_id"),)
+
+
+class TariffVersion(db.Model):
+    """Every version of a CPO tariff we ever received (a CDR or a frozen session may refer to any of them)."""
+
+    __tablename__ = "roaming_tariff_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_partners.id", ondelete="SET NULL"))
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    ocpi_id: Mapped[str] = mapped_column(String(36))
+    currency: Mapped[str] = mapped_column(String(3))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_updated: Mapped[dt.datetime]
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[dt.datetime | None]  # the CPO deleted the tariff; kept for old sessions
+
+    __table_args__ = (
+        UniqueConstraint("country_code", "party_id", "ocpi_id", "last_updated"),
+        Index("ix_roaming_tariff_versions_key", "country_code", "party_id", "ocpi_id", "received_at"),
+    )
+
+
+class ChargingSession(db.Model):
+    __tablename__ = "roaming_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_partners.id", ondelete="SET NULL"))
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    ocpi_id: Mapped[str] = mapped_column(String(36))
+    card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id", ondelete="SET NULL"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    start_date_time: Mapped[dt.datetime]
+    end_date_time: Mapped[dt.datetime | None]
+    kwh: Mapped[Decimal] = mapped_column(KWH)
+    location_ocpi_id: Mapped[str] = mapped_column(String(36))
+    evse_uid: Mapped[str] = mapped_column(String(36))
+    connector_id: Mapped[str] = mapped_column(String(36))
+    currency: Mapped[str] = mapped_column(String(3))
+    # The tariff version in force when the session started: the driver is billed from it (price promise).
+    frozen_tariff_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_tariff_versions.id",
+                                                                    ondelete="RESTRICT"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_updated: Mapped[dt.datetime] = mapped_column(index=True)
+
+    __table_args__ = (UniqueConstraint("country_code", "party_id", "ocpi_id"),)
+
+
+class Cdr(db.Model):
+    __tablename__ = "roaming_cdrs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_partners.id", ondelete="RESTRICT"))
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    ocpi_id: Mapped[str] = mapped_column(String(39))
+    session_ocpi_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id", ondelete="SET NULL"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    token_uid: Mapped[str] = mapped_column(String(36))
+    start_date_time: Mapped[dt.datetime] = mapped_column(index=True)
+    end_date_time: Mapped[dt.datetime]
+    location_ocpi_id: Mapped[str] = mapped_column(String(36))
+    evse_uid: Mapped[str] = mapped_column(String(36))
+    country: Mapped[str] = mapped_column(String(3))  # where the charging took place (VAT)
+    currency: Mapped[str] = mapped_column(String(3))
+    total_energy: Mapped[Decimal] = mapped_column(KWH)
+    total_time: Mapped[Decimal] = mapped_column(Numeric(12, 6))
+    total_cost_excl_vat: Mapped[Decimal] = mapped_column(PRICE)
+    total_cost_incl_vat: Mapped[Decimal | None] = mapped_column(PRICE)
+    credit: Mapped[bool] = mapped_column(default=False)
+    credit_reference_id: Mapped[str | None] = mapped_column(String(39))
+    original_cdr_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_cdrs.id", ondelete="RESTRICT"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_updated: Mapped[dt.datetime] = mapped_column(index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+    __table_args__ = (
+        # "The same CDR twice is stored once": unique on the sending partner + the CPO's key.
+        UniqueConstraint("partner_id", "country_code", "party_id", "ocpi_id"),
+    )
+
+
+class Authorization(db.Model):
+    """Every real-time authorization we answered, with the reason (support sees these)."""
+
+    __tablename__ = "roaming_authorizations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_partners.id", ondelete="SET NULL"))
+    card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id", ondelete="SET NULL"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    token_uid: Mapped[str] = mapped_column(String(36))
+    token_type: Mapped[str] = mapped_column(String(20))
+    allowed: Mapped[str] = mapped_column(String(20))  # ALLOWED, BLOCKED, EXPIRED, NO_CREDIT, NOT_ALLOWED
+    reason: Mapped[str] = mapped_column(String(255))
+    authorization_reference: Mapped[str | None] = mapped_column(String(36))
+    location_references: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_roaming_authorizations_account_created", "account_id", "created_at"),)
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+
+
+class TokenDelivery(db.Model):
+    """One token update to one partner: pushed in order per token, retried with backoff until it lands."""
+
+    __tablename__ = "roaming_token_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_update_id: Mapped[int] = mapped_column(ForeignKey("token_updates.id", ondelete="CASCADE"))
+    partner_id: Mapped[int] = mapped_column(ForeignKey("roaming_partners.id", ondelete="CASCADE"))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("token_update_id", "partner_id"),
+        Index("ix_roaming_token_deliveries_due", "status", "next_attempt_at"),
+    )
+
+
+class Command(db.Model):
+    """A command we sent to a CPO (START_SESSION, STOP_SESSION, ...) and its asynchronous result."""
+
+    __tablename__ = "roaming_commands"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)  # in our response_url
+    partner_id: Mapped[int] = mapped_column(ForeignKey("roaming_partners.id", ondelete="RESTRICT"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id", ondelete="SET NULL"))
+    command: Mapped[str] = mapped_column(String(30))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    response_result: Mapped[str | None] = mapped_column(String(30))  # CommandResponse.result
+    response_timeout: Mapped[int | None]
+    result: Mapped[str | None] = mapped_column(String(30))  # CommandResult.result
+    result_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    timeout_at: Mapped[dt.datetime | None]
+    result_at: Mapped[dt.datetime | None]
+
+
+class PullCursor(db.Model):
+    """Where the pull client of a partner's Sender interface stands, so a failed sync resumes."""
+
+    __tablename__ = "roaming_pull_cursors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("roaming_partners.id", ondelete="CASCADE"))
+    module: Mapped[str] = mapped_column(String(20))
+    synced_until: Mapped[dt.datetime | None]  # date_from of the next incremental sync
+    run_started_at: Mapped[dt.datetime | None]  # the sync under way: its date_to
+    next_url: Mapped[str | None] = mapped_column(Text)  # page to fetch next when resuming
+    objects_received: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("partner_id", "module"),)

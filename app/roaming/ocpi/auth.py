@@ -1,0 +1,105 @@
+"""Who is calling: the partner behind ``Authorization: Token ...``, and which parties it may speak for.
+
+OCPI 2.2.1 sends the token base64-encoded; 2.1.1 peers and many 2.2 implementations send it raw. We accept
+both (tolerant in) and store only a SHA-256 of the tokens we issue.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+
+from flask import g, request
+from sqlalchemy import select
+
+from app.errors import OcpiError
+from app.extensions import db
+from app.roaming.models import Partner, PartnerParty, PartnerStatus
+from app.roaming.ocpi.envelope import CLIENT_ERROR
+
+ROUTING_HEADERS = ("OCPI-from-country-code", "OCPI-from-party-id", "OCPI-to-country-code", "OCPI-to-party-id")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh credentials token (printable, URL-safe, 256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def candidate_tokens(header_value: str | None) -> list[str]:
+    """The token as sent and, if it is valid base64 of printable text, decoded."""
+    if not header_value:
+        return []
+    scheme, _, value = header_value.strip().partition(" ")
+    if scheme.lower() != "token" or not value.strip():
+        return []
+    raw = value.strip()
+    candidates = [raw]
+    try:
+        decoded = base64.b64decode(raw, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return candidates
+    if decoded and decoded.isprintable() and decoded != raw:
+        candidates.append(decoded)
+    return candidates
+
+
+def encode_token(token: str, as_base64: bool) -> str:
+    return base64.b64encode(token.encode("utf-8")).decode("ascii") if as_base64 else token
+
+
+def find_partner(header_value: str | None) -> Partner | None:
+    hashes = [hash_token(token) for token in candidate_tokens(header_value)]
+    if not hashes:
+        return None
+    return db.session.scalar(select(Partner).where(Partner.incoming_token_hash.in_(hashes)))
+
+
+def current_partner(*, registered: bool = True) -> Partner:
+    """The calling partner, or HTTP 401. Module endpoints need a registered partner; credentials also accept
+    token A of a pending one."""
+    partner = getattr(g, "ocpi_partner", None)
+    if partner is None:
+        partner = find_partner(request.headers.get("Authorization"))
+        if partner is None or partner.status == PartnerStatus.SUSPENDED:
+            raise OcpiError(CLIENT_ERROR, "Unknown or missing token", http_status=401)
+        g.ocpi_partner = partner
+    if registered and partner.status != PartnerStatus.REGISTERED:
+        raise OcpiError(CLIENT_ERROR, "Register through the credentials module first", http_status=401)
+    return partner
+
+
+def parties_of(partner: Partner) -> set[tuple[str, str]]:
+    parties = {(partner.country_code.upper(), partner.party_id.upper())}
+    parties |= {(party.country_code.upper(), party.party_id.upper()) for party in partner.parties}
+    return parties
+
+
+def require_party(partner: Partner, country_code: str, party_id: str) -> tuple[str, str]:
+    """Refuse objects of a party the partner does not speak for (a CPO writing another CPO's locations).
+
+    A hub may speak for every party it has announced (credentials roles or HubClientInfo) and for the party in
+    the ``OCPI-from-*`` routing headers when that matches the object.
+    """
+    key = (country_code.upper(), party_id.upper())
+    if key in parties_of(partner):
+        return key
+    if partner.is_hub:
+        sender = (request.headers.get("OCPI-from-country-code", "").upper(),
+                  request.headers.get("OCPI-from-party-id", "").upper())
+        if sender == key:
+            _remember_hub_party(partner, *key)
+            return key
+    raise OcpiError(CLIENT_ERROR, f"Not allowed to write objects of party {key[0]}/{key[1]}", http_status=403)
+
+
+def _remember_hub_party(partner: Partner, country_code: str, party_id: str) -> None:
+    exists = any((p.country_code.upper(), p.party_id.upper()) == (country_code, party_id) for p in partner.parties)
+    if not exists:
+        partner.parties.append(PartnerParty(country_code=country_code, party_id=party_id, role="CPO"))
+        db.session.flush()

@@ -1,0 +1,130 @@
+"""Core of the fake CPO: a werkzeug WSGI app on a free loopback port with a route table."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import importlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+Handler = Callable[["FakeCpo", Request, dict[str, Any]], Response]
+HANDLER_MODULES = ("handshake", "sender", "receiver")
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeCpo:
+    """State of one fake CPO: its identity, tokens, data to serve, and everything it received."""
+
+    country_code: str = "NL"
+    party_id: str = "TCP"
+    name: str = "Test CPO"
+    token_a_for_emsp: str = "cpo-token-a"  # the token the e-MSP uses to register with us
+    accepted_tokens: set[str] = field(default_factory=lambda: {"cpo-token-a"})
+    emsp_credentials: dict[str, Any] | None = None  # what the e-MSP sent us in POST credentials
+    data: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # module -> objects to serve
+    received: list[Recorded] = field(default_factory=list)
+    misbehave: dict[str, Any] = field(default_factory=dict)  # switches read by handler modules
+    state: dict[str, Any] = field(default_factory=dict)  # scratch space for handler modules
+    base_url: str = ""
+    routes: list[tuple[Rule, Handler]] = field(default_factory=list)
+
+    def route(self, path: str, methods: list[str], handler: Handler) -> None:
+        self.routes.append((Rule(path, methods=methods, endpoint=str(len(self.routes))), handler))
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def requests_to(self, path_prefix: str, method: str | None = None) -> list[Recorded]:
+        return [r for r in self.received if r.path.startswith(path_prefix) and (method is None or r.method == method)]
+
+
+def envelope(data: Any = None, status_code: int = 1000, status_message: str | None = None,
+             http_status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"status_code": status_code,
+                            "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if data is not None:
+        body["data"] = data
+    if status_message:
+        body["status_message"] = status_message
+    return Response(json.dumps(body), status=http_status, mimetype="application/json", headers=headers or {})
+
+
+def token_of(request: Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "token" or not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode()
+    except ValueError:
+        return value
+
+
+class _WsgiApp:
+    def __init__(self, cpo: FakeCpo) -> None:
+        self.cpo = cpo
+        self.url_map = Map([rule for rule, _ in cpo.routes])
+        self.handlers = {rule.endpoint: handler for rule, handler in cpo.routes}
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        request = Request(environ)
+        body: Any = None
+        if request.data:
+            try:
+                body = json.loads(request.data)
+            except ValueError:
+                body = request.get_data(as_text=True)
+        self.cpo.received.append(Recorded(request.method, request.path, dict(request.args),
+                                          dict(request.headers), body))
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            endpoint, values = adapter.match()
+        except Exception:
+            return envelope(status_code=2000, status_message="no such route", http_status=404)(environ, start_response)
+        if token_of(request) not in self.cpo.accepted_tokens:
+            return envelope(status_code=2000, status_message="unknown token", http_status=401)(environ, start_response)
+        response = self.handlers[endpoint](self.cpo, request, {**values, "body": body})
+        return response(environ, start_response)
+
+
+class RunningCpo:
+    def __init__(self, cpo: FakeCpo) -> None:
+        self.cpo = cpo
+        for name in HANDLER_MODULES:
+            try:
+                module = importlib.import_module(f"tests.roaming.fake_cpo.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"tests.roaming.fake_cpo.{name}":
+                    raise
+                continue
+            module.install(cpo)
+        self.server = make_server("127.0.0.1", 0, _WsgiApp(cpo), threaded=True)
+        cpo.base_url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+def start_fake_cpo(**options: Any) -> RunningCpo:
+    """Start a fake CPO on a free loopback port; call ``.stop()`` when done."""
+    return RunningCpo(FakeCpo(**options))
