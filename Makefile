@@ -28,10 +28,21 @@ dev: $(VENV)/.dev-installed
 translations: venv
 	$(BIN)/pybabel compile --use-fuzzy -d app/translations -f -q
 
+STRIPE_EMULATOR_PORT ?= 8420
+
+# Without STRIPE_API_KEY the app talks to a local Stripe emulator (localstripe) started here and stopped with
+# the server; with real Stripe test keys in the environment it talks to Stripe.
 run: venv translations
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo seed
-	$(BIN)/flask run --host 127.0.0.1 --port 5000
+	@if [ -z "$$STRIPE_API_KEY" ]; then \
+	  $(BIN)/python app/payments/emulator.py $(STRIPE_EMULATOR_PORT) & emulator=$$!; \
+	  trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; \
+	  echo "Stripe emulator (localstripe) on http://127.0.0.1:$(STRIPE_EMULATOR_PORT)"; \
+	  STRIPE_API_BASE=http://127.0.0.1:$(STRIPE_EMULATOR_PORT) $(BIN)/flask run --host 127.0.0.1 --port 5000; \
+	else \
+	  $(BIN)/flask run --host 127.0.0.1 --port 5000; \
+	fi
 
 lint: dev
 	$(BIN)/ruff check app tests bench wsgi.py

@@ -103,7 +103,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
-    from app.accounts.cli import users_cli
+    from app.accounts.cli import accounts_cli, users_cli
     from app.cards.cli import cards_cli
     from app.demo.cli import demo_cli
     from app.plans.cli import plans_cli
@@ -111,6 +111,7 @@ def _register_cli(app: Flask) -> None:
     from app.roaming.cli import load_commands as load_roaming_commands
 
     app.cli.add_command(users_cli)
+    app.cli.add_command(accounts_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(cards_cli)
     app.cli.add_command(plans_cli)

@@ -103,6 +103,11 @@ class BaseConfig:
     # A charge card can only be activated while the account has a valid payment method.
     REQUIRE_PAYMENT_METHOD_FOR_ACTIVATION = _env_bool("REQUIRE_PAYMENT_METHOD_FOR_ACTIVATION", True)
 
+    # Invoices and the identity on them are kept this many years after an account closes (NL 7, BE 10).
+    RETENTION_YEARS_BY_COUNTRY = {"NL": 7, "BE": 10}
+    RETENTION_YEARS_DEFAULT = 10
+    BILLING_TIMEZONE = os.environ.get("BILLING_TIMEZONE", "Europe/Brussels")
+
     # JSON API (flask-smorest)
     API_TITLE = "Voltaro e-MSP API"
     API_VERSION = "v1"

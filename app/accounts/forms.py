@@ -110,3 +110,11 @@ class ChangePasswordForm(FlaskForm):
         render_kw={"autocomplete": "new-password"},
     )
     submit = SubmitField(_l("Change password"))
+
+
+class CloseAccountForm(FlaskForm):
+    password = PasswordField(_l("Your password"), validators=[DataRequired()],
+                             render_kw={"autocomplete": "current-password"})
+    confirm = BooleanField(_l("I understand that my cards stop working at once and my account cannot be reopened"),
+                           validators=[DataRequired()])
+    submit = SubmitField(_l("Close my account"))

@@ -44,6 +44,9 @@ class Account(TimestampMixin, db.Model):
     language: Mapped[str] = mapped_column(String(2), default="en")
     company_name: Mapped[str | None] = mapped_column(String(200))
     vat_number: Mapped[str | None] = mapped_column(String(20))
+    # Closing keeps the billing identity for the legal retention period, then anonymises it.
+    closed_at: Mapped[dt.datetime | None]
+    anonymised_at: Mapped[dt.datetime | None]
 
     users: Mapped[list[User]] = relationship(back_populates="account")
 

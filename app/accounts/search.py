@@ -35,7 +35,7 @@ def _prefix(value: str) -> str:
 
 def search_accounts(query: str, limit: int = MAX_RESULTS) -> list[SearchHit]:
     text = query.strip()
-    if len(text) < MIN_QUERY_LENGTH:
+    if len(text) < MIN_QUERY_LENGTH and not text.isdigit():
         return []
     hits: dict[int, SearchHit] = {}
 

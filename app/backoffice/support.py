@@ -6,14 +6,16 @@ reason, and lands in the audit log through the services it calls.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+import json
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.accounts import search, support
+from app.accounts import closure, search, support
 from app.accounts.models import Account, Role
 from app.accounts.services import AccountError, send_pending
-from app.audit.services import Actor, entries_for
+from app.audit.services import Actor, entries_for, record
 from app.backoffice.access import staff_required
 from app.cards import services as card_services
 from app.cards import stock
@@ -52,7 +54,8 @@ def home():  # type: ignore[no-untyped-def]
     query = request.args.get("q", "")
     hits = search.search_accounts(query) if query else []
     return render_template("backoffice/support/home.html", query=query, hits=hits,
-                           too_short=bool(query) and len(query.strip()) < search.MIN_QUERY_LENGTH)
+                           too_short=bool(query) and len(query.strip()) < search.MIN_QUERY_LENGTH
+                           and not query.strip().isdigit())
 
 
 @bp.get("/accounts/<int:account_id>")
@@ -86,7 +89,8 @@ def _back(account_id: int):  # type: ignore[no-untyped-def]
 def _run(account_id: int, action, success: str):  # type: ignore[no-untyped-def]
     try:
         action()
-    except (TransitionError, card_services.CardError, plan_services.PlanError, AccountError) as error:
+    except (TransitionError, card_services.CardError, plan_services.PlanError, AccountError,
+            closure.ClosureError) as error:
         db.session.rollback()
         flash(_(str(error)), "error")
         return _back(account_id)
@@ -180,6 +184,30 @@ def resend_confirmation(account_id: int):  # type: ignore[no-untyped-def]
     send_pending(emails)
     flash(_("Confirmation email sent again."), "success")
     return _back(account_id)
+
+
+@bp.post("/accounts/<int:account_id>/close")
+@staff_required(Role.SUPPORT)
+def close_account(account_id: int):  # type: ignore[no-untyped-def]
+    account = _account_or_404(account_id)
+    form = StaffNoteForm(prefix="note")
+    if not form.validate_on_submit():
+        flash(_("Every support action needs a reason."), "error")
+        return _back(account_id)
+    return _run(account_id, lambda: closure.close_account(account, _actor(), reason=form.note.data),
+                _("Account closed; all cards are blocked."))
+
+
+@bp.get("/accounts/<int:account_id>/export.json")
+@staff_required(Role.SUPPORT)
+def export_account(account_id: int):  # type: ignore[no-untyped-def]
+    """A data-access request handled by support (e.g. by post); the export itself is audited."""
+    account = _account_or_404(account_id)
+    data = closure.export_account_data(account)
+    record("account.export", "account", account.id, actor=_actor(), reason="data access request")
+    db.session.commit()
+    return Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="account-{account.id:08d}.json"'})
 
 
 @bp.get("/stock")

@@ -45,4 +45,24 @@ def seed_command() -> None:
         else:
             state = "exists, password unchanged"
         click.echo(f"  {email:<24} {DEMO_PASSWORD:<18} {role.value:<8} ({state})")
+    _seed_cards()
     db.session.commit()
+
+
+def _seed_cards() -> None:
+    """A stock of demo cards, and one active card for the demo driver (once)."""
+    from app.audit.services import Actor
+    from app.cards import services as card_services
+    from app.cards import stock
+
+    if stock.stock_levels().available + stock.stock_levels().assigned == 0:
+        rows = [(n, f"04DE{n:04X}", f"VLT-DEMO-{n:04d}") for n in range(1, 101)]
+        stock.import_stock(rows, batch="demo")
+        click.echo("Imported 100 demo cards into stock.")
+    driver = services.find_user_by_email("driver@example.com")
+    if driver is not None and not card_services.cards_of(driver.account.id):
+        actor = Actor.system("demo-seed")
+        card = card_services.order_card(driver.account, actor, label="Demo card")
+        card_services.ship_card(card, actor)
+        card_services.activate_by_operations(card, actor)
+        click.echo(f"Demo driver's card: {card.visual_number} ({card.contract_id}), active.")

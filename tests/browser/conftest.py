@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,22 +49,33 @@ def _wipe_tables(app: Flask) -> None:
         db.session.commit()
 
 
-@pytest.fixture
-def live_server(app: Flask, tmp_path: Path) -> Iterator[LiveServer]:
-    # Same database as the rest of the suite (schema built by the session `app` fixture), own outbox.
+def make_live_app(app: Flask, tmp_path: Path, **overrides: object) -> Flask:
+    """An app for a live server: the suite's database (schema built by the session ``app``), its own outbox,
+    the standard plans committed."""
     live_app = create_app("test", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), SERVER_NAME=None,
-                          SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"])
+                          SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"], **overrides)
     with live_app.app_context():
         limiter.reset()
         seed_default_plans()
         db.session.commit()
-    server = LiveServer(live_app, tmp_path / "outbox")
+    return live_app
+
+
+@contextmanager
+def running(live_app: Flask, outbox: Path) -> Iterator[LiveServer]:
+    server = LiveServer(live_app, outbox)
     server.start()
     try:
         yield server
     finally:
         server.stop()
         _wipe_tables(live_app)
+
+
+@pytest.fixture
+def live_server(app: Flask, tmp_path: Path) -> Iterator[LiveServer]:
+    with running(make_live_app(app, tmp_path), tmp_path / "outbox") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from app import create_app
-from app.extensions import db, limiter
-from tests.browser.conftest import LiveServer, _wipe_tables
+from app.extensions import db
+from tests.browser.conftest import LiveServer, make_live_app, running
 from tests.factories import PASSWORD, make_user
 from tests.payments.emulator import LocalStripe, localstripe
 
@@ -24,17 +23,8 @@ FORM_SCREENSHOT = Path("/tmp/payment_method_form.png")
 @pytest.fixture
 def stripe_live_server(app: Flask, localstripe: LocalStripe, tmp_path: Path) -> Iterator[LiveServer]:
     """Like the ``live_server`` fixture, with the app pointed at the localstripe emulator."""
-    live_app = create_app("test", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), SERVER_NAME=None,
-                          **localstripe.config())
-    with live_app.app_context():
-        limiter.reset()
-    server = LiveServer(live_app, tmp_path / "outbox")
-    server.start()
-    try:
+    with running(make_live_app(app, tmp_path, **localstripe.config()), tmp_path / "outbox") as server:
         yield server
-    finally:
-        server.stop()
-        _wipe_tables(live_app)
 
 
 def test_driver_adds_a_card_with_stripe_js(stripe_live_server, page):

@@ -19,7 +19,7 @@ from flask import Flask
 
 from app.payments.stripe_client import reset_stripe_client
 
-RUNNER = Path(__file__).with_name("run_localstripe.py")
+RUNNER = Path(__file__).resolve().parents[2] / "app" / "payments" / "emulator.py"
 START_TIMEOUT_SECONDS = 20
 API_KEY = "sk_test_localstripe"
 PUBLISHABLE_KEY = "pk_test_localstripe"

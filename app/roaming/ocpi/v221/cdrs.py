@@ -1,3 +1,45 @@
-"""OCPI 2.2.1 cdrs module (e-MSP side). Routes are added to the shared blueprint."""
+"""OCPI 2.2.1 CDRs, Receiver interface: ``POST /ocpi/2.2.1/cdrs`` and ``GET`` by the URL we hand out."""
 
-from app.roaming.ocpi.v221.blueprint import bp  # noqa: F401
+from __future__ import annotations
+
+from flask import Response, url_for
+
+from app.errors import OcpiError
+from app.extensions import db
+from app.roaming import cdrs
+from app.roaming.models import Cdr
+from app.roaming.ocpi.auth import current_partner, require_party
+from app.roaming.ocpi.envelope import CLIENT_ERROR
+from app.roaming.ocpi.responses import ocpi_response
+from app.roaming.ocpi.v221.blueprint import bp
+from app.roaming.payload import load_json_object
+
+
+def _cdr_url(cdr: Cdr) -> str:
+    return url_for("ocpi_v221.get_cdr", cdr_id=cdr.id, _external=True)
+
+
+@bp.post("/cdrs")
+@bp.post("/cdrs/")
+def post_cdr() -> Response:
+    partner = current_partner()
+    data = load_json_object()
+    country_code, party_id = data.get("country_code"), data.get("party_id")
+    if isinstance(country_code, str) and isinstance(party_id, str):
+        require_party(partner, country_code, party_id)  # missing fields are named by store_cdr below
+    cdr, _created = cdrs.store_cdr(partner, data)
+    db.session.commit()
+    response = ocpi_response()
+    # mod_cdrs §POST: the Location header points at the stored CDR, also when this was a repeat.
+    response.headers["Location"] = _cdr_url(cdr)
+    return response
+
+
+@bp.get("/cdrs/<int:cdr_id>")
+def get_cdr(cdr_id: int) -> Response:
+    partner = current_partner()
+    cdr = db.session.get(Cdr, cdr_id)
+    # Only the partner that sent a CDR may read it back; others get the same 404 as for a missing one.
+    if cdr is None or cdr.partner_id != partner.id:
+        raise OcpiError(CLIENT_ERROR, f"Unknown CDR {cdr_id}", http_status=404)
+    return ocpi_response(cdrs.cdr_object(cdr))

@@ -1,3 +1,82 @@
-"""OCPI 2.2.1 credentials module (e-MSP side). Routes are added to the shared blueprint."""
+"""OCPI 2.2.1 credentials module (credentials.asciidoc): a partner registers with us, rotates its token, and
+unregisters. The handshake logic lives in :mod:`app.roaming.handshake`; this file is only the HTTP door."""
 
-from app.roaming.ocpi.v221.blueprint import bp  # noqa: F401
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+
+from app.errors import OcpiError
+from app.extensions import db
+from app.roaming import handshake
+from app.roaming.models import Partner
+from app.roaming.ocpi.auth import candidate_tokens, current_partner, hash_token
+from app.roaming.ocpi.envelope import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS
+from app.roaming.ocpi.responses import ocpi_response
+from app.roaming.ocpi.v221.blueprint import bp
+from app.roaming.partners import PartnerError, our_credentials
+
+
+def _ocpi_error(error: PartnerError) -> OcpiError:
+    return OcpiError(error.status_code, error.message, error.http_status)
+
+
+def _body() -> Any:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, "body: expected a Credentials JSON object")
+    return body
+
+
+def _token_used(partner: Partner) -> str:
+    """The caller's token as it matched (raw or base64-decoded): we only keep its hash, so this is the one
+    place we can read it back."""
+    for token in candidate_tokens(request.headers.get("Authorization")):
+        if hash_token(token) == partner.incoming_token_hash:
+            return token
+    raise OcpiError(CLIENT_ERROR, "Unknown or missing token", 401)
+
+
+@bp.route("/credentials", methods=["GET"])
+def get_credentials() -> Response:
+    """Our credentials object for the caller: the token it authenticated with (we store no plain token C)."""
+    partner = current_partner(registered=False)
+    return ocpi_response(our_credentials(_token_used(partner), handshake.our_versions_url()))
+
+
+@bp.route("/credentials", methods=["POST"])
+def register_credentials() -> Response:
+    partner = current_partner(registered=False)
+    try:
+        token_c = handshake.accept_registration(partner, _body)
+    except PartnerError as error:
+        db.session.rollback()
+        raise _ocpi_error(error) from error
+    answer = our_credentials(token_c, handshake.our_versions_url())
+    db.session.commit()
+    return ocpi_response(answer)
+
+
+@bp.route("/credentials", methods=["PUT"])
+def update_credentials() -> Response:
+    partner = current_partner(registered=False)
+    try:
+        token_c = handshake.accept_update(partner, _body)
+    except PartnerError as error:
+        db.session.rollback()
+        raise _ocpi_error(error) from error
+    answer = our_credentials(token_c, handshake.our_versions_url())
+    db.session.commit()
+    return ocpi_response(answer)
+
+
+@bp.route("/credentials", methods=["DELETE"])
+def delete_credentials() -> Response:
+    partner = current_partner(registered=False)
+    try:
+        handshake.accept_unregistration(partner)
+    except PartnerError as error:
+        raise _ocpi_error(error) from error
+    db.session.commit()
+    return ocpi_response()

@@ -1,3 +1,55 @@
-"""OCPI 2.2.1 sessions module (e-MSP side). Routes are added to the shared blueprint."""
+"""OCPI 2.2.1 Sessions, Receiver interface: ``/ocpi/2.2.1/sessions/{country_code}/{party_id}/{session_id}``."""
 
-from app.roaming.ocpi.v221.blueprint import bp  # noqa: F401
+from __future__ import annotations
+
+from flask import Response
+
+from app.errors import OcpiError
+from app.extensions import db
+from app.roaming import sessions
+from app.roaming.ocpi.auth import current_partner, require_party
+from app.roaming.ocpi.envelope import CLIENT_ERROR
+from app.roaming.ocpi.responses import ocpi_response
+from app.roaming.ocpi.v221.blueprint import bp
+from app.roaming.payload import load_json_object
+
+SESSION_URL = "/sessions/<country_code>/<party_id>/<session_id>"
+
+
+def _unknown(session_id: str) -> OcpiError:
+    return OcpiError(CLIENT_ERROR, f"Unknown session {session_id}", http_status=404)
+
+
+@bp.get(SESSION_URL)
+def get_session(country_code: str, party_id: str, session_id: str) -> Response:
+    partner = current_partner()
+    require_party(partner, country_code, party_id)
+    session = sessions.find_session(country_code, party_id, session_id)
+    if session is None:
+        raise _unknown(session_id)
+    return ocpi_response(sessions.session_object(session))
+
+
+@bp.put(SESSION_URL)
+def put_session(country_code: str, party_id: str, session_id: str) -> Response:
+    partner = current_partner()
+    require_party(partner, country_code, party_id)
+    data = load_json_object()
+    sessions.check_key(data, country_code, party_id, session_id)
+    # The URL is authoritative for the key; tolerate a body that omits it.
+    data = {**data, "country_code": data.get("country_code") or country_code,
+            "party_id": data.get("party_id") or party_id, "id": data.get("id") or session_id}
+    sessions.store_session(partner, data)
+    db.session.commit()
+    return ocpi_response()
+
+
+@bp.patch(SESSION_URL)
+def patch_session(country_code: str, party_id: str, session_id: str) -> Response:
+    partner = current_partner()
+    require_party(partner, country_code, party_id)
+    session = sessions.patch_session(partner, country_code, party_id, session_id, load_json_object())
+    if session is None:
+        raise _unknown(session_id)
+    db.session.commit()
+    return ocpi_response()

@@ -1,3 +1,38 @@
-"""OCPI 2.2.1 versions module (e-MSP side). Routes are added to the shared blueprint."""
+"""OCPI 2.2.1 version details (``GET /ocpi/2.2.1``): the modules we implement, with the interface role each
+plays on our side (we are an e-MSP: receiver of the CPO's data, sender of tokens and commands)."""
 
-from app.roaming.ocpi.v221.blueprint import bp  # noqa: F401
+from __future__ import annotations
+
+from flask import Response, url_for
+
+from app.roaming.ocpi.auth import current_partner
+from app.roaming.ocpi.responses import ocpi_response
+from app.roaming.ocpi.v221.blueprint import bp
+
+VERSION = "2.2.1"
+
+# (ModuleID, InterfaceRole). Credentials is listed as both: the spec advises SENDER for one's own credentials
+# endpoint, and some peers look it up as RECEIVER.
+OUR_ENDPOINTS = (
+    ("credentials", "SENDER"),
+    ("credentials", "RECEIVER"),
+    ("locations", "RECEIVER"),
+    ("tariffs", "RECEIVER"),
+    ("sessions", "RECEIVER"),
+    ("cdrs", "RECEIVER"),
+    ("tokens", "SENDER"),
+    ("commands", "SENDER"),
+    ("hubclientinfo", "RECEIVER"),
+)
+
+
+def endpoint_list() -> list[dict[str, str]]:
+    base = url_for("ocpi_v221.version_details", _external=True).rstrip("/")
+    return [{"identifier": identifier, "role": role, "url": f"{base}/{identifier}"}
+            for identifier, role in OUR_ENDPOINTS]
+
+
+@bp.route("", methods=["GET"], strict_slashes=False)
+def version_details() -> Response:
+    current_partner(registered=False)
+    return ocpi_response({"version": VERSION, "endpoints": endpoint_list()})

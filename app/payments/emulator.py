@@ -1,10 +1,11 @@
-"""Run localstripe's aiohttp app on a loopback port, in memory only.
+"""Run localstripe (a Stripe API emulator) on a loopback port, in memory only: the embedded default for
+``make run`` and the emulator the tests start.
 
 ``python -m localstripe`` listens on every interface and pickles its store to the shared
 ``/tmp/localstripe.pickle`` after each write (and reloads it at start), which would leak state between
 concurrent test runs; this runner binds 127.0.0.1 and keeps the store in memory.
 
-Usage: python tests/payments/run_localstripe.py PORT
+Usage: python -m app.payments.emulator PORT
 """
 
 from __future__ import annotations

@@ -1,0 +1,129 @@
+"""Charge detail records received from CPOs (mod_cdrs, we are the Receiver) and read by the pull client.
+
+A CDR is the sealed record we bill from, so it is stored exactly once and never changed: the natural key is
+(sending partner, country_code, party_id, id) with a unique constraint. A repeat (a CPO retry after a lost
+response, or the same CDR through push and pull) is recognised and answered as a success with the same URL.
+
+Money is never a float: amounts go from the JSON text to ``Decimal`` columns (see ``app.roaming.payload``).
+This module only stores; rating (CPO cost, our fees, VAT) is wired by the billing side on top of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.roaming.models import Cdr, Partner
+from app.roaming.payload import (
+    InvalidObject,
+    jsonable,
+    optional_decimal,
+    optional_str,
+    require,
+    require_datetime,
+    require_decimal,
+    require_enum,
+    require_object,
+    require_str,
+)
+from app.roaming.sessions import AUTH_METHODS, card_for_cdr_token, validate_cdr_token, validate_charging_periods
+
+log = logging.getLogger(__name__)
+
+CDR_LOCATION_FIELDS = ("id", "address", "city", "country", "evse_uid", "evse_id", "connector_id",
+                       "connector_standard", "connector_format", "connector_power_type")
+
+
+def _validate(data: dict[str, Any]) -> dict[str, Any]:
+    """Check every field we rely on; the error names the first missing or malformed one."""
+    if not isinstance(data, dict):
+        raise InvalidObject("a CDR must be a JSON object")
+    fields: dict[str, Any] = {
+        "country_code": require_str(data, "country_code", 2).upper(),
+        "party_id": require_str(data, "party_id", 3).upper(),
+        "ocpi_id": require_str(data, "id", 39),
+        "start_date_time": require_datetime(data, "start_date_time"),
+        "end_date_time": require_datetime(data, "end_date_time"),
+        "session_ocpi_id": optional_str(data, "session_id", 36),
+    }
+    cdr_token = validate_cdr_token(data, "cdr_token")
+    require_enum(data, "auth_method", AUTH_METHODS)
+    require_object(data, "cdr_location")
+    for field in CDR_LOCATION_FIELDS:
+        require_str(data, f"cdr_location.{field}", 255)
+    # Coordinates must be present and numeric; their plausibility is not ours to judge (cdr_example.json has
+    # latitude and longitude swapped, which is valid).
+    require_decimal(data, "cdr_location.coordinates.latitude")
+    require_decimal(data, "cdr_location.coordinates.longitude")
+    fields["currency"] = require_str(data, "currency", 3).upper()
+    require(data, "charging_periods")
+    if not validate_charging_periods(data):
+        raise InvalidObject("missing required field charging_periods (at least one ChargingPeriod)")
+    fields["total_cost_excl_vat"] = require_decimal(data, "total_cost.excl_vat")
+    fields["total_cost_incl_vat"] = optional_decimal(data, "total_cost.incl_vat")
+    fields["total_energy"] = require_decimal(data, "total_energy")
+    fields["total_time"] = require_decimal(data, "total_time")
+    fields["last_updated"] = require_datetime(data, "last_updated")
+    credit = data.get("credit")
+    if credit is not None and not isinstance(credit, bool):
+        raise InvalidObject("field credit must be a boolean")
+    fields["credit"] = bool(credit)
+    fields["credit_reference_id"] = optional_str(data, "credit_reference_id", 39)
+    if fields["credit"] and not fields["credit_reference_id"]:
+        raise InvalidObject("missing required field credit_reference_id (required for a credit CDR)")
+    fields["token_uid"] = require_str(cdr_token, "uid", 36)
+    fields["location_ocpi_id"] = require_str(data, "cdr_location.id", 36)
+    fields["evse_uid"] = require_str(data, "cdr_location.evse_uid", 36)
+    fields["country"] = require_str(data, "cdr_location.country", 3).upper()
+    return fields
+
+
+def find_cdr(partner_id: int | None, country_code: str, party_id: str, cdr_id: str) -> Cdr | None:
+    return db.session.scalar(select(Cdr).where(
+        Cdr.partner_id == partner_id, Cdr.country_code == country_code.upper(),
+        Cdr.party_id == party_id.upper(), Cdr.ocpi_id == cdr_id))
+
+
+def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
+    """Store a CDR once. Returns ``(cdr, created)``; a repeat returns the stored row and ``False``.
+
+    Raises :class:`InvalidObject` (OCPI 2001, naming the field) before anything is written.
+    """
+    fields = _validate(data)
+    existing = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["ocpi_id"])
+    if existing is not None:
+        return existing, False
+    card = card_for_cdr_token(data["cdr_token"])
+    cdr = Cdr(partner_id=partner.id, card_id=card.id if card else None,
+              account_id=card.account_id if card else None, data=jsonable(data), **fields)
+    if cdr.credit:
+        original = find_cdr(partner.id, cdr.country_code, cdr.party_id, cdr.credit_reference_id or "")
+        cdr.original_cdr_id = original.id if original else None
+        if original is None:
+            log.warning("credit CDR %s refers to unknown CDR %s", cdr.ocpi_id, cdr.credit_reference_id)
+    try:
+        with db.session.begin_nested():
+            db.session.add(cdr)
+            db.session.flush()
+    except IntegrityError:
+        # Two deliveries of the same CDR raced; the other one won. Still a success for the sender.
+        existing = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["ocpi_id"])
+        if existing is None:
+            raise
+        return existing, False
+    if not cdr.credit:
+        # A credit CDR that arrived before its original (pull order is by last_updated) gets linked now.
+        db.session.execute(update(Cdr).where(
+            Cdr.partner_id == partner.id, Cdr.country_code == cdr.country_code, Cdr.party_id == cdr.party_id,
+            Cdr.credit.is_(True), Cdr.credit_reference_id == cdr.ocpi_id, Cdr.original_cdr_id.is_(None),
+        ).values(original_cdr_id=cdr.id).execution_options(synchronize_session=False))
+    return cdr, True
+
+
+def cdr_object(cdr: Cdr) -> dict[str, Any]:
+    """The CDR as the CPO sent it (OCPI field names)."""
+    return dict(cdr.data)

@@ -1,0 +1,344 @@
+"""Validation of OCPI 2.2.1 Location / EVSE / Connector objects (mod_locations §Object description).
+
+Tolerant in, but never store what the finder or pricing cannot use: every field the spec marks required
+(cardinality 1 or +) must be present, every field we keep in a column must fit it, and every error names the
+JSON path of the field (``evses[0].connectors[0].power_type is required``) so a partner can find it.
+Unknown fields are kept untouched in the JSON ``data``.
+
+The result is a tree of plain records (``LocationRecord`` → ``EvseRecord`` → ``ConnectorRecord``) holding the
+column values and the JSON of each level *without* its children (children live in their own rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from app.roaming.ocpi.timestamps import parse_ocpi_datetime
+
+EVSE_STATUSES = frozenset({"AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "PLANNED", "REMOVED",
+                           "RESERVED", "UNKNOWN"})
+POWER_TYPES = frozenset({"AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"})
+PHASES = {"AC_1_PHASE": 1, "AC_2_PHASE": 2, "AC_2_PHASE_SPLIT": 2, "AC_3_PHASE": 3, "DC": 1}
+
+# The 2.2.1 field names per object: what we output (strict out). Anything else a partner sent stays in data.
+LOCATION_FIELDS = ("country_code", "party_id", "id", "publish", "publish_allowed_to", "name", "address", "city",
+                   "postal_code", "state", "country", "coordinates", "related_locations", "parking_type", "evses",
+                   "directions", "operator", "suboperator", "owner", "facilities", "time_zone", "opening_times",
+                   "charging_when_closed", "images", "energy_mix", "last_updated")
+EVSE_FIELDS = ("uid", "evse_id", "status", "status_schedule", "capabilities", "connectors", "floor_level",
+               "coordinates", "physical_reference", "directions", "parking_restrictions", "images", "last_updated")
+CONNECTOR_FIELDS = ("id", "standard", "format", "power_type", "max_voltage", "max_amperage", "max_electric_power",
+                    "tariff_ids", "terms_and_conditions", "last_updated")
+
+
+class InvalidObjectError(ValueError):
+    """An OCPI object is malformed or misses a required field. ``path`` names the first offending field."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+class UnknownObjectError(LookupError):
+    """The Location / EVSE / Connector / Tariff addressed does not exist (OCPI 2003 for locations)."""
+
+
+@dataclass
+class ConnectorRecord:
+    connector_id: str
+    standard: str
+    format: str
+    power_type: str
+    max_voltage: int
+    max_amperage: int
+    max_electric_power: int | None  # raw, as the CPO sent it
+    power_w: int | None  # sanitised, see sanitise_power_w
+    tariff_ids: list[str]
+    data: dict[str, Any]
+    last_updated: dt.datetime
+
+
+@dataclass
+class EvseRecord:
+    uid: str
+    evse_id: str | None
+    status: str
+    max_power_kw: Decimal | None
+    data: dict[str, Any]  # without "connectors"
+    last_updated: dt.datetime
+    connectors: list[ConnectorRecord] = field(default_factory=list)
+
+
+@dataclass
+class LocationRecord:
+    country_code: str
+    party_id: str
+    ocpi_id: str
+    name: str | None
+    address: str
+    city: str
+    postal_code: str | None
+    country: str
+    latitude: Decimal
+    longitude: Decimal
+    time_zone: str | None
+    operator_name: str | None
+    publish: bool
+    data: dict[str, Any]  # without "evses"
+    last_updated: dt.datetime
+    evses: list[EvseRecord] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.country_code, self.party_id, self.ocpi_id)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+class _Reader:
+    """Reads fields of one JSON object, collecting every error (reported together, first one as ``path``)."""
+
+    def __init__(self, obj: Any, path: str, errors: list[tuple[str, str]]) -> None:
+        self.path = path
+        self.errors = errors
+        if not isinstance(obj, dict):
+            errors.append((path or "body", "must be a JSON object"))
+            obj = {}
+        self.obj: dict[str, Any] = obj
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.append((_join(self.path, name), message))
+
+    def present(self, name: str, required: bool) -> bool:
+        if self.obj.get(name) is None:
+            if required:
+                self.fail(name, "is required")
+            return False
+        return True
+
+    def string(self, name: str, max_length: int, *, required: bool = True, upper: bool = False) -> str | None:
+        if not self.present(name, required):
+            return None
+        value = self.obj[name]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # tolerant: numeric ids
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.fail(name, "must be a non-empty string")
+            return None
+        if len(value) > max_length:
+            self.fail(name, f"must be at most {max_length} characters")
+            return None
+        return value.upper() if upper else value
+
+    def integer(self, name: str, *, required: bool = True) -> int | None:
+        if not self.present(name, required):
+            return None
+        value = self.obj[name]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.fail(name, "must be an integer")
+            return None
+        return value
+
+    def boolean(self, name: str, *, required: bool = True) -> bool | None:
+        if not self.present(name, required):
+            return None
+        if not isinstance(self.obj[name], bool):
+            self.fail(name, "must be true or false")
+            return None
+        return self.obj[name]
+
+    def choice(self, name: str, choices: frozenset[str]) -> str | None:
+        value = self.string(name, 40)
+        if value is not None and value not in choices:
+            self.fail(name, f"must be one of {', '.join(sorted(choices))}")
+            return None
+        return value
+
+    def timestamp(self, name: str) -> dt.datetime | None:
+        if not self.present(name, True):
+            return None
+        try:
+            return parse_ocpi_datetime(self.obj[name])
+        except (ValueError, TypeError):
+            self.fail(name, "must be an OCPI DateTime")
+            return None
+
+    def items(self, name: str, *, required: bool, non_empty: bool = False) -> list[Any]:
+        if not self.present(name, required):
+            return []
+        value = self.obj[name]
+        if not isinstance(value, list) or (non_empty and not value):
+            self.fail(name, "must be a non-empty list" if non_empty else "must be a list")
+            return []
+        return value
+
+
+def _coordinate(reader: _Reader, name: str, limit: int) -> Decimal | None:
+    """GeoLocation values are strings in 2.2.1; numbers are tolerated. Stored with 7 decimals."""
+    if not reader.present(name, True):
+        return None
+    try:
+        value = Decimal(str(reader.obj[name]).strip())
+    except InvalidOperation:
+        reader.fail(name, "must be a decimal number")
+        return None
+    if not value.is_finite() or abs(value) > limit:
+        reader.fail(name, f"must be between -{limit} and {limit}")
+        return None
+    return value.quantize(Decimal("0.0000001"), rounding=ROUND_HALF_UP)
+
+
+def sanitise_power_w(raw: int | None, power_type: str | None, max_voltage: int | None,
+                     max_amperage: int | None) -> int | None:
+    """The usable maximum power of a connector in W, coping with the quirks of real feeds.
+
+    Rule (documented for the finder and estimates; the raw value stays untouched in the JSON):
+    - nominal power = max_voltage × max_amperage × phases (3 for AC_3_PHASE, 2 for AC_2_PHASE*, else 1);
+    - no ``max_electric_power`` (or ≤ 0) → the nominal power;
+    - a value about 1000× too small (< 1/100 of nominal, or < 1,000 W when nominal is unknown) was sent in kW
+      instead of W → × 1000;
+    - a value about 1000× too large (> 100 × nominal, or > 2,000,000 W when nominal is unknown) was sent in mW
+      → ÷ 1000;
+    - otherwise the value as sent (it may legitimately be below nominal: a 920 V/400 A DC charger limited to
+      150 kW; values somewhat above nominal are kept, they usually mean a wrong phase count, not a wrong unit).
+    """
+    nominal = None
+    if max_voltage and max_amperage and max_voltage > 0 and max_amperage > 0:
+        nominal = max_voltage * max_amperage * PHASES.get(power_type or "", 1)
+    if raw is None or raw <= 0:
+        return nominal
+    if nominal:
+        if raw * 100 < nominal:
+            return raw * 1000
+        if raw > nominal * 100:
+            return raw // 1000
+        return raw
+    if raw < 1000:
+        return raw * 1000
+    if raw > 2_000_000:
+        return raw // 1000
+    return raw
+
+
+def evse_max_power_kw(connectors: list[ConnectorRecord]) -> Decimal | None:
+    powers = [c.power_w for c in connectors if c.power_w]
+    if not powers:
+        return None
+    return (Decimal(max(powers)) / 1000).quantize(Decimal("0.001"))
+
+
+def _raise(errors: list[tuple[str, str]]) -> None:
+    if errors:
+        message = "; ".join(f"{path} {text}" for path, text in errors)
+        raise InvalidObjectError(message, errors[0][0])
+
+
+def _connector(obj: Any, path: str, errors: list[tuple[str, str]]) -> ConnectorRecord | None:
+    r = _Reader(obj, path, errors)
+    before = len(errors)
+    connector_id = r.string("id", 36)
+    standard = r.string("standard", 40)
+    fmt = r.string("format", 10)
+    power_type = r.choice("power_type", POWER_TYPES)
+    max_voltage = r.integer("max_voltage")
+    max_amperage = r.integer("max_amperage")
+    max_electric_power = r.integer("max_electric_power", required=False)
+    tariff_ids = r.items("tariff_ids", required=False)
+    for i, tariff_id in enumerate(tariff_ids):
+        if not isinstance(tariff_id, str) or len(tariff_id) > 36:
+            errors.append((f"{_join(path, 'tariff_ids')}[{i}]", "must be a string of at most 36 characters"))
+    last_updated = r.timestamp("last_updated")
+    if len(errors) > before:
+        return None
+    return ConnectorRecord(connector_id, standard, fmt, power_type, max_voltage, max_amperage,  # type: ignore[arg-type]
+                           max_electric_power,
+                           sanitise_power_w(max_electric_power, power_type, max_voltage, max_amperage),
+                           list(tariff_ids), dict(r.obj), last_updated)  # type: ignore[arg-type]
+
+
+def _evse(obj: Any, path: str, errors: list[tuple[str, str]]) -> EvseRecord | None:
+    r = _Reader(obj, path, errors)
+    before = len(errors)
+    uid = r.string("uid", 36)
+    evse_id = r.string("evse_id", 48, required=False)
+    status = r.choice("status", EVSE_STATUSES)
+    connectors = []
+    seen: set[str] = set()
+    for i, item in enumerate(r.items("connectors", required=True, non_empty=True)):
+        connector = _connector(item, f"{_join(path, 'connectors')}[{i}]", errors)
+        if connector is not None:
+            if connector.connector_id in seen:
+                errors.append((f"{_join(path, 'connectors')}[{i}].id", "is not unique within the EVSE"))
+            seen.add(connector.connector_id)
+            connectors.append(connector)
+    if r.obj.get("coordinates") is not None:
+        geo = _Reader(r.obj["coordinates"], _join(path, "coordinates"), errors)
+        _coordinate(geo, "latitude", 90)
+        _coordinate(geo, "longitude", 180)
+    last_updated = r.timestamp("last_updated")
+    if len(errors) > before:
+        return None
+    data = {key: value for key, value in r.obj.items() if key != "connectors"}
+    return EvseRecord(uid, evse_id, status, evse_max_power_kw(connectors), data,  # type: ignore[arg-type]
+                      last_updated, connectors)  # type: ignore[arg-type]
+
+
+def validate_connector(obj: Any) -> ConnectorRecord:
+    errors: list[tuple[str, str]] = []
+    record = _connector(obj, "", errors)
+    _raise(errors)
+    return record  # type: ignore[return-value]
+
+
+def validate_evse(obj: Any) -> EvseRecord:
+    errors: list[tuple[str, str]] = []
+    record = _evse(obj, "", errors)
+    _raise(errors)
+    return record  # type: ignore[return-value]
+
+
+def validate_location(obj: Any) -> LocationRecord:
+    """Validate a whole Location (with its EVSEs and Connectors); raise InvalidObjectError naming the fields."""
+    errors: list[tuple[str, str]] = []
+    r = _Reader(obj, "", errors)
+    country_code = r.string("country_code", 2, upper=True)
+    party_id = r.string("party_id", 3, upper=True)
+    ocpi_id = r.string("id", 36)
+    publish = r.boolean("publish")
+    name = r.string("name", 255, required=False)
+    address = r.string("address", 255)
+    city = r.string("city", 100)
+    postal_code = r.string("postal_code", 20, required=False)
+    country = r.string("country", 3)
+    geo = _Reader(r.obj.get("coordinates"), "coordinates", errors) if r.present("coordinates", True) else None
+    latitude = _coordinate(geo, "latitude", 90) if geo else None
+    longitude = _coordinate(geo, "longitude", 180) if geo else None
+    time_zone = r.string("time_zone", 64)
+    operator = r.obj.get("operator")
+    operator_name = None
+    if operator is not None:
+        op = _Reader(operator, "operator", errors)
+        operator_name = op.string("name", 255)
+    evses = []
+    seen: set[str] = set()
+    for i, item in enumerate(r.items("evses", required=False)):
+        evse = _evse(item, f"evses[{i}]", errors)
+        if evse is not None:
+            if evse.uid in seen:
+                errors.append((f"evses[{i}].uid", "is not unique within the Location"))
+            seen.add(evse.uid)
+            evses.append(evse)
+    last_updated = r.timestamp("last_updated")
+    _raise(errors)
+    data = {key: value for key, value in r.obj.items() if key != "evses"}
+    return LocationRecord(country_code, party_id, ocpi_id, name, address, city, postal_code,  # type: ignore[arg-type]
+                          country, latitude, longitude, time_zone, operator_name, publish,  # type: ignore[arg-type]
+                          data, last_updated, evses)  # type: ignore[arg-type]
