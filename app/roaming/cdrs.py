@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.roaming.models import Cdr, Partner
 from app.roaming.payload import (
-    InvalidObject,
+    InvalidObjectError,
     jsonable,
     optional_decimal,
     optional_str,
@@ -41,7 +41,7 @@ CDR_LOCATION_FIELDS = ("id", "address", "city", "country", "evse_uid", "evse_id"
 def _validate(data: dict[str, Any]) -> dict[str, Any]:
     """Check every field we rely on; the error names the first missing or malformed one."""
     if not isinstance(data, dict):
-        raise InvalidObject("a CDR must be a JSON object")
+        raise InvalidObjectError("a CDR must be a JSON object")
     fields: dict[str, Any] = {
         "country_code": require_str(data, "country_code", 2).upper(),
         "party_id": require_str(data, "party_id", 3).upper(),
@@ -62,7 +62,7 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
     fields["currency"] = require_str(data, "currency", 3).upper()
     require(data, "charging_periods")
     if not validate_charging_periods(data):
-        raise InvalidObject("missing required field charging_periods (at least one ChargingPeriod)")
+        raise InvalidObjectError("missing required field charging_periods (at least one ChargingPeriod)")
     fields["total_cost_excl_vat"] = require_decimal(data, "total_cost.excl_vat")
     fields["total_cost_incl_vat"] = optional_decimal(data, "total_cost.incl_vat")
     fields["total_energy"] = require_decimal(data, "total_energy")
@@ -70,11 +70,11 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
     fields["last_updated"] = require_datetime(data, "last_updated")
     credit = data.get("credit")
     if credit is not None and not isinstance(credit, bool):
-        raise InvalidObject("field credit must be a boolean")
+        raise InvalidObjectError("field credit must be a boolean")
     fields["credit"] = bool(credit)
     fields["credit_reference_id"] = optional_str(data, "credit_reference_id", 39)
     if fields["credit"] and not fields["credit_reference_id"]:
-        raise InvalidObject("missing required field credit_reference_id (required for a credit CDR)")
+        raise InvalidObjectError("missing required field credit_reference_id (required for a credit CDR)")
     fields["token_uid"] = require_str(cdr_token, "uid", 36)
     fields["location_ocpi_id"] = require_str(data, "cdr_location.id", 36)
     fields["evse_uid"] = require_str(data, "cdr_location.evse_uid", 36)
@@ -91,7 +91,7 @@ def find_cdr(partner_id: int | None, country_code: str, party_id: str, cdr_id: s
 def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
     """Store a CDR once. Returns ``(cdr, created)``; a repeat returns the stored row and ``False``.
 
-    Raises :class:`InvalidObject` (OCPI 2001, naming the field) before anything is written.
+    Raises :class:`InvalidObjectError` (OCPI 2001, naming the field) before anything is written.
     """
     fields = _validate(data)
     existing = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["ocpi_id"])

@@ -238,7 +238,8 @@ def unregister_with_partner(partner: Partner, *, force: bool = False) -> None:
             ConfigurationClient(partner).delete(url)
         except OcpiClientError as exc:
             if not force:
-                raise PartnerError(f"DELETE {url} failed: {exc} (use --force to suspend {partner.name} anyway)") from exc
+                raise PartnerError(f"DELETE {url} failed: {exc} "
+                                   f"(use --force to suspend {partner.name} anyway)") from exc
             log.warning("unregister %s: %s; suspended locally anyway", partner.name, exc)
     elif not force and partner.status != PartnerStatus.REGISTERED:
         raise PartnerError(f"{partner.name} is not registered (status {partner.status.value}); use --force to suspend")

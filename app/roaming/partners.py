@@ -276,7 +276,8 @@ def parse_client_info(body: Any, country_code: str, party_id: str) -> ClientInfo
     """Validate a ClientInfo object pushed to ``.../hubclientinfo/{country_code}/{party_id}``."""
     if not isinstance(body, dict):
         raise _invalid("body: expected a ClientInfo JSON object")
-    for name, pattern, hint in (("country_code", COUNTRY_CODE, "2 letters"), ("party_id", PARTY_ID, "3 letters or digits")):
+    for name, pattern, hint in (("country_code", COUNTRY_CODE, "2 letters"),
+                                ("party_id", PARTY_ID, "3 letters or digits")):
         value = body.get(name)
         if not isinstance(value, str) or not pattern.match(value):
             raise _invalid(f"{name}: required, {hint}")

@@ -2,7 +2,7 @@
 
 Used by the Sessions and CDRs receivers (and the pull client through their services). Tolerant in: unknown
 fields are kept, numbers may arrive as JSON numbers or strings, timestamps with offsets. Strict about what we
-need: a missing or malformed required field raises :class:`InvalidObject` (OCPI 2001, HTTP 400) naming the
+need: a missing or malformed required field raises :class:`InvalidObjectError` (OCPI 2001, HTTP 400) naming the
 field, before anything is stored.
 """
 
@@ -22,7 +22,7 @@ from app.roaming.ocpi.timestamps import parse_ocpi_datetime
 _MISSING = object()
 
 
-class InvalidObject(OcpiError, ValueError):
+class InvalidObjectError(OcpiError, ValueError):
     """An OCPI object we cannot accept. It is an ``OcpiError`` (the HTTP door answers 400/2001) and a
     ``ValueError`` (batch callers such as the pull client can catch it without knowing OCPI)."""
 
@@ -37,17 +37,17 @@ def load_json_body() -> Any:
     """
     raw = request.get_data(cache=True)
     if not raw:
-        raise InvalidObject("request body is empty; a JSON object is required")
+        raise InvalidObjectError("request body is empty; a JSON object is required")
     try:
         return json.loads(raw, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidObject(f"request body is not valid JSON: {exc}") from exc
+        raise InvalidObjectError(f"request body is not valid JSON: {exc}") from exc
 
 
 def load_json_object() -> dict[str, Any]:
     body = load_json_body()
     if not isinstance(body, dict):
-        raise InvalidObject("request body must be a JSON object")
+        raise InvalidObjectError("request body must be a JSON object")
     return body
 
 
@@ -64,24 +64,24 @@ def get_path(obj: Any, path: str, default: Any = _MISSING) -> Any:
 def require(obj: Any, path: str) -> Any:
     value = get_path(obj, path)
     if value is _MISSING or value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidObject(f"missing required field {path}")
+        raise InvalidObjectError(f"missing required field {path}")
     return value
 
 
 def require_object(obj: Any, path: str) -> dict[str, Any]:
     value = require(obj, path)
     if not isinstance(value, dict):
-        raise InvalidObject(f"field {path} must be an object")
+        raise InvalidObjectError(f"field {path} must be an object")
     return value
 
 
 def require_str(obj: Any, path: str, max_length: int | None = None) -> str:
     value = require(obj, path)
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidObject(f"field {path} must be a string")
+        raise InvalidObjectError(f"field {path} must be a string")
     text = str(value).strip()
     if max_length is not None and len(text) > max_length:
-        raise InvalidObject(f"field {path} is longer than {max_length} characters")
+        raise InvalidObjectError(f"field {path} is longer than {max_length} characters")
     return text
 
 
@@ -95,7 +95,7 @@ def optional_str(obj: Any, path: str, max_length: int | None = None) -> str | No
 def to_decimal(value: Any, path: str) -> Decimal:
     """A JSON number (int, Decimal, or a float from a client that parsed with floats) or numeric string."""
     if isinstance(value, bool):
-        raise InvalidObject(f"field {path} must be a number")
+        raise InvalidObjectError(f"field {path} must be a number")
     if isinstance(value, float):
         value = repr(value)  # the shortest text that round-trips: 4.4 stays 4.4, not 4.4000000000000003552
     try:
@@ -103,7 +103,7 @@ def to_decimal(value: Any, path: str) -> Decimal:
     except InvalidOperation:
         number = None
     if number is None or not number.is_finite():
-        raise InvalidObject(f"field {path} must be a number")
+        raise InvalidObjectError(f"field {path} must be a number")
     return number
 
 
@@ -120,7 +120,7 @@ def to_datetime(value: Any, path: str) -> dt.datetime:
     try:
         return parse_ocpi_datetime(value)
     except (ValueError, TypeError) as exc:
-        raise InvalidObject(f"field {path} is not a valid DateTime: {value!r}") from exc
+        raise InvalidObjectError(f"field {path} is not a valid DateTime: {value!r}") from exc
 
 
 def require_datetime(obj: Any, path: str) -> dt.datetime:
@@ -135,7 +135,7 @@ def optional_datetime(obj: Any, path: str) -> dt.datetime | None:
 def require_enum(obj: Any, path: str, allowed: frozenset[str]) -> str:
     value = require_str(obj, path)
     if value not in allowed:
-        raise InvalidObject(f"field {path} must be one of {', '.join(sorted(allowed))}")
+        raise InvalidObjectError(f"field {path} must be one of {', '.join(sorted(allowed))}")
     return value
 
 

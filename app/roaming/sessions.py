@@ -27,7 +27,7 @@ from app.cards.models import Card, TokenType
 from app.extensions import db
 from app.roaming.models import ChargingSession, Connector, Evse, Location, Partner, TariffVersion
 from app.roaming.payload import (
-    InvalidObject,
+    InvalidObjectError,
     jsonable,
     optional_datetime,
     require_datetime,
@@ -69,20 +69,20 @@ def validate_cdr_token(obj: dict[str, Any], path: str) -> dict[str, Any]:
 def validate_charging_periods(obj: dict[str, Any]) -> list[dict[str, Any]]:
     periods = obj.get("charging_periods") or []
     if not isinstance(periods, list):
-        raise InvalidObject("field charging_periods must be a list")
+        raise InvalidObjectError("field charging_periods must be a list")
     for index, period in enumerate(periods):
         path = f"charging_periods[{index}]"
         if not isinstance(period, dict):
-            raise InvalidObject(f"field {path} must be an object")
+            raise InvalidObjectError(f"field {path} must be an object")
         if period.get("start_date_time") is None:
-            raise InvalidObject(f"missing required field {path}.start_date_time")
+            raise InvalidObjectError(f"missing required field {path}.start_date_time")
         to_datetime(period["start_date_time"], f"{path}.start_date_time")
         dimensions = period.get("dimensions")
         if not isinstance(dimensions, list) or not dimensions:
-            raise InvalidObject(f"missing required field {path}.dimensions")
+            raise InvalidObjectError(f"missing required field {path}.dimensions")
         for number, dimension in enumerate(dimensions):
             if not isinstance(dimension, dict) or "type" not in dimension or dimension.get("volume") is None:
-                raise InvalidObject(f"field {path}.dimensions[{number}] needs type and volume")
+                raise InvalidObjectError(f"field {path}.dimensions[{number}] needs type and volume")
     return periods
 
 
@@ -126,7 +126,7 @@ def check_key(data: dict[str, Any], country_code: str, party_id: str, session_id
     for field, expected in (("country_code", country_code), ("party_id", party_id), ("id", session_id)):
         value = data.get(field)
         if value is not None and str(value).upper() != expected.upper():
-            raise InvalidObject(f"field {field} ({value}) does not match the URL ({expected})")
+            raise InvalidObjectError(f"field {field} ({value}) does not match the URL ({expected})")
 
 
 def find_session(country_code: str, party_id: str, session_id: str) -> ChargingSession | None:
@@ -141,7 +141,7 @@ def store_session(partner: Partner | None, data: dict[str, Any]) -> ChargingSess
     Returns the stored row; when ``data`` is older than what we hold, the row is returned unchanged.
     """
     if not isinstance(data, dict):
-        raise InvalidObject("a Session must be a JSON object")
+        raise InvalidObjectError("a Session must be a JSON object")
     country_code = require_str(data, "country_code", 2).upper()
     party_id = require_str(data, "party_id", 3).upper()
     session_id = require_str(data, "id", 36)
@@ -181,7 +181,7 @@ def patch_session(partner: Partner | None, country_code: str, party_id: str, ses
     Returns None when the session is unknown. ``last_updated`` is required; an older patch is ignored.
     """
     if not isinstance(patch, dict):
-        raise InvalidObject("a Session PATCH must be a JSON object")
+        raise InvalidObjectError("a Session PATCH must be a JSON object")
     last_updated = require_datetime(patch, "last_updated")
     check_key(patch, country_code, party_id, session_id)
     session = find_session(country_code, party_id, session_id)
@@ -245,7 +245,10 @@ def tariff_in_force_for(session: ChargingSession) -> TariffVersion | None:
     except ImportError:
         tariffs_for_connector = None
     if tariffs_for_connector is not None:
-        found = tariffs_for_connector(location, session.evse_uid, session.connector_id, at)
+        try:
+            found = tariffs_for_connector(location, session.evse_uid, session.connector_id, at)
+        except LookupError:  # the CPO has not told us about this EVSE/connector (yet): nothing to freeze
+            return None
         if isinstance(found, list | tuple):
             return found[0] if found else None
         return found

@@ -1,3 +1,25 @@
-"""OCPI 2.2.1 commands module (e-MSP side). Routes are added to the shared blueprint."""
+"""OCPI 2.2.1 Commands, Sender interface: the ``response_url`` where CPOs POST the asynchronous
+``CommandResult`` (``/ocpi/2.2.1/commands/{command}/{uid}``)."""
 
-from app.roaming.ocpi.v221.blueprint import bp  # noqa: F401
+from __future__ import annotations
+
+from flask import Response
+
+from app.errors import OcpiError
+from app.extensions import db
+from app.roaming import commands
+from app.roaming.ocpi.auth import current_partner
+from app.roaming.ocpi.envelope import CLIENT_ERROR
+from app.roaming.ocpi.responses import ocpi_response
+from app.roaming.ocpi.v221.blueprint import bp
+from app.roaming.payload import load_json_body
+
+
+@bp.post("/commands/<command>/<uid>")
+def command_result(command: str, uid: str) -> Response:
+    partner = current_partner()
+    stored = commands.record_result(partner, command, uid, load_json_body())
+    if stored is None:
+        raise OcpiError(CLIENT_ERROR, f"Unknown command {command}/{uid}", http_status=404)
+    db.session.commit()
+    return ocpi_response()

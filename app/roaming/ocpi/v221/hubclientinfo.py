@@ -12,7 +12,13 @@ from app.roaming.ocpi.auth import current_partner
 from app.roaming.ocpi.envelope import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
-from app.roaming.partners import PartnerError, client_info_object, find_client_info, parse_client_info, store_client_info
+from app.roaming.partners import (
+    PartnerError,
+    client_info_object,
+    find_client_info,
+    parse_client_info,
+    store_client_info,
+)
 
 
 @bp.route("/hubclientinfo/<country_code>/<party_id>", methods=["GET"])

@@ -1,3 +1,120 @@
-"""OCPI 2.2.1 locations module (e-MSP side). Routes are added to the shared blueprint."""
+"""OCPI 2.2.1 Locations, Receiver interface (e-MSP side): GET / PUT / PATCH at Location, EVSE and Connector
+level, ``/ocpi/2.2.1/locations/{country_code}/{party_id}/{location_id}[/{evse_uid}[/{connector_id}]]``.
 
-from app.roaming.ocpi.v221.blueprint import bp  # noqa: F401
+One transaction per request: the services only flush; we commit when the whole request succeeded and roll
+back otherwise, so a refused object leaves nothing behind. Bad input → HTTP 400 / 2001 naming the field;
+unknown object → HTTP 404 / 2003 (Unknown Location).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Response, request
+
+from app.errors import OcpiError
+from app.extensions import db
+from app.roaming import locations as service
+from app.roaming.location_validation import InvalidObjectError, UnknownObjectError
+from app.roaming.ocpi.auth import current_partner, require_party
+from app.roaming.ocpi.envelope import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_LOCATION
+from app.roaming.ocpi.responses import ocpi_response
+from app.roaming.ocpi.v221.blueprint import bp
+
+T = TypeVar("T")
+
+BASE = "/locations/<country_code>/<party_id>/<location_id>"
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object, or 400/2001 (malformed JSON is bad input, not a server error)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, "body must be a JSON object")
+    return body
+
+
+def in_transaction(work: Callable[[], T], unknown_status: int) -> T:
+    """Run ``work`` as the request's unit of work: commit on success, roll back and answer OCPI errors else."""
+    try:
+        result = work()
+        db.session.commit()
+        return result
+    except InvalidObjectError as exc:
+        db.session.rollback()
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, exc.message) from exc
+    except UnknownObjectError as exc:
+        db.session.rollback()
+        raise OcpiError(unknown_status, str(exc), http_status=404) from exc
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _unknown(message: str) -> OcpiError:
+    return OcpiError(UNKNOWN_LOCATION, message, http_status=404)
+
+
+@bp.get(BASE)
+@bp.get(BASE + "/<evse_uid>")
+@bp.get(BASE + "/<evse_uid>/<connector_id>")
+def get_location(country_code: str, party_id: str, location_id: str, evse_uid: str | None = None,
+                 connector_id: str | None = None) -> Response:
+    require_party(current_partner(), country_code, party_id)
+    location = service.get_location(country_code, party_id, location_id)
+    if location is None:
+        raise _unknown(f"Unknown Location {country_code}/{party_id}/{location_id}")
+    if evse_uid is None:
+        return ocpi_response(service.location_object(location))
+    evse = service.get_evse(location, evse_uid)
+    if evse is None:
+        raise _unknown(f"Unknown EVSE {evse_uid} of Location {location_id}")
+    if connector_id is None:
+        return ocpi_response(service.evse_object(evse))
+    connector = service.get_connector(evse, connector_id)
+    if connector is None:
+        raise _unknown(f"Unknown Connector {connector_id} of EVSE {evse_uid}")
+    return ocpi_response(service.connector_object(connector))
+
+
+@bp.put(BASE)
+@bp.put(BASE + "/<evse_uid>")
+@bp.put(BASE + "/<evse_uid>/<connector_id>")
+def put_location(country_code: str, party_id: str, location_id: str, evse_uid: str | None = None,
+                 connector_id: str | None = None) -> Response:
+    partner = current_partner()
+    require_party(partner, country_code, party_id)
+    body = json_body()
+    keys = {"partner": partner, "country_code": country_code, "party_id": party_id, "location_id": location_id}
+
+    def work() -> object:
+        if evse_uid is None:
+            return service.upsert_location(body, **keys)
+        if connector_id is None:
+            return service.upsert_evse(body, evse_uid=evse_uid, **keys)
+        return service.upsert_connector(body, evse_uid=evse_uid, connector_id=connector_id, **keys)
+
+    in_transaction(work, UNKNOWN_LOCATION)
+    return ocpi_response()
+
+
+@bp.patch(BASE)
+@bp.patch(BASE + "/<evse_uid>")
+@bp.patch(BASE + "/<evse_uid>/<connector_id>")
+def patch_location(country_code: str, party_id: str, location_id: str, evse_uid: str | None = None,
+                   connector_id: str | None = None) -> Response:
+    partner = current_partner()
+    require_party(partner, country_code, party_id)
+    body = json_body()
+    keys = {"partner": partner, "country_code": country_code, "party_id": party_id, "location_id": location_id}
+
+    def work() -> object:
+        if evse_uid is None:
+            return service.patch_location(body, **keys)
+        if connector_id is None:
+            return service.patch_evse(body, evse_uid=evse_uid, **keys)
+        return service.patch_connector(body, evse_uid=evse_uid, connector_id=connector_id, **keys)
+
+    in_transaction(work, UNKNOWN_LOCATION)
+    return ocpi_response()

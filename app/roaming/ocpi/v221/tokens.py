@@ -1,3 +1,96 @@
-"""OCPI 2.2.1 tokens module (e-MSP side). Routes are added to the shared blueprint."""
+"""OCPI 2.2.1 Tokens, Sender interface: the token list (``GET /ocpi/2.2.1/tokens``) and real-time
+authorization (``POST /ocpi/2.2.1/tokens/{token_uid}/authorize[?type=...]``)."""
 
-from app.roaming.ocpi.v221.blueprint import bp  # noqa: F401
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, request
+
+from app.cards.tokens import token_object
+from app.errors import OcpiError
+from app.extensions import db
+from app.roaming import authorization, whitelist
+from app.roaming.ocpi.auth import current_partner
+from app.roaming.ocpi.envelope import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_TOKEN
+from app.roaming.ocpi.responses import PageRequest, ocpi_response
+from app.roaming.ocpi.v221.blueprint import bp
+from app.roaming.payload import load_json_body
+
+TOKEN_TYPES = frozenset({"AD_HOC_USER", "APP_USER", "OTHER", "RFID"})
+
+
+def _cursor() -> tuple[tuple[dt.datetime, int] | None, int | None]:
+    """Our own additions to the ``Link`` we hand out: where the previous page ended (keyset) and the total
+    counted on the first page. Clients just follow ``Link``; a client building its own URLs with ``offset``
+    still gets correct pages, only slower ones."""
+    raw = request.args.get("after")
+    if not raw:
+        return None, None
+    moment_text, _, card_id = raw.rpartition("~")
+    try:
+        after = (dt.datetime.fromisoformat(moment_text).astimezone(dt.UTC), int(card_id))
+        total = int(request.args["total"]) if request.args.get("total") else None
+    except ValueError as exc:
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"after is not a valid cursor: {raw}") from exc
+    return after, total
+
+
+@bp.get("/tokens")
+@bp.get("/tokens/")
+def list_tokens() -> Response:
+    current_partner()
+    page = PageRequest()
+    after, total = _cursor()
+    if total is None:
+        total = whitelist.count_tokens(page.date_from, page.date_to)
+    rows = whitelist.token_page(date_from=page.date_from, date_to=page.date_to, limit=page.limit,
+                                offset=page.offset, after=after)
+    response = ocpi_response([token_object(card, language=language) for card, language in rows])
+    response.headers["X-Total-Count"] = str(total)
+    response.headers["X-Limit"] = str(page.limit)
+    next_offset = page.offset + len(rows)
+    if rows and next_offset < total:
+        last = rows[-1][0]
+        params = {key: value for key, value in request.args.items()
+                  if key not in ("offset", "limit", "after", "total")}
+        params.update({"offset": str(next_offset), "limit": str(page.limit),
+                       "after": f"{last.last_updated.astimezone(dt.UTC).isoformat()}~{last.id}",
+                       "total": str(total)})
+        response.headers["Link"] = f'<{request.base_url}?{urlencode(params)}>; rel="next"'
+    return response
+
+
+def _location_references() -> dict[str, Any] | None:
+    if not request.get_data(cache=True).strip():
+        return None
+    body = load_json_body()
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, "LocationReferences must be a JSON object")
+    location_id = body.get("location_id")
+    if not isinstance(location_id, str) or not location_id.strip():
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, "missing required field location_id")
+    evse_uids = body.get("evse_uids") or []
+    if not isinstance(evse_uids, list) or not all(isinstance(uid, str) for uid in evse_uids):
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, "field evse_uids must be a list of strings")
+    references: dict[str, Any] = {"location_id": location_id}
+    if evse_uids:
+        references["evse_uids"] = evse_uids
+    return references
+
+
+@bp.post("/tokens/<token_uid>/authorize")
+def authorize_token(token_uid: str) -> Response:
+    partner = current_partner()
+    token_type = request.args.get("type") or "RFID"
+    if token_type not in TOKEN_TYPES:
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"type must be one of {', '.join(sorted(TOKEN_TYPES))}")
+    info = authorization.authorize(partner, token_uid, token_type, _location_references())
+    db.session.commit()  # the log row is kept for unknown tokens too
+    if info is None:
+        return ocpi_response(http_status=404, status_code=UNKNOWN_TOKEN, status_message="Unknown Token")
+    return ocpi_response(info)
