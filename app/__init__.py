@@ -75,6 +75,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.api.status import blp as api_status_blp
+    from app.backoffice.finance import bp as finance_bp
     from app.backoffice.support import bp as support_bp
     from app.backoffice.views import bp as backoffice_bp
     from app.cards.views import bp as cards_bp
@@ -88,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(backoffice_bp)
     app.register_blueprint(support_bp)
+    app.register_blueprint(finance_bp)
     from app.payments.views import bp as payments_bp
 
     app.register_blueprint(payments_bp)
@@ -108,6 +110,7 @@ def _register_cli(app: Flask) -> None:
     from app.demo.cli import demo_cli
     from app.plans.cli import plans_cli
     from app.pricing.cli import pricing as pricing_cli
+    from app.rating.cli import rating_cli
     from app.roaming.cli import load_commands as load_roaming_commands
 
     app.cli.add_command(users_cli)
@@ -116,4 +119,5 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(cards_cli)
     app.cli.add_command(plans_cli)
     app.cli.add_command(pricing_cli)
+    app.cli.add_command(rating_cli)
     app.cli.add_command(load_roaming_commands())

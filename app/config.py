@@ -107,6 +107,10 @@ class BaseConfig:
     RETENTION_YEARS_BY_COUNTRY = {"NL": 7, "BE": 10}
     RETENTION_YEARS_DEFAULT = 10
     BILLING_TIMEZONE = os.environ.get("BILLING_TIMEZONE", "Europe/Brussels")
+    # VAT on our price, by the country where the charging took place (percent).
+    VAT_RATES = {"BE": "21", "NL": "21", "LU": "17", "FR": "20", "DE": "19"}
+    # A CPO total_cost further than this from our own calculation is a finding for finance (currency units).
+    RECONCILIATION_TOLERANCE = os.environ.get("RECONCILIATION_TOLERANCE", "0.02")
 
     # JSON API (flask-smorest)
     API_TITLE = "Voltaro e-MSP API"

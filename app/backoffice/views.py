@@ -26,12 +26,6 @@ def dashboard():  # type: ignore[no-untyped-def]
     return render_template("backoffice/dashboard.html", figures=figures, role=current_user.role)
 
 
-@bp.get("/finance/")
-@staff_required(Role.FINANCE)
-def finance_home():  # type: ignore[no-untyped-def]
-    return render_template("backoffice/finance/home.html")
-
-
 @bp.get("/admin/audit")
 @staff_required(Role.ADMIN)
 def audit_log():  # type: ignore[no-untyped-def]
