@@ -90,6 +90,18 @@ class BaseConfig:
     COMPANY_NAME = os.environ.get("COMPANY_NAME", "Voltaro BV")
     COMPANY_COUNTRY_CODE = os.environ.get("COMPANY_COUNTRY_CODE", "BE")
     COMPANY_PARTY_ID = os.environ.get("COMPANY_PARTY_ID", "VLT")
+    # The seller on invoices (EU VAT invoice fields).
+    SELLER = {
+        "name": os.environ.get("COMPANY_NAME", "Voltaro BV"),
+        "street": os.environ.get("SELLER_STREET", "Kunstlaan 1"),
+        "postal_code": os.environ.get("SELLER_POSTAL_CODE", "1000"),
+        "city": os.environ.get("SELLER_CITY", "Brussel"),
+        "country": os.environ.get("SELLER_COUNTRY", "BE"),
+        "vat_number": os.environ.get("SELLER_VAT_NUMBER", "BE0403170701"),
+        "iban": os.environ.get("SELLER_IBAN", "BE71096123456769"),
+        "email": os.environ.get("SELLER_EMAIL", "billing@voltaro.example"),
+    }
+    INVOICE_PAYMENT_TERMS_DAYS = _env_int("INVOICE_PAYMENT_TERMS_DAYS", 14)
 
     # Stripe. STRIPE_API_BASE unset = real Stripe; "http://127.0.0.1:8420" = a local `localstripe` emulator,
     # whose fake Stripe.js is served at <api_base>/js.stripe.com/v3/.

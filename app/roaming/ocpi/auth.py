@@ -41,7 +41,8 @@ def candidate_tokens(header_value: str | None) -> list[str]:
     raw = value.strip()
     candidates = [raw]
     try:
-        decoded = base64.b64decode(raw, validate=True).decode("utf-8")
+        # The spec's own example encodes a trailing newline ("example-token\n"): ignore surrounding whitespace.
+        decoded = base64.b64decode(raw, validate=True).decode("utf-8").strip()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return candidates
     if decoded and decoded.isprintable() and decoded != raw:

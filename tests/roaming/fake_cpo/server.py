@@ -117,7 +117,8 @@ class RunningCpo:
             module.install(cpo)
         self.server = make_server("127.0.0.1", 0, _WsgiApp(cpo), threaded=True)
         cpo.base_url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
         self.thread.start()
 
     def stop(self) -> None:

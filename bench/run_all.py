@@ -1,0 +1,51 @@
+"""``make bench``: run every ``bench/bench_*.py`` on PostgreSQL and collect figures in bench/results.json.
+
+Each script writes its own key into bench/results.json. A scratch database (``bench_emsp``) on the local
+PostgreSQL server is created once and handed to the scripts as ``DATABASE_URL``; set ``BENCH_DATABASE_URL`` to
+use another one. Scripts can also be run one by one (see each script's ``--help``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_emsp"
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0].replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def main() -> int:
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    ensure_database(url)
+    scripts = sorted(HERE.glob("bench_*.py"))
+    failures = []
+    for script in scripts:
+        print(f"== {script.name}", flush=True)
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, str(script)], env={**os.environ, "DATABASE_URL": url},
+                                cwd=HERE.parent, check=False)
+        print(f"== {script.name}: exit {result.returncode} after {time.perf_counter() - started:.0f} s", flush=True)
+        if result.returncode:
+            failures.append(script.name)
+    print("figures in bench/results.json")
+    if failures:
+        print("failed: " + ", ".join(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
