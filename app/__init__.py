@@ -110,6 +110,7 @@ def _register_cli(app: Flask) -> None:
     from app.demo.cli import demo_cli
     from app.plans.cli import plans_cli
     from app.pricing.cli import pricing as pricing_cli
+    from app.billing.cli import billing_cli
     from app.rating.cli import rating_cli
     from app.roaming.cli import load_commands as load_roaming_commands
 
@@ -120,4 +121,5 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(plans_cli)
     app.cli.add_command(pricing_cli)
     app.cli.add_command(rating_cli)
+    app.cli.add_command(billing_cli)
     app.cli.add_command(load_roaming_commands())

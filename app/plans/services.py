@@ -270,15 +270,18 @@ def prorated_monthly_fees(account_id: int, year: int, month: int) -> list[Prorat
     """The month's subscription fee per plan version, prorated by day.
 
     Each calendar day (billing time zone) is charged to the plan in force at the end of that day, so the day of
-    an upgrade is billed at the new plan and a month never bills more than 100 % of any fee.
+    an upgrade is billed at the new plan and a month never bills more than 100 % of any fee. One query: the
+    account's plan history is loaded once and walked in Python (the invoice run calls this for every account).
     """
     zone = billing_zone()
     days_in_month = calendar.monthrange(year, month)[1]
+    stretches = history(account_id)
     counts: dict[int, tuple[Plan, int]] = {}
     for day in range(1, days_in_month + 1):
         end_of_day = (dt.datetime(year, month, day, tzinfo=zone) + dt.timedelta(days=1)
                       - dt.timedelta(microseconds=1)).astimezone(dt.UTC)
-        plan = plan_at(account_id, end_of_day)
+        plan = next((stretch.plan for stretch in stretches if stretch.starts_at <= end_of_day
+                     and (stretch.ends_at is None or stretch.ends_at > end_of_day)), None)
         if plan is None:
             continue
         _, days = counts.get(plan.id, (plan, 0))

@@ -53,7 +53,7 @@ def findings(month: str | None = None, country_code: str | None = None, party_id
         query = query.where(ReconciliationFinding.country_code == country_code.upper())
     if party_id:
         query = query.where(ReconciliationFinding.party_id == party_id.upper())
-    return list(db.session.execute(query).tuples())
+    return list(db.session.execute(query))
 
 
 CSV_COLUMNS = ["month", "country_code", "party_id", "cdr_id", "session_start", "kwh", "currency",

@@ -1,0 +1,145 @@
+"""``flask billing ...``: the monthly run (preview, approve, finalize with progress) and invoice look-ups."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.audit.services import Actor
+from app.billing import invoices, runs
+from app.billing.invoices import BillingError
+from app.billing.models import Invoice, InvoiceStatus, RunStatus
+from app.extensions import db
+
+billing_cli = AppGroup("billing", help="Monthly invoicing.")
+
+
+def _actor() -> Actor:
+    return Actor.system("cli")
+
+
+def _fail(error: Exception) -> None:
+    db.session.rollback()
+    raise click.ClickException(str(error)) from error
+
+
+@billing_cli.command("run")
+@click.option("--period", required=True, help="The month to invoice, e.g. 2026-10.")
+@click.option("--dry-run", is_flag=True, help="Compute and store the preview only.")
+def run_command(period: str, dry_run: bool) -> None:
+    """Preview a month (--dry-run), or finalize an approved run. Re-running resumes an interrupted run."""
+    try:
+        runs.check_period(period)
+        if dry_run:
+            run = runs.preview(period, _actor())
+            db.session.commit()
+            click.echo(json.dumps({"run": run.id, "period": period, "status": run.status.value,
+                                   "preview": run.preview}, indent=2))
+            return
+        run = runs.run_for(period)
+        if run is None:
+            raise BillingError(f"no run for {period}: preview it with --dry-run and approve it first")
+        if run.status == RunStatus.FINALIZED:
+            click.echo(f"the run for {period} is already finalized: {json.dumps(run.results)}")
+            return
+        runs.start_finalizing(run, _actor())
+        db.session.commit()
+    except BillingError as error:
+        _fail(error)
+    _finalize_with_progress(run.id)
+
+
+def _finalize_with_progress(run_id: int) -> None:
+    from app.billing.models import InvoiceRun
+    from app.billing.tasks import finalize_chunk
+
+    run = db.session.get(InvoiceRun, run_id)
+    chunks = runs.pending_chunks(run)
+    total = run.accounts_total
+    eager = current_app.extensions["celery"].conf.task_always_eager
+    with click.progressbar(length=total, label=f"invoicing {run.period}",
+                           show_pos=True) as bar:
+        bar.update(total - sum(len(chunk) for chunk in chunks))
+        if eager:
+            for chunk in chunks:
+                runs.process_items(chunk, on_done=lambda: bar.update(1))
+        else:
+            for chunk in chunks:
+                finalize_chunk.delay(run_id, chunk)
+            done = 0
+            while True:
+                db.session.expire_all()
+                counts = runs.progress(db.session.get(InvoiceRun, run_id))
+                finished = total - counts["pending"]
+                bar.update(finished - done)
+                done = finished
+                if not counts["pending"]:
+                    break
+                time.sleep(1)
+    runs.complete_if_done(run_id)
+    run = db.session.get(InvoiceRun, run_id)
+    counts = runs.progress(run)
+    click.echo(json.dumps({"run": run.id, "status": run.status.value, "progress": counts, "results": run.results},
+                          indent=2))
+    if counts["failed"]:
+        click.echo(f"{counts['failed']} accounts failed (see the run in the back office); rerun this command to "
+                   "retry them.", err=True)
+
+
+@billing_cli.command("approve")
+@click.option("--period", required=True)
+def approve_command(period: str) -> None:
+    """Approve the previewed run of a month (finance)."""
+    try:
+        run = runs.run_for(runs.check_period(period))
+        if run is None:
+            raise BillingError(f"no preview for {period}: run `flask billing run --period {period} --dry-run`")
+        runs.approve(run, _actor())
+        db.session.commit()
+    except BillingError as error:
+        _fail(error)
+    click.echo(f"approved the run for {period}: {run.accounts_total} accounts")
+
+
+@billing_cli.command("list")
+@click.option("--period", required=True)
+@click.option("--json", "as_json", is_flag=True)
+def list_command(period: str, as_json: bool) -> None:
+    """Print the month's invoices (their frozen snapshots with payment state)."""
+    found = db.session.scalars(db.select(Invoice).where(Invoice.period == period,
+                                                        Invoice.status == InvoiceStatus.FINALIZED)
+                               .order_by(Invoice.series, Invoice.sequence)).all()
+    if as_json:
+        click.echo(json.dumps([invoices.public_view(invoice) for invoice in found], indent=2))
+        return
+    for invoice in found:
+        click.echo(f"{invoice.number}  account {invoice.account_id:08d}  {invoice.total_minor / 100:>10.2f} "
+                   f"{invoice.currency}  {invoice.payment_state.value}")
+
+
+@billing_cli.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True)
+def show_command(number: str, as_json: bool) -> None:
+    """Print one invoice by number."""
+    invoice = invoices.invoice_by_number(number)
+    if invoice is None:
+        raise click.ClickException(f"no invoice {number}")
+    view = invoices.public_view(invoice)
+    click.echo(json.dumps(view, indent=2) if as_json else
+               f"{invoice.number} {invoice.period} total {invoice.total_minor / 100:.2f} {invoice.currency} "
+               f"({invoice.payment_state.value})")
+
+
+@billing_cli.command("uninvoiced")
+@click.option("--period", required=True)
+def uninvoiced_command(period: str) -> None:
+    """List billable sessions of the month on no invoice (should be empty after a run)."""
+    ids = runs.uninvoiced_sessions(runs.check_period(period))
+    click.echo(json.dumps({"period": period, "uninvoiced_session_charge_ids": ids}))
+    if ids:
+        raise SystemExit(1)

@@ -1,0 +1,13 @@
+"""Celery wrappers of the invoice run: each chunk of accounts is a task, so many workers share one run."""
+
+from __future__ import annotations
+
+from app.billing import runs
+from app.extensions import celery
+
+
+@celery.task(name="billing.finalize_chunk", acks_late=True)
+def finalize_chunk(run_id: int, item_ids: list[int]) -> None:
+    """Finalize a chunk of run items; a worker that dies mid-chunk leaves its items pending for a resume."""
+    runs.process_items(item_ids)
+    runs.complete_if_done(run_id)
