@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.accounts.models import Account, Role, User
 from app.audit.services import Actor, record
-from app.billing.composition import Composition, ComposedLine, period_bounds, vat_summary
+from app.billing.composition import ComposedLine, Composition, period_bounds, vat_summary
 from app.billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, PaymentState
 from app.billing.numbering import series_for, take_number
 from app.billing.snapshot import SNAPSHOT_VERSION

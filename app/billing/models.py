@@ -15,7 +15,19 @@ import enum
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import utcnow
@@ -174,7 +186,8 @@ class RunItem(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (UniqueConstraint("run_id", "account_id"), Index("ix_billing_run_items_status", "run_id", "status"))
+    __table_args__ = (UniqueConstraint("run_id", "account_id"),
+                      Index("ix_billing_run_items_status", "run_id", "status"))
 
 
 class HoldStatus(enum.StrEnum):
@@ -213,7 +226,7 @@ class Payment(db.Model):
     stripe_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(30))  # Stripe's status (processing, succeeded, requires_payment_method..)
+    status: Mapped[str] = mapped_column(String(30))  # Stripe's: processing, succeeded, requires_payment_method…
     failure_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, or_
-
 from flask import current_app
+from sqlalchemy import ColumnElement, or_
 
 from app.rating.models import SessionCharge
 from app.roaming.models import Cdr

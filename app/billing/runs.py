@@ -181,7 +181,7 @@ def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = 
             item.status = "done" if invoice is not None else "skipped"
             item.invoice_id = invoice.id if invoice is not None else None
             db.session.commit()
-        except Exception as error:  # noqa: BLE001  (one bad account must not stop the run; it is recorded)
+        except Exception as error:
             db.session.rollback()
             item = db.session.get(RunItem, item_id)
             item.status = "failed"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
 
 from app.cards.models import BlockReason, Card, CardStatus, TokenType
 from app.cards.tokens import token_object
@@ -128,23 +128,32 @@ def find_card(uid: str, token_type: str) -> Card | None:
     return db.session.scalar(select(Card).where(Card.uid == uid, Card.token_type == TokenType(token_type)))
 
 
+def _log(**values: Any) -> None:
+    """Write the log row with one plain INSERT (no ORM unit of work: this runs on every authorization).
+
+    On PostgreSQL the transaction commits without waiting for the WAL flush (``synchronous_commit = off`` for
+    this transaction only): the answer to the charge point does not depend on the row, and a database crash
+    could lose at most the last fraction of a second of log rows, never corrupt anything.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    db.session.execute(insert(Authorization).values(created_at=utcnow(), **values))
+
+
 def authorize(partner: Partner, uid: str, token_type: str,
               location: dict[str, Any] | None) -> dict[str, Any] | None:
     """Decide, log, and return the AuthorizationInfo object; None when the token is unknown (the caller
-    answers 404 / 2004). Flushes the log row; the request commits."""
+    answers 404 / 2004). Writes the log row; the request commits."""
     card = find_card(uid, token_type)
     if card is None:
-        db.session.add(Authorization(partner_id=partner.id, token_uid=uid[:36], token_type=token_type[:20],
-                                     allowed=UNKNOWN, reason="unknown token", location_references=location))
-        db.session.flush()
+        _log(partner_id=partner.id, card_id=None, account_id=None, token_uid=uid[:36], token_type=token_type[:20],
+             allowed=UNKNOWN, reason="unknown token", authorization_reference=None, location_references=location)
         return None
     decision = decide(card, partner, location)
     reference = uuid.uuid4().hex  # 32 characters, within CiString(36)
-    db.session.add(Authorization(partner_id=partner.id, card_id=card.id, account_id=card.account_id,
-                                 token_uid=uid, token_type=token_type, allowed=decision.allowed,
-                                 reason=decision.reason[:255], authorization_reference=reference,
-                                 location_references=location))
-    db.session.flush()
+    _log(partner_id=partner.id, card_id=card.id, account_id=card.account_id, token_uid=uid, token_type=token_type,
+         allowed=decision.allowed, reason=decision.reason[:255], authorization_reference=reference,
+         location_references=location)
     info: dict[str, Any] = {"allowed": decision.allowed, "token": token_object(card),
                             "authorization_reference": reference}
     if location is not None and decision.allowed == ALLOWED:

@@ -18,6 +18,7 @@ This is a batch job: it commits per page (services underneath only flush).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -159,7 +160,7 @@ def _fetch(client: OcpiClient, url: str, retries: int, backoff: float, sleep: Ca
 
 def pull(partner: Partner, module: str, *, limit: int = DEFAULT_LIMIT, retries: int = DEFAULT_RETRIES,
          backoff: float = DEFAULT_BACKOFF, client: OcpiClient | None = None,
-         sleep: Callable[[float], None] = time.sleep,
+         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], dt.datetime] = utcnow,
          progress: Callable[[PullResult], None] | None = None) -> PullResult:
     """Sync one module of a partner's Sender interface (incremental, paged, resumable). Commits per page."""
     store = _storer(module, partner)
@@ -172,7 +173,7 @@ def pull(partner: Partner, module: str, *, limit: int = DEFAULT_LIMIT, retries: 
     if cursor.run_started_at is not None and cursor.next_url:
         url, result.resumed = cursor.next_url, True
     else:
-        run_start = utcnow()
+        run_start = clock()
         cursor.run_started_at = run_start
         date_from = ocpi_timestamp(cursor.synced_until) if cursor.synced_until else None
         url = _with_query(base_url, date_from=date_from, date_to=ocpi_timestamp(run_start), offset=0, limit=limit)

@@ -4,7 +4,8 @@ that applied to it.
 A *version* is one distinct ``last_updated`` of a tariff (country_code, party_id, id). Receiving the same
 version again (same ``last_updated``) is recognised and returns the same row: a version is immutable once
 stored, because frozen sessions refer to it by row id. A DELETE marks every version ``deleted_at`` and keeps
-them. Every stored tariff is validated with the pure pricing parser, so a stored tariff is always priceable.
+them. A changed content under an unchanged ``last_updated`` replaces the version unless a session froze it.
+Every stored tariff is validated with the pure pricing parser, so a stored tariff is always priceable.
 
 Services flush, never commit.
 """
@@ -12,6 +13,7 @@ Services flush, never commit.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,11 +22,13 @@ from sqlalchemy import select, tuple_
 from app.db import utcnow
 from app.extensions import db
 from app.pricing import PricingInputError, parse_tariff
-from app.roaming.location_validation import InvalidObjectError, UnknownObjectError, _Reader, _raise
+from app.roaming.location_validation import InvalidObjectError, UnknownObjectError, _raise, _Reader
 from app.roaming.locations import BatchResult, get_connector, get_evse
-from app.roaming.models import Location, Partner, TariffVersion
+from app.roaming.models import ChargingSession, Location, Partner, TariffVersion
 from app.roaming.ocpi.envelope import ocpi_timestamp
 from app.roaming.ocpi.timestamps import parse_ocpi_datetime
+
+log = logging.getLogger(__name__)
 
 TARIFF_FIELDS = ("country_code", "party_id", "id", "currency", "type", "tariff_alt_text", "tariff_alt_url",
                  "min_price", "max_price", "elements", "start_date_time", "end_date_time", "energy_mix",
@@ -81,6 +85,17 @@ def _store(record: _TariffRecord, partner: Partner | None, received_at: dt.datet
     if existing is not None:
         # The same version again: recognised. A re-sent version after a DELETE publishes it again.
         existing.deleted_at = None
+        if existing.data != record.data:
+            # Changed content under the same last_updated (a CPO bug, seen in the official examples). A version
+            # a session has frozen as its price promise never changes; otherwise the latest content wins.
+            frozen = db.session.scalar(select(ChargingSession.id).where(
+                ChargingSession.frozen_tariff_id == existing.id).limit(1))
+            if frozen is None:
+                existing.data = record.data
+                existing.currency = record.currency
+            else:
+                log.warning("tariff %s/%s/%s changed without a new last_updated; version %s is frozen by a "
+                            "session and kept", *record.key, existing.id)
         return existing
     version = TariffVersion(partner_id=partner.id if partner is not None else None, country_code=record.key[0],
                             party_id=record.key[1], ocpi_id=record.key[2], currency=record.currency,

@@ -50,7 +50,7 @@ def _run(app, period: str = "2026-10"):  # type: ignore[no-untyped-def]
 def test_month_run_makes_one_legal_invoice_per_account(app, db_session):
     payg, payg_card = _driver("payg", full_name="Piet Payg")
     comfort, comfort_card = _driver("comfort", full_name="Carla Comfort")
-    idle, _ = _driver("payg", full_name="Ida Idle")  # nothing to bill: no invoice
+    _driver("payg", full_name="Ida Idle")  # nothing to bill: no invoice
     rated_session(payg.id, payg_card.id, OCT, kwh="20")
     rated_session(payg.id, payg_card.id, OCT + dt.timedelta(days=1), kwh="10.5")
     rated_session(comfort.id, comfort_card.id, OCT, kwh="30", country="NLD")
