@@ -62,7 +62,9 @@ def home():  # type: ignore[no-untyped-def]
 @staff_required(Role.SUPPORT)
 def account(account_id: int):  # type: ignore[no-untyped-def]
     account = _account_or_404(account_id)
+    from app.billing.invoices import invoices_of
     from app.payments.services import active_payment_method
+    from app.roaming.authorization import authorizations_of
 
     now = utcnow()
     return render_template(
@@ -77,6 +79,8 @@ def account(account_id: int):  # type: ignore[no-untyped-def]
         payment_method=active_payment_method(account.id),
         notes=support.notes_of(account.id),
         audit=entries_for("account", account.id, limit=30),
+        authorizations=authorizations_of(account.id, limit=20),
+        invoices=invoices_of(account.id)[:12],
         block_form=StaffBlockCardForm(prefix="block"),
         note_form=StaffNoteForm(prefix="note"),
     )
