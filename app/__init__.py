@@ -90,9 +90,23 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(backoffice_bp)
     app.register_blueprint(support_bp)
     app.register_blueprint(finance_bp)
+    from app.backoffice.finance_invoices import bp as finance_invoices_bp
+    from app.backoffice.finance_runs import bp as finance_runs_bp
+    from app.billing.views import bp as billing_bp
+
+    app.register_blueprint(finance_runs_bp)
+    app.register_blueprint(finance_invoices_bp)
+    app.register_blueprint(billing_bp)
     from app.payments.views import bp as payments_bp
 
     app.register_blueprint(payments_bp)
+    from app.billing.pay_views import bp as billing_pay_bp
+    from app.billing.webhooks import bp as stripe_webhooks_bp
+
+    app.register_blueprint(billing_pay_bp)
+    # Stripe signs its webhooks; no cookie, no CSRF token.
+    app.register_blueprint(stripe_webhooks_bp)
+    csrf.exempt(stripe_webhooks_bp)
     app.register_blueprint(cards_bp)
     app.register_blueprint(plans_bp)
     # Machine doors authenticate with tokens or signatures, not cookies: no CSRF there.
@@ -106,11 +120,11 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_cli(app: Flask) -> None:
     from app.accounts.cli import accounts_cli, users_cli
+    from app.billing.cli import billing_cli
     from app.cards.cli import cards_cli
     from app.demo.cli import demo_cli
     from app.plans.cli import plans_cli
     from app.pricing.cli import pricing as pricing_cli
-    from app.billing.cli import billing_cli
     from app.rating.cli import rating_cli
     from app.roaming.cli import load_commands as load_roaming_commands
 

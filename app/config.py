@@ -85,6 +85,7 @@ class BaseConfig:
     # Background jobs: no broker → Celery runs tasks inline (eager).
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or None
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
+    CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
     # The e-MSP's own identity (eMAIDs, OCPI, invoices).
     COMPANY_NAME = os.environ.get("COMPANY_NAME", "Voltaro BV")

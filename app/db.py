@@ -87,6 +87,8 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # WAL lets readers (the web app, a progress poll) run while a worker writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
 

@@ -21,4 +21,5 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 babel = Babel()
 api = Api()
-celery = Celery("emsp")
+# Tasks run inside a Flask app context (see app.jobs.FlaskTask).
+celery = Celery("emsp", task_cls="app.jobs:FlaskTask")

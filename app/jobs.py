@@ -6,20 +6,27 @@ on a laptop and on many worker machines.
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task
-from flask import Flask
+from flask import Flask, has_app_context
 
 from app.extensions import celery
 
 
+class FlaskTask(Task):
+    """Runs in the caller's app context when there is one (eager mode, tests), else in the worker's app."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            return self.run(*args, **kwargs)
+        flask_app: Flask = celery.conf["flask_app"]
+        with flask_app.app_context():
+            return self.run(*args, **kwargs)
+
+
 def init_celery(app: Flask) -> None:
     broker = app.config.get("CELERY_BROKER_URL")
-
-    class FlaskTask(Task):
-        def __call__(self, *args: object, **kwargs: object) -> object:
-            with app.app_context():
-                return self.run(*args, **kwargs)
-
     celery.conf.update(
         broker_url=broker or "memory://",
         result_backend=app.config.get("CELERY_RESULT_BACKEND") or None,
@@ -28,7 +35,20 @@ def init_celery(app: Flask) -> None:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=app.config.get("CELERY_TASK_DEFAULT_QUEUE", "celery"),
         timezone="UTC",
+        flask_app=app,
     )
-    celery.Task = FlaskTask
     app.extensions["celery"] = celery
+
+
+# Every module that defines tasks (or beat schedule entries); workers import them all at start.
+TASK_MODULES = ("app.billing.tasks", "app.roaming.tasks")
+
+
+def import_task_modules() -> None:
+    import importlib
+
+    for name in TASK_MODULES:
+        importlib.import_module(name)

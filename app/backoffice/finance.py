@@ -1,13 +1,22 @@
-"""Finance back office: home and the reconciliation of CPO figures with our own calculation."""
+"""Finance back office: home, the reconciliation of CPO figures with our own calculation, the accounting
+exports (invoices, lines, VAT per rate) and the margin report per CPO and month.
+
+Runs and held sessions are in ``finance_runs``, invoices, credit notes and failed payments in
+``finance_invoices``. The figures come from ``app.billing.exports`` (set-based queries, streamed CSV).
+"""
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from sqlalchemy import func, select
 
 from app.accounts.models import Role
 from app.backoffice.access import staff_required
+from app.billing import exports
+from app.billing.models import HoldStatus, Invoice, InvoiceRun, InvoiceStatus, PaymentState, RunStatus, SessionHold
+from app.extensions import db
 from app.rating import reports
 
 bp = Blueprint("finance", __name__, url_prefix="/backoffice/finance")
@@ -15,17 +24,30 @@ bp = Blueprint("finance", __name__, url_prefix="/backoffice/finance")
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
-def _month_arg() -> str | None:
-    month = request.args.get("month") or None
+def _month_arg(name: str = "month") -> str | None:
+    month = request.args.get(name) or None
     if month and not MONTH.match(month):
         abort(400)
     return month
 
 
+def _csv_response(chunks, name: str) -> Response:  # type: ignore[no-untyped-def]
+    return Response(stream_with_context(chunks), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 @bp.get("/")
 @staff_required(Role.FINANCE)
 def home():  # type: ignore[no-untyped-def]
-    return render_template("backoffice/finance/home.html")
+    counts = {
+        "held": db.session.scalar(select(func.count(SessionHold.id)).where(SessionHold.status == HoldStatus.HELD)),
+        "failed": db.session.scalar(select(func.count(Invoice.id)).where(
+            Invoice.status == InvoiceStatus.FINALIZED,
+            Invoice.payment_state.in_([PaymentState.FAILED, PaymentState.UNCOLLECTIBLE]))),
+        "open_runs": db.session.scalar(select(func.count(InvoiceRun.id)).where(
+            InvoiceRun.status.in_([RunStatus.PREVIEW, RunStatus.APPROVED, RunStatus.FINALIZING]))),
+    }
+    return render_template("backoffice/finance/home.html", counts=counts)
 
 
 @bp.get("/reconciliation")
@@ -49,3 +71,54 @@ def reconciliation_csv():  # type: ignore[no-untyped-def]
     name = f"reconciliation-{month or 'all'}.csv"
     return Response(reports.findings_csv(rows), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# --- exports for accounting ----------------------------------------------------------------------------------
+
+@bp.get("/exports")
+@staff_required(Role.FINANCE)
+def export_page():  # type: ignore[no-untyped-def]
+    period = _month_arg("period")
+    return render_template("backoffice/finance/exports.html", period=period,
+                           vat=exports.vat_per_rate(period) if period else [])
+
+
+@bp.get("/exports/<any(invoices, lines, vat):kind>.csv")
+@staff_required(Role.FINANCE)
+def export_csv(kind: str):  # type: ignore[no-untyped-def]
+    period = _month_arg("period")
+    chunks = {
+        "invoices": lambda: exports.invoices_csv(period),
+        "lines": lambda: exports.lines_csv(period),
+        "vat": lambda: exports.vat_csv(exports.vat_per_rate(period)),
+    }[kind]()
+    return _csv_response(chunks, f"{kind}-{period or 'all'}.csv")
+
+
+def _margin_months() -> tuple[str, str, list[str]]:
+    first = _month_arg("from")
+    last = _month_arg("to")
+    if first is None and last is None:
+        return "", "", []
+    first = first or last
+    last = last or first
+    if first > last:
+        first, last = last, first
+    return first, last, exports.months_between(first, last)
+
+
+@bp.get("/margin")
+@staff_required(Role.FINANCE)
+def margin():  # type: ignore[no-untyped-def]
+    first, last, months = _margin_months()
+    return render_template("backoffice/finance/margin.html", first=first, last=last, months=months,
+                           rows=exports.margin_report(months) if months else [])
+
+
+@bp.get("/margin.csv")
+@staff_required(Role.FINANCE)
+def margin_csv():  # type: ignore[no-untyped-def]
+    first, last, months = _margin_months()
+    if not months:
+        abort(400)
+    return _csv_response(exports.margin_csv(exports.margin_report(months)), f"margin-{first}-{last}.csv")

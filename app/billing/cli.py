@@ -72,7 +72,7 @@ def _finalize_with_progress(run_id: int) -> None:
                 finalize_chunk.delay(run_id, chunk)
             done = 0
             while True:
-                db.session.expire_all()
+                db.session.rollback()  # a fresh read each time, holding no lock while workers write
                 counts = runs.progress(db.session.get(InvoiceRun, run_id))
                 finished = total - counts["pending"]
                 bar.update(finished - done)

@@ -183,7 +183,11 @@ def test_cutting_a_period_in_two_does_not_change_the_price(tariff, start, minute
     split = session(start, (Decimal(seconds) / 60, first), (Decimal(minutes * 60 - seconds) / 60, second))
     a = pricing.price_session(tariff, whole, zone)
     b = pricing.price_session(tariff, split, zone)
-    assert abs(a.total_excl_vat - b.total_excl_vat) <= Decimal("0.0002")
+    # Splitting interpolates energy linearly, so a restriction window may receive a fraction of a Wh more or
+    # less; rounding up to the step can then differ by at most one step at the dearest price.
+    step_slack = max((c.price * c.step_size / (1000 if c.type == "ENERGY" else 3600)
+                      for e in tariff.elements for c in e.price_components if c.type != "FLAT"), default=Decimal(0))
+    assert abs(a.total_excl_vat - b.total_excl_vat) <= Decimal("0.0002") + step_slack
 
 
 def test_step_rounding_can_make_more_energy_cheaper():

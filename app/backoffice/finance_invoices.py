@@ -1,0 +1,155 @@
+"""Finance back office: invoice search, the invoice page with its credit notes, issuing a credit note (audited
+with a reason by ``invoices.credit_invoice``), the PDF, and the read-only list of failed payments with their
+dunning state (the payments module owns that logic)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import Select, and_, false, select
+from wtforms import RadioField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from app.accounts.models import Account, Role, User
+from app.audit.services import Actor, entries_for
+from app.backoffice.access import staff_required
+from app.billing import invoices
+from app.billing.downloads import PdfUnavailableError, invoice_pdf
+from app.billing.holds import HoldError, parse_amount
+from app.billing.invoices import BillingError
+from app.billing.models import Dunning, Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
+from app.billing.runs import PERIOD
+from app.extensions import db
+from app.money import to_minor_units
+
+bp = Blueprint("finance_invoices", __name__, url_prefix="/backoffice/finance")
+
+PAGE_SIZE = 100
+
+
+class CreditNoteForm(FlaskForm):
+    scope = RadioField(_l("Credit"), choices=[("full", _l("The whole invoice")), ("amount", _l("An amount"))],
+                       default="full", validators=[DataRequired()])
+    amount = StringField(_l("Amount excl. VAT"), validators=[Optional(), Length(max=20)])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=1000)])
+
+
+def _like_prefix(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
+
+
+def _search(args) -> tuple[Select, dict[str, str]]:  # type: ignore[no-untyped-def]
+    filters = {key: (args.get(key) or "").strip() for key in ("number", "customer", "email", "period", "state")}
+    query = (select(Invoice, Account.full_name, User.email)
+             .join(Account, Account.id == Invoice.account_id)
+             .outerjoin(User, and_(User.account_id == Account.id, User.role == Role.DRIVER))
+             .where(Invoice.status == InvoiceStatus.FINALIZED))
+    if filters["number"]:
+        query = query.where(Invoice.number.like(_like_prefix(filters["number"].upper()), escape="\\"))
+    if filters["customer"]:
+        digits = filters["customer"].lstrip("0") or "0"
+        query = query.where(Invoice.account_id == int(digits)) if digits.isdigit() else query.where(false())
+    if filters["email"]:
+        query = query.where(User.email.like(_like_prefix(filters["email"].lower()), escape="\\"))
+    if filters["period"]:
+        query = query.where(Invoice.period == filters["period"]) if PERIOD.match(filters["period"]) \
+            else query.where(false())
+    if filters["state"]:
+        if filters["state"] not in {state.value for state in PaymentState}:
+            abort(400)
+        query = query.where(Invoice.payment_state == PaymentState(filters["state"]))
+    return query.order_by(Invoice.issue_date.desc(), Invoice.id.desc()), filters
+
+
+@bp.get("/invoices")
+@staff_required(Role.FINANCE)
+def invoice_search():  # type: ignore[no-untyped-def]
+    query, filters = _search(request.args)
+    searched = any(filters.values())
+    rows = db.session.execute(query.limit(PAGE_SIZE + 1)).all() if searched else []
+    return render_template("backoffice/finance/invoices.html", rows=rows[:PAGE_SIZE], more=len(rows) > PAGE_SIZE,
+                           filters=filters, searched=searched, states=[state.value for state in PaymentState])
+
+
+def _invoice_or_404(number: str) -> Invoice:
+    invoice = invoices.invoice_by_number(number)
+    if invoice is None or invoice.status != InvoiceStatus.FINALIZED:
+        abort(404)
+    return invoice
+
+
+def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200):  # type: ignore[no-untyped-def]
+    notes = db.session.scalars(select(Invoice).where(Invoice.credits_invoice_id == invoice.id)
+                               .order_by(Invoice.id)).all()
+    credited = db.session.get(Invoice, invoice.credits_invoice_id) if invoice.credits_invoice_id else None
+    payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)
+                                  .order_by(Payment.created_at, Payment.id)).all()
+    return render_template(
+        "backoffice/finance/invoice.html", invoice=invoice, snapshot=invoice.snapshot or {}, notes=notes,
+        credited=credited, payments=payments, dunning=db.session.get(Dunning, invoice.id), form=form,
+        can_credit=invoice.kind == InvoiceKind.INVOICE, audit=entries_for("invoice", invoice.id, limit=20),
+    ), status
+
+
+@bp.get("/invoices/<number>")
+@staff_required(Role.FINANCE)
+def invoice_detail(number: str):  # type: ignore[no-untyped-def]
+    return _detail(_invoice_or_404(number), CreditNoteForm())
+
+
+@bp.post("/invoices/<number>/credit")
+@staff_required(Role.FINANCE)
+def credit(number: str):  # type: ignore[no-untyped-def]
+    invoice = _invoice_or_404(number)
+    form = CreditNoteForm()
+    if not form.validate_on_submit():
+        return _detail(invoice, form, 400)
+    try:
+        amount_minor = None
+        if form.scope.data == "amount":
+            amount_minor = to_minor_units(parse_amount(form.amount.data or ""), invoice.currency)
+            if amount_minor <= 0:
+                raise BillingError("the credited amount must be positive")
+        note = invoices.credit_invoice(invoice, Actor.of(current_user), form.reason.data, amount_minor)
+    except (BillingError, HoldError) as error:
+        db.session.rollback()
+        field = form.amount if form.scope.data == "amount" else form.reason
+        field.errors = [*field.errors, _(str(error))]
+        return _detail(invoice, form, 400)
+    db.session.commit()
+    flash(_("Credit note %(number)s issued.", number=note.number), "success")
+    return redirect(url_for("finance_invoices.invoice_detail", number=note.number))
+
+
+@bp.get("/invoices/<number>.pdf")
+@staff_required(Role.FINANCE)
+def invoice_pdf_download(number: str):  # type: ignore[no-untyped-def]
+    invoice = _invoice_or_404(number)
+    try:
+        data = invoice_pdf(invoice)
+    except PdfUnavailableError as error:
+        db.session.rollback()
+        abort(404, description=str(error))
+    db.session.commit()
+    return Response(data, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{invoice.number}.pdf"'})
+
+
+@bp.get("/payments")
+@staff_required(Role.FINANCE)
+def failed_payments():  # type: ignore[no-untyped-def]
+    last_failure = (select(Payment.failure_message).where(Payment.invoice_id == Invoice.id,
+                                                          Payment.failure_message.is_not(None))
+                    .order_by(Payment.attempt.desc(), Payment.id.desc()).limit(1).correlate(Invoice)
+                    .scalar_subquery())
+    rows = db.session.execute(
+        select(Invoice, Dunning, Account.full_name, last_failure)
+        .join(Account, Account.id == Invoice.account_id)
+        .outerjoin(Dunning, Dunning.invoice_id == Invoice.id)
+        .where(Invoice.payment_state.in_([PaymentState.FAILED, PaymentState.UNCOLLECTIBLE]))
+        .order_by(Invoice.payment_state.desc(), Invoice.due_date, Invoice.id).limit(500)).all()
+    return render_template("backoffice/finance/payments.html", rows=rows)

@@ -1,0 +1,103 @@
+"""CDR ingest through ``POST /ocpi/2.2.1/cdrs`` (gunicorn, 2 workers, PostgreSQL, loopback).
+
+Closed loop with 16 requests in flight: N distinct CDRs (the official example with a unique id and one of our
+tokens, so each stores with card + account), then 20 % of them again (retries must answer 1000 with the same
+Location and store nothing). Baseline in the same run: an auth-only request (``GET /cdrs/0`` → 404) at the same
+concurrency, to show the framework's own ceiling next to ours.
+
+Usage: ``.venv/bin/python bench/bench_cdrs.py [--cdrs 6000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ocpi_bench_common import (
+    Gunicorn,
+    auth_header,
+    ensure_database,
+    libpq_url,
+    seed_tokens,
+    uid_of,
+    write_result,
+)
+
+EXAMPLE = json.loads(Path("/work/shared/ocpi-2.2.1/examples/cdr_example.json").read_text())
+CONCURRENCY = 16
+
+
+def cdr_body(run: str, n: int) -> bytes:
+    cdr = {**EXAMPLE, "id": f"{run}-{n}",
+           "cdr_token": {"country_code": "BE", "party_id": "VLT", "uid": uid_of(n * 7 % 1_000_000), "type": "RFID",
+                         "contract_id": f"BEVLTC{n * 7 % 1_000_000:08d}"}}
+    return json.dumps(cdr).encode()
+
+
+async def _drive(base_url: str, requests_: list[tuple[str, str, bytes | None]]) -> tuple[float, dict[int, int]]:
+    import aiohttp
+
+    headers = {"Authorization": auth_header(), "Content-Type": "application/json"}
+    statuses: dict[int, int] = {}
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in requests_:
+        queue.put_nowait(item)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+        async def worker() -> None:
+            while not queue.empty():
+                method, path, body = queue.get_nowait()
+                async with session.request(method, base_url + path, data=body, headers=headers) as response:
+                    payload = await response.read()
+                    status = response.status
+                    if method == "POST" and (status != 200 or json.loads(payload)["status_code"] != 1000):
+                        raise SystemExit(f"POST failed: {status} {payload[:300]!r}")
+                    statuses[status] = statuses.get(status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started, statuses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cdrs", type=int, default=6000)
+    args = parser.parse_args()
+    ensure_database()
+    seed_tokens()
+    run = str(int(time.time()))
+    distinct = [("POST", "/ocpi/2.2.1/cdrs", cdr_body(run, n)) for n in range(args.cdrs)]
+    repeats = distinct[: args.cdrs // 5]
+    with psycopg.connect(libpq_url()) as conn:
+        before = conn.execute("select count(*) from roaming_cdrs").fetchone()[0]
+    with Gunicorn(workers=2) as server:
+        asyncio.run(_drive(server.base_url, [("GET", "/ocpi/2.2.1/cdrs/0", None)] * 200))  # warm-up
+        baseline_s, _ = asyncio.run(_drive(server.base_url, [("GET", "/ocpi/2.2.1/cdrs/0", None)] * 3000))
+        new_s, _ = asyncio.run(_drive(server.base_url, distinct))
+        repeat_s, _ = asyncio.run(_drive(server.base_url, repeats))
+    with psycopg.connect(libpq_url()) as conn:
+        stored = conn.execute("select count(*) from roaming_cdrs").fetchone()[0] - before
+    assert stored == args.cdrs, f"stored {stored}, expected {args.cdrs}"
+    mixed_rate = (len(distinct) + len(repeats)) / (new_s + repeat_s)
+    result = {
+        "cdrs": args.cdrs, "repeats": len(repeats), "stored": stored, "concurrency": CONCURRENCY,
+        "new_cdrs_per_s": round(len(distinct) / new_s), "repeats_per_s": round(len(repeats) / repeat_s),
+        "mixed_per_s": round(mixed_rate), "target_per_s": 300, "meets_target": mixed_rate >= 300,
+        "baseline_auth_only_per_s": round(3000 / baseline_s),
+        "ratio_cdr_vs_auth_only": round((len(distinct) / new_s) / (3000 / baseline_s), 2),
+        "server": "gunicorn, 2 sync workers, loopback",
+    }
+    print(result)
+    write_result("cdrs", result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""A real Celery worker (another process) finalizes a run through Redis, sharing it out in chunks.
+
+Runs when a Redis broker is reachable: ``CELERY_BROKER_URL`` (CI sets it to the local Redis), else the local
+default ``redis://127.0.0.1:6379/0`` if it answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import delete, select
+
+from app import create_app
+from app.audit.services import Actor
+from app.billing import runs
+from app.billing.models import Invoice, InvoiceRun, RunStatus
+from app.billing.tasks import finalize_chunk
+from app.cards import services as card_services
+from app.extensions import db
+from app.plans import services as plan_services
+from tests.billing.sessions import rated_session
+from tests.factories import make_user
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _broker() -> str | None:
+    url = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
+            return url
+    except OSError:
+        return None
+
+
+BROKER = _broker()
+
+
+@pytest.mark.skipif(BROKER is None, reason="no Redis broker reachable (set CELERY_BROKER_URL)")
+def test_worker_process_finalizes_a_run(app, tmp_path):
+    queue = f"test-{uuid.uuid4().hex[:8]}"  # our own queue: parallel runs and other workers never mix
+    database = app.config["SQLALCHEMY_DATABASE_URI"]
+    broker_app = create_app("test", SQLALCHEMY_DATABASE_URI=database, CELERY_BROKER_URL=BROKER,
+                            CELERY_TASK_DEFAULT_QUEUE=queue)
+    env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": database, "CELERY_BROKER_URL": BROKER,
+           "CELERY_TASK_DEFAULT_QUEUE": queue, "MAIL_OUTBOX_DIR": str(tmp_path / "outbox")}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "app.worker", "worker", "--pool", "solo", "--loglevel", "WARNING",
+         "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=(tmp_path / "worker.log").open("w"), stderr=subprocess.STDOUT)
+    try:
+        with broker_app.app_context():
+            plan_services.seed_default_plans()
+            accounts = []
+            for n in range(5):
+                user = make_user(email=f"worker{n}@example.com")
+                for stretch in plan_services.history(user.account.id):
+                    stretch.starts_at = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+                card = card_services.issue_app_token(user.account, Actor.of(user))
+                rated_session(user.account.id, card.id, dt.datetime(2026, 10, 5, 9, tzinfo=dt.UTC))
+                accounts.append(user.account.id)
+            db.session.commit()
+            run = runs.preview("2026-10", Actor.system("test"))
+            runs.approve(run, Actor.system("test"))
+            runs.start_finalizing(run, Actor.system("test"))
+            db.session.commit()
+            for chunk in runs.pending_chunks(run, size=2):  # three chunks for one worker
+                finalize_chunk.delay(run.id, chunk)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                db.session.rollback()  # end the read transaction: never hold a lock while the worker writes
+                if db.session.get(InvoiceRun, run.id).status == RunStatus.FINALIZED:
+                    break
+                assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+                time.sleep(0.5)
+            db.session.expire_all()
+            finished = db.session.get(InvoiceRun, run.id)
+            assert finished.status == RunStatus.FINALIZED, (tmp_path / "worker.log").read_text()
+            numbers = sorted(db.session.scalars(select(Invoice.sequence)))
+            assert numbers == [1, 2, 3, 4, 5]
+            assert sorted(db.session.scalars(select(Invoice.account_id))) == sorted(accounts)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        with broker_app.app_context():
+            for table in reversed(db.metadata.sorted_tables):
+                db.session.execute(delete(table))
+            db.session.commit()
+        create_app("test")  # leave the shared Celery instance in eager mode for the tests that follow

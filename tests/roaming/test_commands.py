@@ -1,0 +1,90 @@
+"""Commands round trip with the fake CPO: POST to its receiver, CommandResponse stored, the asynchronous
+CommandResult POSTed to our response_url, and timeouts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from app.cards.models import CardStatus
+from app.db import utcnow
+from app.extensions import db
+from app.roaming.commands import CommandError, expire_commands, send_command
+from app.roaming.models import Command
+from tests.roaming.fake_cpo.receiver import COMMANDS_PATH
+from tests.roaming.test_token_push import connect
+from tests.roaming.token_fixtures import card_in
+
+
+def _path(url: str) -> str:
+    return url[url.index("/ocpi/"):]
+
+
+def test_start_session_round_trip(ocpi, partner, fake_cpo):
+    connect(partner, fake_cpo)
+    card = card_in(CardStatus.ACTIVE)
+    command = send_command(partner, "START_SESSION", {"location_id": "LOC1", "evse_uid": "3256"}, card=card)
+    db.session.commit()
+    [sent] = fake_cpo.state["commands"]
+    assert sent["command"] == "START_SESSION"
+    assert sent["body"]["token"]["uid"] == card.uid and sent["body"]["location_id"] == "LOC1"
+    assert sent["body"]["response_url"].endswith(f"/ocpi/2.2.1/commands/START_SESSION/{command.uid}")
+    assert command.response_result == "ACCEPTED" and command.response_timeout == 30
+    assert command.timeout_at is not None and command.result is None
+    assert command.account_id == card.account_id
+
+    # The CPO posts the charge point's answer to our response_url.
+    response = ocpi.post(_path(sent["body"]["response_url"]), json={"result": "ACCEPTED"})
+    assert response.status_code == 200 and response.get_json()["status_code"] == 1000
+    db.session.expire_all()
+    stored = db.session.get(Command, command.id)
+    assert stored.result == "ACCEPTED" and stored.result_at is not None
+    assert expire_commands(utcnow() + dt.timedelta(hours=1)) == 0  # answered: never times out
+
+
+def test_timeout_is_recorded(ocpi, partner, fake_cpo):
+    connect(partner, fake_cpo)
+    fake_cpo.misbehave["command_timeout"] = 10
+    command = send_command(partner, "STOP_SESSION", {"session_id": "101"})
+    assert expire_commands(utcnow()) == 0
+    assert expire_commands(utcnow() + dt.timedelta(seconds=11)) == 1
+    assert command.result == "TIMEOUT" and command.result_message
+    db.session.commit()
+    # A result arriving late is still recorded, marked as late.
+    url = fake_cpo.state["commands"][0]["body"]["response_url"]
+    assert ocpi.post(_path(url), json={"result": "FAILED"}).status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Command, command.id).result == "FAILED"
+    assert "after timeout" in db.session.get(Command, command.id).result_message
+
+
+def test_rejected_command_is_final(partner, fake_cpo, db_session):
+    connect(partner, fake_cpo)
+    fake_cpo.misbehave["command_response"] = "REJECTED"
+    command = send_command(partner, "UNLOCK_CONNECTOR", {"location_id": "L", "evse_uid": "E", "connector_id": "1"})
+    assert command.response_result == "REJECTED" and command.result == "REJECTED" and command.timeout_at is None
+
+
+def test_bad_requests(ocpi, partner, fake_cpo):
+    connect(partner, fake_cpo)
+    with pytest.raises(CommandError):
+        send_command(partner, "SELF_DESTRUCT", {})
+    with pytest.raises(CommandError):
+        send_command(partner, "RESERVE_NOW", {"location_id": "L"})
+    command = send_command(partner, "CANCEL_RESERVATION", {"reservation_id": "R1"})
+    db.session.commit()
+    url = _path(fake_cpo.state["commands"][0]["body"]["response_url"])
+    assert ocpi.post(url, json={"result": "MAYBE"}).get_json()["status_code"] == 2001
+    assert ocpi.post(url, json={}).get_json()["status_code"] == 2001
+    assert ocpi.post(url.replace(command.uid, "unknown"), json={"result": "ACCEPTED"}).status_code == 404
+    assert ocpi.post(url.replace("CANCEL_RESERVATION", "STOP_SESSION"),
+                     json={"result": "ACCEPTED"}).status_code == 404
+    assert fake_cpo.requests_to(COMMANDS_PATH, "POST")
+
+
+def test_unreachable_cpo_is_recorded(partner, fake_cpo, db_session):
+    connect(partner, fake_cpo)
+    fake_cpo.accepted_tokens.clear()  # the CPO answers 401
+    command = send_command(partner, "STOP_SESSION", {"session_id": "101"})
+    assert command.response_result == "SEND_FAILED" and command.result == "FAILED" and command.result_message
