@@ -103,6 +103,11 @@ class BaseConfig:
         "email": os.environ.get("SELLER_EMAIL", "billing@voltaro.example"),
     }
     INVOICE_PAYMENT_TERMS_DAYS = _env_int("INVOICE_PAYMENT_TERMS_DAYS", 14)
+    # Failed payments are retried this many days after the first failure; after the last, cards are blocked.
+    DUNNING_SCHEDULE_DAYS = [3, 7, 14]
+    # Public base URLs for links built outside a request (emails from workers, OCPI response_url).
+    PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL") or None
+    OCPI_BASE_URL = os.environ.get("OCPI_BASE_URL") or None
 
     # Stripe. STRIPE_API_BASE unset = real Stripe; "http://127.0.0.1:8420" = a local `localstripe` emulator,
     # whose fake Stripe.js is served at <api_base>/js.stripe.com/v3/.

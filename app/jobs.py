@@ -44,7 +44,7 @@ def init_celery(app: Flask) -> None:
 
 
 # Every module that defines tasks (or beat schedule entries); workers import them all at start.
-TASK_MODULES = ("app.billing.tasks", "app.roaming.tasks")
+TASK_MODULES = ("app.billing.tasks", "app.billing.payment_tasks", "app.rating.tasks", "app.roaming.tasks")
 
 
 def import_task_modules() -> None:

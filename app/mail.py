@@ -53,14 +53,20 @@ def send_message(message: EmailMessage) -> None:
              body.get_content() if body is not None else "")
 
 
-def send_template(to: str, template: str, language: str, subject: str, **context: object) -> None:
+def send_template(to: str, template: str, language: str, subject: str, *,
+                  attachments: list[tuple[str, bytes, str]] | None = None, **context: object) -> None:
     """Render ``templates/emails/<template>.txt`` (and ``.html`` if present) in ``language`` and send it.
 
     ``subject`` is a msgid; it is translated in the recipient's language, not the current request's.
+    ``attachments`` are (file name, bytes, MIME type), e.g. the invoice PDF.
     """
     from flask_babel import gettext
 
     with force_locale(language):
         text = render_template(f"emails/{template}.txt", **context)
         translated_subject = gettext(subject)
-    send_message(build_message(to, translated_subject, text))
+    message = build_message(to, translated_subject, text)
+    for filename, content, mimetype in attachments or []:
+        maintype, _, subtype = mimetype.partition("/")
+        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
+    send_message(message)

@@ -6,7 +6,6 @@ import json
 import time
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from app.audit.services import Actor
@@ -30,7 +29,8 @@ def _fail(error: Exception) -> None:
 @billing_cli.command("run")
 @click.option("--period", required=True, help="The month to invoice, e.g. 2026-10.")
 @click.option("--dry-run", is_flag=True, help="Compute and store the preview only.")
-def run_command(period: str, dry_run: bool) -> None:
+@click.option("--no-deliver", is_flag=True, help="Finalize only; render, email and collect later with `deliver`.")
+def run_command(period: str, dry_run: bool, no_deliver: bool) -> None:
     """Preview a month (--dry-run), or finalize an approved run. Re-running resumes an interrupted run."""
     try:
         runs.check_period(period)
@@ -50,26 +50,18 @@ def run_command(period: str, dry_run: bool) -> None:
         db.session.commit()
     except BillingError as error:
         _fail(error)
-    _finalize_with_progress(run.id)
+    _finalize_with_progress(run.id, deliver=not no_deliver)
 
 
-def _finalize_with_progress(run_id: int) -> None:
+def _finalize_with_progress(run_id: int, *, deliver: bool = True) -> None:
+    from app.billing.dispatch import dispatch_finalize
     from app.billing.models import InvoiceRun
-    from app.billing.tasks import finalize_chunk
 
     run = db.session.get(InvoiceRun, run_id)
-    chunks = runs.pending_chunks(run)
     total = run.accounts_total
-    eager = current_app.extensions["celery"].conf.task_always_eager
-    with click.progressbar(length=total, label=f"invoicing {run.period}",
-                           show_pos=True) as bar:
-        bar.update(total - sum(len(chunk) for chunk in chunks))
-        if eager:
-            for chunk in chunks:
-                runs.process_items(chunk, on_done=lambda: bar.update(1))
-        else:
-            for chunk in chunks:
-                finalize_chunk.delay(run_id, chunk)
+    with click.progressbar(length=total, label=f"invoicing {run.period}", show_pos=True) as bar:
+        bar.update(total - sum(len(chunk) for chunk in runs.pending_chunks(run)))
+        if not dispatch_finalize(run, on_done=lambda: bar.update(1)):
             done = 0
             while True:
                 db.session.rollback()  # a fresh read each time, holding no lock while workers write
@@ -88,6 +80,47 @@ def _finalize_with_progress(run_id: int) -> None:
     if counts["failed"]:
         click.echo(f"{counts['failed']} accounts failed (see the run in the back office); rerun this command to "
                    "retry them.", err=True)
+    elif run.status == RunStatus.FINALIZED and deliver:
+        _deliver(run.id)
+
+
+def _deliver(run_id: int) -> None:
+    """PDFs, emails and payment collection for the run's invoices (inline, or as tasks with a broker)."""
+    from app.billing.delivery import deliver_invoice, invoices_to_deliver
+    from app.billing.dispatch import is_eager
+    from app.billing.tasks import deliver_invoice_task
+
+    ids = invoices_to_deliver(run_id)
+    if not is_eager():
+        for invoice_id in ids:
+            deliver_invoice_task.delay(invoice_id)
+        click.echo(f"queued delivery of {len(ids)} invoices")
+        return
+    outcomes: dict[str, int] = {}
+    with click.progressbar(ids, label="rendering, emailing and collecting") as bar:
+        for invoice_id in bar:
+            result = deliver_invoice(invoice_id)
+            key = result.get("payment", "no payment due")
+            outcomes[key] = outcomes.get(key, 0) + 1
+    click.echo(json.dumps({"delivered": len(ids), "payments": outcomes}))
+
+
+@billing_cli.command("deliver")
+@click.option("--period", required=True)
+def deliver_command(period: str) -> None:
+    """(Re)deliver the finalized run's invoices that have no PDF or email yet; payments are collected once."""
+    run = runs.run_for(runs.check_period(period))
+    if run is None or run.status != RunStatus.FINALIZED:
+        raise click.ClickException(f"the run for {period} is not finalized")
+    _deliver(run.id)
+
+
+@billing_cli.command("dunning")
+def dunning_command() -> None:
+    """Retry failed payments that are due, send reminders, block cards after the last attempt (run hourly)."""
+    from app.billing.dunning import run_dunning
+
+    click.echo(json.dumps(run_dunning().as_dict()))
 
 
 @billing_cli.command("approve")

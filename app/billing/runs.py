@@ -36,6 +36,7 @@ from app.extensions import db
 from app.payments.models import PaymentMethod, PaymentMethodStatus
 from app.plans.models import Plan, Subscription
 from app.rating.models import SessionCharge
+from app.rating.services import rate_pending
 from app.roaming.models import Cdr
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -130,12 +131,13 @@ def preview(period: str, actor: Actor) -> InvoiceRun:
     if run is not None and run.status not in (RunStatus.PREVIEW,):
         raise BillingError(f"the run for {period} is already {run.status.value}")
     _start, end = period_bounds(period)
+    rated, unrated = rate_pending()  # CDRs that could not be rated on arrival get another chance
     _hold_outliers(end)
     accounts = candidate_accounts(period)
     if run is None:
         run = InvoiceRun(period=period, created_by=actor.label)
         db.session.add(run)
-    run.preview = _figures(period, accounts)
+    run.preview = {**_figures(period, accounts), "rated_now": rated, "not_rated": unrated[:100]}
     run.accounts_total = len(accounts)
     db.session.flush()
     record("billing.preview", "billing_run", run.id, actor=actor, details={"period": period})

@@ -60,7 +60,7 @@ def _cli_run(app, period: str = "2026-10") -> None:  # type: ignore[no-untyped-d
     db.session.commit()
     cli = app.test_cli_runner()
     for args in (["run", "--period", period, "--dry-run"], ["approve", "--period", period],
-                 ["run", "--period", period]):
+                 ["run", "--period", period, "--no-deliver"]):
         result = cli.invoke(args=["billing", *args])
         assert result.exit_code == 0, result.output
 

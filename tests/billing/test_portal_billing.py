@@ -39,7 +39,7 @@ def _run(app, period: str = "2026-10") -> None:  # type: ignore[no-untyped-def]
     db.session.commit()
     cli = app.test_cli_runner()
     for args in (["run", "--period", period, "--dry-run"], ["approve", "--period", period],
-                 ["run", "--period", period]):
+                 ["run", "--period", period, "--no-deliver"]):
         result = cli.invoke(args=["billing", *args])
         assert result.exit_code == 0, result.output
 

@@ -42,7 +42,7 @@ def _run(app, period: str = "2026-10"):  # type: ignore[no-untyped-def]
     assert preview.exit_code == 0, preview.output
     approve = cli.invoke(args=["billing", "approve", "--period", period])
     assert approve.exit_code == 0, approve.output
-    final = cli.invoke(args=["billing", "run", "--period", period])
+    final = cli.invoke(args=["billing", "run", "--period", period, "--no-deliver"])
     assert final.exit_code == 0, final.output
     return json.loads(preview.output), final
 
@@ -116,18 +116,18 @@ def test_rerun_and_resume_never_duplicate_or_leave_gaps(app, db_session, monkeyp
         return invoice
 
     monkeypatch.setattr(runs, "finalize_composition", crashing)
-    cli.invoke(args=["billing", "run", "--period", "2026-10"])
+    cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"])
     items = db.session.scalars(select(RunItem).order_by(RunItem.account_id)).all()
     assert [item.status for item in items] == ["done", "failed", "done"]
     assert runs.run_for("2026-10").status == RunStatus.FINALIZING
 
     monkeypatch.setattr(runs, "finalize_composition", real)
-    resumed = cli.invoke(args=["billing", "run", "--period", "2026-10"])
+    resumed = cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"])
     assert resumed.exit_code == 0, resumed.output
     numbers = sorted(invoice.sequence for invoice in db.session.scalars(select(Invoice)))
     assert numbers == [1, 2, 3]  # gapless although the crashed account had taken number 2 once
     assert db.session.scalar(select(db.func.count(Invoice.id))) == 3
-    again = cli.invoke(args=["billing", "run", "--period", "2026-10"])
+    again = cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"])
     assert "already finalized" in again.output
     assert db.session.scalar(select(db.func.count(Invoice.id))) == 3
 
@@ -204,8 +204,8 @@ def test_numbers_given_back_on_rollback(db_session):
 def test_run_refuses_bad_periods_and_out_of_order_steps(app, db_session):
     cli = app.test_cli_runner()
     assert cli.invoke(args=["billing", "run", "--period", "october"]).exit_code == 1
-    assert "approve it first" in cli.invoke(args=["billing", "run", "--period", "2026-10"]).output
+    assert "approve it first" in cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"]).output
     assert "no preview" in cli.invoke(args=["billing", "approve", "--period", "2026-10"]).output
     cli.invoke(args=["billing", "run", "--period", "2026-10", "--dry-run"])
-    assert "approve the run first" in cli.invoke(args=["billing", "run", "--period", "2026-10"]).output
+    assert "approve the run first" in cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"]).output
     assert db.session.scalar(select(InvoiceRun)).status == RunStatus.PREVIEW

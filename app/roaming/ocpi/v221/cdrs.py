@@ -27,8 +27,13 @@ def post_cdr() -> Response:
     country_code, party_id = data.get("country_code"), data.get("party_id")
     if isinstance(country_code, str) and isinstance(party_id, str):
         require_party(partner, country_code, party_id)  # missing fields are named by store_cdr below
-    cdr, _created = cdrs.store_cdr(partner, data)
+    cdr, created = cdrs.store_cdr(partner, data)
     db.session.commit()
+    if created and cdr.account_id is not None:
+        # Rating is a unit of work of its own: a CDR we cannot price is still stored and acknowledged.
+        from app.rating.tasks import rate_cdr_task
+
+        rate_cdr_task.delay(cdr.id)
     response = ocpi_response()
     # mod_cdrs §POST: the Location header points at the stored CDR, also when this was a repeat.
     response.headers["Location"] = _cdr_url(cdr)

@@ -1,0 +1,71 @@
+"""After finalization: render the invoice documents, email them, and collect payment — each step once.
+
+Every step records that it is done (``pdf``, ``emailed_at``, the ``Payment`` of attempt 1), so delivering an
+invoice twice (a retried task, a rerun) repeats nothing. Email is at-least-once: it is marked sent after the
+SMTP server took it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.accounts.models import Role, User
+from app.billing.downloads import invoice_pdf
+from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
+from app.db import utcnow
+from app.extensions import db
+from app.mail import send_template
+
+
+def _documents(invoice: Invoice) -> list[tuple[str, bytes, str]]:
+    """The PDF (Factur-X for business buyers) and, for Belgian business buyers, the Peppol UBL."""
+    from app.billing.documents import documents_for
+
+    business = bool((invoice.snapshot or {}).get("buyer", {}).get("vat_number"))
+    if not business:
+        return [(f"{invoice.number}.pdf", invoice_pdf(invoice), "application/pdf")]
+    files = documents_for(invoice.snapshot, business=True)
+    pdf_name = f"{invoice.number}.pdf"
+    if invoice.pdf is None and pdf_name in files:
+        invoice.pdf = files[pdf_name]
+        invoice.pdf_rendered_at = utcnow()
+        db.session.flush()
+    return [(name, content, "application/pdf" if name.endswith(".pdf") else "application/xml")
+            for name, content in files.items()]
+
+
+def deliver_invoice(invoice_id: int) -> dict[str, str]:
+    """Render, email and collect one finalized invoice (commits after each step: it is its own batch unit)."""
+    from app.billing.collection import collect_invoice
+    from app.accounts.services import send_pending
+
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None or invoice.status != InvoiceStatus.FINALIZED:
+        return {"invoice": str(invoice_id), "status": "skipped"}
+    attachments = _documents(invoice)
+    db.session.commit()
+    done = {"invoice": invoice.number, "documents": ",".join(name for name, _, _ in attachments)}
+    if invoice.emailed_at is None:
+        recipients = db.session.scalars(select(User).where(User.account_id == invoice.account_id,
+                                                           User.role == Role.DRIVER, User.active.is_(True))).all()
+        subject = "Your credit note" if invoice.kind == InvoiceKind.CREDIT_NOTE else "Your invoice"
+        for user in recipients:
+            send_template(user.email, "invoice", invoice.snapshot.get("language", "en"), subject,
+                          attachments=attachments, number=invoice.number, period=invoice.period,
+                          total=invoice.total_minor, currency=invoice.currency, due_date=invoice.due_date)
+        invoice.emailed_at = utcnow()
+        db.session.commit()
+        done["email"] = str(len(recipients))
+    already_collected = db.session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id).limit(1))
+    if invoice.payment_state == PaymentState.OPEN and already_collected is None:
+        result = collect_invoice(invoice, attempt=1)
+        db.session.commit()
+        send_pending(result.emails)
+        done["payment"] = result.outcome.value
+    return done
+
+
+def invoices_to_deliver(run_id: int) -> list[int]:
+    return list(db.session.scalars(select(Invoice.id).where(
+        Invoice.run_id == run_id, Invoice.status == InvoiceStatus.FINALIZED,
+        (Invoice.emailed_at.is_(None)) | (Invoice.pdf.is_(None))).order_by(Invoice.id)))
