@@ -88,12 +88,14 @@ def _cdr(card: Card, cdr_id: str, session_id: str, start: dt.datetime, kwh: floa
 def _month(app, period: str) -> None:  # type: ignore[no-untyped-def]
     db.session.commit()
     cli = app.test_cli_runner()
-    for args in (["run", "--period", period, "--dry-run"], ["approve", "--period", period], ["run", "--period", period]):
+    steps = (["run", "--period", period, "--dry-run"], ["approve", "--period", period], ["run", "--period", period])
+    for args in steps:
         result = cli.invoke(args=["billing", *args])
         assert result.exit_code == 0, result.output
 
 
-def _charge(ocpi, card: Card, number: int, start: dt.datetime, kwh: float, hours: float) -> None:  # type: ignore[no-untyped-def]
+def _charge(ocpi, card: Card, number: int, start: dt.datetime, kwh: float,  # type: ignore[no-untyped-def]  # noqa: F811
+            hours: float) -> None:
     """Authorize, start, update and finish a session, then post its CDR, as the CPO does."""
     allowed = ocpi.post(f"/ocpi/2.2.1/tokens/{card.uid}/authorize?type=RFID",
                         json={"location_id": "LOC-SPINE", "evse_uids": ["EVSE-1"]})
@@ -109,7 +111,7 @@ def _charge(ocpi, card: Card, number: int, start: dt.datetime, kwh: float, hours
     done = {"status": "COMPLETED", "kwh": kwh, "end_date_time": end.isoformat(), "last_updated": end.isoformat()}
     assert ocpi.patch(session_url, json=done).status_code == 200
     posted = ocpi.post("/ocpi/2.2.1/cdrs", json=_cdr(card, f"CDR{number}", f"S{number}", start, kwh, hours))
-    assert posted.status_code in (200, 201) and posted.headers["Location"].endswith(posted.headers["Location"].split("/")[-1])
+    assert posted.status_code in (200, 201) and "/ocpi/2.2.1/cdrs/" in posted.headers["Location"]
 
 
 def test_the_money_path_end_to_end(app, stripe_app, client, ocpi, partner, fake_cpo, localstripe, mailbox):  # noqa: F811
