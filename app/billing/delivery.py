@@ -36,8 +36,8 @@ def _documents(invoice: Invoice) -> list[tuple[str, bytes, str]]:
 
 def deliver_invoice(invoice_id: int) -> dict[str, str]:
     """Render, email and collect one finalized invoice (commits after each step: it is its own batch unit)."""
-    from app.billing.collection import collect_invoice
     from app.accounts.services import send_pending
+    from app.billing.collection import collect_invoice
 
     invoice = db.session.get(Invoice, invoice_id)
     if invoice is None or invoice.status != InvoiceStatus.FINALIZED:
