@@ -10,6 +10,12 @@ Usage: ``.venv/bin/python bench/bench_cdrs.py [--cdrs 6000]``
 
 from __future__ import annotations
 
+import os as _os
+from pathlib import Path as _Path
+
+# ../shared beside the checkout (as in CI), or EMSP_SHARED_DIR.
+SHARED = _Path(_os.environ.get("EMSP_SHARED_DIR") or _Path(__file__).resolve().parents[2] / "shared")
+
 import argparse
 import asyncio
 import json
@@ -31,7 +37,7 @@ from ocpi_bench_common import (
     write_result,
 )
 
-EXAMPLE = json.loads(Path("/work/shared/ocpi-2.2.1/examples/cdr_example.json").read_text())
+EXAMPLE = json.loads((SHARED / "ocpi-2.2.1/examples/cdr_example.json").read_text())
 CONCURRENCY = 16
 
 

@@ -18,6 +18,12 @@ you want to keep. Figures go to bench/results.json under the key "locations" (re
 
 from __future__ import annotations
 
+import os as _os
+from pathlib import Path as _Path
+
+# ../shared beside the checkout (as in CI), or EMSP_SHARED_DIR.
+SHARED = _Path(_os.environ.get("EMSP_SHARED_DIR") or _Path(__file__).resolve().parents[2] / "shared")
+
 import argparse
 import datetime as dt
 import gzip
@@ -33,19 +39,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flask_migrate import upgrade  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from flask_migrate import upgrade
+from sqlalchemy import text
 
-from app import create_app  # noqa: E402
-from app.extensions import db  # noqa: E402
-from app.roaming.importers import import_locations  # noqa: E402
-from app.roaming.locations import upsert_location  # noqa: E402
-from app.roaming.models import Partner, PartnerStatus  # noqa: E402
-from app.roaming.pull import pull  # noqa: E402
-from tests.roaming.fake_cpo import start_fake_cpo  # noqa: E402
-from tests.roaming.fake_cpo.sender import sender_endpoints  # noqa: E402
+from app import create_app
+from app.extensions import db
+from app.roaming.importers import import_locations
+from app.roaming.locations import upsert_location
+from app.roaming.models import Partner, PartnerStatus
+from app.roaming.pull import pull
+from tests.roaming.fake_cpo import start_fake_cpo
+from tests.roaming.fake_cpo.sender import sender_endpoints
 
-DATA = Path("/work/shared/data/ocpi-nl-10-cities/locations.json.gz")
+DATA = (SHARED / "data/ocpi-nl-10-cities/locations.json.gz")
 RESULTS = ROOT / "bench" / "results.json"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_r2"
 NAIVE_SLICE = 1000

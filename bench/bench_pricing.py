@@ -18,6 +18,12 @@ other benchmarks own other keys).
 
 from __future__ import annotations
 
+import os as _os
+from pathlib import Path as _Path
+
+# ../shared beside the checkout (as in CI), or EMSP_SHARED_DIR.
+SHARED = _Path(_os.environ.get("EMSP_SHARED_DIR") or _Path(__file__).resolve().parents[2] / "shared")
+
 import argparse
 import contextlib
 import gzip
@@ -36,7 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_TARIFFS = Path("/work/shared/data/ocpi-nl-10-cities/tariffs.json.gz")
+REAL_TARIFFS = (SHARED / "data/ocpi-nl-10-cities/tariffs.json.gz")
 RESULTS = ROOT / "bench" / "results.json"
 PROFILE_FILE = str(Path(tempfile.gettempdir()) / "bench_pricing.prof")
 ZONE = "Europe/Amsterdam"

@@ -16,9 +16,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
+from tests.shared_data import NL_DATA
+
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = Path("/work/shared/ocpi-2.2.1/examples")
-REAL_TARIFFS = Path("/work/shared/data/ocpi-nl-10-cities/tariffs.json.gz")
+EXAMPLES = SHARED_EXAMPLES
+REAL_TARIFFS = NL_DATA / "tariffs.json.gz"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,9 @@ from app.roaming.ocpi.auth import hash_token
 from app.roaming.partners import add_partner
 from tests.roaming.conftest import OcpiTestClient
 from tests.roaming.fake_cpo.handshake import CPO_ENDPOINTS, module_url, versions_url
+from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "ocpi-2.2.1" / "examples"
+EXAMPLES = SHARED_EXAMPLES
 TOKEN_A = "token-a-we-gave-exa"
 THEIR_TOKEN_B = "9e80a9c4-28be-11e9-b210-d663bd873d93"
 

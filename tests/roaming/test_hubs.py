@@ -4,7 +4,6 @@ write its own objects."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,9 @@ from app.roaming.ocpi.auth import require_party
 from app.roaming.partners import add_partner
 from tests.roaming.conftest import OcpiTestClient
 from tests.roaming.fake_cpo.handshake import versions_url
+from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "ocpi-2.2.1" / "examples"
+EXAMPLES = SHARED_EXAMPLES
 HUB_TOKEN_A = "hub-token-a"
 
 

@@ -13,8 +13,9 @@ import pytest
 from app.extensions import db
 from app.roaming.importers import ImportFileError, import_locations, import_tariffs
 from app.roaming.models import Connector, Evse, Location, TariffVersion
+from tests.shared_data import NL_DATA
 
-DATA = Path("/work/shared/data/ocpi-nl-10-cities")
+DATA = NL_DATA
 
 
 @pytest.fixture(scope="module")

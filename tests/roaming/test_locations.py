@@ -5,15 +5,15 @@ from __future__ import annotations
 import copy
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from app.extensions import db
 from app.roaming.location_validation import sanitise_power_w
 from app.roaming.models import Evse, Location, PartnerParty
+from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 
-EXAMPLES = Path("/work/shared/ocpi-2.2.1/examples")
+EXAMPLES = SHARED_EXAMPLES
 LOCATION_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("location_*.json")
                            if "country_code" in json.loads(p.read_text()))
 # Fragments (not whole Locations): accepted as PATCH bodies on the field they describe.

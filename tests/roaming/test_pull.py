@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,9 +13,11 @@ from app.extensions import db
 from app.roaming.models import Cdr, ChargingSession, Location, PullCursor, TariffVersion
 from app.roaming.pull import PullError, next_page_url, pull
 from tests.roaming.fake_cpo.sender import sender_endpoints
+from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
+from tests.shared_data import NL_DATA
 
-DATA = Path("/work/shared/data/ocpi-nl-10-cities")
-EXAMPLES = Path("/work/shared/ocpi-2.2.1/examples")
+DATA = NL_DATA
+EXAMPLES = SHARED_EXAMPLES
 N = 300
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,9 @@ from app.roaming.tariffs import (
     tariff_versions,
     tariffs_for_connector,
 )
+from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 
-EXAMPLES = Path("/work/shared/ocpi-2.2.1/examples")
+EXAMPLES = SHARED_EXAMPLES
 TARIFF_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("tariff*.json") if p.name != "tariff_put_example.json")
 UTC = dt.UTC
 

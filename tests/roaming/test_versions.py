@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from app.roaming.partners import add_partner
 from tests.roaming.conftest import PARTNER_TOKEN, OcpiTestClient
+from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "ocpi-2.2.1" / "examples"
+EXAMPLES = SHARED_EXAMPLES
 
 EXPECTED_ENDPOINTS = {
     ("credentials", "SENDER"), ("credentials", "RECEIVER"), ("locations", "RECEIVER"), ("tariffs", "RECEIVER"),

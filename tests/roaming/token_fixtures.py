@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 from typing import Any
 
 from app.audit.services import Actor
@@ -14,8 +13,9 @@ from app.cards.models import BlockReason, Card, CardStatus
 from app.extensions import db
 from app.roaming.models import Partner, PartnerParty
 from tests.factories import add_stock, give_payment_method, make_user
+from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 
-EXAMPLES = Path("/work/shared/ocpi-2.2.1/examples")
+EXAMPLES = SHARED_EXAMPLES
 STAFF = Actor.system("test-staff")
 _stock = itertools.count(1)
 
