@@ -103,6 +103,8 @@ class BaseConfig:
         "email": os.environ.get("SELLER_EMAIL", "billing@voltaro.example"),
     }
     INVOICE_PAYMENT_TERMS_DAYS = _env_int("INVOICE_PAYMENT_TERMS_DAYS", 14)
+    # Sessions beyond these limits are held for finance instead of billed (see app/billing/outliers.py).
+    OUTLIER_LIMITS = {"max_kwh": "150", "max_average_kw": "350", "max_incl_vat": "150", "max_hours": "48"}
     # Failed payments are retried this many days after the first failure; after the last, cards are blocked.
     DUNNING_SCHEDULE_DAYS = [3, 7, 14]
     # Public base URLs for links built outside a request (emails from workers, OCPI response_url).
