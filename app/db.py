@@ -8,9 +8,10 @@ as timezone-aware UTC.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, Enum, MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
@@ -56,6 +57,12 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+def str_enum(enum_class: type[enum.Enum], length: int = 20) -> Enum:
+    """A Python enum stored as its *values* in a VARCHAR with a CHECK (portable, readable in SQL and CSV)."""
+    return Enum(enum_class, native_enum=False, length=length, validate_strings=True,
+                values_callable=lambda members: [member.value for member in members])
 
 
 class Base(DeclarativeBase):

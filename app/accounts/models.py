@@ -11,10 +11,10 @@ import datetime as dt
 import enum
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import TimestampMixin, utcnow
+from app.db import TimestampMixin, str_enum, utcnow
 from app.extensions import db
 
 
@@ -72,9 +72,7 @@ class User(UserMixin, TimestampMixin, db.Model):
     # Stored lower-cased; the unique index is on the stored value.
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=20, validate_strings=True, values_callable=lambda e: [m.value for m in e])
-    )
+    role: Mapped[Role] = mapped_column(str_enum(Role))
     active: Mapped[bool] = mapped_column(default=True)
     email_confirmed_at: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]

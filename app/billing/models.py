@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -30,13 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import utcnow
+from app.db import str_enum, utcnow
 from app.extensions import db
-
-
-def _enum(enum_class: type[enum.Enum], length: int = 20) -> Enum:
-    return Enum(enum_class, native_enum=False, length=length, validate_strings=True,
-                values_callable=lambda members: [member.value for member in members])
 
 
 class InvoiceKind(enum.StrEnum):
@@ -75,8 +69,8 @@ class Invoice(db.Model):
     __tablename__ = "billing_invoices"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind), default=InvoiceKind.INVOICE)
-    status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus), default=InvoiceStatus.DRAFT)
+    kind: Mapped[InvoiceKind] = mapped_column(str_enum(InvoiceKind), default=InvoiceKind.INVOICE)
+    status: Mapped[InvoiceStatus] = mapped_column(str_enum(InvoiceStatus), default=InvoiceStatus.DRAFT)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_runs.id", ondelete="SET NULL"), index=True)
     period: Mapped[str] = mapped_column(String(7))  # YYYY-MM supplied
@@ -92,7 +86,7 @@ class Invoice(db.Model):
     total_minor: Mapped[int] = mapped_column(default=0)
     vat_breakdown: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{rate, base, vat}]
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    payment_state: Mapped[PaymentState] = mapped_column(_enum(PaymentState), default=PaymentState.OPEN)
+    payment_state: Mapped[PaymentState] = mapped_column(str_enum(PaymentState), default=PaymentState.OPEN)
     paid_at: Mapped[dt.datetime | None]
     pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
     pdf_rendered_at: Mapped[dt.datetime | None]
@@ -127,7 +121,7 @@ class InvoiceLine(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("billing_invoices.id", ondelete="CASCADE"), index=True)
     position: Mapped[int]
-    kind: Mapped[LineKind] = mapped_column(_enum(LineKind))
+    kind: Mapped[LineKind] = mapped_column(str_enum(LineKind))
     # A session is billed once: the unique constraint makes a second invoice line for it impossible.
     session_charge_id: Mapped[int | None] = mapped_column(
         ForeignKey("rating_session_charges.id", ondelete="RESTRICT"), unique=True)
@@ -155,7 +149,7 @@ class InvoiceRun(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     period: Mapped[str] = mapped_column(String(7))
-    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus), default=RunStatus.PREVIEW)
+    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus), default=RunStatus.PREVIEW)
     preview: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     accounts_total: Mapped[int] = mapped_column(default=0)
@@ -206,7 +200,7 @@ class SessionHold(db.Model):
     session_charge_id: Mapped[int] = mapped_column(ForeignKey("rating_session_charges.id", ondelete="CASCADE"),
                                                    unique=True)
     reasons: Mapped[list[str]] = mapped_column(JSON)
-    status: Mapped[HoldStatus] = mapped_column(_enum(HoldStatus), default=HoldStatus.HELD, index=True)
+    status: Mapped[HoldStatus] = mapped_column(str_enum(HoldStatus), default=HoldStatus.HELD, index=True)
     adjusted_incl_vat: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
     decided_by: Mapped[str | None] = mapped_column(String(255))
     decision_reason: Mapped[str | None] = mapped_column(Text)

@@ -6,16 +6,11 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import utcnow
+from app.db import str_enum, utcnow
 from app.extensions import db
-
-
-def _enum(enum_class: type[enum.Enum], length: int = 20) -> Enum:
-    return Enum(enum_class, native_enum=False, length=length, validate_strings=True,
-                values_callable=lambda members: [member.value for member in members])
 
 
 class CardStatus(enum.StrEnum):
@@ -68,18 +63,18 @@ class Card(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"), index=True)
-    token_type: Mapped[TokenType] = mapped_column(_enum(TokenType))
-    status: Mapped[CardStatus] = mapped_column(_enum(CardStatus), index=True)
+    token_type: Mapped[TokenType] = mapped_column(str_enum(TokenType))
+    status: Mapped[CardStatus] = mapped_column(str_enum(CardStatus), index=True)
     # uid, contract_id and visual_number are set when a stock card is assigned (shipped) or an app token minted.
     uid: Mapped[str | None] = mapped_column(String(36))
     contract_id: Mapped[str | None] = mapped_column(String(36))
     visual_number: Mapped[str | None] = mapped_column(String(64))
     issuer: Mapped[str] = mapped_column(String(64))
-    whitelist: Mapped[WhitelistType] = mapped_column(_enum(WhitelistType), default=WhitelistType.ALLOWED)
+    whitelist: Mapped[WhitelistType] = mapped_column(str_enum(WhitelistType), default=WhitelistType.ALLOWED)
     language: Mapped[str | None] = mapped_column(String(2))
     label: Mapped[str | None] = mapped_column(String(80))
     driver_name: Mapped[str | None] = mapped_column(String(120))
-    block_reason: Mapped[BlockReason | None] = mapped_column(_enum(BlockReason))
+    block_reason: Mapped[BlockReason | None] = mapped_column(str_enum(BlockReason))
     replaces_card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id", ondelete="SET NULL"))
     ordered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     shipped_at: Mapped[dt.datetime | None]

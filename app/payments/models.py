@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Enum, ForeignKey, Index, String, text
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import utcnow
+from app.db import str_enum, utcnow
 from app.extensions import db
 
 
@@ -39,8 +39,7 @@ class PaymentMethod(db.Model):
     exp_month: Mapped[int | None]
     exp_year: Mapped[int | None]
     status: Mapped[PaymentMethodStatus] = mapped_column(
-        Enum(PaymentMethodStatus, native_enum=False, length=20, validate_strings=True,
-             values_callable=lambda members: [member.value for member in members]),
+        str_enum(PaymentMethodStatus),
         default=PaymentMethodStatus.ACTIVE,
     )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

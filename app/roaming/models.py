@@ -14,20 +14,16 @@ import enum
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import utcnow
+from app.db import str_enum, utcnow
 from app.extensions import db
 
 COORDINATE = Numeric(10, 7)
 KWH = Numeric(14, 4)
 PRICE = Numeric(14, 4)
 
-
-def _enum(enum_class: type[enum.Enum], length: int = 24) -> Enum:
-    return Enum(enum_class, native_enum=False, length=length, validate_strings=True,
-                values_callable=lambda members: [member.value for member in members])
 
 
 class PartnerStatus(enum.StrEnum):
@@ -46,7 +42,7 @@ class Partner(db.Model):
     is_hub: Mapped[bool] = mapped_column(default=False)
     country_code: Mapped[str] = mapped_column(String(2))
     party_id: Mapped[str] = mapped_column(String(3))
-    status: Mapped[PartnerStatus] = mapped_column(_enum(PartnerStatus), default=PartnerStatus.PENDING)
+    status: Mapped[PartnerStatus] = mapped_column(str_enum(PartnerStatus, 24), default=PartnerStatus.PENDING)
     # The token the partner uses to call us (token A before registration, our token C after), stored hashed:
     # we only ever need to recognise it.
     incoming_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -279,7 +275,7 @@ class TokenDelivery(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_update_id: Mapped[int] = mapped_column(ForeignKey("token_updates.id", ondelete="CASCADE"))
     partner_id: Mapped[int] = mapped_column(ForeignKey("roaming_partners.id", ondelete="CASCADE"))
-    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus), default=DeliveryStatus.PENDING)
+    status: Mapped[DeliveryStatus] = mapped_column(str_enum(DeliveryStatus, 24), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
