@@ -26,7 +26,7 @@ dev: $(VENV)/.dev-installed
 
 # Compiled message catalogues are build output (.mo is git-ignored).
 translations: venv
-	$(BIN)/pybabel compile --use-fuzzy -d app/translations -f -q
+	$(BIN)/pybabel compile -d app/translations -f --statistics
 
 STRIPE_EMULATOR_PORT ?= 8420
 
