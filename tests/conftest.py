@@ -19,6 +19,7 @@ from sqlalchemy import text
 from app import create_app
 from app.config import INSTANCE_DIR
 from app.extensions import db, limiter
+from app.jobs import init_celery
 from app.plans.services import seed_default_plans
 from tests.helpers import Mailbox
 
@@ -66,6 +67,15 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     application.test_client_class = FreshGlobalsClient
     _reset_database(application)
     yield application
+
+
+@pytest.fixture(autouse=True)
+def _celery_follows_the_session_app(request: pytest.FixtureRequest) -> None:
+    """The Celery instance is process-wide and configured by the last ``create_app``. Tests that build other
+    apps (production config with a broker in the environment, the worker test) must not leave later tests
+    queueing tasks to a broker nobody serves: re-bind it to the session app, eager, before each test."""
+    if "app" in request.fixturenames:
+        init_celery(request.getfixturevalue("app"))
 
 
 @pytest.fixture
