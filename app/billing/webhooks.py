@@ -33,9 +33,9 @@ from app.billing.collection import (
     apply_status,
     payment_by_stripe_id,
     payments_of,
-    refunded_minor,
 )
 from app.billing.models import Invoice, InvoiceKind, Payment, PaymentState, StripeEvent
+from app.billing.refunds import refunded_minor
 from app.extensions import db
 from app.payments.stripe_client import stripe_client
 

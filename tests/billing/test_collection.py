@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from app.accounts.services import send_pending
 from app.billing import collection, dunning
-from app.billing.collection import Outcome, collect_invoice, refund_credit_note
+from app.billing.collection import Outcome, collect_invoice
 from app.billing.models import Dunning, InvoiceKind, Payment, PaymentState
+from app.billing.refunds import refund_credit_note
 from app.extensions import db
 from app.payments import services as payment_services
 from app.payments.stripe_client import reset_stripe_client
