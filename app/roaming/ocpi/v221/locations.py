@@ -78,43 +78,30 @@ def get_location(country_code: str, party_id: str, location_id: str, evse_uid: s
     return ocpi_response(service.connector_object(connector))
 
 
-@bp.put(BASE)
-@bp.put(BASE + "/<evse_uid>")
-@bp.put(BASE + "/<evse_uid>/<connector_id>")
-def put_location(country_code: str, party_id: str, location_id: str, evse_uid: str | None = None,
-                 connector_id: str | None = None) -> Response:
-    partner = current_partner()
-    require_party(partner, country_code, party_id)
-    body = json_body()
-    keys = {"partner": partner, "country_code": country_code, "party_id": party_id, "location_id": location_id}
-
-    def work() -> object:
-        if evse_uid is None:
-            return service.upsert_location(body, **keys)
-        if connector_id is None:
-            return service.upsert_evse(body, evse_uid=evse_uid, **keys)
-        return service.upsert_connector(body, evse_uid=evse_uid, connector_id=connector_id, **keys)
-
-    in_transaction(work, UNKNOWN_LOCATION)
-    return ocpi_response()
+# PUT and PATCH at the three levels differ only in the service function called.
+WRITERS = {
+    "PUT": (service.upsert_location, service.upsert_evse, service.upsert_connector),
+    "PATCH": (service.patch_location, service.patch_evse, service.patch_connector),
+}
 
 
-@bp.patch(BASE)
-@bp.patch(BASE + "/<evse_uid>")
-@bp.patch(BASE + "/<evse_uid>/<connector_id>")
-def patch_location(country_code: str, party_id: str, location_id: str, evse_uid: str | None = None,
+@bp.route(BASE, methods=["PUT", "PATCH"])
+@bp.route(BASE + "/<evse_uid>", methods=["PUT", "PATCH"])
+@bp.route(BASE + "/<evse_uid>/<connector_id>", methods=["PUT", "PATCH"])
+def write_location(country_code: str, party_id: str, location_id: str, evse_uid: str | None = None,
                    connector_id: str | None = None) -> Response:
     partner = current_partner()
     require_party(partner, country_code, party_id)
     body = json_body()
     keys = {"partner": partner, "country_code": country_code, "party_id": party_id, "location_id": location_id}
+    location_writer, evse_writer, connector_writer = WRITERS[request.method]
 
     def work() -> object:
         if evse_uid is None:
-            return service.patch_location(body, **keys)
+            return location_writer(body, **keys)
         if connector_id is None:
-            return service.patch_evse(body, evse_uid=evse_uid, **keys)
-        return service.patch_connector(body, evse_uid=evse_uid, connector_id=connector_id, **keys)
+            return evse_writer(body, evse_uid=evse_uid, **keys)
+        return connector_writer(body, evse_uid=evse_uid, connector_id=connector_id, **keys)
 
     in_transaction(work, UNKNOWN_LOCATION)
     return ocpi_response()
