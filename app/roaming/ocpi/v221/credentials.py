@@ -45,30 +45,27 @@ def get_credentials() -> Response:
     return ocpi_response(our_credentials(_token_used(partner), handshake.our_versions_url()))
 
 
-@bp.route("/credentials", methods=["POST"])
-def register_credentials() -> Response:
+def _exchange(accept) -> Response:  # type: ignore[no-untyped-def]
+    """POST (register) and PUT (rotate): the partner's credentials in, ours with a fresh token C out."""
     partner = current_partner(registered=False)
     try:
-        token_c = handshake.accept_registration(partner, _body)
+        token_c = accept(partner, _body)
     except PartnerError as error:
         db.session.rollback()
         raise _ocpi_error(error) from error
     answer = our_credentials(token_c, handshake.our_versions_url())
     db.session.commit()
     return ocpi_response(answer)
+
+
+@bp.route("/credentials", methods=["POST"])
+def register_credentials() -> Response:
+    return _exchange(handshake.accept_registration)
 
 
 @bp.route("/credentials", methods=["PUT"])
 def update_credentials() -> Response:
-    partner = current_partner(registered=False)
-    try:
-        token_c = handshake.accept_update(partner, _body)
-    except PartnerError as error:
-        db.session.rollback()
-        raise _ocpi_error(error) from error
-    answer = our_credentials(token_c, handshake.our_versions_url())
-    db.session.commit()
-    return ocpi_response(answer)
+    return _exchange(handshake.accept_update)
 
 
 @bp.route("/credentials", methods=["DELETE"])
