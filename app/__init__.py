@@ -42,11 +42,15 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     from app import models  # noqa: F401  (every table registered before migrations look at metadata)
+    from app.db import ping_after_idle
     from app.extensions import api, babel, csrf, db, limiter, login_manager, migrate
     from app.i18n import select_locale
     from app.jobs import init_celery
 
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            ping_after_idle(engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "app" / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

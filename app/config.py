@@ -25,6 +25,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
 class ConfigError(RuntimeError):
     """The configuration is unusable (e.g. production without a secret key)."""
 
@@ -35,7 +40,9 @@ class BaseConfig:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'emsp.sqlite3'}"
     )
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Pooled connections are pinged only after sitting idle this long (app.db.ping_after_idle), not on
+    # every checkout: a ping is a database round trip on every request.
+    DB_PING_AFTER_IDLE_SECONDS = _env_float("DB_PING_AFTER_IDLE_SECONDS", 10.0)
 
     # Sessions and cookies: HttpOnly always, SameSite=Lax so links from emails still log in.
     SESSION_COOKIE_HTTPONLY = True
@@ -110,6 +117,13 @@ class BaseConfig:
     # Public base URLs for links built outside a request (emails from workers, OCPI response_url).
     PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL") or None
     OCPI_BASE_URL = os.environ.get("OCPI_BASE_URL") or None
+    # Real-time authorization (app/roaming/ocpi/auth.py, app/roaming/authorization_log.py): how long a worker
+    # may trust the partner it found for a token (a rotated or suspended token stays usable in *other*
+    # worker processes for at most this long), and whether authorization log rows are written by a
+    # background writer in batches (off the request path) or inside the request's transaction.
+    OCPI_PARTNER_CACHE_SECONDS = _env_float("OCPI_PARTNER_CACHE_SECONDS", 5.0)
+    AUTHORIZATION_LOG_BUFFERED = _env_bool("AUTHORIZATION_LOG_BUFFERED", True)
+    AUTHORIZATION_LOG_FLUSH_SECONDS = _env_float("AUTHORIZATION_LOG_FLUSH_SECONDS", 0.2)
 
     # Stripe. STRIPE_API_BASE unset = real Stripe; "http://127.0.0.1:8420" = a local `localstripe` emulator,
     # whose fake Stripe.js is served at <api_base>/js.stripe.com/v3/.
@@ -161,6 +175,10 @@ class TestConfig(BaseConfig):
     ARGON2_PARALLELISM = 1
     MAIL_SERVER = None
     CELERY_BROKER_URL = None
+    # Tests run inside one rolled-back transaction per test: a process-wide partner cache would outlive it,
+    # and a background log writer would write outside it. Both have their own tests that switch them on.
+    OCPI_PARTNER_CACHE_SECONDS = 0.0
+    AUTHORIZATION_LOG_BUFFERED = False
 
 
 class ProductionConfig(BaseConfig):

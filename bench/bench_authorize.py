@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ocpi_bench_common import (
     N_TOKENS,
+    SERVER_DESCRIPTION,
     Gunicorn,
     auth_header,
     ensure_database,
@@ -125,7 +126,7 @@ def main() -> None:
                 peak = rate
 
     write_result("authorize", {
-        "tokens": N_TOKENS, "server": "gunicorn, 2 sync workers, loopback", "rate_per_s": args.rate,
+        "tokens": N_TOKENS, "server": SERVER_DESCRIPTION, "rate_per_s": args.rate,
         "duration_s": args.duration, "p50_ms": target["p50_ms"], "p99_ms": target["p99_ms"],
         "p90_ms": target["p90_ms"], "max_ms": target["max_ms"], "requests": target["ok"],
         "errors": target["errors"], "statuses": target["statuses"], "achieved_rate": target["achieved_rate"],

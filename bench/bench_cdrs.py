@@ -5,6 +5,10 @@ tokens, so each stores with card + account), then 20 % of them again (retries mu
 Location and store nothing). Baseline in the same run: an auth-only request (``GET /cdrs/0`` → 404) at the same
 concurrency, to show the framework's own ceiling next to ours.
 
+As in production, the server has a Celery broker (Redis, database 3 here): each new CDR queues its rating task
+after the commit, and rating runs in Celery workers, not in the request. The benchmark checks that one task per
+new CDR was queued, then empties that queue (rating throughput is benchmark ``bench_pricing``'s subject).
+
 Usage: ``.venv/bin/python bench/bench_cdrs.py [--cdrs 6000]``
 """
 
@@ -19,15 +23,18 @@ SHARED = _Path(_os.environ.get("EMSP_SHARED_DIR") or _Path(__file__).resolve().p
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import psycopg
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ocpi_bench_common import (
+    SERVER_DESCRIPTION,
     Gunicorn,
     auth_header,
     ensure_database,
@@ -39,6 +46,7 @@ from ocpi_bench_common import (
 
 EXAMPLE = json.loads((SHARED / "ocpi-2.2.1/examples/cdr_example.json").read_text())
 CONCURRENCY = 16
+QUEUE = "celery"  # CELERY_TASK_DEFAULT_QUEUE
 
 
 def cdr_body(run: str, n: int) -> bytes:
@@ -84,7 +92,10 @@ def main() -> None:
     repeats = distinct[: args.cdrs // 5]
     with psycopg.connect(libpq_url()) as conn:
         before = conn.execute("select count(*) from roaming_cdrs").fetchone()[0]
-    with Gunicorn(workers=2) as server:
+    broker = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/3")
+    redis_client = redis.Redis.from_url(broker)
+    redis_client.delete(QUEUE)
+    with Gunicorn(workers=2, env={"CELERY_BROKER_URL": broker}) as server:
         asyncio.run(_drive(server.base_url, [("GET", "/ocpi/2.2.1/cdrs/0", None)] * 200))  # warm-up
         baseline_s, _ = asyncio.run(_drive(server.base_url, [("GET", "/ocpi/2.2.1/cdrs/0", None)] * 3000))
         new_s, _ = asyncio.run(_drive(server.base_url, distinct))
@@ -92,6 +103,9 @@ def main() -> None:
     with psycopg.connect(libpq_url()) as conn:
         stored = conn.execute("select count(*) from roaming_cdrs").fetchone()[0] - before
     assert stored == args.cdrs, f"stored {stored}, expected {args.cdrs}"
+    queued = redis_client.llen(QUEUE)
+    redis_client.delete(QUEUE)
+    assert queued == args.cdrs, f"queued {queued} rating tasks, expected one per new CDR ({args.cdrs})"
     mixed_rate = (len(distinct) + len(repeats)) / (new_s + repeat_s)
     result = {
         "cdrs": args.cdrs, "repeats": len(repeats), "stored": stored, "concurrency": CONCURRENCY,
@@ -99,7 +113,7 @@ def main() -> None:
         "mixed_per_s": round(mixed_rate), "target_per_s": 300, "meets_target": mixed_rate >= 300,
         "baseline_auth_only_per_s": round(3000 / baseline_s),
         "ratio_cdr_vs_auth_only": round((len(distinct) / new_s) / (3000 / baseline_s), 2),
-        "server": "gunicorn, 2 sync workers, loopback",
+        "rating_tasks_queued": queued, "server": SERVER_DESCRIPTION + ", Celery broker Redis (rating queued)",
     }
     print(result)
     write_result("cdrs", result)

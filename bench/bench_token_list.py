@@ -19,7 +19,15 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ocpi_bench_common import N_TOKENS, Gunicorn, auth_header, ensure_database, seed_tokens, write_result
+from ocpi_bench_common import (
+    N_TOKENS,
+    SERVER_DESCRIPTION,
+    Gunicorn,
+    auth_header,
+    ensure_database,
+    seed_tokens,
+    write_result,
+)
 
 LIMIT = 1000
 
@@ -67,7 +75,7 @@ def main() -> None:
         "tokens_per_s": round(N_TOKENS / seconds), "target_seconds": 60, "meets_target": seconds < 60,
         "page_ms_median_keyset": round(page_ms, 1), "last_page_by_plain_offset_ms": round(deep_offset_ms, 1),
         "ratio_deep_offset_vs_keyset_page": round(deep_offset_ms / page_ms, 1),
-        "server": "gunicorn, 2 sync workers, loopback; client follows Link (keyset cursor + carried total)",
+        "server": SERVER_DESCRIPTION + "; client follows Link (keyset cursor + carried total)",
     })
 
 

@@ -110,16 +110,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Gunicorn:
-    """gunicorn serving wsgi:app on a loopback port (2 sync workers unless told otherwise)."""
+SERVER_DESCRIPTION = "gunicorn as configured in gunicorn.conf.py (gthread), 2 workers x 4 threads, keep-alive, loopback"
 
-    def __init__(self, workers: int = 2, extra: list[str] | None = None) -> None:
+
+class Gunicorn:
+    """gunicorn serving wsgi:app on a loopback port with the project's gunicorn.conf.py (gthread workers with
+    keep-alive, as in production), 2 workers for this 2-core machine."""
+
+    def __init__(self, workers: int = 2, extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        env = {**os.environ, "DATABASE_URL": DATABASE_URL, "APP_ENV": "development",
-               "SERVER_NAME": "", "OCPI_BASE_URL": f"http://127.0.0.1:{self.port}"}
+        environment = {**os.environ, "DATABASE_URL": DATABASE_URL, "APP_ENV": "development",
+                       "SERVER_NAME": "", "OCPI_BASE_URL": f"http://127.0.0.1:{self.port}", **(env or {})}
         self.process = subprocess.Popen(
             [str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
-             "--log-level", "warning", *(extra or []), "wsgi:app"], cwd=ROOT, env=env)
+             "--log-level", "warning", *(extra or []), "wsgi:app"], cwd=ROOT, env=environment)
         self.base_url = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 30
         while time.time() < deadline:

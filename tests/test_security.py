@@ -119,3 +119,15 @@ def test_inactive_user_cannot_log_in(client):
     response = submit_form(client, "/login", {"email": user.email, "password": PASSWORD})
     assert response.status_code == 200
     assert "closed" in response.get_data(as_text=True)
+
+
+def test_machine_doors_neither_read_nor_set_the_session_cookie(client):
+    login(client, make_user())
+    assert client.get_cookie("session") is not None
+    # An OCPI call without a token and an unsigned Stripe webhook carry the browser's cookie here, yet neither
+    # answers with a cookie (their session is never opened from the cookie nor saved).
+    for response in (client.get("/ocpi/versions"), client.post("/webhooks/stripe", data=b"{}")):
+        assert response.status_code >= 400
+        assert "Set-Cookie" not in response.headers
+    # The portal still has its session.
+    assert client.get("/dashboard").status_code == 200

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flask import current_app, has_request_context, url_for
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 
 from app.accounts.models import Account, Role, User
 from app.accounts.services import PendingEmail, send_pending
@@ -41,7 +41,7 @@ from app.cards.models import BlockReason
 from app.cards.services import block_all_cards, unblock_all_cards
 from app.db import utcnow
 from app.extensions import db
-from app.roaming.authorization import STANDING_CHECKS, Standing
+from app.roaming.authorization import STANDING_CHECKS, Standing, StandingCheck
 
 if TYPE_CHECKING:
     from app.billing.collection import CollectionResult
@@ -83,22 +83,27 @@ def _unpaid_overdue_clause(today: dt.date):  # type: ignore[no-untyped-def]
 
 
 def has_unpaid_overdue(account_id: int, today: dt.date | None = None) -> bool:
-    """One indexed query (``ix_billing_invoices_account``): runs on every authorization."""
+    """One indexed query (``ix_billing_invoices_account``); authorization asks the same through
+    :func:`unpaid_overdue_condition`."""
     today = today or utcnow().date()
     found = db.session.scalar(
         select(Invoice.id).where(Invoice.account_id == account_id, _unpaid_overdue_clause(today)).limit(1))
     return found is not None
 
 
-def account_standing_check(account_id: int) -> Standing | None:
-    """Plugged into :data:`app.roaming.authorization.STANDING_CHECKS`: NO_CREDIT while an invoice is unpaid
-    and overdue, no opinion otherwise."""
-    return Standing.NO_CREDIT if has_unpaid_overdue(account_id) else None
+def unpaid_overdue_condition(account_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """``EXISTS`` an unpaid overdue invoice of the account: the SQL form of :func:`has_unpaid_overdue` that
+    real-time authorization asks in the same query as the card."""
+    return exists(select(Invoice.id).where(Invoice.account_id == account_id, _unpaid_overdue_clause(utcnow().date())))
+
+
+# Plugged into :data:`app.roaming.authorization.STANDING_CHECKS`: NO_CREDIT while an invoice is unpaid and overdue.
+UNPAID_OVERDUE_CHECK = StandingCheck("unpaid overdue invoice", Standing.NO_CREDIT, unpaid_overdue_condition)
 
 
 def register_standing_check() -> None:
-    if account_standing_check not in STANDING_CHECKS:
-        STANDING_CHECKS.append(account_standing_check)
+    if UNPAID_OVERDUE_CHECK not in STANDING_CHECKS:
+        STANDING_CHECKS.append(UNPAID_OVERDUE_CHECK)
 
 
 register_standing_check()

@@ -36,6 +36,10 @@ class TokenType(enum.StrEnum):
     APP_USER = "APP_USER"
 
 
+# The OCPI token types we issue (AD_HOC_USER and OTHER exist in OCPI, never as our cards).
+ISSUED_TOKEN_TYPES = frozenset(member.value for member in TokenType)
+
+
 class WhitelistType(enum.StrEnum):
     ALWAYS = "ALWAYS"
     ALLOWED = "ALLOWED"

@@ -14,8 +14,8 @@ import logging
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
+from app.db import insert_or_ignore
 from app.extensions import db
 from app.roaming.models import Cdr, Partner
 from app.roaming.payload import (
@@ -30,7 +30,7 @@ from app.roaming.payload import (
     require_object,
     require_str,
 )
-from app.roaming.sessions import AUTH_METHODS, card_for_cdr_token, validate_cdr_token, validate_charging_periods
+from app.roaming.sessions import AUTH_METHODS, card_of_cdr_token, validate_cdr_token, validate_charging_periods
 
 log = logging.getLogger(__name__)
 
@@ -92,28 +92,28 @@ def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
     """Store a CDR once. Returns ``(cdr, created)``; a repeat returns the stored row and ``False``.
 
     Raises :class:`InvalidObjectError` (OCPI 2001, naming the field) before anything is written.
+
+    The insert itself settles "new or repeat" (``ON CONFLICT DO NOTHING`` on the natural key): no lookup
+    before it and no savepoint around it, which matters when a hub delivers a backlog of thousands.
     """
     fields = _validate(data)
-    existing = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["ocpi_id"])
-    if existing is not None:
-        return existing, False
-    card = card_for_cdr_token(data["cdr_token"])
-    cdr = Cdr(partner_id=partner.id, card_id=card.id if card else None,
-              account_id=card.account_id if card else None, data=jsonable(data), **fields)
-    if cdr.credit:
-        original = find_cdr(partner.id, cdr.country_code, cdr.party_id, cdr.credit_reference_id or "")
-        cdr.original_cdr_id = original.id if original else None
+    card_id, account_id = card_of_cdr_token(data["cdr_token"])
+    values = {**fields, "partner_id": partner.id, "card_id": card_id, "account_id": account_id,
+              "data": jsonable(data)}
+    if fields["credit"]:
+        original = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["credit_reference_id"])
+        values["original_cdr_id"] = original.id if original else None
         if original is None:
-            log.warning("credit CDR %s refers to unknown CDR %s", cdr.ocpi_id, cdr.credit_reference_id)
-    try:
-        with db.session.begin_nested():
-            db.session.add(cdr)
-            db.session.flush()
-    except IntegrityError:
-        # Two deliveries of the same CDR raced; the other one won. Still a success for the sender.
+            log.warning("credit CDR %s refers to unknown CDR %s", fields["ocpi_id"], fields["credit_reference_id"])
+    statement = (insert_or_ignore(Cdr).values(**values)
+                 .on_conflict_do_nothing(index_elements=["partner_id", "country_code", "party_id", "ocpi_id"])
+                 .returning(Cdr))
+    cdr = db.session.scalar(statement)
+    if cdr is None:
+        # Stored before: a retry, the same CDR through push and pull, or two deliveries racing.
         existing = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["ocpi_id"])
         if existing is None:
-            raise
+            raise RuntimeError(f"CDR {fields['ocpi_id']} conflicted on insert but cannot be found")
         return existing, False
     if not cdr.credit:
         # A credit CDR that arrived before its original (pull order is by last_updated) gets linked now.

@@ -20,10 +20,10 @@ import logging
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.cards.models import Card, TokenType
+from app.cards.models import ISSUED_TOKEN_TYPES, Card, TokenType
 from app.extensions import db
 from app.roaming.models import ChargingSession, Connector, Evse, Location, Partner, TariffVersion
 from app.roaming.payload import (
@@ -45,17 +45,29 @@ AUTH_METHODS = frozenset({"AUTH_REQUEST", "COMMAND", "WHITELIST"})
 TOKEN_TYPES = frozenset({"AD_HOC_USER", "APP_USER", "OTHER", "RFID"})
 
 
-def card_for_cdr_token(cdr_token: dict[str, Any]) -> Card | None:
-    """Our card behind a ``CdrToken``, or None when the token is another e-MSP's or unknown to us."""
+def _our_token_clause(cdr_token: dict[str, Any]) -> ColumnElement[bool] | None:
+    """The card behind a ``CdrToken`` as a WHERE clause; None when the token is another e-MSP's."""
     config = current_app.config
     owner = (str(cdr_token.get("country_code", "")).upper(), str(cdr_token.get("party_id", "")).upper())
     if owner != (config["COMPANY_COUNTRY_CODE"].upper(), config["COMPANY_PARTY_ID"].upper()):
         return None
     token_type = cdr_token.get("type")
-    if token_type not in {member.value for member in TokenType}:
+    if token_type not in ISSUED_TOKEN_TYPES:
         return None
-    return db.session.scalar(select(Card).where(Card.uid == str(cdr_token.get("uid")),
-                                                Card.token_type == TokenType(token_type)))
+    return and_(Card.uid == str(cdr_token.get("uid")), Card.token_type == TokenType(token_type))
+
+
+def card_for_cdr_token(cdr_token: dict[str, Any]) -> Card | None:
+    """Our card behind a ``CdrToken``, or None when the token is another e-MSP's or unknown to us."""
+    clause = _our_token_clause(cdr_token)
+    return db.session.scalar(select(Card).where(clause)) if clause is not None else None
+
+
+def card_of_cdr_token(cdr_token: dict[str, Any]) -> tuple[int | None, int | None]:
+    """``(card id, account id)`` behind a ``CdrToken`` — the two columns a CDR keeps, without loading the card."""
+    clause = _our_token_clause(cdr_token)
+    row = db.session.execute(select(Card.id, Card.account_id).where(clause)).first() if clause is not None else None
+    return (row.id, row.account_id) if row is not None else (None, None)
 
 
 def validate_cdr_token(obj: dict[str, Any], path: str) -> dict[str, Any]:

@@ -71,8 +71,8 @@ def test_unknown_token_is_404_2004_and_logged(ocpi, partner):
 
 def test_account_standing_hook_gives_no_credit(ocpi, partner):
     card = card_in(CardStatus.ACTIVE)
-    authorization.STANDING_CHECKS.append(
-        lambda account_id: authorization.Standing.NO_CREDIT if account_id == card.account_id else None)
+    authorization.STANDING_CHECKS.append(authorization.StandingCheck(
+        "test: this account", authorization.Standing.NO_CREDIT, lambda account_id: account_id == card.account_id))
     try:
         assert _authorize(ocpi, card.uid).get_json()["data"]["allowed"] == "NO_CREDIT"
     finally:

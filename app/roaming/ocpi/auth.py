@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import secrets
+import time
+from typing import Any
 
-from flask import g, request
-from sqlalchemy import select
+from flask import current_app, g, request
+from sqlalchemy import event, select
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.errors import OcpiError
 from app.extensions import db
@@ -54,11 +58,47 @@ def encode_token(token: str, as_base64: bool) -> str:
     return base64.b64encode(token.encode("utf-8")).decode("ascii") if as_base64 else token
 
 
+# Every OCPI request starts by finding its partner. Partners change rarely (registration, token rotation,
+# suspension), so each process keeps what it found for OCPI_PARTNER_CACHE_SECONDS: a hit costs no database
+# round trip. A change made in this process clears the cache at once (see _forget_partners); other processes
+# see it when their entry expires, so a rotated or suspended token may be accepted by another worker for at
+# most that many seconds.
+_partner_cache: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
+_PARTNER_COLUMNS = [attribute.key for attribute in Partner.__mapper__.column_attrs]
+
+
 def find_partner(header_value: str | None) -> Partner | None:
-    hashes = [hash_token(token) for token in candidate_tokens(header_value)]
+    hashes = tuple(hash_token(token) for token in candidate_tokens(header_value))
     if not hashes:
         return None
-    return db.session.scalar(select(Partner).where(Partner.incoming_token_hash.in_(hashes)))
+    ttl = current_app.config.get("OCPI_PARTNER_CACHE_SECONDS", 0)
+    if ttl > 0:
+        cached = _partner_cache.get(hashes)
+        if cached is not None and cached[0] > time.monotonic():
+            return _attach(cached[1])
+    partner = db.session.scalar(select(Partner).where(Partner.incoming_token_hash.in_(hashes)))
+    if partner is not None and ttl > 0:
+        values = {key: copy.deepcopy(getattr(partner, key)) for key in _PARTNER_COLUMNS}
+        _partner_cache[hashes] = (time.monotonic() + ttl, values)
+    return partner
+
+
+def _attach(values: dict[str, Any]) -> Partner:
+    """The cached partner as a persistent object of this request's session, without a query (the
+    SQLAlchemy recipe for cached objects: a detached instance merged with ``load=False``). Relationships
+    (``parties``) load lazily when a view needs them."""
+    # No copy of the JSON values: code that changes a partner assigns new values (in-place changes to a JSON
+    # column would not be saved anyway), and any saved change clears the cache.
+    partner = Partner(**values)
+    make_transient_to_detached(partner)
+    return db.session.merge(partner, load=False)
+
+
+@event.listens_for(Partner, "after_insert")
+@event.listens_for(Partner, "after_update")
+@event.listens_for(Partner, "after_delete")
+def _forget_partners(mapper: Any, connection: Any, target: Partner) -> None:
+    _partner_cache.clear()
 
 
 def current_partner(*, registered: bool = True) -> Partner:

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 from app.cards.tokens import token_object
 from app.errors import OcpiError
@@ -85,12 +85,16 @@ def _location_references() -> dict[str, Any] | None:
 
 @bp.post("/tokens/<token_uid>/authorize")
 def authorize_token(token_uid: str) -> Response:
+    if current_app.config.get("AUTHORIZATION_LOG_BUFFERED"):
+        # Reads only (the log row is written by the background writer): no transaction, so no BEGIN and
+        # COMMIT round trips around the one query. Must come before the first query of the request.
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     partner = current_partner()
     token_type = request.args.get("type") or "RFID"
     if token_type not in TOKEN_TYPES:
         raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"type must be one of {', '.join(sorted(TOKEN_TYPES))}")
     info = authorization.authorize(partner, token_uid, token_type, _location_references())
-    db.session.commit()  # the log row is kept for unknown tokens too
+    db.session.commit()  # the log row is kept for unknown tokens too (when written inline)
     if info is None:
         return ocpi_response(http_status=404, status_code=UNKNOWN_TOKEN, status_message="Unknown Token")
     return ocpi_response(info)

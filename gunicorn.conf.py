@@ -1,0 +1,30 @@
+"""gunicorn settings, read automatically by ``gunicorn wsgi:app`` started from the project directory.
+
+Every value can be overridden on the command line or with ``GUNICORN_CMD_ARGS``; the ones here can also be set
+through the environment variables named below.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
+# CPOs and hubs keep their HTTPS connections open and send many requests on each (real-time authorizations,
+# CDR batches). A threaded worker keeps connections alive between requests, so a request does not pay for a new
+# TCP connection, and overlaps one request's database wait with another's work.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 30))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
+graceful_timeout = 30
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Write the authorization log rows this worker still buffers (app/roaming/authorization_log.py)."""
+    from app.roaming.authorization_log import flush_pending
+
+    app = getattr(worker, "wsgi", None)  # the Flask app (wsgi:app) once the worker has loaded it
+    if app is not None and hasattr(app, "extensions"):
+        flush_pending(app)
