@@ -1,11 +1,18 @@
-"""Celery wrappers of rating: a CDR is rated right after it was stored (its own unit of work)."""
+"""Celery wrappers of rating: a CDR is rated right after it was stored (its own unit of work).
+
+Schedule (``BEAT_SCHEDULE``, merged into ``celery.conf.beat_schedule`` when this module is imported):
+
+- ``rating.rate_pending`` every 5 minutes: rates what the per-CDR task did not (a task lost with a broker
+  outage, a CDR that arrived through the pull client, a tariff that arrived after its CDR), so a driver's
+  session price never waits for the month's invoice run.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from app.extensions import celery, db
-from app.rating.services import RatingError, rate_cdr
+from app.rating.services import RatingError, rate_cdr, rate_pending
 from app.roaming.models import Cdr
 
 log = logging.getLogger(__name__)
@@ -26,3 +33,18 @@ def rate_cdr_task(cdr_id: int) -> str:
         return "not rated"
     db.session.commit()
     return "rated"
+
+
+@celery.task(name="rating.rate_pending")
+def rate_pending_task() -> dict[str, int]:
+    rated, problems = rate_pending()
+    db.session.commit()
+    for problem in problems[:20]:
+        log.warning("CDR not rated: %s", problem)
+    return {"rated": rated, "not_rated": len(problems)}
+
+
+BEAT_SCHEDULE = {
+    "rating.rate_pending": {"task": "rating.rate_pending", "schedule": 300.0},
+}
+celery.conf.beat_schedule = {**(celery.conf.beat_schedule or {}), **BEAT_SCHEDULE}

@@ -172,3 +172,15 @@ def test_reconciliation_report_and_csv(client, driver):
     assert csv_text.splitlines()[0].startswith("month,country_code,party_id,cdr_id")
     assert "2026-10,NL,TCP,CDR1" in csv_text and ",0.5000," in csv_text
     assert client.get("/backoffice/finance/reconciliation?month=october").status_code == 400
+
+
+def test_periodic_task_rates_what_arrival_did_not(driver):
+    from app.extensions import celery
+    from app.rating.tasks import rate_pending_task
+
+    account, card = driver
+    missed = _cdr(account.id, card.id, ocpi_id="MISSED1", tariffs=[TARIFF])  # stored, its task never ran
+    assert rate_pending_task.delay().get() == {"rated": 1, "not_rated": 0}
+    assert services.rate_pending() == (0, [])
+    assert missed.id is not None
+    assert celery.conf.beat_schedule["rating.rate_pending"]["schedule"] == 300.0
