@@ -44,9 +44,11 @@ def statements() -> Iterator[list[str]]:
 def partner_cache(app: Flask) -> Iterator[None]:
     app.config["OCPI_PARTNER_CACHE_SECONDS"] = 60
     auth._partner_cache.clear()
+    auth._parties_cache.clear()
     yield
     app.config["OCPI_PARTNER_CACHE_SECONDS"] = 0
     auth._partner_cache.clear()
+    auth._parties_cache.clear()
 
 
 def _partner_lookups(statements: list[str]) -> int:
@@ -62,6 +64,22 @@ def test_partner_cache_answers_without_a_query_and_forgets_on_change(ocpi, partn
     db.session.commit()
     assert ocpi.get("/ocpi/2.2.1/cdrs/0").status_code == 401
     assert _partner_lookups(statements) == 2
+
+
+def test_parties_are_cached_with_the_partner_and_forgotten_when_a_hub_adds_one(app, ocpi, partner, partner_cache,
+                                                                              statements):
+    from app.roaming.models import PartnerParty
+
+    partner.parties.append(PartnerParty(country_code="BE", party_id="BEC", role="CPO"))
+    db.session.commit()
+    assert auth.parties_of(partner) >= {("BE", "BEC")}
+    db.session.expire(partner)  # as in a later request: parties not loaded
+    statements.clear()
+    assert ("BE", "BEC") in auth.parties_of(partner) and not any("roaming_partner_parties" in s for s in statements)
+    partner.parties.append(PartnerParty(country_code="BE", party_id="XYZ", role="CPO"))
+    db.session.commit()  # clears the cache
+    db.session.expire(partner)
+    assert ("BE", "XYZ") in auth.parties_of(partner)
 
 
 def test_partner_cache_entry_expires(app, ocpi, partner, partner_cache, statements):

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from flask import current_app, g, request
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.errors import OcpiError
@@ -97,8 +97,12 @@ def _attach(values: dict[str, Any]) -> Partner:
 @event.listens_for(Partner, "after_insert")
 @event.listens_for(Partner, "after_update")
 @event.listens_for(Partner, "after_delete")
-def _forget_partners(mapper: Any, connection: Any, target: Partner) -> None:
+@event.listens_for(PartnerParty, "after_insert")
+@event.listens_for(PartnerParty, "after_update")
+@event.listens_for(PartnerParty, "after_delete")
+def _forget_partners(mapper: Any, connection: Any, target: Any) -> None:
     _partner_cache.clear()
+    _parties_cache.clear()
 
 
 def current_partner(*, registered: bool = True) -> Partner:
@@ -115,10 +119,22 @@ def current_partner(*, registered: bool = True) -> Partner:
     return partner
 
 
-def parties_of(partner: Partner) -> set[tuple[str, str]]:
+# The parties a partner speaks for, cached like the partner itself (every CDR and location write checks them).
+_parties_cache: dict[int, tuple[float, frozenset[tuple[str, str]]]] = {}
+
+
+def parties_of(partner: Partner) -> frozenset[tuple[str, str]]:
+    ttl = current_app.config.get("OCPI_PARTNER_CACHE_SECONDS", 0)
+    parties_loaded = "parties" not in inspect(partner).unloaded
+    if ttl > 0 and not parties_loaded:
+        cached = _parties_cache.get(partner.id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
     parties = {(partner.country_code.upper(), partner.party_id.upper())}
     parties |= {(party.country_code.upper(), party.party_id.upper()) for party in partner.parties}
-    return parties
+    if ttl > 0:
+        _parties_cache[partner.id] = (time.monotonic() + ttl, frozenset(parties))
+    return frozenset(parties)
 
 
 def require_party(partner: Partner, country_code: str, party_id: str) -> tuple[str, str]:

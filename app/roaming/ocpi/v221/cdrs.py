@@ -15,8 +15,8 @@ from app.roaming.ocpi.v221.blueprint import bp
 from app.roaming.payload import load_json_object
 
 
-def _cdr_url(cdr: Cdr) -> str:
-    return url_for("ocpi_v221.get_cdr", cdr_id=cdr.id, _external=True)
+def _cdr_url(cdr_id: int) -> str:
+    return url_for("ocpi_v221.get_cdr", cdr_id=cdr_id, _external=True)
 
 
 @bp.post("/cdrs")
@@ -28,15 +28,16 @@ def post_cdr() -> Response:
     if isinstance(country_code, str) and isinstance(party_id, str):
         require_party(partner, country_code, party_id)  # missing fields are named by store_cdr below
     cdr, created = cdrs.store_cdr(partner, data)
+    cdr_id, account_id = cdr.id, cdr.account_id  # read before the commit expires them (no reload query)
     db.session.commit()
-    if created and cdr.account_id is not None:
+    if created and account_id is not None:
         # Rating is a unit of work of its own: a CDR we cannot price is still stored and acknowledged.
         from app.rating.tasks import rate_cdr_task
 
-        rate_cdr_task.delay(cdr.id)
+        rate_cdr_task.delay(cdr_id)
     response = ocpi_response()
     # mod_cdrs §POST: the Location header points at the stored CDR, also when this was a repeat.
-    response.headers["Location"] = _cdr_url(cdr)
+    response.headers["Location"] = _cdr_url(cdr_id)
     return response
 
 
