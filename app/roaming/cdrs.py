@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 
 from app.db import insert_or_ignore
 from app.extensions import db
@@ -119,7 +119,7 @@ def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
         # A credit CDR that arrived before its original (pull order is by last_updated) gets linked now.
         db.session.execute(update(Cdr).where(
             Cdr.partner_id == partner.id, Cdr.country_code == cdr.country_code, Cdr.party_id == cdr.party_id,
-            Cdr.credit.is_(True), Cdr.credit_reference_id == cdr.ocpi_id, Cdr.original_cdr_id.is_(None),
+            Cdr.credit == true(), Cdr.credit_reference_id == cdr.ocpi_id, Cdr.original_cdr_id.is_(None),
         ).values(original_cdr_id=cdr.id).execution_options(synchronize_session=False))
     return cdr, True
 

@@ -14,7 +14,7 @@ import enum
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import str_enum, utcnow
@@ -239,6 +239,10 @@ class Cdr(db.Model):
     __table_args__ = (
         # "The same CDR twice is stored once": unique on the sending partner + the CPO's key.
         UniqueConstraint("partner_id", "country_code", "party_id", "ocpi_id"),
+        # Every new CDR looks for credit CDRs that arrived before it and name it (store_cdr): without this
+        # (small, credit-only) index that lookup read every CDR of the party.
+        Index("ix_roaming_cdrs_credit_reference", "partner_id", "country_code", "party_id", "credit_reference_id",
+              postgresql_where=text("credit"), sqlite_where=text("credit")),
     )
 
 
