@@ -146,3 +146,15 @@ def insert_or_ignore(model: Any) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(model)
     raise NotImplementedError(f"no INSERT ... ON CONFLICT DO NOTHING for {dialect}")
+
+
+def attach_as_loaded(instance: Any) -> Any:
+    """Make ``instance`` — built from values known to equal its row (just written with Core, or cached) — a
+    persistent object of the current session without a query: the SQLAlchemy recipe for cached objects
+    (a detached instance merged with ``load=False``). Attributes not given load lazily when read."""
+    from sqlalchemy.orm import make_transient_to_detached
+
+    from app.extensions import db  # app.extensions imports this module
+
+    make_transient_to_detached(instance)
+    return db.session.merge(instance, load=False)

@@ -16,8 +16,8 @@ from typing import Any
 
 from flask import current_app, g, request
 from sqlalchemy import event, inspect, select
-from sqlalchemy.orm import make_transient_to_detached
 
+from app.db import attach_as_loaded
 from app.errors import OcpiError
 from app.extensions import db
 from app.roaming.models import Partner, PartnerParty, PartnerStatus
@@ -84,14 +84,11 @@ def find_partner(header_value: str | None) -> Partner | None:
 
 
 def _attach(values: dict[str, Any]) -> Partner:
-    """The cached partner as a persistent object of this request's session, without a query (the
-    SQLAlchemy recipe for cached objects: a detached instance merged with ``load=False``). Relationships
+    """The cached partner as a persistent object of this request's session, without a query. Relationships
     (``parties``) load lazily when a view needs them."""
     # No copy of the JSON values: code that changes a partner assigns new values (in-place changes to a JSON
     # column would not be saved anyway), and any saved change clears the cache.
-    partner = Partner(**values)
-    make_transient_to_detached(partner)
-    return db.session.merge(partner, load=False)
+    return attach_as_loaded(Partner(**values))
 
 
 @event.listens_for(Partner, "after_insert")
