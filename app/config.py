@@ -93,6 +93,8 @@ class BaseConfig:
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or None
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
     CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+    # With a broker, new CDRs are sent for rating in batches this often (app/rating/queueing.py).
+    RATING_DISPATCH_SECONDS = _env_float("RATING_DISPATCH_SECONDS", 0.2)
 
     # The e-MSP's own identity (eMAIDs, OCPI, invoices).
     COMPANY_NAME = os.environ.get("COMPANY_NAME", "Voltaro BV")

@@ -22,6 +22,21 @@ log = logging.getLogger(__name__)
 def rate_cdr_task(cdr_id: int) -> str:
     """Rate one stored CDR. A CDR that cannot be rated stays unrated: ``flask rating rate-pending`` and the
     invoice run's preview list it for finance."""
+    return _rate_one(cdr_id)
+
+
+@celery.task(name="rating.rate_cdrs", acks_late=True)
+def rate_cdrs_task(cdr_ids: list[int]) -> dict[str, int]:
+    """Rate a batch of new CDRs (:mod:`app.rating.queueing`), each in its own unit of work, so one CDR that
+    cannot be rated does not hold back the others."""
+    outcomes: dict[str, int] = {}
+    for cdr_id in cdr_ids:
+        outcome = _rate_one(cdr_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+def _rate_one(cdr_id: int) -> str:
     cdr = db.session.get(Cdr, cdr_id)
     if cdr is None or cdr.account_id is None:
         return "skipped"

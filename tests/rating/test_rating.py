@@ -184,3 +184,13 @@ def test_periodic_task_rates_what_arrival_did_not(driver):
     assert services.rate_pending() == (0, [])
     assert missed.id is not None
     assert celery.conf.beat_schedule["rating.rate_pending"]["schedule"] == 300.0
+
+
+def test_a_batch_rates_each_cdr_on_its_own(driver):
+    from app.rating.tasks import rate_cdrs_task
+
+    account, card = driver
+    good = _cdr(account.id, card.id, ocpi_id="B1", tariffs=[TARIFF])
+    foreign = _cdr(account.id, card.id, ocpi_id="B2", country="USA", tariffs=[TARIFF])  # no VAT rule: not rated
+    assert rate_cdrs_task.delay([good.id, foreign.id, 999_999]).get() == {"rated": 1, "not rated": 1,
+                                                                         "skipped": 1}

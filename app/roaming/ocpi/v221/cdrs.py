@@ -32,9 +32,9 @@ def post_cdr() -> Response:
     db.session.commit()
     if created and account_id is not None:
         # Rating is a unit of work of its own: a CDR we cannot price is still stored and acknowledged.
-        from app.rating.tasks import rate_cdr_task
+        from app.rating.queueing import rate_soon
 
-        rate_cdr_task.delay(cdr_id)
+        rate_soon(cdr_id)
     response = ocpi_response()
     # mod_cdrs §POST: the Location header points at the stored CDR, also when this was a repeat.
     response.headers["Location"] = _cdr_url(cdr_id)
