@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.cards.models import ISSUED_TOKEN_TYPES, Card, TokenType
@@ -63,18 +63,10 @@ def card_for_cdr_token(cdr_token: dict[str, Any]) -> Card | None:
     return db.session.scalar(select(Card).where(Card.uid == str(cdr_token.get("uid")), Card.token_type == token_type))
 
 
-_card_ids_statement = select(Card.id, Card.account_id).where(Card.uid == bindparam("uid"),
-                                                             Card.token_type == bindparam("token_type"))
-
-
-def card_of_cdr_token(cdr_token: dict[str, Any]) -> tuple[int | None, int | None]:
-    """``(card id, account id)`` behind a ``CdrToken`` — the two columns a CDR keeps, without loading the card
-    (and with a statement built once: this runs for every CDR)."""
+def issued_token_key(cdr_token: dict[str, Any]) -> tuple[str, TokenType] | None:
+    """``(uid, token type)`` of a ``CdrToken`` we issued (the card's unique key); None for another e-MSP's."""
     token_type = _our_token_type(cdr_token)
-    if token_type is None:
-        return None, None
-    row = db.session.execute(_card_ids_statement, {"uid": str(cdr_token.get("uid")), "token_type": token_type}).first()
-    return (row.id, row.account_id) if row is not None else (None, None)
+    return (str(cdr_token.get("uid")), token_type) if token_type is not None else None
 
 
 def validate_cdr_token(obj: dict[str, Any], path: str) -> dict[str, Any]:

@@ -108,3 +108,16 @@ def test_cdrs_of_other_parties_and_other_partners_are_refused(ocpi, partner):
     response = _post_raw(ocpi, example_text("cdr_example.json"))  # BE/BEC is not this partner's party
     assert response.status_code == 403
     assert ocpi.get("/ocpi/2.2.1/cdrs/999999").status_code == 404
+
+
+def test_only_our_own_tokens_link_a_cdr_to_a_card(ocpi, partner):
+    allow_parties(partner, ("BE", "BEC"))
+    card = card_in(CardStatus.ACTIVE)
+    ours = {**example("cdr_example.json"), "id": "OURS-1", "cdr_token": our_cdr_token(card)}
+    # Another e-MSP's token that happens to carry the same uid as one of our cards.
+    theirs = {**ours, "id": "THEIRS-1", "cdr_token": {**our_cdr_token(card), "party_id": "XYZ"}}
+    for body in (ours, theirs):
+        assert _post_raw(ocpi, json.dumps(body)).status_code == 200
+    stored = {cdr.ocpi_id: cdr for cdr in _cdrs()}
+    assert (stored["OURS-1"].card_id, stored["OURS-1"].account_id) == (card.id, card.account_id)
+    assert (stored["THEIRS-1"].card_id, stored["THEIRS-1"].account_id) == (None, None)
