@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from app.accounts.models import Account
 from app.billing.models import HoldStatus, InvoiceLine, LineKind, SessionHold
 from app.billing.outliers import limits, outlier_reasons
+from app.db import utcnow
 from app.extensions import db
-from app.money import to_minor_units
-from app.plans.services import billing_zone, prorated_monthly_fees
+from app.money import minor_unit_exponent, to_minor_units
+from app.plans.services import ProratedFee, billing_zone, prorated_monthly_fees_many
 from app.rating.models import SessionCharge
 from app.roaming.models import Cdr, Location
 
@@ -45,6 +47,7 @@ class ComposedLine:
     session_charge_id: int | None = None
     session: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    session_fee: Decimal = ZERO  # our session fee in a session line (the invoice shows the month's total)
 
 
 @dataclass
@@ -110,13 +113,17 @@ def _subscription_vat(account: Account) -> tuple[Decimal, str]:
     return Decimal(str(rates.get(seller, "21"))), "S"
 
 
-def subscription_lines(account: Account, period: str) -> list[ComposedLine]:
+def subscription_lines(account: Account, period: str,
+                       fees: list[ProratedFee] | None = None) -> list[ComposedLine]:
+    """The subscription lines of ``account`` for ``period``; ``fees`` when the caller loaded them for a batch."""
     year, month = (int(part) for part in period.split("-"))
+    if fees is None:
+        fees = prorated_monthly_fees_many([account.id], year, month).get(account.id, [])
     rate, category = _subscription_vat(account)
+    days = calendar.monthrange(year, month)[1]
     lines = []
-    for fee in prorated_monthly_fees(account.id, year, month):
+    for fee in fees:
         name = fee.plan.name_in(account.language)
-        days = calendar.monthrange(year, month)[1]
         description = name if fee.days == days else f"{name}, {fee.days}/{days}"
         amount = to_minor_units(fee.amount, fee.plan.currency)
         lines.append(ComposedLine(
@@ -127,69 +134,165 @@ def subscription_lines(account: Account, period: str) -> list[ComposedLine]:
     return lines
 
 
-def billable_charges(account_id: int, period_end: dt.datetime) -> list[tuple[SessionCharge, Cdr, str | None,
-                                                                             str | None, SessionHold | None]]:
-    """Rated sessions of the account that started before the end of the period and are on no invoice yet,
-    with their location name/city and hold (late CDRs of earlier months included: they go on this invoice)."""
+def _cdr_location(field: str) -> Any:
+    return Cdr.data[("cdr_location", field)].as_string().label(f"cdr_location_{field}")
+
+
+# The columns of a billable session, read as plain rows (no ORM objects: the run reads millions of them). The
+# names match the attributes ``outliers.outlier_reasons`` reads from a SessionCharge and its Cdr.
+_CHARGE_COLUMNS = (
+    SessionCharge.id.label("charge_id"), SessionCharge.account_id, SessionCharge.kwh, SessionCharge.currency,
+    SessionCharge.cpo_cost_excl_vat, SessionCharge.driver_excl_vat, SessionCharge.driver_incl_vat,
+    SessionCharge.estimate_incl_vat, SessionCharge.vat_rate, SessionCharge.session_fee,
+    SessionCharge.tariff_source, Cdr.ocpi_id.label("cdr_ocpi_id"), Cdr.start_date_time, Cdr.end_date_time,
+    Cdr.total_time, Cdr.evse_uid, Cdr.location_ocpi_id,
+    # Only the printed fields of the CDR's location, extracted in SQL: the rest of the CDR document (charging
+    # periods, tariffs) is never parsed.
+    _cdr_location("name"), _cdr_location("address"), _cdr_location("city"), _cdr_location("evse_id"),
+    Location.name.label("location_name"), Location.city.label("location_city"),
+    SessionHold.id.label("hold_id"), SessionHold.status.label("hold_status"), SessionHold.adjusted_incl_vat,
+)
+
+
+class BillableCharge(NamedTuple):
+    """One row of :data:`_CHARGE_COLUMNS` (same names, same order): a plain tuple, cheap to read a million of."""
+
+    charge_id: int
+    account_id: int
+    kwh: Decimal
+    currency: str
+    cpo_cost_excl_vat: Decimal
+    driver_excl_vat: Decimal
+    driver_incl_vat: Decimal
+    estimate_incl_vat: Decimal | None
+    vat_rate: Decimal
+    session_fee: Decimal
+    tariff_source: str
+    cdr_ocpi_id: str
+    start_date_time: dt.datetime
+    end_date_time: dt.datetime
+    total_time: Decimal
+    evse_uid: str
+    location_ocpi_id: str
+    cdr_location_name: str | None
+    cdr_location_address: str | None
+    cdr_location_city: str | None
+    cdr_location_evse_id: str | None
+    location_name: str | None
+    location_city: str | None
+    hold_id: int | None
+    hold_status: HoldStatus | None
+    adjusted_incl_vat: Decimal | None
+
+
+def billable_charges(account_ids: Iterable[int], period_end: dt.datetime) -> dict[int, list[BillableCharge]]:
+    """Rated sessions of the accounts that started before the end of the period and are on no invoice yet,
+    with their location name/city and hold, per account in start order (late CDRs of earlier months included:
+    they go on this invoice). One query for the whole batch."""
+    ids = list(account_ids)
+    found: dict[int, list[BillableCharge]] = {account_id: [] for account_id in ids}
+    if not ids:
+        return found
+    # "On no invoice yet" as a correlated LIMIT 1 probe of the unique index on the line's session: PostgreSQL
+    # cannot turn it into a hash anti-join, which would scan every invoice line of the run (millions, growing
+    # while the run goes) once per batch when the table statistics lag behind.
+    invoiced = (select(InvoiceLine.id).where(InvoiceLine.session_charge_id == SessionCharge.id)
+                .limit(1).scalar_subquery())
     rows = db.session.execute(
-        select(SessionCharge, Cdr, Location.name, Location.city, SessionHold)
+        select(*_CHARGE_COLUMNS)
         .join(Cdr, Cdr.id == SessionCharge.cdr_id)
         .outerjoin(Location, (Location.country_code == Cdr.country_code) & (Location.party_id == Cdr.party_id)
                    & (Location.ocpi_id == Cdr.location_ocpi_id))
-        .outerjoin(InvoiceLine, InvoiceLine.session_charge_id == SessionCharge.id)
         .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-        .where(SessionCharge.account_id == account_id, Cdr.start_date_time < period_end,
-               InvoiceLine.id.is_(None))
-        .order_by(Cdr.start_date_time, Cdr.id)
+        .where(SessionCharge.account_id.in_(ids), Cdr.start_date_time < period_end, invoiced.is_(None))
+        .order_by(SessionCharge.account_id, Cdr.start_date_time, Cdr.id)
     )
-    return list(rows)
+    make = BillableCharge._make
+    for row in rows:
+        charge = make(row)
+        found[charge.account_id].append(charge)
+    return found
 
 
-def _session_line(charge: SessionCharge, cdr: Cdr, name: str | None, city: str | None,
-                  adjusted_incl_vat: Decimal | None = None) -> ComposedLine:
-    location = cdr.data.get("cdr_location") or {}
-    name = name or location.get("name") or location.get("address") or cdr.location_ocpi_id
-    city = city or location.get("city") or ""
-    cpo = to_minor_units(charge.cpo_cost_excl_vat, charge.currency)
-    amount = to_minor_units(charge.driver_excl_vat, charge.currency)
-    details: dict[str, Any] = {}
+def _minor(amount: Decimal, currency: str) -> int:
+    """``to_minor_units`` for the amounts of rated sessions (already Decimal): the run rounds millions of them."""
+    exponent = _EXPONENTS.get(currency)
+    if exponent is None:
+        exponent = _EXPONENTS[currency] = minor_unit_exponent(currency)
+    return int(amount.scaleb(exponent).quantize(_ONE, rounding=ROUND_HALF_UP))
+
+
+_EXPONENTS: dict[str, int] = {}
+_ONE = Decimal(1)
+# Enum members read as module constants: the composition loop runs a million times a month.
+_SESSION, _CREDIT = LineKind.SESSION, LineKind.CREDIT
+_HELD, _WRITTEN_OFF, _ADJUSTED = HoldStatus.HELD, HoldStatus.WRITTEN_OFF, HoldStatus.ADJUSTED
+
+
+def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None) -> ComposedLine:
+    name = (row.location_name or row.cdr_location_name or row.cdr_location_address or row.location_ocpi_id)
+    city = row.location_city or row.cdr_location_city or ""
+    currency = row.currency
+    cpo = _minor(row.cpo_cost_excl_vat, currency)
+    amount = _minor(row.driver_excl_vat, currency)
+    details: dict[str, Any] = {"session_fee": str(row.session_fee)}
     if adjusted_incl_vat is not None:
         # Finance adjusted the price (incl. VAT) of a held session: keep the VAT rate, derive the base.
-        amount = to_minor_units(adjusted_incl_vat * 100 / (100 + charge.vat_rate), charge.currency)
+        amount = to_minor_units(adjusted_incl_vat * 100 / (100 + row.vat_rate), currency)
         cpo = min(cpo, amount)
-        details["adjusted"] = True
-    minutes = int((cdr.end_date_time - cdr.start_date_time).total_seconds() // 60)
+        details = {"adjusted": True, **details}
+    start, end = row.start_date_time, row.end_date_time
+    charge_id = row.charge_id
     return ComposedLine(
-        kind=LineKind.CREDIT if charge.driver_excl_vat < 0 else LineKind.SESSION,
-        description=f"{name}, {city}".strip(", "), quantity=charge.kwh, unit="kWh", amount_minor=amount,
-        cpo_cost_minor=cpo, fees_minor=amount - cpo, vat_rate=charge.vat_rate, session_charge_id=charge.id,
-        session={"charge_id": charge.id, "cdr_id": cdr.ocpi_id, "start": cdr.start_date_time.isoformat(),
-                 "end": cdr.end_date_time.isoformat(), "duration_minutes": minutes, "kwh": str(charge.kwh),
-                 "location_name": name, "city": city, "evse_id": location.get("evse_id") or cdr.evse_uid,
-                 "tariff_source": charge.tariff_source},
-        details={**details, "session_fee": str(charge.session_fee)},
+        kind=_CREDIT if row.driver_excl_vat < 0 else _SESSION,
+        description=f"{name}, {city}".strip(", "), quantity=row.kwh, unit="kWh", amount_minor=amount,
+        cpo_cost_minor=cpo, fees_minor=amount - cpo, vat_rate=row.vat_rate, session_charge_id=charge_id,
+        session={"charge_id": charge_id, "cdr_id": row.cdr_ocpi_id, "start": start.isoformat(),
+                 "end": end.isoformat(), "duration_minutes": int((end - start).total_seconds() // 60),
+                 "kwh": str(row.kwh), "location_name": name, "city": city,
+                 "evse_id": row.cdr_location_evse_id or row.evse_uid, "tariff_source": row.tariff_source},
+        details=details, session_fee=row.session_fee,
     )
+
+
+def compose_many(accounts: Sequence[Account], period: str, *, hold_outliers: bool = True) -> list[Composition]:
+    """The invoice content of each account for ``period`` (not stored), in the order given. New outliers get a
+    hold row (in the caller's transaction).
+
+    Everything a batch needs is read with a handful of set-based queries (plan history, billable sessions with
+    their holds); composing is then pure Python. The invoice run calls this per chunk of accounts."""
+    _start, end = period_bounds(period)
+    year, month = (int(part) for part in period.split("-"))
+    ids = [account.id for account in accounts]
+    fees = prorated_monthly_fees_many(ids, year, month)
+    charges = billable_charges(ids, end)
+    bounds = limits()
+    new_holds: list[dict[str, Any]] = []
+    compositions = []
+    for account in accounts:
+        lines = subscription_lines(account, period, fees.get(account.id, []))
+        held: list[int] = []
+        for row in charges[account.id]:
+            status = row.hold_status
+            if status is not None and status in (_HELD, _WRITTEN_OFF):
+                if status == _HELD:
+                    held.append(row.charge_id)
+                continue
+            if status is None and hold_outliers:
+                reasons = outlier_reasons(row, row, bounds)
+                if reasons:
+                    new_holds.append({"session_charge_id": row.charge_id, "reasons": reasons,
+                                      "status": _HELD, "created_at": utcnow()})
+                    held.append(row.charge_id)
+                    continue
+            adjusted = row.adjusted_incl_vat if status == _ADJUSTED else None
+            lines.append(_session_line(row, adjusted))
+        compositions.append(Composition(account=account, period=period, currency="EUR", lines=lines, held=held))
+    if new_holds:
+        db.session.execute(insert(SessionHold), new_holds)
+    return compositions
 
 
 def compose(account: Account, period: str, *, hold_outliers: bool = True) -> Composition:
     """The invoice content for ``account`` and ``period`` (not stored). New outliers get a hold row."""
-    _start, end = period_bounds(period)
-    lines = subscription_lines(account, period)
-    held: list[int] = []
-    bounds = limits()
-    for charge, cdr, name, city, hold in billable_charges(account.id, end):
-        if hold is not None and hold.status in (HoldStatus.HELD, HoldStatus.WRITTEN_OFF):
-            if hold.status == HoldStatus.HELD:
-                held.append(charge.id)
-            continue
-        if hold is None and hold_outliers:
-            reasons = outlier_reasons(charge, cdr, bounds)
-            if reasons:
-                db.session.add(SessionHold(session_charge_id=charge.id, reasons=reasons))
-                held.append(charge.id)
-                continue
-        adjusted = hold.adjusted_incl_vat if hold is not None and hold.status == HoldStatus.ADJUSTED else None
-        lines.append(_session_line(charge, cdr, name, city, adjusted))
-    currency = "EUR"
-    db.session.flush()
-    return Composition(account=account, period=period, currency=currency, lines=lines, held=held)
+    return compose_many([account], period, hold_outliers=hold_outliers)[0]

@@ -1,6 +1,6 @@
 """Handing the pending accounts of a finalizing run to the workers: one function for the CLI and the back office.
 
-Without a broker (Celery eager mode) the chunks run inline, one committed transaction per account, and the run
+Without a broker (Celery eager mode) the chunks run inline, one committed transaction per chunk, and the run
 is completed before this returns. With a broker each chunk becomes a ``billing.finalize_chunk`` task that any
 worker may take; the caller shows progress from the run items (``runs.progress``) and the last chunk to finish
 completes the run. Call it after ``runs.start_finalizing`` was committed: workers only see committed items.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -11,13 +13,14 @@ from sqlalchemy import select
 
 from app.accounts.models import Account, Role, User
 from app.audit.services import Actor, record
+from app.billing.bulk import insert_returning_ids, insert_rows
 from app.billing.composition import ComposedLine, Composition, period_bounds, vat_summary
 from app.billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, PaymentState
-from app.billing.numbering import series_for, take_number
+from app.billing.numbering import number_text, series_for, take_number, take_numbers
 from app.billing.snapshot import SNAPSHOT_VERSION
 from app.db import utcnow
 from app.extensions import db
-from app.payments.services import active_payment_method
+from app.payments.models import PaymentMethod, PaymentMethodStatus
 from app.plans.services import billing_zone
 
 
@@ -25,61 +28,116 @@ class BillingError(ValueError):
     pass
 
 
-def _buyer(account: Account) -> dict[str, Any]:
-    email = db.session.scalar(select(User.email).where(User.account_id == account.id, User.role == Role.DRIVER))
+def _buyer(account: Account, email: str | None) -> dict[str, Any]:
     return {"customer_number": f"{account.id:08d}", "name": account.full_name, "company_name": account.company_name,
             "street": account.street, "postal_code": account.postal_code, "city": account.city,
             "country": account.country, "vat_number": account.vat_number, "email": email}
 
 
+def buyer_emails(account_ids: Iterable[int]) -> dict[int, str]:
+    """The driver's email of each account (the first driver user when there are several), in one query."""
+    emails: dict[int, str] = {}
+    for account_id, email in db.session.execute(
+            select(User.account_id, User.email).where(User.account_id.in_(list(account_ids)),
+                                                      User.role == Role.DRIVER).order_by(User.id)):
+        emails.setdefault(account_id, email)
+    return emails
+
+
+@dataclass(frozen=True)
+class PaymentTerms:
+    """What the invoice says about payment: the active method's type and, for SEPA, the mandate reference."""
+
+    method: str | None = None
+    mandate_reference: str | None = None
+
+
+def payment_terms(account_ids: Iterable[int]) -> dict[int, PaymentTerms]:
+    """The active payment method of each account (accounts without one are absent), in one query."""
+    return {account_id: PaymentTerms(method_type, mandate if method_type == "sepa_debit" else None)
+            for account_id, method_type, mandate in db.session.execute(
+                select(PaymentMethod.account_id, PaymentMethod.method_type, PaymentMethod.mandate_reference)
+                .where(PaymentMethod.account_id.in_(list(account_ids)),
+                       PaymentMethod.status == PaymentMethodStatus.ACTIVE))}
+
+
+_KIND_TEXT = {kind: kind.value for kind in LineKind}  # a dict look-up: a million lines a month
+
+
 def _line_snapshot(position: int, line: ComposedLine) -> dict[str, Any]:
-    return {"position": position, "kind": line.kind.value, "description": line.description,
+    return {"position": position, "kind": _KIND_TEXT[line.kind], "description": line.description,
             "quantity": str(line.quantity), "unit": line.unit, "session": line.session,
             "cpo_cost": line.cpo_cost_minor, "fees": line.fees_minor, "amount": line.amount_minor,
             "vat_rate": format(line.vat_rate.normalize(), "f"), "vat_category": line.vat_category}
 
 
-def _snapshot(invoice: Invoice, account: Account, lines: list[ComposedLine], credits: Invoice | None) -> dict:
-    start, end = period_bounds(invoice.period)
+def _period_snapshot(period: str) -> dict[str, str]:
+    start, end = period_bounds(period)
     zone = billing_zone()
-    method = active_payment_method(account.id)
-    session_fees = sum((Decimal(line.details.get("session_fee", "0")) for line in lines
-                        if line.kind == LineKind.SESSION), Decimal(0))
+    return {"month": period, "start": start.astimezone(zone).date().isoformat(),
+            "end": (end.astimezone(zone) - dt.timedelta(days=1)).date().isoformat()}
+
+
+def _build_snapshot(*, kind: InvoiceKind, number: str | None, issue_date: dt.date, due_date: dt.date | None,
+                    period: dict[str, str], currency: str, account: Account, email: str | None,
+                    lines: list[ComposedLine], vat: list[dict[str, Any]], totals: dict[str, int],
+                    credits: Invoice | None, payment: PaymentTerms | None) -> dict[str, Any]:
+    """The frozen snapshot (layout: ``app.billing.snapshot``).
+
+    ``payment.mandate_reference`` is the SEPA Direct Debit mandate the invoice will be collected under (None for
+    a card or no method): Peppol BIS 3.0 rule R061 requires it with payment means 59, and the customer must be
+    told under which mandate they are debited (SEPA rulebook pre-notification)."""
+    session_fees = sum((line.session_fee for line in lines if line.kind == LineKind.SESSION), Decimal(0))
+    payment = payment or PaymentTerms()
     return {
         "version": SNAPSHOT_VERSION,
-        "kind": invoice.kind.value,
-        "number": invoice.number,
-        "issue_date": invoice.issue_date.isoformat(),
-        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
-        "period": {"month": invoice.period, "start": start.astimezone(zone).date().isoformat(),
-                   "end": (end.astimezone(zone) - dt.timedelta(days=1)).date().isoformat()},
-        "currency": invoice.currency,
+        "kind": kind.value,
+        "number": number,
+        "issue_date": issue_date.isoformat(),
+        "due_date": due_date.isoformat() if due_date else None,
+        "period": period,
+        "currency": currency,
         "language": account.language,
         "seller": dict(current_app.config["SELLER"]),
-        "buyer": _buyer(account),
+        "buyer": _buyer(account, email),
         "lines": [_line_snapshot(position, line) for position, line in enumerate(lines, start=1)],
-        "vat": invoice.vat_breakdown,
-        "totals": {"subtotal": invoice.subtotal_minor, "vat": invoice.vat_minor, "total": invoice.total_minor},
+        "vat": vat,
+        "totals": totals,
         "session_fees": {"charged": int((session_fees * 100).to_integral()), "cap": None},
         "credits_invoice": {"number": credits.number, "issue_date": credits.issue_date.isoformat()}
         if credits else None,
-        "payment": {"method": method.method_type if method else None,
-                    "terms_days": current_app.config["INVOICE_PAYMENT_TERMS_DAYS"], "reference": invoice.number},
+        "payment": {"method": payment.method, "mandate_reference": payment.mandate_reference,
+                    "terms_days": current_app.config["INVOICE_PAYMENT_TERMS_DAYS"], "reference": number},
     }
+
+
+def _snapshot(invoice: Invoice, account: Account, lines: list[ComposedLine], credits: Invoice | None) -> dict:
+    return _build_snapshot(
+        kind=invoice.kind, number=invoice.number, issue_date=invoice.issue_date, due_date=invoice.due_date,
+        period=_period_snapshot(invoice.period), currency=invoice.currency, account=account,
+        email=buyer_emails([account.id]).get(account.id), lines=lines, vat=invoice.vat_breakdown,
+        totals={"subtotal": invoice.subtotal_minor, "vat": invoice.vat_minor, "total": invoice.total_minor},
+        credits=credits, payment=payment_terms([account.id]).get(account.id))
 
 
 def _today() -> dt.date:
     return utcnow().astimezone(billing_zone()).date()
 
 
+def _line_row(invoice_id: int | None, position: int, line: ComposedLine) -> dict[str, Any]:
+    return {"invoice_id": invoice_id, "position": position, "kind": line.kind,
+            "session_charge_id": line.session_charge_id, "description": line.description[:255],
+            "details": {**line.details, "session": line.session, "unit": line.unit,
+                        "vat_category": line.vat_category},
+            "quantity": line.quantity, "cpo_cost_minor": line.cpo_cost_minor, "fees_minor": line.fees_minor,
+            "amount_minor": line.amount_minor, "vat_rate": line.vat_rate}
+
+
 def _store_lines(invoice: Invoice, lines: list[ComposedLine]) -> None:
     for position, line in enumerate(lines, start=1):
-        invoice.lines.append(InvoiceLine(
-            position=position, kind=line.kind, session_charge_id=line.session_charge_id,
-            description=line.description[:255], details={**line.details, "session": line.session,
-                                                          "unit": line.unit, "vat_category": line.vat_category},
-            quantity=line.quantity, cpo_cost_minor=line.cpo_cost_minor, fees_minor=line.fees_minor,
-            amount_minor=line.amount_minor, vat_rate=line.vat_rate))
+        row = _line_row(None, position, line)
+        del row["invoice_id"]
+        invoice.lines.append(InvoiceLine(**row))
 
 
 def _number_and_freeze(invoice: Invoice, account: Account, lines: list[ComposedLine],
@@ -96,20 +154,70 @@ def _number_and_freeze(invoice: Invoice, account: Account, lines: list[ComposedL
     db.session.flush()
 
 
+def finalize_compositions(compositions: Sequence[Composition], run_id: int | None = None) -> dict[int, int]:
+    """Store many compositions as finalized invoices in the current transaction: account id → invoice id.
+    Nothing to bill (no lines) → no invoice (the account is absent from the result).
+
+    Set-based on purpose (the monthly run calls it per chunk of accounts): buyer emails and payment methods are
+    read in one query each, the invoices and their lines are written with one multi-row INSERT each (Core, no
+    unit of work), and the numbers of the whole batch are taken with one ``UPDATE ... RETURNING`` on the series.
+    Everything except the numbers is prepared *before* that UPDATE, because it locks the series until the
+    transaction ends: concurrent workers queue only for the inserts. Numbers stay gapless: they are consumed in
+    the same transaction as the invoices that carry them, so a rollback gives all of them back. On PostgreSQL
+    the rows are streamed with COPY (``billing.bulk``), which keeps that locked stretch short.
+    """
+    billable = [composition for composition in compositions if composition.lines]
+    if not billable:
+        return {}
+    account_ids = [composition.account.id for composition in billable]
+    emails = buyer_emails(account_ids)
+    payments = payment_terms(account_ids)
+    issue_date = _today()
+    due_date = issue_date + dt.timedelta(days=current_app.config["INVOICE_PAYMENT_TERMS_DAYS"])
+    series = series_for(InvoiceKind.INVOICE, issue_date.year)
+    finalized_at = utcnow()
+    periods: dict[str, dict[str, str]] = {}
+    invoices, lines = [], []
+    for composition in billable:
+        account, vat = composition.account, composition.vat
+        subtotal = sum(line.amount_minor for line in composition.lines)
+        vat_minor = sum(entry["vat"] for entry in vat)
+        totals = {"subtotal": subtotal, "vat": vat_minor, "total": subtotal + vat_minor}
+        if composition.period not in periods:
+            periods[composition.period] = _period_snapshot(composition.period)
+        snapshot = _build_snapshot(
+            kind=InvoiceKind.INVOICE, number=None, issue_date=issue_date, due_date=due_date,
+            period=periods[composition.period], currency=composition.currency, account=account,
+            email=emails.get(account.id), lines=composition.lines, vat=vat, totals=totals, credits=None,
+            payment=payments.get(account.id))
+        invoices.append({
+            "kind": InvoiceKind.INVOICE, "status": InvoiceStatus.FINALIZED, "account_id": account.id,
+            "run_id": run_id, "period": composition.period, "currency": composition.currency, "series": series,
+            "issue_date": issue_date, "due_date": due_date, "subtotal_minor": subtotal, "vat_minor": vat_minor,
+            "total_minor": totals["total"], "vat_breakdown": vat, "snapshot": snapshot,
+            "payment_state": PaymentState.OPEN if totals["total"] > 0 else PaymentState.NOT_DUE,
+            "created_at": finalized_at, "finalized_at": finalized_at})
+        lines.append([_line_row(None, position, line) for position, line in enumerate(composition.lines, 1)])
+
+    first = take_numbers(series, len(invoices))  # the series stays locked from here to the commit
+    for offset, row in enumerate(invoices):
+        row["sequence"] = first + offset
+        row["number"] = row["snapshot"]["number"] = row["snapshot"]["payment"]["reference"] = \
+            number_text(series, first + offset)
+    invoice_ids = insert_returning_ids(Invoice.__table__, invoices)
+    line_rows = []
+    for invoice_id, rows in zip(invoice_ids, lines, strict=True):
+        for row in rows:
+            row["invoice_id"] = invoice_id
+            line_rows.append(row)
+    insert_rows(InvoiceLine.__table__, line_rows)
+    return dict(zip(account_ids, invoice_ids, strict=True))
+
+
 def finalize_composition(composition: Composition, run_id: int | None = None) -> Invoice | None:
-    """Store the composition as a finalized invoice. Nothing to bill (no lines) → no invoice."""
-    if not composition.lines:
-        return None
-    invoice = Invoice(kind=InvoiceKind.INVOICE, account_id=composition.account.id, run_id=run_id,
-                      period=composition.period, currency=composition.currency,
-                      subtotal_minor=composition.subtotal_minor, vat_minor=composition.vat_minor,
-                      total_minor=composition.total_minor, vat_breakdown=composition.vat,
-                      payment_state=PaymentState.OPEN if composition.total_minor > 0 else PaymentState.NOT_DUE)
-    db.session.add(invoice)
-    _store_lines(invoice, composition.lines)
-    db.session.flush()
-    _number_and_freeze(invoice, composition.account, composition.lines)
-    return invoice
+    """Store one composition as a finalized invoice. Nothing to bill (no lines) → no invoice."""
+    invoice_id = finalize_compositions([composition], run_id).get(composition.account.id)
+    return db.session.get(Invoice, invoice_id) if invoice_id is not None else None
 
 
 def credit_invoice(invoice: Invoice, actor: Actor, reason: str, amount_minor: int | None = None) -> Invoice:

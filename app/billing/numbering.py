@@ -3,7 +3,8 @@
 The number is taken by an ``UPDATE ... RETURNING`` on the series row inside the finalizing transaction. The
 UPDATE holds a row lock (PostgreSQL) or the write lock (SQLite) until that transaction ends, so concurrent
 finalizations queue up, and a rolled-back transaction gives its number back: no gaps, no duplicates.
-Take the number as the *last* step before commit to keep the lock short.
+Take the number as the *last* step before commit to keep the lock short. The monthly run takes the numbers of a
+whole chunk of accounts at once (:func:`take_numbers`): one lock per chunk instead of one per invoice.
 """
 
 from __future__ import annotations
@@ -31,12 +32,26 @@ def _ensure_series(series: str) -> None:
         pass  # created concurrently: fine
 
 
+def number_text(series: str, sequence: int) -> str:
+    return f"{series}-{sequence:06d}"
+
+
+def take_numbers(series: str, count: int) -> int:
+    """Consume the next ``count`` numbers of ``series`` in the current transaction with one UPDATE; returns the
+    first (the batch owns ``first .. first + count - 1``). The row lock lasts until the transaction ends, so the
+    caller must store exactly that many numbered documents in the same transaction (a rollback gives them all
+    back) and commit soon."""
+    if count < 1:
+        raise ValueError("take at least one number")
+    _ensure_series(series)
+    return db.session.execute(
+        text("UPDATE billing_number_series SET next_number = next_number + :count WHERE series = :series "
+             "RETURNING next_number - :count"),
+        {"series": series, "count": count},
+    ).scalar_one()
+
+
 def take_number(series: str) -> tuple[int, str]:
     """Consume the next number of ``series`` in the current transaction; returns (sequence, formatted)."""
-    _ensure_series(series)
-    sequence = db.session.execute(
-        text("UPDATE billing_number_series SET next_number = next_number + 1 WHERE series = :series "
-             "RETURNING next_number - 1"),
-        {"series": series},
-    ).scalar_one()
-    return sequence, f"{series}-{sequence:06d}"
+    sequence = take_numbers(series, 1)
+    return sequence, number_text(series, sequence)

@@ -1,24 +1,27 @@
 """The monthly invoice run: preview → approve → finalize (numbers, frozen invoices) → deliver.
 
-Every account is one unit of work in its own transaction (a ``RunItem``), so a run killed mid-way resumes
-where it stopped: finished accounts have their invoice (unique per account, period and currency), unfinished
-ones roll back completely and give their number back. With a Celery broker the items are shared out in chunks
-over many workers; without one they run inline.
+Every account is a ``RunItem``; a batch of them (a Celery chunk) is finalized in one transaction together with
+its items' status, so a run killed mid-way resumes where it stopped: finished accounts have their invoice
+(unique per account, period and currency) and a ``done`` item, unfinished ones roll back completely and give
+their numbers back. An account that fails is retried alone, so it fails alone. With a Celery broker the items
+are shared out in chunks over many workers; without one they run inline.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, exists, func, select, update
 
 from app.accounts.models import Account
 from app.audit.services import Actor, record
-from app.billing.composition import compose, period_bounds
-from app.billing.invoices import BillingError, finalize_composition
+from app.billing.bulk import insert_rows
+from app.billing.composition import compose_many, period_bounds
+from app.billing.invoices import BillingError, finalize_compositions
 from app.billing.models import (
     HoldStatus,
     Invoice,
@@ -40,7 +43,9 @@ from app.rating.services import rate_pending
 from app.roaming.models import Cdr
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-CHUNK_SIZE = 200
+ZERO = Decimal(0)
+CHUNK_SIZE = 500  # accounts per Celery task / inline batch
+MAX_BATCH = 500  # accounts per transaction: bounds the memory of a batch and the work a failure repeats
 
 
 def check_period(period: str) -> str:
@@ -54,10 +59,21 @@ def run_for(period: str) -> InvoiceRun | None:
                                                       InvoiceRun.status != RunStatus.CANCELLED))
 
 
-def _uninvoiced_charges(period_end):  # type: ignore[no-untyped-def]
-    return (select(SessionCharge.id).join(Cdr, Cdr.id == SessionCharge.cdr_id)
-            .outerjoin(InvoiceLine, InvoiceLine.session_charge_id == SessionCharge.id)
-            .where(Cdr.start_date_time < period_end, InvoiceLine.id.is_(None), SessionCharge.account_id.is_not(None)))
+def _uninvoiced(period_end: dt.datetime, *columns: Any) -> Select[Any]:
+    """``columns`` of the rated sessions with an account that started before ``period_end`` and are on no invoice.
+
+    Written as joins and ``NOT EXISTS`` (not ``id IN (subquery)``): over a month of a million sessions PostgreSQL
+    then hashes each table once, where the ``IN`` form made it probe two indexes a million times."""
+    return (select(*columns).select_from(SessionCharge).join(Cdr, Cdr.id == SessionCharge.cdr_id)
+            .where(Cdr.start_date_time < period_end, SessionCharge.account_id.is_not(None),
+                   ~exists().where(InvoiceLine.session_charge_id == SessionCharge.id)))
+
+
+def _billable(query: Select[Any]) -> Select[Any]:
+    """Narrow an :func:`_uninvoiced` query to the sessions that go on an invoice: not held (or released or
+    adjusted by finance)."""
+    return (query.outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+            .where(SessionHold.id.is_(None) | SessionHold.status.in_([HoldStatus.RELEASED, HoldStatus.ADJUSTED])))
 
 
 def candidate_accounts(period: str) -> list[int]:
@@ -66,7 +82,7 @@ def candidate_accounts(period: str) -> list[int]:
     with_fee = (select(Subscription.account_id).join(Plan, Plan.id == Subscription.plan_id)
                 .where(Plan.monthly_fee > 0, Subscription.starts_at < end,
                        (Subscription.ends_at.is_(None)) | (Subscription.ends_at > start)))
-    with_sessions = (select(SessionCharge.account_id).where(SessionCharge.id.in_(_uninvoiced_charges(end))))
+    with_sessions = _uninvoiced(end, SessionCharge.account_id)
     already = select(Invoice.account_id).where(Invoice.period == period, Invoice.kind == InvoiceKind.INVOICE,
                                                Invoice.status == InvoiceStatus.FINALIZED)
     ids = db.session.scalars(select(Account.id).where(
@@ -74,13 +90,12 @@ def candidate_accounts(period: str) -> list[int]:
     return list(ids)
 
 
-def _hold_outliers(period_end) -> int:  # type: ignore[no-untyped-def]
+def _hold_outliers(period_end: dt.datetime) -> int:
     bounds = limits()
     rows = db.session.execute(
-        select(SessionCharge, Cdr).join(Cdr, Cdr.id == SessionCharge.cdr_id)
+        _uninvoiced(period_end, SessionCharge, Cdr)
         .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-        .where(SessionCharge.id.in_(_uninvoiced_charges(period_end)), SessionHold.id.is_(None),
-               outlier_filter(bounds)))
+        .where(SessionHold.id.is_(None), outlier_filter(bounds)))
     count = 0
     for charge, cdr in rows:
         reasons = outlier_reasons(charge, cdr, bounds)
@@ -92,32 +107,41 @@ def _hold_outliers(period_end) -> int:  # type: ignore[no-untyped-def]
 
 
 def _figures(period: str, accounts: list[int]) -> dict[str, Any]:
+    """The preview's figures from one pass over the month's uninvoiced sessions (grouped by VAT rate, plan and
+    hold status, then added up here)."""
     _start, end = period_bounds(period)
-    billable = (select(SessionCharge.id).where(SessionCharge.id.in_(_uninvoiced_charges(end)))
-                .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-                .where((SessionHold.id.is_(None)) | (SessionHold.status.in_([HoldStatus.RELEASED,
-                                                                             HoldStatus.ADJUSTED]))))
-    per_rate = db.session.execute(
-        select(SessionCharge.vat_rate, func.count(), func.sum(SessionCharge.driver_excl_vat),
-               func.sum(SessionCharge.vat_amount), func.sum(SessionCharge.cpo_cost_excl_vat),
-               func.sum(SessionCharge.margin))
-        .where(SessionCharge.id.in_(billable)).group_by(SessionCharge.vat_rate)).all()
-    per_plan = db.session.execute(
-        select(Plan.code, Plan.version, func.count(), func.sum(SessionCharge.driver_excl_vat))
-        .join(Plan, Plan.id == SessionCharge.plan_id)
-        .where(SessionCharge.id.in_(billable)).group_by(Plan.code, Plan.version)).all()
-    held = db.session.scalar(select(func.count(SessionHold.id)).where(
-        SessionHold.status == HoldStatus.HELD, SessionHold.session_charge_id.in_(_uninvoiced_charges(end))))
+    groups = db.session.execute(
+        _uninvoiced(end, SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status, func.count(),
+                    func.sum(SessionCharge.driver_excl_vat), func.sum(SessionCharge.vat_amount),
+                    func.sum(SessionCharge.cpo_cost_excl_vat), func.sum(SessionCharge.margin))
+        .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+        .group_by(SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status)).all()
+    plans = {plan.id: plan for plan in db.session.scalars(select(Plan))}
+    per_rate: dict[Decimal, list[Any]] = {}
+    per_plan: dict[tuple[str, int], list[Any]] = {}
+    held = 0
+    for rate, plan_id, hold_status, count, excl, vat, cpo, margin in groups:
+        if hold_status in (HoldStatus.HELD, HoldStatus.WRITTEN_OFF):
+            held += count if hold_status == HoldStatus.HELD else 0
+            continue
+        sums = per_rate.setdefault(Decimal(rate), [0, ZERO, ZERO, ZERO, ZERO])
+        for index, value in enumerate((count, excl or ZERO, vat or ZERO, cpo or ZERO, margin or ZERO)):
+            sums[index] += value
+        if plan_id in plans:
+            key = (plans[plan_id].code, plans[plan_id].version)
+            plan_sums = per_plan.setdefault(key, [0, ZERO])
+            plan_sums[0] += count
+            plan_sums[1] += excl or ZERO
     with_method = set(db.session.scalars(select(PaymentMethod.account_id).where(
         PaymentMethod.status == PaymentMethodStatus.ACTIVE)))
     return {
         "accounts": len(accounts),
-        "sessions": sum(row[1] for row in per_rate),
-        "per_vat_rate": [{"rate": str(Decimal(rate).normalize()), "sessions": n, "excl_vat": str(excl or 0),
-                          "vat": str(vat or 0), "cpo_cost": str(cpo or 0), "margin": str(margin or 0)}
-                         for rate, n, excl, vat, cpo, margin in per_rate],
-        "per_plan": [{"plan": f"{code} v{version}", "sessions": n, "excl_vat": str(excl or 0)}
-                     for code, version, n, excl in per_plan],
+        "sessions": sum(sums[0] for sums in per_rate.values()),
+        "per_vat_rate": [{"rate": str(rate.normalize()), "sessions": n, "excl_vat": str(excl), "vat": str(vat),
+                          "cpo_cost": str(cpo), "margin": str(margin)}
+                         for rate, (n, excl, vat, cpo, margin) in sorted(per_rate.items())],
+        "per_plan": [{"plan": f"{code} v{version}", "sessions": n, "excl_vat": str(excl)}
+                     for (code, version), (n, excl) in sorted(per_plan.items())],
         "held_sessions": held,
         "accounts_without_payment_method": len([a for a in accounts if a not in with_method]),
         "note": "session amounts before rounding; subscription fees are added per account at finalization",
@@ -149,9 +173,9 @@ def approve(run: InvoiceRun, actor: Actor) -> InvoiceRun:
     if run.status != RunStatus.PREVIEW:
         raise BillingError(f"only a previewed run can be approved (this one is {run.status.value})")
     accounts = candidate_accounts(run.period)
-    if accounts:
-        db.session.execute(insert(RunItem), [{"run_id": run.id, "account_id": account_id, "status": "pending"}
-                                             for account_id in accounts])
+    # One multi-row write (COPY on PostgreSQL): a month has a row per account, 100,000 of them and more.
+    insert_rows(RunItem.__table__, [{"run_id": run.id, "account_id": account_id, "status": "pending"}
+                                    for account_id in accounts])
     run.accounts_total = len(accounts)
     run.status = RunStatus.APPROVED
     run.approved_by = actor.label
@@ -168,29 +192,92 @@ def pending_chunks(run: InvoiceRun, size: int = CHUNK_SIZE) -> list[list[int]]:
 
 
 def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = None) -> None:
-    """Finalize the accounts of these run items, one committed transaction per account (the batch unit)."""
-    for item_id in item_ids:
-        item = db.session.get(RunItem, item_id)
-        if item is None or item.status != "pending":
-            continue
-        run = db.session.get(InvoiceRun, item.run_id)
+    """Finalize the accounts of these run items: one committed transaction per batch of accounts.
+
+    The batch is composed and stored set-based (a few queries and multi-row inserts for all its accounts, see
+    ``composition.compose_many`` and ``invoices.finalize_compositions``) and committed together with its run
+    items, so a crash leaves each batch either wholly done or wholly pending, with its numbers given back. If
+    the batch fails, its accounts are retried one by one in their own transactions, so one bad account fails
+    alone (status ``failed`` with the error) and the others are invoiced.
+    """
+    ids = list(item_ids)
+    for start in range(0, len(ids), MAX_BATCH):
+        batch = ids[start:start + MAX_BATCH]
         try:
-            account = db.session.get(Account, item.account_id)
-            existing = db.session.scalar(select(Invoice).where(
-                Invoice.account_id == account.id, Invoice.period == run.period, Invoice.kind == InvoiceKind.INVOICE,
-                Invoice.status == InvoiceStatus.FINALIZED))
-            invoice = existing or finalize_composition(compose(account, run.period), run_id=run.id)
-            item.status = "done" if invoice is not None else "skipped"
-            item.invoice_id = invoice.id if invoice is not None else None
+            _finalize_batch(batch)
             db.session.commit()
         except Exception as error:
             db.session.rollback()
-            item = db.session.get(RunItem, item_id)
-            item.status = "failed"
-            item.error = f"{type(error).__name__}: {error}"[:2000]
+            if len(batch) == 1:
+                _fail_item(batch[0], error)
+            else:
+                _one_by_one(batch, on_done)
+                continue
+        if on_done:
+            for _ in batch:
+                on_done()
+
+
+def _one_by_one(item_ids: list[int], on_done: Callable[[], None] | None) -> None:
+    """After a failed batch: each account in its own transaction, so only the bad ones fail."""
+    for item_id in item_ids:
+        try:
+            _finalize_batch([item_id])
             db.session.commit()
+        except Exception as error:
+            db.session.rollback()
+            _fail_item(item_id, error)
         if on_done:
             on_done()
+
+
+def _fail_item(item_id: int, error: Exception) -> None:
+    """Record why an account's unit of work failed (the run stays open; a resume retries it)."""
+    db.session.execute(update(RunItem).where(RunItem.id == item_id, RunItem.status == "pending")
+                       .values(status="failed", error=f"{type(error).__name__}: {error}"[:2000], updated_at=utcnow()))
+    db.session.commit()
+
+
+def _finalize_batch(item_ids: list[int]) -> None:
+    """Compose and store the invoices of these run items in the current transaction (the caller commits)."""
+    # The pending items are locked (PostgreSQL; SQLite locks the whole database on write anyway) so a chunk
+    # delivered twice to two workers is not done twice: the second skips what the first holds, and sees it
+    # done once the first commits.
+    items = db.session.execute(
+        select(RunItem.id, RunItem.run_id, RunItem.account_id)
+        .where(RunItem.id.in_(item_ids), RunItem.status == "pending").order_by(RunItem.id)
+        .with_for_update(skip_locked=True)).all()
+    if not items:
+        return
+    periods = dict(db.session.execute(select(InvoiceRun.id, InvoiceRun.period)
+                                      .where(InvoiceRun.id.in_({item.run_id for item in items}))).all())
+    now = utcnow()
+    for run_id in sorted({item.run_id for item in items}):
+        period = periods[run_id]
+        run_items = [item for item in items if item.run_id == run_id]
+        account_ids = [item.account_id for item in run_items]
+        existing = set(db.session.scalars(select(Invoice.account_id).where(
+            Invoice.account_id.in_(account_ids), Invoice.period == period, Invoice.kind == InvoiceKind.INVOICE,
+            Invoice.status == InvoiceStatus.FINALIZED)))
+        accounts = {account.id: account for account in db.session.scalars(
+            select(Account).where(Account.id.in_([a for a in account_ids if a not in existing])))}
+        todo = [accounts[item.account_id] for item in run_items if item.account_id in accounts]
+        invoiced = existing | set(finalize_compositions(compose_many(todo, period), run_id=run_id))
+        done = [item.id for item in run_items if item.account_id in invoiced]
+        skipped = [item.id for item in run_items if item.account_id not in invoiced]
+        if done:
+            # Each item points at its account's invoice of the period: one UPDATE for the whole batch.
+            invoice_of_item = (select(Invoice.id).where(
+                Invoice.account_id == RunItem.account_id, Invoice.period == period,
+                Invoice.kind == InvoiceKind.INVOICE, Invoice.status == InvoiceStatus.FINALIZED)
+                .limit(1).scalar_subquery())
+            db.session.execute(update(RunItem).where(RunItem.id.in_(done))
+                               .values(status="done", invoice_id=invoice_of_item, updated_at=now)
+                               .execution_options(synchronize_session=False))
+        if skipped:
+            db.session.execute(update(RunItem).where(RunItem.id.in_(skipped))
+                               .values(status="skipped", invoice_id=None, updated_at=now)
+                               .execution_options(synchronize_session=False))
 
 
 def progress(run: InvoiceRun) -> dict[str, int]:
@@ -235,7 +322,4 @@ def start_finalizing(run: InvoiceRun, actor: Actor) -> InvoiceRun:
 def uninvoiced_sessions(period: str) -> list[int]:
     """Billable sessions of the period on no invoice and not held: empty after a complete run."""
     _start, end = period_bounds(period)
-    return list(db.session.scalars(
-        select(SessionCharge.id).where(SessionCharge.id.in_(_uninvoiced_charges(end)))
-        .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-        .where(SessionHold.id.is_(None) | SessionHold.status.in_([HoldStatus.RELEASED, HoldStatus.ADJUSTED]))))
+    return list(db.session.scalars(_billable(_uninvoiced(end, SessionCharge.id))))

@@ -24,8 +24,14 @@ minor units, rates and quantities decimal strings, dates ISO 8601)::
       "totals": {"subtotal": 785, "vat": 165, "total": 950},
       "session_fees": {"charged": 35, "cap": null},
       "credits_invoice": null | {"number", "issue_date"},
-      "payment": {"method": "card" | "sepa_debit" | null, "terms_days": 14, "reference": "INV-2026-000001"}
+      "payment": {"method": "card" | "sepa_debit" | null, "mandate_reference": null | "NXDSYREGC9PSMKWY",
+                  "terms_days": 14, "reference": "INV-2026-000001"}
     }
+
+``payment.mandate_reference`` (added without a version bump: readers treat a missing key as null) is the SEPA
+Direct Debit mandate reference (UMR) of the account's active method when it is ``sepa_debit``, frozen at
+finalization: Peppol BIS 3.0 rule R061 needs it as ``PaymentMeans/PaymentMandate/ID`` with payment means 59, and
+Factur-X as ``DirectDebitMandateID``. Snapshots frozen before it existed have no such key.
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@ class PaymentMethod(db.Model):
     last4: Mapped[str] = mapped_column(String(4))
     exp_month: Mapped[int | None]
     exp_year: Mapped[int | None]
+    # SEPA Direct Debit: the mandate reference (UMR) the bank debits under; printed on invoices and required in
+    # the e-invoice (Peppol rule R061). None for cards.
+    mandate_reference: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[PaymentMethodStatus] = mapped_column(
         str_enum(PaymentMethodStatus),
         default=PaymentMethodStatus.ACTIVE,

@@ -205,7 +205,24 @@ def _retrieve_attached_payment_method(customer: StripeCustomer, payment_method_i
     return method
 
 
-def _row_from_stripe(account_id: int, method: Any) -> PaymentMethod:
+def _mandate_reference(intent: Any, method: Any) -> str | None:
+    """The SEPA mandate reference (UMR) the bank will debit under, as Stripe generated it.
+
+    Stripe: the confirmed SetupIntent names its ``mandate``; the Mandate object carries the reference in
+    ``payment_method_details.sepa_debit.reference``. The older Sources-style ``sepa_debit.mandate_reference`` on
+    the payment method (what the localstripe emulator returns) is read when there is no Mandate object."""
+    mandate = _field(intent, "mandate")
+    if isinstance(mandate, str):
+        try:
+            mandate = stripe_client().v1.mandates.retrieve(mandate)
+        except stripe.StripeError as error:
+            raise _stripe_unavailable("mandate retrieve", error) from error
+    reference = _field(_field(_field(mandate, "payment_method_details"), "sepa_debit"), "reference")
+    reference = reference or _field(_field(method, "sepa_debit"), "mandate_reference")
+    return str(reference)[:64] if reference else None
+
+
+def _row_from_stripe(account_id: int, method: Any, intent: Any = None) -> PaymentMethod:
     method_type = _field(method, "type")
     if method_type == "card":
         card = _field(method, "card")
@@ -219,6 +236,7 @@ def _row_from_stripe(account_id: int, method: Any) -> PaymentMethod:
         return PaymentMethod(
             account_id=account_id, stripe_payment_method_id=method.id, method_type="sepa_debit",
             brand=None, last4=str(_field(sepa, "last4")), exp_month=None, exp_year=None,
+            mandate_reference=_mandate_reference(intent, method),
         )
     raise PaymentError("invalid", "This kind of payment method is not accepted. Use a card or SEPA Direct Debit.")
 
@@ -254,7 +272,7 @@ def record_setup_intent_result(account: Account, setup_intent_id: str) -> Paymen
         return known
 
     method = _retrieve_attached_payment_method(customer, payment_method_id)
-    row = _row_from_stripe(account.id, method)
+    row = _row_from_stripe(account.id, method, intent)
     try:
         with db.session.begin_nested():
             previous = active_payment_method(account.id)

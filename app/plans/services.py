@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -267,28 +268,56 @@ class ProratedFee:
 
 
 def prorated_monthly_fees(account_id: int, year: int, month: int) -> list[ProratedFee]:
-    """The month's subscription fee per plan version, prorated by day.
+    """The month's subscription fee per plan version, prorated by day (see :func:`prorated_monthly_fees_many`)."""
+    return prorated_monthly_fees_many([account_id], year, month).get(account_id, [])
+
+
+def prorated_monthly_fees_many(account_ids: Iterable[int], year: int, month: int) -> dict[int, list[ProratedFee]]:
+    """The month's subscription fees of many accounts at once: account id → fees (accounts without a paid plan
+    in the month are absent).
 
     Each calendar day (billing time zone) is charged to the plan in force at the end of that day, so the day of
-    an upgrade is billed at the new plan and a month never bills more than 100 % of any fee. One query: the
-    account's plan history is loaded once and walked in Python (the invoice run calls this for every account).
+    an upgrade is billed at the new plan and a month never bills more than 100 % of any fee. Two queries for the
+    whole batch (the stretches overlapping the month, then their plan versions), walked in Python: the invoice
+    run calls this once per chunk of accounts instead of once per account.
     """
+    ids = list(account_ids)
+    if not ids:
+        return {}
     zone = billing_zone()
     days_in_month = calendar.monthrange(year, month)[1]
-    stretches = history(account_id)
-    counts: dict[int, tuple[Plan, int]] = {}
-    for day in range(1, days_in_month + 1):
-        end_of_day = (dt.datetime(year, month, day, tzinfo=zone) + dt.timedelta(days=1)
-                      - dt.timedelta(microseconds=1)).astimezone(dt.UTC)
-        plan = next((stretch.plan for stretch in stretches if stretch.starts_at <= end_of_day
-                     and (stretch.ends_at is None or stretch.ends_at > end_of_day)), None)
-        if plan is None:
-            continue
-        _, days = counts.get(plan.id, (plan, 0))
-        counts[plan.id] = (plan, days + 1)
-    return [
-        ProratedFee(plan=plan, days=days, days_in_month=days_in_month,
-                    amount=quantize(plan.monthly_fee * days / days_in_month, 4))
-        for plan, days in counts.values()
-        if plan.monthly_fee > 0
-    ]
+    month_start = dt.datetime(year, month, 1, tzinfo=zone).astimezone(dt.UTC)
+    month_end = (dt.datetime(year, month, 1, tzinfo=zone) + dt.timedelta(days=days_in_month)).astimezone(dt.UTC)
+    # The last microsecond of each local day: the moment whose plan pays for that day.
+    day_ends = [(dt.datetime(year, month, day, tzinfo=zone) + dt.timedelta(days=1)
+                 - dt.timedelta(microseconds=1)).astimezone(dt.UTC) for day in range(1, days_in_month + 1)]
+    stretches: dict[int, list[tuple[dt.datetime, dt.datetime | None, int]]] = {}
+    for account_id, starts_at, ends_at, plan_id in db.session.execute(
+            select(Subscription.account_id, Subscription.starts_at, Subscription.ends_at, Subscription.plan_id)
+            .where(Subscription.account_id.in_(ids), Subscription.starts_at < month_end,
+                   (Subscription.ends_at.is_(None)) | (Subscription.ends_at > month_start))
+            .order_by(Subscription.account_id, Subscription.starts_at, Subscription.id)):
+        stretches.setdefault(account_id, []).append((starts_at, ends_at, plan_id))
+    if not stretches:
+        return {}
+    plan_ids = {plan_id for rows in stretches.values() for _start, _end, plan_id in rows}
+    plans = {plan.id: plan for plan in db.session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
+    fees: dict[int, list[ProratedFee]] = {}
+    for account_id, rows in stretches.items():
+        if len(rows) == 1 and rows[0][0] <= day_ends[0] and (rows[0][1] is None or rows[0][1] > day_ends[-1]):
+            counts = {rows[0][2]: days_in_month}  # the common case: one plan the whole month
+        else:
+            counts = {}
+            for end_of_day in day_ends:
+                plan_id = next((plan_id for starts_at, ends_at, plan_id in rows if starts_at <= end_of_day
+                                and (ends_at is None or ends_at > end_of_day)), None)
+                if plan_id is not None:
+                    counts[plan_id] = counts.get(plan_id, 0) + 1
+        account_fees = [
+            ProratedFee(plan=plans[plan_id], days=days, days_in_month=days_in_month,
+                        amount=quantize(plans[plan_id].monthly_fee * days / days_in_month, 4))
+            for plan_id, days in counts.items() if plans[plan_id].monthly_fee > 0
+        ]
+        if account_fees:
+            fees[account_id] = account_fees
+    return fees

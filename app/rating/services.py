@@ -6,6 +6,10 @@ Which tariff prices the CPO part (the price promise, in this order):
 2. ``cdr_tariffs``: the tariff the CPO put in the CDR itself;
 3. ``cdr_total_cost``: the CDR's ``total_cost`` as sent, when we hold no tariff at all.
 The source is stored with the charge and shown on the invoice line.
+
+Each charge also keeps its *estimate* (``estimate_incl_vat``): the price promise for the session's own kWh and
+duration, from the tariff published for its connector when it started (see :func:`_promised_price`). The invoice
+run holds a session billed far from it for finance (``app.billing.outliers``).
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.plans.models import Plan
 from app.plans.services import billing_zone, plan_at, terms_of
 from app.pricing import PricingError, compile_tariff, driver_price, parse_cdr, parse_tariff, price_session
 from app.rating.countries import DEFAULT_ZONES, alpha2
 from app.rating.models import ReconciliationFinding, SessionCharge
 from app.roaming.models import Cdr, ChargingSession, Location, TariffVersion
+from app.roaming.tariffs import tariffs_for_connector
 
 ZERO = Decimal(0)
 
@@ -84,6 +90,41 @@ def cpo_cost(cdr: Cdr) -> CpoCost:
                    {"total_cost": cdr.data.get("total_cost")}, None)
 
 
+def _published_tariff_at_start(cdr: Cdr) -> TariffVersion | None:
+    """The tariff version the CPO published for the CDR's connector when the session started (what the
+    connector's estimate showed the driver), or None when we do not know the location, connector or tariff."""
+    connector_id = (cdr.data.get("cdr_location") or {}).get("connector_id")
+    if not connector_id:
+        return None
+    location = db.session.scalar(select(Location).where(
+        Location.country_code == cdr.country_code, Location.party_id == cdr.party_id,
+        Location.ocpi_id == cdr.location_ocpi_id))
+    if location is None:
+        return None
+    try:
+        versions = tariffs_for_connector(location, cdr.evse_uid, str(connector_id), cdr.start_date_time)
+    except LookupError:  # the CPO never told us about this EVSE or connector
+        return None
+    return versions[0] if versions else None
+
+
+def _promised_price(cdr: Cdr, plan: Plan, fees_before: Decimal) -> Decimal | None:
+    """The session's estimate: its own kWh and duration priced (incl. VAT, our fees included) at the tariff in
+    force at its connector when it started — the price promise of ``rating.estimates``, made exact for what was
+    really consumed. Stored with the charge so the invoice run can hold a session billed far from it
+    (``billing.outliers``). Only needed when the CPO part did *not* come from the frozen tariff (then the
+    estimate is the billed price by construction); None when we know no tariff for the connector."""
+    tariff = _published_tariff_at_start(cdr)
+    if tariff is None:
+        return None
+    try:
+        breakdown = price_session(compile_tariff(parse_tariff(tariff.data)), parse_cdr(cdr.data), _time_zone(cdr))
+        return driver_price(terms_of(plan), breakdown.total_excl_vat, cdr.total_energy, fees_before,
+                            alpha2(cdr.country), _vat_table(), currency=cdr.currency).incl_vat
+    except PricingError:
+        return None  # no estimate rather than no rating: the other outlier limits still apply
+
+
 def billing_month(moment: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """Start and end (UTC) of the calendar month containing ``moment`` in the billing time zone."""
     zone: ZoneInfo = billing_zone()
@@ -123,18 +164,19 @@ def rate_cdr(cdr: Cdr) -> SessionCharge:
         raise RatingError(f"account {cdr.account_id} had no plan at {cdr.start_date_time.isoformat()}")
     try:
         cost = cpo_cost(cdr)
-        price = driver_price(terms_of(plan), cost.excl_vat, cdr.total_energy,
-                             _session_fees_before(cdr.account_id, cdr), alpha2(cdr.country), _vat_table(),
-                             currency=cdr.currency)
+        fees_before = _session_fees_before(cdr.account_id, cdr)
+        price = driver_price(terms_of(plan), cost.excl_vat, cdr.total_energy, fees_before, alpha2(cdr.country),
+                             _vat_table(), currency=cdr.currency)
     except PricingError as error:
         raise RatingError(f"CDR {cdr.ocpi_id}: {error}") from error
+    estimate = price.incl_vat if cost.source == "frozen_tariff" else _promised_price(cdr, plan, fees_before)
     charge = SessionCharge(
         cdr_id=cdr.id, account_id=cdr.account_id, plan_id=plan.id, tariff_version_id=cost.tariff_version_id,
         tariff_source=cost.source, country=alpha2(cdr.country), currency=price.currency, kwh=cdr.total_energy,
         cpo_cost_excl_vat=price.cpo_cost, cpo_cost_incl_vat=cost.incl_vat,
         markup_percent_amount=price.percent_markup, markup_per_kwh_amount=price.kwh_markup,
         session_fee=price.session_fee, driver_excl_vat=price.excl_vat, vat_rate=price.vat_rate,
-        vat_amount=price.vat, driver_incl_vat=price.incl_vat, margin=price.margin,
+        vat_amount=price.vat, driver_incl_vat=price.incl_vat, margin=price.margin, estimate_incl_vat=estimate,
         breakdown={"cpo": cost.breakdown, "plan": {"code": plan.code, "version": plan.version}},
     )
     db.session.add(charge)

@@ -173,22 +173,22 @@ def test_failed_accounts_are_shown_and_retried(client, monkeypatch):
     run = runs.run_for("2026-10")
     _post(client, f"{RUNS}/{run.id}/approve", {}, form_url=f"{RUNS}/{run.id}")
 
-    real = invoices.finalize_composition
+    real = invoices.finalize_compositions
     crash_for = accounts[1][0].account.id
 
-    def crashing(composition, run_id=None):  # type: ignore[no-untyped-def]
-        invoice = real(composition, run_id)
-        if composition.account.id == crash_for:
+    def crashing(compositions, run_id=None):  # type: ignore[no-untyped-def]
+        invoiced = real(compositions, run_id)  # numbers taken, invoices inserted: then the crash
+        if any(composition.account.id == crash_for for composition in compositions):
             raise RuntimeError("PDF worker killed")
-        return invoice
+        return invoiced
 
-    monkeypatch.setattr(runs, "finalize_composition", crashing)
+    monkeypatch.setattr(runs, "finalize_compositions", crashing)
     _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
     page = client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
     assert "Failed accounts" in page and "RuntimeError: PDF worker killed" in page and "Retry failed" in page
     assert f"{crash_for:08d}" in page
 
-    monkeypatch.setattr(runs, "finalize_composition", real)
+    monkeypatch.setattr(runs, "finalize_compositions", real)
     _post(client, f"{RUNS}/{run.id}/finalize", {"reason": "worker fixed"}, form_url=f"{RUNS}/{run.id}")
     db.session.expire_all()
     assert db.session.get(InvoiceRun, run.id).status == RunStatus.FINALIZED

@@ -106,22 +106,22 @@ def test_rerun_and_resume_never_duplicate_or_leave_gaps(app, db_session, monkeyp
     cli.invoke(args=["billing", "approve", "--period", "2026-10"])
 
     # The second account's unit of work crashes half-way (after its number was taken): it rolls back whole.
-    real = invoices.finalize_composition
+    real = invoices.finalize_compositions
     crash_for = accounts[1][0].id
 
-    def crashing(composition, run_id=None):  # type: ignore[no-untyped-def]
-        invoice = real(composition, run_id)
-        if composition.account.id == crash_for:
+    def crashing(compositions, run_id=None):  # type: ignore[no-untyped-def]
+        invoiced = real(compositions, run_id)  # numbers taken, invoices inserted: then the crash
+        if any(composition.account.id == crash_for for composition in compositions):
             raise RuntimeError("worker killed")
-        return invoice
+        return invoiced
 
-    monkeypatch.setattr(runs, "finalize_composition", crashing)
+    monkeypatch.setattr(runs, "finalize_compositions", crashing)
     cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"])
     items = db.session.scalars(select(RunItem).order_by(RunItem.account_id)).all()
     assert [item.status for item in items] == ["done", "failed", "done"]
     assert runs.run_for("2026-10").status == RunStatus.FINALIZING
 
-    monkeypatch.setattr(runs, "finalize_composition", real)
+    monkeypatch.setattr(runs, "finalize_compositions", real)
     resumed = cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"])
     assert resumed.exit_code == 0, resumed.output
     numbers = sorted(invoice.sequence for invoice in db.session.scalars(select(Invoice)))
