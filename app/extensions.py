@@ -13,12 +13,16 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
 from app.db import Base
+from app.security import is_machine_request
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# No rate limit applies to the machine doors (partners are authenticated, their volume is contractual); saying so
+# up front spares Flask-Limiter its per-request search for limits that do not exist.
+limiter.request_filter(is_machine_request)
 babel = Babel()
 api = Api()
 # Tasks run inside a Flask app context (see app.jobs.FlaskTask).

@@ -74,6 +74,10 @@ def register_security_headers(app: Flask) -> None:
     app.session_interface = MachineDoorsWithoutSession()
 
 
+def is_machine_request() -> bool:
+    return request.path.startswith(MACHINE_PATH_PREFIXES)
+
+
 # OCPI partners and Stripe authenticate every request with a token or a signature and never hold a cookie.
 MACHINE_PATH_PREFIXES = ("/ocpi/", "/webhooks/")
 
@@ -84,11 +88,11 @@ class MachineDoorsWithoutSession(SecureCookieSessionInterface):
     get an empty session that is never saved (no Set-Cookie)."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith(MACHINE_PATH_PREFIXES):
+        if is_machine_request():
             return self.session_class()
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SecureCookieSession, response: Response) -> None:
-        if request.path.startswith(MACHINE_PATH_PREFIXES):
+        if is_machine_request():
             return
         super().save_session(app, session, response)
