@@ -29,10 +29,3 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     if app is not None and hasattr(app, "extensions"):
         flush_pending(app)
 
-
-def post_fork(server, worker):  # type: ignore[no-untyped-def]
-    import sys
-
-    interval = os.environ.get("GUNICORN_SWITCH_INTERVAL")
-    if interval:
-        sys.setswitchinterval(float(interval))
