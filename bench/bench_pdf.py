@@ -12,6 +12,13 @@ Both are measured in one process and with a pool of 2 worker processes (multipro
 timing). Medians over ``--runs`` runs go to bench/results.json under the key "pdf" (read-modify-write: other
 benchmarks own other keys). Target (issue 6): >= 8 invoices/s with 2 processes.
 
+The figures depend on the machine more than most, so the load average (other processes on the same cores) is
+recorded before and after, and so is the font subsetter WeasyPrint found: without HarfBuzz-Subset
+(``libharfbuzz-subset0``) it falls back to fontTools, several times slower per embedded font face, for both the
+invoice and the baseline. Compare runs only with the same subsetter, and prefer the ratios to the baseline. Next
+to the wall-clock rates, the CPU time of the rendering processes gives invoices per CPU second ("per core"),
+which other processes competing for the same cores disturb much less.
+
     python bench/bench_pdf.py [--invoices 40] [--runs 3]
 """
 
@@ -21,10 +28,12 @@ import argparse
 import copy
 import json
 import multiprocessing
+import os
 import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -111,22 +120,42 @@ def _warm_up(name: str) -> None:
     RENDERERS[name](make_snapshot(0))
 
 
-def _render_one(job: tuple[str, dict]) -> int:
+def _render_one(job: tuple[str, dict]) -> float:
+    """Render in a pool worker; returns the CPU seconds it took there."""
     name, snapshot = job
-    return RENDERERS[name](snapshot)
+    started = time.process_time()
+    RENDERERS[name](snapshot)
+    return time.process_time() - started
 
 
-def rate_one_process(name: str, snapshots: list[dict]) -> float:
-    started = time.perf_counter()
+@dataclass
+class Rate:
+    per_s: float  # invoices per second of wall-clock time
+    per_cpu_s: float  # invoices per CPU second of the rendering processes: per core, whatever else runs
+
+
+def rate_one_process(name: str, snapshots: list[dict]) -> Rate:
+    started, cpu_started = time.perf_counter(), time.process_time()
     for snapshot in snapshots:
         RENDERERS[name](snapshot)
-    return len(snapshots) / (time.perf_counter() - started)
+    return Rate(len(snapshots) / (time.perf_counter() - started), len(snapshots) / (time.process_time() - cpu_started))
 
 
-def rate_pool(pool: multiprocessing.pool.Pool, name: str, snapshots: list[dict]) -> float:
+def rate_pool(pool: multiprocessing.pool.Pool, name: str, snapshots: list[dict]) -> Rate:
     started = time.perf_counter()
-    pool.map(_render_one, [(name, snapshot) for snapshot in snapshots], chunksize=1)
-    return len(snapshots) / (time.perf_counter() - started)
+    cpu_seconds = pool.map(_render_one, [(name, snapshot) for snapshot in snapshots], chunksize=1)
+    return Rate(len(snapshots) / (time.perf_counter() - started), len(snapshots) / sum(cpu_seconds))
+
+
+def font_subsetter() -> str:
+    """Which library WeasyPrint subsets embedded fonts with on this machine (see the module doc)."""
+    from weasyprint.text.ffi import harfbuzz, harfbuzz_subset
+
+    return "harfbuzz" if harfbuzz_subset and harfbuzz.hb_version_atleast(4, 1, 0) else "fonttools"
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def main() -> int:
@@ -135,10 +164,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
+    load_before = load_average()
     snapshots = [make_snapshot(index) for index in range(args.invoices)]
     sizes = [render_ours(snapshot) for snapshot in snapshots[:3]]
     _warm_up("baseline")
-    figures: dict[str, dict[str, list[float]]] = {name: {"1": [], "2": []} for name in RENDERERS}
+    figures: dict[str, dict[str, list[Rate]]] = {name: {"1": [], "2": []} for name in RENDERERS}
     context = multiprocessing.get_context("fork")
     with context.Pool(2) as pool:
         for name in RENDERERS:
@@ -147,12 +177,18 @@ def main() -> int:
             for name in RENDERERS:
                 figures[name]["1"].append(rate_one_process(name, snapshots))
                 figures[name]["2"].append(rate_pool(pool, name, snapshots))
-            print(f"run {run + 1}: " + ", ".join(
-                f"{name} {figures[name]['1'][-1]:.2f}/s (1 proc) {figures[name]['2'][-1]:.2f}/s (2 procs)"
+            print(f"run {run + 1} (load {load_average()[0]}): " + ", ".join(
+                f"{name} {figures[name]['1'][-1].per_s:.2f}/s (1 proc) {figures[name]['2'][-1].per_s:.2f}/s "
+                f"(2 procs) {figures[name]['1'][-1].per_cpu_s:.2f}/CPU s"
                 for name in RENDERERS), flush=True)
 
-    medians = {name: {procs: round(statistics.median(values), 2) for procs, values in per.items()}
+    load_after = load_average()
+    medians = {name: {procs: round(statistics.median(rate.per_s for rate in rates), 2)
+                      for procs, rates in per.items()}
                for name, per in figures.items()}
+    per_cpu_s = {name: {procs: round(statistics.median(rate.per_cpu_s for rate in rates), 2)
+                        for procs, rates in per.items()}
+                 for name, per in figures.items()}
     result = {
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": platform.python_version(),
@@ -163,16 +199,28 @@ def main() -> int:
         "pdf_bytes_example": sizes[0],
         "ours_per_s_1_process": medians["ours"]["1"],
         "ours_per_s_2_processes": medians["ours"]["2"],
+        "ours_per_s_per_core_2_processes": round(medians["ours"]["2"] / 2, 2),
         "baseline_per_s_1_process": medians["baseline"]["1"],
         "baseline_per_s_2_processes": medians["baseline"]["2"],
         "ratio_vs_baseline_1_process": round(medians["ours"]["1"] / medians["baseline"]["1"], 2),
         "ratio_vs_baseline_2_processes": round(medians["ours"]["2"] / medians["baseline"]["2"], 2),
+        "ours_per_cpu_s_1_process": per_cpu_s["ours"]["1"],
+        "ours_per_cpu_s_2_processes": per_cpu_s["ours"]["2"],
+        "baseline_per_cpu_s_1_process": per_cpu_s["baseline"]["1"],
+        "baseline_per_cpu_s_2_processes": per_cpu_s["baseline"]["2"],
+        "ratio_vs_baseline_per_cpu_s": round(per_cpu_s["ours"]["1"] / per_cpu_s["baseline"]["1"], 2),
         "target_per_s_2_processes": TARGET_PER_S_2_PROCESSES,
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15_min_before": load_before,
+        "load_average_1_5_15_min_after": load_after,
+        "font_subsetter": font_subsetter(),
         "meets_target": medians["ours"]["2"] >= TARGET_PER_S_2_PROCESSES,
         "baseline": "weasyprint.HTML(string=...).write_pdf() of a comparable 10-line invoice, default fonts, "
                     "nothing reused between calls",
-        "notes": "one FontConfiguration, parsed stylesheet and compiled template per process; "
-                 "floats instead of flexbox in the layout; fonts subset and embedded (DejaVu Sans)",
+        "notes": "one FontConfiguration, parsed stylesheet, image cache and compiled template per process; "
+                 "floats instead of flexbox in the layout; fixed table layout for the lines; fonts subset and "
+                 "embedded (DejaVu Sans, trimmed to European scripts, kerning from the legacy kern table instead "
+                 "of GPOS: static/fonts/README.md)",
     }
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["pdf"] = result

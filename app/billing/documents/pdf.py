@@ -5,7 +5,14 @@ Throughput matters (a month's run renders every invoice), so each process keeps,
 * one ``FontConfiguration``: creating one makes Fontconfig scan the system fonts, and it remembers the
   ``@font-face`` fonts it already loaded from ``static/fonts/``;
 * the invoice stylesheet parsed once (``invoice.css``);
+* WeasyPrint's image cache, so the logo is fetched and parsed once rather than for every invoice;
 * the Jinja environment (compiled templates) and the catalogs.
+
+What a render still costs is mostly WeasyPrint's layout and, per font face used, subsetting the font embedded in
+the PDF. The second depends on the machine: with the HarfBuzz subsetter (Debian: ``libharfbuzz-subset0``) it is a
+few milliseconds, without it WeasyPrint falls back to fontTools, which parses each face in Python and costs tens
+of milliseconds per face and invoice. That is why the fonts in ``static/fonts/`` are trimmed (see the README
+there) and why the lines table has a fixed layout (``invoice.css``).
 
 They are rebuilt after a fork (Celery prefork, multiprocessing) and a lock serialises renders in a process:
 WeasyPrint's font configuration is not meant to be shared between threads.
@@ -48,6 +55,7 @@ class _Renderer:
     font_config: FontConfiguration
     stylesheet: CSS
     environment: jinja2.Environment
+    image_cache: dict
 
 
 _renderer: _Renderer | None = None
@@ -78,12 +86,24 @@ def _build_renderer() -> _Renderer:
         lstrip_blocks=True,
     )
     environment.filters["css_string"] = _css_string
-    return _Renderer(os.getpid(), fetcher, font_config, stylesheet, environment)
+    return _Renderer(os.getpid(), fetcher, font_config, stylesheet, environment, image_cache={})
+
+
+def _disown(inherited: _Renderer) -> None:
+    """Let go of a renderer inherited through a fork without cleaning up after it.
+
+    A ``FontConfiguration`` deletes, when it is garbage-collected, the temporary folder WeasyPrint copied the
+    ``@font-face`` files to, and an inherited one's folder is the parent's. Once a worker had dropped it, the
+    parent embedded empty fonts (invisible text) for every face it had not used before the fork.
+    """
+    inherited.font_config._folder = None  # WeasyPrint 70 internals: the folder FontConfiguration.__del__ removes
 
 
 def _get_renderer() -> _Renderer:
     global _renderer  # one per process, rebuilt after a fork
     if _renderer is None or _renderer.pid != os.getpid():
+        if _renderer is not None:
+            _disown(_renderer)
         _renderer = _build_renderer()
     return _renderer
 
@@ -205,6 +225,8 @@ def render_invoice_pdf(snapshot: dict, *, pdf_variant: str | None = None) -> byt
         return document.write_pdf(
             stylesheets=[renderer.stylesheet],
             font_config=renderer.font_config,
+            # Only files under static/ can be loaded (the fetcher), so an image is the same for every invoice.
+            cache=renderer.image_cache,
             uncompressed_pdf=False,
             **options,
         )

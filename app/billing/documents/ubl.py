@@ -10,8 +10,13 @@ number) only reaches companies that registered it in addition. Other EU parties 
 (9944 NL, 9957 FR, 9930 DE, 9938 LU, ...), and a buyer without one falls back to their e-mail address
 (scheme EM), so the mandatory buyer endpoint (PEPPOL-EN16931-R010) is always present.
 
-SEPA direct debit (payment means 59) must name the mandate (PEPPOL-EN16931-R061). Snapshot v1 has no field for
-it; ``payment.mandate_reference`` is read when present (and ``seller.sepa_creditor_id``, BT-90, likewise).
+SEPA direct debit (payment means 59) must name the mandate (PEPPOL-EN16931-R061): ``payment.mandate_reference``
+(frozen at finalization; older snapshots have no such key) becomes ``cac:PaymentMandate/cbc:ID`` (BT-89), and the
+debited account (BT-91, ``cac:PaymentMandate/cac:PayerFinancialAccount/cbc:ID``) is written when the snapshot has
+a ``payment.debited_account`` IBAN. Snapshots do not carry one today: the bank details of a Stripe SEPA method are
+its last four digits only, which is not an account identifier. ``seller.sepa_creditor_id`` (BT-90) is read when
+present, likewise. A SEPA snapshot without a mandate reference still gets means 59 without a mandate, which a
+Peppol validator rejects (R061): the snapshot, not this writer, has to supply it.
 
 Tax categories: S (standard) for a positive rate, AE (reverse charge, with exemption reason VATEX-EU-AE) for a
 zero rate to a business in another EU country, Z otherwise: see ``common.tax_category``. Composition decides
@@ -133,6 +138,17 @@ class _Builder:
             if data.get("email"):
                 self.el(contact, "cbc:ElectronicMail", data["email"])
 
+    def payment_mandate(self, means: etree._Element, reference: str, debited_account: str | None) -> None:
+        """``cac:PaymentMandate`` of a SEPA direct debit (PEPPOL-EN16931-R061): the mandate reference (BT-89) and,
+        when known, the debited account (BT-91). UBL 2.1 orders PaymentMeans as PaymentMeansCode, PaymentID, ...,
+        PayeeFinancialAccount, PaymentMandate, and PaymentMandate as ID, ..., PayerFinancialAccount: callers append
+        it after everything else in PaymentMeans."""
+        mandate = self.el(means, "cac:PaymentMandate")
+        self.el(mandate, "cbc:ID", reference)
+        account = (debited_account or "").replace(" ", "").upper()
+        if account:
+            self.el(self.el(mandate, "cac:PayerFinancialAccount"), "cbc:ID", account)
+
     def build(self) -> etree._Element:
         s = self.snapshot
         seller, buyer, totals = s["seller"], s["buyer"], s["totals"]
@@ -174,9 +190,9 @@ class _Builder:
             # BR-61: a credit transfer names the payee's account.
             account = self.el(means, "cac:PayeeFinancialAccount")
             self.el(account, "cbc:ID", seller["iban"].replace(" ", ""))
-        if method == "sepa_debit" and payment.get("mandate_reference"):
-            # PEPPOL-EN16931-R061: direct debit names the mandate (optional snapshot field, see module doc).
-            self.el(self.el(means, "cac:PaymentMandate"), "cbc:ID", payment["mandate_reference"])
+        mandate_reference = str(payment.get("mandate_reference") or "").strip()
+        if method == "sepa_debit" and mandate_reference:
+            self.payment_mandate(means, mandate_reference, payment.get("debited_account"))
         if not self.credit_note and payment.get("terms_days"):
             terms = self.el(root, "cac:PaymentTerms")
             self.el(terms, "cbc:Note", f"Payment within {payment['terms_days']} days")
