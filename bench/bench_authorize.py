@@ -7,7 +7,8 @@ shows up in the latency: each latency is measured from the *scheduled* send time
 1. baseline: an auth-only OCPI request (``GET /ocpi/2.2.1/cdrs/0`` → 404 after the partner lookup) at 300/s
    for 20 s, to show what the framework + token check alone cost;
 2. the target: authorize at 300 req/s for 60 s (random uids over the million, ~3 % blocked / no credit);
-3. peak: 10 s steps at increasing rates until p99 ≥ 10 ms or the rate is not sustained.
+3. peak: 10 s steps at increasing rates from 50/s while the rate is sustained (no errors, ≥ 95 % achieved):
+   the highest sustained rate, and the highest rate whose p99 stayed under 10 ms.
 
 Usage: ``.venv/bin/python bench/bench_authorize.py [--duration 60] [--rate 300]``
 """
@@ -113,17 +114,18 @@ def main() -> None:
         target = run_load(server.base_url, args.rate, args.duration, paths, "POST")
         print(f"authorize at {args.rate}/s for {args.duration:.0f} s", target)
         steps = []
-        peak = args.rate if target["p99_ms"] < P99_TARGET_MS else None
+        peak, peak_within_latency = None, None
         if not args.no_peak:
-            for rate in (400, 500, 600, 700, 800, 1000, 1200):
+            for rate in (50, 100, 200, 300, 400, 500, 600, 800):
                 step = run_load(server.base_url, rate, 10, paths, "POST")
                 step["rate"] = rate
                 steps.append(step)
                 print(f"step {rate}/s", step)
-                sustained = step["errors"] == 0 and step["achieved_rate"] >= 0.95 * rate
-                if step["p99_ms"] >= P99_TARGET_MS or not sustained:
+                if step["errors"] or step["achieved_rate"] < 0.95 * rate:
                     break
                 peak = rate
+                if step["p99_ms"] < P99_TARGET_MS:
+                    peak_within_latency = rate
 
     write_result("authorize", {
         "tokens": N_TOKENS, "server": SERVER_DESCRIPTION, "rate_per_s": args.rate,
@@ -131,7 +133,8 @@ def main() -> None:
         "p90_ms": target["p90_ms"], "max_ms": target["max_ms"], "requests": target["ok"],
         "errors": target["errors"], "statuses": target["statuses"], "achieved_rate": target["achieved_rate"],
         "target_p99_ms": P99_TARGET_MS, "meets_target": target["p99_ms"] < P99_TARGET_MS and not target["errors"],
-        "peak_sustainable_rate_per_s": peak, "peak_steps": steps,
+        "peak_sustained_rate_per_s": peak, "peak_rate_with_p99_under_10ms_per_s": peak_within_latency,
+        "peak_steps": steps,
         "baseline_auth_only_p50_ms": baseline["p50_ms"], "baseline_auth_only_p99_ms": baseline["p99_ms"],
         "ratio_p50_vs_auth_only": round(target["p50_ms"] / baseline["p50_ms"], 2) if baseline["p50_ms"] else None,
         "latency_note": "measured from the scheduled send time (open loop), so queueing is included",
