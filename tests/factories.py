@@ -65,3 +65,17 @@ def give_payment_method(account, *, exp_year: int = 2099, method_type: str = "ca
     db.session.add(method)
     db.session.flush()
     return method
+
+
+def one_connector_location(tariff_id: str) -> dict:  # type: ignore[type-arg]
+    """An OCPI Location (NL/TCP, Utrecht) with one EVSE whose one AC connector has ``tariff_id``."""
+    return {
+        "country_code": "NL", "party_id": "TCP", "id": "LOC-EST", "publish": True, "address": "Stationsplein 1",
+        "city": "Utrecht", "country": "NLD", "coordinates": {"latitude": "52.089444", "longitude": "5.110278"},
+        "time_zone": "Europe/Amsterdam", "last_updated": "2026-01-01T00:00:00Z",
+        "evses": [{"uid": "E1", "evse_id": "NL*TCP*E1", "status": "AVAILABLE", "last_updated": "2026-01-01T00:00:00Z",
+                   "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET",
+                                   "power_type": "AC_3_PHASE", "max_voltage": 230, "max_amperage": 32,
+                                   "max_electric_power": 22000, "tariff_ids": [tariff_id],
+                                   "last_updated": "2026-01-01T00:00:00Z"}]}],
+    }

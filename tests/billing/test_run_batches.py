@@ -28,7 +28,7 @@ from app.roaming.models import Cdr
 from app.roaming.tariffs import store_tariff
 from tests.billing.conftest import save_method
 from tests.billing.sessions import rated_session
-from tests.factories import make_user
+from tests.factories import make_user, one_connector_location
 from tests.payments import stripe_js
 
 FINANCE = Actor.system("test-finance")
@@ -169,15 +169,7 @@ TARIFF = {
                                        {"type": "FLAT", "price": 0.35, "vat": 21.0, "step_size": 1}]}],
     "last_updated": "2026-01-01T00:00:00Z",
 }
-LOCATION = {
-    "country_code": "NL", "party_id": "TCP", "id": "LOC-EST", "publish": True, "address": "Stationsplein 1",
-    "city": "Utrecht", "country": "NLD", "coordinates": {"latitude": "52.089444", "longitude": "5.110278"},
-    "time_zone": "Europe/Amsterdam", "last_updated": "2026-01-01T00:00:00Z",
-    "evses": [{"uid": "E1", "evse_id": "NL*TCP*E1", "status": "AVAILABLE", "last_updated": "2026-01-01T00:00:00Z",
-               "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
-                               "max_voltage": 230, "max_amperage": 32, "max_electric_power": 22000,
-                               "tariff_ids": ["T-EST"], "last_updated": "2026-01-01T00:00:00Z"}]}],
-}
+LOCATION = one_connector_location("T-EST")
 
 
 def _cdr_priced_by_its_total_cost(account_id: int, card_id: int, ocpi_id: str, start: dt.datetime,

@@ -16,7 +16,7 @@ from app.rating.services import RatingError, rate_cdr
 from app.roaming.locations import upsert_location
 from app.roaming.models import Cdr, ChargingSession
 from app.roaming.tariffs import store_tariff, tariffs_for_connector
-from tests.factories import make_user
+from tests.factories import make_user, one_connector_location
 
 AT = dt.datetime(2026, 10, 14, 8, 0, tzinfo=dt.UTC)
 TARIFF = {
@@ -29,15 +29,7 @@ TARIFF = {
     ],
     "last_updated": "2026-01-01T00:00:00Z",
 }
-LOCATION = {
-    "country_code": "NL", "party_id": "TCP", "id": "LOC-EST", "publish": True, "address": "Stationsplein 1",
-    "city": "Utrecht", "country": "NLD", "coordinates": {"latitude": "52.089444", "longitude": "5.110278"},
-    "time_zone": "Europe/Amsterdam", "last_updated": "2026-01-01T00:00:00Z",
-    "evses": [{"uid": "E1", "evse_id": "NL*TCP*E1", "status": "AVAILABLE", "last_updated": "2026-01-01T00:00:00Z",
-               "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
-                               "max_voltage": 230, "max_amperage": 32, "max_electric_power": 22000,
-                               "tariff_ids": ["DAY-NIGHT"], "last_updated": "2026-01-01T00:00:00Z"}]}],
-}
+LOCATION = one_connector_location("DAY-NIGHT")
 
 
 def test_estimate_matches_the_bill(db_session):
