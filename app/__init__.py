@@ -127,6 +127,7 @@ def _register_cli(app: Flask) -> None:
     from app.billing.cli import billing_cli
     from app.cards.cli import cards_cli
     from app.demo.cli import demo_cli
+    from app.payments.cli import payments_cli
     from app.plans.cli import plans_cli
     from app.pricing.cli import pricing as pricing_cli
     from app.rating.cli import rating_cli
@@ -137,6 +138,7 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(cards_cli)
     app.cli.add_command(plans_cli)
+    app.cli.add_command(payments_cli)
     app.cli.add_command(pricing_cli)
     app.cli.add_command(rating_cli)
     app.cli.add_command(billing_cli)

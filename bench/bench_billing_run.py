@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results.json"
 
+from scratch_database import ensure_database  # bench/ is the script's folder
 from sqlalchemy import func, select, text
 
 from app import create_app
@@ -235,6 +236,7 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgresql"):
         raise SystemExit("set DATABASE_URL to a scratch PostgreSQL database (make bench does)")
+    ensure_database(os.environ["DATABASE_URL"])
     app = create_app()
     figures: dict[str, object] = {"accounts": args.accounts, "cdrs": args.accounts * args.sessions_per_account,
                                   "target_s_for_100k_accounts_1m_cdrs": 300, "repeats": args.repeats,

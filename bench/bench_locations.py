@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from flask_migrate import upgrade
+from scratch_database import ensure_database  # bench/ is the script's folder
 from sqlalchemy import text
 
 from app import create_app
@@ -89,6 +90,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
     if not url.startswith("postgresql"):
         sys.exit("bench_locations runs on PostgreSQL: set DATABASE_URL=postgresql+psycopg://...")
+    ensure_database(url)
     app = create_app("development", SQLALCHEMY_DATABASE_URI=url)
     objects = json.loads(gzip.decompress(DATA.read_bytes()))
     running = start_fake_cpo()

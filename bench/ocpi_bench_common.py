@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from scratch_database import ensure_database as create_if_missing
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -41,12 +42,7 @@ def uid_of(n: int) -> str:
 
 
 def ensure_database() -> None:
-    name = libpq_url().rsplit("/", 1)[1]
-    if name == "test":
-        raise SystemExit("refusing to benchmark on the test database")
-    with psycopg.connect(libpq_url().rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
-            conn.execute(f'create database "{name}"')
+    create_if_missing(DATABASE_URL)
     env = {**os.environ, "DATABASE_URL": DATABASE_URL, "APP_ENV": "development"}
     subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
                    check=True, capture_output=True)

@@ -13,19 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from scratch_database import ensure_database
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_emsp"
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0].replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> int:

@@ -3,7 +3,8 @@
 
 ``python -m localstripe`` listens on every interface and pickles its store to the shared
 ``/tmp/localstripe.pickle`` after each write (and reloads it at start), which would leak state between
-concurrent test runs; this runner binds 127.0.0.1 and keeps the store in memory.
+concurrent test runs; this runner binds 127.0.0.1 and keeps the store in memory. It also teaches localstripe one filter of the real API
+that our code uses (:func:`_list_setup_intents`).
 
 Usage: python -m app.payments.emulator PORT
 """
@@ -16,9 +17,19 @@ from aiohttp import web
 from localstripe import resources, server
 
 
+def _list_setup_intents(cls, url, customer=None, payment_method=None, limit=None, starting_after=None):  # type: ignore[no-untyped-def]
+    """``GET /v1/setup_intents?customer=...&payment_method=...``: Stripe filters by both; localstripe 1.15 refuses
+    every filter of this list. The mandate backfill (app/payments/services.py) asks for it."""
+    listing = resources.StripeObject._api_list_all.__func__(cls, url, limit=limit, starting_after=starting_after)
+    listing._list = [intent for intent in listing._list
+                     if customer in (None, intent.customer) and payment_method in (None, intent.payment_method)]
+    return listing
+
+
 def main() -> None:
     port = int(sys.argv[1])
     resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+    resources.SetupIntent._api_list_all = classmethod(_list_setup_intents)
     web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 

@@ -353,3 +353,46 @@ def payment_method_required_for_activation() -> bool:
 def may_activate_cards(account_id: int, today: dt.date | None = None) -> bool:
     """What the card activation service asks: the setting is off, or the account has a valid method."""
     return not payment_method_required_for_activation() or has_valid_payment_method(account_id, today)
+
+
+# --- backfill ------------------------------------------------------------------------------------------------
+
+
+def sepa_methods_without_mandate(limit: int | None = None) -> list[PaymentMethod]:
+    """Active SEPA methods with no mandate reference: saved before we recorded it (migration c41e7d2b9a10).
+    Their invoices cannot name the mandate (SEPA pre-notification, Peppol R061) until it is filled in."""
+    query = (select(PaymentMethod)
+             .where(PaymentMethod.method_type == "sepa_debit", PaymentMethod.mandate_reference.is_(None),
+                    PaymentMethod.status == PaymentMethodStatus.ACTIVE)
+             .order_by(PaymentMethod.id))
+    return list(db.session.scalars(query.limit(limit) if limit else query))
+
+
+def _setup_intent_of(customer_id: str, payment_method_id: str) -> Any:
+    """The succeeded SetupIntent that saved this payment method (it names the mandate), or None. Stripe filters
+    by ``payment_method``; we check it again (an emulator may ignore the filter)."""
+    intents = stripe_client().v1.setup_intents.list(
+        {"customer": customer_id, "payment_method": payment_method_id, "limit": 100})
+    for intent in _field(intents, "data") or []:
+        if _id_of(_field(intent, "payment_method")) == payment_method_id and _field(intent, "status") == "succeeded":
+            return intent
+    return None
+
+
+def fill_mandate_reference(row: PaymentMethod) -> str | None:
+    """Ask Stripe for the mandate reference of one SEPA method and store it (flushed); None when Stripe has
+    none to give. Raises :class:`PaymentError` (``unavailable``) when Stripe cannot be asked: nothing changes."""
+    customer = stripe_customer_of(row.account_id)
+    if customer is None:
+        return None
+    client = stripe_client()
+    try:
+        method = client.v1.payment_methods.retrieve(row.stripe_payment_method_id)
+        intent = _setup_intent_of(customer.stripe_customer_id, row.stripe_payment_method_id)
+    except stripe.StripeError as error:
+        raise _stripe_unavailable("mandate backfill", error) from error
+    reference = _mandate_reference(intent, method)
+    if reference:
+        row.mandate_reference = reference
+        db.session.flush()
+    return reference

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 from flask.cli import AppGroup
 
 from app.extensions import db
+from app.plans.services import billing_zone
 from app.rating import services
 
 rating_cli = AppGroup("rating", help="Price CDRs for drivers and reconcile with CPOs.")
@@ -20,3 +23,22 @@ def rate_pending_command(limit: int | None) -> None:
     click.echo(f"rated {rated} CDRs")
     for problem in problems:
         click.echo(f"  not rated: {problem}", err=True)
+
+
+@rating_cli.command("backfill-estimates")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Sessions started on or after this day (billing time zone); default: the first day of last month.")
+@click.option("--limit", type=int, default=None)
+def backfill_estimates_command(since: dt.datetime | None, limit: int | None) -> None:
+    """Store the price estimate of sessions rated before estimates were kept, so that the invoice run's
+    "priced far from its estimate" guard also checks them."""
+    zone = billing_zone()
+    if since is None:
+        today = dt.datetime.now(zone).date()
+        last_month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+        start = dt.datetime.combine(last_month, dt.time(), tzinfo=zone)
+    else:
+        start = since.replace(tzinfo=zone)
+    filled, unknown = services.backfill_estimates(start.astimezone(dt.UTC), limit)
+    db.session.commit()
+    click.echo(f"estimates stored: {filled}; no tariff known for the connector: {unknown}")

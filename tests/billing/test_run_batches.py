@@ -221,6 +221,34 @@ def test_a_session_billed_far_from_its_estimate_is_held_for_finance(app, db_sess
     assert runs.uninvoiced_sessions("2026-10") == []  # held, not lost
 
 
+def test_backfilled_estimates_let_the_guard_check_sessions_rated_before_estimates_were_kept(app, db_session):
+    store_tariff(TARIFF, partner=None, country_code="NL", party_id="TCP")
+    location = upsert_location(LOCATION, partner=None, country_code="NL", party_id="TCP")
+    user, card = _driver("payg")
+    shown = estimate_for_connector(location, "E1", "1", account=user.account, at=OCT)
+    as_promised = rate_cdr(_cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-OLD-OK", OCT, "9.35"))
+    overpriced = rate_cdr(_cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-OLD-FAR",
+                                                        OCT + dt.timedelta(days=1), "60.00"))
+    no_location = rated_session(user.account.id, card.id, OCT + dt.timedelta(days=2))
+    september = rate_cdr(_cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-SEPT",
+                                                       OCT - dt.timedelta(days=15), "9.35"))
+    for charge in (as_promised, overpriced, september):  # rated before the column existed
+        charge.estimate_incl_vat = None
+    db.session.commit()
+
+    result = app.test_cli_runner().invoke(args=["rating", "backfill-estimates", "--since", "2026-10-01"])
+
+    assert result.exit_code == 0, result.output
+    assert "estimates stored: 2; no tariff known for the connector: 1" in result.output
+    db.session.expire_all()
+    assert as_promised.estimate_incl_vat == overpriced.estimate_incl_vat == shown.example_driver.incl_vat
+    assert no_location.estimate_incl_vat is None
+    assert september.estimate_incl_vat is None  # before --since: left alone
+    preview = _run(app)
+    assert preview["preview"]["held_sessions"] == 1
+    assert db.session.scalar(select(SessionHold)).session_charge_id == overpriced.id
+
+
 def test_estimate_rule_needs_both_the_percentage_and_the_floor(app, db_session):
     bounds = limits()
     assert (bounds["max_estimate_deviation_pct"], bounds["min_estimate_deviation"]) == (Decimal(50), Decimal(10))

@@ -176,3 +176,39 @@ def test_client_follows_config_changes(app, localstripe):
         reset_stripe_client(app)
         assert stripe_client() is not client
 
+
+
+def _forget_mandate(method: PaymentMethod) -> str | None:
+    """Make a saved SEPA method look like one saved before mandate references were recorded."""
+    recorded = method.mandate_reference
+    method.mandate_reference = None
+    db.session.commit()
+    return recorded
+
+
+def test_backfill_fills_in_the_mandate_of_older_sepa_methods(db_session, localstripe, app):
+    sepa_account, card_account = make_user().account, make_user(email="card.only@example.com").account
+    sepa = _saved(sepa_account, localstripe, stripe_js.sepa())
+    _saved(card_account, localstripe, stripe_js.card())
+    recorded = _forget_mandate(sepa)
+    at_stripe = _stripe_get(localstripe, f"payment_methods/{sepa.stripe_payment_method_id}")
+    assert recorded and recorded == at_stripe["sepa_debit"]["mandate_reference"]
+
+    assert services.sepa_methods_without_mandate() == [sepa]  # cards have no mandate to look for
+    result = app.test_cli_runner().invoke(args=["payments", "backfill-mandates"])
+    assert result.exit_code == 0, result.output
+    assert "mandate references filled in: 1" in result.output
+    assert db.session.get(PaymentMethod, sepa.id).mandate_reference == recorded
+    assert services.sepa_methods_without_mandate() == []
+    again = app.test_cli_runner().invoke(args=["payments", "backfill-mandates"])
+    assert "mandate references filled in: 0" in again.output
+
+
+def test_backfill_changes_nothing_when_stripe_cannot_be_asked(db_session, localstripe, app):
+    sepa = _saved(make_user().account, localstripe, stripe_js.sepa())
+    _forget_mandate(sepa)
+    app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # discard port: connection refused
+    result = app.test_cli_runner().invoke(args=["payments", "backfill-mandates"])
+    assert result.exit_code == 1
+    assert f"Stripe could not be asked about {sepa.stripe_payment_method_id}" in result.output
+    assert db.session.get(PaymentMethod, sepa.id).mandate_reference is None
