@@ -3,8 +3,8 @@
 
 ``python -m localstripe`` listens on every interface and pickles its store to the shared
 ``/tmp/localstripe.pickle`` after each write (and reloads it at start), which would leak state between
-concurrent test runs; this runner binds 127.0.0.1 and keeps the store in memory. It also teaches localstripe one filter of the real API
-that our code uses (:func:`_list_setup_intents`).
+concurrent test runs; this runner binds 127.0.0.1 and keeps the store in memory. It also teaches localstripe the
+filters of the real API that our code uses (:func:`_list_setup_intents`).
 
 Usage: python -m app.payments.emulator PORT
 """
