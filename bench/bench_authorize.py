@@ -39,6 +39,9 @@ from ocpi_bench_common import (
 )
 
 P99_TARGET_MS = 10.0
+# Rates of the peak search (10 s each), until one is not sustained. When even the last is, the peak is reported as
+# a lower bound: past ~1,500/s the Python load generator on the same 2 cores becomes what is measured.
+PEAK_STEPS = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500)
 
 
 async def _load(base_url: str, rate: float, duration: float, paths: list[str], method: str) -> dict[str, Any]:
@@ -116,7 +119,7 @@ def main() -> None:
         steps = []
         peak, peak_within_latency = None, None
         if not args.no_peak:
-            for rate in (50, 100, 200, 300, 400, 500, 600, 800):
+            for rate in PEAK_STEPS:
                 step = run_load(server.base_url, rate, 10, paths, "POST")
                 step["rate"] = rate
                 steps.append(step)
@@ -134,6 +137,7 @@ def main() -> None:
         "errors": target["errors"], "statuses": target["statuses"], "achieved_rate": target["achieved_rate"],
         "target_p99_ms": P99_TARGET_MS, "meets_target": target["p99_ms"] < P99_TARGET_MS and not target["errors"],
         "peak_sustained_rate_per_s": peak, "peak_rate_with_p99_under_10ms_per_s": peak_within_latency,
+        "peak_is_lower_bound": bool(steps) and peak == PEAK_STEPS[-1],
         "peak_steps": steps,
         "baseline_auth_only_p50_ms": baseline["p50_ms"], "baseline_auth_only_p99_ms": baseline["p99_ms"],
         "ratio_p50_vs_auth_only": round(target["p50_ms"] / baseline["p50_ms"], 2) if baseline["p50_ms"] else None,
