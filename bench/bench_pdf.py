@@ -51,6 +51,7 @@ def make_snapshot(index: int) -> dict:
     snapshot = copy.deepcopy(SAMPLE_SNAPSHOT)
     snapshot["language"] = ("nl", "fr", "en")[index % 3]
     snapshot["number"] = f"INV-2026-{index + 1:06d}"
+    snapshot["payment"] = {**snapshot["payment"], "reference": snapshot["number"]}
     lines = [snapshot["lines"][0]]
     for position in range(2, LINES_PER_INVOICE + 1):
         day = 1 + (index + position) % 28

@@ -16,7 +16,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from app.accounts.models import Account, Role, User
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
-from app.billing import invoices
+from app.billing import dispatch, invoices
 from app.billing.downloads import PdfUnavailableError, invoice_pdf
 from app.billing.holds import HoldError, parse_amount
 from app.billing.invoices import BillingError
@@ -92,6 +92,7 @@ def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200):  # type:
         "backoffice/finance/invoice.html", invoice=invoice, snapshot=invoice.snapshot or {}, notes=notes,
         credited=credited, payments=payments, dunning=db.session.get(Dunning, invoice.id), form=form,
         can_credit=invoice.kind == InvoiceKind.INVOICE, audit=entries_for("invoice", invoice.id, limit=20),
+        delivery_unfinished=invoice.emailed_at is None or invoice.pdf is None or not payments,
     ), status
 
 
@@ -121,8 +122,25 @@ def credit(number: str):  # type: ignore[no-untyped-def]
         field.errors = [*field.errors, _(str(error))]
         return _detail(invoice, form, 400)
     db.session.commit()
+    # The driver gets the credit note, and the money back when the invoice was paid (a refund through Stripe).
+    dispatch.dispatch_delivery([note.id])
     flash(_("Credit note %(number)s issued.", number=note.number), "success")
     return redirect(url_for("finance_invoices.invoice_detail", number=note.number))
+
+
+@bp.post("/invoices/<number>/deliver")
+@staff_required(Role.FINANCE)
+def deliver(number: str):  # type: ignore[no-untyped-def]
+    """Finish what delivery has not done yet: documents, email, and the payment (an invoice) or the refund (a
+    credit note whose invoice was still being paid). Each step happens once, so this never repeats one."""
+    invoice = _invoice_or_404(number)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    dispatch.prepare_invoice_delivery(invoice, Actor.of(current_user))
+    db.session.commit()
+    dispatch.dispatch_delivery([invoice.id])
+    flash(_("Delivery of %(number)s done or queued.", number=invoice.number), "success")
+    return redirect(url_for("finance_invoices.invoice_detail", number=invoice.number))
 
 
 @bp.get("/invoices/<number>.pdf")

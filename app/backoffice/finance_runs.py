@@ -16,7 +16,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 from app.accounts.models import Role
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
-from app.billing import dispatch, holds, runs
+from app.billing import delivery, dispatch, holds, runs
 from app.billing.invoices import BillingError
 from app.billing.models import HoldStatus, InvoiceRun, RunItem, RunStatus, SessionHold
 from app.extensions import db
@@ -90,7 +90,9 @@ def run_detail(run_id: int):  # type: ignore[no-untyped-def]
     checked = run.status in (RunStatus.FINALIZING, RunStatus.FINALIZED)
     uninvoiced = runs.uninvoiced_sessions(run.period) if checked else None
     held = db.session.scalar(select(func.count(SessionHold.id)).where(SessionHold.status == HoldStatus.HELD))
+    to_deliver = delivery.undelivered_count(run.id) if run.status == RunStatus.FINALIZED else 0
     return render_template("backoffice/finance/run.html", run=run, progress=runs.progress(run), failed=failed,
+                           to_deliver=to_deliver,
                            uninvoiced=uninvoiced, held_now=held, form=RunStepForm(),
                            audit=entries_for("billing_run", run.id, limit=20), eager=dispatch.is_eager())
 
@@ -128,13 +130,30 @@ def approve(run_id: int):  # type: ignore[no-untyped-def]
 def _finalize(run: InvoiceRun, reason: str | None) -> None:
     dispatch.start(run, _actor(), reason)
     db.session.commit()  # workers only see committed items
-    dispatch.dispatch_finalize(run)
+    if dispatch.dispatch_finalize(run):
+        # Finalized inline (no broker): send the invoices and collect at once, as `flask billing run` does. With
+        # workers the run finishes later; the run page then offers "Send invoices and collect payments".
+        _deliver(run, None)
+
+
+def _deliver(run: InvoiceRun, reason: str | None) -> None:
+    invoice_ids = dispatch.prepare_delivery(run, _actor(), reason)
+    db.session.commit()
+    dispatch.dispatch_delivery(invoice_ids)
 
 
 @bp.post("/runs/<int:run_id>/finalize")
 @staff_required(Role.FINANCE)
 def finalize(run_id: int):  # type: ignore[no-untyped-def]
     return _step(run_id, _finalize, _("Finalizing started; progress is shown below."))
+
+
+@bp.post("/runs/<int:run_id>/deliver")
+@staff_required(Role.FINANCE)
+def deliver(run_id: int):  # type: ignore[no-untyped-def]
+    """PDFs, emails and payment collection of the run's invoices not sent yet (each step is done once, so this
+    also retries what failed)."""
+    return _step(run_id, _deliver, _("Invoices are being sent and collected."))
 
 
 # --- held sessions -------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""After finalization: render the invoice documents, email them, and collect payment — each step once.
+"""After finalization: render the invoice documents, email them, and collect payment (for a credit note: refund
+it) — each step once.
 
 Every step records that it is done (``pdf``, ``emailed_at``, the ``Payment`` of attempt 1), so delivering an
 invoice twice (a retried task, a rerun) repeats nothing. Email is at-least-once: it is marked sent after the
@@ -7,7 +8,9 @@ SMTP server took it.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import func, select
 
 from app.accounts.models import Role, User
 from app.billing.downloads import invoice_pdf
@@ -57,7 +60,10 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
         db.session.commit()
         done["email"] = str(len(recipients))
     already_collected = db.session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id).limit(1))
-    if invoice.payment_state == PaymentState.OPEN and already_collected is None:
+    if invoice.kind == InvoiceKind.CREDIT_NOTE:
+        if already_collected is None:
+            done["refund"] = _refund(invoice)
+    elif invoice.payment_state == PaymentState.OPEN and already_collected is None:
         result = collect_invoice(invoice, attempt=1)
         db.session.commit()
         send_pending(result.emails)
@@ -65,7 +71,32 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
     return done
 
 
+def _refund(credit_note: Invoice) -> str:
+    """A credit note goes back through Stripe when its invoice was paid, or lowers what is still to be collected
+    (``refunds.refund_credit_note``; its refund Payment makes a second delivery a no-op). When the invoice's SEPA
+    payment is still under way the outcome is ``pending``: finance refunds from the credit note's page later."""
+    from app.accounts.services import send_pending
+    from app.billing.collection import CollectionError
+    from app.billing.refunds import refund_credit_note
+
+    try:
+        result = refund_credit_note(credit_note)
+    except CollectionError as error:
+        db.session.rollback()
+        return f"error: {error}"
+    db.session.commit()
+    send_pending(result.emails)
+    return result.outcome
+
+
+def _undelivered(run_id: int) -> Any:
+    return (Invoice.run_id == run_id) & (Invoice.status == InvoiceStatus.FINALIZED) & (
+        Invoice.emailed_at.is_(None) | Invoice.pdf.is_(None))
+
+
 def invoices_to_deliver(run_id: int) -> list[int]:
-    return list(db.session.scalars(select(Invoice.id).where(
-        Invoice.run_id == run_id, Invoice.status == InvoiceStatus.FINALIZED,
-        (Invoice.emailed_at.is_(None)) | (Invoice.pdf.is_(None))).order_by(Invoice.id)))
+    return list(db.session.scalars(select(Invoice.id).where(_undelivered(run_id)).order_by(Invoice.id)))
+
+
+def undelivered_count(run_id: int) -> int:
+    return db.session.scalar(select(func.count(Invoice.id)).where(_undelivered(run_id))) or 0

@@ -14,7 +14,8 @@ from flask import current_app
 
 from app.audit.services import Actor, record
 from app.billing import runs
-from app.billing.models import InvoiceRun, RunStatus
+from app.billing.models import Invoice, InvoiceRun, RunStatus
+from app.extensions import db
 
 
 def is_eager() -> bool:
@@ -38,6 +39,41 @@ def dispatch_finalize(run: InvoiceRun, on_done: Callable[[], None] | None = None
         runs.complete_if_done(run_id)
     for chunk in chunks:
         finalize_chunk.delay(run_id, chunk)
+    return False
+
+
+def prepare_delivery(run: InvoiceRun, actor: Actor, reason: str | None = None) -> list[int]:
+    """The finalized run's invoices not sent yet, with the step audited. Commit, then :func:`dispatch_delivery`."""
+    from app.billing.delivery import invoices_to_deliver
+    from app.billing.invoices import BillingError
+
+    db.session.refresh(run)  # the run may have been completed by a statement since it was loaded
+    if run.status != RunStatus.FINALIZED:
+        raise BillingError("the run is not finalized yet")
+    invoice_ids = invoices_to_deliver(run.id)
+    record("billing.deliver", "billing_run", run.id, actor=actor, reason=(reason or "").strip()[:1000] or None,
+           details={"invoices": len(invoice_ids)})
+    return invoice_ids
+
+
+def prepare_invoice_delivery(invoice: Invoice, actor: Actor) -> None:
+    """Finance asks to finish one invoice's delivery (audited). Commit, then :func:`dispatch_delivery`."""
+    record("invoice.deliver", "invoice", invoice.id, actor=actor)
+
+
+def dispatch_delivery(invoice_ids: list[int]) -> bool:
+    """Render, email and collect (or refund) these finalized invoices: inline without a broker, else one
+    ``billing.deliver_invoice`` task each. Delivery is idempotent per step, so handing an invoice over twice
+    repeats nothing. Returns True when done inline."""
+    from app.billing.delivery import deliver_invoice
+    from app.billing.tasks import deliver_invoice_task
+
+    if is_eager():
+        for invoice_id in invoice_ids:
+            deliver_invoice(invoice_id)
+        return True
+    for invoice_id in invoice_ids:
+        deliver_invoice_task.delay(invoice_id)
     return False
 
 
