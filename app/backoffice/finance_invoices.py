@@ -17,7 +17,7 @@ from app.accounts.models import Account, Role, User
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
 from app.billing import dispatch, invoices
-from app.billing.downloads import PdfUnavailableError, invoice_pdf
+from app.billing.downloads import PdfUnavailableError, invoice_pdf, invoice_ubl, offers_ubl, rerender_pdf
 from app.billing.holds import HoldError, parse_amount
 from app.billing.invoices import BillingError
 from app.billing.models import Dunning, Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
@@ -93,6 +93,7 @@ def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200):  # type:
         credited=credited, payments=payments, dunning=db.session.get(Dunning, invoice.id), form=form,
         can_credit=invoice.kind == InvoiceKind.INVOICE, audit=entries_for("invoice", invoice.id, limit=20),
         delivery_unfinished=invoice.emailed_at is None or invoice.pdf is None or not payments,
+        has_ubl=offers_ubl(invoice),
     ), status
 
 
@@ -140,6 +141,41 @@ def deliver(number: str):  # type: ignore[no-untyped-def]
     db.session.commit()
     dispatch.dispatch_delivery([invoice.id])
     flash(_("Delivery of %(number)s done or queued.", number=invoice.number), "success")
+    return redirect(url_for("finance_invoices.invoice_detail", number=invoice.number))
+
+
+@bp.get("/invoices/<number>.ubl.xml")
+@staff_required(Role.FINANCE)
+def invoice_ubl_download(number: str):  # type: ignore[no-untyped-def]
+    invoice = _invoice_or_404(number)
+    data = invoice_ubl(invoice)
+    if data is None:
+        abort(404)
+    return Response(data, mimetype="application/xml",
+                    headers={"Content-Disposition": f'attachment; filename="{invoice.number}.ubl.xml"'})
+
+
+class RerenderForm(FlaskForm):
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=1000)])
+
+
+@bp.post("/invoices/<number>/rerender")
+@staff_required(Role.FINANCE)
+def rerender(number: str):  # type: ignore[no-untyped-def]
+    """Render the stored PDF again from the frozen snapshot (a template or font fix): explicit, with a reason."""
+    invoice = _invoice_or_404(number)
+    form = RerenderForm()
+    if not form.validate_on_submit():
+        flash(_("Re-rendering the PDF needs a reason."), "error")
+        return redirect(url_for("finance_invoices.invoice_detail", number=invoice.number))
+    try:
+        rerender_pdf(invoice, Actor.of(current_user), form.reason.data)
+    except BillingError as error:
+        db.session.rollback()
+        flash(_(str(error)), "error")
+        return redirect(url_for("finance_invoices.invoice_detail", number=invoice.number))
+    db.session.commit()
+    flash(_("The PDF of %(number)s was rendered again from its frozen data.", number=invoice.number), "success")
     return redirect(url_for("finance_invoices.invoice_detail", number=invoice.number))
 
 

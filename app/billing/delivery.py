@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app.accounts.models import Role, User
-from app.billing.downloads import invoice_pdf
+from app.billing.downloads import invoice_pdf, invoice_ubl
 from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
 from app.db import utcnow
 from app.extensions import db
@@ -21,20 +21,13 @@ from app.mail import send_template
 
 
 def _documents(invoice: Invoice) -> list[tuple[str, bytes, str]]:
-    """The PDF (Factur-X for business buyers) and, for Belgian business buyers, the Peppol UBL."""
-    from app.billing.documents import documents_for
-
-    business = bool((invoice.snapshot or {}).get("buyer", {}).get("vat_number"))
-    if not business:
-        return [(f"{invoice.number}.pdf", invoice_pdf(invoice), "application/pdf")]
-    files = documents_for(invoice.snapshot, business=True)
-    pdf_name = f"{invoice.number}.pdf"
-    if invoice.pdf is None and pdf_name in files:
-        invoice.pdf = files[pdf_name]
-        invoice.pdf_rendered_at = utcnow()
-        db.session.flush()
-    return [(name, content, "application/pdf" if name.endswith(".pdf") else "application/xml")
-            for name, content in files.items()]
+    """The stored PDF (Factur-X for business buyers, rendered and stored on first use) and, for Belgian business
+    buyers, the Peppol UBL: what the portal and the back office also offer for download."""
+    files = [(f"{invoice.number}.pdf", invoice_pdf(invoice), "application/pdf")]
+    ubl = invoice_ubl(invoice)
+    if ubl is not None:
+        files.append((f"{invoice.number}.ubl.xml", ubl, "application/xml"))
+    return files
 
 
 def deliver_invoice(invoice_id: int) -> dict[str, str]:

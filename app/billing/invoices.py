@@ -21,7 +21,7 @@ from app.billing.snapshot import SNAPSHOT_VERSION
 from app.db import utcnow
 from app.extensions import db
 from app.payments.models import PaymentMethod, PaymentMethodStatus
-from app.plans.services import billing_zone
+from app.plans.services import billing_zone, session_fee_caps_at
 
 
 class BillingError(ValueError):
@@ -81,8 +81,12 @@ def _period_snapshot(period: str) -> dict[str, str]:
 def _build_snapshot(*, kind: InvoiceKind, number: str | None, issue_date: dt.date, due_date: dt.date | None,
                     period: dict[str, str], currency: str, account: Account, email: str | None,
                     lines: list[ComposedLine], vat: list[dict[str, Any]], totals: dict[str, int],
-                    credits: Invoice | None, payment: PaymentTerms | None) -> dict[str, Any]:
+                    credits: Invoice | None, payment: PaymentTerms | None,
+                    session_fee_cap: Decimal | None = None) -> dict[str, Any]:
     """The frozen snapshot (layout: ``app.billing.snapshot``).
+
+    ``session_fee_cap``: the monthly cap on session fees of the account's plan at the end of the period (printed
+    next to the fees charged, so the driver sees the cap at work).
 
     ``payment.mandate_reference`` is the SEPA Direct Debit mandate the invoice will be collected under (None for
     a card or no method): Peppol BIS 3.0 rule R061 requires it with payment means 59, and the customer must be
@@ -103,7 +107,8 @@ def _build_snapshot(*, kind: InvoiceKind, number: str | None, issue_date: dt.dat
         "lines": [_line_snapshot(position, line) for position, line in enumerate(lines, start=1)],
         "vat": vat,
         "totals": totals,
-        "session_fees": {"charged": int((session_fees * 100).to_integral()), "cap": None},
+        "session_fees": {"charged": int((session_fees * 100).to_integral()),
+                         "cap": int((session_fee_cap * 100).to_integral()) if session_fee_cap is not None else None},
         "credits_invoice": {"number": credits.number, "issue_date": credits.issue_date.isoformat()}
         if credits else None,
         "payment": {"method": payment.method, "mandate_reference": payment.mandate_reference,
@@ -117,7 +122,14 @@ def _snapshot(invoice: Invoice, account: Account, lines: list[ComposedLine], cre
         period=_period_snapshot(invoice.period), currency=invoice.currency, account=account,
         email=buyer_emails([account.id]).get(account.id), lines=lines, vat=invoice.vat_breakdown,
         totals={"subtotal": invoice.subtotal_minor, "vat": invoice.vat_minor, "total": invoice.total_minor},
-        credits=credits, payment=payment_terms([account.id]).get(account.id))
+        credits=credits, payment=payment_terms([account.id]).get(account.id),
+        session_fee_cap=_session_fee_caps([account.id], invoice.period).get(account.id)
+        if invoice.kind == InvoiceKind.INVOICE else None)
+
+
+def _session_fee_caps(account_ids: list[int], period: str) -> dict[int, Decimal | None]:
+    _start, end = period_bounds(period)
+    return session_fee_caps_at(account_ids, end - dt.timedelta(microseconds=1))
 
 
 def _today() -> dt.date:
@@ -172,6 +184,7 @@ def finalize_compositions(compositions: Sequence[Composition], run_id: int | Non
     account_ids = [composition.account.id for composition in billable]
     emails = buyer_emails(account_ids)
     payments = payment_terms(account_ids)
+    caps_by_period: dict[str, dict[int, Decimal | None]] = {}
     issue_date = _today()
     due_date = issue_date + dt.timedelta(days=current_app.config["INVOICE_PAYMENT_TERMS_DAYS"])
     series = series_for(InvoiceKind.INVOICE, issue_date.year)
@@ -185,11 +198,12 @@ def finalize_compositions(compositions: Sequence[Composition], run_id: int | Non
         totals = {"subtotal": subtotal, "vat": vat_minor, "total": subtotal + vat_minor}
         if composition.period not in periods:
             periods[composition.period] = _period_snapshot(composition.period)
+            caps_by_period[composition.period] = _session_fee_caps(account_ids, composition.period)
         snapshot = _build_snapshot(
             kind=InvoiceKind.INVOICE, number=None, issue_date=issue_date, due_date=due_date,
             period=periods[composition.period], currency=composition.currency, account=account,
             email=emails.get(account.id), lines=composition.lines, vat=vat, totals=totals, credits=None,
-            payment=payments.get(account.id))
+            payment=payments.get(account.id), session_fee_cap=caps_by_period[composition.period].get(account.id))
         invoices.append({
             "kind": InvoiceKind.INVOICE, "status": InvoiceStatus.FINALIZED, "account_id": account.id,
             "run_id": run_id, "period": composition.period, "currency": composition.currency, "series": series,

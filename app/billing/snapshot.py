@@ -36,6 +36,8 @@ Factur-X as ``DirectDebitMandateID``. Snapshots frozen before it existed have no
 
 from __future__ import annotations
 
+from typing import Any
+
 SNAPSHOT_VERSION = 1
 
 SAMPLE_SNAPSHOT: dict = {
@@ -69,3 +71,13 @@ SAMPLE_SNAPSHOT: dict = {
     "credits_invoice": None,
     "payment": {"method": "sepa_debit", "terms_days": 14, "reference": "INV-2026-000001"},
 }
+
+
+def is_business(snapshot: dict[str, Any]) -> bool:
+    """A business buyer is one with a VAT number: they get the Factur-X PDF (and, in Belgium, the UBL)."""
+    return bool((snapshot.get("buyer") or {}).get("vat_number"))
+
+
+def receives_ubl(snapshot: dict[str, Any]) -> bool:
+    """Belgian business customers must receive structured e-invoices (Peppol BIS 3.0 UBL) since 2026."""
+    return is_business(snapshot) and (snapshot["buyer"].get("country") or "").upper() == "BE"

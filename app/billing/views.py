@@ -18,7 +18,7 @@ from sqlalchemy import Select, and_, func, select
 
 from app.billing import invoices
 from app.billing.composition import period_bounds
-from app.billing.downloads import PdfUnavailableError, invoice_pdf
+from app.billing.downloads import PdfUnavailableError, invoice_pdf, invoice_ubl, offers_ubl
 from app.billing.models import HoldStatus, Invoice, InvoiceLine, InvoiceStatus, SessionHold
 from app.cards import services as card_services
 from app.extensions import db
@@ -35,7 +35,9 @@ PAGE_SIZE = 50
 @bp.get("/invoices")
 @driver_required
 def invoice_list():  # type: ignore[no-untyped-def]
-    return render_template("portal/billing/invoices.html", invoices=invoices.invoices_of(current_user.account_id))
+    rows = invoices.invoices_of(current_user.account_id)
+    return render_template("portal/billing/invoices.html", invoices=rows,
+                           with_ubl={invoice.number for invoice in rows if offers_ubl(invoice)})
 
 
 @bp.get("/invoices/<number>.pdf")
@@ -54,6 +56,18 @@ def invoice_pdf_download(number: str):  # type: ignore[no-untyped-def]
     db.session.commit()  # a PDF rendered on first download is stored (rendered once, then served as stored)
     return Response(data, mimetype="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'})
+
+
+@bp.get("/invoices/<number>.ubl.xml")
+@driver_required
+def invoice_ubl_download(number: str):  # type: ignore[no-untyped-def]
+    """The structured e-invoice (Peppol BIS 3.0 UBL) of a Belgian business customer, for their accounting."""
+    invoice = owned_or_404(invoices.invoice_by_number(number))
+    data = invoice_ubl(invoice)
+    if data is None:
+        abort(404)
+    return Response(data, mimetype="application/xml",
+                    headers={"Content-Disposition": f'attachment; filename="{invoice.number}.ubl.xml"'})
 
 
 # --- sessions --------------------------------------------------------------------------------------------------

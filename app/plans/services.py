@@ -191,6 +191,19 @@ def plan_at(account_id: int, moment: dt.datetime) -> Plan | None:
     return subscription.plan if subscription else None
 
 
+def session_fee_caps_at(account_ids: Iterable[int], moment: dt.datetime) -> dict[int, Decimal | None]:
+    """The monthly session-fee cap of each account's plan at ``moment`` (None: no cap, or no plan), in one
+    query: the invoice prints the cap of the month it covers."""
+    ids = list(account_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(Subscription.account_id, Plan.session_fee_cap_per_month).join(Plan, Plan.id == Subscription.plan_id)
+        .where(Subscription.account_id.in_(ids), Subscription.starts_at <= moment,
+               (Subscription.ends_at.is_(None)) | (Subscription.ends_at > moment)))
+    return {account_id: cap for account_id, cap in rows}
+
+
 def pending_change(account_id: int, now: dt.datetime | None = None) -> Subscription | None:
     now = now or utcnow()
     return db.session.scalar(

@@ -37,8 +37,8 @@ UBL = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateCompo
        "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
 
 
-def _driver(plan: str = "payg", since: dt.datetime = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)):  # type: ignore[no-untyped-def]
-    user = make_user()
+def _driver(plan: str = "payg", since: dt.datetime = dt.datetime(2026, 9, 1, tzinfo=dt.UTC), **profile):  # type: ignore[no-untyped-def]
+    user = make_user(**profile)
     for stretch in plan_services.history(user.account.id):
         db.session.delete(stretch)
     db.session.flush()
@@ -159,6 +159,19 @@ def test_a_batch_that_dies_before_commit_leaves_nothing_and_resumes_gapless(app,
     assert resumed.exit_code == 0, resumed.output
     assert sorted(db.session.scalars(select(Invoice.sequence))) == [1, 2, 3]
     assert runs.uninvoiced_sessions("2026-10") == []
+
+
+def test_the_invoice_shows_the_session_fees_and_the_cap_of_the_plan(app, db_session):
+    business, business_card = _driver("business", company_name="Peeters Logistiek BV",
+                                      vat_number="BE0403170701")
+    payg, payg_card = _driver("payg")
+    for day in range(3):
+        rated_session(business.account.id, business_card.id, OCT + dt.timedelta(days=day))
+        rated_session(payg.account.id, payg_card.id, OCT + dt.timedelta(days=day))
+    _run(app)
+    fees = {invoice.account_id: invoice.snapshot["session_fees"] for invoice in db.session.scalars(select(Invoice))}
+    assert fees[business.account.id] == {"charged": 75, "cap": 1000}  # 3 × 0.25, capped at 10.00 a month
+    assert fees[payg.account.id] == {"charged": 105, "cap": None}  # 3 × 0.35, no cap on pay as you go
 
 
 # --- priced far from its estimate ----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 * :func:`render_invoice_pdf` — the PDF every customer gets, in the snapshot's language (nl/fr/en);
 * :func:`render_facturx_pdf` — the same as PDF/A-3b with the Factur-X EN 16931 XML embedded (business);
 * :func:`render_ubl` — UBL 2.1, Peppol BIS Billing 3.0 (Belgian business customers);
-* :func:`documents_for` — which of these a customer receives, as ``{filename: bytes}``.
+* :func:`documents_for` — which of these a customer receives, as ``{filename: bytes}``;
+* :func:`render_customer_pdf` — the one PDF a customer gets (Factur-X for a business buyer): stored and downloaded;
 
 All are pure functions of the snapshot: the same snapshot gives the same documents (up to the PDF's creation
 timestamp), and a snapshot whose figures do not add up raises :class:`SnapshotError` instead of producing one.
@@ -16,6 +17,7 @@ from app.billing.documents.facturx import build_cii_xml, render_facturx_pdf
 from app.billing.documents.fetcher import ResourceRefusedError, StaticOnlyFetcher
 from app.billing.documents.pdf import render_invoice_pdf
 from app.billing.documents.ubl import render_ubl
+from app.billing.snapshot import is_business, receives_ubl
 
 __all__ = [
     "MEDIA_TYPES",
@@ -24,12 +26,18 @@ __all__ = [
     "StaticOnlyFetcher",
     "build_cii_xml",
     "documents_for",
+    "render_customer_pdf",
     "render_facturx_pdf",
     "render_invoice_pdf",
     "render_ubl",
 ]
 
 MEDIA_TYPES = {".pdf": "application/pdf", ".xml": "application/xml"}
+
+
+def render_customer_pdf(snapshot: dict) -> bytes:
+    """The PDF the customer receives and downloads: Factur-X PDF/A-3 for a business buyer, else the plain one."""
+    return render_facturx_pdf(snapshot) if is_business(snapshot) else render_invoice_pdf(snapshot)
 
 
 def documents_for(snapshot: dict, *, business: bool) -> dict[str, bytes]:
@@ -43,6 +51,6 @@ def documents_for(snapshot: dict, *, business: bool) -> dict[str, bytes]:
     if not business:
         return {f"{number}.pdf": render_invoice_pdf(snapshot)}
     documents = {f"{number}.pdf": render_facturx_pdf(snapshot)}
-    if (snapshot["buyer"].get("country") or "").upper() == "BE":
+    if receives_ubl(snapshot):
         documents[f"{number}.ubl.xml"] = render_ubl(snapshot)
     return documents
