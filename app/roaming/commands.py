@@ -25,7 +25,7 @@ from app.cards.models import Card
 from app.cards.tokens import token_object
 from app.db import utcnow
 from app.extensions import db
-from app.roaming.models import Command, Partner
+from app.roaming.models import ChargingSession, Command, Location, Partner
 from app.roaming.ocpi.client import OcpiClient, OcpiClientError
 from app.roaming.payload import InvalidObjectError
 
@@ -87,13 +87,42 @@ def prepare_command(partner: Partner, command: str, payload: dict[str, Any], acc
     return row
 
 
+def _location_party(partner: Partner, location_id: Any) -> tuple[str, str] | None:
+    rows = db.session.execute(select(Location.country_code, Location.party_id).where(
+        Location.partner_id == partner.id, Location.ocpi_id == str(location_id)).limit(2)).all()
+    return (rows[0][0], rows[0][1]) if len(rows) == 1 else None
+
+
+def addressee(partner: Partner, body: dict[str, Any]) -> tuple[str, str] | None:
+    """The CPO party a command is for, so a hub can route it (``OCPI-to-*``): the owner of the location
+    (START_SESSION, RESERVE_NOW, UNLOCK_CONNECTOR), of the session (STOP_SESSION) or of the reservation's
+    location (CANCEL_RESERVATION), as this partner sent them to us. None when unknown or ambiguous: the request
+    then goes to the partner's own party (for a hub: an open routing decision of the hub)."""
+    if body.get("location_id"):
+        return _location_party(partner, body["location_id"])
+    if body.get("session_id"):
+        row = db.session.execute(select(ChargingSession.country_code, ChargingSession.party_id).where(
+            ChargingSession.partner_id == partner.id, ChargingSession.ocpi_id == str(body["session_id"]))).first()
+        return (row[0], row[1]) if row else None
+    if body.get("reservation_id"):
+        reservation = db.session.scalar(select(Command).where(
+            Command.partner_id == partner.id, Command.command == "RESERVE_NOW",
+            Command.request["reservation_id"].as_string() == str(body["reservation_id"]))
+            .order_by(Command.id.desc()).limit(1))
+        if reservation is not None and reservation.request.get("location_id"):
+            return _location_party(partner, reservation.request["location_id"])
+    return None
+
+
 def dispatch_command(command: Command, now: dt.datetime | None = None) -> Command:
     """POST the command to the CPO and store its CommandResponse. Flushes; the caller commits."""
     now = now or utcnow()
     partner = db.session.get(Partner, command.partner_id)
     url = f"{(partner.endpoint_url('commands', 'RECEIVER') or '').rstrip('/')}/{command.command}"
+    to = addressee(partner, command.request)
     try:
-        reply = OcpiClient(partner).post(url, command.request)
+        reply = OcpiClient(partner).post(url, command.request, to_country_code=to[0] if to else None,
+                                         to_party_id=to[1] if to else None)
     except OcpiClientError as exc:
         command.response_result = SEND_FAILED
         command.result = "FAILED"

@@ -88,3 +88,25 @@ def test_unreachable_cpo_is_recorded(partner, fake_cpo, db_session):
     fake_cpo.accepted_tokens.clear()  # the CPO answers 401
     command = send_command(partner, "STOP_SESSION", {"session_id": "101"})
     assert command.response_result == "SEND_FAILED" and command.result == "FAILED" and command.result_message
+
+
+def test_commands_are_addressed_to_the_cpo_that_owns_the_location(partner, fake_cpo, db_session):
+    """Through a hub or a platform, ``OCPI-to-*`` names the CPO behind the location, session or reservation
+    (transport_and_format, routing headers), not the hub itself, which would broadcast it."""
+    from app.roaming.locations import upsert_location
+    from tests.factories import one_connector_location
+
+    connect(partner, fake_cpo)
+    location = {**one_connector_location("T1"), "country_code": "NL", "party_id": "ALF", "id": "LOC-ALF"}
+    upsert_location(location, partner=partner, country_code="NL", party_id="ALF")
+    card = card_in(CardStatus.ACTIVE)
+
+    send_command(partner, "START_SESSION", {"location_id": "LOC-ALF", "evse_uid": "E1"}, card=card)
+    send_command(partner, "RESERVE_NOW", {"location_id": "LOC-ALF", "reservation_id": "R-7",
+                                          "expiry_date": "2026-12-01T10:00:00Z"}, card=card)
+    send_command(partner, "CANCEL_RESERVATION", {"reservation_id": "R-7"})
+    send_command(partner, "UNLOCK_CONNECTOR", {"location_id": "LOC-UNKNOWN", "evse_uid": "E1", "connector_id": "1"})
+
+    addressed = [(r.headers.get("Ocpi-To-Country-Code"), r.headers.get("Ocpi-To-Party-Id"))
+                 for r in fake_cpo.requests_to(COMMANDS_PATH, "POST")]
+    assert addressed == [("NL", "ALF"), ("NL", "ALF"), ("NL", "ALF"), ("NL", "TCP")]  # unknown: the partner

@@ -143,3 +143,19 @@ def test_require_party_for_hubs_platforms_and_direct_cpos(app, client, db_sessio
     with (app.test_request_context("/ocpi/2.2.1/locations/NL/EXO/1", method="PUT", headers=spoofing),
           pytest.raises(OcpiError)):
         require_party(partner, "NL", "EXO")  # a direct CPO cannot use routing headers to pose as another
+
+
+def test_answers_of_functional_modules_are_addressed_back_and_configuration_modules_carry_none(hub, ocpi):
+    """transport_and_format, routing headers: a "direct response" goes TO the requesting party and FROM us;
+    Credentials, Versions and HubClientInfo are not routed."""
+    via_hub = {"OCPI-from-country-code": "NL", "OCPI-from-party-id": "ALF",
+               "OCPI-to-country-code": "BE", "OCPI-to-party-id": "VLT"}
+    answer = hub.get("/ocpi/2.2.1/tokens?limit=1", headers=via_hub)
+    assert answer.status_code == 200
+    assert [answer.headers.get(name) for name in ("OCPI-to-country-code", "OCPI-to-party-id",
+                                                  "OCPI-from-country-code", "OCPI-from-party-id")] == \
+        ["NL", "ALF", "BE", "VLT"]
+    direct = ocpi.get("/ocpi/2.2.1/cdrs/0")  # a direct CPO (NL/TCP), no routing headers sent
+    assert (direct.headers["OCPI-to-country-code"], direct.headers["OCPI-to-party-id"]) == ("NL", "TCP")
+    for path in ("/ocpi/2.2.1/credentials", "/ocpi/2.2.1/hubclientinfo/NL/ALF", "/ocpi/2.2.1"):
+        assert "OCPI-to-party-id" not in hub.get(path, headers=via_hub).headers, path

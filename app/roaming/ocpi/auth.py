@@ -111,6 +111,9 @@ def current_partner(*, registered: bool = True) -> Partner:
         if partner is None or partner.status == PartnerStatus.SUSPENDED:
             raise OcpiError(CLIENT_ERROR, "Unknown or missing token", http_status=401)
         g.ocpi_partner = partner
+        # Read now: after the view's commit the partner's attributes are expired, and the response's routing
+        # headers (v221/blueprint.py) must not cost a query.
+        g.ocpi_party = (partner.country_code, partner.party_id)
     if registered and partner.status != PartnerStatus.REGISTERED:
         raise OcpiError(CLIENT_ERROR, "Register through the credentials module first", http_status=401)
     return partner
