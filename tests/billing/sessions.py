@@ -21,7 +21,7 @@ TARIFF = {
 }
 
 
-def rated_session(account_id: int, card_id: int, start: dt.datetime, kwh: str = "20", hours: int = 1,
+def rated_session(account_id: int, card_id: int, start: dt.datetime, kwh: str = "20", hours: float = 1,
                   country: str = "BEL", tariff: dict | None = None) -> SessionCharge:
     """A CDR of ``kwh`` over ``hours`` at a 0.30/kWh + 0.50 start tariff, stored and rated."""
     ocpi_id = f"CDR{next(_ids)}"
@@ -40,7 +40,7 @@ def rated_session(account_id: int, card_id: int, start: dt.datetime, kwh: str = 
     }
     cdr = Cdr(country_code="NL", party_id="TCP", ocpi_id=ocpi_id, card_id=card_id, account_id=account_id,
               token_uid="X", start_date_time=start, end_date_time=end, location_ocpi_id="LOC1", evse_uid="E1",
-              country=country, currency="EUR", total_energy=Decimal(kwh), total_time=Decimal(hours),
+              country=country, currency="EUR", total_energy=Decimal(kwh), total_time=Decimal(str(hours)),
               total_cost_excl_vat=cpo_total, data=data, last_updated=end)
     db.session.add(cdr)
     db.session.flush()

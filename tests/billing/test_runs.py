@@ -177,6 +177,35 @@ def test_outliers_are_held_then_released_by_finance(app, db_session):
     assert [line.session_charge_id for line in november.lines] == [huge.id]
 
 
+def test_every_outlier_limit_holds_its_session_in_sql_and_in_the_reasons(app, db_session):
+    """Each limit on its own (the SQL filter finds the candidates, outlier_reasons says why): the run holds
+    exactly the sessions beyond one limit and bills the one just within all of them."""
+    account, card = _driver()
+    expensive = {"country_code": "NL", "party_id": "TCP", "id": "T-EXP", "currency": "EUR",
+                 "elements": [{"price_components": [{"type": "ENERGY", "price": 1.50, "vat": 21.0, "step_size": 1}]}],
+                 "last_updated": "2026-01-01T00:00:00Z"}
+    within = rated_session(account.id, card.id, OCT, kwh="149", hours=1)  # 149 kW, 1 h, about 55 EUR
+    sessions = {
+        "average power 400 kW over 350 kW": rated_session(account.id, card.id, OCT + dt.timedelta(days=1),
+                                                           kwh="100", hours=0.25),
+        "duration 50.0 h over 48 h": rated_session(account.id, card.id, OCT + dt.timedelta(days=2),
+                                                   kwh="20", hours=50),
+        "over 150": rated_session(account.id, card.id, OCT + dt.timedelta(days=3), kwh="100", hours=2,
+                                  tariff=expensive),
+    }
+    assert sessions["over 150"].driver_incl_vat > 150
+    db.session.commit()
+
+    preview, _final = _run(app)
+
+    assert preview["preview"]["held_sessions"] == 3
+    holds = {hold.session_charge_id: hold.reasons for hold in db.session.scalars(select(SessionHold))}
+    for expected, charge in sessions.items():
+        assert len(holds[charge.id]) == 1 and expected in holds[charge.id][0], (expected, holds[charge.id])
+    invoice = db.session.scalar(select(Invoice))
+    assert [line.session_charge_id for line in invoice.lines if line.session_charge_id] == [within.id]
+
+
 def test_credit_notes_have_their_own_series_and_reference(app, db_session):
     account, card = _driver()
     rated_session(account.id, card.id, OCT)

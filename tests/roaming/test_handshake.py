@@ -257,3 +257,15 @@ def test_a_party_of_another_connection_cannot_be_claimed(client, partner, pendin
     response = OcpiTestClient(client, token=TOKEN_A).post("/ocpi/2.2.1/credentials", json=credentials)
     assert response.status_code == 400
     assert response.get_json()["status_message"].startswith("roles[1]")
+
+
+@pytest.mark.parametrize("name", ["credentials_example2.json", "credentials_example3.json"])
+def test_the_other_official_credentials_examples_register_too(client, pending, fake_cpo, name):
+    """Example 2: one party in two roles (CPO and EMSP); example 3: business details with a logo and website."""
+    response = OcpiTestClient(client, token=TOKEN_A).post("/ocpi/2.2.1/credentials",
+                                                          json=_example_credentials(fake_cpo, name))
+    assert response.status_code == 200, response.get_json()
+    partner = _reload(pending)
+    assert partner.status == PartnerStatus.REGISTERED
+    assert [role["role"] for role in partner.credentials["roles"]] == \
+        [role["role"] for role in json.loads((EXAMPLES / name).read_text())["roles"]]

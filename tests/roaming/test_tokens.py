@@ -92,3 +92,20 @@ def test_invalid_cards_are_listed_as_not_valid(ocpi, partner):
     response = ocpi.get("/ocpi/2.2.1/tokens")
     [token] = [t for t in response.get_json()["data"] if t["uid"] == blocked.uid]
     assert token["valid"] is False
+
+
+def test_our_token_objects_have_the_shape_of_the_official_rfid_example(ocpi, partner):
+    """Every field we send is one the spec's full RFID example has, with the same JSON type; the fields we leave
+    out are the optional ones we have no data for (default_profile_type, energy_contract)."""
+    import json
+
+    from tests.shared_data import EXAMPLES
+
+    example = json.loads((EXAMPLES / "token_example_2_full_rfid.json").read_text())
+    card_in(CardStatus.ACTIVE)
+    [ours] = ocpi.get("/ocpi/2.2.1/tokens?limit=1").get_json()["data"]
+    assert set(ours) <= set(example)
+    assert {name: type(value) for name, value in ours.items()} == \
+        {name: type(example[name]) for name in ours}
+    assert set(example) - set(ours) <= {"language", "default_profile_type", "energy_contract"}
+    assert ours["type"] == "RFID" and ours["last_updated"].endswith("Z")
