@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 from flask import Flask, current_app, request, session
 from flask_babel import format_date, format_datetime, get_locale
 from flask_login import current_user
@@ -45,6 +45,15 @@ def format_moment(moment: dt.datetime | None, style: str = "medium") -> str:
     return "" if moment is None else format_datetime(moment, style)
 
 
+def format_quantity(value: Decimal | int | str | None, decimals: int = 2) -> str:
+    """A measured quantity (kWh, kW) with a fixed number of decimals in the current locale: '12.50' in en,
+    '12,50' in nl and fr. Exact: the value stays a Decimal."""
+    if value is None:
+        return ""
+    pattern = "#,##0." + "0" * decimals if decimals else "#,##0"
+    return format_decimal(Decimal(value), format=pattern, locale=str(get_locale()), decimal_quantization=True)
+
+
 def format_day(day: dt.date | None, style: str = "medium") -> str:
     return "" if day is None else format_date(day, style)
 
@@ -53,6 +62,7 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["moment"] = format_moment
     app.jinja_env.filters["day"] = format_day
+    app.jinja_env.filters["quantity"] = format_quantity
 
     @app.context_processor
     def inject_locale() -> dict[str, object]:

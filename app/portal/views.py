@@ -5,9 +5,19 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
+from app.billing import collection, invoices
+from app.cards import services as card_services
+from app.cards.models import CardStatus
+from app.db import utcnow
+from app.plans import services as plan_services
 from app.portal.access import driver_required
+from app.roaming.sessions import live_sessions_of
 
 bp = Blueprint("portal", __name__)
+
+# Cards the driver still has to do something with, or that work: shown on the dashboard (replaced and expired
+# ones only on the cards page).
+DASHBOARD_CARD_STATUSES = (CardStatus.ORDERED, CardStatus.SHIPPED, CardStatus.ACTIVE, CardStatus.BLOCKED)
 
 
 @bp.get("/")
@@ -22,4 +32,13 @@ def index():  # type: ignore[no-untyped-def]
 @bp.get("/dashboard")
 @driver_required
 def dashboard():  # type: ignore[no-untyped-def]
-    return render_template("portal/dashboard.html", account=current_user.account)
+    """At a glance: charging now, the cards, the plan, the latest invoices and what is still to pay."""
+    account = current_user.account
+    return render_template(
+        "portal/dashboard.html", account=account,
+        live_sessions=live_sessions_of(account.id),
+        cards=[card for card in card_services.cards_of(account.id) if card.status in DASHBOARD_CARD_STATUSES],
+        plan=plan_services.plan_at(account.id, utcnow()),
+        latest_invoices=invoices.invoices_of(account.id)[:3],
+        open_balance=collection.open_balance_minor(account.id),
+    )
