@@ -105,12 +105,18 @@ def _seller_country() -> str:
     return current_app.config["SELLER"]["country"]
 
 
-def _subscription_vat(account: Account) -> tuple[Decimal, str]:
+def subscription_vat(country: str, vat_number: str | None) -> tuple[Decimal, str]:
+    """VAT rate and category of our subscription fee for a buyer: the seller's country rate, or reverse charge
+    (0 %, "AE") for a business buyer with a VAT number in another EU country."""
     rates = current_app.config["VAT_RATES"]
     seller = _seller_country()
-    if account.vat_number and account.country != seller:
+    if vat_number and country != seller:
         return ZERO, "AE"
     return Decimal(str(rates.get(seller, "21"))), "S"
+
+
+def _subscription_vat(account: Account) -> tuple[Decimal, str]:
+    return subscription_vat(account.country, account.vat_number)
 
 
 def subscription_lines(account: Account, period: str,

@@ -1,8 +1,11 @@
 """Gapless, sequential invoice numbers per series (``INV-2026-000001``, credit notes ``CN-2026-000001``).
 
 The number is taken by an ``UPDATE ... RETURNING`` on the series row inside the finalizing transaction. The
-UPDATE holds a row lock (PostgreSQL) or the write lock (SQLite) until that transaction ends, so concurrent
-finalizations queue up, and a rolled-back transaction gives its number back: no gaps, no duplicates.
+UPDATE holds a row lock (PostgreSQL) or the write lock (SQLite) until that transaction ends, and a rolled-back
+transaction gives its number back: no gaps, no duplicates. On PostgreSQL concurrent finalizations queue up on
+the row; SQLite (the embedded default) refuses a second writer that already read in its transaction ("database
+is locked") instead of queueing it: that transaction rolls back and is retried (the invoice run retries a
+failed chunk), so the numbers stay gapless there too (tests/billing/test_numbering_concurrency.py).
 Take the number as the *last* step before commit to keep the lock short. The monthly run takes the numbers of a
 whole chunk of accounts at once (:func:`take_numbers`): one lock per chunk instead of one per invoice.
 """

@@ -20,7 +20,7 @@ from sqlalchemy import Select, exists, func, select, update
 from app.accounts.models import Account
 from app.audit.services import Actor, record
 from app.billing.bulk import insert_rows
-from app.billing.composition import compose_many, period_bounds
+from app.billing.composition import compose_many, period_bounds, subscription_vat
 from app.billing.invoices import BillingError, finalize_compositions
 from app.billing.models import (
     HoldStatus,
@@ -38,6 +38,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.payments.models import PaymentMethod, PaymentMethodStatus
 from app.plans.models import Plan, Subscription
+from app.plans.services import prorated_monthly_fees_many
 from app.rating.models import SessionCharge
 from app.rating.services import rate_pending
 from app.roaming.models import Cdr
@@ -132,20 +133,54 @@ def _figures(period: str, accounts: list[int]) -> dict[str, Any]:
             plan_sums = per_plan.setdefault(key, [0, ZERO])
             plan_sums[0] += count
             plan_sums[1] += excl or ZERO
+    per_plan_fees: dict[tuple[str, int], Decimal] = {}
+    subscriptions = _add_subscription_fees(period, accounts, per_rate, plans, per_plan_fees)
     with_method = set(db.session.scalars(select(PaymentMethod.account_id).where(
         PaymentMethod.status == PaymentMethodStatus.ACTIVE)))
     return {
         "accounts": len(accounts),
         "sessions": sum(sums[0] for sums in per_rate.values()),
+        "subscriptions": subscriptions,
         "per_vat_rate": [{"rate": str(rate.normalize()), "sessions": n, "excl_vat": str(excl), "vat": str(vat),
                           "cpo_cost": str(cpo), "margin": str(margin)}
                          for rate, (n, excl, vat, cpo, margin) in sorted(per_rate.items())],
-        "per_plan": [{"plan": f"{code} v{version}", "sessions": n, "excl_vat": str(excl)}
-                     for (code, version), (n, excl) in sorted(per_plan.items())],
+        "per_plan": [{"plan": f"{code} v{version}", "sessions": per_plan.get((code, version), [0, ZERO])[0],
+                      "excl_vat": str(per_plan.get((code, version), [0, ZERO])[1]),
+                      "subscription_fees": str(per_plan_fees.get((code, version), ZERO))}
+                     for code, version in sorted(set(per_plan) | set(per_plan_fees))],
         "held_sessions": held,
         "accounts_without_payment_method": len([a for a in accounts if a not in with_method]),
-        "note": "session amounts before rounding; subscription fees are added per account at finalization",
+        "note": "amounts before rounding (each invoice line is rounded once at finalization); subscription fees "
+                "prorated by day as the invoices will charge them",
     }
+
+
+# Accounts per query when the preview adds up the month's subscription fees (bounded IN lists).
+_FEE_BATCH = 5000
+
+
+def _add_subscription_fees(period: str, accounts: list[int], per_rate: dict[Decimal, list[Any]],
+                           plans: dict[int, Plan], per_plan_fees: dict[tuple[str, int], Decimal]) -> int:
+    """Add the month's subscription fees (prorated by day, VAT as the invoice will apply it) to the per-rate
+    sums and ``per_plan_fees``; returns how many subscription lines the invoices will carry."""
+    year, month = (int(part) for part in period.split("-"))
+    lines = 0
+    for start in range(0, len(accounts), _FEE_BATCH):
+        batch = accounts[start:start + _FEE_BATCH]
+        fees = prorated_monthly_fees_many(batch, year, month)
+        buyers = dict((account_id, (country, vat_number)) for account_id, country, vat_number in db.session.execute(
+            select(Account.id, Account.country, Account.vat_number).where(Account.id.in_(list(fees)))))
+        for account_id, account_fees in fees.items():
+            rate, _category = subscription_vat(*buyers[account_id])
+            for fee in account_fees:
+                sums = per_rate.setdefault(rate, [0, ZERO, ZERO, ZERO, ZERO])
+                sums[1] += fee.amount
+                sums[2] += fee.amount * rate / 100
+                sums[4] += fee.amount  # all ours: no CPO cost in a subscription
+                key = (fee.plan.code, fee.plan.version)
+                per_plan_fees[key] = per_plan_fees.get(key, ZERO) + fee.amount
+                lines += 1
+    return lines
 
 
 def preview(period: str, actor: Actor) -> InvoiceRun:

@@ -174,6 +174,30 @@ def test_the_invoice_shows_the_session_fees_and_the_cap_of_the_plan(app, db_sess
     assert fees[payg.account.id] == {"charged": 105, "cap": None}  # 3 × 0.35, no cap on pay as you go
 
 
+def test_the_preview_adds_up_to_what_the_invoices_charge_subscription_fees_included(app, db_session):
+    comfort, comfort_card = _driver("comfort")
+    upgraded, upgraded_card = _driver("payg")
+    plan_services.change_plan(upgraded.account, plan_services.current_version("comfort"), FINANCE,
+                              now=dt.datetime(2026, 10, 21, 10, tzinfo=dt.UTC))
+    abroad, abroad_card = _driver("business", company_name="Fleet GmbH", vat_number="DE811569869", country="DE")
+    for user, card in ((comfort, comfort_card), (upgraded, upgraded_card), (abroad, abroad_card)):
+        rated_session(user.account.id, card.id, OCT, kwh="17")
+
+    preview = _run(app)["preview"]
+
+    invoices = db.session.scalars(select(Invoice)).all()
+    subscription_lines = [line for invoice in invoices for line in invoice.lines if line.kind == "subscription"]
+    assert preview["subscriptions"] == len(subscription_lines) == 3  # pay as you go has no monthly fee
+    previewed_excl = sum(Decimal(row["excl_vat"]) for row in preview["per_vat_rate"])
+    invoiced_excl = Decimal(sum(invoice.subtotal_minor for invoice in invoices)) / 100
+    lines = sum(len(invoice.lines) for invoice in invoices)
+    assert abs(previewed_excl - invoiced_excl) <= Decimal("0.005") * lines  # each line rounded once
+    fees = {row["plan"]: Decimal(row["subscription_fees"]) for row in preview["per_plan"]}
+    assert fees["comfort v1"] > 0 and fees["business v1"] > 0 and fees.get("payg v1", Decimal(0)) == 0
+    zero_rated = [row for row in preview["per_vat_rate"] if Decimal(row["rate"]) == 0]
+    assert zero_rated and Decimal(zero_rated[0]["vat"]) == 0  # the German business buyer: reverse charge
+
+
 # --- priced far from its estimate ----------------------------------------------------------------------------
 
 TARIFF = {
