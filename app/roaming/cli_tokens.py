@@ -1,4 +1,4 @@
-"""``flask roaming ...`` commands (tokens): push token updates, export whitelist files, expire commands."""
+"""``flask roaming ...`` commands (tokens): push token updates, export whitelist files, send and expire commands."""
 
 from __future__ import annotations
 
@@ -55,3 +55,40 @@ def expire_commands_command() -> None:
     count = expire_commands()
     db.session.commit()
     click.echo(f"{count} commands timed out")
+
+
+@roaming_cli.command("send-command")
+@click.argument("partner")
+@click.argument("command", type=click.Choice(["START_SESSION", "STOP_SESSION", "UNLOCK_CONNECTOR", "RESERVE_NOW",
+                                              "CANCEL_RESERVATION"]))
+@click.option("--card", "card_uid", help="UID of our card to start or reserve with (its Token is sent).")
+@click.option("--location", "location_id")
+@click.option("--evse", "evse_uid")
+@click.option("--connector", "connector_id")
+@click.option("--session", "session_id")
+@click.option("--reservation", "reservation_id")
+@click.option("--expiry", "expiry_date", help="RESERVE_NOW: until when (OCPI DateTime, UTC).")
+def send_command_command(partner: str, command: str, card_uid: str | None, **fields: str | None) -> None:
+    """Send a command to PARTNER's Commands receiver (support: unlock a stuck cable, stop a session the driver
+    cannot stop). Prints the CPO's CommandResponse; the asynchronous result arrives at our response_url
+    (`flask roaming expire-commands` records TIMEOUT when it never does)."""
+    from app.cards.models import Card
+    from app.roaming.commands import CommandError, send_command
+
+    card = None
+    if card_uid:
+        card = db.session.scalar(select(Card).where(Card.uid == card_uid))
+        if card is None:
+            raise click.ClickException(f"no card with uid {card_uid}")
+    payload = {name: value for name, value in fields.items() if value}
+    try:
+        sent = send_command(partner_by_ref(partner), command, payload, card=card)
+    except CommandError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    click.echo(f"{command} {sent.uid}: {sent.response_result or 'not sent'}"
+               + (f" (result expected within {sent.response_timeout} s)" if sent.timeout_at else "")
+               + (f": {sent.result_message}" if sent.result_message else ""))
+    if sent.result is not None and sent.result != "ACCEPTED":
+        raise SystemExit(1)

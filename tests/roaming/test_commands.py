@@ -110,3 +110,26 @@ def test_commands_are_addressed_to_the_cpo_that_owns_the_location(partner, fake_
     addressed = [(r.headers.get("Ocpi-To-Country-Code"), r.headers.get("Ocpi-To-Party-Id"))
                  for r in fake_cpo.requests_to(COMMANDS_PATH, "POST")]
     assert addressed == [("NL", "ALF"), ("NL", "ALF"), ("NL", "ALF"), ("NL", "TCP")]  # unknown: the partner
+
+
+def test_support_sends_commands_from_the_command_line(app, partner, fake_cpo, db_session):
+    connect(partner, fake_cpo)
+    card = card_in(CardStatus.ACTIVE)
+    cli = app.test_cli_runner()
+
+    unlock = cli.invoke(args=["roaming", "send-command", "NL/TCP", "UNLOCK_CONNECTOR", "--location", "LOC1",
+                              "--evse", "3256", "--connector", "1"])
+    start = cli.invoke(args=["roaming", "send-command", "NL/TCP", "START_SESSION", "--card", card.uid,
+                             "--location", "LOC1", "--evse", "3256"])
+    incomplete = cli.invoke(args=["roaming", "send-command", "NL/TCP", "STOP_SESSION"])
+    unknown_card = cli.invoke(args=["roaming", "send-command", "NL/TCP", "START_SESSION", "--card", "NOPE",
+                                    "--location", "LOC1"])
+
+    assert unlock.exit_code == 0 and "UNLOCK_CONNECTOR" in unlock.output and "ACCEPTED" in unlock.output
+    assert start.exit_code == 0, start.output
+    sent = fake_cpo.state["commands"]
+    assert [entry["command"] for entry in sent] == ["UNLOCK_CONNECTOR", "START_SESSION"]
+    assert sent[0]["body"]["connector_id"] == "1" and sent[1]["body"]["token"]["uid"] == card.uid
+    assert incomplete.exit_code != 0 and "STOP_SESSION needs session_id" in incomplete.output
+    assert unknown_card.exit_code != 0 and "no card with uid NOPE" in unknown_card.output
+    assert db.session.query(Command).count() == 2  # refused commands are not recorded
