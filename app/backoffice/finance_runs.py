@@ -89,11 +89,12 @@ def run_detail(run_id: int):  # type: ignore[no-untyped-def]
                                 .order_by(RunItem.id).limit(200)).all()
     checked = run.status in (RunStatus.FINALIZING, RunStatus.FINALIZED)
     uninvoiced = runs.uninvoiced_sessions(run.period) if checked else None
+    unrated = runs.unrated_cdrs(run.period, limit=51) if checked else []
     held = db.session.scalar(select(func.count(SessionHold.id)).where(SessionHold.status == HoldStatus.HELD))
     to_deliver = delivery.undelivered_count(run.id) if run.status == RunStatus.FINALIZED else 0
     return render_template("backoffice/finance/run.html", run=run, progress=runs.progress(run), failed=failed,
                            to_deliver=to_deliver,
-                           uninvoiced=uninvoiced, held_now=held, form=RunStepForm(),
+                           uninvoiced=uninvoiced, unrated=unrated, held_now=held, form=RunStepForm(),
                            audit=entries_for("billing_run", run.id, limit=20), eager=dispatch.is_eager())
 
 

@@ -171,8 +171,10 @@ def show_command(number: str, as_json: bool) -> None:
 @billing_cli.command("uninvoiced")
 @click.option("--period", required=True)
 def uninvoiced_command(period: str) -> None:
-    """List billable sessions of the month on no invoice (should be empty after a run)."""
-    ids = runs.uninvoiced_sessions(runs.check_period(period))
-    click.echo(json.dumps({"period": period, "uninvoiced_session_charge_ids": ids}))
-    if ids:
+    """List billable sessions of the month on no invoice, and our drivers' CDRs that could not be priced (both
+    should be empty after a run; exit status 1 when not)."""
+    runs.check_period(period)
+    ids, unrated = runs.uninvoiced_sessions(period), runs.unrated_cdrs(period)
+    click.echo(json.dumps({"period": period, "uninvoiced_session_charge_ids": ids, "unrated_cdr_ids": unrated}))
+    if ids or unrated:
         raise SystemExit(1)

@@ -358,3 +358,14 @@ def uninvoiced_sessions(period: str) -> list[int]:
     """Billable sessions of the period on no invoice and not held: empty after a complete run."""
     _start, end = period_bounds(period)
     return list(db.session.scalars(_billable(_uninvoiced(end, SessionCharge.id))))
+
+
+def unrated_cdrs(period: str, limit: int = 1000) -> list[str]:
+    """CDRs of our drivers up to the end of the period that could not be priced (a currency other than the
+    plan's, no plan at the time, a tariff that does not parse): on no invoice either, so finance must see them.
+    ``flask rating rate-pending`` says why for each."""
+    _start, end = period_bounds(period)
+    return list(db.session.scalars(
+        select(Cdr.ocpi_id).outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
+        .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None), Cdr.start_date_time < end)
+        .order_by(Cdr.start_date_time, Cdr.id).limit(limit)))

@@ -206,6 +206,42 @@ def test_every_outlier_limit_holds_its_session_in_sql_and_in_the_reasons(app, db
     assert [line.session_charge_id for line in invoice.lines if line.session_charge_id] == [within.id]
 
 
+def test_cdrs_that_cannot_be_priced_are_reported_as_on_no_invoice(app, client, db_session):
+    """A Swiss CPO's CDR in CHF for a driver whose plan is in EUR cannot be priced: it is on no invoice, and the
+    check after the run says so instead of reporting every session invoiced."""
+    from app.roaming.models import Cdr
+
+    account, card = _driver()
+    rated_session(account.id, card.id, OCT)
+    start, end = OCT + dt.timedelta(days=1), OCT + dt.timedelta(days=1, hours=1)
+    chf = {"country_code": "CH", "party_id": "SWI", "id": "T-CHF", "currency": "CHF",
+           "elements": [{"price_components": [{"type": "ENERGY", "price": 0.55, "vat": 8.1, "step_size": 1}]}],
+           "last_updated": "2026-01-01T00:00:00Z"}
+    db.session.add(Cdr(country_code="CH", party_id="SWI", ocpi_id="CDR-CHF-1", card_id=card.id, account_id=account.id,
+                       token_uid=card.uid, start_date_time=start, end_date_time=end, location_ocpi_id="ZH1",
+                       evse_uid="E1", country="CHE", currency="CHF", total_energy=Decimal(10), total_time=Decimal(1),
+                       total_cost_excl_vat=Decimal("5.50"), last_updated=end,
+                       data={"start_date_time": start.isoformat(), "end_date_time": end.isoformat(), "currency": "CHF",
+                             "charging_periods": [{"start_date_time": start.isoformat(),
+                                                   "dimensions": [{"type": "ENERGY", "volume": 10}]}],
+                             "tariffs": [chf], "total_cost": {"excl_vat": 5.5}, "total_energy": 10,
+                             "total_time": 1}))
+    db.session.commit()
+
+    preview, _final = _run(app)
+
+    assert any("CDR-CHF-1" in problem for problem in preview["preview"]["not_rated"])
+    assert runs.uninvoiced_sessions("2026-10") == []  # every *rated* session is invoiced ...
+    assert runs.unrated_cdrs("2026-10") == ["CDR-CHF-1"]  # ... but this CDR is on no invoice
+    check = app.test_cli_runner().invoke(args=["billing", "uninvoiced", "--period", "2026-10"])
+    assert check.exit_code == 1 and json.loads(check.output)["unrated_cdr_ids"] == ["CDR-CHF-1"]
+    from tests.billing.test_finance_backoffice import _finance
+
+    _finance(client)
+    page = client.get(f"/backoffice/finance/runs/{runs.run_for('2026-10').id}").get_data(as_text=True)
+    assert "could not be priced" in page and "CDR-CHF-1" in page
+
+
 def test_credit_notes_have_their_own_series_and_reference(app, db_session):
     account, card = _driver()
     rated_session(account.id, card.id, OCT)
