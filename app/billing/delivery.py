@@ -55,7 +55,7 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
     already_collected = db.session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id).limit(1))
     if invoice.kind == InvoiceKind.CREDIT_NOTE:
         if already_collected is None:
-            done["refund"] = _refund(invoice)
+            done["refund"] = refund_due(invoice)
     elif invoice.payment_state == PaymentState.OPEN and already_collected is None:
         result = collect_invoice(invoice, attempt=1)
         db.session.commit()
@@ -64,10 +64,11 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
     return done
 
 
-def _refund(credit_note: Invoice) -> str:
+def refund_due(credit_note: Invoice) -> str:
     """A credit note goes back through Stripe when its invoice was paid, or lowers what is still to be collected
     (``refunds.refund_credit_note``; its refund Payment makes a second delivery a no-op). When the invoice's SEPA
-    payment is still under way the outcome is ``pending``: finance refunds from the credit note's page later."""
+    payment is still under way the outcome is ``pending``: the webhook of that payment's success calls this
+    again (``billing.webhooks``), and finance can also press "Finish delivery". Commits."""
     from app.accounts.services import send_pending
     from app.billing.collection import CollectionError
     from app.billing.refunds import refund_credit_note

@@ -30,11 +30,12 @@ from app.billing import payment_tasks  # noqa: F401
 from app.billing.collection import (
     CHARGE,
     FAILED_STATUSES,
+    REFUND,
     apply_status,
     payment_by_stripe_id,
     payments_of,
 )
-from app.billing.models import Invoice, InvoiceKind, Payment, PaymentState, StripeEvent
+from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState, StripeEvent
 from app.billing.refunds import refunded_minor
 from app.extensions import db
 from app.payments.stripe_client import stripe_client
@@ -84,20 +85,38 @@ def stripe_webhook():  # type: ignore[no-untyped-def]
         db.session.rollback()
         return jsonify(received=True, duplicate=True), 200
 
-    emails = handle_event(event_type, _field(_field(event, "data"), "object") or {})
+    emails, credit_notes = handle_event(event_type, _field(_field(event, "data"), "object") or {})
     db.session.commit()
     send_pending(emails)
+    if credit_notes:
+        # Refunds that had to wait for this payment (a credit note issued while the SEPA debit was under way).
+        # After the commit: the event is acknowledged whatever Stripe answers; a refund that fails is logged and
+        # stays due ("Finish delivery" on the credit note).
+        from app.billing.delivery import refund_due
+
+        for credit_note_id in credit_notes:
+            outcome = refund_due(db.session.get(Invoice, credit_note_id))
+            log.info("credit note %s after its invoice was paid: %s", credit_note_id, outcome)
     return jsonify(received=True), 200
 
 
-def handle_event(event_type: str, obj: dict[str, Any]) -> list[PendingEmail]:
-    """Apply one verified event (flushes; the view commits)."""
+def handle_event(event_type: str, obj: dict[str, Any]) -> tuple[list[PendingEmail], list[int]]:
+    """Apply one verified event (flushes; the view commits). Returns the emails to send after the commit and
+    the credit notes to refund now (their refund waited for this payment)."""
     if event_type in INTENT_STATUS_BY_EVENT:
         return _on_payment_intent(obj, INTENT_STATUS_BY_EVENT[event_type])
     if event_type == "charge.refunded":
         _on_charge_refunded(obj)
-        return []
-    return []
+    return [], []
+
+
+def _credit_notes_awaiting_refund(invoice_id: int) -> list[int]:
+    """Finalized credit notes of the invoice with no refund yet: refunding them had to wait while the invoice's
+    payment was under way (``refunds.refund_credit_note`` answers ``pending`` then)."""
+    refunded = select(Payment.invoice_id).where(Payment.kind == REFUND)
+    return list(db.session.scalars(select(Invoice.id).where(
+        Invoice.credits_invoice_id == invoice_id, Invoice.kind == InvoiceKind.CREDIT_NOTE,
+        Invoice.status == InvoiceStatus.FINALIZED, Invoice.id.notin_(refunded)).order_by(Invoice.id)))
 
 
 def _attempt_for_intent(intent: dict[str, Any]) -> Payment | None:
@@ -133,16 +152,17 @@ def _attempt_for_intent(intent: dict[str, Any]) -> Payment | None:
     return payment
 
 
-def _on_payment_intent(intent: dict[str, Any], status: str) -> list[PendingEmail]:
+def _on_payment_intent(intent: dict[str, Any], status: str) -> tuple[list[PendingEmail], list[int]]:
     payment = _attempt_for_intent(intent)
     if payment is None:
         log.info("webhook for unknown PaymentIntent %s ignored", _field(intent, "id"))
-        return []
+        return [], []
     if status in FAILED_STATUSES and payment.status == "succeeded":
-        return []  # out of order: a success never turns back into a failure
+        return [], []  # out of order: a success never turns back into a failure
     message = _field(_field(intent, "last_payment_error"), "message")
     _, emails = apply_status(payment, status, message=message)
-    return emails
+    settled = status == "succeeded" and payment.kind == CHARGE
+    return emails, _credit_notes_awaiting_refund(payment.invoice_id) if settled else []
 
 
 def _on_charge_refunded(charge: dict[str, Any]) -> None:

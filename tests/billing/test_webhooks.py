@@ -252,3 +252,30 @@ def test_without_a_configured_secret_nothing_is_accepted(client, stripe_app):
     response = deliver(client, event("payment_intent.succeeded", {"id": "pi_x"}))
     assert response.status_code == 503
     assert db.session.scalars(select(StripeEvent)).all() == []
+
+
+def test_a_credit_note_issued_while_the_sepa_debit_is_under_way_is_refunded_when_it_settles(
+        client, localstripe, webhook_catcher, mailbox, monkeypatch):
+    from app.billing.delivery import refund_due
+    from app.billing.models import InvoiceKind
+
+    user = make_user()
+    save_method(user.account, localstripe, stripe_js.sepa(stripe_js.IBAN_OK, email=user.email))
+    invoice = finalized_invoice(user.account.id, 4200)
+    sepa_answers_processing(monkeypatch)
+    result = collect_invoice(invoice, attempt=1)
+    db.session.commit()
+    note = finalized_invoice(user.account.id, -1000, kind=InvoiceKind.CREDIT_NOTE, credits=invoice)
+    db.session.commit()
+    assert refund_due(note) == "pending"  # nothing to refund yet: the debit is under way
+    assert db.session.scalar(select(Payment).where(Payment.invoice_id == note.id)) is None
+
+    body, signature = caught(webhook_catcher, "payment_intent.succeeded", result.payment.stripe_id)
+    assert deliver(client, body, signature).status_code == 200
+
+    refund = db.session.scalar(select(Payment).where(Payment.invoice_id == note.id))
+    assert (refund.kind, refund.amount_minor) == ("refund", 1000)  # the credit note's total, back to the driver
+    assert stripe_get(localstripe, f"refunds/{refund.stripe_id}")["amount"] == 1000
+    again = deliver(client, body, signature)  # the same event again: acknowledged, nothing refunded twice
+    assert again.status_code == 200 and again.get_json()["duplicate"] is True
+    assert len(db.session.scalars(select(Payment).where(Payment.invoice_id == note.id)).all()) == 1
