@@ -4,6 +4,8 @@ dunning state (the payments module owns that logic)."""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -24,6 +26,8 @@ from app.billing.models import Dunning, Invoice, InvoiceKind, InvoiceStatus, Pay
 from app.billing.runs import PERIOD
 from app.extensions import db
 from app.money import to_minor_units
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("finance_invoices", __name__, url_prefix="/backoffice/finance")
 
@@ -82,6 +86,16 @@ def _invoice_or_404(number: str) -> Invoice:
     return invoice
 
 
+def delivery_unfinished(invoice: Invoice, payments: list[Payment], credited: Invoice | None) -> bool:
+    """Whether "Finish delivery" has something left to do: documents or email, an invoice still to collect
+    with no attempt, or a credit note whose paid invoice has not been refunded yet."""
+    if invoice.emailed_at is None or invoice.pdf_rendered_at is None:
+        return True
+    if invoice.kind == InvoiceKind.CREDIT_NOTE:
+        return not payments and credited is not None and credited.payment_state == PaymentState.PAID
+    return invoice.payment_state == PaymentState.OPEN and not payments
+
+
 def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200):  # type: ignore[no-untyped-def]
     notes = db.session.scalars(select(Invoice).where(Invoice.credits_invoice_id == invoice.id)
                                .order_by(Invoice.id)).all()
@@ -92,7 +106,7 @@ def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200):  # type:
         "backoffice/finance/invoice.html", invoice=invoice, snapshot=invoice.snapshot or {}, notes=notes,
         credited=credited, payments=payments, dunning=db.session.get(Dunning, invoice.id), form=form,
         can_credit=invoice.kind == InvoiceKind.INVOICE, audit=entries_for("invoice", invoice.id, limit=20),
-        delivery_unfinished=invoice.emailed_at is None or invoice.pdf is None or not payments,
+        delivery_unfinished=delivery_unfinished(invoice, payments, credited),
         has_ubl=offers_ubl(invoice),
     ), status
 
@@ -123,9 +137,15 @@ def credit(number: str):  # type: ignore[no-untyped-def]
         field.errors = [*field.errors, _(str(error))]
         return _detail(invoice, form, 400)
     db.session.commit()
-    # The driver gets the credit note, and the money back when the invoice was paid (a refund through Stripe).
-    dispatch.dispatch_delivery([note.id])
     flash(_("Credit note %(number)s issued.", number=note.number), "success")
+    # The driver gets the credit note, and the money back when the invoice was paid (a refund through Stripe).
+    # The note is committed whatever happens now: a failure here must not make finance issue it twice.
+    try:
+        dispatch.dispatch_delivery([note.id])
+    except Exception:
+        db.session.rollback()
+        log.exception("delivery of credit note %s failed", note.number)
+        flash(_("Sending it (and any refund) did not complete: use “Finish delivery” on its page."), "error")
     return redirect(url_for("finance_invoices.invoice_detail", number=note.number))
 
 

@@ -89,7 +89,7 @@ def run_detail(run_id: int):  # type: ignore[no-untyped-def]
                                 .order_by(RunItem.id).limit(200)).all()
     checked = run.status in (RunStatus.FINALIZING, RunStatus.FINALIZED)
     uninvoiced = runs.uninvoiced_sessions(run.period) if checked else None
-    unrated = runs.unrated_cdrs(run.period, limit=51) if checked else []
+    unrated = (run.results or {}).get("unrated_cdrs") or []  # checked when the run completed
     held = db.session.scalar(select(func.count(SessionHold.id)).where(SessionHold.status == HoldStatus.HELD))
     to_deliver = delivery.undelivered_count(run.id) if run.status == RunStatus.FINALIZED else 0
     return render_template("backoffice/finance/run.html", run=run, progress=runs.progress(run), failed=failed,
@@ -133,8 +133,11 @@ def _finalize(run: InvoiceRun, reason: str | None) -> None:
     db.session.commit()  # workers only see committed items
     if dispatch.dispatch_finalize(run):
         # Finalized inline (no broker): send the invoices and collect at once, as `flask billing run` does. With
-        # workers the run finishes later; the run page then offers "Send invoices and collect payments".
-        _deliver(run, None)
+        # workers the run finishes later; the run page then offers "Send invoices and collect payments". A run
+        # with failed accounts stays open (the page offers a retry): nothing to send yet.
+        db.session.refresh(run)
+        if run.status == RunStatus.FINALIZED:
+            _deliver(run, None)
 
 
 def _deliver(run: InvoiceRun, reason: str | None) -> None:

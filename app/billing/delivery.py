@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
 from app.accounts.models import Role, User
 from app.billing.downloads import invoice_pdf, invoice_ubl
@@ -41,7 +42,7 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
     attachments = _documents(invoice)
     db.session.commit()
     done = {"invoice": invoice.number, "documents": ",".join(name for name, _, _ in attachments)}
-    if invoice.emailed_at is None:
+    if invoice.emailed_at is None and _claim_email(invoice.id):
         recipients = db.session.scalars(select(User).where(User.account_id == invoice.account_id,
                                                            User.role == Role.DRIVER, User.active.is_(True))).all()
         subject = "Your credit note" if invoice.kind == InvoiceKind.CREDIT_NOTE else "Your invoice"
@@ -49,8 +50,7 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
             send_template(user.email, "invoice", invoice.snapshot.get("language", "en"), subject,
                           attachments=attachments, number=invoice.number, period=invoice.period,
                           total=invoice.total_minor, currency=invoice.currency, due_date=invoice.due_date)
-        invoice.emailed_at = utcnow()
-        db.session.commit()
+        db.session.commit()  # the claim (emailed_at) becomes final with the email sent
         done["email"] = str(len(recipients))
     already_collected = db.session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id).limit(1))
     if invoice.kind == InvoiceKind.CREDIT_NOTE:
@@ -62,6 +62,24 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
         send_pending(result.emails)
         done["payment"] = result.outcome.value
     return done
+
+
+def _claim_email(invoice_id: int) -> bool:
+    """Mark the invoice emailed *before* sending, in the transaction that commits after the send: two
+    deliveries of the same invoice at once (a second click on "send", a redelivered task) send one email. The
+    UPDATE holds the row (PostgreSQL) or the database's write lock (SQLite) until that commit, so the other
+    delivery waits and then updates no row; if sending fails, the rollback un-marks it for the next try."""
+    try:
+        claimed = db.session.execute(update(Invoice).where(Invoice.id == invoice_id, Invoice.emailed_at.is_(None))
+                                     .values(emailed_at=utcnow()).execution_options(synchronize_session=False))
+    except OperationalError as error:
+        # SQLite refuses the write at once when another connection is writing (no queueing for a transaction
+        # that already read): leave the email to that delivery, or to the next one if it was something else.
+        if db.session.get_bind().dialect.name != "sqlite" or "locked" not in str(error):
+            raise
+        db.session.rollback()
+        return False
+    return claimed.rowcount == 1
 
 
 def refund_due(credit_note: Invoice) -> str:
@@ -84,8 +102,12 @@ def refund_due(credit_note: Invoice) -> str:
 
 
 def _undelivered(run_id: int) -> Any:
+    """Finalized invoices of the run with a step left: no PDF, no email, or still to be collected with no
+    attempt made (Stripe was unreachable when it was tried)."""
+    attempted = select(Payment.id).where(Payment.invoice_id == Invoice.id).exists()
     return (Invoice.run_id == run_id) & (Invoice.status == InvoiceStatus.FINALIZED) & (
-        Invoice.emailed_at.is_(None) | Invoice.pdf.is_(None))
+        Invoice.emailed_at.is_(None) | Invoice.pdf.is_(None)
+        | ((Invoice.payment_state == PaymentState.OPEN) & ~attempted))
 
 
 def invoices_to_deliver(run_id: int) -> list[int]:

@@ -280,10 +280,11 @@ def invoice_by_number(number: str) -> Invoice | None:
     return db.session.scalar(select(Invoice).where(Invoice.number == number))
 
 
-def invoices_of(account_id: int) -> list[Invoice]:
-    return list(db.session.scalars(
-        select(Invoice).where(Invoice.account_id == account_id, Invoice.status == InvoiceStatus.FINALIZED)
-        .order_by(Invoice.issue_date.desc(), Invoice.id.desc())))
+def invoices_of(account_id: int, limit: int | None = None) -> list[Invoice]:
+    """The account's finalized invoices and credit notes, newest first (all of them, or the latest ``limit``)."""
+    query = (select(Invoice).where(Invoice.account_id == account_id, Invoice.status == InvoiceStatus.FINALIZED)
+             .order_by(Invoice.issue_date.desc(), Invoice.id.desc()))
+    return list(db.session.scalars(query.limit(limit) if limit else query))
 
 
 def public_view(invoice: Invoice) -> dict[str, Any]:

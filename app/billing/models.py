@@ -88,7 +88,8 @@ class Invoice(db.Model):
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     payment_state: Mapped[PaymentState] = mapped_column(str_enum(PaymentState), default=PaymentState.OPEN)
     paid_at: Mapped[dt.datetime | None]
-    pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Loaded only when read: lists of invoices (portal, back office, runs) never need the file itself.
+    pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     pdf_rendered_at: Mapped[dt.datetime | None]
     emailed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

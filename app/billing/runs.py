@@ -336,7 +336,9 @@ def complete_if_done(run_id: int) -> bool:
         update(InvoiceRun).where(InvoiceRun.id == run_id, InvoiceRun.status == RunStatus.FINALIZING)
         .values(status=RunStatus.FINALIZED, finished_at=utcnow(),
                 results={**counts, "invoices": totals[0], "total_minor": int(totals[1]), "vat_minor": int(totals[2]),
-                         "uninvoiced_sessions": len(uninvoiced_sessions(run.period))})).rowcount
+                         "uninvoiced_sessions": len(uninvoiced_sessions(run.period)),
+                         # Checked once here (it reads every CDR without a charge), shown by the run page.
+                         "unrated_cdrs": unrated_cdrs(run.period, limit=51)})).rowcount
     db.session.commit()
     return bool(changed)
 

@@ -39,6 +39,6 @@ def dashboard():  # type: ignore[no-untyped-def]
         live_sessions=live_sessions_of(account.id),
         cards=[card for card in card_services.cards_of(account.id) if card.status in DASHBOARD_CARD_STATUSES],
         plan=plan_services.plan_at(account.id, utcnow()),
-        latest_invoices=invoices.invoices_of(account.id)[:3],
+        latest_invoices=invoices.invoices_of(account.id, limit=3),
         open_balance=collection.open_balance_minor(account.id),
     )

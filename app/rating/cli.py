@@ -28,10 +28,10 @@ def rate_pending_command(limit: int | None) -> None:
 @rating_cli.command("backfill-estimates")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Sessions started on or after this day (billing time zone); default: the first day of last month.")
-@click.option("--limit", type=int, default=None)
-def backfill_estimates_command(since: dt.datetime | None, limit: int | None) -> None:
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, help="Sessions per committed batch.")
+def backfill_estimates_command(since: dt.datetime | None, batch_size: int) -> None:
     """Store the price estimate of sessions rated before estimates were kept, so that the invoice run's
-    "priced far from its estimate" guard also checks them."""
+    "priced far from its estimate" guard also checks them. Commits each batch; safe to run again."""
     zone = billing_zone()
     if since is None:
         today = dt.datetime.now(zone).date()
@@ -39,6 +39,12 @@ def backfill_estimates_command(since: dt.datetime | None, limit: int | None) -> 
         start = dt.datetime.combine(last_month, dt.time(), tzinfo=zone)
     else:
         start = since.replace(tzinfo=zone)
-    filled, unknown = services.backfill_estimates(start.astimezone(dt.UTC), limit)
-    db.session.commit()
+    filled = unknown = 0
+    after = 0
+    while True:
+        batch = services.backfill_estimates(start.astimezone(dt.UTC), after_charge_id=after, batch_size=batch_size)
+        db.session.commit()
+        if batch.last_charge_id is None:
+            break
+        filled, unknown, after = filled + batch.filled, unknown + batch.unknown, batch.last_charge_id
     click.echo(f"estimates stored: {filled}; no tariff known for the connector: {unknown}")

@@ -197,16 +197,25 @@ def estimate_of(charge: SessionCharge, cdr: Cdr) -> Decimal | None:
     return _promised_price(cdr, plan, _session_fees_before(charge.account_id, cdr))
 
 
-def backfill_estimates(since: dt.datetime, limit: int | None = None) -> tuple[int, int]:
-    """Store the estimate of charges rated before estimates were kept (migration c41e7d2b9a10), for sessions
-    started at or after ``since`` (the months not invoiced yet are what the outlier guard still reads).
-    Flushes; returns (filled, without estimate: no tariff known for the connector). Credit charges have none."""
-    query = (select(SessionCharge, Cdr).join(Cdr, Cdr.id == SessionCharge.cdr_id)
-             .where(SessionCharge.estimate_incl_vat.is_(None), Cdr.credit.is_(False),
-                    Cdr.start_date_time >= since)
-             .order_by(Cdr.start_date_time, Cdr.id))
+@dataclass
+class BackfillBatch:
+    filled: int
+    unknown: int  # no tariff known for the connector: stays without estimate
+    last_charge_id: int | None  # where the next batch starts; None when there was nothing left
+
+
+def backfill_estimates(since: dt.datetime, after_charge_id: int = 0, batch_size: int = 1000) -> BackfillBatch:
+    """Store the estimate of up to ``batch_size`` charges rated before estimates were kept (migration
+    c41e7d2b9a10), for sessions started at or after ``since`` (the months not invoiced yet are what the outlier
+    guard still reads), in charge id order after ``after_charge_id``. Flushes; the caller commits each batch,
+    so a long backfill keeps what it did. Credit charges have no estimate."""
+    rows = db.session.execute(
+        select(SessionCharge, Cdr).join(Cdr, Cdr.id == SessionCharge.cdr_id)
+        .where(SessionCharge.estimate_incl_vat.is_(None), Cdr.credit.is_(False), Cdr.start_date_time >= since,
+               SessionCharge.id > after_charge_id)
+        .order_by(SessionCharge.id).limit(batch_size)).all()
     filled = unknown = 0
-    for charge, cdr in db.session.execute(query.limit(limit) if limit else query).all():
+    for charge, cdr in rows:
         estimate = estimate_of(charge, cdr)
         if estimate is None:
             unknown += 1
@@ -214,7 +223,7 @@ def backfill_estimates(since: dt.datetime, limit: int | None = None) -> tuple[in
         charge.estimate_incl_vat = estimate
         filled += 1
     db.session.flush()
-    return filled, unknown
+    return BackfillBatch(filled, unknown, rows[-1][0].id if rows else None)
 
 
 def _rate_credit(cdr: Cdr) -> SessionCharge:

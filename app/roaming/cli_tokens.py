@@ -73,7 +73,7 @@ def send_command_command(partner: str, command: str, card_uid: str | None, **fie
     cannot stop). Prints the CPO's CommandResponse; the asynchronous result arrives at our response_url
     (`flask roaming expire-commands` records TIMEOUT when it never does)."""
     from app.cards.models import Card
-    from app.roaming.commands import CommandError, send_command
+    from app.roaming.commands import CommandError, dispatch_command, prepare_command
 
     card = None
     if card_uid:
@@ -82,10 +82,12 @@ def send_command_command(partner: str, command: str, card_uid: str | None, **fie
             raise click.ClickException(f"no card with uid {card_uid}")
     payload = {name: value for name, value in fields.items() if value}
     try:
-        sent = send_command(partner_by_ref(partner), command, payload, card=card)
+        prepared = prepare_command(partner_by_ref(partner), command, payload, card=card)
     except CommandError as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from error
+    db.session.commit()  # before sending: the CPO may post the result to our response_url at once
+    sent = dispatch_command(prepared)
     db.session.commit()
     click.echo(f"{command} {sent.uid}: {sent.response_result or 'not sent'}"
                + (f" (result expected within {sent.response_timeout} s)" if sent.timeout_at else "")

@@ -8,8 +8,10 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEntry
 from app.billing import runs
+from app.billing.delivery import deliver_invoice
 from app.billing.models import Invoice, InvoiceKind, InvoiceRun, Payment, PaymentState, RunStatus
 from app.extensions import db
+from app.payments.stripe_client import reset_stripe_client
 from tests.billing.conftest import save_method
 from tests.billing.sessions import rated_session
 from tests.billing.test_finance_backoffice import OCT, RUNS, _driver, _finance, _post
@@ -54,10 +56,38 @@ def test_finalizing_in_the_back_office_sends_and_collects_every_invoice(client, 
     page = client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
     assert "Every invoice of the run is sent" in page and "Send invoices and collect payments" not in page
 
-    # Sending again repeats nothing: no second email, no second payment.
-    _post(client, f"{RUNS}/{run.id}/deliver", {}, form_url=f"{RUNS}/{run.id}")
+    # Delivering the same invoice again (a second click, a redelivered task) repeats nothing.
+    assert deliver_invoice(paid.id) == {"invoice": paid.number, "documents": f"{paid.number}.pdf"}
     assert _subjects(mailbox, "karel@example.com") == ["Your invoice", "We received your payment"]
     assert len(db.session.scalars(select(Payment).where(Payment.invoice_id == paid.id)).all()) == 1
+
+
+def test_an_invoice_stripe_could_not_be_asked_for_is_collected_by_sending_again(app, client, mailbox, localstripe):
+    payer, token = _driver(full_name="Karel Kaart", email="karel@example.com")
+    save_method(payer.account, localstripe, stripe_js.card())
+    rated_session(payer.account.id, token.id, OCT, kwh="20")
+    _finance(client)
+    _post(client, RUNS, {"period": "2026-10"})
+    run = runs.run_for("2026-10")
+    _post(client, f"{RUNS}/{run.id}/approve", {}, form_url=f"{RUNS}/{run.id}")
+    stripe_base = app.config["STRIPE_API_BASE"]
+    app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # Stripe unreachable while the run is sent
+    reset_stripe_client(app)
+    try:
+        _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+    finally:
+        app.config["STRIPE_API_BASE"] = stripe_base
+        reset_stripe_client(app)
+    db.session.expire_all()
+    invoice = db.session.scalar(select(Invoice))
+    assert invoice.emailed_at is not None and invoice.payment_state == PaymentState.OPEN
+    assert "1 invoice is not sent yet" in client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
+
+    _post(client, f"{RUNS}/{run.id}/deliver", {}, form_url=f"{RUNS}/{run.id}")
+
+    db.session.expire_all()
+    assert db.session.get(Invoice, invoice.id).payment_state == PaymentState.PAID
+    assert _subjects(mailbox, "karel@example.com") == ["Your invoice", "We received your payment"]
 
 
 def test_sending_is_refused_before_the_run_is_finalized(client):

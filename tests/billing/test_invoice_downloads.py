@@ -55,7 +55,7 @@ def test_finance_re_renders_a_pdf_only_with_a_reason_and_it_is_audited(app, clie
     invoice = _invoice_of(user)
     _finance(client)
     page_url = f"/backoffice/finance/invoices/{invoice.number}"
-    first = client.get(f"{page_url}.pdf").data
+    assert client.get(f"{page_url}.pdf").data.startswith(b"%PDF")  # rendered and stored on first download
     assert "UBL (Peppol)" in client.get(page_url).get_data(as_text=True)
     assert client.get(f"{page_url}.ubl.xml").status_code == 200
     rendered_at = db.session.get(Invoice, invoice.id).pdf_rendered_at
@@ -69,7 +69,8 @@ def test_finance_re_renders_a_pdf_only_with_a_reason_and_it_is_audited(app, clie
     assert done.status_code == 302
     db.session.expire_all()
     again = db.session.get(Invoice, invoice.id)
-    assert again.pdf_rendered_at > rendered_at and again.pdf.startswith(b"%PDF") and again.pdf is not first
+    # Rendered again (its time moved on; the bytes may be identical: same snapshot, same templates).
+    assert again.pdf_rendered_at > rendered_at and again.pdf.startswith(b"%PDF")
     assert facturx.get_facturx_xml_from_pdf(again.pdf)[0] == "factur-x.xml"
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "invoice.rerender_pdf"))
     assert entry.reason == "logo fixed" and entry.subject_id == str(invoice.id)

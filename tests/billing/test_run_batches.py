@@ -273,7 +273,8 @@ def test_backfilled_estimates_let_the_guard_check_sessions_rated_before_estimate
         charge.estimate_incl_vat = None
     db.session.commit()
 
-    result = app.test_cli_runner().invoke(args=["rating", "backfill-estimates", "--since", "2026-10-01"])
+    result = app.test_cli_runner().invoke(args=["rating", "backfill-estimates", "--since", "2026-10-01",
+                                                "--batch-size", "1"])  # one committed batch per session
 
     assert result.exit_code == 0, result.output
     assert "estimates stored: 2; no tariff known for the connector: 1" in result.output
