@@ -64,15 +64,21 @@ def caught(catcher, event_type: str, intent_id: str, timeout: float = 15) -> tup
     raise AssertionError(f"localstripe sent no {event_type} for {intent_id}")
 
 
-def test_sepa_processing_then_succeeded_through_localstripes_signed_webhook(client, localstripe, webhook_catcher,
-                                                                          mailbox, monkeypatch):
+def _sepa_debit_under_way(localstripe, monkeypatch, total_minor: int = 4200):  # type: ignore[no-untyped-def]
+    """A driver with a SEPA mandate whose invoice's debit is processing (the bank settles days later)."""
     user = make_user()
     save_method(user.account, localstripe, stripe_js.sepa(stripe_js.IBAN_OK, email=user.email))
-    invoice = finalized_invoice(user.account.id, 4200)
+    invoice = finalized_invoice(user.account.id, total_minor)
     sepa_answers_processing(monkeypatch)
     result = collect_invoice(invoice, attempt=1)
     db.session.commit()
     assert result.outcome == Outcome.PROCESSING
+    return user, invoice, result
+
+
+def test_sepa_processing_then_succeeded_through_localstripes_signed_webhook(client, localstripe, webhook_catcher,
+                                                                          mailbox, monkeypatch):
+    user, invoice, result = _sepa_debit_under_way(localstripe, monkeypatch)
 
     body, signature = caught(webhook_catcher, "payment_intent.succeeded", result.payment.stripe_id)
     response = deliver(client, body, signature)
@@ -259,12 +265,7 @@ def test_a_credit_note_issued_while_the_sepa_debit_is_under_way_is_refunded_when
     from app.billing.delivery import refund_due
     from app.billing.models import InvoiceKind
 
-    user = make_user()
-    save_method(user.account, localstripe, stripe_js.sepa(stripe_js.IBAN_OK, email=user.email))
-    invoice = finalized_invoice(user.account.id, 4200)
-    sepa_answers_processing(monkeypatch)
-    result = collect_invoice(invoice, attempt=1)
-    db.session.commit()
+    user, invoice, result = _sepa_debit_under_way(localstripe, monkeypatch)
     note = finalized_invoice(user.account.id, -1000, kind=InvoiceKind.CREDIT_NOTE, credits=invoice)
     db.session.commit()
     assert refund_due(note) == "pending"  # nothing to refund yet: the debit is under way
