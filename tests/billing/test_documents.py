@@ -117,9 +117,10 @@ def reverse_charge() -> dict:
 
 
 def pdf_pages(pdf: bytes) -> list[str]:
-    """Text per page, with the no-break spaces Babel puts in amounts made plain."""
+    """Text per page, with the no-break spaces Babel puts in amounts made plain and each run of white space
+    (a sentence wrapped over two lines in a narrow column) read as one space."""
     reader = PdfReader(BytesIO(pdf))
-    return [re.sub(r"[\u00a0\u202f]", " ", page.extract_text() or "") for page in reader.pages]
+    return [re.sub(r"[\s\u00a0\u202f]+", " ", page.extract_text() or "") for page in reader.pages]
 
 
 def amount(element: etree._Element, path: str, ns: dict) -> Decimal:
