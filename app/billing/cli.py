@@ -87,13 +87,11 @@ def _finalize_with_progress(run_id: int, *, deliver: bool = True) -> None:
 def _deliver(run_id: int) -> None:
     """PDFs, emails and payment collection for the run's invoices (inline, or as tasks with a broker)."""
     from app.billing.delivery import deliver_invoice, invoices_to_deliver
-    from app.billing.dispatch import is_eager
-    from app.billing.tasks import deliver_invoice_task
+    from app.billing.dispatch import dispatch_delivery, is_eager
 
     ids = invoices_to_deliver(run_id)
     if not is_eager():
-        for invoice_id in ids:
-            deliver_invoice_task.delay(invoice_id)
+        dispatch_delivery(ids)
         click.echo(f"queued delivery of {len(ids)} invoices")
         return
     outcomes: dict[str, int] = {}
