@@ -39,6 +39,10 @@ def test_driver_adds_a_card_with_stripe_js(stripe_live_server, page):
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    # The buttons work once payment_method.js (deferred) has run: wait for the page to finish loading, or a
+    # click on a busy machine lands before its handlers exist and the card element is never mounted.
+    page.wait_for_url("**/payment-method")
+    page.wait_for_load_state("load")
     assert page.get_by_role("heading", name="Payment method", exact=True).is_visible()
     assert page.get_by_text("You have no payment method yet").is_visible()
 
@@ -59,6 +63,7 @@ def test_driver_adds_a_card_with_stripe_js(stripe_live_server, page):
     assert page.get_by_text("12/2034").is_visible()
 
     # Replace it with a SEPA Direct Debit mandate (the emulator's Stripe.js has no IBAN Element: plain field).
+    page.wait_for_load_state("load")
     page.get_by_role("button", name="Use SEPA Direct Debit").click()
     assert page.get_by_label("Account holder").input_value() == "Card Driver"
     page.get_by_label("IBAN").fill("DE89 3704 0044 0532 0130 00")
