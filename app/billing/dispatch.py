@@ -23,7 +23,7 @@ def is_eager() -> bool:
 
 
 def dispatch_finalize(run: InvoiceRun, on_done: Callable[[], None] | None = None,
-                      chunk_size: int = runs.CHUNK_SIZE) -> bool:
+                      chunk_size: int | None = None) -> bool:
     """Process (eager) or enqueue (broker) every pending item of ``run``. ``on_done`` is called after each
     account processed inline. Returns True when the work was done inline, False when it was enqueued."""
     from app.billing.tasks import finalize_chunk

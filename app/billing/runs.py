@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Select, exists, func, select, update
 
 from app.accounts.models import Account
@@ -45,7 +46,7 @@ from app.roaming.models import Cdr
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 ZERO = Decimal(0)
-CHUNK_SIZE = 500  # accounts per Celery task / inline batch
+CHUNK_SIZE = 500  # accounts per Celery task / inline batch, unless BILLING_CHUNK_SIZE says otherwise
 MAX_BATCH = 500  # accounts per transaction: bounds the memory of a batch and the work a failure repeats
 
 
@@ -220,7 +221,8 @@ def approve(run: InvoiceRun, actor: Actor) -> InvoiceRun:
     return run
 
 
-def pending_chunks(run: InvoiceRun, size: int = CHUNK_SIZE) -> list[list[int]]:
+def pending_chunks(run: InvoiceRun, size: int | None = None) -> list[list[int]]:
+    size = size or current_app.config.get("BILLING_CHUNK_SIZE") or CHUNK_SIZE
     ids = list(db.session.scalars(select(RunItem.id).where(RunItem.run_id == run.id, RunItem.status == "pending")
                                   .order_by(RunItem.id)))
     return [ids[i:i + size] for i in range(0, len(ids), size)]
