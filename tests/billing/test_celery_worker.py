@@ -57,15 +57,28 @@ def test_worker_process_finalizes_a_run(app, tmp_path):
                             CELERY_TASK_DEFAULT_QUEUE=queue)
     env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": database, "CELERY_BROKER_URL": BROKER,
            "CELERY_TASK_DEFAULT_QUEUE": queue, "MAIL_OUTBOX_DIR": str(tmp_path / "outbox")}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "app.worker", "worker", "--pool", "solo", "--loglevel", "WARNING",
-         "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=(tmp_path / "worker.log").open("w"), stderr=subprocess.STDOUT)
+    # Two workers share the run on PostgreSQL, as several machines would. SQLite (the embedded default, one
+    # process) refuses a second writer instead of queueing it, so there one worker does the whole run.
+    shared = database.startswith("postgresql")
+    logs = [tmp_path / f"worker{n}.log" for n in ((1, 2) if shared else (1,))]
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "app.worker", "worker", "--pool", "solo", "--loglevel", "INFO",
+         "-n", f"w{n}-{queue}@%h", "-Q", queue, "--prefetch-multiplier", "1",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT) for n, log in enumerate(logs, 1)]
+
+    def log_text() -> str:
+        return "\n".join(log.read_text() for log in logs)
+
     try:
+        deadline = time.monotonic() + 60
+        while not all("ready." in log.read_text() for log in logs):  # both listen before anything is queued
+            assert time.monotonic() < deadline and all(w.poll() is None for w in workers), log_text()
+            time.sleep(0.2)
         with broker_app.app_context():
             plan_services.seed_default_plans()
             accounts = []
-            for n in range(5):
+            for n in range(6):
                 user = make_user(email=f"worker{n}@example.com")
                 for stretch in plan_services.history(user.account.id):
                     stretch.starts_at = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
@@ -77,24 +90,28 @@ def test_worker_process_finalizes_a_run(app, tmp_path):
             runs.approve(run, Actor.system("test"))
             runs.start_finalizing(run, Actor.system("test"))
             db.session.commit()
-            for chunk in runs.pending_chunks(run, size=2):  # three chunks for one worker
+            for chunk in runs.pending_chunks(run, size=1):  # six chunks
                 finalize_chunk.delay(run.id, chunk)
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 db.session.rollback()  # end the read transaction: never hold a lock while the worker writes
                 if db.session.get(InvoiceRun, run.id).status == RunStatus.FINALIZED:
                     break
-                assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+                assert all(worker.poll() is None for worker in workers), log_text()
                 time.sleep(0.5)
             db.session.expire_all()
             finished = db.session.get(InvoiceRun, run.id)
-            assert finished.status == RunStatus.FINALIZED, (tmp_path / "worker.log").read_text()
+            assert finished.status == RunStatus.FINALIZED, log_text()
             numbers = sorted(db.session.scalars(select(Invoice.sequence)))
-            assert numbers == [1, 2, 3, 4, 5]
+            assert numbers == [1, 2, 3, 4, 5, 6]  # gapless, also when two workers took numbers
+            shares = [log.read_text().count("succeeded") for log in logs]
+            assert all(shares), f"a worker did none of the chunks: {shares}\n{log_text()}"
             assert sorted(db.session.scalars(select(Invoice.account_id))) == sorted(accounts)
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=20)
         with broker_app.app_context():
             for table in reversed(db.metadata.sorted_tables):
                 db.session.execute(delete(table))
