@@ -29,6 +29,7 @@ from app.plans.services import billing_zone, plan_at, terms_of
 from app.pricing import PricingError, compile_tariff, driver_price, parse_cdr, parse_tariff, price_session
 from app.rating.countries import DEFAULT_ZONES, alpha2
 from app.rating.models import ReconciliationFinding, SessionCharge
+from app.roaming.locations import get_location
 from app.roaming.models import Cdr, ChargingSession, Location, TariffVersion
 from app.roaming.tariffs import tariffs_for_connector
 
@@ -96,9 +97,7 @@ def _published_tariff_at_start(cdr: Cdr) -> TariffVersion | None:
     connector_id = (cdr.data.get("cdr_location") or {}).get("connector_id")
     if not connector_id:
         return None
-    location = db.session.scalar(select(Location).where(
-        Location.country_code == cdr.country_code, Location.party_id == cdr.party_id,
-        Location.ocpi_id == cdr.location_ocpi_id))
+    location = get_location(cdr.country_code, cdr.party_id, cdr.location_ocpi_id)
     if location is None:
         return None
     try:
