@@ -27,6 +27,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Flask:
     logging.getLogger("app").setLevel(logging.INFO)
 
     _init_extensions(app)
+    _init_packages(app)
     _register_blueprints(app)
     _register_cli(app)
 
@@ -76,6 +77,16 @@ def _init_extensions(app: Flask) -> None:
         return user
 
 
+def _init_packages(app: Flask) -> None:
+    """Each package that plugs something into another (a standing check, beat schedules, error answers of its
+    door) does it here, in its ``init_app``, never as a side effect of being imported."""
+    from app import billing, rating, roaming
+
+    roaming.init_app(app)
+    rating.init_app(app)
+    billing.init_app(app)
+
+
 def _register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.api.status import blp as api_status_blp
@@ -105,7 +116,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(payments_bp)
     from app.billing.pay_views import bp as billing_pay_bp
-    from app.billing.webhooks import bp as stripe_webhooks_bp
+    from app.webhooks.views import bp as stripe_webhooks_bp
 
     app.register_blueprint(billing_pay_bp)
     # Stripe signs its webhooks; no cookie, no CSRF token.
@@ -131,7 +142,7 @@ def _register_cli(app: Flask) -> None:
     from app.plans.cli import plans_cli
     from app.pricing.cli import pricing as pricing_cli
     from app.rating.cli import rating_cli
-    from app.roaming.cli import load_commands as load_roaming_commands
+    from app.roaming.cli import roaming_cli_group
 
     app.cli.add_command(users_cli)
     app.cli.add_command(accounts_cli)
@@ -142,4 +153,4 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(pricing_cli)
     app.cli.add_command(rating_cli)
     app.cli.add_command(billing_cli)
-    app.cli.add_command(load_roaming_commands())
+    app.cli.add_command(roaming_cli_group())

@@ -8,44 +8,39 @@ prefix, so a view never formats its own errors.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, InternalServerError
-
-from app.roaming.ocpi.envelope import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS, SERVER_ERROR, envelope
 
 log = logging.getLogger(__name__)
 
 JSON_PREFIXES = ("/api/", "/webhooks/")
-OCPI_PREFIX = "/ocpi"
+
+# A door with its own error format (OCPI's envelope under /ocpi) registers a renderer for its URL prefix from
+# its package's init_app; this module knows no door but the HTML pages and the JSON problem documents.
+ErrorRenderer = Callable[[HTTPException], Response]
 
 
-class OcpiError(Exception):
-    """An error answered in the OCPI envelope with a specific OCPI status code and HTTP status."""
+def register_door_errors(app: Flask, prefix: str, renderer: ErrorRenderer) -> None:
+    app.extensions.setdefault("door_error_renderers", {})[prefix] = renderer
 
-    def __init__(self, status_code: int, message: str, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-        self.http_status = http_status
+
+def _renderer_for_path(path: str) -> ErrorRenderer | None:
+    for prefix, renderer in current_app.extensions.get("door_error_renderers", {}).items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return renderer
+    return None
 
 
 def door_for_path(path: str) -> str:
-    if path == OCPI_PREFIX or path.startswith(OCPI_PREFIX + "/"):
-        return "ocpi"
+    if _renderer_for_path(path) is not None:
+        return "own"
     if path.startswith(JSON_PREFIXES) or path in ("/api", "/webhooks"):
         return "json"
     return "html"
-
-
-def _ocpi_status_for_http(http_status: int) -> int:
-    if http_status >= 500:
-        return SERVER_ERROR
-    if http_status == 400:
-        return INVALID_OR_MISSING_PARAMETERS
-    return CLIENT_ERROR
 
 
 def _problem(http: HTTPException) -> dict[str, Any]:
@@ -63,12 +58,10 @@ def _problem(http: HTTPException) -> dict[str, Any]:
 
 def render_http_error(http: HTTPException) -> Response | tuple[Any, int]:
     code = http.code or 500
-    door = door_for_path(request.path)
-    if door == "ocpi":
-        response = jsonify(envelope(status_code=_ocpi_status_for_http(code), status_message=http.description))
-        response.status_code = code
-        return response
-    if door == "json":
+    own_renderer = _renderer_for_path(request.path)
+    if own_renderer is not None:
+        return own_renderer(http)
+    if door_for_path(request.path) == "json":
         response = jsonify(_problem(http))
         response.status_code = code
         response.mimetype = "application/problem+json"
@@ -105,12 +98,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException):  # type: ignore[no-untyped-def]
         return render_http_error(error)
-
-    @app.errorhandler(OcpiError)
-    def handle_ocpi_error(error: OcpiError):  # type: ignore[no-untyped-def]
-        response = jsonify(envelope(status_code=error.status_code, status_message=error.message))
-        response.status_code = error.http_status
-        return response
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):  # type: ignore[no-untyped-def]

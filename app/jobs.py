@@ -43,12 +43,6 @@ def init_celery(app: Flask) -> None:
     app.extensions["celery"] = celery
 
 
-# Every module that defines tasks (or beat schedule entries); workers import them all at start.
-TASK_MODULES = ("app.billing.tasks", "app.billing.payment_tasks", "app.rating.tasks", "app.roaming.tasks")
-
-
-def import_task_modules() -> None:
-    import importlib
-
-    for name in TASK_MODULES:
-        importlib.import_module(name)
+def add_beat_schedule(schedule: dict[str, dict[str, Any]]) -> None:
+    """Add a package's periodic tasks to beat (called from each package's ``init_app``, never on import)."""
+    celery.conf.beat_schedule = {**(celery.conf.beat_schedule or {}), **schedule}

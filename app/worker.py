@@ -1,8 +1,8 @@
-"""Celery worker and beat entry point: ``celery -A app.worker worker`` / ``celery -A app.worker beat``."""
+"""Celery worker and beat entry point: ``celery -A app.worker worker`` / ``celery -A app.worker beat``.
+
+``create_app`` wires every package (its tasks, beat schedule and standing checks), as in the web process."""
 
 from app import create_app
-from app.jobs import import_task_modules
 
 flask_app = create_app()
 celery = flask_app.extensions["celery"]
-import_task_modules()

@@ -36,8 +36,8 @@ from sqlalchemy import func, select, text
 
 from app import create_app
 from app.audit.services import Actor
-from app.billing import runs
 from app.billing.models import Invoice, InvoiceRun, RunItem
+from app.billing.runs import services as runs
 from app.extensions import db
 
 PERIOD = "2026-10"

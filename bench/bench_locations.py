@@ -45,10 +45,10 @@ from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db
-from app.roaming.importers import import_locations
-from app.roaming.locations import upsert_location
 from app.roaming.models import Partner, PartnerStatus
-from app.roaming.pull import pull
+from app.roaming.receive.importers import import_locations
+from app.roaming.receive.locations import upsert_location
+from app.roaming.receive.pull import pull
 from tests.roaming.fake_cpo import start_fake_cpo
 from tests.roaming.fake_cpo.sender import sender_endpoints
 

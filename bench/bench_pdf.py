@@ -46,7 +46,7 @@ TARGET_PER_S_2_PROCESSES = 8.0
 
 
 def make_snapshot(index: int) -> dict:
-    from app.billing.snapshot import SAMPLE_SNAPSHOT
+    from app.billing.invoicing.snapshot import SAMPLE_SNAPSHOT
 
     snapshot = copy.deepcopy(SAMPLE_SNAPSHOT)
     snapshot["language"] = ("nl", "fr", "en")[index % 3]

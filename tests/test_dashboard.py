@@ -7,12 +7,12 @@ import datetime as dt
 from decimal import Decimal
 
 from app.billing.models import PaymentState
+from app.charging.models import ChargingSession
 from app.db import utcnow
 from app.extensions import db
 from app.plans import services as plan_services
-from app.roaming.locations import upsert_location
-from app.roaming.models import ChargingSession
-from app.roaming.sessions import live_sessions_of
+from app.roaming.receive.locations import upsert_location
+from app.roaming.receive.sessions import live_sessions_of
 from tests.billing.conftest import finalized_invoice
 from tests.factories import login, make_user, one_connector_location
 from tests.roaming.token_fixtures import card_in

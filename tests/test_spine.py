@@ -25,14 +25,14 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.accounts.models import Account
-from app.billing.dunning import run_dunning
+from app.billing.collection.dunning import run_dunning
 from app.billing.models import Invoice, PaymentState
 from app.cards.models import BlockReason, Card, CardStatus
+from app.charging.models import Authorization
 from app.db import utcnow
 from app.extensions import db
 from app.plans import services as plan_services
-from app.roaming.models import Authorization
-from app.roaming.token_push import run_push
+from app.roaming.send.token_push import run_push
 from tests.billing.conftest import DECLINED_ON_CHARGE, intents_for, localstripe, save_method  # noqa: F401
 from tests.browser.conftest import LiveServer, make_live_app, running
 from tests.factories import add_stock, make_user

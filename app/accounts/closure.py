@@ -20,11 +20,11 @@ from app.audit.services import Actor, record
 from app.cards.models import BlockReason
 from app.cards.services import block_all_cards, cards_of
 from app.cards.tokens import token_object
+from app.charging.models import Authorization, ChargingSession
 from app.db import utcnow
 from app.extensions import db
 from app.payments.models import PaymentMethod
 from app.plans.models import Subscription
-from app.roaming.models import Authorization, ChargingSession
 
 
 class ClosureError(ValueError):

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.accounts import services
+from app.accounts.access import driver_required
 from app.accounts.closure import ClosureError, close_account, export_account_data
 from app.accounts.forms import (
     ChangePasswordForm,
@@ -23,7 +24,6 @@ from app.accounts.forms import (
 from app.accounts.passwords import verify_password
 from app.audit.services import Actor
 from app.extensions import db, limiter
-from app.portal.access import driver_required
 
 bp = Blueprint("accounts", __name__)
 

@@ -2,7 +2,7 @@
 exports (invoices, lines, VAT per rate) and the margin report per CPO and month.
 
 Runs and held sessions are in ``finance_runs``, invoices, credit notes and failed payments in
-``finance_invoices``. The figures come from ``app.billing.exports`` (set-based queries, streamed CSV).
+``finance_invoices``. The figures come from ``app.billing.reporting`` (set-based queries, streamed CSV).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import Role
 from app.backoffice.access import staff_required
-from app.billing import exports
+from app.billing import reporting as exports
 from app.billing.models import HoldStatus, Invoice, InvoiceRun, InvoiceStatus, PaymentState, RunStatus, SessionHold
 from app.extensions import db
 from app.rating import reports

@@ -18,12 +18,19 @@ from wtforms.validators import DataRequired, Length, Optional
 from app.accounts.models import Account, Role, User
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
-from app.billing import dispatch, invoices
-from app.billing.downloads import PdfUnavailableError, invoice_pdf, invoice_ubl, offers_ubl, rerender_pdf
-from app.billing.holds import HoldError, parse_amount
-from app.billing.invoices import BillingError
+from app.billing.documents.downloads import (
+    PdfUnavailableError,
+    invoice_pdf,
+    invoice_ubl,
+    offers_ubl,
+    rerender_pdf,
+)
+from app.billing.invoicing import invoices
+from app.billing.invoicing.invoices import BillingError
 from app.billing.models import Dunning, Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
-from app.billing.runs import PERIOD
+from app.billing.runs import dispatch
+from app.billing.runs.holds import HoldError, parse_amount
+from app.billing.runs.services import PERIOD
 from app.extensions import db
 from app.money import to_minor_units
 

@@ -16,9 +16,11 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 from app.accounts.models import Role
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
-from app.billing import delivery, dispatch, holds, runs
-from app.billing.invoices import BillingError
+from app.billing.documents import delivery
+from app.billing.invoicing.invoices import BillingError
 from app.billing.models import HoldStatus, InvoiceRun, RunItem, RunStatus, SessionHold
+from app.billing.runs import dispatch, holds
+from app.billing.runs import services as runs
 from app.extensions import db
 
 bp = Blueprint("finance_runs", __name__, url_prefix="/backoffice/finance")

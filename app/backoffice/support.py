@@ -62,9 +62,9 @@ def home():  # type: ignore[no-untyped-def]
 @staff_required(Role.SUPPORT)
 def account(account_id: int):  # type: ignore[no-untyped-def]
     account = _account_or_404(account_id)
-    from app.billing.invoices import invoices_of
+    from app.billing.invoicing.invoices import invoices_of
     from app.payments.services import active_payment_method
-    from app.roaming.authorization import authorizations_of
+    from app.roaming.send.authorization import authorizations_of
 
     now = utcnow()
     return render_template(

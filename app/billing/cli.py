@@ -9,9 +9,10 @@ import click
 from flask.cli import AppGroup
 
 from app.audit.services import Actor
-from app.billing import invoices, runs
-from app.billing.invoices import BillingError
+from app.billing.invoicing import invoices
+from app.billing.invoicing.invoices import BillingError
 from app.billing.models import Invoice, InvoiceStatus, RunStatus
+from app.billing.runs import services as runs
 from app.extensions import db
 
 billing_cli = AppGroup("billing", help="Monthly invoicing.")
@@ -54,8 +55,8 @@ def run_command(period: str, dry_run: bool, no_deliver: bool) -> None:
 
 
 def _finalize_with_progress(run_id: int, *, deliver: bool = True) -> None:
-    from app.billing.dispatch import dispatch_finalize
     from app.billing.models import InvoiceRun
+    from app.billing.runs.dispatch import dispatch_finalize
 
     run = db.session.get(InvoiceRun, run_id)
     total = run.accounts_total
@@ -86,8 +87,8 @@ def _finalize_with_progress(run_id: int, *, deliver: bool = True) -> None:
 
 def _deliver(run_id: int) -> None:
     """PDFs, emails and payment collection for the run's invoices (inline, or as tasks with a broker)."""
-    from app.billing.delivery import deliver_invoice, invoices_to_deliver
-    from app.billing.dispatch import dispatch_delivery, is_eager
+    from app.billing.documents.delivery import deliver_invoice, invoices_to_deliver
+    from app.billing.runs.dispatch import dispatch_delivery, is_eager
 
     ids = invoices_to_deliver(run_id)
     if not is_eager():
@@ -116,7 +117,7 @@ def deliver_command(period: str) -> None:
 @billing_cli.command("dunning")
 def dunning_command() -> None:
     """Retry failed payments that are due, send reminders, block cards after the last attempt (run hourly)."""
-    from app.billing.dunning import run_dunning
+    from app.billing.collection.dunning import run_dunning
 
     click.echo(json.dumps(run_dunning().as_dict()))
 

@@ -15,12 +15,12 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.accounts.access import driver_required
 from app.accounts.services import send_pending
-from app.billing import collection
+from app.billing.collection import services as collection
 from app.billing.models import Dunning, PaymentState
 from app.extensions import db, limiter
 from app.payments.services import active_payment_method, has_valid_payment_method
-from app.portal.access import driver_required
 
 bp = Blueprint("billing_pay", __name__)
 

@@ -16,15 +16,16 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import Select, and_, func, select
 
-from app.billing import invoices
-from app.billing.composition import period_bounds
-from app.billing.downloads import PdfUnavailableError, invoice_pdf, invoice_ubl, offers_ubl
+from app.accounts.access import driver_required, owned_or_404
+from app.billing.documents.downloads import PdfUnavailableError, invoice_pdf, invoice_ubl, offers_ubl
+from app.billing.invoicing import invoices
+from app.billing.invoicing.composition import period_bounds
 from app.billing.models import HoldStatus, Invoice, InvoiceLine, InvoiceStatus, SessionHold
 from app.cards import services as card_services
+from app.charging.models import Cdr
 from app.extensions import db
-from app.portal.access import driver_required, owned_or_404
 from app.rating.models import SessionCharge
-from app.roaming.models import Cdr, Location
+from app.roaming.models import Location
 
 bp = Blueprint("billing", __name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 
 from app.cards.models import Card
-from app.roaming.ocpi.envelope import ocpi_timestamp
+from app.timestamps import ocpi_timestamp
 
 
 def group_id_for(account_id: int) -> str:

@@ -6,13 +6,13 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.accounts.access import driver_required
 from app.audit.services import Actor, entries_for
 from app.cards import services
 from app.cards.forms import ActivateCardForm, BlockCardForm, NoteForm, OrderCardForm
 from app.cards.lifecycle import DRIVER_BLOCK_REASONS, TransitionError
 from app.cards.models import BlockReason, Card, CardStatus
 from app.extensions import db
-from app.portal.access import driver_required
 
 bp = Blueprint("cards", __name__, url_prefix="/cards")
 

@@ -12,10 +12,10 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.accounts.access import driver_required
 from app.extensions import db, limiter
 from app.payments import services
 from app.payments.models import PaymentMethod, PaymentMethodStatus
-from app.portal.access import driver_required
 
 bp = Blueprint("payments", __name__)
 

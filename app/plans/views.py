@@ -6,13 +6,13 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.accounts.access import driver_required
 from app.audit.services import Actor
 from app.db import utcnow
 from app.extensions import db
 from app.plans import services
 from app.plans.forms import ChangePlanForm
 from app.plans.models import Plan
-from app.portal.access import driver_required
 
 bp = Blueprint("plans", __name__, url_prefix="/plan")
 

@@ -1,2 +1,2 @@
 """The driver portal door (HTML at ``/``): dashboard and access rules. Domain pages live in each domain's
-``views.py`` and use :mod:`app.portal.access`."""
+``views.py`` and use :mod:`app.accounts.access`."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
-from app.billing import collection, invoices
+from app.accounts.access import driver_required
+from app.billing.collection import services as collection
+from app.billing.invoicing import invoices
 from app.cards import services as card_services
 from app.cards.models import CardStatus
 from app.db import utcnow
 from app.plans import services as plan_services
-from app.portal.access import driver_required
-from app.roaming.sessions import live_sessions_of
+from app.roaming.receive.sessions import live_sessions_of
 
 bp = Blueprint("portal", __name__)
 

@@ -20,7 +20,7 @@ from app.pricing import Estimate, compile_tariff, estimate, parse_tariff
 from app.rating.countries import DEFAULT_ZONES, alpha2
 from app.rating.services import RatingError
 from app.roaming.models import Location
-from app.roaming.tariffs import tariffs_for_connector
+from app.roaming.receive.tariffs import tariffs_for_connector
 
 EXAMPLE_KWH = Decimal(20)
 EXAMPLE_DURATION = dt.timedelta(hours=1)

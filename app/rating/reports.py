@@ -9,9 +9,9 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from app.charging.models import Cdr
 from app.extensions import db
 from app.rating.models import ReconciliationFinding
-from app.roaming.models import Cdr
 
 
 @dataclass(frozen=True)

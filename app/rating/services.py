@@ -9,7 +9,7 @@ The source is stored with the charge and shown on the invoice line.
 
 Each charge also keeps its *estimate* (``estimate_incl_vat``): the price promise for the session's own kWh and
 duration, from the tariff published for its connector when it started (see :func:`_promised_price`). The invoice
-run holds a session billed far from it for finance (``app.billing.outliers``).
+run holds a session billed far from it for finance (``app.billing.runs.outliers``).
 """
 
 from __future__ import annotations
@@ -23,15 +23,16 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import func, select
 
+from app.charging.models import Cdr, ChargingSession
 from app.extensions import db
 from app.plans.models import Plan
 from app.plans.services import billing_zone, plan_at, terms_of
 from app.pricing import PricingError, compile_tariff, driver_price, parse_cdr, parse_tariff, price_session
 from app.rating.countries import DEFAULT_ZONES, alpha2
 from app.rating.models import ReconciliationFinding, SessionCharge
-from app.roaming.locations import get_location
-from app.roaming.models import Cdr, ChargingSession, Location, TariffVersion
-from app.roaming.tariffs import tariffs_for_connector
+from app.roaming.models import Location, TariffVersion
+from app.roaming.receive.locations import get_location
+from app.roaming.receive.tariffs import tariffs_for_connector
 
 ZERO = Decimal(0)
 

@@ -1,6 +1,6 @@
 """Celery wrappers of rating: a CDR is rated right after it was stored (its own unit of work).
 
-Schedule (``BEAT_SCHEDULE``, merged into ``celery.conf.beat_schedule`` when this module is imported):
+Schedule (``BEAT_SCHEDULE``, added to the beat schedule by the package's ``init_app``):
 
 - ``rating.rate_pending`` every 5 minutes: rates what the per-CDR task did not (a task lost with a broker
   outage, a CDR that arrived through the pull client, a tariff that arrived after its CDR), so a driver's
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
+from app.charging.models import Cdr
 from app.extensions import celery, db
 from app.rating.services import RatingError, rate_cdr, rate_pending
-from app.roaming.models import Cdr
 
 log = logging.getLogger(__name__)
 
@@ -62,4 +62,3 @@ def rate_pending_task() -> dict[str, int]:
 BEAT_SCHEDULE = {
     "rating.rate_pending": {"task": "rating.rate_pending", "schedule": 300.0},
 }
-celery.conf.beat_schedule = {**(celery.conf.beat_schedule or {}), **BEAT_SCHEDULE}

@@ -1,7 +1,6 @@
 """Celery wrappers for the roaming jobs. Each task commits its own work (services only flush).
 
-Schedule (``BEAT_SCHEDULE``, merged into ``celery.conf.beat_schedule`` when this module is imported — the
-worker/beat process must import ``app.roaming.tasks``):
+Schedule (``BEAT_SCHEDULE``, added to the beat schedule by the package's ``init_app``):
 
 - ``roaming.push_tokens`` every 30 s: fan out token updates and push what is due (retries with backoff);
 - ``roaming.expire_commands`` every 30 s: record ``TIMEOUT`` for commands without result;
@@ -27,14 +26,14 @@ BEAT_SCHEDULE = {
 
 @celery.task(name="roaming.push_tokens")
 def push_tokens() -> dict[str, int]:
-    from app.roaming.token_push import run_push
+    from app.roaming.send.token_push import run_push
 
     return run_push(commit=True)
 
 
 @celery.task(name="roaming.expire_commands")
 def expire_commands() -> int:
-    from app.roaming.commands import expire_commands as expire
+    from app.roaming.send.commands import expire_commands as expire
 
     count = expire()
     db.session.commit()
@@ -48,7 +47,7 @@ def whitelist_dir() -> Path:
 
 @celery.task(name="roaming.export_whitelists")
 def export_whitelists() -> list[str]:
-    from app.roaming.whitelist import export_whitelist, partners_for_file_whitelist
+    from app.roaming.send.whitelist import export_whitelist, partners_for_file_whitelist
 
     written = []
     for partner in partners_for_file_whitelist():
@@ -58,4 +57,3 @@ def export_whitelists() -> list[str]:
     return written
 
 
-celery.conf.beat_schedule = {**(celery.conf.beat_schedule or {}), **BEAT_SCHEDULE}

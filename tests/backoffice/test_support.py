@@ -145,8 +145,8 @@ def test_stock_page_lists_orders_to_ship(client):
 def test_account_page_shows_the_cards_authorizations_with_their_reasons(client):
     """"My card does not work": support sees each real-time authorization a CPO asked, its answer and why."""
     from app.db import utcnow
-    from app.roaming import authorization
     from app.roaming.models import Partner, PartnerStatus
+    from app.roaming.send import authorization
 
     user, card = _driver_with_card(full_name="Ilse Peeters")
     cpo = Partner(name="Support CPO", country_code="NL", party_id="SUP", status=PartnerStatus.REGISTERED,

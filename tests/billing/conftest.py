@@ -16,9 +16,9 @@ import pytest
 import requests
 from flask import Flask
 
-from app.billing import collection
+from app.billing.collection import services as collection
+from app.billing.invoicing.snapshot import SAMPLE_SNAPSHOT
 from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, PaymentState
-from app.billing.snapshot import SAMPLE_SNAPSHOT
 from app.extensions import db
 from app.payments import services as payment_services
 from tests.payments import stripe_js

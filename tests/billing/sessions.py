@@ -6,10 +6,10 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 
+from app.charging.models import Cdr
 from app.extensions import db
 from app.rating.models import SessionCharge
 from app.rating.services import rate_cdr
-from app.roaming.models import Cdr
 
 _ids = itertools.count(1)
 

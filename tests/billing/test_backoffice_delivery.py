@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
-from app.billing import runs
-from app.billing.delivery import deliver_invoice
+from app.billing.documents.delivery import deliver_invoice
 from app.billing.models import Invoice, InvoiceKind, InvoiceRun, Payment, PaymentState, RunStatus
+from app.billing.runs import services as runs
 from app.extensions import db
 from app.payments.stripe_client import reset_stripe_client
 from tests.billing.conftest import save_method

@@ -21,9 +21,9 @@ from sqlalchemy import delete, select
 
 from app import create_app
 from app.audit.services import Actor
-from app.billing import runs
 from app.billing.models import Invoice, InvoiceRun, RunStatus
-from app.billing.tasks import finalize_chunk
+from app.billing.runs import services as runs
+from app.billing.runs.tasks import finalize_chunk
 from app.cards import services as card_services
 from app.extensions import db
 from app.plans import services as plan_services

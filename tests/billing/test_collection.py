@@ -9,14 +9,15 @@ import requests
 from sqlalchemy import select
 
 from app.accounts.services import send_pending
-from app.billing import collection, dunning
-from app.billing.collection import Outcome, collect_invoice
+from app.billing.collection import dunning
+from app.billing.collection import services as collection
+from app.billing.collection.refunds import refund_credit_note
+from app.billing.collection.services import Outcome, collect_invoice
 from app.billing.models import Dunning, InvoiceKind, Payment, PaymentState
-from app.billing.refunds import refund_credit_note
 from app.extensions import db
 from app.payments import services as payment_services
 from app.payments.stripe_client import reset_stripe_client
-from app.roaming.authorization import Standing, account_standing
+from app.roaming.send.authorization import Standing, account_standing
 from tests.billing.conftest import (
     DECLINED_ON_CHARGE,
     finalized_invoice,

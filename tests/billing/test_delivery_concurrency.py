@@ -10,7 +10,7 @@ import time
 
 from sqlalchemy import select
 
-from app.billing import delivery
+from app.billing.documents import delivery
 from app.billing.models import Invoice, PaymentState
 from app.extensions import db
 from tests.billing.conftest import finalized_invoice

@@ -30,7 +30,7 @@ from app.billing.documents import (
 from app.billing.documents.fetcher import STATIC_ROOT
 from app.billing.documents.i18n import INVOICE_CATALOG_DIR
 from app.billing.documents.pdf import TEMPLATE_DIR
-from app.billing.snapshot import SAMPLE_SNAPSHOT
+from app.billing.invoicing.snapshot import SAMPLE_SNAPSHOT
 from app.config import PROJECT_ROOT
 
 UBL_NS = {

@@ -11,15 +11,15 @@ from sqlalchemy import select
 from app.accounts.services import send_pending
 from app.audit.models import AuditEntry
 from app.audit.services import Actor
-from app.billing.collection import Outcome, collect_invoice
-from app.billing.dunning import run_dunning
+from app.billing.collection.dunning import run_dunning
+from app.billing.collection.services import Outcome, collect_invoice
+from app.billing.collection.tasks import collect_invoice_task, run_dunning_task
 from app.billing.models import Dunning, Payment, PaymentState
-from app.billing.payment_tasks import collect_invoice_task, run_dunning_task
 from app.cards import services as card_services
 from app.cards.models import BlockReason, CardStatus, TokenUpdate
 from app.extensions import db
 from app.payments.stripe_client import reset_stripe_client
-from app.roaming.authorization import Standing, account_standing
+from app.roaming.send.authorization import Standing, account_standing
 from tests.billing.conftest import DECLINED_ON_CHARGE, finalized_invoice, intents_for, save_method
 from tests.factories import add_stock, make_user
 from tests.payments import stripe_js

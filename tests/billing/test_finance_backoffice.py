@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.accounts.models import Role
 from app.audit.models import AuditEntry
 from app.audit.services import Actor
-from app.billing import holds, invoices, runs
+from app.billing.invoicing import invoices
 from app.billing.models import (
     HoldStatus,
     Invoice,
@@ -25,11 +25,13 @@ from app.billing.models import (
     RunStatus,
     SessionHold,
 )
+from app.billing.runs import holds
+from app.billing.runs import services as runs
 from app.cards import services as card_services
+from app.charging.models import Cdr
 from app.extensions import db
 from app.plans import services as plan_services
 from app.rating.models import SessionCharge
-from app.roaming.models import Cdr
 from tests.billing.sessions import rated_session
 from tests.factories import login, make_user
 from tests.helpers import submit_form

@@ -16,8 +16,8 @@ import uuid
 from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
 
+from app.billing.invoicing.numbering import take_numbers
 from app.billing.models import NumberSeries
-from app.billing.numbering import take_numbers
 from app.extensions import db
 
 

@@ -7,12 +7,12 @@ import requests
 from sqlalchemy import select
 
 from app.audit.services import Actor
-from app.billing.collection import collect_invoice
+from app.billing.collection.services import collect_invoice
 from app.billing.models import Payment, PaymentState
 from app.cards import services as card_services
 from app.cards.models import BlockReason, CardStatus, TokenUpdate
 from app.extensions import db
-from app.roaming.authorization import Standing, account_standing
+from app.roaming.send.authorization import Standing, account_standing
 from tests.billing.conftest import (
     DECLINED_ON_CHARGE,
     finalized_invoice,

@@ -21,7 +21,7 @@ from app.billing.documents import render_invoice_pdf
 from app.billing.documents.fetcher import STATIC_ROOT
 from app.billing.documents.i18n import DOCUMENT_LANGUAGES, INVOICE_CATALOG_DIR
 from app.billing.documents.pdf import STYLESHEET, TEMPLATE_DIR
-from app.billing.snapshot import SAMPLE_SNAPSHOT
+from app.billing.invoicing.snapshot import SAMPLE_SNAPSHOT
 
 # Names and places in every EU alphabet, plus the neighbours' Latin letters (Turkish, Romanian comma-below,
 # Vietnamese stacked accents, Icelandic) and the typography the formatter and translators use.

@@ -17,7 +17,7 @@ from weasyprint import HTML
 
 from app.billing.documents import pdf
 from app.billing.documents.fetcher import static_base_url
-from app.billing.snapshot import SAMPLE_SNAPSHOT
+from app.billing.invoicing.snapshot import SAMPLE_SNAPSHOT
 
 
 def embedded_fonts(document: bytes) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.accounts.models import Role
 from app.audit.services import Actor
-from app.billing import invoices
+from app.billing.invoicing import invoices
 from app.billing.models import HoldStatus, Invoice, InvoiceKind, SessionHold
 from app.cards import services as card_services
 from app.extensions import db

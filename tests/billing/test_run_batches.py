@@ -14,18 +14,19 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from app.audit.services import Actor
-from app.billing import composition, runs
 from app.billing.documents.ubl import render_ubl
+from app.billing.invoicing import composition
 from app.billing.models import Invoice, InvoiceLine, RunItem, SessionHold
-from app.billing.outliers import limits, outlier_reasons
+from app.billing.runs import services as runs
+from app.billing.runs.outliers import limits, outlier_reasons
 from app.cards import services as card_services
+from app.charging.models import Cdr
 from app.extensions import db
 from app.plans import services as plan_services
 from app.rating.estimates import estimate_for_connector
 from app.rating.services import rate_cdr
-from app.roaming.locations import upsert_location
-from app.roaming.models import Cdr
-from app.roaming.tariffs import store_tariff
+from app.roaming.receive.locations import upsert_location
+from app.roaming.receive.tariffs import store_tariff
 from tests.billing.conftest import save_method
 from tests.billing.sessions import rated_session
 from tests.factories import make_user, one_connector_location

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from app.billing import runs
 from app.billing.models import Invoice, InvoiceLine, InvoiceRun, NumberSeries, RunStatus
+from app.billing.runs import services as runs
 from app.db import utcnow
 from app.extensions import db
 from app.plans.services import seed_default_plans

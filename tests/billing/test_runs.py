@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import Actor
-from app.billing import invoices, runs
+from app.billing.invoicing import invoices
+from app.billing.invoicing.numbering import take_number
 from app.billing.models import HoldStatus, Invoice, InvoiceLine, InvoiceRun, RunItem, RunStatus, SessionHold
-from app.billing.numbering import take_number
+from app.billing.runs import services as runs
 from app.cards import services as card_services
 from app.extensions import db
 from app.plans import services as plan_services
@@ -209,7 +210,7 @@ def test_every_outlier_limit_holds_its_session_in_sql_and_in_the_reasons(app, db
 def test_cdrs_that_cannot_be_priced_are_reported_as_on_no_invoice(app, client, db_session):
     """A Swiss CPO's CDR in CHF for a driver whose plan is in EUR cannot be priced: it is on no invoice, and the
     check after the run says so instead of reporting every session invoiced."""
-    from app.roaming.models import Cdr
+    from app.charging.models import Cdr
 
     account, card = _driver()
     rated_session(account.id, card.id, OCT)

@@ -17,7 +17,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.billing.collection import Outcome, collect_invoice
+from app.billing.collection.services import Outcome, collect_invoice
 from app.billing.models import Dunning, Payment, PaymentState, StripeEvent
 from app.extensions import db
 from app.payments import services as payment_services
@@ -262,7 +262,7 @@ def test_without_a_configured_secret_nothing_is_accepted(client, stripe_app):
 
 def test_a_credit_note_issued_while_the_sepa_debit_is_under_way_is_refunded_when_it_settles(
         client, localstripe, webhook_catcher, mailbox, monkeypatch):
-    from app.billing.delivery import refund_due
+    from app.billing.documents.delivery import refund_due
     from app.billing.models import InvoiceKind
 
     user, invoice, result = _sepa_debit_under_way(localstripe, monkeypatch)

@@ -9,13 +9,13 @@ import pytest
 
 from app.audit.services import Actor
 from app.cards import services as card_services
+from app.charging.models import Cdr, ChargingSession
 from app.extensions import db
 from app.plans import services as plan_services
 from app.rating.estimates import estimate_for_connector
 from app.rating.services import RatingError, rate_cdr
-from app.roaming.locations import upsert_location
-from app.roaming.models import Cdr, ChargingSession
-from app.roaming.tariffs import store_tariff, tariffs_for_connector
+from app.roaming.receive.locations import upsert_location
+from app.roaming.receive.tariffs import store_tariff, tariffs_for_connector
 from tests.factories import make_user, one_connector_location
 
 AT = dt.datetime(2026, 10, 14, 8, 0, tzinfo=dt.UTC)

@@ -10,11 +10,12 @@ import pytest
 
 from app.audit.services import Actor
 from app.cards import services as card_services
+from app.charging.models import Cdr, ChargingSession
 from app.extensions import db
 from app.plans import services as plan_services
 from app.rating import services
 from app.rating.models import ReconciliationFinding
-from app.roaming.models import Cdr, ChargingSession, TariffVersion
+from app.roaming.models import TariffVersion
 from tests.factories import make_user
 
 START = dt.datetime(2026, 10, 14, 18, 0, tzinfo=dt.UTC)

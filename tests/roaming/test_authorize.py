@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from app.cards.models import BlockReason, CardStatus
+from app.charging.models import Authorization
 from app.extensions import db
-from app.roaming import authorization
-from app.roaming.models import Authorization
+from app.roaming.send import authorization
 from tests.roaming.token_fixtures import card_in
 
 

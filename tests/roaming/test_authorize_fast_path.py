@@ -17,14 +17,15 @@ from sqlalchemy.engine import Engine
 from app import create_app
 from app.accounts.models import Account
 from app.cards.models import BlockReason, Card, CardStatus, TokenType
+from app.charging.models import Authorization
 from app.db import ping_after_idle, utcnow
 from app.extensions import db
 from app.jobs import init_celery
-from app.roaming import authorization_log
-from app.roaming.authorization_log import BufferedLogWriter
-from app.roaming.models import Authorization, Partner, PartnerStatus
+from app.roaming.models import Partner, PartnerStatus
 from app.roaming.ocpi import auth
 from app.roaming.ocpi.auth import hash_token
+from app.roaming.send import authorization_log
+from app.roaming.send.authorization_log import BufferedLogWriter
 
 
 @pytest.fixture

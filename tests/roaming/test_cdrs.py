@@ -8,9 +8,9 @@ import json
 from decimal import Decimal
 
 from app.cards.models import CardStatus
+from app.charging.models import Cdr
 from app.extensions import db
-from app.roaming.cdrs import store_cdr
-from app.roaming.models import Cdr
+from app.roaming.receive.cdrs import store_cdr
 from tests.roaming.token_fixtures import allow_parties, card_in, example, example_text, our_cdr_token
 
 

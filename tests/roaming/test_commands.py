@@ -10,8 +10,8 @@ import pytest
 from app.cards.models import CardStatus
 from app.db import utcnow
 from app.extensions import db
-from app.roaming.commands import CommandError, expire_commands, send_command
 from app.roaming.models import Command
+from app.roaming.send.commands import CommandError, expire_commands, send_command
 from tests.roaming.fake_cpo.receiver import COMMANDS_PATH
 from tests.roaming.test_token_push import connect
 from tests.roaming.token_fixtures import card_in
@@ -93,7 +93,7 @@ def test_unreachable_cpo_is_recorded(partner, fake_cpo, db_session):
 def test_commands_are_addressed_to_the_cpo_that_owns_the_location(partner, fake_cpo, db_session):
     """Through a hub or a platform, ``OCPI-to-*`` names the CPO behind the location, session or reservation
     (transport_and_format, routing headers), not the hub itself, which would broadcast it."""
-    from app.roaming.locations import upsert_location
+    from app.roaming.receive.locations import upsert_location
     from tests.factories import one_connector_location
 
     connect(partner, fake_cpo)

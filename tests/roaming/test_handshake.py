@@ -16,7 +16,7 @@ import pytest
 from app.extensions import db
 from app.roaming.models import Partner, PartnerStatus
 from app.roaming.ocpi.auth import hash_token
-from app.roaming.partners import add_partner
+from app.roaming.partners.services import add_partner
 from tests.roaming.conftest import OcpiTestClient
 from tests.roaming.fake_cpo.handshake import CPO_ENDPOINTS, module_url, versions_url
 from tests.shared_data import EXAMPLES as SHARED_EXAMPLES

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from app.errors import OcpiError
 from app.extensions import db
 from app.roaming.models import Partner, PartnerParty
 from app.roaming.ocpi.auth import require_party
-from app.roaming.partners import add_partner
+from app.roaming.ocpi.errors import OcpiError
+from app.roaming.partners.services import add_partner
 from tests.roaming.conftest import OcpiTestClient
 from tests.roaming.fake_cpo.handshake import versions_url
 from tests.shared_data import EXAMPLES as SHARED_EXAMPLES

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from app.extensions import db
-from app.roaming.importers import ImportFileError, import_locations, import_tariffs
 from app.roaming.models import Connector, Evse, Location, TariffVersion
+from app.roaming.receive.importers import ImportFileError, import_locations, import_tariffs
 from tests.shared_data import NL_DATA
 
 DATA = NL_DATA

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from app.extensions import db
-from app.roaming.location_validation import sanitise_power_w
 from app.roaming.models import Evse, Location, PartnerParty
+from app.roaming.receive.location_validation import sanitise_power_w
 from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 
 EXAMPLES = SHARED_EXAMPLES

@@ -9,9 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from app.charging.models import Cdr, ChargingSession
 from app.extensions import db
-from app.roaming.models import Cdr, ChargingSession, Location, PullCursor, TariffVersion
-from app.roaming.pull import PullError, next_page_url, pull
+from app.roaming.models import Location, PullCursor, TariffVersion
+from app.roaming.receive.pull import PullError, next_page_url, pull
 from tests.roaming.fake_cpo.sender import sender_endpoints
 from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 from tests.shared_data import NL_DATA

@@ -7,8 +7,9 @@ import datetime as dt
 from decimal import Decimal
 
 from app.cards.models import CardStatus
+from app.charging.models import ChargingSession
 from app.extensions import db
-from app.roaming.models import ChargingSession, TariffVersion
+from app.roaming.models import TariffVersion
 from tests.roaming.token_fixtures import allow_parties, card_in, example, our_cdr_token
 
 URL_1 = "/ocpi/2.2.1/sessions/NL/STK/101"

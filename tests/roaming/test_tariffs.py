@@ -8,10 +8,10 @@ import json
 import pytest
 
 from app.extensions import db
-from app.roaming.location_validation import InvalidObjectError
-from app.roaming.locations import upsert_location
 from app.roaming.models import PartnerParty, TariffVersion
-from app.roaming.tariffs import (
+from app.roaming.receive.location_validation import InvalidObjectError
+from app.roaming.receive.locations import upsert_location
+from app.roaming.receive.tariffs import (
     current_tariff,
     store_tariff,
     tariff_in_force,
@@ -136,7 +136,7 @@ def test_tariff_in_force_across_versions(db_session, partner):
     assert price("2026-02-01T00:05:00") == 0.40  # received at that instant (inclusive)
     assert price("2026-03-02T00:00:00") == 0.40  # the late old version never overrides a newer one
 
-    from app.roaming.tariffs import delete_tariff
+    from app.roaming.receive.tariffs import delete_tariff
 
     delete_tariff("NL", "TCP", "T1", at=_at("2026-04-01T00:00:00"))
     assert price("2026-03-15T00:00:00") == 0.40  # still in force before the deletion

@@ -10,7 +10,7 @@ from app.cards.models import BlockReason, CardStatus, TokenUpdate
 from app.db import utcnow
 from app.extensions import db
 from app.roaming.models import DeliveryStatus, TokenDelivery
-from app.roaming.token_push import backoff, enqueue_token_deliveries, push_due_deliveries, run_push
+from app.roaming.send.token_push import backoff, enqueue_token_deliveries, push_due_deliveries, run_push
 from tests.roaming.fake_cpo.receiver import COMMANDS_PATH, TOKENS_PATH
 from tests.roaming.token_fixtures import card_in
 

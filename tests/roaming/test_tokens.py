@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from app.cards.models import Card, CardStatus
 from app.extensions import db
-from app.roaming.ocpi.envelope import ocpi_timestamp
+from app.timestamps import ocpi_timestamp
 from tests.roaming.token_fixtures import card_in
 
 BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

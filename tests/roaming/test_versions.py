@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app.roaming.partners import add_partner
+from app.roaming.partners.services import add_partner
 from tests.roaming.conftest import PARTNER_TOKEN, OcpiTestClient
 from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 

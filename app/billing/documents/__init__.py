@@ -17,7 +17,7 @@ from app.billing.documents.facturx import build_cii_xml, render_facturx_pdf
 from app.billing.documents.fetcher import ResourceRefusedError, StaticOnlyFetcher
 from app.billing.documents.pdf import render_invoice_pdf
 from app.billing.documents.ubl import render_ubl
-from app.billing.snapshot import is_business, receives_ubl
+from app.billing.invoicing.snapshot import is_business, receives_ubl
 
 __all__ = [
     "MEDIA_TYPES",

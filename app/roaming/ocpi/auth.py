@@ -18,10 +18,9 @@ from flask import current_app, g, request
 from sqlalchemy import event, inspect, select
 
 from app.db import attach_as_loaded
-from app.errors import OcpiError
 from app.extensions import db
 from app.roaming.models import Partner, PartnerParty, PartnerStatus
-from app.roaming.ocpi.envelope import CLIENT_ERROR
+from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
 
 ROUTING_HEADERS = ("OCPI-from-country-code", "OCPI-from-party-id", "OCPI-to-country-code", "OCPI-to-party-id")
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from flask import Response, url_for
 
-from app.errors import OcpiError
+from app.charging.models import Cdr
 from app.extensions import db
-from app.roaming import cdrs
-from app.roaming.models import Cdr
 from app.roaming.ocpi.auth import current_partner, require_party
-from app.roaming.ocpi.envelope import CLIENT_ERROR
+from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
+from app.roaming.ocpi.reader import load_json_object
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
-from app.roaming.payload import load_json_object
+from app.roaming.receive import cdrs
 
 
 def _cdr_url(cdr_id: int) -> str:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from flask import Response
 
-from app.errors import OcpiError
 from app.extensions import db
-from app.roaming import commands
 from app.roaming.ocpi.auth import current_partner
-from app.roaming.ocpi.envelope import CLIENT_ERROR
+from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
+from app.roaming.ocpi.reader import load_json_body
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
-from app.roaming.payload import load_json_body
+from app.roaming.send import commands
 
 
 @bp.post("/commands/<command>/<uid>")

@@ -1,5 +1,5 @@
 """OCPI 2.2.1 credentials module (credentials.asciidoc): a partner registers with us, rotates its token, and
-unregisters. The handshake logic lives in :mod:`app.roaming.handshake`; this file is only the HTTP door."""
+unregisters. The handshake logic lives in :mod:`app.roaming.partners.handshake`; this file is only the HTTP door."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from typing import Any
 
 from flask import Response, request
 
-from app.errors import OcpiError
 from app.extensions import db
-from app.roaming import handshake
 from app.roaming.models import Partner
 from app.roaming.ocpi.auth import candidate_tokens, current_partner, hash_token
-from app.roaming.ocpi.envelope import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS
+from app.roaming.ocpi.errors import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS, OcpiError
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
-from app.roaming.partners import PartnerError, our_credentials
+from app.roaming.partners import handshake
+from app.roaming.partners.services import PartnerError, our_credentials
 
 
 def _ocpi_error(error: PartnerError) -> OcpiError:

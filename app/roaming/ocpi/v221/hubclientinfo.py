@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from app.errors import OcpiError
 from app.extensions import db
 from app.roaming.ocpi.auth import current_partner
-from app.roaming.ocpi.envelope import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS
+from app.roaming.ocpi.errors import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS, OcpiError
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
-from app.roaming.partners import (
+from app.roaming.partners.services import (
     PartnerError,
     client_info_object,
     find_client_info,

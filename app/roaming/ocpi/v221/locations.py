@@ -13,14 +13,13 @@ from typing import Any, TypeVar
 
 from flask import Response, request
 
-from app.errors import OcpiError
 from app.extensions import db
-from app.roaming import locations as service
-from app.roaming.location_validation import InvalidObjectError, UnknownObjectError
 from app.roaming.ocpi.auth import current_partner, require_party
-from app.roaming.ocpi.envelope import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_LOCATION
+from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_LOCATION, OcpiError
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
+from app.roaming.receive import locations as service
+from app.roaming.receive.location_validation import InvalidObjectError, UnknownObjectError
 
 T = TypeVar("T")
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from flask import Response
 
-from app.errors import OcpiError
-from app.roaming import tariffs as service
 from app.roaming.ocpi.auth import current_partner, require_party
-from app.roaming.ocpi.envelope import CLIENT_ERROR
+from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
 from app.roaming.ocpi.v221.locations import in_transaction, json_body
+from app.roaming.receive import tariffs as service
 
 PATH = "/tariffs/<country_code>/<party_id>/<tariff_id>"
 

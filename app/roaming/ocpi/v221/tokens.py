@@ -10,14 +10,13 @@ from urllib.parse import urlencode
 from flask import Response, current_app, request
 
 from app.cards.tokens import token_object
-from app.errors import OcpiError
 from app.extensions import db
-from app.roaming import authorization, whitelist
 from app.roaming.ocpi.auth import current_partner
-from app.roaming.ocpi.envelope import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_TOKEN
+from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_TOKEN, OcpiError
+from app.roaming.ocpi.reader import load_json_body
 from app.roaming.ocpi.responses import PageRequest, ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
-from app.roaming.payload import load_json_body
+from app.roaming.send import authorization, whitelist
 
 TOKEN_TYPES = frozenset({"AD_HOC_USER", "APP_USER", "OTHER", "RFID"})
 

@@ -1,0 +1,100 @@
+"""Refunds: a credit note on a paid invoice goes back through Stripe (idempotency key = credit note number)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import stripe
+from sqlalchemy import func, select
+
+from app.accounts.services import PendingEmail
+from app.billing.collection.services import (
+    REFUND,
+    CollectionError,
+    _lock,
+    _payment,
+    _record,
+    credited_minor,
+    payments_of,
+    settle_by_credit,
+)
+from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
+from app.db import utcnow
+from app.extensions import db
+from app.payments.stripe_client import idempotency_key, stripe_client
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class RefundResult:
+    credit_note: Invoice
+    outcome: str  # refunded | already | not_paid | nothing_to_refund | pending | error
+    payment: Payment | None = None
+    amount_minor: int = 0
+    message: str | None = None
+    emails: list[PendingEmail] = field(default_factory=list)
+
+
+def _paid_charge(invoice: Invoice) -> Payment | None:
+    paid = [payment for payment in payments_of(invoice) if payment.status == "succeeded" and payment.stripe_id]
+    return paid[-1] if paid else None
+
+
+def refunded_minor(invoice: Invoice) -> int:
+    """Refunds made for the invoice's credit notes (they are recorded on the credit notes)."""
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(Payment.amount_minor), 0)).join(Invoice, Invoice.id == Payment.invoice_id)
+        .where(Invoice.credits_invoice_id == invoice.id, Payment.kind == REFUND,
+               Payment.status.notin_(["failed", "canceled"])))
+    return int(total or 0)
+
+
+def refund_credit_note(credit_note: Invoice, *, now: dt.datetime | None = None) -> RefundResult:
+    """Send a credit note's amount back through Stripe, on the original invoice's successful PaymentIntent.
+
+    - original paid: refund ``abs(credit_note.total_minor)``, but never more than was overpaid (paid minus the
+      credited total minus earlier refunds — a credit already deducted before collection is not refunded
+      again). Idempotency key = the credit note's number; the Payment row (kind ``refund``, attempt 1) on the
+      credit note makes a second call a no-op. Refunded in full → the original becomes REFUNDED.
+    - original not paid (OPEN/FAILED/UNCOLLECTIBLE): nothing to refund; the credit lowers what is collected
+      (:func:`amount_due_minor`), and an invoice fully covered by credit notes becomes NOT_DUE.
+    - original PROCESSING (SEPA under way): ``pending`` — call again once it settled.
+    """
+    now = now or utcnow()
+    if credit_note.kind != InvoiceKind.CREDIT_NOTE or credit_note.status != InvoiceStatus.FINALIZED:
+        raise CollectionError("only a finalized credit note can be refunded")
+    existing = _payment(credit_note.id, REFUND, 1)
+    if existing is not None:
+        return RefundResult(credit_note, "already", existing, existing.amount_minor)
+    original = db.session.get(Invoice, credit_note.credits_invoice_id) if credit_note.credits_invoice_id else None
+    if original is None:
+        raise CollectionError("the credit note references no invoice")
+    _lock(original)
+    if original.payment_state == PaymentState.PROCESSING:
+        return RefundResult(credit_note, "pending", message="the original payment is still being processed")
+    charge = _paid_charge(original)
+    if charge is None:
+        return RefundResult(credit_note, "not_paid", message="the credit lowers the open balance",
+                            emails=settle_by_credit(original, now))
+    overpaid = charge.amount_minor - refunded_minor(original) - max(original.total_minor - credited_minor(original), 0)
+    amount = min(abs(credit_note.total_minor), overpaid)
+    if amount <= 0:
+        return RefundResult(credit_note, "nothing_to_refund", message="already deducted before payment")
+    try:
+        refund = stripe_client().v1.refunds.create(
+            params={"payment_intent": charge.stripe_id, "amount": amount,  # type: ignore[typeddict-item]
+                    "metadata": {"credit_note_number": credit_note.number or "",
+                                 "invoice_number": original.number or "",
+                                 "account_id": str(original.account_id)}},
+            options={"idempotency_key": idempotency_key("refund", credit_note.number)})
+    except stripe.StripeError as error:
+        log.warning("refund of %s failed: %s", credit_note.number, error)
+        return RefundResult(credit_note, "error", message=error.user_message or str(error))
+    payment, _ = _record(credit_note, 1, stripe_id=refund.id, amount_minor=amount, status=refund.status or "pending",
+                         message=None, kind=REFUND)
+    if refunded_minor(original) >= charge.amount_minor:
+        original.payment_state = PaymentState.REFUNDED
+    db.session.flush()
+    return RefundResult(credit_note, "refunded", payment, amount)

@@ -1,0 +1,442 @@
+"""Collecting finalized invoices through Stripe PaymentIntents, paying the open balance, refunding credit notes.
+
+Attempts and idempotency
+    Every try to collect an invoice is one *attempt*: a :class:`~app.billing.models.Payment` row, unique per
+    (invoice, ``charge``, attempt), and one PaymentIntent created with the idempotency key
+    ``emsp-invoice-<number>-attempt-<n>``. A new attempt takes the next number (dunning retries, "pay now").
+    Asking for an attempt that already has a row returns that row without calling Stripe (our own guard, which
+    also holds against emulators that ignore idempotency keys); a crash after the Stripe call and before the
+    commit leaves no row, and the retried call reuses the same attempt number and key, so Stripe answers with
+    the same PaymentIntent instead of charging again. On PostgreSQL the invoice row is locked while collecting,
+    so two workers never collect one invoice at once.
+
+Outcomes, never exceptions
+    A decline, a missing payment method or a card that needs 3-D Secure off-session is an outcome
+    (:class:`Outcome.FAILED`, dunning starts), not an error. Only a Stripe outage gives :class:`Outcome.ERROR`
+    (nothing recorded, state unchanged: retry later).
+
+Side effects
+    Services flush, never commit. Emails are returned in ``result.emails``; the caller commits and then calls
+    :func:`app.accounts.services.send_pending` (``payment_tasks.collect_invoice_task`` does all of that).
+
+Credit notes
+    A credit note on an unpaid invoice lowers what is collected (:func:`amount_due_minor`); on a paid invoice
+    it is refunded through Stripe (:func:`app.billing.collection.refunds.refund_credit_note`), never more than
+    what was overpaid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import stripe
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.accounts.services import PendingEmail
+from app.billing.collection import dunning
+from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
+from app.db import utcnow
+from app.extensions import db
+from app.payments.services import active_payment_method, stripe_customer_of
+from app.payments.stripe_client import idempotency_key, stripe_client
+
+log = logging.getLogger(__name__)
+
+CHARGE = "charge"
+REFUND = "refund"
+# Payment.status values that mean "this attempt brought no money and never will".
+FAILED_STATUSES = frozenset({"requires_payment_method", "canceled", "no_payment_method", "failed"})
+# Attempts whose result is still to come (SEPA) — no new attempt while one is under way.
+LIVE_STATUSES = frozenset({"processing"})
+# Attempts waiting for the driver (3-D Secure): superseded (cancelled) by a new attempt.
+WAITING_STATUSES = frozenset({"requires_action", "requires_confirmation"})
+COLLECTABLE_STATES = (PaymentState.OPEN, PaymentState.FAILED, PaymentState.UNCOLLECTIBLE)
+
+NO_METHOD_MESSAGE = "No usable payment method on file: add a card or SEPA mandate in the portal."
+AUTH_REQUIRED_MESSAGE = "Your bank asks you to confirm this payment: pay it from the portal."
+
+
+class Outcome(enum.StrEnum):
+    PAID = "paid"
+    PROCESSING = "processing"            # SEPA debit under way; the webhook settles it
+    FAILED = "failed"                    # declined / no method / authentication needed off-session
+    REQUIRES_ACTION = "requires_action"  # on-session only: the browser completes 3-D Secure
+    NOT_DUE = "not_due"                  # nothing to collect (zero total, fully credited)
+    ALREADY = "already"                  # nothing done: this attempt exists or the invoice is not collectable
+    ERROR = "error"                      # Stripe unreachable: nothing recorded, try again later
+
+
+@dataclass
+class CollectionResult:
+    invoice: Invoice
+    outcome: Outcome
+    payment: Payment | None = None
+    message: str | None = None
+    client_secret: str | None = None  # REQUIRES_ACTION: for Stripe.js in the driver's browser
+    emails: list[PendingEmail] = field(default_factory=list)
+
+
+class CollectionError(ValueError):
+    """A programming error: asked to collect something that is not a finalized invoice."""
+
+
+def _field(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    try:
+        return obj[name]
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _id_of(value: Any) -> str | None:
+    return value if isinstance(value, str) or value is None else _field(value, "id")
+
+
+# --- amounts ------------------------------------------------------------------------------------------------
+
+
+def credited_minor(invoice: Invoice) -> int:
+    """What finalized credit notes took off the invoice (positive cents, incl. VAT)."""
+    total = db.session.scalar(select(func.coalesce(func.sum(Invoice.total_minor), 0)).where(
+        Invoice.credits_invoice_id == invoice.id, Invoice.kind == InvoiceKind.CREDIT_NOTE,
+        Invoice.status == InvoiceStatus.FINALIZED))
+    return -int(total or 0)
+
+
+def amount_due_minor(invoice: Invoice) -> int:
+    """What is left to collect on an unpaid invoice: its total minus its credit notes (never negative)."""
+    if invoice.payment_state not in (*COLLECTABLE_STATES, PaymentState.PROCESSING):
+        return 0
+    return max(invoice.total_minor - credited_minor(invoice), 0)
+
+
+def payments_of(invoice: Invoice, kind: str = CHARGE) -> list[Payment]:
+    return list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id, Payment.kind == kind)
+                                   .order_by(Payment.attempt)))
+
+
+def _payment(invoice_id: int, kind: str, attempt: int) -> Payment | None:
+    return db.session.scalar(select(Payment).where(Payment.invoice_id == invoice_id, Payment.kind == kind,
+                                                   Payment.attempt == attempt))
+
+
+def payment_by_stripe_id(stripe_id: str) -> Payment | None:
+    return db.session.scalar(select(Payment).where(Payment.stripe_id == stripe_id))
+
+
+def _next_attempt(invoice_id: int, kind: str = CHARGE) -> int:
+    latest = db.session.scalar(select(func.max(Payment.attempt)).where(Payment.invoice_id == invoice_id,
+                                                                       Payment.kind == kind))
+    return (latest or 0) + 1
+
+
+def _lock(invoice: Invoice) -> Invoice:
+    """On PostgreSQL, lock the invoice row (and re-read it) for the rest of the transaction."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(Invoice).where(Invoice.id == invoice.id).with_for_update()
+                           .execution_options(populate_existing=True))
+    return invoice
+
+
+# --- recording attempts and applying their result -------------------------------------------------------
+
+
+def _record(invoice: Invoice, attempt: int, *, stripe_id: str | None, amount_minor: int, message: str | None,
+            status: str = "new", kind: str = CHARGE) -> tuple[Payment, bool]:
+    """Insert the attempt (status ``new`` until :func:`apply_status` sets Stripe's); ``(row, False)`` if a
+    concurrent call (or an early webhook) stored it first."""
+    row = Payment(invoice_id=invoice.id, attempt=attempt, kind=kind, stripe_id=stripe_id, amount_minor=amount_minor,
+                  currency=invoice.currency, status=status, failure_message=message)
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:
+        winner = _payment(invoice.id, kind, attempt) or (payment_by_stripe_id(stripe_id) if stripe_id else None)
+        if winner is None:
+            raise
+        return winner, False
+    return row, True
+
+
+def _is_latest(payment: Payment) -> bool:
+    return payment.attempt >= _next_attempt(payment.invoice_id, payment.kind) - 1
+
+
+def apply_status(payment: Payment, status: str, *, message: str | None = None, now: dt.datetime | None = None,
+                 on_session: bool = False) -> tuple[Outcome, list[PendingEmail]]:
+    """Move an attempt (and its invoice) to what Stripe says about its PaymentIntent. Idempotent: applying the
+    same status twice changes nothing and sends nothing twice. Used after creating, by webhooks, and after the
+    browser completed 3-D Secure."""
+    now = now or utcnow()
+    invoice = db.session.get(Invoice, payment.invoice_id)
+    assert invoice is not None
+    previous = payment.status
+    payment.status = status
+    if message:
+        payment.failure_message = message[:2000]
+    db.session.flush()
+    if status == "succeeded":
+        if previous == "succeeded" and invoice.payment_state in (PaymentState.PAID, PaymentState.REFUNDED):
+            return Outcome.PAID, []
+        if invoice.payment_state == PaymentState.PAID and previous != "succeeded":
+            log.warning("invoice %s paid twice (attempt %s): refund one through a credit note",
+                        invoice.number, payment.attempt)
+        if invoice.payment_state == PaymentState.REFUNDED:
+            return Outcome.PAID, []
+        return Outcome.PAID, dunning.on_payment_success(invoice, now, amount_minor=payment.amount_minor)
+    if status == "processing":
+        if invoice.payment_state in COLLECTABLE_STATES:
+            invoice.payment_state = PaymentState.PROCESSING
+            db.session.flush()
+        return Outcome.PROCESSING, []
+    if status in WAITING_STATUSES and on_session:
+        return Outcome.REQUIRES_ACTION, []
+    # Failed (declined, no method, cancelled) — or waiting for authentication nobody will give off-session.
+    if status in WAITING_STATUSES and not payment.failure_message:
+        payment.failure_message = AUTH_REQUIRED_MESSAGE
+    if previous in FAILED_STATUSES:
+        return Outcome.FAILED, []  # already handled (e.g. the webhook after a synchronous decline)
+    if not _is_latest(payment) or invoice.payment_state in (PaymentState.PAID, PaymentState.REFUNDED,
+                                                            PaymentState.NOT_DUE):
+        return Outcome.FAILED, []  # an older attempt: the invoice has moved on
+    if invoice.payment_state == PaymentState.PROCESSING and previous not in LIVE_STATUSES:
+        return Outcome.FAILED, []  # another attempt is under way
+    emails = dunning.on_payment_failure(invoice, now, amount_minor=payment.amount_minor,
+                                        message=payment.failure_message, notify=not on_session)
+    return Outcome.FAILED, emails
+
+
+def _cancel_waiting(invoice: Invoice) -> None:
+    """A new attempt supersedes one left waiting for 3-D Secure: cancel it, so it can never be paid as well."""
+    for payment in payments_of(invoice):
+        if payment.status not in WAITING_STATUSES or not payment.stripe_id:
+            continue
+        try:
+            stripe_client().v1.payment_intents.cancel(payment.stripe_id)
+            payment.status = "canceled"
+        except stripe.InvalidRequestError as error:
+            # Already cancelled or finished at Stripe: read what it is now.
+            log.info("could not cancel %s: %s", payment.stripe_id, error)
+            intent = stripe_client().v1.payment_intents.retrieve(payment.stripe_id)
+            payment.status = intent.status
+    db.session.flush()
+
+
+# --- collecting ---------------------------------------------------------------------------------------------
+
+
+def collect_invoice(invoice: Invoice, *, attempt: int | None = None, on_session: bool = False,
+                    now: dt.datetime | None = None) -> CollectionResult:
+    """Collect a finalized invoice with the account's saved card or SEPA mandate.
+
+    ``attempt=None`` makes a new attempt (next number); an explicit ``attempt`` that already exists returns it
+    untouched (the run's first collection passes ``attempt=1`` so a re-run never tries twice). ``on_session``
+    is for "pay now": the driver is present, so 3-D Secure is handed to the browser instead of failing, and no
+    failure email is sent.
+    """
+    now = now or utcnow()
+    if invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.FINALIZED or not invoice.number:
+        raise CollectionError("only a finalized invoice can be collected")
+    _lock(invoice)
+    if attempt is not None:
+        existing = _payment(invoice.id, CHARGE, attempt)
+        if existing is not None:
+            return CollectionResult(invoice, Outcome.ALREADY, existing, "this attempt was already made")
+    if invoice.total_minor <= 0:
+        if invoice.payment_state in COLLECTABLE_STATES:
+            invoice.payment_state = PaymentState.NOT_DUE
+            db.session.flush()
+        return CollectionResult(invoice, Outcome.NOT_DUE, message="nothing to collect")
+    if invoice.payment_state not in COLLECTABLE_STATES:
+        live = [payment for payment in payments_of(invoice) if payment.status in LIVE_STATUSES]
+        return CollectionResult(invoice, Outcome.ALREADY, live[-1] if live else None,
+                                f"invoice is {invoice.payment_state.value}")
+    due = amount_due_minor(invoice)
+    if due <= 0:
+        return CollectionResult(invoice, Outcome.NOT_DUE, message="fully credited",
+                                emails=settle_by_credit(invoice, now))
+    try:
+        _cancel_waiting(invoice)
+    except stripe.StripeError as error:
+        log.warning("collecting %s: could not cancel a waiting attempt (%s)", invoice.number, error)
+        return CollectionResult(invoice, Outcome.ERROR, message="The payment provider could not be reached.")
+    attempt = attempt or _next_attempt(invoice.id)
+
+    method = active_payment_method(invoice.account_id)
+    customer = stripe_customer_of(invoice.account_id)
+    if method is None or customer is None or not method.is_usable(now.date()):
+        payment, _ = _record(invoice, attempt, stripe_id=None, amount_minor=due, message=NO_METHOD_MESSAGE)
+        outcome, emails = apply_status(payment, "no_payment_method", now=now, on_session=on_session)
+        return CollectionResult(invoice, outcome, payment, NO_METHOD_MESSAGE, emails=emails)
+
+    params: dict[str, Any] = {
+        "amount": due,
+        "currency": invoice.currency.lower(),
+        "customer": customer.stripe_customer_id,
+        "payment_method": method.stripe_payment_method_id,
+        "payment_method_types": [method.method_type],
+        "confirm": True,
+        "off_session": not on_session,
+        "metadata": {"invoice_number": invoice.number, "invoice_id": str(invoice.id),
+                     "account_id": str(invoice.account_id), "attempt": str(attempt)},
+    }
+    key = idempotency_key("invoice", invoice.number, "attempt", attempt)
+    try:
+        intent = stripe_client().v1.payment_intents.create(params=params,  # type: ignore[arg-type]
+                                                           options={"idempotency_key": key})
+    except stripe.CardError as error:
+        # Declined. Real Stripe names the PaymentIntent in the error; emulators may not (then the webhook
+        # finds the attempt through the metadata).
+        intent_data = _field(error.json_body, "error") or {}
+        intent_id = _id_of(_field(intent_data, "payment_intent"))
+        message = error.user_message or str(error)
+        payment, _ = _record(invoice, attempt, stripe_id=intent_id, amount_minor=due, message=message)
+        outcome, emails = apply_status(payment, "requires_payment_method", message=message, now=now,
+                                       on_session=on_session)
+        return CollectionResult(invoice, outcome, payment, message, emails=emails)
+    except stripe.InvalidRequestError as error:
+        # Stripe refused the request itself (method detached, mandate revoked…): the attempt failed.
+        message = error.user_message or str(error)
+        log.warning("PaymentIntent for %s refused: %s", invoice.number, message)
+        payment, _ = _record(invoice, attempt, stripe_id=None, amount_minor=due, message=message)
+        outcome, emails = apply_status(payment, "failed", message=message, now=now, on_session=on_session)
+        return CollectionResult(invoice, outcome, payment, message, emails=emails)
+    except stripe.StripeError as error:
+        log.warning("collecting %s: Stripe unavailable (%s: %s)", invoice.number, type(error).__name__, error)
+        return CollectionResult(invoice, Outcome.ERROR, message="The payment provider could not be reached.")
+
+    message = _field(_field(intent, "last_payment_error"), "message")
+    payment, _ = _record(invoice, attempt, stripe_id=intent.id, amount_minor=due, message=message)
+    outcome, emails = apply_status(payment, intent.status, message=message, now=now, on_session=on_session)
+    return CollectionResult(invoice, outcome, payment, payment.failure_message if outcome == Outcome.FAILED else None,
+                            client_secret=intent.client_secret if outcome == Outcome.REQUIRES_ACTION else None,
+                            emails=emails)
+
+
+def settle_by_credit(invoice: Invoice, now: dt.datetime | None = None) -> list[PendingEmail]:
+    """An unpaid invoice whose credit notes cover it: nothing is due any more (no receipt: nothing was paid)."""
+    now = now or utcnow()
+    if invoice.payment_state in COLLECTABLE_STATES and amount_due_minor(invoice) <= 0:
+        invoice.payment_state = PaymentState.NOT_DUE
+        dunning.stop_dunning(invoice)
+        dunning.lift_payment_blocks(invoice.account_id, now.date())
+    return []
+
+
+def sync_payment(payment: Payment, *, on_session: bool = False) -> tuple[Outcome, list[PendingEmail]]:
+    """Read the attempt's PaymentIntent from Stripe and apply it (after 3-D Secure in the browser)."""
+    if not payment.stripe_id:
+        return (Outcome.FAILED if payment.status in FAILED_STATUSES else Outcome.ALREADY), []
+    intent = stripe_client().v1.payment_intents.retrieve(payment.stripe_id)
+    message = _field(_field(intent, "last_payment_error"), "message")
+    return apply_status(payment, intent.status, message=message, on_session=on_session)
+
+
+# --- the open balance ("pay now") ---------------------------------------------------------------------------
+
+
+def open_invoices(account_id: int) -> list[Invoice]:
+    """Finalized invoices still waiting for money (incl. SEPA debits under way), oldest first."""
+    return list(db.session.scalars(
+        select(Invoice).where(Invoice.account_id == account_id, Invoice.kind == InvoiceKind.INVOICE,
+                              Invoice.status == InvoiceStatus.FINALIZED,
+                              Invoice.payment_state.in_([*COLLECTABLE_STATES, PaymentState.PROCESSING]),
+                              Invoice.total_minor > 0)
+        .order_by(Invoice.issue_date, Invoice.id)))
+
+
+def open_balance_minor(account_id: int) -> dict[str, int]:
+    """What the driver can pay now, per currency (SEPA debits under way are not counted)."""
+    balance: dict[str, int] = {}
+    for invoice in open_invoices(account_id):
+        if invoice.payment_state in COLLECTABLE_STATES:
+            balance[invoice.currency] = balance.get(invoice.currency, 0) + amount_due_minor(invoice)
+    return {currency: amount for currency, amount in balance.items() if amount > 0}
+
+
+@dataclass
+class PayNowResult:
+    paid: list[Invoice] = field(default_factory=list)
+    processing: list[Invoice] = field(default_factory=list)
+    failed: Invoice | None = None
+    requires_action: Invoice | None = None
+    client_secret: str | None = None
+    payment_intent_id: str | None = None
+    message: str | None = None
+    error: bool = False
+    emails: list[PendingEmail] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "error"
+        if self.requires_action is not None:
+            return "requires_action"
+        if self.failed is not None:
+            return "failed"
+        if self.processing:
+            return "processing"
+        return "paid" if self.paid else "nothing_due"
+
+
+def pay_open_balance(account_id: int, *, payment_intent_id: str | None = None) -> PayNowResult:
+    """Charge every unpaid invoice of the account with its saved method, on-session, oldest first; stop at
+    the first that needs 3-D Secure (its client secret goes to the browser, which then calls this again with
+    the PaymentIntent id) or fails. One PaymentIntent per invoice, so each payment maps to one invoice.
+    Paying lifts payment blocks (in :func:`dunning.on_payment_success`) once nothing is overdue any more."""
+    result = PayNowResult()
+    if payment_intent_id:
+        payment = payment_by_stripe_id(payment_intent_id)
+        invoice = db.session.get(Invoice, payment.invoice_id) if payment is not None else None
+        if payment is None or invoice is None or invoice.account_id != account_id:
+            raise LookupError("unknown payment")
+        try:
+            outcome, emails = sync_payment(payment, on_session=True)
+        except stripe.StripeError as error:
+            log.warning("pay now: Stripe unavailable (%s)", error)
+            result.error = True
+            return result
+        result.emails.extend(emails)
+        if not _absorb(result, invoice, outcome, payment.failure_message, None, payment):
+            return result
+    for invoice in open_invoices(account_id):
+        if invoice.payment_state not in COLLECTABLE_STATES:
+            continue
+        collected = collect_invoice(invoice, on_session=True)
+        result.emails.extend(collected.emails)
+        if collected.outcome == Outcome.ERROR:
+            result.error = True
+            return result
+        if not _absorb(result, invoice, collected.outcome, collected.message, collected.client_secret,
+                       collected.payment):
+            return result
+    return result
+
+
+def _absorb(result: PayNowResult, invoice: Invoice, outcome: Outcome, message: str | None,
+            client_secret: str | None, payment: Payment | None) -> bool:
+    """Add one invoice's outcome; False when paying must stop here."""
+    if outcome == Outcome.PAID:
+        result.paid.append(invoice)
+    elif outcome == Outcome.PROCESSING:
+        result.processing.append(invoice)
+    elif outcome == Outcome.REQUIRES_ACTION:
+        result.requires_action = invoice
+        if client_secret is None and payment is not None and payment.stripe_id:
+            client_secret = stripe_client().v1.payment_intents.retrieve(payment.stripe_id).client_secret
+        result.client_secret = client_secret
+        result.payment_intent_id = payment.stripe_id if payment else None
+        return False
+    elif outcome == Outcome.FAILED:
+        result.failed = invoice
+        result.message = message
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Invoicing: composing a month per account, numbering, freezing the snapshot, credit notes."""

@@ -1,0 +1,305 @@
+"""Composing an account's invoice for a month: subscription lines, one line per session, credits; VAT per rate.
+
+Rounding (DESIGN.md §5): every line is rounded half-up to cents once (excl. VAT); VAT is computed per rate on
+the sum of that rate's lines and rounded once; totals are sums of rounded figures.
+
+VAT: a session carries the VAT of the country where the charging took place (decided when it was rated). The
+subscription fee carries the seller's country rate; for a business buyer with a VAT number in another EU
+country it is reverse-charged (0 %, category AE) — the buyer accounts for the VAT.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, NamedTuple
+
+from flask import current_app
+from sqlalchemy import insert, select
+
+from app.accounts.models import Account
+from app.billing.models import HoldStatus, InvoiceLine, LineKind, SessionHold
+from app.billing.runs.outliers import limits, outlier_reasons
+from app.charging.models import Cdr
+from app.db import utcnow
+from app.extensions import db
+from app.money import minor_unit_exponent, to_minor_units
+from app.plans.services import ProratedFee, billing_zone, prorated_monthly_fees_many
+from app.rating.models import SessionCharge
+from app.roaming.models import Location
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class ComposedLine:
+    kind: LineKind
+    description: str
+    quantity: Decimal
+    unit: str
+    amount_minor: int
+    vat_rate: Decimal
+    cpo_cost_minor: int = 0
+    fees_minor: int = 0
+    vat_category: str = "S"
+    session_charge_id: int | None = None
+    session: dict[str, Any] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    session_fee: Decimal = ZERO  # our session fee in a session line (the invoice shows the month's total)
+
+
+@dataclass
+class Composition:
+    account: Account
+    period: str
+    currency: str
+    lines: list[ComposedLine]
+    held: list[int]  # session charge ids held by the outlier guard in this composition
+
+    @property
+    def vat(self) -> list[dict[str, Any]]:
+        return vat_summary(self.lines)
+
+    @property
+    def subtotal_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines)
+
+    @property
+    def vat_minor(self) -> int:
+        return sum(entry["vat"] for entry in self.vat)
+
+    @property
+    def total_minor(self) -> int:
+        return self.subtotal_minor + self.vat_minor
+
+
+def period_bounds(period: str) -> tuple[dt.datetime, dt.datetime]:
+    """UTC start and end of a ``YYYY-MM`` month in the billing time zone."""
+    year, month = (int(part) for part in period.split("-"))
+    zone = billing_zone()
+    start = dt.datetime(year, month, 1, tzinfo=zone)
+    end = dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def vat_summary(lines: list[ComposedLine]) -> list[dict[str, Any]]:
+    bases: dict[tuple[Decimal, str], int] = {}
+    for line in lines:
+        key = (line.vat_rate, line.vat_category)
+        bases[key] = bases.get(key, 0) + line.amount_minor
+    summary = []
+    for (rate, category), base in sorted(bases.items(), key=lambda item: (-item[0][0], item[0][1])):
+        vat = int((Decimal(base) * rate / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        summary.append({"rate": _rate_text(rate), "category": category, "base": base, "vat": vat})
+    return summary
+
+
+def _rate_text(rate: Decimal) -> str:
+    """``Decimal('21.000')`` → ``'21'``, ``Decimal('5.5')`` → ``'5.5'``."""
+    return format(rate.normalize(), "f")
+
+
+def _seller_country() -> str:
+    return current_app.config["SELLER"]["country"]
+
+
+def subscription_vat(country: str, vat_number: str | None) -> tuple[Decimal, str]:
+    """VAT rate and category of our subscription fee for a buyer: the seller's country rate, or reverse charge
+    (0 %, "AE") for a business buyer with a VAT number in another EU country."""
+    rates = current_app.config["VAT_RATES"]
+    seller = _seller_country()
+    if vat_number and country != seller:
+        return ZERO, "AE"
+    return Decimal(str(rates.get(seller, "21"))), "S"
+
+
+def _subscription_vat(account: Account) -> tuple[Decimal, str]:
+    return subscription_vat(account.country, account.vat_number)
+
+
+def subscription_lines(account: Account, period: str,
+                       fees: list[ProratedFee] | None = None) -> list[ComposedLine]:
+    """The subscription lines of ``account`` for ``period``; ``fees`` when the caller loaded them for a batch."""
+    year, month = (int(part) for part in period.split("-"))
+    if fees is None:
+        fees = prorated_monthly_fees_many([account.id], year, month).get(account.id, [])
+    rate, category = _subscription_vat(account)
+    days = calendar.monthrange(year, month)[1]
+    lines = []
+    for fee in fees:
+        name = fee.plan.name_in(account.language)
+        description = name if fee.days == days else f"{name}, {fee.days}/{days}"
+        amount = to_minor_units(fee.amount, fee.plan.currency)
+        lines.append(ComposedLine(
+            kind=LineKind.SUBSCRIPTION, description=description, quantity=Decimal(1), unit="month",
+            amount_minor=amount, fees_minor=amount, vat_rate=rate, vat_category=category,
+            details={"plan": fee.plan.code, "version": fee.plan.version, "days": fee.days, "days_in_month": days},
+        ))
+    return lines
+
+
+def _cdr_location(field: str) -> Any:
+    return Cdr.data[("cdr_location", field)].as_string().label(f"cdr_location_{field}")
+
+
+# The columns of a billable session, read as plain rows (no ORM objects: the run reads millions of them). The
+# names match the attributes ``outliers.outlier_reasons`` reads from a SessionCharge and its Cdr.
+_CHARGE_COLUMNS = (
+    SessionCharge.id.label("charge_id"), SessionCharge.account_id, SessionCharge.kwh, SessionCharge.currency,
+    SessionCharge.cpo_cost_excl_vat, SessionCharge.driver_excl_vat, SessionCharge.driver_incl_vat,
+    SessionCharge.estimate_incl_vat, SessionCharge.vat_rate, SessionCharge.session_fee,
+    SessionCharge.tariff_source, Cdr.ocpi_id.label("cdr_ocpi_id"), Cdr.start_date_time, Cdr.end_date_time,
+    Cdr.total_time, Cdr.evse_uid, Cdr.location_ocpi_id,
+    # Only the printed fields of the CDR's location, extracted in SQL: the rest of the CDR document (charging
+    # periods, tariffs) is never parsed.
+    _cdr_location("name"), _cdr_location("address"), _cdr_location("city"), _cdr_location("evse_id"),
+    Location.name.label("location_name"), Location.city.label("location_city"),
+    SessionHold.id.label("hold_id"), SessionHold.status.label("hold_status"), SessionHold.adjusted_incl_vat,
+)
+
+
+class BillableCharge(NamedTuple):
+    """One row of :data:`_CHARGE_COLUMNS` (same names, same order): a plain tuple, cheap to read a million of."""
+
+    charge_id: int
+    account_id: int
+    kwh: Decimal
+    currency: str
+    cpo_cost_excl_vat: Decimal
+    driver_excl_vat: Decimal
+    driver_incl_vat: Decimal
+    estimate_incl_vat: Decimal | None
+    vat_rate: Decimal
+    session_fee: Decimal
+    tariff_source: str
+    cdr_ocpi_id: str
+    start_date_time: dt.datetime
+    end_date_time: dt.datetime
+    total_time: Decimal
+    evse_uid: str
+    location_ocpi_id: str
+    cdr_location_name: str | None
+    cdr_location_address: str | None
+    cdr_location_city: str | None
+    cdr_location_evse_id: str | None
+    location_name: str | None
+    location_city: str | None
+    hold_id: int | None
+    hold_status: HoldStatus | None
+    adjusted_incl_vat: Decimal | None
+
+
+def billable_charges(account_ids: Iterable[int], period_end: dt.datetime) -> dict[int, list[BillableCharge]]:
+    """Rated sessions of the accounts that started before the end of the period and are on no invoice yet,
+    with their location name/city and hold, per account in start order (late CDRs of earlier months included:
+    they go on this invoice). One query for the whole batch."""
+    ids = list(account_ids)
+    found: dict[int, list[BillableCharge]] = {account_id: [] for account_id in ids}
+    if not ids:
+        return found
+    # "On no invoice yet" as a correlated LIMIT 1 probe of the unique index on the line's session: PostgreSQL
+    # cannot turn it into a hash anti-join, which would scan every invoice line of the run (millions, growing
+    # while the run goes) once per batch when the table statistics lag behind.
+    invoiced = (select(InvoiceLine.id).where(InvoiceLine.session_charge_id == SessionCharge.id)
+                .limit(1).scalar_subquery())
+    rows = db.session.execute(
+        select(*_CHARGE_COLUMNS)
+        .join(Cdr, Cdr.id == SessionCharge.cdr_id)
+        .outerjoin(Location, (Location.country_code == Cdr.country_code) & (Location.party_id == Cdr.party_id)
+                   & (Location.ocpi_id == Cdr.location_ocpi_id))
+        .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+        .where(SessionCharge.account_id.in_(ids), Cdr.start_date_time < period_end, invoiced.is_(None))
+        .order_by(SessionCharge.account_id, Cdr.start_date_time, Cdr.id)
+    )
+    make = BillableCharge._make
+    for row in rows:
+        charge = make(row)
+        found[charge.account_id].append(charge)
+    return found
+
+
+def _minor(amount: Decimal, currency: str) -> int:
+    """``to_minor_units`` for the amounts of rated sessions (already Decimal): the run rounds millions of them."""
+    exponent = _EXPONENTS.get(currency)
+    if exponent is None:
+        exponent = _EXPONENTS[currency] = minor_unit_exponent(currency)
+    return int(amount.scaleb(exponent).quantize(_ONE, rounding=ROUND_HALF_UP))
+
+
+_EXPONENTS: dict[str, int] = {}
+_ONE = Decimal(1)
+# Enum members read as module constants: the composition loop runs a million times a month.
+_SESSION, _CREDIT = LineKind.SESSION, LineKind.CREDIT
+_HELD, _WRITTEN_OFF, _ADJUSTED = HoldStatus.HELD, HoldStatus.WRITTEN_OFF, HoldStatus.ADJUSTED
+
+
+def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None) -> ComposedLine:
+    name = (row.location_name or row.cdr_location_name or row.cdr_location_address or row.location_ocpi_id)
+    city = row.location_city or row.cdr_location_city or ""
+    currency = row.currency
+    cpo = _minor(row.cpo_cost_excl_vat, currency)
+    amount = _minor(row.driver_excl_vat, currency)
+    details: dict[str, Any] = {"session_fee": str(row.session_fee)}
+    if adjusted_incl_vat is not None:
+        # Finance adjusted the price (incl. VAT) of a held session: keep the VAT rate, derive the base.
+        amount = to_minor_units(adjusted_incl_vat * 100 / (100 + row.vat_rate), currency)
+        cpo = min(cpo, amount)
+        details = {"adjusted": True, **details}
+    start, end = row.start_date_time, row.end_date_time
+    charge_id = row.charge_id
+    return ComposedLine(
+        kind=_CREDIT if row.driver_excl_vat < 0 else _SESSION,
+        description=f"{name}, {city}".strip(", "), quantity=row.kwh, unit="kWh", amount_minor=amount,
+        cpo_cost_minor=cpo, fees_minor=amount - cpo, vat_rate=row.vat_rate, session_charge_id=charge_id,
+        session={"charge_id": charge_id, "cdr_id": row.cdr_ocpi_id, "start": start.isoformat(),
+                 "end": end.isoformat(), "duration_minutes": int((end - start).total_seconds() // 60),
+                 "kwh": str(row.kwh), "location_name": name, "city": city,
+                 "evse_id": row.cdr_location_evse_id or row.evse_uid, "tariff_source": row.tariff_source},
+        details=details, session_fee=row.session_fee,
+    )
+
+
+def compose_many(accounts: Sequence[Account], period: str, *, hold_outliers: bool = True) -> list[Composition]:
+    """The invoice content of each account for ``period`` (not stored), in the order given. New outliers get a
+    hold row (in the caller's transaction).
+
+    Everything a batch needs is read with a handful of set-based queries (plan history, billable sessions with
+    their holds); composing is then pure Python. The invoice run calls this per chunk of accounts."""
+    _start, end = period_bounds(period)
+    year, month = (int(part) for part in period.split("-"))
+    ids = [account.id for account in accounts]
+    fees = prorated_monthly_fees_many(ids, year, month)
+    charges = billable_charges(ids, end)
+    bounds = limits()
+    new_holds: list[dict[str, Any]] = []
+    compositions = []
+    for account in accounts:
+        lines = subscription_lines(account, period, fees.get(account.id, []))
+        held: list[int] = []
+        for row in charges[account.id]:
+            status = row.hold_status
+            if status is not None and status in (_HELD, _WRITTEN_OFF):
+                if status == _HELD:
+                    held.append(row.charge_id)
+                continue
+            if status is None and hold_outliers:
+                reasons = outlier_reasons(row, row, bounds)
+                if reasons:
+                    new_holds.append({"session_charge_id": row.charge_id, "reasons": reasons,
+                                      "status": _HELD, "created_at": utcnow()})
+                    held.append(row.charge_id)
+                    continue
+            adjusted = row.adjusted_incl_vat if status == _ADJUSTED else None
+            lines.append(_session_line(row, adjusted))
+        compositions.append(Composition(account=account, period=period, currency="EUR", lines=lines, held=held))
+    if new_holds:
+        db.session.execute(insert(SessionHold), new_holds)
+    return compositions
+
+
+def compose(account: Account, period: str, *, hold_outliers: bool = True) -> Composition:
+    """The invoice content for ``account`` and ``period`` (not stored). New outliers get a hold row."""
+    return compose_many([account], period, hold_outliers=hold_outliers)[0]

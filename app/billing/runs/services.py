@@ -1,0 +1,375 @@
+"""The monthly invoice run: preview → approve → finalize (numbers, frozen invoices) → deliver.
+
+Every account is a ``RunItem``; a batch of them (a Celery chunk) is finalized in one transaction together with
+its items' status, so a run killed mid-way resumes where it stopped: finished accounts have their invoice
+(unique per account, period and currency) and a ``done`` item, unfinished ones roll back completely and give
+their numbers back. An account that fails is retried alone, so it fails alone. With a Celery broker the items
+are shared out in chunks over many workers; without one they run inline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, exists, func, select, update
+
+from app.accounts.models import Account
+from app.audit.services import Actor, record
+from app.billing.invoicing.composition import compose_many, period_bounds, subscription_vat
+from app.billing.invoicing.invoices import BillingError, finalize_compositions
+from app.billing.models import (
+    HoldStatus,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceRun,
+    InvoiceStatus,
+    RunItem,
+    RunStatus,
+    SessionHold,
+)
+from app.billing.runs.bulk import insert_rows
+from app.billing.runs.outliers import limits, outlier_filter, outlier_reasons
+from app.charging.models import Cdr
+from app.db import utcnow
+from app.extensions import db
+from app.payments.models import PaymentMethod, PaymentMethodStatus
+from app.plans.models import Plan, Subscription
+from app.plans.services import prorated_monthly_fees_many
+from app.rating.models import SessionCharge
+from app.rating.services import rate_pending
+
+PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+ZERO = Decimal(0)
+CHUNK_SIZE = 500  # accounts per Celery task / inline batch, unless BILLING_CHUNK_SIZE says otherwise
+MAX_BATCH = 500  # accounts per transaction: bounds the memory of a batch and the work a failure repeats
+
+
+def check_period(period: str) -> str:
+    if not PERIOD.match(period or ""):
+        raise BillingError(f"period must look like 2026-10, not {period!r}")
+    return period
+
+
+def run_for(period: str) -> InvoiceRun | None:
+    return db.session.scalar(select(InvoiceRun).where(InvoiceRun.period == period,
+                                                      InvoiceRun.status != RunStatus.CANCELLED))
+
+
+def _uninvoiced(period_end: dt.datetime, *columns: Any) -> Select[Any]:
+    """``columns`` of the rated sessions with an account that started before ``period_end`` and are on no invoice.
+
+    Written as joins and ``NOT EXISTS`` (not ``id IN (subquery)``): over a month of a million sessions PostgreSQL
+    then hashes each table once, where the ``IN`` form made it probe two indexes a million times."""
+    return (select(*columns).select_from(SessionCharge).join(Cdr, Cdr.id == SessionCharge.cdr_id)
+            .where(Cdr.start_date_time < period_end, SessionCharge.account_id.is_not(None),
+                   ~exists().where(InvoiceLine.session_charge_id == SessionCharge.id)))
+
+
+def _billable(query: Select[Any]) -> Select[Any]:
+    """Narrow an :func:`_uninvoiced` query to the sessions that go on an invoice: not held (or released or
+    adjusted by finance)."""
+    return (query.outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+            .where(SessionHold.id.is_(None) | SessionHold.status.in_([HoldStatus.RELEASED, HoldStatus.ADJUSTED])))
+
+
+def candidate_accounts(period: str) -> list[int]:
+    """Accounts with something to bill: a paid plan during the period or a session not invoiced yet."""
+    start, end = period_bounds(period)
+    with_fee = (select(Subscription.account_id).join(Plan, Plan.id == Subscription.plan_id)
+                .where(Plan.monthly_fee > 0, Subscription.starts_at < end,
+                       (Subscription.ends_at.is_(None)) | (Subscription.ends_at > start)))
+    with_sessions = _uninvoiced(end, SessionCharge.account_id)
+    already = select(Invoice.account_id).where(Invoice.period == period, Invoice.kind == InvoiceKind.INVOICE,
+                                               Invoice.status == InvoiceStatus.FINALIZED)
+    ids = db.session.scalars(select(Account.id).where(
+        Account.id.in_(with_fee.union(with_sessions)), Account.id.not_in(already)).order_by(Account.id))
+    return list(ids)
+
+
+def _hold_outliers(period_end: dt.datetime) -> int:
+    bounds = limits()
+    rows = db.session.execute(
+        _uninvoiced(period_end, SessionCharge, Cdr)
+        .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+        .where(SessionHold.id.is_(None), outlier_filter(bounds)))
+    count = 0
+    for charge, cdr in rows:
+        reasons = outlier_reasons(charge, cdr, bounds)
+        if reasons:
+            db.session.add(SessionHold(session_charge_id=charge.id, reasons=reasons))
+            count += 1
+    db.session.flush()
+    return count
+
+
+def _figures(period: str, accounts: list[int]) -> dict[str, Any]:
+    """The preview's figures from one pass over the month's uninvoiced sessions (grouped by VAT rate, plan and
+    hold status, then added up here)."""
+    _start, end = period_bounds(period)
+    groups = db.session.execute(
+        _uninvoiced(end, SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status, func.count(),
+                    func.sum(SessionCharge.driver_excl_vat), func.sum(SessionCharge.vat_amount),
+                    func.sum(SessionCharge.cpo_cost_excl_vat), func.sum(SessionCharge.margin))
+        .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+        .group_by(SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status)).all()
+    plans = {plan.id: plan for plan in db.session.scalars(select(Plan))}
+    per_rate: dict[Decimal, list[Any]] = {}
+    per_plan: dict[tuple[str, int], list[Any]] = {}
+    held = 0
+    for rate, plan_id, hold_status, count, excl, vat, cpo, margin in groups:
+        if hold_status in (HoldStatus.HELD, HoldStatus.WRITTEN_OFF):
+            held += count if hold_status == HoldStatus.HELD else 0
+            continue
+        sums = per_rate.setdefault(Decimal(rate), [0, ZERO, ZERO, ZERO, ZERO])
+        for index, value in enumerate((count, excl or ZERO, vat or ZERO, cpo or ZERO, margin or ZERO)):
+            sums[index] += value
+        if plan_id in plans:
+            key = (plans[plan_id].code, plans[plan_id].version)
+            plan_sums = per_plan.setdefault(key, [0, ZERO])
+            plan_sums[0] += count
+            plan_sums[1] += excl or ZERO
+    per_plan_fees: dict[tuple[str, int], Decimal] = {}
+    subscriptions = _add_subscription_fees(period, accounts, per_rate, plans, per_plan_fees)
+    with_method = set(db.session.scalars(select(PaymentMethod.account_id).where(
+        PaymentMethod.status == PaymentMethodStatus.ACTIVE)))
+    return {
+        "accounts": len(accounts),
+        "sessions": sum(sums[0] for sums in per_rate.values()),
+        "subscriptions": subscriptions,
+        "per_vat_rate": [{"rate": str(rate.normalize()), "sessions": n, "excl_vat": str(excl), "vat": str(vat),
+                          "cpo_cost": str(cpo), "margin": str(margin)}
+                         for rate, (n, excl, vat, cpo, margin) in sorted(per_rate.items())],
+        "per_plan": [{"plan": f"{code} v{version}", "sessions": per_plan.get((code, version), [0, ZERO])[0],
+                      "excl_vat": str(per_plan.get((code, version), [0, ZERO])[1]),
+                      "subscription_fees": str(per_plan_fees.get((code, version), ZERO))}
+                     for code, version in sorted(set(per_plan) | set(per_plan_fees))],
+        "held_sessions": held,
+        "accounts_without_payment_method": len([a for a in accounts if a not in with_method]),
+        "note": "amounts before rounding (each invoice line is rounded once at finalization); subscription fees "
+                "prorated by day as the invoices will charge them",
+    }
+
+
+# Accounts per query when the preview adds up the month's subscription fees (bounded IN lists).
+_FEE_BATCH = 5000
+
+
+def _add_subscription_fees(period: str, accounts: list[int], per_rate: dict[Decimal, list[Any]],
+                           plans: dict[int, Plan], per_plan_fees: dict[tuple[str, int], Decimal]) -> int:
+    """Add the month's subscription fees (prorated by day, VAT as the invoice will apply it) to the per-rate
+    sums and ``per_plan_fees``; returns how many subscription lines the invoices will carry."""
+    year, month = (int(part) for part in period.split("-"))
+    lines = 0
+    for start in range(0, len(accounts), _FEE_BATCH):
+        batch = accounts[start:start + _FEE_BATCH]
+        fees = prorated_monthly_fees_many(batch, year, month)
+        buyers = dict((account_id, (country, vat_number)) for account_id, country, vat_number in db.session.execute(
+            select(Account.id, Account.country, Account.vat_number).where(Account.id.in_(list(fees)))))
+        for account_id, account_fees in fees.items():
+            rate, _category = subscription_vat(*buyers[account_id])
+            for fee in account_fees:
+                sums = per_rate.setdefault(rate, [0, ZERO, ZERO, ZERO, ZERO])
+                sums[1] += fee.amount
+                sums[2] += fee.amount * rate / 100
+                sums[4] += fee.amount  # all ours: no CPO cost in a subscription
+                key = (fee.plan.code, fee.plan.version)
+                per_plan_fees[key] = per_plan_fees.get(key, ZERO) + fee.amount
+                lines += 1
+    return lines
+
+
+def preview(period: str, actor: Actor) -> InvoiceRun:
+    """Compute and store the preview of a month (idempotent: a second dry run refreshes the figures)."""
+    check_period(period)
+    run = run_for(period)
+    if run is not None and run.status not in (RunStatus.PREVIEW,):
+        raise BillingError(f"the run for {period} is already {run.status.value}")
+    _start, end = period_bounds(period)
+    rated, unrated = rate_pending()  # CDRs that could not be rated on arrival get another chance
+    _hold_outliers(end)
+    accounts = candidate_accounts(period)
+    if run is None:
+        run = InvoiceRun(period=period, created_by=actor.label)
+        db.session.add(run)
+    run.preview = {**_figures(period, accounts), "rated_now": rated, "not_rated": unrated[:100]}
+    run.accounts_total = len(accounts)
+    db.session.flush()
+    record("billing.preview", "billing_run", run.id, actor=actor, details={"period": period})
+    return run
+
+
+def approve(run: InvoiceRun, actor: Actor) -> InvoiceRun:
+    """Finance approves the preview: the accounts to invoice are fixed as run items."""
+    if run.status != RunStatus.PREVIEW:
+        raise BillingError(f"only a previewed run can be approved (this one is {run.status.value})")
+    accounts = candidate_accounts(run.period)
+    # One multi-row write (COPY on PostgreSQL): a month has a row per account, 100,000 of them and more.
+    insert_rows(RunItem.__table__, [{"run_id": run.id, "account_id": account_id, "status": "pending"}
+                                    for account_id in accounts])
+    run.accounts_total = len(accounts)
+    run.status = RunStatus.APPROVED
+    run.approved_by = actor.label
+    run.approved_at = utcnow()
+    db.session.flush()
+    record("billing.approve", "billing_run", run.id, actor=actor, details={"accounts": len(accounts)})
+    return run
+
+
+def pending_chunks(run: InvoiceRun, size: int | None = None) -> list[list[int]]:
+    size = size or current_app.config.get("BILLING_CHUNK_SIZE") or CHUNK_SIZE
+    ids = list(db.session.scalars(select(RunItem.id).where(RunItem.run_id == run.id, RunItem.status == "pending")
+                                  .order_by(RunItem.id)))
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = None) -> None:
+    """Finalize the accounts of these run items: one committed transaction per batch of accounts.
+
+    The batch is composed and stored set-based (a few queries and multi-row inserts for all its accounts, see
+    ``composition.compose_many`` and ``invoices.finalize_compositions``) and committed together with its run
+    items, so a crash leaves each batch either wholly done or wholly pending, with its numbers given back. If
+    the batch fails, its accounts are retried one by one in their own transactions, so one bad account fails
+    alone (status ``failed`` with the error) and the others are invoiced.
+    """
+    ids = list(item_ids)
+    for start in range(0, len(ids), MAX_BATCH):
+        batch = ids[start:start + MAX_BATCH]
+        try:
+            _finalize_batch(batch)
+            db.session.commit()
+        except Exception as error:
+            db.session.rollback()
+            if len(batch) == 1:
+                _fail_item(batch[0], error)
+            else:
+                _one_by_one(batch, on_done)
+                continue
+        if on_done:
+            for _ in batch:
+                on_done()
+
+
+def _one_by_one(item_ids: list[int], on_done: Callable[[], None] | None) -> None:
+    """After a failed batch: each account in its own transaction, so only the bad ones fail."""
+    for item_id in item_ids:
+        try:
+            _finalize_batch([item_id])
+            db.session.commit()
+        except Exception as error:
+            db.session.rollback()
+            _fail_item(item_id, error)
+        if on_done:
+            on_done()
+
+
+def _fail_item(item_id: int, error: Exception) -> None:
+    """Record why an account's unit of work failed (the run stays open; a resume retries it)."""
+    db.session.execute(update(RunItem).where(RunItem.id == item_id, RunItem.status == "pending")
+                       .values(status="failed", error=f"{type(error).__name__}: {error}"[:2000], updated_at=utcnow()))
+    db.session.commit()
+
+
+def _finalize_batch(item_ids: list[int]) -> None:
+    """Compose and store the invoices of these run items in the current transaction (the caller commits)."""
+    # The pending items are locked (PostgreSQL; SQLite locks the whole database on write anyway) so a chunk
+    # delivered twice to two workers is not done twice: the second skips what the first holds, and sees it
+    # done once the first commits.
+    items = db.session.execute(
+        select(RunItem.id, RunItem.run_id, RunItem.account_id)
+        .where(RunItem.id.in_(item_ids), RunItem.status == "pending").order_by(RunItem.id)
+        .with_for_update(skip_locked=True)).all()
+    if not items:
+        return
+    periods = dict(db.session.execute(select(InvoiceRun.id, InvoiceRun.period)
+                                      .where(InvoiceRun.id.in_({item.run_id for item in items}))).all())
+    now = utcnow()
+    for run_id in sorted({item.run_id for item in items}):
+        period = periods[run_id]
+        run_items = [item for item in items if item.run_id == run_id]
+        account_ids = [item.account_id for item in run_items]
+        existing = set(db.session.scalars(select(Invoice.account_id).where(
+            Invoice.account_id.in_(account_ids), Invoice.period == period, Invoice.kind == InvoiceKind.INVOICE,
+            Invoice.status == InvoiceStatus.FINALIZED)))
+        accounts = {account.id: account for account in db.session.scalars(
+            select(Account).where(Account.id.in_([a for a in account_ids if a not in existing])))}
+        todo = [accounts[item.account_id] for item in run_items if item.account_id in accounts]
+        invoiced = existing | set(finalize_compositions(compose_many(todo, period), run_id=run_id))
+        done = [item.id for item in run_items if item.account_id in invoiced]
+        skipped = [item.id for item in run_items if item.account_id not in invoiced]
+        if done:
+            # Each item points at its account's invoice of the period: one UPDATE for the whole batch.
+            invoice_of_item = (select(Invoice.id).where(
+                Invoice.account_id == RunItem.account_id, Invoice.period == period,
+                Invoice.kind == InvoiceKind.INVOICE, Invoice.status == InvoiceStatus.FINALIZED)
+                .limit(1).scalar_subquery())
+            db.session.execute(update(RunItem).where(RunItem.id.in_(done))
+                               .values(status="done", invoice_id=invoice_of_item, updated_at=now)
+                               .execution_options(synchronize_session=False))
+        if skipped:
+            db.session.execute(update(RunItem).where(RunItem.id.in_(skipped))
+                               .values(status="skipped", invoice_id=None, updated_at=now)
+                               .execution_options(synchronize_session=False))
+
+
+def progress(run: InvoiceRun) -> dict[str, int]:
+    counts = dict(db.session.execute(select(RunItem.status, func.count()).where(RunItem.run_id == run.id)
+                                     .group_by(RunItem.status)).all())
+    return {"total": run.accounts_total, "done": counts.get("done", 0), "skipped": counts.get("skipped", 0),
+            "failed": counts.get("failed", 0), "pending": counts.get("pending", 0)}
+
+
+def complete_if_done(run_id: int) -> bool:
+    """Mark the run finalized once every item is done (called after every chunk; safe to call twice). Failed
+    items keep the run open: a rerun retries them."""
+    run = db.session.get(InvoiceRun, run_id)
+    counts = progress(run)
+    if counts["pending"] or counts["failed"]:
+        return False
+    totals = db.session.execute(select(func.count(Invoice.id), func.coalesce(func.sum(Invoice.total_minor), 0),
+                                       func.coalesce(func.sum(Invoice.vat_minor), 0))
+                                .where(Invoice.run_id == run_id)).one()
+    changed = db.session.execute(
+        update(InvoiceRun).where(InvoiceRun.id == run_id, InvoiceRun.status == RunStatus.FINALIZING)
+        .values(status=RunStatus.FINALIZED, finished_at=utcnow(),
+                results={**counts, "invoices": totals[0], "total_minor": int(totals[1]), "vat_minor": int(totals[2]),
+                         "uninvoiced_sessions": len(uninvoiced_sessions(run.period)),
+                         # Checked once here (it reads every CDR without a charge), shown by the run page.
+                         "unrated_cdrs": unrated_cdrs(run.period, limit=51)})).rowcount
+    db.session.commit()
+    return bool(changed)
+
+
+def start_finalizing(run: InvoiceRun, actor: Actor) -> InvoiceRun:
+    if run.status not in (RunStatus.APPROVED, RunStatus.FINALIZING):
+        raise BillingError(f"approve the run first (it is {run.status.value})")
+    if run.status == RunStatus.APPROVED:
+        run.status = RunStatus.FINALIZING
+        record("billing.finalize", "billing_run", run.id, actor=actor)
+    # Failed items get another chance on a resume.
+    db.session.execute(update(RunItem).where(RunItem.run_id == run.id, RunItem.status == "failed")
+                       .values(status="pending", error=None))
+    db.session.flush()
+    return run
+
+
+def uninvoiced_sessions(period: str) -> list[int]:
+    """Billable sessions of the period on no invoice and not held: empty after a complete run."""
+    _start, end = period_bounds(period)
+    return list(db.session.scalars(_billable(_uninvoiced(end, SessionCharge.id))))
+
+
+def unrated_cdrs(period: str, limit: int = 1000) -> list[str]:
+    """CDRs of our drivers up to the end of the period that could not be priced (a currency other than the
+    plan's, no plan at the time, a tariff that does not parse): on no invoice either, so finance must see them.
+    ``flask rating rate-pending`` says why for each."""
+    _start, end = period_bounds(period)
+    return list(db.session.scalars(
+        select(Cdr.ocpi_id).outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
+        .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None), Cdr.start_date_time < end)
+        .order_by(Cdr.start_date_time, Cdr.id).limit(limit)))

@@ -1,0 +1,1 @@
+"""Charging: the e-MSP's record of what drivers did (sessions, CDRs, authorizations), whoever delivered it."""

@@ -1,0 +1,19 @@
+"""``flask roaming ...``: partners (``partners``), sync and imports (``sync``), tokens and commands (``tokens``).
+
+Each module defines its commands on a group of its own; :func:`roaming_cli_group` puts them under ``roaming``,
+called once from ``create_app``.
+"""
+
+from __future__ import annotations
+
+from flask.cli import AppGroup
+
+from app.roaming.cli import partners, sync, tokens
+
+
+def roaming_cli_group() -> AppGroup:
+    group = AppGroup("roaming", help="OCPI roaming partners, sync, tokens and whitelists.")
+    for module in (partners, sync, tokens):
+        for command in module.commands.commands.values():
+            group.add_command(command)
+    return group

@@ -1,0 +1,99 @@
+"""``flask roaming ...`` commands (tokens): push token updates, export whitelist files, send and expire commands."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app.extensions import db
+from app.roaming.models import Partner
+
+# Added to ``flask roaming`` by app.roaming.cli.roaming_cli_group().
+commands = AppGroup("roaming-tokens")
+
+
+def partner_by_ref(ref: str) -> Partner:
+    """A partner by id, name, or ``CC/PID`` (``NL/TCP`` or ``NLTCP``)."""
+    partner = db.session.get(Partner, int(ref)) if ref.isdigit() else None
+    if partner is None:
+        partner = db.session.scalar(select(Partner).where(Partner.name == ref))
+    if partner is None:
+        key = ref.replace("/", "").replace("*", "").replace("-", "").upper()
+        if len(key) == 5:
+            partner = db.session.scalar(select(Partner).where(Partner.country_code == key[:2],
+                                                              Partner.party_id == key[2:]))
+    if partner is None:
+        raise click.ClickException(f"no partner {ref!r} (give its id, name or CC/PID)")
+    return partner
+
+
+@commands.command("push-tokens")
+def push_tokens_command() -> None:
+    """Push pending token updates to partners' Tokens receivers (retries what is due)."""
+    from app.roaming.send.token_push import run_push
+
+    totals = run_push(commit=True)
+    click.echo(f"enqueued {totals['enqueued']}, delivered {totals['delivered']}, failed {totals['failed']}, "
+               f"still pending {totals['pending']}")
+
+
+@commands.command("export-whitelist")
+@click.argument("partner")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="JSON file to write; the CSV goes next to it with the .csv suffix.")
+def export_whitelist_command(partner: str, out: str) -> None:
+    """Write the full token list for PARTNER as OCPI Token JSON and CSV."""
+    from app.roaming.send.whitelist import export_whitelist
+
+    result = export_whitelist(partner_by_ref(partner), out)
+    click.echo(f"{result.tokens} tokens written to {result.json_path} and {result.csv_path}")
+
+
+@commands.command("expire-commands")
+def expire_commands_command() -> None:
+    """Record TIMEOUT for commands whose CPO never sent a result."""
+    from app.roaming.send.commands import expire_commands
+
+    count = expire_commands()
+    db.session.commit()
+    click.echo(f"{count} commands timed out")
+
+
+@commands.command("send-command")
+@click.argument("partner")
+@click.argument("command", type=click.Choice(["START_SESSION", "STOP_SESSION", "UNLOCK_CONNECTOR", "RESERVE_NOW",
+                                              "CANCEL_RESERVATION"]))
+@click.option("--card", "card_uid", help="UID of our card to start or reserve with (its Token is sent).")
+@click.option("--location", "location_id")
+@click.option("--evse", "evse_uid")
+@click.option("--connector", "connector_id")
+@click.option("--session", "session_id")
+@click.option("--reservation", "reservation_id")
+@click.option("--expiry", "expiry_date", help="RESERVE_NOW: until when (OCPI DateTime, UTC).")
+def send_command_command(partner: str, command: str, card_uid: str | None, **fields: str | None) -> None:
+    """Send a command to PARTNER's Commands receiver (support: unlock a stuck cable, stop a session the driver
+    cannot stop). Prints the CPO's CommandResponse; the asynchronous result arrives at our response_url
+    (`flask roaming expire-commands` records TIMEOUT when it never does)."""
+    from app.cards.models import Card
+    from app.roaming.send.commands import CommandError, dispatch_command, prepare_command
+
+    card = None
+    if card_uid:
+        card = db.session.scalar(select(Card).where(Card.uid == card_uid))
+        if card is None:
+            raise click.ClickException(f"no card with uid {card_uid}")
+    payload = {name: value for name, value in fields.items() if value}
+    try:
+        prepared = prepare_command(partner_by_ref(partner), command, payload, card=card)
+    except CommandError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from error
+    db.session.commit()  # before sending: the CPO may post the result to our response_url at once
+    sent = dispatch_command(prepared)
+    db.session.commit()
+    click.echo(f"{command} {sent.uid}: {sent.response_result or 'not sent'}"
+               + (f" (result expected within {sent.response_timeout} s)" if sent.timeout_at else "")
+               + (f": {sent.result_message}" if sent.result_message else ""))
+    if sent.result is not None and sent.result != "ACCEPTED":
+        raise SystemExit(1)

@@ -1,0 +1,295 @@
+"""The OCPI credentials handshake (credentials.asciidoc), both ways.
+
+*They register with us*: the partner POSTs its credentials with the token A we gave it; we fetch its versions
+and endpoints with its token, store them, and answer with our credentials carrying a fresh token C
+(:func:`accept_registration`, :func:`accept_update`, :func:`accept_unregistration`).
+
+*We register with them*: with the token A they gave us we fetch their versions and endpoints, issue our token
+B, POST it to their credentials endpoint and keep the token C from their answer (:func:`register_with_partner`,
+:func:`update_with_partner`, :func:`unregister_with_partner`).
+
+Services flush, never commit, with one deliberate hook: while answering our POST/PUT the partner may call our
+versions endpoint with the new token B, so the caller passes ``publish`` (the CLI passes ``commit``) to make
+token B visible to that other request before we send it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app, has_request_context, url_for
+from sqlalchemy import select
+
+from app.db import utcnow
+from app.extensions import db
+from app.roaming.models import Partner, PartnerParty, PartnerStatus
+from app.roaming.ocpi.auth import ROUTING_HEADERS, hash_token, new_token
+from app.roaming.ocpi.client import OcpiClient, OcpiClientError
+from app.roaming.ocpi.errors import (
+    CLIENT_ERROR,
+    NO_MATCHING_ENDPOINTS,
+    UNABLE_TO_USE_CLIENT_API,
+    UNSUPPORTED_VERSION,
+)
+from app.roaming.partners.services import (
+    Credentials,
+    CredentialsRole,
+    PartnerError,
+    check_roles_belong_to,
+    our_credentials,
+    parse_credentials,
+    suspend_partner,
+    sync_parties,
+)
+
+log = logging.getLogger(__name__)
+
+OCPI_VERSION = "2.2.1"
+# The spec says status codes at the OCPI layer travel with HTTP 200 (status_codes.asciidoc): the 3xxx answers
+# to a registration are not transport errors. Bad input (2001) keeps the house rule of HTTP 400.
+SERVER_ERROR_HTTP_STATUS = 200
+
+
+class ConfigurationClient(OcpiClient):
+    """OcpiClient for the configuration modules (versions, credentials): platform to platform, so routing
+    headers SHALL NOT be sent (transport_and_format, Message Routing)."""
+
+    def headers(self, **options: Any) -> dict[str, str]:
+        headers = super().headers(**options)
+        for name in ROUTING_HEADERS:
+            headers.pop(name, None)
+        return headers
+
+
+@dataclass(frozen=True)
+class PartnerVersion:
+    """The partner's 2.2.1 version details: where they are and which endpoints they offer."""
+
+    version: str
+    details_url: str
+    endpoints: list[dict[str, Any]]
+
+    def url_of(self, identifier: str) -> str | None:
+        """The endpoint URL of a module; for credentials the role is irrelevant (the spec says so)."""
+        return next((e["url"] for e in self.endpoints if e["identifier"] == identifier), None)
+
+
+# --- reading their versions -------------------------------------------------------------------------------------
+
+
+def fetch_partner_version(partner: Partner, versions_url: str, token: str) -> PartnerVersion:
+    """GET their versions list with ``token``, choose 2.2.1, GET its details. Tolerant: a versions URL that
+    already is the 2.2.1 details URL, or a single version object instead of a list, is accepted."""
+    client = ConfigurationClient(partner, token=token)
+    data = _get_data(client, versions_url, "versions")
+    if isinstance(data, dict) and "endpoints" in data:
+        details_url, details = versions_url, data
+    else:
+        offered = [v for v in (data if isinstance(data, list) else [data]) if isinstance(v, dict)]
+        chosen = next((v for v in offered if str(v.get("version")) == OCPI_VERSION and isinstance(v.get("url"), str)),
+                      None)
+        if chosen is None:
+            names = ", ".join(str(v.get("version")) for v in offered) or "none"
+            raise PartnerError(f"Unsupported version: {versions_url} offers {names}; we speak {OCPI_VERSION}",
+                               UNSUPPORTED_VERSION, SERVER_ERROR_HTTP_STATUS)
+        details_url = chosen["url"]
+        details = _get_data(client, details_url, "version details")
+    endpoints = _endpoints(details)
+    if not endpoints:
+        raise PartnerError(f"No matching endpoints: the version details at {details_url} list no usable endpoint",
+                           NO_MATCHING_ENDPOINTS, SERVER_ERROR_HTTP_STATUS)
+    return PartnerVersion(OCPI_VERSION, details_url, endpoints)
+
+
+def _get_data(client: OcpiClient, url: str, what: str) -> Any:
+    try:
+        return client.get(url).data
+    except OcpiClientError as exc:
+        raise PartnerError(f"Unable to use the client's API: GET {what} failed: {exc}",
+                           UNABLE_TO_USE_CLIENT_API, SERVER_ERROR_HTTP_STATUS) from exc
+
+
+def _endpoints(details: Any) -> list[dict[str, Any]]:
+    """Normalise the Endpoint list to ``{identifier, role, url}``; entries without identifier or url are
+    skipped (tolerant in), roles upper-cased so lookups match."""
+    raw = details.get("endpoints") if isinstance(details, dict) else None
+    endpoints = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            continue
+        identifier, url, role = item.get("identifier"), item.get("url"), item.get("role")
+        if isinstance(identifier, str) and identifier and isinstance(url, str) and url:
+            endpoints.append({"identifier": identifier, "role": role.upper() if isinstance(role, str) else None,
+                              "url": url})
+    return endpoints
+
+
+# --- they register with us ----------------------------------------------------------------------------------------
+
+
+def accept_registration(partner: Partner, body: Callable[[], Any]) -> str:
+    """POST credentials: the partner (holding token A) registers. Returns the new token C for it.
+
+    ``body`` gives the request's credentials object: it is read only after the status check, because the
+    spec wants 405 for a registered client whatever it sent."""
+    if partner.status == PartnerStatus.REGISTERED:
+        raise PartnerError("Already registered: use PUT to update the credentials", CLIENT_ERROR, 405)
+    credentials = parse_credentials(body())
+    check_roles_belong_to(partner, credentials)
+    version = fetch_partner_version(partner, credentials.url, credentials.token)
+    return _store_their_credentials(partner, credentials, version, registering=True)
+
+
+def accept_update(partner: Partner, body: Callable[[], Any]) -> str:
+    """PUT credentials: new token, endpoints fetched again even when the version is unchanged."""
+    if partner.status != PartnerStatus.REGISTERED:
+        raise PartnerError("Not registered: use POST to register first", CLIENT_ERROR, 405)
+    credentials = parse_credentials(body())
+    check_roles_belong_to(partner, credentials)
+    version = fetch_partner_version(partner, credentials.url, credentials.token)
+    return _store_their_credentials(partner, credentials, version, registering=False)
+
+
+def accept_unregistration(partner: Partner) -> None:
+    """DELETE credentials: both sides end all automated communication; their token stops working."""
+    if partner.status != PartnerStatus.REGISTERED:
+        raise PartnerError("Not registered", CLIENT_ERROR, 405)
+    suspend_partner(partner)
+
+
+def _store_their_credentials(partner: Partner, credentials: Credentials, version: PartnerVersion, *,
+                             registering: bool) -> str:
+    # Two registrations racing with the same token A: the row lock makes the second one see the first.
+    db.session.refresh(partner, with_for_update=True)
+    if registering and partner.status == PartnerStatus.REGISTERED:
+        raise PartnerError("Already registered: use PUT to update the credentials", CLIENT_ERROR, 405)
+    token_c = new_token()
+    partner.incoming_token_hash = hash_token(token_c)  # token A (or the previous C) stops working now
+    partner.outgoing_token = credentials.token
+    partner.versions_url = credentials.url
+    _store_version(partner, version)
+    partner.credentials = {key: value for key, value in credentials.raw.items() if key != "token"}
+    partner.status = PartnerStatus.REGISTERED
+    if registering or partner.registered_at is None:
+        partner.registered_at = utcnow()
+    sync_parties(partner, credentials.roles)
+    return token_c
+
+
+def _store_version(partner: Partner, version: PartnerVersion) -> None:
+    partner.version = version.version
+    partner.endpoints = version.endpoints
+
+
+# --- we register with them ----------------------------------------------------------------------------------------
+
+
+def our_versions_url(base_url: str | None = None) -> str:
+    """The absolute URL of our ``/ocpi/versions``: from the request, from SERVER_NAME, or from ``base_url``
+    (the CLI runs without a request, so the operator may say where we are reachable)."""
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise PartnerError(f"not an http(s) base URL: {base_url!r}")
+        adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme)
+        return adapter.build("ocpi.versions", force_external=True)
+    if has_request_context() or current_app.config.get("SERVER_NAME"):
+        return url_for("ocpi.versions", _external=True)
+    raise PartnerError("cannot tell the partner where our versions endpoint is: set SERVER_NAME or pass --our-url")
+
+
+def register_with_partner(partner: Partner, *, versions_url: str,
+                          publish: Callable[[], None] = db.session.flush) -> PartnerVersion:
+    """Register with the partner using the token A they gave us (``partner.outgoing_token``)."""
+    if partner.status == PartnerStatus.REGISTERED:
+        raise PartnerError(f"{partner.name} is already registered; rotate the credentials with update-credentials")
+    if not partner.versions_url:
+        raise PartnerError(f"no versions URL known for {partner.name}: add it with --versions-url")
+    if not partner.outgoing_token:
+        raise PartnerError(f"no token from {partner.name} to register with: add it with --their-token")
+    version = fetch_partner_version(partner, partner.versions_url, partner.outgoing_token)
+    credentials_url = _credentials_url(partner, version)
+    _exchange(partner, "POST", credentials_url, version, versions_url, publish)
+    partner.registered_at = utcnow()
+    db.session.flush()
+    return version
+
+
+def update_with_partner(partner: Partner, *, versions_url: str,
+                        publish: Callable[[], None] = db.session.flush) -> PartnerVersion:
+    """Rotate tokens (and refresh endpoints) with a partner we are registered with: PUT our new credentials."""
+    if partner.status != PartnerStatus.REGISTERED or not partner.outgoing_token:
+        raise PartnerError(f"{partner.name} is not registered; register first")
+    version = fetch_partner_version(partner, partner.versions_url or "", partner.outgoing_token)
+    _exchange(partner, "PUT", _credentials_url(partner, version), version, versions_url, publish)
+    return version
+
+
+def unregister_with_partner(partner: Partner, *, force: bool = False) -> None:
+    """DELETE our credentials at their side, then stop talking to them. ``force`` suspends locally even when
+    their side cannot be reached (they will get 401 from us from now on)."""
+    url = next((e.get("url") for e in partner.endpoints or [] if e.get("identifier") == "credentials"), None)
+    if partner.status == PartnerStatus.REGISTERED and partner.outgoing_token and url:
+        try:
+            ConfigurationClient(partner).delete(url)
+        except OcpiClientError as exc:
+            if not force:
+                raise PartnerError(f"DELETE {url} failed: {exc} "
+                                   f"(use --force to suspend {partner.name} anyway)") from exc
+            log.warning("unregister %s: %s; suspended locally anyway", partner.name, exc)
+    elif not force and partner.status != PartnerStatus.REGISTERED:
+        raise PartnerError(f"{partner.name} is not registered (status {partner.status.value}); use --force to suspend")
+    suspend_partner(partner)
+
+
+def _credentials_url(partner: Partner, version: PartnerVersion) -> str:
+    url = version.url_of("credentials")
+    if url is None:
+        raise PartnerError(f"No matching endpoints: {partner.name} offers no credentials endpoint in "
+                           f"{version.details_url}", NO_MATCHING_ENDPOINTS)
+    return url
+
+
+def _exchange(partner: Partner, method: str, credentials_url: str, version: PartnerVersion, versions_url: str,
+              publish: Callable[[], None]) -> None:
+    """Send our credentials with a fresh token B and keep the token C they answer with."""
+    token_b = new_token()
+    previous_hash = partner.incoming_token_hash
+    partner.incoming_token_hash = hash_token(token_b)
+    publish()
+    try:
+        reply = ConfigurationClient(partner).request(method, credentials_url,
+                                                     json=our_credentials(token_b, versions_url))
+        theirs = parse_credentials(reply.data)
+    except (OcpiClientError, PartnerError) as exc:
+        partner.incoming_token_hash = previous_hash  # token B never became valid at their side
+        publish()
+        reason = exc.message if isinstance(exc, PartnerError) else str(exc)
+        raise PartnerError(f"{method} {credentials_url}: {reason}",
+                           getattr(exc, "status_code", None) or UNABLE_TO_USE_CLIENT_API) from exc
+    partner.outgoing_token = theirs.token
+    partner.versions_url = theirs.url
+    _store_version(partner, version)
+    partner.credentials = {key: value for key, value in theirs.raw.items() if key != "token"}
+    partner.status = PartnerStatus.REGISTERED
+    sync_parties(partner, _unclaimed(partner, theirs.roles))
+
+
+def _unclaimed(partner: Partner, roles: list[CredentialsRole]) -> list[CredentialsRole]:
+    """Their answer may name parties another connection already speaks for: those are skipped (and logged),
+    the registration itself stands."""
+    free = []
+    for role in roles:
+        taken = db.session.scalar(select(PartnerParty.id).where(
+            PartnerParty.country_code == role.country_code, PartnerParty.party_id == role.party_id,
+            PartnerParty.role == role.role, PartnerParty.partner_id != partner.id))
+        if taken is None:
+            free.append(role)
+        else:
+            log.warning("%s announced %s/%s (%s), already connected through another partner", partner.name,
+                        role.country_code, role.party_id, role.role)
+    return free

@@ -1,0 +1,1 @@
+"""What CPOs send us (OCPI Receiver and pull client): locations, tariffs, sessions, CDRs, and file importers."""

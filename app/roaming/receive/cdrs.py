@@ -1,0 +1,164 @@
+"""Charge detail records received from CPOs (mod_cdrs, we are the Receiver) and read by the pull client.
+
+A CDR is the sealed record we bill from, so it is stored exactly once and never changed: the natural key is
+(sending partner, country_code, party_id, id) with a unique constraint. A repeat (a CPO retry after a lost
+response, or the same CDR through push and pull) is recognised and answered as a success with the same URL.
+
+Money is never a float: amounts go from the JSON text to ``Decimal`` columns (see ``app.roaming.ocpi.reader``).
+This module only stores; rating (CPO cost, our fees, VAT) is wired by the billing side on top of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import bindparam, select, true, update
+
+from app.cards.models import Card
+from app.charging.models import Cdr
+from app.db import attach_as_loaded, insert_or_ignore
+from app.extensions import db
+from app.roaming.models import Partner
+from app.roaming.ocpi.reader import (
+    InvalidObjectError,
+    jsonable,
+    optional_decimal,
+    optional_str,
+    require,
+    require_datetime,
+    require_decimal,
+    require_enum,
+    require_object,
+    require_str,
+)
+from app.roaming.receive.sessions import (
+    AUTH_METHODS,
+    issued_token_key,
+    validate_cdr_token,
+    validate_charging_periods,
+)
+
+log = logging.getLogger(__name__)
+
+CDR_LOCATION_FIELDS = ("id", "address", "city", "country", "evse_uid", "evse_id", "connector_id",
+                       "connector_standard", "connector_format", "connector_power_type")
+
+
+def _validate(data: dict[str, Any]) -> dict[str, Any]:
+    """Check every field we rely on; the error names the first missing or malformed one."""
+    if not isinstance(data, dict):
+        raise InvalidObjectError("a CDR must be a JSON object")
+    fields: dict[str, Any] = {
+        "country_code": require_str(data, "country_code", 2).upper(),
+        "party_id": require_str(data, "party_id", 3).upper(),
+        "ocpi_id": require_str(data, "id", 39),
+        "start_date_time": require_datetime(data, "start_date_time"),
+        "end_date_time": require_datetime(data, "end_date_time"),
+        "session_ocpi_id": optional_str(data, "session_id", 36),
+    }
+    cdr_token = validate_cdr_token(data, "cdr_token")
+    require_enum(data, "auth_method", AUTH_METHODS)
+    require_object(data, "cdr_location")
+    for field in CDR_LOCATION_FIELDS:
+        require_str(data, f"cdr_location.{field}", 255)
+    # Coordinates must be present and numeric; their plausibility is not ours to judge (cdr_example.json has
+    # latitude and longitude swapped, which is valid).
+    require_decimal(data, "cdr_location.coordinates.latitude")
+    require_decimal(data, "cdr_location.coordinates.longitude")
+    fields["currency"] = require_str(data, "currency", 3).upper()
+    require(data, "charging_periods")
+    if not validate_charging_periods(data):
+        raise InvalidObjectError("missing required field charging_periods (at least one ChargingPeriod)")
+    fields["total_cost_excl_vat"] = require_decimal(data, "total_cost.excl_vat")
+    fields["total_cost_incl_vat"] = optional_decimal(data, "total_cost.incl_vat")
+    fields["total_energy"] = require_decimal(data, "total_energy")
+    fields["total_time"] = require_decimal(data, "total_time")
+    fields["last_updated"] = require_datetime(data, "last_updated")
+    credit = data.get("credit")
+    if credit is not None and not isinstance(credit, bool):
+        raise InvalidObjectError("field credit must be a boolean")
+    fields["credit"] = bool(credit)
+    fields["credit_reference_id"] = optional_str(data, "credit_reference_id", 39)
+    if fields["credit"] and not fields["credit_reference_id"]:
+        raise InvalidObjectError("missing required field credit_reference_id (required for a credit CDR)")
+    fields["token_uid"] = require_str(cdr_token, "uid", 36)
+    fields["location_ocpi_id"] = require_str(data, "cdr_location.id", 36)
+    fields["evse_uid"] = require_str(data, "cdr_location.evse_uid", 36)
+    fields["country"] = require_str(data, "cdr_location.country", 3).upper()
+    return fields
+
+
+def find_cdr(partner_id: int | None, country_code: str, party_id: str, cdr_id: str) -> Cdr | None:
+    return db.session.scalar(select(Cdr).where(
+        Cdr.partner_id == partner_id, Cdr.country_code == country_code.upper(),
+        Cdr.party_id == party_id.upper(), Cdr.ocpi_id == cdr_id))
+
+
+def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
+    """Store a CDR once. Returns ``(cdr, created)``; a repeat returns the stored row and ``False``.
+
+    Raises :class:`InvalidObjectError` (OCPI 2001, naming the field) before anything is written.
+
+    The insert itself settles "new or repeat" (``ON CONFLICT DO NOTHING`` on the natural key): no lookup
+    before it and no savepoint around it, which matters when a hub delivers a backlog of thousands.
+    """
+    fields = _validate(data)
+    # Our card behind the token is looked up inside the INSERT (two scalar subqueries): one round trip less.
+    card_key = issued_token_key(data["cdr_token"])
+    values = {**fields, "partner_id": partner.id, "data": jsonable(data),
+              "card_uid": card_key[0] if card_key else None, "card_type": card_key[1] if card_key else None}
+    if fields["credit"]:
+        original = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["credit_reference_id"])
+        values["original_cdr_id"] = original.id if original else None
+        if original is None:
+            log.warning("credit CDR %s refers to unknown CDR %s", fields["ocpi_id"], fields["credit_reference_id"])
+    row = db.session.execute(_insert_statement(), values).first()
+    if row is None:
+        # Stored before: a retry, the same CDR through push and pull, or two deliveries racing.
+        existing = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["ocpi_id"])
+        if existing is None:
+            raise RuntimeError(f"CDR {fields['ocpi_id']} conflicted on insert but cannot be found")
+        return existing, False
+    stored = {key: value for key, value in values.items() if key not in ("card_uid", "card_type")}
+    cdr = attach_as_loaded(Cdr(**stored, id=row.id, received_at=row.received_at, card_id=row.card_id,
+                               account_id=row.account_id))
+    if not cdr.credit:
+        # A credit CDR that arrived before its original (pull order is by last_updated) gets linked now.
+        db.session.execute(_link_credits_statement, {"new_original_id": cdr.id, "b_partner_id": partner.id,
+                                                      "b_country_code": cdr.country_code,
+                                                      "b_party_id": cdr.party_id, "b_ocpi_id": cdr.ocpi_id})
+    return cdr, True
+
+
+# The statements of store_cdr are built once per process: building them per CDR (a few dozen bound values)
+# cost more CPU than sending them.
+_insert_statements: dict[str, Any] = {}
+
+
+def _insert_statement() -> Any:
+    dialect = db.session.get_bind().dialect.name
+    statement = _insert_statements.get(dialect)
+    if statement is None:
+        table = Cdr.__table__
+        card = select(Card).where(Card.uid == bindparam("card_uid"), Card.token_type == bindparam("card_type"))
+        statement = _insert_statements[dialect] = (
+            insert_or_ignore(table)
+            .values(card_id=card.with_only_columns(Card.id).scalar_subquery(),
+                    account_id=card.with_only_columns(Card.account_id).scalar_subquery())
+            .on_conflict_do_nothing(index_elements=["partner_id", "country_code", "party_id", "ocpi_id"])
+            .returning(table.c.id, table.c.received_at, table.c.card_id, table.c.account_id))
+    return statement
+
+
+_link_credits_statement = (
+    update(Cdr.__table__)
+    .where(Cdr.partner_id == bindparam("b_partner_id"), Cdr.country_code == bindparam("b_country_code"),
+           Cdr.party_id == bindparam("b_party_id"), Cdr.credit == true(),  # "= true": matches the partial index
+           Cdr.credit_reference_id == bindparam("b_ocpi_id"), Cdr.original_cdr_id.is_(None))
+    .values(original_cdr_id=bindparam("new_original_id")))
+
+
+def cdr_object(cdr: Cdr) -> dict[str, Any]:
+    """The CDR as the CPO sent it (OCPI field names)."""
+    return dict(cdr.data)

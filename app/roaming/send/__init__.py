@@ -1,0 +1,1 @@
+"""What we send CPOs (OCPI Sender): real-time authorization and its log, the token list, token pushes, commands."""
