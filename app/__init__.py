@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from app.config import PROJECT_ROOT, config_for
+
+if TYPE_CHECKING:
+    from app.accounts.models import User
 
 
 def create_app(config_name: str | None = None, **overrides: Any) -> Flask:
@@ -58,30 +61,31 @@ def _init_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     api.init_app(app)
     init_celery(app)
+    from app import mail  # noqa: F401  (registers the mail task: a worker must know it)
 
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
     login_manager.login_message = None
     login_manager.session_protection = "strong"
 
-    @login_manager.user_loader
-    def load_user(session_id: str):  # type: ignore[no-untyped-def]
-        from app.accounts.models import User
+    def load_user(session_id: str) -> User | None:
+        # The session (or remember-me) cookie names a user *and* the session version it was issued for: a login
+        # ended since (logout, sign out everywhere, new password) is refused here, on the server.
+        from app.accounts.sessions import user_for_session_token
 
-        user_id, _, version = session_id.partition(":")
-        if not user_id.isdigit():
-            return None
-        user = db.session.get(User, int(user_id))
-        if user is None or str(user.session_version) != version:
-            return None
-        return user
+        return user_for_session_token(session_id)
+
+    # Called, not used as a decorator: flask_login is untyped, and an untyped decorator would untype the loader.
+    login_manager.user_loader(load_user)
 
 
 def _init_packages(app: Flask) -> None:
-    """Each package that plugs something into another (a standing check, beat schedules, error answers of its
-    door) does it here, in its ``init_app``, never as a side effect of being imported."""
-    from app import billing, rating, roaming
+    """Each package that plugs something into another (the plan catalogue sign-up offers, a CDR listener, a
+    standing check, beat schedules, error answers of its door) does it here, in its ``init_app``, never as a side
+    effect of being imported."""
+    from app import billing, plans, rating, roaming
 
+    plans.init_app(app)
     roaming.init_app(app)
     rating.init_app(app)
     billing.init_app(app)
@@ -94,6 +98,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.backoffice.support import bp as support_bp
     from app.backoffice.views import bp as backoffice_bp
     from app.cards.views import bp as cards_bp
+    from app.customer_care.views import bp as customer_care_bp
     from app.extensions import api, csrf
     from app.plans.views import bp as plans_bp
     from app.portal.views import bp as portal_bp
@@ -102,6 +107,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(portal_bp)
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(customer_care_bp)
     app.register_blueprint(backoffice_bp)
     app.register_blueprint(support_bp)
     app.register_blueprint(finance_bp)
@@ -134,9 +140,10 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
-    from app.accounts.cli import accounts_cli, users_cli
+    from app.accounts.cli import users_cli
     from app.billing.cli import billing_cli
     from app.cards.cli import cards_cli
+    from app.customer_care.cli import accounts_cli
     from app.demo.cli import demo_cli
     from app.payments.cli import payments_cli
     from app.plans.cli import plans_cli

@@ -16,7 +16,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class BackgroundBatcher(Generic[Item]):
                 log.exception("%s: flush failed; %d items pending", self.name, len(self._pending))
 
 
-_started: weakref.WeakSet[BackgroundBatcher] = weakref.WeakSet()  # type: ignore[type-arg]
+_started: weakref.WeakSet[BackgroundBatcher[Any]] = weakref.WeakSet()
 
 
 @atexit.register

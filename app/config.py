@@ -30,6 +30,30 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value not in (None, "") else default
 
 
+def _env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated setting; unset means ``default``, set but empty means an empty list."""
+    value = os.environ.get(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _public_base_url_from_env(default_scheme: str = "http") -> str | None:
+    """``PUBLIC_BASE_URL`` (``PORTAL_BASE_URL``, its former name), else ``PREFERRED_URL_SCHEME://SERVER_NAME``
+    when SERVER_NAME is set. See app/public_urls.py: links are never built from the request's Host header."""
+    configured = os.environ.get("PUBLIC_BASE_URL") or os.environ.get("PORTAL_BASE_URL")
+    if configured:
+        return configured
+    server_name = os.environ.get("SERVER_NAME")
+    scheme = os.environ.get("PREFERRED_URL_SCHEME", default_scheme)
+    return f"{scheme}://{server_name}" if server_name else None
+
+
+def _redis_broker_url() -> str | None:
+    broker = os.environ.get("CELERY_BROKER_URL") or ""
+    return broker if broker.startswith(("redis://", "rediss://")) else None
+
+
 class ConfigError(RuntimeError):
     """The configuration is unusable (e.g. production without a secret key)."""
 
@@ -51,6 +75,8 @@ class BaseConfig:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # "Keep me logged in" lasts this long; the server checks the age too (app/accounts/session_tokens.py).
+    REMEMBER_COOKIE_DURATION = _env_int("REMEMBER_COOKIE_DAYS", 365) * 24 * 3600
     PERMANENT_SESSION_LIFETIME = 60 * 60 * 12
     PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "http")
     SERVER_NAME = os.environ.get("SERVER_NAME") or None
@@ -62,6 +88,9 @@ class BaseConfig:
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
+    # Per account (the email typed), whatever the client address: guessing one driver's password from many
+    # addresses is limited too.
+    LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "10 per minute;50 per hour")
     SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "5 per minute;30 per hour")
     RESET_RATE_LIMIT = os.environ.get("RESET_RATE_LIMIT", "5 per minute;20 per hour")
 
@@ -119,8 +148,9 @@ class BaseConfig:
     OUTLIER_LIMITS = {"max_kwh": "150", "max_average_kw": "350", "max_incl_vat": "150", "max_hours": "48"}
     # Failed payments are retried this many days after the first failure; after the last, cards are blocked.
     DUNNING_SCHEDULE_DAYS = [3, 7, 14]
-    # Public base URLs for links built outside a request (emails from workers, OCPI response_url).
-    PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL") or None
+    # Public base URLs: every absolute link we hand out (emails, OCPI URLs) is built on them, never on the
+    # request's Host header (app/public_urls.py). OCPI_BASE_URL only when partners reach us on another host.
+    PUBLIC_BASE_URL = _public_base_url_from_env()
     OCPI_BASE_URL = os.environ.get("OCPI_BASE_URL") or None
     # Real-time authorization (app/roaming/ocpi/auth.py, app/roaming/authorization_log.py): how long a worker
     # may trust the partner it found for a token (a rotated or suspended token stays usable in *other*
@@ -129,6 +159,20 @@ class BaseConfig:
     OCPI_PARTNER_CACHE_SECONDS = _env_float("OCPI_PARTNER_CACHE_SECONDS", 5.0)
     AUTHORIZATION_LOG_BUFFERED = _env_bool("AUTHORIZATION_LOG_BUFFERED", True)
     AUTHORIZATION_LOG_FLUSH_SECONDS = _env_float("AUTHORIZATION_LOG_FLUSH_SECONDS", 0.2)
+    # Outgoing OCPI calls go only to URLs safe to fetch (app/roaming/ocpi/safe_urls.py, transport.py): https,
+    # and every address the host resolves to public. OCPI_ALLOWED_PRIVATE_HOSTS lists exceptions for private
+    # peerings: host names or addresses/CIDRs, each optionally with ":port" ("10.20.0.0/16", "cpo.lan:8443",
+    # "[fd00::5]:443"). Timeouts are per socket operation; the deadlines bound a whole call (redirects
+    # included) and the whole credentials handshake (versions, details, credentials), so a slow partner
+    # cannot hold a web worker for long.
+    OCPI_REQUIRE_HTTPS = _env_bool("OCPI_REQUIRE_HTTPS", True)
+    OCPI_ALLOWED_PRIVATE_HOSTS = _env_list("OCPI_ALLOWED_PRIVATE_HOSTS", [])
+    OCPI_CONNECT_TIMEOUT = _env_float("OCPI_CONNECT_TIMEOUT", 3.0)
+    OCPI_READ_TIMEOUT = _env_float("OCPI_READ_TIMEOUT", 10.0)
+    OCPI_CALL_DEADLINE = _env_float("OCPI_CALL_DEADLINE", 20.0)
+    OCPI_HANDSHAKE_DEADLINE = _env_float("OCPI_HANDSHAKE_DEADLINE", 20.0)
+    OCPI_MAX_REDIRECTS = _env_int("OCPI_MAX_REDIRECTS", 3)
+    OCPI_MAX_RESPONSE_BYTES = _env_int("OCPI_MAX_RESPONSE_BYTES", 32 * 1024 * 1024)
 
     # Stripe. STRIPE_API_BASE unset = real Stripe; "http://127.0.0.1:8420" = a local `localstripe` emulator,
     # whose fake Stripe.js is served at <api_base>/js.stripe.com/v3/.
@@ -165,6 +209,10 @@ class BaseConfig:
 
 class DevelopmentConfig(BaseConfig):
     APP_ENV = "development"
+    PUBLIC_BASE_URL = _public_base_url_from_env() or "http://127.0.0.1:5000"  # where `make run` serves
+    # A partner simulator on this machine is the usual development peer.
+    OCPI_REQUIRE_HTTPS = _env_bool("OCPI_REQUIRE_HTTPS", False)
+    OCPI_ALLOWED_PRIVATE_HOSTS = _env_list("OCPI_ALLOWED_PRIVATE_HOSTS", ["127.0.0.0/8", "::1", "localhost"])
 
 
 class TestConfig(BaseConfig):
@@ -180,10 +228,19 @@ class TestConfig(BaseConfig):
     ARGON2_PARALLELISM = 1
     MAIL_SERVER = None
     CELERY_BROKER_URL = None
+    # The test client's host; not read from the environment (tests must not depend on the shell).
+    PUBLIC_BASE_URL = "http://localhost"
+    OCPI_BASE_URL = None
+    RATELIMIT_STORAGE_URI = "memory://"
     # Tests run inside one rolled-back transaction per test: a process-wide partner cache would outlive it,
     # and a background log writer would write outside it. Both have their own tests that switch them on.
     OCPI_PARTNER_CACHE_SECONDS = 0.0
     AUTHORIZATION_LOG_BUFFERED = False
+    # The fake CPO listens on http://127.0.0.1:<free port>. The tests of the guard itself switch to the strict
+    # production policy (tests/roaming/test_safe_urls.py). Not read from the environment: tests must not depend
+    # on the shell they run in.
+    OCPI_REQUIRE_HTTPS = False
+    OCPI_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
 
 
 class ProductionConfig(BaseConfig):
@@ -191,6 +248,10 @@ class ProductionConfig(BaseConfig):
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "https")
+    PUBLIC_BASE_URL = _public_base_url_from_env("https")
+    # Limits counted per process would multiply by the number of workers: the Celery Redis serves when no
+    # RATELIMIT_STORAGE_URI is given.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or _redis_broker_url() or "memory://"
 
     @classmethod
     def validate(cls) -> None:
@@ -204,6 +265,10 @@ class ProductionConfig(BaseConfig):
             raise ConfigError("production needs a real STRIPE_API_KEY")
         if not os.environ.get("STRIPE_WEBHOOK_SECRET"):
             raise ConfigError("production needs STRIPE_WEBHOOK_SECRET to verify Stripe webhooks")
+        base_url = _public_base_url_from_env("https") or ""
+        if not base_url.startswith("https://"):
+            raise ConfigError("production needs PUBLIC_BASE_URL (https://..., or SERVER_NAME): links in emails "
+                              "are built on it, never on the request's Host header")
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

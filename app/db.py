@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 from sqlalchemy import DateTime, Enum, MetaData, event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
@@ -33,7 +32,7 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[dt.datetime]):
     """A DateTime column that only accepts aware datetimes and always returns them in UTC.
 
     SQLite has no time zone support, so values are normalised to naive UTC on the way in and marked UTC on
@@ -133,28 +132,3 @@ def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
             raise DisconnectionError(f"pooled connection failed its ping after being idle: {exc}") from exc
         if not alive:
             raise DisconnectionError("pooled connection failed its ping after being idle")
-
-
-def insert_or_ignore(model: Any) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the dialect in use (PostgreSQL and SQLite spell it the same;
-    SQLAlchemy has one construct per dialect). Add ``.on_conflict_do_nothing(index_elements=[...])``."""
-    from app.extensions import db  # app.extensions imports this module
-
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model)
-    if dialect == "sqlite":
-        return sqlite.insert(model)
-    raise NotImplementedError(f"no INSERT ... ON CONFLICT DO NOTHING for {dialect}")
-
-
-def attach_as_loaded(instance: Any) -> Any:
-    """Make ``instance`` — built from values known to equal its row (just written with Core, or cached) — a
-    persistent object of the current session without a query: the SQLAlchemy recipe for cached objects
-    (a detached instance merged with ``load=False``). Attributes not given load lazily when read."""
-    from sqlalchemy.orm import make_transient_to_detached
-
-    from app.extensions import db  # app.extensions imports this module
-
-    make_transient_to_detached(instance)
-    return db.session.merge(instance, load=False)

@@ -29,7 +29,8 @@ def register_door_errors(app: Flask, prefix: str, renderer: ErrorRenderer) -> No
 
 
 def _renderer_for_path(path: str) -> ErrorRenderer | None:
-    for prefix, renderer in current_app.extensions.get("door_error_renderers", {}).items():
+    renderers: dict[str, ErrorRenderer] = current_app.extensions.get("door_error_renderers", {})
+    for prefix, renderer in renderers.items():
         if path == prefix or path.startswith(prefix + "/"):
             return renderer
     return None
@@ -89,17 +90,20 @@ def render_http_error(http: HTTPException) -> Response | tuple[Any, int]:
         explanation=explanations.get(code, http.description),
     )
     response = Response(body, status=code)
-    if code == 405 and isinstance(getattr(http, "valid_methods", None), list | tuple):
-        response.headers["Allow"] = ", ".join(http.valid_methods)
+    if code == 405:
+        # Set by MethodNotAllowed only; other HTTP exceptions have no such attribute.
+        valid_methods = getattr(http, "valid_methods", None)
+        if isinstance(valid_methods, list | tuple):
+            response.headers["Allow"] = ", ".join(valid_methods)
     return response
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def handle_http_exception(error: HTTPException):  # type: ignore[no-untyped-def]
+    def handle_http_exception(error: HTTPException) -> Response | tuple[Any, int]:
         return render_http_error(error)
 
     @app.errorhandler(Exception)
-    def handle_unexpected(error: Exception):  # type: ignore[no-untyped-def]
+    def handle_unexpected(error: Exception) -> Response | tuple[Any, int]:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return render_http_error(InternalServerError())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from celery import Celery
 from flask_babel import Babel
 from flask_limiter import Limiter
@@ -16,6 +18,18 @@ from app.db import Base
 from app.security import is_machine_request
 
 db = SQLAlchemy(model_class=Base)
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy.model import Model as _FlaskSQLAlchemyModel
+
+    class Model(Base, _FlaskSQLAlchemyModel):
+        """What ``db.Model`` is at run time: our declarative :class:`~app.db.Base` with Flask-SQLAlchemy's
+        model API. Flask-SQLAlchemy types ``db.Model`` as an instance attribute, which a type checker cannot
+        take as a base class; model classes derive from this name instead."""
+
+else:
+    Model = db.Model
+
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -27,3 +41,20 @@ babel = Babel()
 api = Api()
 # Tasks run inside a Flask app context (see app.jobs.FlaskTask).
 celery = Celery("emsp", task_cls="app.jobs:FlaskTask")
+
+if TYPE_CHECKING:
+
+    class FlaskForm:
+        """What the type checker knows of ``flask_wtf.FlaskForm``, which (like WTForms) ships no types: the
+        calls the views make, and Any for the rest. Forms derive from this name."""
+
+        def __init__(self, formdata: Any = ..., **kwargs: Any) -> None: ...
+
+        def validate_on_submit(self, extra_validators: Any = None) -> bool: ...
+
+        def validate(self, extra_validators: Any = None) -> bool: ...
+
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+    from flask_wtf import FlaskForm as FlaskForm  # re-exported for the forms

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import cast
 
 from babel.numbers import format_currency, format_decimal
 from flask import Flask, current_app, request, session
@@ -27,16 +28,20 @@ def select_locale() -> str:
     if chosen in languages:
         session["lang"] = chosen
         return chosen
-    if session.get("lang") in languages:
-        return session["lang"]
-    if getattr(current_user, "is_authenticated", False) and current_user.preferred_language in languages:
-        return current_user.preferred_language
+    remembered = session.get("lang")
+    if isinstance(remembered, str) and remembered in languages:
+        return remembered
+    if getattr(current_user, "is_authenticated", False):
+        preferred = current_user.preferred_language
+        if isinstance(preferred, str) and preferred in languages:
+            return preferred
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def format_money(amount: Decimal | int, currency: str = "EUR", *, minor_units: bool = False) -> str:
     """Format an amount for the current locale: 'EUR 12.34' in en, '€ 12,34' in nl, '12,34 €' in fr."""
-    value = from_minor_units(amount, currency) if minor_units else Decimal(amount)
+    # In minor units the amount is an int (from_minor_units refuses anything else with a MoneyError).
+    value = from_minor_units(cast(int, amount), currency) if minor_units else Decimal(amount)
     return format_currency(value, currency, locale=str(get_locale()))
 
 

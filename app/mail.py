@@ -1,7 +1,9 @@
 """The one mail service: SMTP when ``MAIL_SERVER`` is configured, else an outbox folder and the log.
 
 Mail is a side effect: callers send it after their unit of work has committed, so a rolled-back sign-up
-never emails anybody.
+never emails anybody. A web request queues its mail (:func:`queue_template`, a Celery task; inline when no
+broker is configured) instead of talking SMTP itself: an answer that waits for a mail server takes longer when
+there is somebody to write to, which tells an attacker whether an address has an account.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 from flask import current_app, render_template
 from flask_babel import force_locale
+
+from app.jobs import task
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +64,31 @@ def send_template(to: str, template: str, language: str, subject: str, *,
     ``subject`` is a msgid; it is translated in the recipient's language, not the current request's.
     ``attachments`` are (file name, bytes, MIME type), e.g. the invoice PDF.
     """
-    from flask_babel import gettext
-
-    with force_locale(language):
-        text = render_template(f"emails/{template}.txt", **context)
-        translated_subject = gettext(subject)
+    translated_subject, text = render_template_mail(template, language, subject, **context)
     message = build_message(to, translated_subject, text)
     for filename, content, mimetype in attachments or []:
         maintype, _, subtype = mimetype.partition("/")
         message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     send_message(message)
+
+
+def render_template_mail(template: str, language: str, subject: str, **context: object) -> tuple[str, str]:
+    """The subject (a msgid) and text of ``templates/emails/<template>.txt``, both in ``language``."""
+    from flask_babel import gettext
+
+    with force_locale(language):
+        return gettext(subject), render_template(f"emails/{template}.txt", **context)
+
+
+def queue_template(to: str, template: str, language: str, subject: str, **context: object) -> None:
+    """Like :func:`send_template`, but the sending is a job: rendered here (the context may hold dates and
+    amounts a queue cannot carry), sent by a worker (inline when there is no broker)."""
+    translated_subject, text = render_template_mail(template, language, subject, **context)
+    send_rendered_mail.delay(to, translated_subject, text)
+
+
+@task(name="mail.send_rendered", autoretry_for=(OSError, smtplib.SMTPException), retry_backoff=True,
+      max_retries=5)
+def send_rendered_mail(to: str, subject: str, text: str) -> None:
+    """Send a rendered mail; an unreachable or refusing mail server is retried with backoff."""
+    send_message(build_message(to, subject, text))

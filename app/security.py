@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 
 # Stripe.js must be loaded from Stripe's own domain (PCI rules forbid self-hosting it); nothing else is remote.
 # Stripe's CSP guide also lists its *.js.stripe.com subdomains for scripts and frames.
@@ -29,7 +31,7 @@ def _origin(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
-def content_security_policy(config: dict) -> str:  # type: ignore[type-arg]
+def content_security_policy(config: Mapping[str, Any]) -> str:
     """The policy for this app: the defaults plus the configured Stripe.js / Stripe API origins (a local
     localstripe emulator serves both from one origin)."""
     directives = {name: list(sources) for name, sources in _CSP_DIRECTIVES.items()}
@@ -48,7 +50,7 @@ CONTENT_SECURITY_POLICY = content_security_policy({})
 _policies: dict[tuple[str | None, str | None], str] = {}
 
 
-def _policy_for(config: dict) -> str:  # type: ignore[type-arg]
+def _policy_for(config: Mapping[str, Any]) -> str:
     key = (config.get("STRIPE_JS_URL"), config.get("STRIPE_API_BASE"))
     policy = _policies.get(key)
     if policy is None:
@@ -92,7 +94,7 @@ class MachineDoorsWithoutSession(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
-    def save_session(self, app: Flask, session: SecureCookieSession, response: Response) -> None:
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if is_machine_request():
             return
         super().save_session(app, session, response)

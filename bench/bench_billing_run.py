@@ -37,6 +37,7 @@ from sqlalchemy import func, select, text
 from app import create_app
 from app.audit.services import Actor
 from app.billing.models import Invoice, InvoiceRun, RunItem
+from app.billing.runs import batches
 from app.billing.runs import services as runs
 from app.extensions import db
 
@@ -152,7 +153,7 @@ def _init_worker() -> None:
 
 def _worker(item_ids: list[int]) -> int:
     with _worker_app.app_context():  # type: ignore[union-attr]
-        runs.process_items(item_ids)
+        batches.process_items(item_ids)
         db.session.remove()
     return len(item_ids)
 
@@ -178,13 +179,13 @@ def _finalize(app, run_id: int, workers: int) -> float:  # type: ignore[no-untyp
     if workers == 1:
         with app.app_context():
             for chunk in chunks:
-                runs.process_items(chunk)
+                batches.process_items(chunk)
     else:
         with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
             for _done in pool.imap_unordered(_worker, chunks):
                 pass
     with app.app_context():
-        runs.complete_if_done(run_id)
+        batches.complete_run(run_id)
         run = db.session.get(InvoiceRun, run_id)
         assert run.status.value == "finalized", runs.progress(run)
     return time.perf_counter() - started
@@ -212,11 +213,11 @@ def _ratio(app, accounts: int) -> tuple[float, float]:  # type: ignore[no-untype
         db.session.rollback()
         started = time.perf_counter()
         for item_id in ids[:accounts]:
-            runs.process_items([item_id])
+            batches.process_items([item_id])
         single = (time.perf_counter() - started) / accounts
         started = time.perf_counter()
         for start in range(accounts, 2 * accounts, CHUNK):
-            runs.process_items(ids[start:min(start + CHUNK, 2 * accounts)])
+            batches.process_items(ids[start:min(start + CHUNK, 2 * accounts)])
         batched = (time.perf_counter() - started) / accounts
         return single, batched
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 from app.billing.models import PaymentState
 from app.charging.models import ChargingSession
+from app.charging.services import live_sessions_of
 from app.db import utcnow
 from app.extensions import db
 from app.plans import services as plan_services
 from app.roaming.receive.locations import upsert_location
-from app.roaming.receive.sessions import live_sessions_of
 from tests.billing.conftest import finalized_invoice
 from tests.factories import login, make_user, one_connector_location
 from tests.roaming.token_fixtures import card_in

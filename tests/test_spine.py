@@ -25,7 +25,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.accounts.models import Account
-from app.billing.collection.dunning import run_dunning
+from app.billing.collection.dunning_runner import run_dunning
 from app.billing.models import Invoice, PaymentState
 from app.cards.models import BlockReason, Card, CardStatus
 from app.charging.models import Authorization

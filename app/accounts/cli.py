@@ -32,15 +32,3 @@ def create_user_command(email: str, password: str, role: str, name: str | None) 
     db.session.commit()
     click.echo(f"created {user.role} {user.email} (id {user.id})")
 
-
-accounts_cli = AppGroup("accounts", help="Driver accounts.")
-
-
-@accounts_cli.command("anonymise-expired")
-def anonymise_expired_command() -> None:
-    """Erase the billing identity of closed accounts past their legal retention period (run daily)."""
-    from app.accounts.closure import anonymise_expired
-
-    count = anonymise_expired()
-    db.session.commit()
-    click.echo(f"anonymised {count} accounts")

@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from app.accounts.models import SUPPORTED_COUNTRIES
 from app.accounts.passwords import MIN_PASSWORD_LENGTH
+from app.accounts.plan_choice import plan_catalogue
 
 
 def country_choices() -> list[tuple[str, str]]:
@@ -65,10 +66,7 @@ class SignupForm(ProfileFields):
         super().__init__(*args, **kwargs)
         from flask_babel import get_locale
 
-        from app.plans.services import current_plans
-
-        language = str(get_locale())
-        self.plan.choices = [(plan.code, plan.name_in(language)) for plan in current_plans() if plan.open_to_new]
+        self.plan.choices = plan_catalogue().choices(str(get_locale()))
 
 
 class ProfileForm(ProfileFields):
@@ -110,11 +108,3 @@ class ChangePasswordForm(FlaskForm):
         render_kw={"autocomplete": "new-password"},
     )
     submit = SubmitField(_l("Change password"))
-
-
-class CloseAccountForm(FlaskForm):
-    password = PasswordField(_l("Your password"), validators=[DataRequired()],
-                             render_kw={"autocomplete": "current-password"})
-    confirm = BooleanField(_l("I understand that my cards stop working at once and my account cannot be reopened"),
-                           validators=[DataRequired()])
-    submit = SubmitField(_l("Close my account"))

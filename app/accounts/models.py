@@ -14,6 +14,7 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.accounts.session_tokens import make_session_token
 from app.db import TimestampMixin, str_enum, utcnow
 from app.extensions import db
 
@@ -88,9 +89,10 @@ class User(UserMixin, TimestampMixin, db.Model):
         CheckConstraint("role <> 'driver' OR account_id IS NOT NULL", name="driver_has_account"),
     )
 
-    # Flask-Login: the session carries id + version so a password change logs out other sessions.
+    # Flask-Login: the session and the remember-me cookie carry id + version, so that bumping the version (logout,
+    # password change, sign out everywhere) ends every copy of them (app/accounts/session_tokens.py).
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        return make_session_token(self.id, self.session_version)
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]

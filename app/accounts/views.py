@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.accounts import services
 from app.accounts.access import driver_required
-from app.accounts.closure import ClosureError, close_account, export_account_data
 from app.accounts.forms import (
     ChangePasswordForm,
-    CloseAccountForm,
     EmailOnlyForm,
     LoginForm,
     ProfileForm,
     ResetPasswordForm,
     SignupForm,
 )
-from app.accounts.passwords import verify_password
-from app.audit.services import Actor
 from app.extensions import db, limiter
 
 bp = Blueprint("accounts", __name__)
@@ -215,32 +210,3 @@ def change_password():  # type: ignore[no-untyped-def]
             flash(_("Your password is changed."), "success")
             return redirect(url_for("accounts.profile"))
     return render_template("portal/accounts/profile.html", form=form, password_form=password_form), 400
-
-
-@bp.get("/account/export.json")
-@driver_required
-def export_data():  # type: ignore[no-untyped-def]
-    data = export_account_data(current_user.account)
-    return Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json",
-                    headers={"Content-Disposition": 'attachment; filename="voltaro-my-data.json"'})
-
-
-@bp.route("/account/close", methods=["GET", "POST"])
-@driver_required
-def close():  # type: ignore[no-untyped-def]
-    form = CloseAccountForm()
-    if form.validate_on_submit():
-        if not verify_password(current_user.password_hash, form.password.data):
-            form.password.errors = [*form.password.errors, _("Your password is not correct.")]
-        else:
-            try:
-                close_account(current_user.account, Actor.of(current_user), reason="closed by the driver")
-            except ClosureError as error:
-                db.session.rollback()
-                form.form_errors.append(_(str(error)))
-            else:
-                db.session.commit()
-                logout_user()
-                flash(_("Your account is closed. Your cards no longer work. Thank you for charging with us."), "info")
-                return redirect(url_for("portal.index"))
-    return render_template("portal/accounts/close.html", form=form)

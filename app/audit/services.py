@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
 from app.extensions import db
 
-if TYPE_CHECKING:
-    from app.accounts.models import User
-
 SYSTEM_LABEL = "system"
+
+
+class ActingUser(Protocol):
+    """What the audit trail needs of a logged-in user (an ``app.accounts.models.User``). Audit sits below
+    accounts (accounts records audit entries), so it names the shape it reads instead of importing the class."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def email(self) -> str: ...
+
+    @property
+    def is_staff(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -25,7 +36,7 @@ class Actor:
     is_staff: bool = False
 
     @classmethod
-    def of(cls, user: User) -> Actor:
+    def of(cls, user: ActingUser) -> Actor:
         return cls(label=user.email, user_id=user.id, is_staff=user.is_staff)
 
     @classmethod

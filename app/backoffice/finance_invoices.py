@@ -1,6 +1,7 @@
 """Finance back office: invoice search, the invoice page with its credit notes, issuing a credit note (audited
 with a reason by ``invoices.credit_invoice``), the PDF, and the read-only list of failed payments with their
-dunning state (the payments module owns that logic)."""
+dunning state (the payments module owns that logic). The search and the list come from ``app.billing.reporting``,
+what "Finish delivery" has left to do from ``app.billing.documents.delivery``."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import Select, and_, false, select
+from sqlalchemy import select
 from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from app.accounts.models import Account, Role, User
+from app.accounts.models import Role
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
+from app.billing import reporting
+from app.billing.documents.delivery import delivery_unfinished
 from app.billing.documents.downloads import (
     PdfUnavailableError,
     invoice_pdf,
@@ -30,15 +33,12 @@ from app.billing.invoicing.invoices import BillingError
 from app.billing.models import Dunning, Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
 from app.billing.runs import dispatch
 from app.billing.runs.holds import HoldError, parse_amount
-from app.billing.runs.services import PERIOD
 from app.extensions import db
 from app.money import to_minor_units
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("finance_invoices", __name__, url_prefix="/backoffice/finance")
-
-PAGE_SIZE = 100
 
 
 class CreditNoteForm(FlaskForm):
@@ -48,42 +48,17 @@ class CreditNoteForm(FlaskForm):
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=1000)])
 
 
-def _like_prefix(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"{escaped}%"
-
-
-def _search(args) -> tuple[Select, dict[str, str]]:  # type: ignore[no-untyped-def]
-    filters = {key: (args.get(key) or "").strip() for key in ("number", "customer", "email", "period", "state")}
-    query = (select(Invoice, Account.full_name, User.email)
-             .join(Account, Account.id == Invoice.account_id)
-             .outerjoin(User, and_(User.account_id == Account.id, User.role == Role.DRIVER))
-             .where(Invoice.status == InvoiceStatus.FINALIZED))
-    if filters["number"]:
-        query = query.where(Invoice.number.like(_like_prefix(filters["number"].upper()), escape="\\"))
-    if filters["customer"]:
-        digits = filters["customer"].lstrip("0") or "0"
-        query = query.where(Invoice.account_id == int(digits)) if digits.isdigit() else query.where(false())
-    if filters["email"]:
-        query = query.where(User.email.like(_like_prefix(filters["email"].lower()), escape="\\"))
-    if filters["period"]:
-        query = query.where(Invoice.period == filters["period"]) if PERIOD.match(filters["period"]) \
-            else query.where(false())
-    if filters["state"]:
-        if filters["state"] not in {state.value for state in PaymentState}:
-            abort(400)
-        query = query.where(Invoice.payment_state == PaymentState(filters["state"]))
-    return query.order_by(Invoice.issue_date.desc(), Invoice.id.desc()), filters
-
-
 @bp.get("/invoices")
 @staff_required(Role.FINANCE)
 def invoice_search():  # type: ignore[no-untyped-def]
-    query, filters = _search(request.args)
-    searched = any(filters.values())
-    rows = db.session.execute(query.limit(PAGE_SIZE + 1)).all() if searched else []
-    return render_template("backoffice/finance/invoices.html", rows=rows[:PAGE_SIZE], more=len(rows) > PAGE_SIZE,
-                           filters=filters, searched=searched, states=[state.value for state in PaymentState])
+    fields = ("number", "customer", "email", "period", "state")
+    filters = reporting.InvoiceSearch(**{key: (request.args.get(key) or "").strip() for key in fields})
+    try:
+        found = reporting.search_invoices(filters)
+    except BillingError:
+        abort(400)
+    return render_template("backoffice/finance/invoices.html", rows=found.rows, more=found.more, filters=filters,
+                           searched=filters.given, states=[state.value for state in PaymentState])
 
 
 def _invoice_or_404(number: str) -> Invoice:
@@ -91,16 +66,6 @@ def _invoice_or_404(number: str) -> Invoice:
     if invoice is None or invoice.status != InvoiceStatus.FINALIZED:
         abort(404)
     return invoice
-
-
-def delivery_unfinished(invoice: Invoice, payments: list[Payment], credited: Invoice | None) -> bool:
-    """Whether "Finish delivery" has something left to do: documents or email, an invoice still to collect
-    with no attempt, or a credit note whose paid invoice has not been refunded yet."""
-    if invoice.emailed_at is None or invoice.pdf_rendered_at is None:
-        return True
-    if invoice.kind == InvoiceKind.CREDIT_NOTE:
-        return not payments and credited is not None and credited.payment_state == PaymentState.PAID
-    return invoice.payment_state == PaymentState.OPEN and not payments
 
 
 def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200):  # type: ignore[no-untyped-def]
@@ -223,14 +188,4 @@ def invoice_pdf_download(number: str):  # type: ignore[no-untyped-def]
 @bp.get("/payments")
 @staff_required(Role.FINANCE)
 def failed_payments():  # type: ignore[no-untyped-def]
-    last_failure = (select(Payment.failure_message).where(Payment.invoice_id == Invoice.id,
-                                                          Payment.failure_message.is_not(None))
-                    .order_by(Payment.attempt.desc(), Payment.id.desc()).limit(1).correlate(Invoice)
-                    .scalar_subquery())
-    rows = db.session.execute(
-        select(Invoice, Dunning, Account.full_name, last_failure)
-        .join(Account, Account.id == Invoice.account_id)
-        .outerjoin(Dunning, Dunning.invoice_id == Invoice.id)
-        .where(Invoice.payment_state.in_([PaymentState.FAILED, PaymentState.UNCOLLECTIBLE]))
-        .order_by(Invoice.payment_state.desc(), Invoice.due_date, Invoice.id).limit(500)).all()
-    return render_template("backoffice/finance/payments.html", rows=rows)
+    return render_template("backoffice/finance/payments.html", rows=reporting.failed_payments())

@@ -1,6 +1,7 @@
 """Finance back office: the monthly invoice runs (preview, approve, finalize, progress, retry) and the queue of
-sessions the outlier guard held. Views translate HTTP into calls of ``app.billing`` services; the request
-commits; every action needs the finance role and a CSRF token and is audited by the service it calls."""
+sessions the outlier guard held. Views translate HTTP into calls of ``app.billing`` services: the run's steps go
+through ``runs.driver`` (the same path as ``flask billing``), which commits each; the hold decisions commit per
+request. Every action needs the finance role and a CSRF token and is audited by the service it calls."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from app.backoffice.access import staff_required
 from app.billing.documents import delivery
 from app.billing.invoicing.invoices import BillingError
 from app.billing.models import HoldStatus, InvoiceRun, RunItem, RunStatus, SessionHold
-from app.billing.runs import dispatch, holds
+from app.billing.runs import dispatch, driver, holds
 from app.billing.runs import services as runs
 from app.extensions import db
 
@@ -73,12 +74,11 @@ def new_preview():  # type: ignore[no-untyped-def]
     if not form.validate_on_submit():
         return _runs_page(form, 400)
     try:
-        run = runs.preview(form.period.data, _actor())
+        run = driver.preview(form.period.data, _actor())
     except BillingError as error:
         db.session.rollback()
         form.period.errors = [*form.period.errors, _(str(error))]
         return _runs_page(form, 400)
-    db.session.commit()
     flash(_("Preview of %(period)s computed.", period=run.period), "success")
     return redirect(url_for("finance_runs.run_detail", run_id=run.id))
 
@@ -101,6 +101,7 @@ def run_detail(run_id: int):  # type: ignore[no-untyped-def]
 
 
 def _step(run_id: int, step, message: str):  # type: ignore[no-untyped-def]
+    """Take one step of the run through ``runs.driver`` (which commits it); a refused step changes nothing."""
     run = _run_or_404(run_id)
     form = RunStepForm()
     if not form.validate_on_submit():
@@ -112,7 +113,6 @@ def _step(run_id: int, step, message: str):  # type: ignore[no-untyped-def]
         db.session.rollback()
         flash(_(str(error)), "error")
         return redirect(url_for("finance_runs.run_detail", run_id=run.id))
-    db.session.commit()
     flash(message, "success")
     return redirect(url_for("finance_runs.run_detail", run_id=run.id))
 
@@ -120,38 +120,24 @@ def _step(run_id: int, step, message: str):  # type: ignore[no-untyped-def]
 @bp.post("/runs/<int:run_id>/preview")
 @staff_required(Role.FINANCE)
 def refresh_preview(run_id: int):  # type: ignore[no-untyped-def]
-    return _step(run_id, lambda run, _reason: runs.preview(run.period, _actor()), _("Preview refreshed."))
+    return _step(run_id, lambda run, _reason: driver.preview(run.period, _actor()), _("Preview refreshed."))
 
 
 @bp.post("/runs/<int:run_id>/approve")
 @staff_required(Role.FINANCE)
 def approve(run_id: int):  # type: ignore[no-untyped-def]
-    return _step(run_id, lambda run, reason: dispatch.approve(run, _actor(), reason),
+    return _step(run_id, lambda run, reason: driver.approve(run, _actor(), reason),
                  _("Run approved: the accounts to invoice are fixed."))
-
-
-def _finalize(run: InvoiceRun, reason: str | None) -> None:
-    dispatch.start(run, _actor(), reason)
-    db.session.commit()  # workers only see committed items
-    if dispatch.dispatch_finalize(run):
-        # Finalized inline (no broker): send the invoices and collect at once, as `flask billing run` does. With
-        # workers the run finishes later; the run page then offers "Send invoices and collect payments". A run
-        # with failed accounts stays open (the page offers a retry): nothing to send yet.
-        db.session.refresh(run)
-        if run.status == RunStatus.FINALIZED:
-            _deliver(run, None)
-
-
-def _deliver(run: InvoiceRun, reason: str | None) -> None:
-    invoice_ids = dispatch.prepare_delivery(run, _actor(), reason)
-    db.session.commit()
-    dispatch.dispatch_delivery(invoice_ids)
 
 
 @bp.post("/runs/<int:run_id>/finalize")
 @staff_required(Role.FINANCE)
 def finalize(run_id: int):  # type: ignore[no-untyped-def]
-    return _step(run_id, _finalize, _("Finalizing started; progress is shown below."))
+    # Finalized inline (no broker), the run is sent and collected at once, as `flask billing run` does. With
+    # workers it finishes later and is not waited for: the run page shows the progress, then offers "Send
+    # invoices and collect payments". A run with failed accounts stays open (the page offers a retry).
+    return _step(run_id, lambda run, reason: driver.finalize(run, _actor(), reason),
+                 _("Finalizing started; progress is shown below."))
 
 
 @bp.post("/runs/<int:run_id>/deliver")
@@ -159,7 +145,8 @@ def finalize(run_id: int):  # type: ignore[no-untyped-def]
 def deliver(run_id: int):  # type: ignore[no-untyped-def]
     """PDFs, emails and payment collection of the run's invoices not sent yet (each step is done once, so this
     also retries what failed)."""
-    return _step(run_id, _deliver, _("Invoices are being sent and collected."))
+    return _step(run_id, lambda run, reason: driver.deliver(run, _actor(), reason),
+                 _("Invoices are being sent and collected."))
 
 
 # --- held sessions -------------------------------------------------------------------------------------------

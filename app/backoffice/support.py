@@ -12,7 +12,6 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.accounts import closure, search, support
 from app.accounts.models import Account, Role
 from app.accounts.services import AccountError, send_pending
 from app.audit.services import Actor, entries_for, record
@@ -22,6 +21,7 @@ from app.cards import stock
 from app.cards.forms import StaffBlockCardForm, StaffNoteForm
 from app.cards.lifecycle import TransitionError
 from app.cards.models import BlockReason, Card, CardStatus
+from app.customer_care import closure, search, support
 from app.db import utcnow
 from app.extensions import db
 from app.plans import services as plan_services

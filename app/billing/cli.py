@@ -1,9 +1,14 @@
-"""``flask billing ...``: the monthly run (preview, approve, finalize with progress) and invoice look-ups."""
+"""``flask billing ...``: the monthly run (preview, approve, finalize with progress) and invoice look-ups.
+
+The run's steps are ``runs.driver``'s, the same the finance back office takes; this door adds the progress on
+the terminal and waits for the workers."""
 
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 from flask.cli import AppGroup
@@ -11,8 +16,10 @@ from flask.cli import AppGroup
 from app.audit.services import Actor
 from app.billing.invoicing import invoices
 from app.billing.invoicing.invoices import BillingError
-from app.billing.models import Invoice, InvoiceStatus, RunStatus
+from app.billing.models import Invoice, InvoiceRun, InvoiceStatus, RunStatus
+from app.billing.runs import driver
 from app.billing.runs import services as runs
+from app.billing.runs.driver import Advance, Delivery, RunObserver
 from app.extensions import db
 
 billing_cli = AppGroup("billing", help="Monthly invoicing.")
@@ -22,9 +29,36 @@ def _actor() -> Actor:
     return Actor.system("cli")
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     db.session.rollback()
     raise click.ClickException(str(error)) from error
+
+
+class _ProgressOnTheTerminal(RunObserver):
+    """The run's progress bars and figures, as operations scripts read them (JSON on stdout)."""
+
+    @contextmanager
+    def finalizing(self, run: InvoiceRun) -> Iterator[Advance]:
+        with click.progressbar(length=run.accounts_total, label=f"invoicing {run.period}", show_pos=True) as bar:
+            yield bar.update
+
+    def finalized(self, run: InvoiceRun, progress: dict[str, int]) -> None:
+        click.echo(json.dumps({"run": run.id, "status": run.status.value, "progress": progress,
+                               "results": run.results}, indent=2))
+        if progress["failed"]:
+            click.echo(f"{progress['failed']} accounts failed (see the run in the back office); rerun this command "
+                       "to retry them.", err=True)
+
+    @contextmanager
+    def delivering(self, invoices: int) -> Iterator[Callable[[], None]]:
+        with click.progressbar(length=invoices, label="rendering, emailing and collecting") as bar:
+            yield lambda: bar.update(1)
+
+    def delivered(self, delivery: Delivery) -> None:
+        if delivery.inline:
+            click.echo(json.dumps({"delivered": delivery.invoices, "payments": delivery.payments}))
+        else:
+            click.echo(f"queued delivery of {delivery.invoices} invoices")
 
 
 @billing_cli.command("run")
@@ -36,10 +70,9 @@ def run_command(period: str, dry_run: bool, no_deliver: bool) -> None:
     try:
         runs.check_period(period)
         if dry_run:
-            run = runs.preview(period, _actor())
-            db.session.commit()
-            click.echo(json.dumps({"run": run.id, "period": period, "status": run.status.value,
-                                   "preview": run.preview}, indent=2))
+            previewed = driver.preview(period, _actor())
+            click.echo(json.dumps({"run": previewed.id, "period": period, "status": previewed.status.value,
+                                   "preview": previewed.preview}, indent=2))
             return
         run = runs.run_for(period)
         if run is None:
@@ -47,61 +80,11 @@ def run_command(period: str, dry_run: bool, no_deliver: bool) -> None:
         if run.status == RunStatus.FINALIZED:
             click.echo(f"the run for {period} is already finalized: {json.dumps(run.results)}")
             return
-        runs.start_finalizing(run, _actor())
-        db.session.commit()
+        # Waits for the workers when there are any, so the command ends with the run's figures.
+        driver.finalize(run, _actor(), then_deliver=not no_deliver, wait_for_workers=True,
+                        observer=_ProgressOnTheTerminal())
     except BillingError as error:
         _fail(error)
-    _finalize_with_progress(run.id, deliver=not no_deliver)
-
-
-def _finalize_with_progress(run_id: int, *, deliver: bool = True) -> None:
-    from app.billing.models import InvoiceRun
-    from app.billing.runs.dispatch import dispatch_finalize
-
-    run = db.session.get(InvoiceRun, run_id)
-    total = run.accounts_total
-    with click.progressbar(length=total, label=f"invoicing {run.period}", show_pos=True) as bar:
-        bar.update(total - sum(len(chunk) for chunk in runs.pending_chunks(run)))
-        if not dispatch_finalize(run, on_done=lambda: bar.update(1)):
-            done = 0
-            while True:
-                db.session.rollback()  # a fresh read each time, holding no lock while workers write
-                counts = runs.progress(db.session.get(InvoiceRun, run_id))
-                finished = total - counts["pending"]
-                bar.update(finished - done)
-                done = finished
-                if not counts["pending"]:
-                    break
-                time.sleep(1)
-    runs.complete_if_done(run_id)
-    run = db.session.get(InvoiceRun, run_id)
-    counts = runs.progress(run)
-    click.echo(json.dumps({"run": run.id, "status": run.status.value, "progress": counts, "results": run.results},
-                          indent=2))
-    if counts["failed"]:
-        click.echo(f"{counts['failed']} accounts failed (see the run in the back office); rerun this command to "
-                   "retry them.", err=True)
-    elif run.status == RunStatus.FINALIZED and deliver:
-        _deliver(run.id)
-
-
-def _deliver(run_id: int) -> None:
-    """PDFs, emails and payment collection for the run's invoices (inline, or as tasks with a broker)."""
-    from app.billing.documents.delivery import deliver_invoice, invoices_to_deliver
-    from app.billing.runs.dispatch import dispatch_delivery, is_eager
-
-    ids = invoices_to_deliver(run_id)
-    if not is_eager():
-        dispatch_delivery(ids)
-        click.echo(f"queued delivery of {len(ids)} invoices")
-        return
-    outcomes: dict[str, int] = {}
-    with click.progressbar(ids, label="rendering, emailing and collecting") as bar:
-        for invoice_id in bar:
-            result = deliver_invoice(invoice_id)
-            key = result.get("payment", "no payment due")
-            outcomes[key] = outcomes.get(key, 0) + 1
-    click.echo(json.dumps({"delivered": len(ids), "payments": outcomes}))
 
 
 @billing_cli.command("deliver")
@@ -111,13 +94,13 @@ def deliver_command(period: str) -> None:
     run = runs.run_for(runs.check_period(period))
     if run is None or run.status != RunStatus.FINALIZED:
         raise click.ClickException(f"the run for {period} is not finalized")
-    _deliver(run.id)
+    driver.deliver(run, _actor(), observer=_ProgressOnTheTerminal())
 
 
 @billing_cli.command("dunning")
 def dunning_command() -> None:
     """Retry failed payments that are due, send reminders, block cards after the last attempt (run hourly)."""
-    from app.billing.collection.dunning import run_dunning
+    from app.billing.collection.dunning_runner import run_dunning
 
     click.echo(json.dumps(run_dunning().as_dict()))
 
@@ -130,8 +113,7 @@ def approve_command(period: str) -> None:
         run = runs.run_for(runs.check_period(period))
         if run is None:
             raise BillingError(f"no preview for {period}: run `flask billing run --period {period} --dry-run`")
-        runs.approve(run, _actor())
-        db.session.commit()
+        driver.approve(run, _actor())
     except BillingError as error:
         _fail(error)
     click.echo(f"approved the run for {period}: {run.accounts_total} accounts")

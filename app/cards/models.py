@@ -10,7 +10,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import str_enum, utcnow
-from app.extensions import db
+from app.extensions import Model
 
 
 class CardStatus(enum.StrEnum):
@@ -47,7 +47,7 @@ class WhitelistType(enum.StrEnum):
     NEVER = "NEVER"
 
 
-class StockCard(db.Model):
+class StockCard(Model):
     """A pre-encoded card from the manufacturer, waiting in the warehouse to be shipped to a driver."""
 
     __tablename__ = "stock_cards"
@@ -60,7 +60,7 @@ class StockCard(db.Model):
     assigned_at: Mapped[dt.datetime | None] = mapped_column(index=True)
 
 
-class Card(db.Model):
+class Card(Model):
     """A driver's token. RFID cards go ordered → shipped → active; app tokens are active at once."""
 
     __tablename__ = "cards"
@@ -112,7 +112,7 @@ class Card(db.Model):
         return f"<Card {self.id} {self.token_type} {self.uid} {self.status}>"
 
 
-class TokenUpdate(db.Model):
+class TokenUpdate(Model):
     """A "token changed" event: the OCPI Token as it must now be known by partners.
 
     Written in the same transaction as the change, so no change is ever lost; the roaming module pushes them

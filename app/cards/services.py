@@ -38,13 +38,14 @@ __all__ = ["CardError", "OutOfStockError", "TransitionError"]
 
 
 def _issuer() -> str:
-    return current_app.config["COMPANY_NAME"]
+    issuer: str = current_app.config["COMPANY_NAME"]
+    return issuer
 
 
 def _emit_token_update(card: Card, reason: str) -> None:
     card.last_updated = utcnow()
     db.session.flush()
-    language = card.language or db.session.get(Account, card.account_id).language
+    language = card.language or db.session.get_one(Account, card.account_id).language
     db.session.add(
         TokenUpdate(card_id=card.id, uid=card.uid, token_type=card.token_type.value, reason=reason,
                     token=token_object(card, language=language))
@@ -182,7 +183,7 @@ def replace_card(card: Card, actor: Actor, note: str | None = None) -> Card:
         raise TransitionError("a card blocked by support can only be replaced by support")
     lifecycle.check_transition(card.status, CardStatus.REPLACED)
     _change_status(card, CardStatus.REPLACED, actor, reason=note, action="card.replaced")
-    account = db.session.get(Account, card.account_id)
+    account = db.session.get_one(Account, card.account_id)
     return order_card(account, actor, label=card.label, driver_name=card.driver_name, replaces=card)
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from app.accounts.access import driver_required
 from app.audit.services import Actor, entries_for
@@ -25,7 +29,7 @@ def _own_card(card_id: int) -> Card:
 
 
 def _list_page(order_form: OrderCardForm | None = None, activate_form: ActivateCardForm | None = None,
-               status: int = 200):  # type: ignore[no-untyped-def]
+               status: int = 200) -> tuple[str, int]:
     cards = services.cards_of(current_user.account_id)
     return render_template(
         "portal/cards/list.html", cards=cards, order_form=order_form or OrderCardForm(prefix="order"),
@@ -36,13 +40,13 @@ def _list_page(order_form: OrderCardForm | None = None, activate_form: ActivateC
 
 @bp.get("/")
 @driver_required
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return _list_page()
 
 
 @bp.post("/order")
 @driver_required
-def order():  # type: ignore[no-untyped-def]
+def order() -> ResponseReturnValue:
     form = OrderCardForm(prefix="order")
     if not form.validate_on_submit():
         return _list_page(order_form=form, status=400)
@@ -60,7 +64,7 @@ def order():  # type: ignore[no-untyped-def]
 
 @bp.post("/activate")
 @driver_required
-def activate():  # type: ignore[no-untyped-def]
+def activate() -> ResponseReturnValue:
     form = ActivateCardForm(prefix="activate")
     if not form.validate_on_submit():
         return _list_page(activate_form=form, status=400)
@@ -77,7 +81,7 @@ def activate():  # type: ignore[no-untyped-def]
 
 @bp.get("/<int:card_id>")
 @driver_required
-def detail(card_id: int):  # type: ignore[no-untyped-def]
+def detail(card_id: int) -> ResponseReturnValue:
     card = _own_card(card_id)
     can_unblock = card.status == CardStatus.BLOCKED and card.block_reason in DRIVER_BLOCK_REASONS
     return render_template(
@@ -87,7 +91,7 @@ def detail(card_id: int):  # type: ignore[no-untyped-def]
     )
 
 
-def _act(card_id: int, action, success: str):  # type: ignore[no-untyped-def]
+def _act(card_id: int, action: Callable[[Card], object], success: str) -> Response:
     card = _own_card(card_id)
     try:
         result = action(card)
@@ -103,7 +107,7 @@ def _act(card_id: int, action, success: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:card_id>/block")
 @driver_required
-def block(card_id: int):  # type: ignore[no-untyped-def]
+def block(card_id: int) -> ResponseReturnValue:
     form = BlockCardForm(prefix="block")
     if not form.validate_on_submit():
         abort(400)
@@ -113,7 +117,7 @@ def block(card_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:card_id>/unblock")
 @driver_required
-def unblock(card_id: int):  # type: ignore[no-untyped-def]
+def unblock(card_id: int) -> ResponseReturnValue:
     if not NoteForm(prefix="action").validate_on_submit():
         abort(400)
     return _act(card_id, lambda card: services.unblock_card(card, Actor.of(current_user)),
@@ -122,7 +126,7 @@ def unblock(card_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:card_id>/replace")
 @driver_required
-def replace(card_id: int):  # type: ignore[no-untyped-def]
+def replace(card_id: int) -> ResponseReturnValue:
     if not NoteForm(prefix="action").validate_on_submit():
         abort(400)
     return _act(card_id, lambda card: services.replace_card(card, Actor.of(current_user)),

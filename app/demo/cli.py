@@ -60,9 +60,13 @@ def _seed_cards() -> None:
         stock.import_stock(rows, batch="demo")
         click.echo("Imported 100 demo cards into stock.")
     driver = services.find_user_by_email("driver@example.com")
-    if driver is not None and not card_services.cards_of(driver.account.id):
+    if driver is None:
+        return
+    account = driver.account
+    assert account is not None  # a driver always has an account (constraint driver_has_account)
+    if not card_services.cards_of(account.id):
         actor = Actor.system("demo-seed")
-        card = card_services.order_card(driver.account, actor, label="Demo card")
+        card = card_services.order_card(account, actor, label="Demo card")
         card_services.ship_card(card, actor)
         card_services.activate_by_operations(card, actor)
         click.echo(f"Demo driver's card: {card.visual_number} ({card.contract_id}), active.")

@@ -12,12 +12,14 @@ Usage: python -m app.payments.emulator PORT
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from aiohttp import web
 from localstripe import resources, server
 
 
-def _list_setup_intents(cls, url, customer=None, payment_method=None, limit=None, starting_after=None):  # type: ignore[no-untyped-def]
+def _list_setup_intents(cls: Any, url: str, customer: str | None = None, payment_method: str | None = None,
+                        limit: int | None = None, starting_after: str | None = None) -> Any:
     """``GET /v1/setup_intents?customer=...&payment_method=...``: Stripe filters by both; localstripe 1.15 refuses
     every filter of this list. The mandate backfill (app/payments/services.py) asks for it."""
     listing = resources.StripeObject._api_list_all.__func__(cls, url, limit=limit, starting_after=starting_after)
@@ -28,7 +30,7 @@ def _list_setup_intents(cls, url, customer=None, payment_method=None, limit=None
 
 def main() -> None:
     port = int(sys.argv[1])
-    resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+    resources.Store.dump_to_disk = lambda self: None
     resources.SetupIntent._api_list_all = classmethod(_list_setup_intents)
     web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
 

@@ -10,7 +10,7 @@ from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import str_enum, utcnow
-from app.extensions import db
+from app.extensions import Model
 
 
 class PaymentMethodStatus(enum.StrEnum):
@@ -19,7 +19,7 @@ class PaymentMethodStatus(enum.StrEnum):
     DETACHED = "detached"
 
 
-class StripeCustomer(db.Model):
+class StripeCustomer(Model):
     __tablename__ = "stripe_customers"
 
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"), primary_key=True)
@@ -27,7 +27,7 @@ class StripeCustomer(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class PaymentMethod(db.Model):
+class PaymentMethod(Model):
     __tablename__ = "payment_methods"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -33,6 +33,7 @@ def _build(api_key: str, api_base: str | None) -> stripe.StripeClient:
 
 def stripe_client(app: Flask | None = None) -> stripe.StripeClient:
     """The Stripe client configured from ``app``'s config (``current_app`` by default)."""
+    # Flask types current_app as a Flask, not as the werkzeug LocalProxy it is, so mypy cannot see this method.
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     api_key = app.config["STRIPE_API_KEY"]
     api_base = (app.config.get("STRIPE_API_BASE") or "").rstrip("/") or None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -29,14 +30,15 @@ REAL_STRIPE_JS_PREFIX = "https://js.stripe.com/"
 
 def _error_message(error: services.PaymentError) -> str:
     # Translated here (not in the service) so the catalogue extractor sees every message.
-    messages = {
+    messages: dict[str, str] = {
         "invalid": _("Something in the request was not valid. Please start again."),
         "not_found": _("We could not find this payment method setup for your account."),
         "not_ready": _("This payment method was not confirmed with your bank or card issuer. Please enter it again."),
         "conflict": _("Your payment method was changed at the same time elsewhere. Please try again."),
         "unavailable": _("Our payment provider cannot be reached right now. Please try again in a few minutes."),
     }
-    return messages.get(error.code, _("The payment method could not be saved."))
+    fallback: str = _("The payment method could not be saved.")
+    return messages.get(error.code, fallback)
 
 
 def _describe(method: PaymentMethod) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def _wants_json() -> bool:
 
 @bp.get("/payment-method")
 @driver_required
-def payment_method():  # type: ignore[no-untyped-def]
+def payment_method() -> ResponseReturnValue:
     account = current_user.account
     method = services.active_payment_method(account.id)
     config = current_app.config
@@ -82,7 +84,7 @@ def payment_method():  # type: ignore[no-untyped-def]
 @bp.post("/payment-method/setup-intent")
 @driver_required
 @limiter.limit("20 per minute;100 per day")
-def create_setup_intent():  # type: ignore[no-untyped-def]
+def create_setup_intent() -> ResponseReturnValue:
     """JSON: ``{"method_type": "card" | "sepa_debit"}`` → ``{client_secret, setup_intent_id, publishable_key}``.
     CSRF-protected through the ``X-CSRFToken`` header."""
     method_type = _json_object().get("method_type") or request.form.get("method_type")
@@ -105,7 +107,7 @@ def create_setup_intent():  # type: ignore[no-untyped-def]
 @bp.post("/payment-method/confirm")
 @driver_required
 @limiter.limit("20 per minute")
-def confirm():  # type: ignore[no-untyped-def]
+def confirm() -> ResponseReturnValue:
     """After Stripe.js confirmed the SetupIntent: form field or JSON key ``setup_intent``. Verified with Stripe."""
     payload = _json_object() if request.is_json else request.form
     setup_intent_id = str(payload.get("setup_intent") or "")

@@ -14,13 +14,13 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import utcnow
-from app.extensions import db
+from app.extensions import Model
 
 PRICE = Numeric(12, 4)
 PERCENT = Numeric(7, 4)
 
 
-class Plan(db.Model):
+class Plan(Model):
     __tablename__ = "plans"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,7 +60,7 @@ class Plan(db.Model):
         return f"<Plan {self.code} v{self.version}>"
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     """One stretch of an account's plan history: the plan version in force from ``starts_at`` to ``ends_at``.
 
     Stretches of one account never overlap; the open one has ``ends_at`` NULL. A scheduled change (downgrade at

@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -42,7 +43,34 @@ def terms_of(plan: Plan) -> PlanTerms:
     return PlanTerms(**{name: getattr(plan, name) for name in TERM_FIELDS})
 
 
-DEFAULT_PLANS = [
+class PlanSpec(TypedDict):
+    """A standard plan, as :func:`seed_default_plans` creates it."""
+
+    code: str
+    names: dict[str, str]
+    descriptions: dict[str, str]
+    monthly_fee: Decimal
+    markup_percent: Decimal
+    markup_per_kwh: Decimal
+    session_fee: Decimal
+    session_fee_cap_per_month: Decimal | None
+    business_only: NotRequired[bool]
+
+
+class PlanChanges(TypedDict, total=False):
+    """What :func:`revise_plan` may change: the terms (:data:`TERM_FIELDS`), the names, whether it is open."""
+
+    monthly_fee: Decimal
+    markup_percent: Decimal
+    markup_per_kwh: Decimal
+    session_fee: Decimal
+    session_fee_cap_per_month: Decimal | None
+    currency: str
+    names: dict[str, str]
+    open_to_new: bool
+
+
+DEFAULT_PLANS: list[PlanSpec] = [
     {
         "code": "payg",
         "names": {"en": "Pay as you go", "nl": "Betalen per gebruik", "fr": "Paiement à l'usage"},
@@ -113,7 +141,9 @@ def _validate_terms(terms: dict[str, object]) -> None:
     cap = terms.get("session_fee_cap_per_month")
     if cap is not None and (not isinstance(cap, Decimal) or cap < 0):
         raise PlanError("session_fee_cap_per_month must be empty or a non-negative amount")
-    if terms.get("markup_percent", Decimal(0)) > Decimal(100):  # type: ignore[operator]
+    markup_percent = terms.get("markup_percent", Decimal(0))
+    assert isinstance(markup_percent, Decimal)  # the loop above refused anything else
+    if markup_percent > Decimal(100):
         raise PlanError("markup_percent above 100 % is surely a typo")
 
 
@@ -134,10 +164,11 @@ def create_plan(code: str, names: dict[str, str], terms: dict[str, object], acto
 
 
 def has_subscribers(plan: Plan) -> bool:
-    return db.session.scalar(select(func.count(Subscription.id)).where(Subscription.plan_id == plan.id)) > 0
+    return db.session.execute(
+        select(func.count(Subscription.id)).where(Subscription.plan_id == plan.id)).scalar_one() > 0
 
 
-def revise_plan(plan: Plan, changes: dict[str, object], actor: Actor, reason: str | None = None) -> Plan:
+def revise_plan(plan: Plan, changes: PlanChanges, actor: Actor, reason: str | None = None) -> Plan:
     """Change a plan. Without subscribers, in place; with subscribers (past or present), as a new version.
 
     Existing subscribers keep the version they signed up to (their invoices are computed from it); moving them
@@ -145,19 +176,19 @@ def revise_plan(plan: Plan, changes: dict[str, object], actor: Actor, reason: st
     """
     if not plan.is_current:
         raise PlanError("only the current version of a plan can be revised")
-    terms = {name: changes.get(name, getattr(plan, name)) for name in TERM_FIELDS}
+    terms: dict[str, object] = {name: changes.get(name, getattr(plan, name)) for name in TERM_FIELDS}
     _validate_terms(terms)
     names = changes.get("names", plan.names)
     open_to_new = bool(changes.get("open_to_new", plan.open_to_new))
     if not has_subscribers(plan):
         for name, value in terms.items():
             setattr(plan, name, value)
-        plan.names = dict(names)  # type: ignore[arg-type]
+        plan.names = dict(names)
         plan.open_to_new = open_to_new
         db.session.flush()
         record("plan.edit", "plan", plan.id, actor=actor, reason=reason, details={"in_place": True})
         return plan
-    new_version = Plan(code=plan.code, version=plan.version + 1, names=dict(names),  # type: ignore[arg-type]
+    new_version = Plan(code=plan.code, version=plan.version + 1, names=dict(names),
                        descriptions=dict(plan.descriptions or {}), open_to_new=open_to_new,
                        business_only=plan.business_only, **terms)
     db.session.add(new_version)
@@ -322,10 +353,10 @@ def prorated_monthly_fees_many(account_ids: Iterable[int], year: int, month: int
         else:
             counts = {}
             for end_of_day in day_ends:
-                plan_id = next((plan_id for starts_at, ends_at, plan_id in rows if starts_at <= end_of_day
-                                and (ends_at is None or ends_at > end_of_day)), None)
-                if plan_id is not None:
-                    counts[plan_id] = counts.get(plan_id, 0) + 1
+                day_plan_id = next((plan_id for starts_at, ends_at, plan_id in rows if starts_at <= end_of_day
+                                    and (ends_at is None or ends_at > end_of_day)), None)
+                if day_plan_id is not None:
+                    counts[day_plan_id] = counts.get(day_plan_id, 0) + 1
         account_fees = [
             ProratedFee(plan=plans[plan_id], days=days, days_in_month=days_in_month,
                         amount=quantize(plans[plan_id].monthly_fee * days / days_in_month, 4))

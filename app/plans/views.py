@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -19,7 +20,7 @@ bp = Blueprint("plans", __name__, url_prefix="/plan")
 
 @bp.get("/")
 @driver_required
-def index():  # type: ignore[no-untyped-def]
+def index() -> str:
     account = current_user.account
     now = utcnow()
     return render_template(
@@ -35,7 +36,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.post("/change")
 @driver_required
-def change():  # type: ignore[no-untyped-def]
+def change() -> ResponseReturnValue:
     form = ChangePlanForm()
     if not form.validate_on_submit() or not str(form.plan_id.data).isdigit():
         abort(400)

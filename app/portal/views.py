@@ -10,9 +10,10 @@ from app.billing.collection import services as collection
 from app.billing.invoicing import invoices
 from app.cards import services as card_services
 from app.cards.models import CardStatus
+from app.charging.services import LiveSession, live_sessions_of
 from app.db import utcnow
 from app.plans import services as plan_services
-from app.roaming.receive.sessions import live_sessions_of
+from app.roaming.places import Place, places_of
 
 bp = Blueprint("portal", __name__)
 
@@ -30,6 +31,13 @@ def index():  # type: ignore[no-untyped-def]
     return render_template("portal/index.html")
 
 
+def _charging_now(account_id: int) -> list[tuple[LiveSession, Place]]:
+    """The account's sessions under way (charging says which) with the place the CPO published (roaming's)."""
+    sessions = live_sessions_of(account_id)
+    places = places_of(session.location for session in sessions)
+    return [(session, places[session.location]) for session in sessions]
+
+
 @bp.get("/dashboard")
 @driver_required
 def dashboard():  # type: ignore[no-untyped-def]
@@ -37,7 +45,7 @@ def dashboard():  # type: ignore[no-untyped-def]
     account = current_user.account
     return render_template(
         "portal/dashboard.html", account=account,
-        live_sessions=live_sessions_of(account.id),
+        live_sessions=_charging_now(account.id),
         cards=[card for card in card_services.cards_of(account.id) if card.status in DASHBOARD_CARD_STATUSES],
         plan=plan_services.plan_at(account.id, utcnow()),
         latest_invoices=invoices.invoices_of(account.id, limit=3),

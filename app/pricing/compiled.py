@@ -20,7 +20,17 @@ from decimal import Decimal
 from functools import lru_cache
 
 from .localtime import to_us
-from .model import ENERGY, FLAT, PARKING_TIME, RESERVATION, RESERVATION_EXPIRES, TIME, Price, Tariff
+from .model import (
+    ENERGY,
+    FLAT,
+    PARKING_TIME,
+    RESERVATION,
+    RESERVATION_EXPIRES,
+    TIME,
+    Price,
+    Tariff,
+    TariffElement,
+)
 from .restrictions import CompiledRestrictions
 
 _HUNDRED = Decimal(100)
@@ -114,7 +124,9 @@ class CompiledTariff:
         self.expired = _plan((TIME,), expired)
 
 
-def _plan(dims: tuple[str, ...], elements: list) -> PhasePlan:
+def _plan(
+    dims: tuple[str, ...], elements: list[tuple[int, CompiledRestrictions, TariffElement]]
+) -> PhasePlan:
     candidates: dict[str, tuple[Candidate, ...]] = {}
     for dim in (*dims, FLAT):
         cands: list[Candidate] = []

@@ -19,11 +19,13 @@ arithmetic; local time is UTC plus the zone offset of the stretch (``localtime.l
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Collection
 from contextlib import nullcontext
 from datetime import datetime, tzinfo
 from decimal import Decimal, getcontext, localcontext
+from typing import Any
 
-from .compiled import CompiledComponent, CompiledTariff, PhasePlan, compile_tariff
+from .compiled import Candidate, CompiledComponent, CompiledTariff, PhasePlan, compile_tariff
 from .errors import CurrencyMismatchError, PricingInputError, TariffNotValidError
 from .localtime import local_chunks, offset_us, resolve_zone, to_us
 from .model import ENERGY, FLAT, PARKING_TIME, TIME, ZERO, CdrInput, ChargingPeriod, Tariff
@@ -37,6 +39,11 @@ _TWO = Decimal(2)
 RES_TIME = "RESERVATION_TIME"
 RES_FLAT = "RESERVATION_FLAT"
 _DIM_ORDER = {FLAT: 0, ENERGY: 1, TIME: 2, PARKING_TIME: 3, RES_FLAT: 4, RES_TIME: 5}
+# A period of a phase: its start and end (UTC µs) and the CDR's charging period.
+_Span = tuple[int, int, ChargingPeriod]
+# A cost line being summed: (dimension, element index) and [quantity (Decimal), its CompiledComponent], a list
+# that is updated in place.
+_LineItem = tuple[tuple[str, int], list[Any]]
 
 
 def _phase_cuts(plan: PhasePlan, chunks: list[tuple[int, int, int]], origin: int) -> list[int]:
@@ -65,7 +72,16 @@ def _phase_cuts(plan: PhasePlan, chunks: list[tuple[int, int, int]], origin: int
     return sorted(cuts)
 
 
-def _choose(cands, wall, dur, energy, plo, phi, clo, chi) -> CompiledComponent | None:
+def _choose(
+    cands: tuple[Candidate, ...],
+    wall: int,
+    dur: int,
+    energy: Decimal,
+    plo: Decimal,
+    phi: Decimal,
+    clo: Decimal | None,
+    chi: Decimal | None,
+) -> CompiledComponent | None:
     for restrictions, comp in cands:
         if restrictions.holds(wall, dur, energy, plo, phi, clo, chi):
             return comp
@@ -78,7 +94,7 @@ class _Acc:
     __slots__ = ("last", "lines", "totals")
 
     def __init__(self) -> None:
-        self.lines: dict[tuple[str, int], list] = {}
+        self.lines: dict[tuple[str, int], list[Any]] = {}
         self.totals: dict[str, Decimal] = {}
         self.last: dict[str, tuple[int, CompiledComponent]] = {}
 
@@ -279,15 +295,15 @@ def _iso(value: datetime | None) -> str:
     return "-" if value is None else value.isoformat()
 
 
-def _line_order(item) -> tuple[int, int]:
+def _line_order(item: _LineItem) -> tuple[int, int]:
     return _DIM_ORDER[item[0][0]], item[0][1]
 
 
-def _result(ct: CompiledTariff, acc: _Acc, session, reserved) -> PriceBreakdown:
+def _result(ct: CompiledTariff, acc: _Acc, session: list[_Span], reserved: list[_Span]) -> PriceBreakdown:
     lines = []
     sums: dict[str, list[Decimal]] = {}
     vat_unknown = False
-    items = acc.lines.items()
+    items: Collection[_LineItem] = acc.lines.items()
     if len(items) > 1:
         items = sorted(items, key=_line_order)
     for (dim, index), (qty, comp) in items:

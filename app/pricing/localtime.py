@@ -48,7 +48,9 @@ _offset_cache: dict[tuple[tzinfo, int], int | None] = {}
 
 
 def _exact_offset_us(zone: tzinfo, t: int) -> int:
-    return (_EPOCH + timedelta(microseconds=t)).astimezone(zone).utcoffset() // _ONE_US
+    offset = (_EPOCH + timedelta(microseconds=t)).astimezone(zone).utcoffset()
+    assert offset is not None  # astimezone gives an aware datetime, which has an offset
+    return offset // _ONE_US
 
 
 def offset_us(zone: tzinfo | None, t: int) -> int:

@@ -5,16 +5,22 @@ on the hot path of batch re-pricing, and every message must point finance staff 
 Numbers are read as :class:`~decimal.Decimal` (``json.loads(..., parse_float=Decimal)``): a float never
 touches a price. Unknown fields are ignored (OCPI is tolerant on input); unknown enum values are errors,
 because silently ignoring e.g. a restriction would change a price.
+
+Who owns which rule: the value rules (JSON with exact Decimals, the exact Decimal of a JSON number, a DateTime
+in UTC) are ``app.ocpi_values``'s, shared with the roaming reader (``app.roaming.ocpi.reader``, which reads
+everything roaming receives); this module owns pricing's view of a Tariff and a CDR: which fields it needs, the
+strict RFC 3339 form it demands of DateTimes, and the wording of :class:`PricingInputError`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from app.ocpi_values import NotANumberError, exact_decimal, load_json, utc_datetime
 
 from .errors import PricingInputError
 from .model import (
@@ -42,8 +48,8 @@ _DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d
 def loads(text: str | bytes) -> Any:
     """Decode JSON with every non-integer number as Decimal. Raises PricingInputError on bad JSON."""
     try:
-        return json.loads(text, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return load_json(text)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise PricingInputError("", f"invalid JSON: {exc}") from exc
 
 
@@ -79,12 +85,10 @@ def _join(path: str, key: str) -> str:
 
 
 def _number(value: Any, path: str, *, non_negative: bool = True) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
-        if isinstance(value, float):  # only when a caller parsed JSON without parse_float=Decimal
-            value = Decimal(repr(value))
-        else:
-            raise PricingInputError(path, f"expected a number, got {type(value).__name__}")
-    number = Decimal(value)
+    try:
+        number = exact_decimal(value)  # numbers only: a price quoted as text is an error here
+    except NotANumberError:
+        raise PricingInputError(path, f"expected a number, got {type(value).__name__}") from None
     if not number.is_finite():
         raise PricingInputError(path, "expected a finite number")
     if non_negative and number < 0:
@@ -117,12 +121,9 @@ def parse_datetime(value: Any, path: str) -> datetime:
             path, f"expected an RFC 3339 date-time like 2015-06-29T20:39:09Z, got {text!r}"
         )
     try:
-        parsed = datetime.fromisoformat(text)
+        return utc_datetime(text)
     except ValueError as exc:
         raise PricingInputError(path, f"invalid date-time {text!r}: {exc}") from exc
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _currency(value: Any, path: str) -> str:

@@ -61,6 +61,7 @@ class CompiledRestrictions:
     def __init__(self, r: Restrictions) -> None:
         start = r.start_time
         end = r.end_time
+        tod: tuple[int, int] | None
         if start is None and end is None:
             tod = None
         else:
@@ -68,6 +69,8 @@ class CompiledRestrictions:
             e = (24 * 60 if end is None else end) * MINUTE_US
             # Equal start and end (e.g. 00:00-00:00) describe the whole day: no restriction.
             tod = None if (s == e or (s == 0 and e == DAY_US)) else (s, e % DAY_US if e == DAY_US else e)
+        self.tod_start: int | None
+        self.tod_end: int | None
         self.tod_start, self.tod_end = tod if tod is not None else (None, None)
         self.date_from = None if r.start_date is None else date_to_wall_us(r.start_date)
         self.date_to = None if r.end_date is None else date_to_wall_us(r.end_date)
@@ -102,6 +105,7 @@ class CompiledRestrictions:
         """Times of day (wall µs after midnight) at which this element may switch, every day."""
         out: set[int] = set()
         if self.tod_start is not None:
+            assert self.tod_end is not None  # set together with tod_start (see __init__)
             out.add(self.tod_start)
             out.add(self.tod_end % DAY_US)
         if self.days is not None:
@@ -143,6 +147,7 @@ class CompiledRestrictions:
             if self.tod_start is not None:
                 tod = wall % DAY_US
                 s, e = self.tod_start, self.tod_end
+                assert e is not None  # set together with tod_start (see __init__)
                 if s < e:
                     if not (s <= tod < e):
                         return False

@@ -13,11 +13,12 @@ from decimal import Decimal
 from flask import current_app
 
 from app.accounts.models import Account
+from app.countries import alpha2
 from app.db import utcnow
 from app.plans.models import Plan
 from app.plans.services import plan_at, terms_of
 from app.pricing import Estimate, compile_tariff, estimate, parse_tariff
-from app.rating.countries import DEFAULT_ZONES, alpha2
+from app.rating.countries import DEFAULT_ZONES
 from app.rating.services import RatingError
 from app.roaming.models import Location
 from app.roaming.receive.tariffs import tariffs_for_connector

@@ -10,12 +10,12 @@ from sqlalchemy import JSON, ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import utcnow
-from app.extensions import db
+from app.extensions import Model
 
 AMOUNT = Numeric(14, 4)
 
 
-class SessionCharge(db.Model):
+class SessionCharge(Model):
     """What one CDR costs us (CPO part) and what we charge the driver for it, with the terms used.
 
     Amounts keep 4 decimals; the invoice rounds each line to cents. One row per CDR (a credit CDR gets its own
@@ -55,7 +55,7 @@ class SessionCharge(db.Model):
     __table_args__ = (Index("ix_rating_session_charges_account_priced", "account_id", "priced_at"),)
 
 
-class ReconciliationFinding(db.Model):
+class ReconciliationFinding(Model):
     """The CPO's ``total_cost`` differs from our own calculation by more than the tolerance."""
 
     __tablename__ = "rating_reconciliation_findings"

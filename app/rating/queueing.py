@@ -14,9 +14,15 @@ from flask import Flask, current_app
 
 from app.batching import BackgroundBatcher
 from app.extensions import celery
+from app.roaming.cdr_listeners import add_cdr_listener
 
 EXTENSION_KEY = "rating_dispatch"
 MAX_BATCH = 200  # CDR ids per task: a worker rates a batch in well under a second
+
+
+def listen_for_new_cdrs() -> None:
+    """Called by ``app.rating.init_app``: roaming tells :func:`rate_soon` of every new CDR it stores over OCPI."""
+    add_cdr_listener(rate_soon)
 
 
 def rate_soon(cdr_id: int) -> None:
@@ -30,7 +36,7 @@ def rate_soon(cdr_id: int) -> None:
 
 
 def dispatcher_for(app: Flask) -> BackgroundBatcher[int]:
-    dispatcher = app.extensions.get(EXTENSION_KEY)
+    dispatcher: BackgroundBatcher[int] | None = app.extensions.get(EXTENSION_KEY)
     if dispatcher is None:
         dispatcher = app.extensions.setdefault(EXTENSION_KEY, BackgroundBatcher(
             "rating-dispatch", _send, app.config["RATING_DISPATCH_SECONDS"], max_batch=MAX_BATCH))

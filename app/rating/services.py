@@ -24,11 +24,12 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.charging.models import Cdr, ChargingSession
+from app.countries import alpha2
 from app.extensions import db
 from app.plans.models import Plan
 from app.plans.services import billing_zone, plan_at, terms_of
 from app.pricing import PricingError, compile_tariff, driver_price, parse_cdr, parse_tariff, price_session
-from app.rating.countries import DEFAULT_ZONES, alpha2
+from app.rating.countries import DEFAULT_ZONES
 from app.rating.models import ReconciliationFinding, SessionCharge
 from app.roaming.models import Location, TariffVersion
 from app.roaming.receive.locations import get_location
@@ -67,7 +68,7 @@ def _frozen_tariff(cdr: Cdr) -> TariffVersion | None:
 
 
 def _cdr_tariff(data: dict[str, Any]) -> dict[str, Any] | None:
-    tariffs = data.get("tariffs") or []
+    tariffs: list[dict[str, Any]] = data.get("tariffs") or []
     if not tariffs:
         return None
     wanted = next((period.get("tariff_id") for period in data.get("charging_periods") or []
@@ -137,12 +138,12 @@ def billing_month(moment: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 def _session_fees_before(account_id: int, cdr: Cdr) -> Decimal:
     """Session fees already charged this billing month, sessions in start order (the cap applies to the month)."""
     start, _end = billing_month(cdr.start_date_time)
-    total = db.session.scalar(
+    total = db.session.execute(
         select(func.coalesce(func.sum(SessionCharge.session_fee), 0))
         .join(Cdr, Cdr.id == SessionCharge.cdr_id)
         .where(SessionCharge.account_id == account_id, Cdr.start_date_time >= start,
                Cdr.start_date_time < cdr.start_date_time)
-    )
+    ).scalar_one()
     return max(Decimal(total), ZERO)
 
 

@@ -12,20 +12,21 @@ from __future__ import annotations
 import logging
 
 from app.charging.models import Cdr
-from app.extensions import celery, db
+from app.extensions import db
+from app.jobs import task
 from app.rating.services import RatingError, rate_cdr, rate_pending
 
 log = logging.getLogger(__name__)
 
 
-@celery.task(name="rating.rate_cdr", acks_late=True)
+@task(name="rating.rate_cdr", acks_late=True)
 def rate_cdr_task(cdr_id: int) -> str:
     """Rate one stored CDR. A CDR that cannot be rated stays unrated: ``flask rating rate-pending`` and the
     invoice run's preview list it for finance."""
     return _rate_one(cdr_id)
 
 
-@celery.task(name="rating.rate_cdrs", acks_late=True)
+@task(name="rating.rate_cdrs", acks_late=True)
 def rate_cdrs_task(cdr_ids: list[int]) -> dict[str, int]:
     """Rate a batch of new CDRs (:mod:`app.rating.queueing`), each in its own unit of work, so one CDR that
     cannot be rated does not hold back the others."""
@@ -50,7 +51,7 @@ def _rate_one(cdr_id: int) -> str:
     return "rated"
 
 
-@celery.task(name="rating.rate_pending")
+@task(name="rating.rate_pending")
 def rate_pending_task() -> dict[str, int]:
     rated, problems = rate_pending()
     db.session.commit()

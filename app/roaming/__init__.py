@@ -1,5 +1,6 @@
 """Roaming: the OCPI adapter. ``partners`` (who and the handshake), ``receive`` (what CPOs send us), ``send``
-(what we send them), ``ocpi`` (the protocol; ``ocpi.v221`` is the door), ``cli``, ``tasks``."""
+(what we send them), ``ocpi`` (the protocol; ``ocpi.v221`` is the door), ``cdr_listeners`` (who is told of a
+new CDR), ``places`` (a location's published name, for what drivers see), ``cli``, ``tasks``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ def init_app(app: Flask) -> None:
     from app.jobs import add_beat_schedule
     from app.roaming import tasks
     from app.roaming.ocpi import handlers
+    from app.roaming.ocpi.safe_urls import UrlPolicy
 
+    UrlPolicy.from_config(app.config)  # a misspelt OCPI_ALLOWED_PRIVATE_HOSTS stops the start, not a handshake
     handlers.init_app(app)
     add_beat_schedule(tasks.BEAT_SCHEDULE)

@@ -18,7 +18,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import str_enum, utcnow
-from app.extensions import db
+from app.extensions import Model
 
 COORDINATE = Numeric(10, 7)
 
@@ -30,7 +30,7 @@ class PartnerStatus(enum.StrEnum):
     SUSPENDED = "suspended"    # we stopped talking to them (or they unregistered)
 
 
-class Partner(db.Model):
+class Partner(Model):
     """A roaming connection: one CPO directly, or one hub serving many parties."""
 
     __tablename__ = "roaming_partners"
@@ -66,7 +66,7 @@ class Partner(db.Model):
         return None
 
 
-class PartnerParty(db.Model):
+class PartnerParty(Model):
     """A party (country code + party id + role) reachable through a partner connection; a hub carries many."""
 
     __tablename__ = "roaming_partner_parties"
@@ -85,7 +85,7 @@ class PartnerParty(db.Model):
     __table_args__ = (UniqueConstraint("country_code", "party_id", "role"),)
 
 
-class Location(db.Model):
+class Location(Model):
     __tablename__ = "roaming_locations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -116,7 +116,7 @@ class Location(db.Model):
     )
 
 
-class Evse(db.Model):
+class Evse(Model):
     __tablename__ = "roaming_evses"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -135,7 +135,7 @@ class Evse(db.Model):
     __table_args__ = (UniqueConstraint("location_id", "uid"),)
 
 
-class Connector(db.Model):
+class Connector(Model):
     __tablename__ = "roaming_connectors"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -156,7 +156,7 @@ class Connector(db.Model):
     __table_args__ = (UniqueConstraint("evse_id", "connector_id"),)
 
 
-class TariffVersion(db.Model):
+class TariffVersion(Model):
     """Every version of a CPO tariff we ever received (a CDR or a frozen session may refer to any of them)."""
 
     __tablename__ = "roaming_tariff_versions"
@@ -183,7 +183,7 @@ class DeliveryStatus(enum.StrEnum):
     DELIVERED = "delivered"
 
 
-class TokenDelivery(db.Model):
+class TokenDelivery(Model):
     """One token update to one partner: pushed in order per token, retried with backoff until it lands."""
 
     __tablename__ = "roaming_token_deliveries"
@@ -203,7 +203,7 @@ class TokenDelivery(db.Model):
     )
 
 
-class Command(db.Model):
+class Command(Model):
     """A command we sent to a CPO (START_SESSION, STOP_SESSION, ...) and its asynchronous result."""
 
     __tablename__ = "roaming_commands"
@@ -224,7 +224,7 @@ class Command(db.Model):
     result_at: Mapped[dt.datetime | None]
 
 
-class PullCursor(db.Model):
+class PullCursor(Model):
     """Where the pull client of a partner's Sender interface stands, so a failed sync resumes."""
 
     __tablename__ = "roaming_pull_cursors"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from flask import current_app
 
-from app.extensions import celery, db
+from app.extensions import db
+from app.jobs import task
 
 BEAT_SCHEDULE = {
     "roaming-push-tokens": {"task": "roaming.push_tokens", "schedule": 30.0},
@@ -24,14 +25,14 @@ BEAT_SCHEDULE = {
 }
 
 
-@celery.task(name="roaming.push_tokens")
+@task(name="roaming.push_tokens")
 def push_tokens() -> dict[str, int]:
     from app.roaming.send.token_push import run_push
 
     return run_push(commit=True)
 
 
-@celery.task(name="roaming.expire_commands")
+@task(name="roaming.expire_commands")
 def expire_commands() -> int:
     from app.roaming.send.commands import expire_commands as expire
 
@@ -45,7 +46,7 @@ def whitelist_dir() -> Path:
     return Path(configured) if configured else Path(current_app.instance_path) / "whitelists"
 
 
-@celery.task(name="roaming.export_whitelists")
+@task(name="roaming.export_whitelists")
 def export_whitelists() -> list[str]:
     from app.roaming.send.whitelist import export_whitelist, partners_for_file_whitelist
 

@@ -1,5 +1,6 @@
-"""Billing test fixtures. Payment tests run against a real localstripe emulator (started once per session,
-see ``tests/payments/emulator.py``); they opt in with ``pytest.mark.usefixtures("stripe_app")``."""
+"""Billing test fixtures (also used by tests/webhooks). Payment tests run against a real localstripe emulator
+(started once per session, see ``tests/payments/emulator.py``); they opt in with
+``pytest.mark.usefixtures("stripe_app")``."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.accounts.services import send_pending
 from app.audit.models import AuditEntry
 from app.audit.services import Actor
-from app.billing.collection.dunning import run_dunning
+from app.billing.collection.dunning_runner import run_dunning
 from app.billing.collection.services import Outcome, collect_invoice
 from app.billing.collection.tasks import collect_invoice_task, run_dunning_task
 from app.billing.models import Dunning, Payment, PaymentState

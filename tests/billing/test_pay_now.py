@@ -19,11 +19,11 @@ from tests.billing.conftest import (
     save_method,
     sepa_answers_processing,
 )
-from tests.billing.test_webhooks import caught, deliver
 from tests.factories import login, make_user
 from tests.helpers import csrf_token_from, submit_form
 from tests.payments import stripe_js
 from tests.payments.emulator import PUBLISHABLE_KEY
+from tests.webhooks.test_stripe import caught, deliver
 
 pytestmark = pytest.mark.usefixtures("stripe_app")
 

@@ -17,6 +17,7 @@ from app.audit.services import Actor
 from app.billing.documents.ubl import render_ubl
 from app.billing.invoicing import composition
 from app.billing.models import Invoice, InvoiceLine, RunItem, SessionHold
+from app.billing.runs import batches
 from app.billing.runs import services as runs
 from app.billing.runs.outliers import limits, outlier_reasons
 from app.cards import services as card_services
@@ -98,8 +99,8 @@ def test_a_batch_numbers_in_account_order_and_a_second_delivery_changes_nothing(
     db.session.commit()
     chunk = runs.pending_chunks(run)[0]
 
-    runs.process_items(chunk)
-    runs.process_items(chunk)  # the same Celery chunk delivered again (acks_late after a worker restart)
+    batches.process_items(chunk)
+    batches.process_items(chunk)  # the same Celery chunk delivered again (acks_late after a worker restart)
 
     found = db.session.execute(select(Invoice.sequence, Invoice.account_id, Invoice.number)
                                .order_by(Invoice.sequence)).all()
@@ -123,12 +124,12 @@ def test_an_item_whose_invoice_already_exists_is_marked_done_not_invoiced_again(
     runs.start_finalizing(run, FINANCE)
     db.session.commit()
     items = {item.account_id: item.id for item in db.session.scalars(select(RunItem))}
-    runs.process_items([items[first.account.id]])
+    batches.process_items([items[first.account.id]])
     # A crash after the commit but before the caller noticed: the item is reset to pending by hand.
     db.session.execute(RunItem.__table__.update().values(status="pending", invoice_id=None))
     db.session.commit()
 
-    runs.process_items(list(items.values()))
+    batches.process_items(list(items.values()))
 
     assert db.session.scalar(select(func.count(Invoice.id))) == 2
     assert sorted(db.session.scalars(select(Invoice.sequence))) == [1, 2]

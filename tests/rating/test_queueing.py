@@ -12,7 +12,14 @@ import redis
 
 from app import create_app
 from app.rating.queueing import dispatcher_for, rate_soon
+from app.roaming.cdr_listeners import AFTER_CDR_STORED
 from tests.billing.test_celery_worker import BROKER, CONFIGURED, _answers
+
+
+def test_rating_listens_for_the_cdrs_roaming_stores(app):
+    """``create_app`` plugs rating in (``app.rating.init_app``): every new CDR of ours posted over OCPI is
+    queued with :func:`rate_soon`, once however many apps the process built."""
+    assert AFTER_CDR_STORED.count(rate_soon) == 1
 
 
 # Skipped only on a machine with no broker configured and no local Redis; a configured broker that does not

@@ -10,6 +10,7 @@ from decimal import Decimal
 from app.cards.models import CardStatus
 from app.charging.models import Cdr
 from app.extensions import db
+from app.roaming import cdr_listeners
 from app.roaming.receive.cdrs import store_cdr
 from tests.roaming.token_fixtures import allow_parties, card_in, example, example_text, our_cdr_token
 
@@ -121,3 +122,17 @@ def test_only_our_own_tokens_link_a_cdr_to_a_card(ocpi, partner):
     stored = {cdr.ocpi_id: cdr for cdr in _cdrs()}
     assert (stored["OURS-1"].card_id, stored["OURS-1"].account_id) == (card.id, card.account_id)
     assert (stored["THEIRS-1"].card_id, stored["THEIRS-1"].account_id) == (None, None)
+
+
+def test_a_new_cdr_of_ours_is_announced_once_to_the_listeners(ocpi, partner, monkeypatch):
+    """Rating listens here (``app.rating.init_app``); a repeat or another e-MSP's CDR announces nothing."""
+    allow_parties(partner, ("BE", "BEC"))
+    card = card_in(CardStatus.ACTIVE)
+    announced: list[int] = []
+    monkeypatch.setattr(cdr_listeners, "AFTER_CDR_STORED", [announced.append])
+    ours = {**example("cdr_example.json"), "id": "OURS-1", "cdr_token": our_cdr_token(card)}
+    theirs = {**example("cdr_example.json"), "id": "THEIRS-1"}
+    for body in (ours, ours, theirs):
+        assert _post_raw(ocpi, json.dumps(body)).status_code == 200
+    stored = {cdr.ocpi_id: cdr.id for cdr in _cdrs()}
+    assert announced == [stored["OURS-1"]]

@@ -9,7 +9,7 @@ import pytest
 
 from app.extensions import db
 from app.roaming.models import PartnerParty, TariffVersion
-from app.roaming.receive.location_validation import InvalidObjectError
+from app.roaming.ocpi.reader import InvalidObjectError
 from app.roaming.receive.locations import upsert_location
 from app.roaming.receive.tariffs import (
     current_tariff,

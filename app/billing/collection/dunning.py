@@ -10,13 +10,16 @@ invoice is left.
 :class:`~app.billing.models.Dunning` keeps where an invoice stands:
 
 - ``stage`` = retries made so far (each failed retry sent one reminder);
-- ``next_attempt_at`` = when :func:`run_dunning` retries next; ``None`` while an attempt is in flight (SEPA
-  takes days; its webhook decides), after success, and once the cards are blocked;
+- ``next_attempt_at`` = when the dunning batch (:mod:`app.billing.collection.dunning_runner`) retries next;
+  ``None`` while an attempt is in flight (SEPA takes days; its webhook decides), after success, and once the
+  cards are blocked;
 - ``cards_blocked_at`` = when the schedule ran out.
 
-Services flush, never commit; :func:`run_dunning` is a batch runner that commits one invoice at a time (with
-``commit=True``) and sends the emails after each commit. Stripe calls made before a commit carry an idempotency
-key of invoice number + attempt, so a crash between the call and the commit never charges twice.
+This module is the policy, called by collection (:mod:`app.billing.collection.services`) after each attempt;
+the batch that retries due invoices calls collection, so it lives apart in ``dunning_runner``. Services flush,
+never commit; the runner commits one invoice at a time (with ``commit=True``) and sends the emails after each
+commit. Stripe calls made before a commit carry an idempotency key of invoice number + attempt, so a crash
+between the call and the commit never charges twice.
 
 "Unpaid overdue" (:func:`has_unpaid_overdue`), used for real-time authorization and for lifting blocks: a
 finalized invoice that is UNCOLLECTIBLE, or OPEN/FAILED past its due date. A SEPA debit under way (PROCESSING)
@@ -26,15 +29,12 @@ is not overdue: the driver did everything they could.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from flask import current_app, has_request_context, url_for
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 
 from app.accounts.models import Account, Role, User
-from app.accounts.services import PendingEmail, send_pending
+from app.accounts.services import PendingEmail
 from app.audit.services import Actor, record
 from app.billing.models import Dunning, Invoice, InvoiceKind, InvoiceStatus, PaymentState
 from app.cards.models import BlockReason
@@ -42,11 +42,6 @@ from app.cards.services import block_all_cards, unblock_all_cards
 from app.db import utcnow
 from app.extensions import db
 from app.roaming.send.authorization import STANDING_CHECKS, Standing, StandingCheck
-
-if TYPE_CHECKING:
-    from app.billing.collection.services import CollectionResult
-
-log = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULE_DAYS = (3, 7, 14)
 DUNNING_ACTOR = "dunning"
@@ -219,112 +214,3 @@ def lift_payment_blocks(account_id: int, today: dt.date | None = None) -> int:
     lifted = unblock_all_cards(account_id, BlockReason.PAYMENT, Actor.system(BILLING_ACTOR),
                                note="open balance paid")
     return len(lifted)
-
-
-# --- the batch ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DunningReport:
-    retried: int = 0
-    paid: int = 0
-    processing: int = 0
-    failed: int = 0
-    blocked: int = 0
-    errors: int = 0
-    skipped: int = 0
-    emails: list[PendingEmail] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in
-                ("retried", "paid", "processing", "failed", "blocked", "errors", "skipped")}
-
-
-def due_invoice_ids(now: dt.datetime, limit: int | None = None) -> list[int]:
-    query = (select(Dunning.invoice_id).join(Invoice, Invoice.id == Dunning.invoice_id)
-             .where(Dunning.next_attempt_at <= now,
-                    Invoice.payment_state.in_([PaymentState.OPEN, PaymentState.FAILED]))
-             .order_by(Dunning.next_attempt_at, Dunning.invoice_id))
-    if limit:
-        query = query.limit(limit)
-    return list(db.session.scalars(query))
-
-
-def _lock_due(invoice_id: int, now: dt.datetime) -> Dunning | None:
-    """The dunning row if still due, locked so two workers never retry the same invoice at once."""
-    query = select(Dunning).where(Dunning.invoice_id == invoice_id, Dunning.next_attempt_at <= now)
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return db.session.scalar(query)
-
-
-def retry_invoice(invoice_id: int, now: dt.datetime) -> CollectionResult | None:
-    """One dunning step for one invoice (flushes; the caller commits and then sends ``result.emails``)."""
-    from app.billing.collection.services import collect_invoice
-
-    dunning = _lock_due(invoice_id, now)
-    if dunning is None:
-        return None
-    invoice = db.session.get(Invoice, invoice_id)
-    if invoice is None or invoice.payment_state not in (PaymentState.OPEN, PaymentState.FAILED):
-        dunning.next_attempt_at = None
-        db.session.flush()
-        return None
-    # The retry is made now: count it and mark it in flight, so its failure (now or by webhook) moves on.
-    dunning.stage += 1
-    dunning.next_attempt_at = None
-    db.session.flush()
-    return collect_invoice(invoice, now=now)
-
-
-def run_dunning(now: dt.datetime | None = None, *, commit: bool = True, limit: int | None = None) -> DunningReport:
-    """Retry every invoice whose next attempt is due. With ``commit=True`` each invoice is its own unit of
-    work (committed, then its emails sent); a Stripe outage leaves the invoice due for the next run."""
-    from app.billing.collection.services import Outcome
-
-    now = now or utcnow()
-    report = DunningReport()
-    for invoice_id in due_invoice_ids(now, limit):
-        try:
-            # A savepoint per invoice: a failure undoes this invoice's step only.
-            with db.session.begin_nested():
-                result = retry_invoice(invoice_id, now)
-                if result is not None and result.outcome == Outcome.ERROR:
-                    # Stripe unreachable: undo the step so the invoice stays due for the next run.
-                    raise _RetryLaterError(result.message or "payment provider unavailable")
-        except _RetryLaterError as error:
-            log.warning("dunning retry of invoice %s postponed: %s", invoice_id, error)
-            report.errors += 1
-            continue
-        except Exception:
-            log.exception("dunning retry of invoice %s failed", invoice_id)
-            report.errors += 1
-            if not commit:
-                raise
-            db.session.rollback()
-            continue
-        if result is None or result.outcome in (Outcome.ALREADY, Outcome.NOT_DUE):
-            report.skipped += 1
-            if commit:
-                db.session.commit()
-            continue
-        report.retried += 1
-        invoice = db.session.get(Invoice, invoice_id)
-        if result.outcome == Outcome.PAID:
-            report.paid += 1
-        elif result.outcome == Outcome.PROCESSING:
-            report.processing += 1
-        elif invoice is not None and invoice.payment_state == PaymentState.UNCOLLECTIBLE:
-            report.blocked += 1
-        else:
-            report.failed += 1
-        if commit:
-            db.session.commit()
-            send_pending(result.emails)
-        else:
-            report.emails.extend(result.emails)
-    return report
-
-
-class _RetryLaterError(Exception):
-    pass

@@ -10,7 +10,7 @@ Schedule (``BEAT_SCHEDULE``, added to the beat schedule by the package's ``init_
 from __future__ import annotations
 
 from app.accounts.services import send_pending
-from app.billing.collection.dunning import run_dunning
+from app.billing.collection.dunning_runner import run_dunning
 from app.billing.collection.services import Outcome, collect_invoice
 from app.billing.models import Invoice
 from app.extensions import celery, db

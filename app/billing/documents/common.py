@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from app.money import from_minor_units
+from app.money import from_minor_units, quantize, round_to_cents
 
 # Times on an invoice are shown in the seller's zone; a snapshot may name another one ("timezone").
 DEFAULT_TIMEZONE = "Europe/Brussels"
@@ -139,10 +139,9 @@ def priced_quantity(line: dict, currency: str, sign: int = 1) -> PricedQuantity:
     if amount < 0:
         quantity = -quantity
     unit_code = UNIT_CODES.get(line.get("unit") or "item", "C62")
-    cent = Decimal("0.01")
     for places in (2, 4, 6, 8):
-        price = (abs(amount) / abs(quantity)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-        if (quantity * price).quantize(cent, rounding=ROUND_HALF_UP) == amount:
+        price = quantize(abs(amount) / abs(quantity), places)
+        if round_to_cents(quantity * price) == amount:
             return PricedQuantity(quantity, unit_code, price.normalize(), None, amount)
     return PricedQuantity(quantity, unit_code, abs(amount), abs(quantity), amount)
 

@@ -8,6 +8,7 @@ SMTP server took it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -116,3 +117,15 @@ def invoices_to_deliver(run_id: int) -> list[int]:
 
 def undelivered_count(run_id: int) -> int:
     return db.session.scalar(select(func.count(Invoice.id)).where(_undelivered(run_id))) or 0
+
+
+def delivery_unfinished(invoice: Invoice, payments: Sequence[Payment], credited: Invoice | None) -> bool:
+    """Whether "Finish delivery" has something left to do for one invoice (its ``payments`` and, for a credit
+    note, the ``credited`` invoice already loaded): documents or email, an invoice still to collect with no
+    attempt (as :func:`_undelivered` says for a run), or a credit note whose paid invoice has not been refunded
+    yet."""
+    if invoice.emailed_at is None or invoice.pdf_rendered_at is None:
+        return True
+    if invoice.kind == InvoiceKind.CREDIT_NOTE:
+        return not payments and credited is not None and credited.payment_state == PaymentState.PAID
+    return invoice.payment_state == PaymentState.OPEN and not payments

@@ -14,7 +14,7 @@ import calendar
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flask import current_app
@@ -26,7 +26,7 @@ from app.billing.runs.outliers import limits, outlier_reasons
 from app.charging.models import Cdr
 from app.db import utcnow
 from app.extensions import db
-from app.money import minor_unit_exponent, to_minor_units
+from app.money import minor_unit_exponent, round_to_minor_units, round_to_whole, to_minor_units
 from app.plans.services import ProratedFee, billing_zone, prorated_monthly_fees_many
 from app.rating.models import SessionCharge
 from app.roaming.models import Location
@@ -92,7 +92,7 @@ def vat_summary(lines: list[ComposedLine]) -> list[dict[str, Any]]:
         bases[key] = bases.get(key, 0) + line.amount_minor
     summary = []
     for (rate, category), base in sorted(bases.items(), key=lambda item: (-item[0][0], item[0][1])):
-        vat = int((Decimal(base) * rate / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        vat = round_to_whole(Decimal(base) * rate / 100)
         summary.append({"rate": _rate_text(rate), "category": category, "base": base, "vat": vat})
     return summary
 
@@ -226,11 +226,10 @@ def _minor(amount: Decimal, currency: str) -> int:
     exponent = _EXPONENTS.get(currency)
     if exponent is None:
         exponent = _EXPONENTS[currency] = minor_unit_exponent(currency)
-    return int(amount.scaleb(exponent).quantize(_ONE, rounding=ROUND_HALF_UP))
+    return round_to_minor_units(amount, exponent)
 
 
 _EXPONENTS: dict[str, int] = {}
-_ONE = Decimal(1)
 # Enum members read as module constants: the composition loop runs a million times a month.
 _SESSION, _CREDIT = LineKind.SESSION, LineKind.CREDIT
 _HELD, _WRITTEN_OFF, _ADJUSTED = HoldStatus.HELD, HoldStatus.WRITTEN_OFF, HoldStatus.ADJUSTED

@@ -1,9 +1,9 @@
-"""Handing the pending accounts of a finalizing run to the workers: one function for the CLI and the back office.
+"""The audited steps of an invoice run as finance takes them, and handing invoices to the workers for delivery.
 
-Without a broker (Celery eager mode) the chunks run inline, one committed transaction per chunk, and the run
-is completed before this returns. With a broker each chunk becomes a ``billing.finalize_chunk`` task that any
-worker may take; the caller shows progress from the run items (``runs.progress``) and the last chunk to finish
-completes the run. Call it after ``runs.start_finalizing`` was committed: workers only see committed items.
+``approve`` and ``start`` add finance's reason (and a retry's audit) to the run services' steps;
+``prepare_delivery`` picks and audits what a run still has to send. They only flush: ``runs.driver`` commits them
+and hands the work out. ``dispatch_delivery`` renders, emails and collects invoices inline without a broker (Celery
+eager mode) or as one task each with one.
 """
 
 from __future__ import annotations
@@ -20,26 +20,6 @@ from app.extensions import db
 
 def is_eager() -> bool:
     return bool(current_app.extensions["celery"].conf.task_always_eager)
-
-
-def dispatch_finalize(run: InvoiceRun, on_done: Callable[[], None] | None = None,
-                      chunk_size: int | None = None) -> bool:
-    """Process (eager) or enqueue (broker) every pending item of ``run``. ``on_done`` is called after each
-    account processed inline. Returns True when the work was done inline, False when it was enqueued."""
-    from app.billing.runs.tasks import finalize_chunk
-
-    run_id = run.id
-    chunks = runs.pending_chunks(run, chunk_size)
-    if is_eager():
-        for chunk in chunks:
-            runs.process_items(chunk, on_done=on_done)
-        runs.complete_if_done(run_id)
-        return True
-    if not chunks:  # nothing left for a worker to finish: complete it here (e.g. after a crash at the end)
-        runs.complete_if_done(run_id)
-    for chunk in chunks:
-        finalize_chunk.delay(run_id, chunk)
-    return False
 
 
 def prepare_delivery(run: InvoiceRun, actor: Actor, reason: str | None = None) -> list[int]:
@@ -61,16 +41,20 @@ def prepare_invoice_delivery(invoice: Invoice, actor: Actor) -> None:
     record("invoice.deliver", "invoice", invoice.id, actor=actor)
 
 
-def dispatch_delivery(invoice_ids: list[int]) -> bool:
+def dispatch_delivery(invoice_ids: list[int],
+                      on_delivered: Callable[[dict[str, str]], None] | None = None) -> bool:
     """Render, email and collect (or refund) these finalized invoices: inline without a broker, else one
     ``billing.deliver_invoice`` task each. Delivery is idempotent per step, so handing an invoice over twice
-    repeats nothing. Returns True when done inline."""
+    repeats nothing. ``on_delivered`` is told what each invoice delivered inline did. Returns True when done
+    inline."""
     from app.billing.documents.delivery import deliver_invoice
     from app.billing.runs.tasks import deliver_invoice_task
 
     if is_eager():
         for invoice_id in invoice_ids:
-            deliver_invoice(invoice_id)
+            result = deliver_invoice(invoice_id)
+            if on_delivered:
+                on_delivered(result)
         return True
     for invoice_id in invoice_ids:
         deliver_invoice_task.delay(invoice_id)
@@ -94,7 +78,7 @@ def approve(run: InvoiceRun, actor: Actor, reason: str | None = None) -> Invoice
 
 def start(run: InvoiceRun, actor: Actor, reason: str | None = None) -> InvoiceRun:
     """Start finalizing an approved run, or resume one: failed accounts become pending again (a retry, audited
-    with how many failed). Commit, then :func:`dispatch_finalize`."""
+    with how many failed). Commit before the accounts are handed out (``runs.driver.finalize`` does both)."""
     if run.status == RunStatus.FINALIZING:
         failed = runs.progress(run)["failed"]
         runs.start_finalizing(run, actor)

@@ -5,13 +5,15 @@ its items' status, so a run killed mid-way resumes where it stopped: finished ac
 (unique per account, period and currency) and a ``done`` item, unfinished ones roll back completely and give
 their numbers back. An account that fails is retried alone, so it fails alone. With a Celery broker the items
 are shared out in chunks over many workers; without one they run inline.
+
+These services only flush. ``runs.driver`` drives the steps for every door and commits each; ``runs.batches``
+commits each batch of accounts (inline or on a worker).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -228,55 +230,19 @@ def pending_chunks(run: InvoiceRun, size: int | None = None) -> list[list[int]]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
-def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = None) -> None:
-    """Finalize the accounts of these run items: one committed transaction per batch of accounts.
-
-    The batch is composed and stored set-based (a few queries and multi-row inserts for all its accounts, see
-    ``composition.compose_many`` and ``invoices.finalize_compositions``) and committed together with its run
-    items, so a crash leaves each batch either wholly done or wholly pending, with its numbers given back. If
-    the batch fails, its accounts are retried one by one in their own transactions, so one bad account fails
-    alone (status ``failed`` with the error) and the others are invoiced.
-    """
-    ids = list(item_ids)
-    for start in range(0, len(ids), MAX_BATCH):
-        batch = ids[start:start + MAX_BATCH]
-        try:
-            _finalize_batch(batch)
-            db.session.commit()
-        except Exception as error:
-            db.session.rollback()
-            if len(batch) == 1:
-                _fail_item(batch[0], error)
-            else:
-                _one_by_one(batch, on_done)
-                continue
-        if on_done:
-            for _ in batch:
-                on_done()
-
-
-def _one_by_one(item_ids: list[int], on_done: Callable[[], None] | None) -> None:
-    """After a failed batch: each account in its own transaction, so only the bad ones fail."""
-    for item_id in item_ids:
-        try:
-            _finalize_batch([item_id])
-            db.session.commit()
-        except Exception as error:
-            db.session.rollback()
-            _fail_item(item_id, error)
-        if on_done:
-            on_done()
-
-
-def _fail_item(item_id: int, error: Exception) -> None:
+def mark_item_failed(item_id: int, error: Exception) -> None:
     """Record why an account's unit of work failed (the run stays open; a resume retries it)."""
     db.session.execute(update(RunItem).where(RunItem.id == item_id, RunItem.status == "pending")
                        .values(status="failed", error=f"{type(error).__name__}: {error}"[:2000], updated_at=utcnow()))
-    db.session.commit()
 
 
-def _finalize_batch(item_ids: list[int]) -> None:
-    """Compose and store the invoices of these run items in the current transaction (the caller commits)."""
+def finalize_items(item_ids: list[int]) -> None:
+    """Compose and store the invoices of these run items in the current transaction (the caller commits).
+
+    The batch is composed and stored set-based (a few queries and multi-row inserts for all its accounts, see
+    ``composition.compose_many`` and ``invoices.finalize_compositions``) together with its run items' status,
+    so committed as one unit (``runs.batches.process_items``) a crash leaves it wholly done or wholly pending,
+    with its numbers given back."""
     # The pending items are locked (PostgreSQL; SQLite locks the whole database on write anyway) so a chunk
     # delivered twice to two workers is not done twice: the second skips what the first holds, and sees it
     # done once the first commits.
@@ -325,8 +291,8 @@ def progress(run: InvoiceRun) -> dict[str, int]:
 
 
 def complete_if_done(run_id: int) -> bool:
-    """Mark the run finalized once every item is done (called after every chunk; safe to call twice). Failed
-    items keep the run open: a rerun retries them."""
+    """Mark the run finalized once every item is done (called after every chunk; safe to call twice; the caller
+    commits). Failed items keep the run open: a rerun retries them."""
     run = db.session.get(InvoiceRun, run_id)
     counts = progress(run)
     if counts["pending"] or counts["failed"]:
@@ -341,7 +307,6 @@ def complete_if_done(run_id: int) -> bool:
                          "uninvoiced_sessions": len(uninvoiced_sessions(run.period)),
                          # Checked once here (it reads every CDR without a charge), shown by the run page.
                          "unrated_cdrs": unrated_cdrs(run.period, limit=51)})).rowcount
-    db.session.commit()
     return bool(changed)
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from app.billing.runs import services as runs
+from app.billing.runs import batches
 from app.extensions import celery
 
 
 @celery.task(name="billing.finalize_chunk", acks_late=True)
 def finalize_chunk(run_id: int, item_ids: list[int]) -> None:
     """Finalize a chunk of run items; a worker that dies mid-chunk leaves its items pending for a resume."""
-    runs.process_items(item_ids)
-    runs.complete_if_done(run_id)
+    batches.finalize_chunk(run_id, item_ids)
 
 
 @celery.task(name="billing.deliver_invoice", acks_late=True)

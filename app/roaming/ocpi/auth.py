@@ -17,7 +17,7 @@ from typing import Any
 from flask import current_app, g, request
 from sqlalchemy import event, inspect, select
 
-from app.db import attach_as_loaded
+from app.db_session import attach_as_loaded
 from app.extensions import db
 from app.roaming.models import Partner, PartnerParty, PartnerStatus
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError

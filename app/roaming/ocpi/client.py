@@ -1,38 +1,57 @@
 """Outgoing OCPI calls to a partner: authentication, request/correlation ids, hub routing, envelope checks.
 
 Every outgoing call goes through :class:`OcpiClient`, so the strict-out rules (base64 token per partner
-setting, X-Request-ID, X-Correlation-ID, routing headers) live in one place.
+setting, X-Request-ID, X-Correlation-ID, routing headers) live in one place — and so does the SSRF guard: the
+HTTP underneath is :func:`app.roaming.ocpi.transport.fetch` (public HTTPS addresses only, checked after DNS and
+on every redirect, with timeouts and a deadline from the configuration).
+
+An :class:`OcpiClientError` says what kind of failure it was ("timed out", "address not allowed", "HTTP 502
+from partner", "not an OCPI answer"), never what the server answered: that goes to the log, because the URL
+may have been chosen by an attacker and the answer may come from a service inside our network.
 """
 
 from __future__ import annotations
 
+import json as json_module
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from flask import current_app
+from requests.structures import CaseInsensitiveDict
 
 from app.roaming.models import Partner
 from app.roaming.ocpi.auth import encode_token
+from app.roaming.ocpi.safe_urls import UrlPolicy
+from app.roaming.ocpi.transport import Deadline, FetchError, FetchLimits, fetch
 
-DEFAULT_TIMEOUT = (5, 30)  # connect, read (seconds)
+log = logging.getLogger(__name__)
+
+NOT_AN_OCPI_ANSWER = "not an OCPI answer"
+LOGGED_BODY_CHARS = 500  # enough of an answer in the log to see what it was
 
 
 class OcpiClientError(RuntimeError):
-    """The partner could not be reached, answered with an HTTP error, or broke the envelope."""
+    """The partner could not be reached, answered with an HTTP error, or broke the envelope.
 
-    def __init__(self, message: str, *, http_status: int | None = None, status_code: int | None = None) -> None:
+    ``reason`` is the kind of failure, safe to show to anyone; ``str()`` adds the method and the URL we were
+    asked to call (not where redirects led). ``retryable`` is False when the URL itself is refused."""
+
+    def __init__(self, message: str, *, http_status: int | None = None, status_code: int | None = None,
+                 reason: str | None = None, retryable: bool = True) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.status_code = status_code
+        self.reason = reason or message
+        self.retryable = retryable
 
 
 @dataclass
 class OcpiReply:
     http_status: int
     body: dict[str, Any]
-    headers: requests.structures.CaseInsensitiveDict
+    headers: CaseInsensitiveDict[str]
 
     @property
     def data(self) -> Any:
@@ -44,12 +63,12 @@ class OcpiReply:
 
 
 class OcpiClient:
-    def __init__(self, partner: Partner, *, token: str | None = None, session: requests.Session | None = None,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+    """Calls one partner. ``deadline`` bounds a sequence of calls (the handshake) on top of each call's own."""
+
+    def __init__(self, partner: Partner, *, token: str | None = None, deadline: Deadline | None = None) -> None:
         self.partner = partner
         self.token = token if token is not None else partner.outgoing_token
-        self.session = session or requests.Session()
-        self.timeout = timeout
+        self.deadline = deadline
 
     def headers(self, *, to_country_code: str | None = None, to_party_id: str | None = None,
                 correlation_id: str | None = None) -> dict[str, str]:
@@ -70,27 +89,37 @@ class OcpiClient:
 
     def request(self, method: str, url: str, *, json: Any = None, params: dict[str, Any] | None = None,
                 expect_envelope: bool = True, **header_options: Any) -> OcpiReply:
+        config = current_app.config
         try:
-            response = self.session.request(method, url, json=json, params=params, timeout=self.timeout,
-                                            headers=self.headers(**header_options))
-        except requests.RequestException as exc:
-            raise OcpiClientError(f"{method} {url} failed: {exc}") from exc
+            fetched = fetch(method, url, headers=self.headers(**header_options), json=json, params=params,
+                            policy=UrlPolicy.from_config(config), limits=FetchLimits.from_config(config),
+                            deadline=self.deadline)
+        except FetchError as exc:
+            raise self._failure(method, url, exc.reason, exc.detail, retryable=exc.retryable) from exc
+        status = fetched.status
         try:
-            body = response.json() if response.content else {}
-        except ValueError as exc:
-            raise OcpiClientError(f"{method} {url}: answer is not JSON (HTTP {response.status_code})",
-                                  http_status=response.status_code) from exc
+            body = json_module.loads(fetched.content) if fetched.content else {}
+        except ValueError:
+            body = None
+        if status >= 400:
+            status_code = body.get("status_code") if isinstance(body, dict) else None
+            raise self._failure(method, url, f"HTTP {status} from partner", _answer(fetched.content),
+                                http_status=status, status_code=status_code)
         if not isinstance(body, dict):
-            raise OcpiClientError(f"{method} {url}: answer is not an OCPI envelope", http_status=response.status_code)
-        if response.status_code >= 400:
-            raise OcpiClientError(
-                f"{method} {url}: HTTP {response.status_code} {body.get('status_message') or ''}".strip(),
-                http_status=response.status_code, status_code=body.get("status_code"))
+            raise self._failure(method, url, NOT_AN_OCPI_ANSWER, f"HTTP {status}: {_answer(fetched.content)}",
+                                http_status=status)
         status_code = body.get("status_code")
         if expect_envelope and (not isinstance(status_code, int) or not 1000 <= status_code < 2000):
-            raise OcpiClientError(f"{method} {url}: OCPI status {status_code} {body.get('status_message') or ''}",
-                                  http_status=response.status_code, status_code=status_code)
-        return OcpiReply(response.status_code, body, response.headers)
+            reason = (f"OCPI status {status_code} from partner" if isinstance(status_code, int)
+                      else NOT_AN_OCPI_ANSWER)
+            raise self._failure(method, url, reason, _answer(fetched.content), http_status=status,
+                                status_code=status_code if isinstance(status_code, int) else None)
+        return OcpiReply(status, body, fetched.headers)
+
+    def _failure(self, method: str, url: str, reason: str, detail: str, **details: Any) -> OcpiClientError:
+        """The error for the caller (the kind of failure) after the full story went to the log."""
+        log.warning("OCPI %s %r to partner %r failed: %s — %s", method, url, self.partner.name, reason, detail)
+        return OcpiClientError(f"{method} {url}: {reason}", reason=reason, **details)
 
     def get(self, url: str, **kwargs: Any) -> OcpiReply:
         return self.request("GET", url, **kwargs)
@@ -106,3 +135,9 @@ class OcpiClient:
 
     def delete(self, url: str, **kwargs: Any) -> OcpiReply:
         return self.request("DELETE", url, **kwargs)
+
+
+def _answer(content: bytes) -> str:
+    """The beginning of an answer, for the log."""
+    text = content[:LOGGED_BODY_CHARS].decode("utf-8", "replace")
+    return repr(text) + (" …" if len(content) > LOGGED_BODY_CHARS else "")

@@ -1,32 +1,50 @@
-"""Reading OCPI objects sent by partners: exact numbers, required fields named by their path.
+"""Reading OCPI objects sent by partners: the one reader for everything roaming receives.
 
-Used by the Sessions and CDRs receivers (and the pull client through their services). Tolerant in: unknown
-fields are kept, numbers may arrive as JSON numbers or strings, timestamps with offsets. Strict about what we
-need: a missing or malformed required field raises :class:`InvalidObjectError` (OCPI 2001, HTTP 400) naming the
-field, before anything is stored.
+Tolerant in: unknown fields are kept, numbers may arrive as JSON numbers or strings, ids as numbers, timestamps
+with offsets. Strict about what we need: a missing or malformed field raises :class:`InvalidObjectError`
+(OCPI 2001, HTTP 400) naming the field by its JSON path, before anything is stored.
+
+Who owns which rule:
+
+- ``app.ocpi_values`` (pure, shared with ``app.pricing``): the value rules — JSON with exact ``Decimal``\\ s,
+  the exact ``Decimal`` of a JSON number, an OCPI DateTime → UTC.
+- this module: the field rules of roaming — where a field is (its path), what "required" means, ids as
+  strings, enums, length bounds — and the one error, :class:`InvalidObjectError`.
+- ``receive/location_validation.py``, ``receive/tariffs.py``, ``receive/sessions.py``, ``receive/cdrs.py``,
+  ``send/commands.py``: which fields each object has, with which bounds. They read only through this module.
+- ``app.pricing.parse``: pricing's own reading of Tariffs and CDRs, on the same value rules.
+
+Two ways of reading, on the same rules:
+
+- the path functions (``require_str(cdr, "cdr_token.uid", 36)``) stop at the first bad field and say
+  "missing required field cdr_token.uid" — Sessions, CDRs, CommandResults;
+- :class:`FieldReader` walks one JSON object and collects every bad field ("evses[0].uid is required;
+  evses[0].status must be one of ...") so a CPO can fix a whole Location at once — Locations, Tariffs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from flask import request
 
+from app.ocpi_values import NotANumberError, exact_decimal, load_json, parse_ocpi_datetime
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, OcpiError
-from app.roaming.ocpi.timestamps import parse_ocpi_datetime
 
 _MISSING = object()
 
 
 class InvalidObjectError(OcpiError, ValueError):
     """An OCPI object we cannot accept. It is an ``OcpiError`` (the HTTP door answers 400/2001) and a
-    ``ValueError`` (batch callers such as the pull client can catch it without knowing OCPI)."""
+    ``ValueError`` (batch callers such as the pull client and the importers can catch it without knowing OCPI).
+    ``path`` names the first offending field when the error was collected by a :class:`FieldReader` or raised
+    with one."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, path: str = "") -> None:
         super().__init__(INVALID_OR_MISSING_PARAMETERS, message, http_status=400)
+        self.path = path
 
 
 def load_json_body() -> Any:
@@ -38,8 +56,8 @@ def load_json_body() -> Any:
     if not raw:
         raise InvalidObjectError("request body is empty; a JSON object is required")
     try:
-        return json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return load_json(raw)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidObjectError(f"request body is not valid JSON: {exc}") from exc
 
 
@@ -49,6 +67,22 @@ def load_json_object() -> dict[str, Any]:
         raise InvalidObjectError("request body must be a JSON object")
     return body
 
+
+def join_path(path: str, name: str) -> str:
+    """``join_path("evses[0]", "uid")`` → ``"evses[0].uid"``; at the top level the name alone."""
+    return f"{path}.{name}" if path else name
+
+
+def id_text(value: Any) -> str | None:
+    """A string field as text, tolerating a numeric id (``"id": 12``); None for anything else (bool included)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+# ------------------------------------------------------------------------------- path functions (first error)
 
 def get_path(obj: Any, path: str, default: Any = _MISSING) -> Any:
     """``get_path(cdr, "cdr_location.coordinates.latitude")``; missing → ``default`` (or ``_MISSING``)."""
@@ -75,10 +109,11 @@ def require_object(obj: Any, path: str) -> dict[str, Any]:
 
 
 def require_str(obj: Any, path: str, max_length: int | None = None) -> str:
-    value = require(obj, path)
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    """The field as text without surrounding blanks; the bound applies to that text."""
+    text = id_text(require(obj, path))
+    if text is None:
         raise InvalidObjectError(f"field {path} must be a string")
-    text = str(value).strip()
+    text = text.strip()
     if max_length is not None and len(text) > max_length:
         raise InvalidObjectError(f"field {path} is longer than {max_length} characters")
     return text
@@ -91,15 +126,18 @@ def optional_str(obj: Any, path: str, max_length: int | None = None) -> str | No
     return require_str(obj, path, max_length)
 
 
+def optional_bool(obj: Any, path: str) -> bool | None:
+    value = get_path(obj, path, None)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidObjectError(f"field {path} must be a boolean")
+    return value
+
+
 def to_decimal(value: Any, path: str) -> Decimal:
     """A JSON number (int, Decimal, or a float from a client that parsed with floats) or numeric string."""
-    if isinstance(value, bool):
-        raise InvalidObjectError(f"field {path} must be a number")
-    if isinstance(value, float):
-        value = repr(value)  # the shortest text that round-trips: 4.4 stays 4.4, not 4.4000000000000003552
     try:
-        number = Decimal(value) if isinstance(value, str | int | Decimal) else None
-    except InvalidOperation:
+        number = exact_decimal(value, numeric_text=True)
+    except NotANumberError:
         number = None
     if number is None or not number.is_finite():
         raise InvalidObjectError(f"field {path} must be a number")
@@ -136,6 +174,113 @@ def require_enum(obj: Any, path: str, allowed: frozenset[str]) -> str:
     if value not in allowed:
         raise InvalidObjectError(f"field {path} must be one of {', '.join(sorted(allowed))}")
     return value
+
+
+# ------------------------------------------------------------------------------- FieldReader (every error)
+
+class FieldReader:
+    """Reads the fields of one JSON object, collecting every error as ``(path, text)`` in a list shared by the
+    whole document; :func:`raise_collected` reports them together, the first one as ``path``.
+
+    Each method returns the value, or None when the field is absent (and optional) or bad (error collected).
+    """
+
+    def __init__(self, obj: Any, path: str, errors: list[tuple[str, str]]) -> None:
+        self.path = path
+        self.errors = errors
+        if not isinstance(obj, dict):
+            errors.append((path or "body", "must be a JSON object"))
+            obj = {}
+        self.obj: dict[str, Any] = obj
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.append((join_path(self.path, name), message))
+
+    def present(self, name: str, required: bool) -> bool:
+        if self.obj.get(name) is None:
+            if required:
+                self.fail(name, "is required")
+            return False
+        return True
+
+    def string(self, name: str, max_length: int, *, required: bool = True, upper: bool = False) -> str | None:
+        """The text as sent (blanks kept, they count for the bound: the value goes into a column as is)."""
+        if not self.present(name, required):
+            return None
+        text = id_text(self.obj[name])
+        if text is None or (required and not text.strip()):
+            self.fail(name, "must be a non-empty string")
+            return None
+        if len(text) > max_length:
+            self.fail(name, f"must be at most {max_length} characters")
+            return None
+        return text.upper() if upper else text
+
+    def integer(self, name: str, *, required: bool = True) -> int | None:
+        if not self.present(name, required):
+            return None
+        value = self.obj[name]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.fail(name, "must be an integer")
+            return None
+        return value
+
+    def decimal(self, name: str, *, limit: int) -> Decimal | None:
+        """A required number within ``-limit .. limit``, as a JSON number or numeric text (GeoLocation)."""
+        if not self.present(name, True):
+            return None
+        try:
+            value = exact_decimal(self.obj[name], numeric_text=True)
+        except NotANumberError:
+            self.fail(name, "must be a decimal number")
+            return None
+        if not value.is_finite() or abs(value) > limit:
+            self.fail(name, f"must be between -{limit} and {limit}")
+            return None
+        return value
+
+    def boolean(self, name: str, *, required: bool = True) -> bool | None:
+        if not self.present(name, required):
+            return None
+        value = self.obj[name]
+        if not isinstance(value, bool):
+            self.fail(name, "must be true or false")
+            return None
+        return value
+
+    def choice(self, name: str, choices: frozenset[str]) -> str | None:
+        value = self.string(name, 40)
+        if value is not None and value not in choices:
+            self.fail(name, f"must be one of {', '.join(sorted(choices))}")
+            return None
+        return value
+
+    def timestamp(self, name: str) -> dt.datetime | None:
+        if not self.present(name, True):
+            return None
+        try:
+            return parse_ocpi_datetime(self.obj[name])
+        except (ValueError, TypeError):
+            self.fail(name, "must be an OCPI DateTime")
+            return None
+
+    def items(self, name: str, *, required: bool, non_empty: bool = False) -> list[Any]:
+        if not self.present(name, required):
+            return []
+        value = self.obj[name]
+        if not isinstance(value, list) or (non_empty and not value):
+            self.fail(name, "must be a non-empty list" if non_empty else "must be a list")
+            return []
+        return value
+
+
+def raise_collected(errors: list[tuple[str, str]]) -> None:
+    """Raise one :class:`InvalidObjectError` listing every collected error (``path`` = the first one's)."""
+    if errors:
+        message = "; ".join(f"{path} {text}" for path, text in errors)
+        raise InvalidObjectError(message, errors[0][0])
 
 
 def jsonable(value: Any) -> Any:

@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 
 from flask import Response, jsonify, request
 
+from app.ocpi_values import parse_ocpi_datetime
 from app.roaming.ocpi.envelope import envelope
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, SUCCESS, OcpiError
-from app.roaming.ocpi.timestamps import parse_ocpi_datetime
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

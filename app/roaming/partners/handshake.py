@@ -8,6 +8,11 @@ and endpoints with its token, store them, and answer with our credentials carryi
 B, POST it to their credentials endpoint and keep the token C from their answer (:func:`register_with_partner`,
 :func:`update_with_partner`, :func:`unregister_with_partner`).
 
+Every URL we call here comes from the partner, so every call goes through the SSRF guard of
+:class:`~app.roaming.ocpi.client.OcpiClient`, and a handshake as a whole (versions → version details →
+credentials) must finish within ``OCPI_HANDSHAKE_DEADLINE``: it runs inside the partner's POST to our web
+worker. Errors name the kind of failure only ("address not allowed", "timed out"); the detail is logged.
+
 Services flush, never commit, with one deliberate hook: while answering our POST/PUT the partner may call our
 versions endpoint with the new token B, so the caller passes ``publish`` (the CLI passes ``commit``) to make
 token B visible to that other request before we send it.
@@ -35,6 +40,7 @@ from app.roaming.ocpi.errors import (
     UNABLE_TO_USE_CLIENT_API,
     UNSUPPORTED_VERSION,
 )
+from app.roaming.ocpi.transport import Deadline
 from app.roaming.partners.services import (
     Credentials,
     CredentialsRole,
@@ -81,10 +87,18 @@ class PartnerVersion:
 # --- reading their versions -------------------------------------------------------------------------------------
 
 
-def fetch_partner_version(partner: Partner, versions_url: str, token: str) -> PartnerVersion:
+def handshake_deadline() -> Deadline:
+    """The time a whole handshake may take from now (``OCPI_HANDSHAKE_DEADLINE``)."""
+    return Deadline.after(float(current_app.config["OCPI_HANDSHAKE_DEADLINE"]))
+
+
+def fetch_partner_version(partner: Partner, versions_url: str, token: str,
+                          deadline: Deadline | None = None) -> PartnerVersion:
     """GET their versions list with ``token``, choose 2.2.1, GET its details. Tolerant: a versions URL that
-    already is the 2.2.1 details URL, or a single version object instead of a list, is accepted."""
-    client = ConfigurationClient(partner, token=token)
+    already is the 2.2.1 details URL, or a single version object instead of a list, is accepted.
+
+    Both calls share ``deadline`` (a new handshake deadline when none is given)."""
+    client = ConfigurationClient(partner, token=token, deadline=deadline or handshake_deadline())
     data = _get_data(client, versions_url, "versions")
     if isinstance(data, dict) and "endpoints" in data:
         details_url, details = versions_url, data
@@ -109,7 +123,8 @@ def _get_data(client: OcpiClient, url: str, what: str) -> Any:
     try:
         return client.get(url).data
     except OcpiClientError as exc:
-        raise PartnerError(f"Unable to use the client's API: GET {what} failed: {exc}",
+        # The reason only: the URL came from the partner and the answer may be an internal service's.
+        raise PartnerError(f"Unable to use the client's API: GET {what} failed: {exc.reason}",
                            UNABLE_TO_USE_CLIENT_API, SERVER_ERROR_HTTP_STATUS) from exc
 
 
@@ -211,9 +226,10 @@ def register_with_partner(partner: Partner, *, versions_url: str,
         raise PartnerError(f"no versions URL known for {partner.name}: add it with --versions-url")
     if not partner.outgoing_token:
         raise PartnerError(f"no token from {partner.name} to register with: add it with --their-token")
-    version = fetch_partner_version(partner, partner.versions_url, partner.outgoing_token)
+    deadline = handshake_deadline()
+    version = fetch_partner_version(partner, partner.versions_url, partner.outgoing_token, deadline)
     credentials_url = _credentials_url(partner, version)
-    _exchange(partner, "POST", credentials_url, version, versions_url, publish)
+    _exchange(partner, "POST", credentials_url, version, versions_url, publish, deadline)
     partner.registered_at = utcnow()
     db.session.flush()
     return version
@@ -224,8 +240,9 @@ def update_with_partner(partner: Partner, *, versions_url: str,
     """Rotate tokens (and refresh endpoints) with a partner we are registered with: PUT our new credentials."""
     if partner.status != PartnerStatus.REGISTERED or not partner.outgoing_token:
         raise PartnerError(f"{partner.name} is not registered; register first")
-    version = fetch_partner_version(partner, partner.versions_url or "", partner.outgoing_token)
-    _exchange(partner, "PUT", _credentials_url(partner, version), version, versions_url, publish)
+    deadline = handshake_deadline()
+    version = fetch_partner_version(partner, partner.versions_url or "", partner.outgoing_token, deadline)
+    _exchange(partner, "PUT", _credentials_url(partner, version), version, versions_url, publish, deadline)
     return version
 
 
@@ -255,15 +272,15 @@ def _credentials_url(partner: Partner, version: PartnerVersion) -> str:
 
 
 def _exchange(partner: Partner, method: str, credentials_url: str, version: PartnerVersion, versions_url: str,
-              publish: Callable[[], None]) -> None:
+              publish: Callable[[], None], deadline: Deadline) -> None:
     """Send our credentials with a fresh token B and keep the token C they answer with."""
     token_b = new_token()
     previous_hash = partner.incoming_token_hash
     partner.incoming_token_hash = hash_token(token_b)
     publish()
     try:
-        reply = ConfigurationClient(partner).request(method, credentials_url,
-                                                     json=our_credentials(token_b, versions_url))
+        reply = ConfigurationClient(partner, deadline=deadline).request(method, credentials_url,
+                                                                        json=our_credentials(token_b, versions_url))
         theirs = parse_credentials(reply.data)
     except (OcpiClientError, PartnerError) as exc:
         partner.incoming_token_hash = previous_hash  # token B never became valid at their side

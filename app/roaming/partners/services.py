@@ -17,10 +17,10 @@ from sqlalchemy import func, or_, select
 
 from app.db import utcnow
 from app.extensions import db
+from app.ocpi_values import parse_ocpi_datetime
 from app.roaming.models import Partner, PartnerParty, PartnerStatus
 from app.roaming.ocpi.auth import hash_token
 from app.roaming.ocpi.errors import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS
-from app.roaming.ocpi.timestamps import parse_ocpi_datetime
 from app.timestamps import ocpi_timestamp
 
 ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")  # types.asciidoc, Role enum

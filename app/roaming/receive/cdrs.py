@@ -17,12 +17,13 @@ from sqlalchemy import bindparam, select, true, update
 
 from app.cards.models import Card
 from app.charging.models import Cdr
-from app.db import attach_as_loaded, insert_or_ignore
+from app.db_session import attach_as_loaded, insert_or_ignore
 from app.extensions import db
 from app.roaming.models import Partner
 from app.roaming.ocpi.reader import (
     InvalidObjectError,
     jsonable,
+    optional_bool,
     optional_decimal,
     optional_str,
     require,
@@ -75,10 +76,7 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
     fields["total_energy"] = require_decimal(data, "total_energy")
     fields["total_time"] = require_decimal(data, "total_time")
     fields["last_updated"] = require_datetime(data, "last_updated")
-    credit = data.get("credit")
-    if credit is not None and not isinstance(credit, bool):
-        raise InvalidObjectError("field credit must be a boolean")
-    fields["credit"] = bool(credit)
+    fields["credit"] = bool(optional_bool(data, "credit"))
     fields["credit_reference_id"] = optional_str(data, "credit_reference_id", 39)
     if fields["credit"] and not fields["credit_reference_id"]:
         raise InvalidObjectError("missing required field credit_reference_id (required for a credit CDR)")

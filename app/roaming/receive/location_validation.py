@@ -3,7 +3,9 @@
 Tolerant in, but never store what the finder or pricing cannot use: every field the spec marks required
 (cardinality 1 or +) must be present, every field we keep in a column must fit it, and every error names the
 JSON path of the field (``evses[0].connectors[0].power_type is required``) so a partner can find it.
-Unknown fields are kept untouched in the JSON ``data``.
+Unknown fields are kept untouched in the JSON ``data``. This module says *which* fields each object has and
+their bounds; *how* a field is read (and worded when it is wrong) is the roaming reader's
+(:class:`app.roaming.ocpi.reader.FieldReader`, which raises :class:`~app.roaming.ocpi.reader.InvalidObjectError`).
 
 The result is a tree of plain records (``LocationRecord`` → ``EvseRecord`` → ``ConnectorRecord``) holding the
 column values and the JSON of each level *without* its children (children live in their own rows).
@@ -13,10 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from app.roaming.ocpi.timestamps import parse_ocpi_datetime
+from app.roaming.ocpi.reader import FieldReader, join_path, raise_collected
 
 EVSE_STATUSES = frozenset({"AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "PLANNED", "REMOVED",
                            "RESERVED", "UNKNOWN"})
@@ -32,15 +34,6 @@ EVSE_FIELDS = ("uid", "evse_id", "status", "status_schedule", "capabilities", "c
                "coordinates", "physical_reference", "directions", "parking_restrictions", "images", "last_updated")
 CONNECTOR_FIELDS = ("id", "standard", "format", "power_type", "max_voltage", "max_amperage", "max_electric_power",
                     "tariff_ids", "terms_and_conditions", "last_updated")
-
-
-class InvalidObjectError(ValueError):
-    """An OCPI object is malformed or misses a required field. ``path`` names the first offending field."""
-
-    def __init__(self, message: str, path: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
 
 
 class UnknownObjectError(LookupError):
@@ -97,103 +90,10 @@ class LocationRecord:
         return (self.country_code, self.party_id, self.ocpi_id)
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-class _Reader:
-    """Reads fields of one JSON object, collecting every error (reported together, first one as ``path``)."""
-
-    def __init__(self, obj: Any, path: str, errors: list[tuple[str, str]]) -> None:
-        self.path = path
-        self.errors = errors
-        if not isinstance(obj, dict):
-            errors.append((path or "body", "must be a JSON object"))
-            obj = {}
-        self.obj: dict[str, Any] = obj
-
-    def fail(self, name: str, message: str) -> None:
-        self.errors.append((_join(self.path, name), message))
-
-    def present(self, name: str, required: bool) -> bool:
-        if self.obj.get(name) is None:
-            if required:
-                self.fail(name, "is required")
-            return False
-        return True
-
-    def string(self, name: str, max_length: int, *, required: bool = True, upper: bool = False) -> str | None:
-        if not self.present(name, required):
-            return None
-        value = self.obj[name]
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)  # tolerant: numeric ids
-        if not isinstance(value, str) or (required and not value.strip()):
-            self.fail(name, "must be a non-empty string")
-            return None
-        if len(value) > max_length:
-            self.fail(name, f"must be at most {max_length} characters")
-            return None
-        return value.upper() if upper else value
-
-    def integer(self, name: str, *, required: bool = True) -> int | None:
-        if not self.present(name, required):
-            return None
-        value = self.obj[name]
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            self.fail(name, "must be an integer")
-            return None
-        return value
-
-    def boolean(self, name: str, *, required: bool = True) -> bool | None:
-        if not self.present(name, required):
-            return None
-        if not isinstance(self.obj[name], bool):
-            self.fail(name, "must be true or false")
-            return None
-        return self.obj[name]
-
-    def choice(self, name: str, choices: frozenset[str]) -> str | None:
-        value = self.string(name, 40)
-        if value is not None and value not in choices:
-            self.fail(name, f"must be one of {', '.join(sorted(choices))}")
-            return None
-        return value
-
-    def timestamp(self, name: str) -> dt.datetime | None:
-        if not self.present(name, True):
-            return None
-        try:
-            return parse_ocpi_datetime(self.obj[name])
-        except (ValueError, TypeError):
-            self.fail(name, "must be an OCPI DateTime")
-            return None
-
-    def items(self, name: str, *, required: bool, non_empty: bool = False) -> list[Any]:
-        if not self.present(name, required):
-            return []
-        value = self.obj[name]
-        if not isinstance(value, list) or (non_empty and not value):
-            self.fail(name, "must be a non-empty list" if non_empty else "must be a list")
-            return []
-        return value
-
-
-def _coordinate(reader: _Reader, name: str, limit: int) -> Decimal | None:
-    """GeoLocation values are strings in 2.2.1; numbers are tolerated. Stored with 7 decimals."""
-    if not reader.present(name, True):
-        return None
-    try:
-        value = Decimal(str(reader.obj[name]).strip())
-    except InvalidOperation:
-        reader.fail(name, "must be a decimal number")
-        return None
-    if not value.is_finite() or abs(value) > limit:
-        reader.fail(name, f"must be between -{limit} and {limit}")
-        return None
-    return value.quantize(Decimal("0.0000001"), rounding=ROUND_HALF_UP)
+def _coordinate(reader: FieldReader, name: str, limit: int) -> Decimal | None:
+    """GeoLocation values are strings in 2.2.1; numbers are tolerated. Stored with 7 decimals (about 1 cm)."""
+    value = reader.decimal(name, limit=limit)
+    return None if value is None else value.quantize(Decimal("0.0000001"), rounding=ROUND_HALF_UP)
 
 
 def sanitise_power_w(raw: int | None, power_type: str | None, max_voltage: int | None,
@@ -235,14 +135,8 @@ def evse_max_power_kw(connectors: list[ConnectorRecord]) -> Decimal | None:
     return (Decimal(max(powers)) / 1000).quantize(Decimal("0.001"))
 
 
-def _raise(errors: list[tuple[str, str]]) -> None:
-    if errors:
-        message = "; ".join(f"{path} {text}" for path, text in errors)
-        raise InvalidObjectError(message, errors[0][0])
-
-
 def _connector(obj: Any, path: str, errors: list[tuple[str, str]]) -> ConnectorRecord | None:
-    r = _Reader(obj, path, errors)
+    r = FieldReader(obj, path, errors)
     before = len(errors)
     connector_id = r.string("id", 36)
     standard = r.string("standard", 40)
@@ -254,18 +148,21 @@ def _connector(obj: Any, path: str, errors: list[tuple[str, str]]) -> ConnectorR
     tariff_ids = r.items("tariff_ids", required=False)
     for i, tariff_id in enumerate(tariff_ids):
         if not isinstance(tariff_id, str) or len(tariff_id) > 36:
-            errors.append((f"{_join(path, 'tariff_ids')}[{i}]", "must be a string of at most 36 characters"))
+            errors.append((f"{join_path(path, 'tariff_ids')}[{i}]", "must be a string of at most 36 characters"))
     last_updated = r.timestamp("last_updated")
     if len(errors) > before:
         return None
-    return ConnectorRecord(connector_id, standard, fmt, power_type, max_voltage, max_amperage,  # type: ignore[arg-type]
+    # No error collected, so every required field was read (FieldReader returns None for one only with an error).
+    assert (connector_id is not None and standard is not None and fmt is not None and power_type is not None
+            and max_voltage is not None and max_amperage is not None and last_updated is not None)
+    return ConnectorRecord(connector_id, standard, fmt, power_type, max_voltage, max_amperage,
                            max_electric_power,
                            sanitise_power_w(max_electric_power, power_type, max_voltage, max_amperage),
-                           list(tariff_ids), dict(r.obj), last_updated)  # type: ignore[arg-type]
+                           list(tariff_ids), dict(r.obj), last_updated)
 
 
 def _evse(obj: Any, path: str, errors: list[tuple[str, str]]) -> EvseRecord | None:
-    r = _Reader(obj, path, errors)
+    r = FieldReader(obj, path, errors)
     before = len(errors)
     uid = r.string("uid", 36)
     evse_id = r.string("evse_id", 48, required=False)
@@ -273,42 +170,46 @@ def _evse(obj: Any, path: str, errors: list[tuple[str, str]]) -> EvseRecord | No
     connectors = []
     seen: set[str] = set()
     for i, item in enumerate(r.items("connectors", required=True, non_empty=True)):
-        connector = _connector(item, f"{_join(path, 'connectors')}[{i}]", errors)
+        connector = _connector(item, f"{join_path(path, 'connectors')}[{i}]", errors)
         if connector is not None:
             if connector.connector_id in seen:
-                errors.append((f"{_join(path, 'connectors')}[{i}].id", "is not unique within the EVSE"))
+                errors.append((f"{join_path(path, 'connectors')}[{i}].id", "is not unique within the EVSE"))
             seen.add(connector.connector_id)
             connectors.append(connector)
     if r.obj.get("coordinates") is not None:
-        geo = _Reader(r.obj["coordinates"], _join(path, "coordinates"), errors)
+        geo = FieldReader(r.obj["coordinates"], join_path(path, "coordinates"), errors)
         _coordinate(geo, "latitude", 90)
         _coordinate(geo, "longitude", 180)
     last_updated = r.timestamp("last_updated")
     if len(errors) > before:
         return None
+    # No error collected, so every required field was read (FieldReader returns None for one only with an error).
+    assert uid is not None and status is not None and last_updated is not None
     data = {key: value for key, value in r.obj.items() if key != "connectors"}
-    return EvseRecord(uid, evse_id, status, evse_max_power_kw(connectors), data,  # type: ignore[arg-type]
-                      last_updated, connectors)  # type: ignore[arg-type]
+    return EvseRecord(uid, evse_id, status, evse_max_power_kw(connectors), data,
+                      last_updated, connectors)
 
 
 def validate_connector(obj: Any) -> ConnectorRecord:
     errors: list[tuple[str, str]] = []
     record = _connector(obj, "", errors)
-    _raise(errors)
-    return record  # type: ignore[return-value]
+    raise_collected(errors)
+    assert record is not None  # None only with an error, which raise_collected raised
+    return record
 
 
 def validate_evse(obj: Any) -> EvseRecord:
     errors: list[tuple[str, str]] = []
     record = _evse(obj, "", errors)
-    _raise(errors)
-    return record  # type: ignore[return-value]
+    raise_collected(errors)
+    assert record is not None  # None only with an error, which raise_collected raised
+    return record
 
 
 def validate_location(obj: Any) -> LocationRecord:
     """Validate a whole Location (with its EVSEs and Connectors); raise InvalidObjectError naming the fields."""
     errors: list[tuple[str, str]] = []
-    r = _Reader(obj, "", errors)
+    r = FieldReader(obj, "", errors)
     country_code = r.string("country_code", 2, upper=True)
     party_id = r.string("party_id", 3, upper=True)
     ocpi_id = r.string("id", 36)
@@ -318,14 +219,14 @@ def validate_location(obj: Any) -> LocationRecord:
     city = r.string("city", 100)
     postal_code = r.string("postal_code", 20, required=False)
     country = r.string("country", 3)
-    geo = _Reader(r.obj.get("coordinates"), "coordinates", errors) if r.present("coordinates", True) else None
+    geo = FieldReader(r.obj.get("coordinates"), "coordinates", errors) if r.present("coordinates", True) else None
     latitude = _coordinate(geo, "latitude", 90) if geo else None
     longitude = _coordinate(geo, "longitude", 180) if geo else None
     time_zone = r.string("time_zone", 64)
     operator = r.obj.get("operator")
     operator_name = None
     if operator is not None:
-        op = _Reader(operator, "operator", errors)
+        op = FieldReader(operator, "operator", errors)
         operator_name = op.string("name", 255)
     evses = []
     seen: set[str] = set()
@@ -337,8 +238,13 @@ def validate_location(obj: Any) -> LocationRecord:
             seen.add(evse.uid)
             evses.append(evse)
     last_updated = r.timestamp("last_updated")
-    _raise(errors)
+    raise_collected(errors)
+    # No error, so every required field was read (FieldReader returns None for one only with an error; the
+    # coordinates are required, so geo was read too).
+    assert (country_code is not None and party_id is not None and ocpi_id is not None and address is not None
+            and city is not None and country is not None and latitude is not None and longitude is not None
+            and publish is not None and last_updated is not None)
     data = {key: value for key, value in r.obj.items() if key != "evses"}
-    return LocationRecord(country_code, party_id, ocpi_id, name, address, city, postal_code,  # type: ignore[arg-type]
-                          country, latitude, longitude, time_zone, operator_name, publish,  # type: ignore[arg-type]
-                          data, last_updated, evses)  # type: ignore[arg-type]
+    return LocationRecord(country_code, party_id, ocpi_id, name, address, city, postal_code,
+                          country, latitude, longitude, time_zone, operator_name, publish,
+                          data, last_updated, evses)

@@ -28,15 +28,15 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
+from app.ocpi_values import parse_ocpi_datetime
 from app.roaming.models import Connector, Evse, Location, Partner
-from app.roaming.ocpi.timestamps import parse_ocpi_datetime
+from app.roaming.ocpi.reader import InvalidObjectError
 from app.roaming.receive.location_validation import (
     CONNECTOR_FIELDS,
     EVSE_FIELDS,
     LOCATION_FIELDS,
     ConnectorRecord,
     EvseRecord,
-    InvalidObjectError,
     LocationRecord,
     UnknownObjectError,
     sanitise_power_w,

@@ -13,6 +13,10 @@ exponential backoff before the run gives up.
 ``date_to`` is the run's start (exclusive on the server): objects changed while we page are picked up by the
 next run rather than shifting the pages under us.
 
+A next-page ``Link`` must stay at the origin (scheme, host, port) of the module's endpoint: the partner's token
+goes with every page, and a Link elsewhere would hand it to another host (or point us at an internal one; the
+client's SSRF guard checks every URL as well).
+
 This is a batch job: it commits per page (services underneath only flush).
 """
 
@@ -34,6 +38,7 @@ from app.extensions import db
 from app.roaming.models import Partner, PullCursor
 from app.roaming.ocpi.auth import parties_of
 from app.roaming.ocpi.client import OcpiClient, OcpiClientError
+from app.roaming.ocpi.safe_urls import same_origin
 from app.roaming.receive.locations import BatchResult, upsert_locations
 from app.roaming.receive.tariffs import store_tariffs
 from app.timestamps import ocpi_timestamp
@@ -150,12 +155,21 @@ def _fetch(client: OcpiClient, url: str, retries: int, backoff: float, sleep: Ca
         try:
             return client.get(url)
         except OcpiClientError as exc:
-            if attempt >= retries:
+            if attempt >= retries or not exc.retryable:  # a refused URL stays refused
                 raise
             delay = backoff * (2 ** attempt)
             log.warning("pull: %s failed (%s), retry %d in %.1fs", url, exc, attempt + 1, delay)
             attempt += 1
             sleep(delay)
+
+
+def _refuse_foreign_page(partner: Partner, module: str, cursor: PullCursor, base_url: str, url: str) -> None:
+    if same_origin(base_url, url):
+        return
+    cursor.last_error = f"{url}: next page is not at the host of {base_url}"
+    db.session.commit()
+    raise PullError(f"pull {module} from {partner.name} stopped: the next page link {url} leaves the host of "
+                    f"{base_url}")
 
 
 def pull(partner: Partner, module: str, *, limit: int = DEFAULT_LIMIT, retries: int = DEFAULT_RETRIES,
@@ -182,6 +196,7 @@ def pull(partner: Partner, module: str, *, limit: int = DEFAULT_LIMIT, retries: 
 
     next_url: str | None = url
     while next_url:
+        _refuse_foreign_page(partner, module, cursor, base_url, next_url)  # e.g. resumed from an old cursor
         try:
             reply = _fetch(client, next_url, retries, backoff, sleep)
         except OcpiClientError as exc:
@@ -197,6 +212,9 @@ def pull(partner: Partner, module: str, *, limit: int = DEFAULT_LIMIT, retries: 
         result.errors.extend((oid, message) for _, oid, message in batch.errors)
         # An empty page ends the run even if a Link is sent: following it could loop forever.
         next_url = next_page_url(next_url, reply.headers, len(objects)) if objects else None
+        if next_url:
+            # Before the cursor moves: a rerun fetches this page again rather than the foreign link.
+            _refuse_foreign_page(partner, module, cursor, base_url, next_url)
         cursor.next_url = next_url
         cursor.objects_received = (cursor.objects_received or 0) + len(objects)
         db.session.commit()  # the page and the cursor together: a rerun resumes after this page

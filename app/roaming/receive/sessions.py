@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from flask import current_app
@@ -27,7 +25,6 @@ from sqlalchemy.exc import IntegrityError
 
 from app.cards.models import ISSUED_TOKEN_TYPES, Card, TokenType
 from app.charging.models import ChargingSession
-from app.db import utcnow
 from app.extensions import db
 from app.roaming.models import Connector, Evse, Location, Partner, TariffVersion
 from app.roaming.ocpi.reader import (
@@ -291,35 +288,3 @@ def _tariff_version(country_code: str, party_id: str, tariff_id: str, at: dt.dat
                                 .order_by(TariffVersion.last_updated.desc()).limit(1))
     return version or db.session.scalar(base.order_by(TariffVersion.last_updated).limit(1))
 
-
-# A session the CPO never closed (a lost COMPLETED update) must not show as "charging now" for ever.
-LIVE_SESSION_MAX_AGE = dt.timedelta(hours=48)
-
-
-@dataclass(frozen=True)
-class LiveSession:
-    """What a driver sees of a session under way: where, since when, how much so far."""
-
-    started_at: dt.datetime
-    kwh: Decimal
-    status: str
-    location_name: str | None
-    city: str | None
-    evse_uid: str
-    updated_at: dt.datetime
-
-
-def live_sessions_of(account_id: int, now: dt.datetime | None = None) -> list[LiveSession]:
-    """The account's sessions under way (``PENDING`` or ``ACTIVE``, started in the last 48 hours), newest first,
-    with the location as the CPO published it. For the portal and, later, the app."""
-    now = now or utcnow()
-    rows = db.session.execute(
-        select(ChargingSession.start_date_time, ChargingSession.kwh, ChargingSession.status, Location.name,
-               Location.city, ChargingSession.evse_uid, ChargingSession.last_updated)
-        .outerjoin(Location, (Location.country_code == ChargingSession.country_code)
-                   & (Location.party_id == ChargingSession.party_id)
-                   & (Location.ocpi_id == ChargingSession.location_ocpi_id))
-        .where(ChargingSession.account_id == account_id, ChargingSession.status.in_(("PENDING", "ACTIVE")),
-               ChargingSession.start_date_time > now - LIVE_SESSION_MAX_AGE)
-        .order_by(ChargingSession.start_date_time.desc()))
-    return [LiveSession(*row) for row in rows]

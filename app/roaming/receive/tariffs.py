@@ -17,15 +17,16 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Select, select, tuple_
 
 from app.charging.models import ChargingSession
 from app.db import utcnow
 from app.extensions import db
+from app.ocpi_values import parse_ocpi_datetime
 from app.pricing import PricingInputError, parse_tariff
 from app.roaming.models import Location, Partner, TariffVersion
-from app.roaming.ocpi.timestamps import parse_ocpi_datetime
-from app.roaming.receive.location_validation import InvalidObjectError, UnknownObjectError, _raise, _Reader
+from app.roaming.ocpi.reader import FieldReader, InvalidObjectError, raise_collected
+from app.roaming.receive.location_validation import UnknownObjectError
 from app.roaming.receive.locations import BatchResult, get_connector, get_evse
 from app.timestamps import ocpi_timestamp
 
@@ -53,23 +54,26 @@ class _TariffRecord:
 def validate_tariff(data: Any) -> _TariffRecord:
     """Required fields of the Tariff object, then the full pricing parser (names the field path on error)."""
     errors: list[tuple[str, str]] = []
-    r = _Reader(data, "", errors)
+    r = FieldReader(data, "", errors)
     country_code = r.string("country_code", 2, upper=True)
     party_id = r.string("party_id", 3, upper=True)
     ocpi_id = r.string("id", 36)
     currency = r.string("currency", 3, upper=True)
     r.items("elements", required=True, non_empty=True)
     last_updated = r.timestamp("last_updated")
-    _raise(errors)
+    raise_collected(errors)
+    # No error, so every required field was read (FieldReader returns None for one only with an error).
+    assert country_code is not None and party_id is not None and ocpi_id is not None and currency is not None
+    assert last_updated is not None
     try:
         parsed = parse_tariff(data)
     except PricingInputError as exc:
         raise InvalidObjectError(str(exc), exc.path) from exc
-    return _TariffRecord(data, country_code, party_id, ocpi_id, currency,  # type: ignore[arg-type]
-                         last_updated, parsed.start_date_time, parsed.end_date_time)  # type: ignore[arg-type]
+    return _TariffRecord(data, country_code, party_id, ocpi_id, currency,
+                         last_updated, parsed.start_date_time, parsed.end_date_time)
 
 
-def _versions_query(country_code: str, party_id: str, tariff_id: str):  # type: ignore[no-untyped-def]
+def _versions_query(country_code: str, party_id: str, tariff_id: str) -> Select[TariffVersion]:
     return select(TariffVersion).where(TariffVersion.country_code == country_code.upper(),
                                        TariffVersion.party_id == party_id.upper(),
                                        TariffVersion.ocpi_id == tariff_id)

@@ -43,7 +43,7 @@ def record(**values: Any) -> None:
 
 
 def writer_for(app: Flask) -> BufferedLogWriter:
-    writer = app.extensions.get(EXTENSION_KEY)
+    writer: BufferedLogWriter | None = app.extensions.get(EXTENSION_KEY)
     if writer is None:
         writer = app.extensions.setdefault(
             EXTENSION_KEY, BufferedLogWriter(db.engine, app.config["AUTHORIZATION_LOG_FLUSH_SECONDS"]))

@@ -6,6 +6,7 @@ from flask import Response, url_for
 
 from app.charging.models import Cdr
 from app.extensions import db
+from app.roaming.cdr_listeners import cdr_stored
 from app.roaming.ocpi.auth import current_partner, require_party
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
 from app.roaming.ocpi.reader import load_json_object
@@ -30,10 +31,9 @@ def post_cdr() -> Response:
     cdr_id, account_id = cdr.id, cdr.account_id  # read before the commit expires them (no reload query)
     db.session.commit()
     if created and account_id is not None:
-        # Rating is a unit of work of its own: a CDR we cannot price is still stored and acknowledged.
-        from app.rating.queueing import rate_soon
-
-        rate_soon(cdr_id)
+        # After the commit: what the listeners do (rating queues the CDR) is a unit of work of its own, so a CDR
+        # we cannot price is still stored and acknowledged.
+        cdr_stored(cdr_id)
     response = ocpi_response()
     # mod_cdrs §POST: the Location header points at the stored CDR, also when this was a repeat.
     response.headers["Location"] = _cdr_url(cdr_id)

@@ -16,10 +16,11 @@ from flask import Response, request
 from app.extensions import db
 from app.roaming.ocpi.auth import current_partner, require_party
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_LOCATION, OcpiError
+from app.roaming.ocpi.reader import InvalidObjectError
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
 from app.roaming.receive import locations as service
-from app.roaming.receive.location_validation import InvalidObjectError, UnknownObjectError
+from app.roaming.receive.location_validation import UnknownObjectError
 
 T = TypeVar("T")
 

@@ -7,12 +7,12 @@ import json
 
 from sqlalchemy import select
 
-from app.accounts.closure import anonymise_expired
 from app.accounts.models import Role, User
 from app.audit.models import AuditEntry
 from app.audit.services import Actor
 from app.cards import services as card_services
 from app.cards.models import BlockReason, CardStatus, TokenUpdate
+from app.customer_care.closure import anonymise_expired
 from app.extensions import db
 from app.plans import services as plan_services
 from tests.factories import PASSWORD, login, make_user

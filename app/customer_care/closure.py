@@ -120,6 +120,7 @@ def anonymise_expired(now: dt.datetime | None = None) -> int:
         select(Account).where(Account.closed_at.is_not(None), Account.anonymised_at.is_(None)))
     for account in candidates:
         closed = account.closed_at
+        assert closed is not None  # selected for closed_at IS NOT NULL
         years = retention_years(account.country)
         # 29 February closes count from 28 February in non-leap years.
         keep_until = closed.replace(year=closed.year + years, day=min(closed.day, 28 if closed.month == 2 else 31))

@@ -1,0 +1,67 @@
+"""The units of work of an invoice run, each committed: a batch of accounts, a worker's chunk, completing the run.
+
+The run services (``runs.services``) compose and store in the current transaction; these commit it, so a crash
+leaves each batch wholly done or wholly pending. ``runs.driver`` runs them inline, the ``billing.finalize_chunk``
+task on a worker (a module of its own so the tasks need not import the driver, which hands tasks out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from app.billing.runs import services as runs
+from app.extensions import db
+
+
+def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = None) -> None:
+    """Finalize the accounts of these run items: one committed transaction per batch of accounts
+    (``runs.finalize_items``), so a crash leaves each batch wholly done or wholly pending. If a batch fails,
+    its accounts are retried one by one in their own transactions, so one bad account fails alone (status
+    ``failed`` with the error) and the others are invoiced. ``on_done`` is called once per account handled."""
+    ids = list(item_ids)
+    for start in range(0, len(ids), runs.MAX_BATCH):
+        batch = ids[start:start + runs.MAX_BATCH]
+        try:
+            runs.finalize_items(batch)
+            db.session.commit()
+        except Exception as error:
+            db.session.rollback()
+            if len(batch) == 1:
+                _fail_item(batch[0], error)
+            else:
+                _one_by_one(batch, on_done)
+                continue
+        if on_done:
+            for _ in batch:
+                on_done()
+
+
+def _one_by_one(item_ids: list[int], on_done: Callable[[], None] | None) -> None:
+    """After a failed batch: each account in its own transaction, so only the bad ones fail."""
+    for item_id in item_ids:
+        try:
+            runs.finalize_items([item_id])
+            db.session.commit()
+        except Exception as error:
+            db.session.rollback()
+            _fail_item(item_id, error)
+        if on_done:
+            on_done()
+
+
+def _fail_item(item_id: int, error: Exception) -> None:
+    runs.mark_item_failed(item_id, error)
+    db.session.commit()
+
+
+def complete_run(run_id: int) -> bool:
+    """Mark the run finalized if every account is done (``runs.complete_if_done``), committed."""
+    changed = runs.complete_if_done(run_id)
+    db.session.commit()
+    return changed
+
+
+def finalize_chunk(run_id: int, item_ids: list[int]) -> None:
+    """A worker's unit: finalize a chunk of the run's items, then complete the run if it was the last."""
+    process_items(item_ids)
+    complete_run(run_id)

@@ -1,0 +1,153 @@
+"""A driver's rated charging sessions as their portal shows them: filtered by month and card, paged, as CSV, each
+with the state billing gives it (invoiced, on the next invoice, under review, not charged).
+
+The session's state and total depend on the rating (``SessionCharge``), the holds of the outlier guard and the
+invoices, so they are billing's rules and stay here; which CDRs the filters select and what a CDR says of its
+place and duration are the charging records' own (``app.charging.services``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select
+
+from app.billing.invoicing.composition import period_bounds
+from app.billing.invoicing.invoices import BillingError
+from app.billing.models import HoldStatus, Invoice, InvoiceLine, InvoiceStatus, SessionHold
+from app.billing.runs.services import check_period
+from app.cards import services as card_services
+from app.charging.models import Cdr
+from app.charging.services import cdr_filters, duration_minutes, place_in_cdr
+from app.extensions import db
+from app.rating.models import SessionCharge
+from app.roaming.models import Location
+
+PAGE_SIZE = 50
+CSV_BATCH = 1000  # rows per streamed chunk and per fetch from the database
+
+
+@dataclass(frozen=True)
+class SessionFilters:
+    month: str = ""  # "YYYY-MM", or empty for every month
+    card: int | None = None  # one of the driver's cards, or None for all
+
+
+def session_filters(month: str, card: str) -> SessionFilters:
+    """The portal's filters checked: a month like 2026-10 and a card id, each optional. Raises ``BillingError``."""
+    if month:
+        check_period(month)
+    if card and not card.isdigit():
+        raise BillingError(f"card must be a card id, not {card!r}")
+    return SessionFilters(month=month, card=int(card) if card else None)
+
+
+@dataclass(frozen=True)
+class SessionLine:
+    """One session as the driver sees it; amounts excl. VAT except ``total``."""
+
+    start: dt.datetime
+    card_id: int | None
+    location: str
+    city: str
+    kwh: Decimal
+    minutes: int
+    cpo_price: Decimal
+    fees: Decimal
+    total: Decimal
+    currency: str
+    invoice: str | None
+    state: str  # invoiced, to_invoice, under_review, not_charged
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    sessions: list[SessionLine]
+    page: int
+    pages: int
+    total: int
+
+
+def _sessions_query(account_id: int, filters: SessionFilters) -> Select[*tuple[Any, ...]]:
+    """The driver's rated sessions, newest first, with location, hold and the invoice they are on (if any)."""
+    start, end = period_bounds(filters.month) if filters.month else (None, None)
+    return (
+        select(SessionCharge, Cdr, Location.name, Location.city, SessionHold.status, SessionHold.adjusted_incl_vat,
+               Invoice.number)
+        .join(Cdr, Cdr.id == SessionCharge.cdr_id)
+        .outerjoin(Location, and_(Location.country_code == Cdr.country_code, Location.party_id == Cdr.party_id,
+                                  Location.ocpi_id == Cdr.location_ocpi_id))
+        .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+        .outerjoin(InvoiceLine, InvoiceLine.session_charge_id == SessionCharge.id)
+        .outerjoin(Invoice, and_(Invoice.id == InvoiceLine.invoice_id, Invoice.status == InvoiceStatus.FINALIZED))
+        .where(SessionCharge.account_id == account_id,
+               *cdr_filters(started_from=start, started_before=end, card_id=filters.card))
+        .order_by(Cdr.start_date_time.desc(), Cdr.id.desc())
+    )
+
+
+def _line(row: Any) -> SessionLine:
+    """A row of :func:`_sessions_query` with its state: a held session is under review until finance decides, a
+    written-off one is not charged, an adjusted one costs what finance set."""
+    charge, cdr, name, city, hold_status, adjusted, number = row
+    place = place_in_cdr(cdr)
+    total = charge.driver_incl_vat
+    state = "invoiced" if number else "to_invoice"
+    if hold_status == HoldStatus.HELD and not number:
+        state = "under_review"
+    elif hold_status == HoldStatus.WRITTEN_OFF:
+        state, total = "not_charged", Decimal(0)
+    elif hold_status == HoldStatus.ADJUSTED and adjusted is not None:
+        total = adjusted
+    return SessionLine(
+        start=cdr.start_date_time, card_id=cdr.card_id, location=name or place.name, city=city or place.city,
+        kwh=charge.kwh, minutes=duration_minutes(cdr), cpo_price=charge.cpo_cost_excl_vat,
+        fees=charge.driver_excl_vat - charge.cpo_cost_excl_vat, total=total, currency=charge.currency,
+        invoice=number, state=state,
+    )
+
+
+def session_page(account_id: int, filters: SessionFilters, page: int) -> SessionPage:
+    """Page ``page`` (from 1) of the driver's sessions, ``PAGE_SIZE`` a page, with the count over all pages."""
+    query = _sessions_query(account_id, filters)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = db.session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    return SessionPage(sessions=[_line(row) for row in rows], page=page,
+                       pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1), total=total)
+
+
+CSV_COLUMNS = ["start", "end", "location", "city", "evse_id", "card", "kwh", "duration_minutes", "currency",
+               "cpo_price_excl_vat", "our_fees_excl_vat", "vat_rate", "total_incl_vat", "invoice", "state"]
+
+
+def _money(value: Decimal) -> str:
+    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def sessions_csv(account_id: int, filters: SessionFilters) -> Iterator[str]:
+    """Every session the filters select as CSV text, streamed in chunks of ``CSV_BATCH`` rows."""
+    cards = {card.id: card.visual_number or card.label or str(card.id) for card in card_services.cards_of(account_id)}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    query = _sessions_query(account_id, filters).execution_options(yield_per=CSV_BATCH)
+    for count, row in enumerate(db.session.execute(query), start=1):
+        line = _line(row)
+        charge, cdr = row[0], row[1]
+        writer.writerow([cdr.start_date_time.isoformat(), cdr.end_date_time.isoformat(), line.location,
+                         line.city, place_in_cdr(cdr).evse_id, cards.get(cdr.card_id, ""),
+                         format(Decimal(charge.kwh).normalize(), "f"), line.minutes, charge.currency,
+                         _money(charge.cpo_cost_excl_vat), _money(line.fees),
+                         format(Decimal(charge.vat_rate).normalize(), "f"), _money(line.total),
+                         line.invoice or "", line.state])
+        if count % CSV_BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -1,0 +1,7 @@
+"""Customer care: what is done for a driver across their account, cards, plan, payments and charging history.
+
+Support's search over accounts and cards, support notes and re-sent confirmations, the driver's data export
+(GDPR access) and closing an account (cards blocked, plan ended, logins erased, anonymised after the legal
+retention). These use cases orchestrate several domains, so they sit above them, just under the doors: the
+back office (support) and the driver's own pages here (``views``) call them.
+"""
