@@ -9,7 +9,6 @@ imports read regardless of the user's locale; the currency is a column.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from app.billing.models import (
 )
 from app.billing.runs.services import check_period
 from app.charging.models import Cdr
+from app.csv_export import csv_writer
 from app.extensions import db
 from app.money import from_minor_units
 from app.rating.models import SessionCharge
@@ -50,7 +50,7 @@ def _amount(minor: int | None, currency: str) -> str:
 def _csv(header: list[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
     """CSV text in chunks of ``BATCH`` rows, so a streamed response never holds the whole export."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(header)
     for count, row in enumerate(rows, start=1):
         writer.writerow(row)

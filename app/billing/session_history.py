@@ -8,7 +8,6 @@ place and duration are the charging records' own (``app.charging.services``).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from app.billing.runs.services import check_period
 from app.cards import services as card_services
 from app.charging.models import Cdr
 from app.charging.services import cdr_filters, duration_minutes, place_in_cdr
+from app.csv_export import csv_writer
 from app.extensions import db
 from app.rating.models import SessionCharge
 from app.roaming.models import Location
@@ -134,7 +134,7 @@ def sessions_csv(account_id: int, filters: SessionFilters) -> Iterator[str]:
     """Every session the filters select as CSV text, streamed in chunks of ``CSV_BATCH`` rows."""
     cards = {card.id: card.visual_number or card.label or str(card.id) for card in card_services.cards_of(account_id)}
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(CSV_COLUMNS)
     query = _sessions_query(account_id, filters).execution_options(yield_per=CSV_BATCH)
     for count, row in enumerate(db.session.execute(query), start=1):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from decimal import Decimal
@@ -10,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from app.charging.models import Cdr
+from app.csv_export import csv_writer
 from app.extensions import db
 from app.rating.models import ReconciliationFinding
 
@@ -62,7 +62,7 @@ CSV_COLUMNS = ["month", "country_code", "party_id", "cdr_id", "session_start", "
 
 def findings_csv(rows: list[tuple[ReconciliationFinding, Cdr]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for finding, cdr in rows:
         writer.writerow([finding.month, finding.country_code, finding.party_id, cdr.ocpi_id,

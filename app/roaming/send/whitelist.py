@@ -11,28 +11,31 @@ token costs the same as the first; an OFFSET over a million rows would not.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import Select, and_, func, or_, select
 
 from app.accounts.models import Account
 from app.cards.models import Card, CardStatus
 from app.cards.tokens import token_object
+from app.csv_export import csv_writer
 from app.extensions import db
 from app.roaming.models import Partner
+
+Columns = TypeVarTuple("Columns")
 
 CSV_FIELDS = ("country_code", "party_id", "uid", "type", "contract_id", "visual_number", "issuer", "group_id",
               "valid", "whitelist", "language", "last_updated")
 
 
-def _filtered(query: Select, date_from: dt.datetime | None, date_to: dt.datetime | None) -> Select:
+def _filtered(query: Select[*Columns], date_from: dt.datetime | None,
+              date_to: dt.datetime | None) -> Select[*Columns]:
     query = query.where(Card.uid.is_not(None), Card.status != CardStatus.ORDERED)
     if date_from is not None:
         query = query.where(Card.last_updated >= date_from)
@@ -106,7 +109,7 @@ def export_whitelist(partner: Partner, out: str | os.PathLike[str]) -> Whitelist
     count = 0
     with json_tmp.open("w", encoding="utf-8") as json_file, csv_tmp.open("w", encoding="utf-8",
                                                                           newline="") as csv_file:
-        writer = csv.writer(csv_file)
+        writer = csv_writer(csv_file)
         writer.writerow(CSV_FIELDS)
         json_file.write("[")
         for token in iter_token_objects():
