@@ -25,8 +25,8 @@ graceful_timeout = 30
 
 
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]
-    """Write the authorization log rows this worker still buffers (app/roaming/authorization_log.py)."""
-    from app.roaming.authorization_log import flush_pending
+    """Write the authorization log rows this worker still buffers (app/roaming/send/authorization_log.py)."""
+    from app.roaming.send.authorization_log import flush_pending
 
     app = getattr(worker, "wsgi", None)  # the Flask app (wsgi:app) once the worker has loaded it
     if app is not None and hasattr(app, "extensions"):

@@ -49,9 +49,12 @@ def _public_base_url_from_env(default_scheme: str = "http") -> str | None:
     return f"{scheme}://{server_name}" if server_name else None
 
 
-def _redis_broker_url() -> str | None:
+def production_rate_limit_storage_uri() -> str:
+    """``RATELIMIT_STORAGE_URI``, else the Celery broker when it is Redis, else per-process memory. Limits counted
+    per process multiply by the number of web workers, so production shares them through Redis."""
     broker = os.environ.get("CELERY_BROKER_URL") or ""
-    return broker if broker.startswith(("redis://", "rediss://")) else None
+    redis_broker = broker if broker.startswith(("redis://", "rediss://")) else None
+    return os.environ.get("RATELIMIT_STORAGE_URI") or redis_broker or "memory://"
 
 
 class ConfigError(RuntimeError):
@@ -144,7 +147,7 @@ class BaseConfig:
     # Accounts finalized per transaction (and per Celery task) in the monthly run: larger is faster, smaller
     # holds the number series for less time per chunk (bench/bench_billing_run.py measured 500).
     BILLING_CHUNK_SIZE = _env_int("BILLING_CHUNK_SIZE", 500)
-    # Sessions beyond these limits are held for finance instead of billed (see app/billing/outliers.py).
+    # Sessions beyond these limits are held for finance instead of billed (see app/billing/runs/outliers.py).
     OUTLIER_LIMITS = {"max_kwh": "150", "max_average_kw": "350", "max_incl_vat": "150", "max_hours": "48"}
     # Failed payments are retried this many days after the first failure; after the last, cards are blocked.
     DUNNING_SCHEDULE_DAYS = [3, 7, 14]
@@ -152,7 +155,7 @@ class BaseConfig:
     # request's Host header (app/public_urls.py). OCPI_BASE_URL only when partners reach us on another host.
     PUBLIC_BASE_URL = _public_base_url_from_env()
     OCPI_BASE_URL = os.environ.get("OCPI_BASE_URL") or None
-    # Real-time authorization (app/roaming/ocpi/auth.py, app/roaming/authorization_log.py): how long a worker
+    # Real-time authorization (app/roaming/ocpi/auth.py, app/roaming/send/authorization_log.py): how long a worker
     # may trust the partner it found for a token (a rotated or suspended token stays usable in *other*
     # worker processes for at most this long), and whether authorization log rows are written by a
     # background writer in batches (off the request path) or inside the request's transaction.
@@ -173,6 +176,10 @@ class BaseConfig:
     OCPI_HANDSHAKE_DEADLINE = _env_float("OCPI_HANDSHAKE_DEADLINE", 20.0)
     OCPI_MAX_REDIRECTS = _env_int("OCPI_MAX_REDIRECTS", 3)
     OCPI_MAX_RESPONSE_BYTES = _env_int("OCPI_MAX_RESPONSE_BYTES", 32 * 1024 * 1024)
+    # The largest request body a partner may send us (answered 413 in the OCPI envelope before reading it). We
+    # receive one object per request; the largest real Location (NDW, 62 EVSEs) is 36 KB, so 1 MB is ~28x.
+    # No bulk intake over HTTP needs more (bulk arrives by pull, bounded by OCPI_MAX_RESPONSE_BYTES, or by file).
+    OCPI_MAX_BODY_BYTES = _env_int("OCPI_MAX_BODY_BYTES", 1024 * 1024)
 
     # Stripe. STRIPE_API_BASE unset = real Stripe; "http://127.0.0.1:8420" = a local `localstripe` emulator,
     # whose fake Stripe.js is served at <api_base>/js.stripe.com/v3/.
@@ -249,9 +256,7 @@ class ProductionConfig(BaseConfig):
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "https")
     PUBLIC_BASE_URL = _public_base_url_from_env("https")
-    # Limits counted per process would multiply by the number of workers: the Celery Redis serves when no
-    # RATELIMIT_STORAGE_URI is given.
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or _redis_broker_url() or "memory://"
+    RATELIMIT_STORAGE_URI = production_rate_limit_storage_uri()
 
     @classmethod
     def validate(cls) -> None:

@@ -15,12 +15,15 @@ import uuid
 from email.message import EmailMessage
 from pathlib import Path
 
+from celery import current_task
 from flask import current_app, render_template
 from flask_babel import force_locale
 
 from app.jobs import task
 
 log = logging.getLogger(__name__)
+
+MAX_SEND_RETRIES = 5  # a minute, then 2, 4, 8 and 16: a mail server down for half an hour loses nothing
 
 
 def build_message(to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
@@ -87,8 +90,14 @@ def queue_template(to: str, template: str, language: str, subject: str, **contex
     send_rendered_mail.delay(to, translated_subject, text)
 
 
-@task(name="mail.send_rendered", autoretry_for=(OSError, smtplib.SMTPException), retry_backoff=True,
-      max_retries=5)
+@task(name="mail.send_rendered", max_retries=MAX_SEND_RETRIES)
 def send_rendered_mail(to: str, subject: str, text: str) -> None:
-    """Send a rendered mail; an unreachable or refusing mail server is retried with backoff."""
-    send_message(build_message(to, subject, text))
+    """Send a rendered mail. On a worker, an unreachable or refusing mail server is retried with backoff; inline
+    (no broker) the caller sees the failure, as when it sent the mail itself."""
+    try:
+        send_message(build_message(to, subject, text))
+    except (OSError, smtplib.SMTPException) as error:
+        job = current_task
+        if job is None or job.request.is_eager:
+            raise
+        raise job.retry(exc=error, countdown=60 * 2 ** job.request.retries) from error

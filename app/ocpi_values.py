@@ -15,20 +15,61 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+# How deeply JSON may nest. The deepest OCPI 2.2.1 object (a CDR's tariffs[].elements[].restrictions.day_of_week[])
+# is 6 levels, 8 inside a response envelope; 32 leaves room for partners' extensions and stays far below the
+# recursion limits of json and of every recursive walk over the result.
+MAX_JSON_DEPTH = 32
+
+# A JSON string (escapes included: the unrolled form, fast on long strings) or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 class NotANumberError(ValueError):
     """A JSON value that is not a number we can read exactly (a bool, a list, text that is no number...)."""
 
 
-def load_json(text: str | bytes) -> Any:
+class JsonTooDeepError(ValueError):
+    """JSON nested deeper than allowed (refused before parsing, so no parser or walker ever recurses on it)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (RFC 8259)")
+
+
+def nests_deeper_than(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` nests arrays and objects more than ``limit`` levels deep: a cheap scan that skips
+    strings, exact for valid JSON (for invalid JSON the parser says what is wrong)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # fewer brackets than levels: no scan (most objects)
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        piece = match.group()
+        if piece in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif piece in "]}":
+            depth -= 1
+    return False
+
+
+def load_json(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Decode JSON with every non-integer number as ``Decimal``: ``4.40`` never becomes a float.
 
-    Raises ``ValueError`` (``json.JSONDecodeError``, or ``UnicodeDecodeError`` for bytes that are not UTF-8).
+    Strictly RFC 8259: ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's json accepts) are refused, and so
+    is nesting deeper than ``max_depth`` (checked before parsing: 1,000 levels would exhaust the recursion
+    of the parser or of whoever walks the result). Bytes must be UTF-8 (or UTF-16/32 as RFC 8259 detects).
+    Raises ``ValueError`` (``json.JSONDecodeError``, :class:`JsonTooDeepError`, ``UnicodeDecodeError``...).
     """
-    return json.loads(text, parse_float=Decimal)
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode(json.detect_encoding(text))
+    if nests_deeper_than(text, max_depth):
+        raise JsonTooDeepError(f"nested deeper than {max_depth} levels")
+    return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
 
 
 def exact_decimal(value: Any, *, numeric_text: bool = False) -> Decimal:
@@ -60,7 +101,10 @@ def utc_datetime(text: str) -> dt.datetime:
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         return moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        raise ValueError(f"{text!r} is out of range in UTC") from None
 
 
 def parse_ocpi_datetime(value: Any) -> dt.datetime:

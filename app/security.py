@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, Response, current_app, request
+from flask import Flask, Request, Response, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 
 # Stripe.js must be loaded from Stripe's own domain (PCI rules forbid self-hosting it); nothing else is remote.
@@ -68,7 +68,31 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if current_app.config.get("SESSION_COOKIE_SECURE"):
         headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    if carries_private_data(response):
+        # Neither the browser's disk cache (a shared computer: Back after logout) nor a proxy may keep it.
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
     return response
+
+
+def carries_private_data(response: Response) -> bool:
+    """A download (invoice PDF/UBL, sessions CSV, data export), an answer to an authenticated call (OCPI, API), or
+    any page for a logged-in user. Static files are public, whoever asks."""
+    if request.endpoint == "static":
+        return False
+    if "Content-Disposition" in response.headers or "Authorization" in request.headers:
+        return True
+    return _someone_is_logged_in()
+
+
+def _someone_is_logged_in() -> bool:
+    from flask_login import current_user
+
+    if "_login_user" not in g and "_user_id" not in session:
+        # Nobody asked who is logged in and the session names nobody: an anonymous request, answered without
+        # loading a user (a remember-me cookie alone restores a login only when a page asks for the user).
+        return False
+    return bool(current_user.is_authenticated)
 
 
 def register_security_headers(app: Flask) -> None:

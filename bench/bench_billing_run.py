@@ -98,10 +98,12 @@ def _generate(app, accounts: int, per_account: int) -> None:  # type: ignore[no-
                       CASE WHEN g % 2 = 0 THEN NULL ELSE 12 END, CASE WHEN g % 2 = 0 THEN NULL ELSE 2030 END,
                       'active', now(), CASE WHEN g % 2 = 0 THEN 'BENCH-MANDATE-' || g END
                FROM generate_series(1, CAST(:n AS integer)) g""",
-            f"""INSERT INTO roaming_cdrs (id, country_code, party_id, ocpi_id, account_id, token_uid, start_date_time,
-                                         end_date_time, location_ocpi_id, evse_uid, country, currency, total_energy,
-                                         total_time, total_cost_excl_vat, credit, data, last_updated, received_at)
-               SELECT g, 'NL', 'TCP', 'C' || g, account_id, 'X', start_date_time, start_date_time + interval '1 hour',
+            f"""INSERT INTO roaming_cdrs (id, country_code, party_id, ocpi_id, ocpi_id_key, account_id, token_uid,
+                                         start_date_time, end_date_time, location_ocpi_id, evse_uid, country, currency,
+                                         total_energy, total_time, total_cost_excl_vat, credit, data, last_updated,
+                                         received_at)
+               SELECT g, 'NL', 'TCP', 'C' || g, 'C' || g, account_id, 'X', start_date_time,
+                      start_date_time + interval '1 hour',
                       'L1', 'E1', 'BEL', 'EUR', total_energy, 1, total_cost_excl_vat, false, {_CDR_DATA},
                       start_date_time, start_date_time
                FROM (SELECT g, (g - 1) / :m + 1 AS account_id,

@@ -74,7 +74,8 @@ async def _drive(base_url: str, requests_: list[tuple[str, str, bytes | None]]) 
                 async with session.request(method, base_url + path, data=body, headers=headers) as response:
                     payload = await response.read()
                     status = response.status
-                    if method == "POST" and (status != 200 or json.loads(payload)["status_code"] != 1000):
+                    # 201 Created for a new CDR, 200 for a repeat (status_codes).
+                    if method == "POST" and (status not in (200, 201) or json.loads(payload)["status_code"] != 1000):
                         raise SystemExit(f"POST failed: {status} {payload[:300]!r}")
                     statuses[status] = statuses.get(status, 0) + 1
 

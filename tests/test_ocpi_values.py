@@ -11,6 +11,7 @@ from app.ocpi_values import NotANumberError, exact_decimal, load_json, parse_ocp
 from app.pricing import PricingInputError
 from app.pricing.parse import parse_datetime
 from app.roaming.ocpi.reader import FieldReader, InvalidObjectError, require_decimal, to_datetime
+from app.roaming.receive.limits import SESSION_AMOUNT
 
 UTC_MOMENT = dt.datetime(2015, 6, 29, 20, 39, 9, tzinfo=dt.UTC)
 
@@ -38,7 +39,7 @@ def test_roaming_is_more_tolerant_than_pricing_about_the_form():
 
 def test_roaming_reader_names_the_field_in_both_styles():
     with pytest.raises(InvalidObjectError) as first_error:
-        require_decimal({"total_cost": {"excl_vat": "abc"}}, "total_cost.excl_vat")
+        require_decimal({"total_cost": {"excl_vat": "abc"}}, "total_cost.excl_vat", SESSION_AMOUNT)
     assert first_error.value.message == "field total_cost.excl_vat must be a number"
     errors: list[tuple[str, str]] = []
     reader = FieldReader({"latitude": "north"}, "coordinates", errors)

@@ -78,6 +78,7 @@ def test_production_uses_secure_cookies(monkeypatch):
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_x")
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://emsp.example.com")
     monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
     app = create_app("production")
     assert app.config["SESSION_COOKIE_SECURE"] is True

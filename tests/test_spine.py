@@ -175,8 +175,8 @@ def test_the_money_path_end_to_end(live, fake_cpo, localstripe, tmp_path):  # no
     mailbox = Mailbox(tmp_path / "outbox")
     cpo = _register(live, fake_cpo)
     # The CPO publishes its tariff and location.
-    assert cpo.call("PUT", "/ocpi/2.2.1/tariffs/NL/TCP/AC-STD", TARIFF).status_code == 200
-    assert cpo.call("PUT", "/ocpi/2.2.1/locations/NL/TCP/LOC-SPINE", LOCATION).status_code == 200
+    assert cpo.call("PUT", "/ocpi/2.2.1/tariffs/NL/TCP/AC-STD", TARIFF).status_code == 201  # Created
+    assert cpo.call("PUT", "/ocpi/2.2.1/locations/NL/TCP/LOC-SPINE", LOCATION).status_code == 201
 
     with app.app_context():
         # A driver on pay as you go since September, with a saved card; a card issued from stock.

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,3 +57,10 @@ def test_a_bare_worker_process_knows_every_task_and_schedule():
                                    "billing.run_dunning", "rating.rate_cdr", "rating.rate_cdrs",
                                    "rating.rate_pending", "roaming.push_tokens", "roaming.expire_commands",
                                    "roaming.export_whitelists"}
+
+
+def test_gunicorns_worker_exit_hook_flushes_the_authorization_log(app):
+    """gunicorn.conf.py imports our code by name when a worker stops: a moved module must not break it."""
+    hooks = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    worker = SimpleNamespace(wsgi=app)
+    hooks["worker_exit"](None, worker)  # raises ImportError if the hook names a module that moved

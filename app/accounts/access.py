@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import abort, redirect, request, url_for
 from flask_login import current_user
+from flask_login import login_required as _flask_login_required
 
 from app.accounts.models import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def login_required(view: F) -> F:
+    """Flask-Login's ``login_required`` (any logged-in user), keeping the view's type: flask_login ships none."""
+    return cast(F, _flask_login_required(view))
 
 
 def driver_required(view: F) -> F:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.session_tokens import make_session_token
 from app.db import TimestampMixin, str_enum, utcnow
-from app.extensions import db
+from app.extensions import Model
 
 
 class Role(enum.StrEnum):
@@ -33,7 +33,7 @@ SUPPORTED_COUNTRIES = ("BE", "NL", "LU", "FR", "DE")
 LANGUAGES = ("nl", "fr", "en")
 
 
-class Account(TimestampMixin, db.Model):
+class Account(TimestampMixin, Model):
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,7 +66,7 @@ class Account(TimestampMixin, db.Model):
         return f"<Account {self.id} {self.full_name!r}>"
 
 
-class User(UserMixin, TimestampMixin, db.Model):
+class User(UserMixin, TimestampMixin, Model):  # type: ignore[misc]  # flask_login is untyped
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -95,7 +95,7 @@ class User(UserMixin, TimestampMixin, db.Model):
         return make_session_token(self.id, self.session_version)
 
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return self.active
 
     @property
@@ -121,7 +121,7 @@ class User(UserMixin, TimestampMixin, db.Model):
         return f"<User {self.id} {self.email} {self.role}>"
 
 
-class AccountNote(db.Model):
+class AccountNote(Model):
     """A support note on an account (visible to staff only)."""
 
     __tablename__ = "account_notes"

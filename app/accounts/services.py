@@ -45,7 +45,7 @@ class PendingEmail:
     template: str
     language: str
     subject: str
-    context: dict = field(default_factory=dict)
+    context: dict[str, object] = field(default_factory=dict)
 
 
 def send_pending(emails: list[PendingEmail]) -> None:

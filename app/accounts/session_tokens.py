@@ -13,6 +13,7 @@ browser is asked to respect.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -30,7 +31,8 @@ def _max_age_seconds() -> int:
 
 
 def make_session_token(user_id: int, session_version: int) -> str:
-    return _serializer().dumps({"uid": user_id, "v": session_version})
+    # The nonce makes two logins within one second (the timestamp's resolution) get different cookies too.
+    return _serializer().dumps({"uid": user_id, "v": session_version, "n": secrets.token_urlsafe(6)})
 
 
 def read_session_token(token: str) -> tuple[int, int] | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from app.accounts import services
-from app.accounts.access import driver_required
+from app.accounts.access import driver_required, login_required
 from app.accounts.forms import (
     ChangePasswordForm,
     EmailOnlyForm,
@@ -18,13 +17,16 @@ from app.accounts.forms import (
     ResetPasswordForm,
     SignupForm,
 )
+from app.accounts.login_limits import login_account_key
+from app.accounts.redirects import local_path_or_none
+from app.accounts.sessions import end_all_sessions
 from app.extensions import db, limiter
 
 bp = Blueprint("accounts", __name__)
 
 
 def _limit(key: str) -> str:
-    return current_app.config[key]
+    return str(current_app.config[key])
 
 
 def _profile_from(form: ProfileForm | SignupForm) -> services.DriverProfile:
@@ -46,16 +48,6 @@ def _attach_error(form, error: services.AccountError) -> None:  # type: ignore[n
         field.errors = [*field.errors, _(str(error))]
     else:
         form.form_errors.append(_(str(error)))
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only same-site relative paths are followed after login (no open redirect)."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -105,6 +97,7 @@ def resend_confirmation():  # type: ignore[no-untyped-def]
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: _limit("LOGIN_RATE_LIMIT"), methods=["POST"])
+@limiter.limit(lambda: _limit("LOGIN_ACCOUNT_RATE_LIMIT"), key_func=login_account_key, methods=["POST"])
 def login():  # type: ignore[no-untyped-def]
     if current_user.is_authenticated:
         return redirect(url_for("portal.index"))
@@ -123,20 +116,36 @@ def login():  # type: ignore[no-untyped-def]
             return render_template("portal/accounts/login.html", form=form,
                                    show_resend=refused.reason == "unconfirmed"), 200
         db.session.commit()
+        # With "keep me logged in", a new remember-me cookie at each login (see app.accounts.session_tokens).
         login_user(user, remember=bool(form.remember.data))
         if user.account is not None:
             session["lang"] = user.account.language
-        target = _safe_next(request.args.get("next"))
+        target = local_path_or_none(request.args.get("next"))
         return redirect(target or url_for("portal.index"))
     return render_template("portal/accounts/login.html", form=form, show_resend=False)
 
 
+def _log_out_everywhere(message: str) -> WerkzeugResponse:
+    # Ended on the server, not only forgotten by this browser: a copied session or remember-me cookie stops
+    # working too, and so do the user's other browsers.
+    end_all_sessions(current_user._get_current_object())
+    db.session.commit()
+    logout_user()
+    flash(message, "info")
+    return redirect(url_for("accounts.login"))
+
+
 @bp.post("/logout")
 @login_required
-def logout():  # type: ignore[no-untyped-def]
-    logout_user()
-    flash(_("You are logged out."), "info")
-    return redirect(url_for("accounts.login"))
+def logout() -> WerkzeugResponse:
+    return _log_out_everywhere(_("You are logged out."))
+
+
+@bp.post("/profile/sign-out-everywhere")
+@login_required
+def sign_out_everywhere() -> WerkzeugResponse:
+    """The profile's button for a driver who lost a phone or logged in on someone else's computer."""
+    return _log_out_everywhere(_("You are logged out on all your devices."))
 
 
 @bp.route("/password/reset", methods=["GET", "POST"])

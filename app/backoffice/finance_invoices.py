@@ -20,6 +20,7 @@ from app.accounts.models import Role
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
 from app.billing import reporting
+from app.billing.collection.services import COLLECTABLE_STATES, amount_due_minor
 from app.billing.documents.delivery import delivery_unfinished
 from app.billing.documents.downloads import (
     PdfUnavailableError,
@@ -74,12 +75,15 @@ def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200):  # type:
     credited = db.session.get(Invoice, invoice.credits_invoice_id) if invoice.credits_invoice_id else None
     payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)
                                   .order_by(Payment.created_at, Payment.id)).all()
+    # What is left after credit notes and partial payments, while the invoice waits for money.
+    unpaid = invoice.kind == InvoiceKind.INVOICE and invoice.payment_state in (*COLLECTABLE_STATES,
+                                                                               PaymentState.PROCESSING)
     return render_template(
         "backoffice/finance/invoice.html", invoice=invoice, snapshot=invoice.snapshot or {}, notes=notes,
         credited=credited, payments=payments, dunning=db.session.get(Dunning, invoice.id), form=form,
         can_credit=invoice.kind == InvoiceKind.INVOICE, audit=entries_for("invoice", invoice.id, limit=20),
         delivery_unfinished=delivery_unfinished(invoice, payments, credited),
-        has_ubl=offers_ubl(invoice),
+        has_ubl=offers_ubl(invoice), amount_due=amount_due_minor(invoice) if unpaid else None,
     ), status
 
 
@@ -188,4 +192,5 @@ def invoice_pdf_download(number: str):  # type: ignore[no-untyped-def]
 @bp.get("/payments")
 @staff_required(Role.FINANCE)
 def failed_payments():  # type: ignore[no-untyped-def]
-    return render_template("backoffice/finance/payments.html", rows=reporting.failed_payments())
+    return render_template("backoffice/finance/payments.html", rows=reporting.failed_payments(),
+                           to_review=reporting.payments_to_review(), ignored=reporting.ignored_stripe_events())

@@ -43,11 +43,12 @@ class _ProgressOnTheTerminal(RunObserver):
             yield bar.update
 
     def finalized(self, run: InvoiceRun, progress: dict[str, int]) -> None:
+        failed = runs.failed_items(run) if progress["failed"] else []
         click.echo(json.dumps({"run": run.id, "status": run.status.value, "progress": progress,
-                               "results": run.results}, indent=2))
+                               "results": run.results, "failed_accounts": failed}, indent=2))
         if progress["failed"]:
-            click.echo(f"{progress['failed']} accounts failed (see the run in the back office); rerun this command "
-                       "to retry them.", err=True)
+            click.echo(f"{progress['failed']} accounts failed (failed_accounts above and the run in the back office "
+                       "say why); fix their data, then rerun this command to retry them.", err=True)
 
     @contextmanager
     def delivering(self, invoices: int) -> Iterator[Callable[[], None]]:
@@ -152,10 +153,15 @@ def show_command(number: str, as_json: bool) -> None:
 @billing_cli.command("uninvoiced")
 @click.option("--period", required=True)
 def uninvoiced_command(period: str) -> None:
-    """List billable sessions of the month on no invoice, and our drivers' CDRs that could not be priced (both
-    should be empty after a run; exit status 1 when not)."""
+    """List billable sessions of the month on no invoice, our drivers' CDRs that could not be priced (with why,
+    when a rating attempt recorded it) and the accounts the month's run could not invoice (with why). All should
+    be empty after a run; exit status 1 when not."""
     runs.check_period(period)
     ids, unrated = runs.uninvoiced_sessions(period), runs.unrated_cdrs(period)
-    click.echo(json.dumps({"period": period, "uninvoiced_session_charge_ids": ids, "unrated_cdr_ids": unrated}))
-    if ids or unrated:
+    run = runs.run_for(period)
+    failed = runs.failed_items(run, limit=1000) if run is not None else []
+    click.echo(json.dumps({"period": period, "uninvoiced_session_charge_ids": ids, "unrated_cdr_ids": unrated,
+                           "unrated_reasons": runs.unrated_reasons(period),
+                           "failed_accounts": failed}))
+    if ids or unrated or failed:
         raise SystemExit(1)

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import str_enum, utcnow
-from app.extensions import db
+from app.extensions import Model
 
 
 class InvoiceKind(enum.StrEnum):
@@ -54,7 +54,15 @@ class PaymentState(enum.StrEnum):
     REFUNDED = "refunded"
 
 
-class NumberSeries(db.Model):
+class PaymentReview(enum.StrEnum):
+    """Why finance must look at a payment Stripe reported as succeeded (it did not pay the invoice as asked)."""
+
+    UNDERPAID = "underpaid"                  # less than was due: counted, the rest stays due (dunning goes on)
+    OVERPAID = "overpaid"                    # more than was due (or paid twice): the surplus is to be given back
+    CURRENCY_MISMATCH = "currency_mismatch"  # not in the invoice's currency: not counted, the invoice stays unpaid
+
+
+class NumberSeries(Model):
     """A gapless invoice number series (e.g. ``INV-2026``). ``next_number`` is taken inside the finalizing
     transaction with an UPDATE, which locks the row (PostgreSQL) or the database (SQLite) until commit, so a
     number is consumed only if the invoice that got it is committed."""
@@ -65,7 +73,7 @@ class NumberSeries(db.Model):
     next_number: Mapped[int] = mapped_column(default=1)
 
 
-class Invoice(db.Model):
+class Invoice(Model):
     __tablename__ = "billing_invoices"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -116,7 +124,7 @@ class LineKind(enum.StrEnum):
     CREDIT = "credit"  # a credit CDR from a CPO
 
 
-class InvoiceLine(db.Model):
+class InvoiceLine(Model):
     __tablename__ = "billing_invoice_lines"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -145,7 +153,7 @@ class RunStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-class InvoiceRun(db.Model):
+class InvoiceRun(Model):
     __tablename__ = "billing_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -168,7 +176,7 @@ class InvoiceRun(db.Model):
     )
 
 
-class RunItem(db.Model):
+class RunItem(Model):
     """One account of a run: the unit of work (one transaction) that a crash can interrupt and a rerun resumes."""
 
     __tablename__ = "billing_run_items"
@@ -192,7 +200,7 @@ class HoldStatus(enum.StrEnum):
     WRITTEN_OFF = "written_off"
 
 
-class SessionHold(db.Model):
+class SessionHold(Model):
     """A session the outlier guard held for finance instead of billing it."""
 
     __tablename__ = "billing_session_holds"
@@ -209,7 +217,7 @@ class SessionHold(db.Model):
     decided_at: Mapped[dt.datetime | None]
 
 
-class Payment(db.Model):
+class Payment(Model):
     """One collection attempt of an invoice through a Stripe PaymentIntent (or a refund)."""
 
     __tablename__ = "billing_payments"
@@ -223,13 +231,23 @@ class Payment(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(30))  # Stripe's: processing, succeeded, requires_payment_method…
     failure_message: Mapped[str | None] = mapped_column(Text)
+    # What Stripe says it received (set when the attempt succeeded; ``None`` on older rows: the amount asked).
+    amount_received_minor: Mapped[int | None]
+    received_currency: Mapped[str | None] = mapped_column(String(3))
+    # Set when the money received is not what was due: finance must look at it (the back office lists them).
+    review: Mapped[PaymentReview | None] = mapped_column(str_enum(PaymentReview))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (UniqueConstraint("invoice_id", "kind", "attempt"),)
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "kind", "attempt"),
+        # The finance list of payments to review reads only the few flagged rows.
+        Index("ix_billing_payments_review", "review", postgresql_where=text("review IS NOT NULL"),
+              sqlite_where=text("review IS NOT NULL")),
+    )
 
 
-class Dunning(db.Model):
+class Dunning(Model):
     """Where an unpaid invoice stands in the reminder schedule (3, 7, 14 days, then cards blocked)."""
 
     __tablename__ = "billing_dunning"
@@ -241,11 +259,17 @@ class Dunning(db.Model):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class StripeEvent(db.Model):
-    """Webhook events already handled (Stripe retries; an event id is processed once)."""
+class StripeEvent(Model):
+    """Webhook events already handled (Stripe retries; an event id is processed once).
+
+    ``ignored_reason`` is set for a signed event we could not use (fields missing or of the wrong type, an unknown
+    PaymentIntent or invoice, a type we do not handle): it was acknowledged and changed nothing."""
 
     __tablename__ = "billing_stripe_events"
+    # The reason of events of a type we do not handle: routine, not listed for staff.
+    TYPE_NOT_HANDLED = "event type not handled"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     type: Mapped[str] = mapped_column(String(80))
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ignored_reason: Mapped[str | None] = mapped_column(String(255))

@@ -37,6 +37,7 @@ def balance():  # type: ignore[no-untyped-def]
     account = current_user.account
     invoices = collection.open_invoices(account.id)
     rows = [{"invoice": invoice, "due": collection.amount_due_minor(invoice),
+             "received": collection.received_minor(invoice),  # a partial payment: the due is what is left
              "dunning": db.session.get(Dunning, invoice.id)} for invoice in invoices]
     config = current_app.config
     return render_template(

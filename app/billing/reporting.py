@@ -30,6 +30,7 @@ from app.billing.models import (
     Payment,
     PaymentState,
     SessionHold,
+    StripeEvent,
 )
 from app.billing.runs.services import check_period
 from app.charging.models import Cdr
@@ -329,6 +330,25 @@ def search_invoices(search: InvoiceSearch, limit: int = SEARCH_LIMIT) -> Invoice
         query = query.where(Invoice.payment_state == PaymentState(search.state))
     rows = db.session.execute(query.order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit + 1)).all()
     return InvoiceMatches(rows=list(rows[:limit]), more=len(rows) > limit)
+
+
+def payments_to_review(limit: int = 200) -> list[Row[Payment, Invoice, str]]:
+    """Payments Stripe reported as succeeded that did not pay their invoice as asked (less than due, more than
+    due, another currency; ``Payment.review``), with their invoice and customer name, newest first."""
+    return list(db.session.execute(
+        select(Payment, Invoice, Account.full_name)
+        .join(Invoice, Invoice.id == Payment.invoice_id).join(Account, Account.id == Invoice.account_id)
+        .where(Payment.review.is_not(None))
+        .order_by(Payment.updated_at.desc(), Payment.id.desc()).limit(limit)).all())
+
+
+def ignored_stripe_events(limit: int = 50) -> list[StripeEvent]:
+    """Signed Stripe events we could not use (acknowledged, nothing changed), newest first; events of types we
+    do not handle are routine and left out."""
+    return list(db.session.scalars(
+        select(StripeEvent).where(StripeEvent.ignored_reason.is_not(None),
+                                  StripeEvent.ignored_reason != StripeEvent.TYPE_NOT_HANDLED)
+        .order_by(StripeEvent.received_at.desc(), StripeEvent.id).limit(limit)))
 
 
 def failed_payments(limit: int = 500) -> list[Row[Invoice, Dunning | None, str, str | None]]:

@@ -7,10 +7,11 @@ import enum
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from app.db import str_enum, utcnow
 from app.extensions import Model
+from app.ocpi_ids import ci_key_or_none
 
 
 class CardStatus(enum.StrEnum):
@@ -70,6 +71,9 @@ class Card(Model):
     token_type: Mapped[TokenType] = mapped_column(str_enum(TokenType))
     status: Mapped[CardStatus] = mapped_column(str_enum(CardStatus), index=True)
     # uid, contract_id and visual_number are set when a stock card is assigned (shipped) or an app token minted.
+    # uid and contract_id are OCPI CiStrings, kept in their folded form (app.ocpi_ids.ci_key, enforced by the
+    # *_normalised checks): a partner's "04de0001" is found by one index lookup of ci_key("04de0001"), and the
+    # unique constraints below are case-insensitive.
     uid: Mapped[str | None] = mapped_column(String(36))
     contract_id: Mapped[str | None] = mapped_column(String(36))
     visual_number: Mapped[str | None] = mapped_column(String(64))
@@ -101,7 +105,13 @@ class Card(Model):
         CheckConstraint("status IN ('ordered', 'expired') OR (uid IS NOT NULL AND contract_id IS NOT NULL)",
                         name="identified"),
         CheckConstraint("status <> 'blocked' OR block_reason IS NOT NULL", name="blocked_has_reason"),
+        CheckConstraint("uid = upper(uid)", name="uid_normalised"),
+        CheckConstraint("contract_id = upper(contract_id)", name="contract_id_normalised"),
     )
+
+    @validates("uid", "contract_id")
+    def _normalise_ci_string(self, _name: str, value: str | None) -> str | None:
+        return ci_key_or_none(value)
 
     @property
     def valid(self) -> bool:

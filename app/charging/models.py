@@ -2,7 +2,11 @@
 
 These are the e-MSP's own records, whoever delivered them (a CPO directly, a hub, a pull): billing, rating, the
 portal and support read them; roaming writes them. The natural key of a session or CDR is the CPO's party and
-the object's id, as in OCPI. The full OCPI object is kept as JSON (``data``) beside the columns we query on.
+the object's id, as in OCPI, *whoever delivers it*: the sending partner is not part of it, and the id is a
+CiString, compared through its folded key (``ocpi_id_key``, see :mod:`app.ocpi_ids`) with a UNIQUE constraint on
+(country_code, party_id, ocpi_id_key). So ``replay1`` after ``REPLAY1``, or a hub relaying a CDR the CPO sent us
+directly, is recognised as the same object. ``ocpi_id`` keeps the CPO's own spelling; country_code and party_id
+are stored upper-case. The full OCPI object is kept as JSON (``data``) beside the columns we query on.
 """
 
 from __future__ import annotations
@@ -12,16 +16,17 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from app.db import utcnow
-from app.extensions import db
+from app.extensions import Model
+from app.ocpi_ids import ci_key, ci_key_or_none
 
 KWH = Numeric(14, 4)
 PRICE = Numeric(14, 4)
 
 
-class ChargingSession(db.Model):
+class ChargingSession(Model):
     __tablename__ = "roaming_sessions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -29,6 +34,7 @@ class ChargingSession(db.Model):
     country_code: Mapped[str] = mapped_column(String(2))
     party_id: Mapped[str] = mapped_column(String(3))
     ocpi_id: Mapped[str] = mapped_column(String(36))
+    ocpi_id_key: Mapped[str] = mapped_column(String(36))  # ci_key(ocpi_id), set with it
     card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id", ondelete="SET NULL"), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
     status: Mapped[str] = mapped_column(String(20))
@@ -45,10 +51,15 @@ class ChargingSession(db.Model):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     last_updated: Mapped[dt.datetime] = mapped_column(index=True)
 
-    __table_args__ = (UniqueConstraint("country_code", "party_id", "ocpi_id"),)
+    __table_args__ = (UniqueConstraint("country_code", "party_id", "ocpi_id_key"),)
+
+    @validates("ocpi_id")
+    def _keep_key(self, _name: str, value: str) -> str:
+        self.ocpi_id_key = ci_key(value)
+        return value
 
 
-class Cdr(db.Model):
+class Cdr(Model):
     __tablename__ = "roaming_cdrs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -56,6 +67,10 @@ class Cdr(db.Model):
     country_code: Mapped[str] = mapped_column(String(2))
     party_id: Mapped[str] = mapped_column(String(3))
     ocpi_id: Mapped[str] = mapped_column(String(39))
+    # ci_key(ocpi_id), set with it. NULL only on a CDR we held twice before ids were compared case-insensitively
+    # and that was already invoiced: kept for the issued invoice, out of the natural key (migration b7e4c2a91f30
+    # and roaming_duplicate_objects say which).
+    ocpi_id_key: Mapped[str | None] = mapped_column(String(39))
     session_ocpi_id: Mapped[str | None] = mapped_column(String(36), index=True)
     card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id", ondelete="SET NULL"), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
@@ -72,22 +87,33 @@ class Cdr(db.Model):
     total_cost_incl_vat: Mapped[Decimal | None] = mapped_column(PRICE)
     credit: Mapped[bool] = mapped_column(default=False)
     credit_reference_id: Mapped[str | None] = mapped_column(String(39))
+    credit_reference_key: Mapped[str | None] = mapped_column(String(39))  # ci_key(credit_reference_id)
     original_cdr_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_cdrs.id", ondelete="RESTRICT"))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     last_updated: Mapped[dt.datetime] = mapped_column(index=True)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
     __table_args__ = (
-        # "The same CDR twice is stored once": unique on the sending partner + the CPO's key.
-        UniqueConstraint("partner_id", "country_code", "party_id", "ocpi_id"),
+        # "The same CDR twice is stored once", whoever delivers it: unique on the CPO's party + the folded id.
+        UniqueConstraint("country_code", "party_id", "ocpi_id_key"),
         # Every new CDR looks for credit CDRs that arrived before it and name it (store_cdr): without this
         # (small, credit-only) index that lookup read every CDR of the party.
-        Index("ix_roaming_cdrs_credit_reference", "partner_id", "country_code", "party_id", "credit_reference_id",
+        Index("ix_roaming_cdrs_credit_reference", "country_code", "party_id", "credit_reference_key",
               postgresql_where=text("credit"), sqlite_where=text("credit")),
     )
 
+    @validates("ocpi_id")
+    def _keep_key(self, _name: str, value: str) -> str:
+        self.ocpi_id_key = ci_key(value)
+        return value
 
-class Authorization(db.Model):
+    @validates("credit_reference_id")
+    def _keep_credit_reference_key(self, _name: str, value: str | None) -> str | None:
+        self.credit_reference_key = ci_key_or_none(value)
+        return value
+
+
+class Authorization(Model):
     """Every real-time authorization we answered, with the reason (support sees these)."""
 
     __tablename__ = "roaming_authorizations"

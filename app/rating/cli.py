@@ -17,10 +17,11 @@ rating_cli = AppGroup("rating", help="Price CDRs for drivers and reconcile with 
 @rating_cli.command("rate-pending")
 @click.option("--limit", type=int, default=None)
 def rate_pending_command(limit: int | None) -> None:
-    """Rate every CDR of a known account that has no charge yet; problems are listed for finance."""
+    """Rate every CDR of a known account that has no charge yet, each on its own; those that cannot be rated are
+    counted and listed with why (also kept for finance: ``flask billing uninvoiced``)."""
     rated, problems = services.rate_pending(limit)
     db.session.commit()
-    click.echo(f"rated {rated} CDRs")
+    click.echo(f"rated {rated} CDRs; could not rate {len(problems)}")
     for problem in problems:
         click.echo(f"  not rated: {problem}", err=True)
 

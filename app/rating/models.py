@@ -1,4 +1,4 @@
-"""Priced sessions and reconciliation findings."""
+"""Priced sessions, reconciliation findings and the CDRs that could not be priced (with why)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Numeric, String
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import utcnow
@@ -75,3 +75,19 @@ class ReconciliationFinding(Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_rating_findings_party_month", "country_code", "party_id", "month"),)
+
+
+class RatingProblem(Model):
+    """A CDR that could not be rated, and why (the latest reason): finance reads these, ``flask rating
+    rate-pending`` and ``flask billing uninvoiced`` print them. Written by every attempt that fails (on arrival,
+    the periodic ``rating.rate_pending``, a run's preview); a problem whose CDR has a charge since is resolved
+    (listings ignore it, ``rate_pending`` deletes it)."""
+
+    __tablename__ = "rating_problems"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cdr_id: Mapped[int] = mapped_column(ForeignKey("roaming_cdrs.id", ondelete="CASCADE"), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=1)
+    first_failed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_failed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

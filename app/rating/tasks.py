@@ -13,8 +13,9 @@ import logging
 
 from app.charging.models import Cdr
 from app.extensions import db
+from app.failures import failure_reason
 from app.jobs import task
-from app.rating.services import RatingError, rate_cdr, rate_pending
+from app.rating.services import rate_cdr, rate_pending, record_problem
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +39,33 @@ def rate_cdrs_task(cdr_ids: list[int]) -> dict[str, int]:
 
 
 def _rate_one(cdr_id: int) -> str:
+    """Rate one CDR in its own transaction. Whatever goes wrong (not only a ``RatingError``: a number out of
+    range, data the database refuses) rolls back this CDR alone; why is recorded (``RatingProblem``) and logged."""
     cdr = db.session.get(Cdr, cdr_id)
     if cdr is None or cdr.account_id is None:
         return "skipped"
+    ocpi_id = cdr.ocpi_id
     try:
         rate_cdr(cdr)
-    except RatingError as error:
+        db.session.commit()
+    except Exception as error:  # one CDR fails alone, whatever the cause (DESIGN.md §5)
         db.session.rollback()
-        log.warning("CDR %s not rated: %s", cdr_id, error)
+        reason = failure_reason(error)
+        log.warning("CDR %s (id %s) not rated: %s", ocpi_id, cdr_id, reason)
+        try:
+            record_problem(cdr_id, reason)
+            db.session.commit()
+        except Exception:  # the log line above is all we can keep
+            db.session.rollback()
+            log.exception("could not record why CDR %s was not rated", cdr_id)
         return "not rated"
-    db.session.commit()
     return "rated"
 
 
 @task(name="rating.rate_pending")
 def rate_pending_task() -> dict[str, int]:
-    rated, problems = rate_pending()
+    rated, problems = rate_pending()  # each problem is logged and recorded there
     db.session.commit()
-    for problem in problems[:20]:
-        log.warning("CDR not rated: %s", problem)
     return {"rated": rated, "not_rated": len(problems)}
 
 

@@ -1,8 +1,10 @@
 """Roaming data: partners (CPOs and hubs), their locations and tariffs, token deliveries, commands and pull
 cursors. What drivers did with them (sessions, CDRs, authorizations) is in ``app.charging.models``.
 
-Natural keys follow OCPI: an object of a CPO is identified by (country_code, party_id, id). Every table that
-receives objects that may arrive twice has a unique constraint on that key, so a repeat is recognised.
+Natural keys follow OCPI: an object of a CPO is identified by (country_code, party_id, id), whoever delivers it.
+The id is a CiString: it is compared through its folded key (``ocpi_id_key`` = :func:`app.ocpi_ids.ci_key`,
+set whenever ``ocpi_id`` is), and every table that receives objects that may arrive twice has a unique
+constraint on (country_code, party_id, ocpi_id_key), so a repeat in any spelling is recognised.
 The full OCPI object is kept as JSON (``data``) next to the columns we query on, so nothing the partner sent
 is lost and the columns can grow with new features.
 """
@@ -15,10 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from app.db import str_enum, utcnow
 from app.extensions import Model
+from app.ocpi_ids import ci_key
 
 COORDINATE = Numeric(10, 7)
 
@@ -85,6 +88,35 @@ class PartnerParty(Model):
     __table_args__ = (UniqueConstraint("country_code", "party_id", "role"),)
 
 
+class PartyConflict(Model):
+    """A connection tried to claim a party that belongs to another connection (or to us), or lost a claim to a
+    direct connection. A party belongs to exactly one connection: such a claim is refused (``refused``), or a
+    hub's claim ends when the party connects directly (``hub_claim_ended``). Kept for operations; a repeat of
+    the same conflict counts ``attempts`` on its row instead of adding one per request."""
+
+    __tablename__ = "roaming_party_conflicts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    claimant_partner_id: Mapped[int] = mapped_column(ForeignKey("roaming_partners.id", ondelete="CASCADE"))
+    holder_partner_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_partners.id", ondelete="SET NULL"))
+    holder: Mapped[str] = mapped_column(String(160))  # who the party belongs to, as it was then
+    via: Mapped[str] = mapped_column(String(20))  # hubclientinfo, routing_headers, object, credentials, ...
+    outcome: Mapped[str] = mapped_column(String(20))  # refused, hub_claim_ended
+    message: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=1)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+    claimant: Mapped[Partner] = relationship(foreign_keys=[claimant_partner_id])
+
+    __table_args__ = (
+        UniqueConstraint("country_code", "party_id", "claimant_partner_id", "via", "outcome",
+                         name="uq_roaming_party_conflicts_claim"),
+    )
+
+
 class Location(Model):
     __tablename__ = "roaming_locations"
 
@@ -93,6 +125,7 @@ class Location(Model):
     country_code: Mapped[str] = mapped_column(String(2))
     party_id: Mapped[str] = mapped_column(String(3))
     ocpi_id: Mapped[str] = mapped_column(String(36))
+    ocpi_id_key: Mapped[str] = mapped_column(String(36))  # ci_key(ocpi_id), set with it
     name: Mapped[str | None] = mapped_column(String(255))
     address: Mapped[str] = mapped_column(String(255))
     city: Mapped[str] = mapped_column(String(100))
@@ -110,10 +143,15 @@ class Location(Model):
                                              order_by="Evse.id")
 
     __table_args__ = (
-        UniqueConstraint("country_code", "party_id", "ocpi_id"),
+        UniqueConstraint("country_code", "party_id", "ocpi_id_key"),
         # The finder searches by bounding box first.
         Index("ix_roaming_locations_lat_lon", "latitude", "longitude"),
     )
+
+    @validates("ocpi_id")
+    def _keep_key(self, _name: str, value: str) -> str:
+        self.ocpi_id_key = ci_key(value)
+        return value
 
 
 class Evse(Model):
@@ -166,6 +204,7 @@ class TariffVersion(Model):
     country_code: Mapped[str] = mapped_column(String(2))
     party_id: Mapped[str] = mapped_column(String(3))
     ocpi_id: Mapped[str] = mapped_column(String(36))
+    ocpi_id_key: Mapped[str] = mapped_column(String(36))  # ci_key(ocpi_id), set with it
     currency: Mapped[str] = mapped_column(String(3))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     last_updated: Mapped[dt.datetime]
@@ -173,9 +212,16 @@ class TariffVersion(Model):
     deleted_at: Mapped[dt.datetime | None]  # the CPO deleted the tariff; kept for old sessions
 
     __table_args__ = (
-        UniqueConstraint("country_code", "party_id", "ocpi_id", "last_updated"),
-        Index("ix_roaming_tariff_versions_key", "country_code", "party_id", "ocpi_id", "received_at"),
+        # Named: the generated name would pass PostgreSQL's 63 characters.
+        UniqueConstraint("country_code", "party_id", "ocpi_id_key", "last_updated",
+                         name="uq_roaming_tariff_versions_version_key"),
+        Index("ix_roaming_tariff_versions_key", "country_code", "party_id", "ocpi_id_key", "received_at"),
     )
+
+    @validates("ocpi_id")
+    def _keep_key(self, _name: str, value: str) -> str:
+        self.ocpi_id_key = ci_key(value)
+        return value
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -222,6 +268,12 @@ class Command(Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     timeout_at: Mapped[dt.datetime | None]
     result_at: Mapped[dt.datetime | None]
+    # Every CommandResultType is final: once ``result`` is set it never changes. When we gave up waiting
+    # (``timed_out_at``, result TIMEOUT) the CPO's result may still come; it is kept beside, not over, it.
+    timed_out_at: Mapped[dt.datetime | None]
+    late_result: Mapped[str | None] = mapped_column(String(30))
+    late_result_message: Mapped[str | None] = mapped_column(Text)
+    late_result_at: Mapped[dt.datetime | None]
 
 
 class PullCursor(Model):
@@ -240,3 +292,32 @@ class PullCursor(Model):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("partner_id", "module"),)
+
+
+class DuplicateObject(Model):
+    """An OCPI object we held twice before ids compared case-insensitively and whoever delivered them (migration
+    b7e4c2a91f30): the extra copy, raw, with the reason (``duplicate of CDR #12``). Finance and support read it.
+
+    ``kind`` is ``cdr``, ``session``, ``location`` or ``tariff``; ``row_id`` the id the copy had in its table and
+    ``kept_row_id`` the copy we kept. ``still_stored`` is true for a CDR that was already on an invoice: it stays
+    in ``roaming_cdrs`` (out of the natural key, ``ocpi_id_key`` NULL) because issued invoices never change; every
+    other copy was removed from its table and lives on only here. New repeats never land here: since that
+    migration they are recognised on arrival and not stored.
+    """
+
+    __tablename__ = "roaming_duplicate_objects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    ocpi_id: Mapped[str] = mapped_column(String(39))
+    row_id: Mapped[int]
+    kept_row_id: Mapped[int]
+    partner_id: Mapped[int | None]  # who delivered the copy (no foreign key: a record, kept as it was)
+    still_stored: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    found_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_roaming_duplicate_objects_kind_kept", "kind", "kept_row_id"),)

@@ -13,6 +13,7 @@ from sqlalchemy import select, tuple_
 
 from app.charging.services import LocationKey
 from app.extensions import db
+from app.ocpi_ids import ci_key
 from app.roaming.models import Location
 
 
@@ -26,14 +27,15 @@ UNKNOWN_PLACE = Place(name=None, city=None)
 
 
 def places_of(keys: Iterable[LocationKey]) -> dict[LocationKey, Place]:
-    """The published place of every key asked for (``UNKNOWN_PLACE`` for a location we do not hold). Keys are
-    compared as stored, as the charging records and the locations both keep the CPO's spelling."""
+    """The published place of every key asked for (``UNKNOWN_PLACE`` for a location we do not hold). The
+    location id is a CiString: a record naming ``loc1`` finds the location the CPO published as ``LOC1``."""
     wanted = set(keys)
     if not wanted:
         return {}
+    folded = {key: (ci_key(key.country_code), ci_key(key.party_id), ci_key(key.location_id)) for key in wanted}
     rows = db.session.execute(
-        select(Location.country_code, Location.party_id, Location.ocpi_id, Location.name, Location.city)
-        .where(tuple_(Location.country_code, Location.party_id, Location.ocpi_id).in_(wanted)))
-    found = {LocationKey(country_code, party_id, location_id): Place(name, city)
-             for country_code, party_id, location_id, name, city in rows}
-    return {key: found.get(key, UNKNOWN_PLACE) for key in wanted}
+        select(Location.country_code, Location.party_id, Location.ocpi_id_key, Location.name, Location.city)
+        .where(tuple_(Location.country_code, Location.party_id, Location.ocpi_id_key).in_(set(folded.values()))))
+    found = {(country_code, party_id, location_key): Place(name, city)
+             for country_code, party_id, location_key, name, city in rows}
+    return {key: found.get(folded[key], UNKNOWN_PLACE) for key in wanted}

@@ -32,6 +32,8 @@ class LiveServer:
         self.outbox = outbox
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
+        # Links in mails are built on the configured base URL (never the Host header): the live server's own.
+        app.config["PUBLIC_BASE_URL"] = self.url
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 

@@ -27,7 +27,7 @@ def _post_raw(ocpi, text: str):  # type: ignore[no-untyped-def]
 def test_official_example_is_stored_with_exact_amounts_and_a_location(ocpi, partner):
     allow_parties(partner, ("BE", "BEC"))
     response = _post_raw(ocpi, example_text("cdr_example.json"))  # latitude/longitude swapped: still valid
-    assert response.status_code == 200, response.get_json()
+    assert response.status_code == 201, response.get_json()  # Created (status_codes); a repeat is 200
     assert response.get_json()["status_code"] == 1000
     location = response.headers["Location"]
     [cdr] = _cdrs()
@@ -67,7 +67,7 @@ def test_credit_cdr_is_linked_to_its_original(ocpi, partner):
     credit = {**original, "id": "12345-C", "credit": True, "credit_reference_id": "12345",
               "total_cost": {"excl_vat": -4.00, "incl_vat": -4.40}, "last_updated": "2015-07-01T10:00:00Z"}
     response = _post_raw(ocpi, json.dumps(credit))
-    assert response.status_code == 200
+    assert response.status_code == 201
     first, second = _cdrs()
     assert second.credit and second.credit_reference_id == "12345" and second.original_cdr_id == first.id
     assert second.total_cost_incl_vat == Decimal("-4.40")
@@ -118,7 +118,7 @@ def test_only_our_own_tokens_link_a_cdr_to_a_card(ocpi, partner):
     # Another e-MSP's token that happens to carry the same uid as one of our cards.
     theirs = {**ours, "id": "THEIRS-1", "cdr_token": {**our_cdr_token(card), "party_id": "XYZ"}}
     for body in (ours, theirs):
-        assert _post_raw(ocpi, json.dumps(body)).status_code == 200
+        assert _post_raw(ocpi, json.dumps(body)).status_code == 201
     stored = {cdr.ocpi_id: cdr for cdr in _cdrs()}
     assert (stored["OURS-1"].card_id, stored["OURS-1"].account_id) == (card.id, card.account_id)
     assert (stored["THEIRS-1"].card_id, stored["THEIRS-1"].account_id) == (None, None)
@@ -132,7 +132,7 @@ def test_a_new_cdr_of_ours_is_announced_once_to_the_listeners(ocpi, partner, mon
     monkeypatch.setattr(cdr_listeners, "AFTER_CDR_STORED", [announced.append])
     ours = {**example("cdr_example.json"), "id": "OURS-1", "cdr_token": our_cdr_token(card)}
     theirs = {**example("cdr_example.json"), "id": "THEIRS-1"}
-    for body in (ours, ours, theirs):
-        assert _post_raw(ocpi, json.dumps(body)).status_code == 200
+    for body, created in ((ours, True), (ours, False), (theirs, True)):
+        assert _post_raw(ocpi, json.dumps(body)).status_code == (201 if created else 200)
     stored = {cdr.ocpi_id: cdr.id for cdr in _cdrs()}
     assert announced == [stored["OURS-1"]]

@@ -26,7 +26,7 @@ def test_put_and_get_the_official_examples(ocpi, partner):
     allow_parties(partner, ("NL", "STK"), ("BE", "BEC"))
     for url, name in ((URL_1, "session_example_1_simple_start.json"), (URL_2, "session_example_2_short_finished.json")):
         response = ocpi.put(url, json=example(name))
-        assert response.status_code == 200, response.get_json()
+        assert response.status_code == 201, response.get_json()  # Created (status_codes)
         assert response.get_json()["status_code"] == 1000
         assert response.headers["X-Request-ID"] == "req-1"
     fetched = ocpi.get(URL_2).get_json()
@@ -98,7 +98,7 @@ def test_session_of_our_token_belongs_to_its_account(ocpi, partner):
     allow_parties(partner, ("NL", "STK"))
     card = card_in(CardStatus.ACTIVE)
     body = {**example("session_example_1_simple_start.json"), "cdr_token": our_cdr_token(card)}
-    assert ocpi.put(URL_1, json=body).status_code == 200
+    assert ocpi.put(URL_1, json=body).status_code == 201
     stored = _stored("NL", "STK", "101")
     assert stored.card_id == card.id and stored.account_id == card.account_id
 
@@ -129,7 +129,7 @@ def test_price_promise_freezes_the_tariff_named_by_the_session(ocpi, partner):
 def test_price_promise_through_the_connector_of_the_stored_location(ocpi, partner):
     allow_parties(partner, ("BE", "BEC"))
     response = ocpi.put("/ocpi/2.2.1/locations/BE/BEC/LOC1", json=example("location_example.json"))
-    assert response.status_code == 200, response.get_json()
+    assert response.status_code == 201, response.get_json()
     tariff = _tariff("11", dt.datetime(2015, 1, 1, tzinfo=dt.UTC), "0.30")  # connector 3256/1 → tariff 11
     body = example("session_example_2_short_finished.json")
     for period in body["charging_periods"]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import current_app, has_request_context, url_for
+from flask import current_app
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 
 from app.accounts.models import Account, Role, User
@@ -41,6 +41,7 @@ from app.cards.models import BlockReason
 from app.cards.services import block_all_cards, unblock_all_cards
 from app.db import utcnow
 from app.extensions import db
+from app.public_urls import portal_url
 from app.roaming.send.authorization import STANDING_CHECKS, Standing, StandingCheck
 
 DEFAULT_SCHEDULE_DAYS = (3, 7, 14)
@@ -106,13 +107,8 @@ def register_standing_check() -> None:
 
 
 def balance_url() -> str:
-    """Absolute link to the portal balance page for emails (``PORTAL_BASE_URL`` when set, e.g. in workers)."""
-    base = current_app.config.get("PORTAL_BASE_URL")
-    if base:
-        return base.rstrip("/") + "/balance"
-    if has_request_context() or current_app.config.get("SERVER_NAME"):
-        return url_for("billing_pay.balance", _external=True)
-    return "/balance"
+    """Absolute link to the portal balance page for emails, on the configured base URL (in a worker too)."""
+    return portal_url("billing_pay.balance")
 
 
 def billing_emails(account_id: int, template: str, subject: str, **context: object) -> list[PendingEmail]:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from app.accounts.services import PendingEmail
 from app.billing.collection.services import (
+    COLLECTABLE_STATES,
     REFUND,
     CollectionError,
     _lock,
@@ -18,9 +19,10 @@ from app.billing.collection.services import (
     _record,
     credited_minor,
     payments_of,
+    received_minor,
     settle_by_credit,
 )
-from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
+from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentReview, PaymentState
 from app.db import utcnow
 from app.extensions import db
 from app.payments.stripe_client import idempotency_key, stripe_client
@@ -38,7 +40,9 @@ class RefundResult:
 
 
 def _paid_charge(invoice: Invoice) -> Payment | None:
-    paid = [payment for payment in payments_of(invoice) if payment.status == "succeeded" and payment.stripe_id]
+    # Money in another currency is finance's to sort out (flagged), never refunded against the invoice.
+    paid = [payment for payment in payments_of(invoice) if payment.status == "succeeded" and payment.stripe_id
+            and payment.review != PaymentReview.CURRENCY_MISMATCH]
     return paid[-1] if paid else None
 
 
@@ -75,11 +79,15 @@ def refund_credit_note(credit_note: Invoice, *, now: dt.datetime | None = None) 
     if original.payment_state == PaymentState.PROCESSING:
         return RefundResult(credit_note, "pending", message="the original payment is still being processed")
     charge = _paid_charge(original)
-    if charge is None:
+    if charge is None or original.payment_state in COLLECTABLE_STATES:  # unpaid, or paid in part only
         return RefundResult(credit_note, "not_paid", message="the credit lowers the open balance",
                             emails=settle_by_credit(original, now))
-    overpaid = charge.amount_minor - refunded_minor(original) - max(original.total_minor - credited_minor(original), 0)
-    amount = min(abs(credit_note.total_minor), overpaid)
+    # Everything received counts (a partial payment and the rest are two charges); one refund goes back on the
+    # last charge, so never more than that charge brought in.
+    paid = received_minor(original)
+    overpaid = paid - refunded_minor(original) - max(original.total_minor - credited_minor(original), 0)
+    charge_received = charge.amount_minor if charge.amount_received_minor is None else charge.amount_received_minor
+    amount = min(abs(credit_note.total_minor), overpaid, charge_received)
     if amount <= 0:
         return RefundResult(credit_note, "nothing_to_refund", message="already deducted before payment")
     try:
@@ -94,7 +102,7 @@ def refund_credit_note(credit_note: Invoice, *, now: dt.datetime | None = None) 
         return RefundResult(credit_note, "error", message=error.user_message or str(error))
     payment, _ = _record(credit_note, 1, stripe_id=refund.id, amount_minor=amount, status=refund.status or "pending",
                          message=None, kind=REFUND)
-    if refunded_minor(original) >= charge.amount_minor:
+    if refunded_minor(original) >= paid:
         original.payment_state = PaymentState.REFUNDED
     db.session.flush()
     return RefundResult(credit_note, "refunded", payment, amount)

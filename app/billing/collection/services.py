@@ -23,6 +23,13 @@ Credit notes
     A credit note on an unpaid invoice lowers what is collected (:func:`amount_due_minor`); on a paid invoice
     it is refunded through Stripe (:func:`app.billing.collection.refunds.refund_credit_note`), never more than
     what was overpaid.
+
+What was received
+    A success is counted for what Stripe says it received (``amount_received``, in its currency), against what
+    was due (:func:`amount_due_minor`), never for what we asked. Less than due: a partial payment, the rest stays
+    due and dunning goes on for it (flagged ``underpaid``); another currency: counted for nothing, the invoice
+    stays unpaid (flagged ``currency_mismatch``); more than due: paid, and the surplus flagged ``overpaid`` for
+    finance to give back. Flagged payments are listed for finance (:mod:`app.billing.reporting`).
 """
 
 from __future__ import annotations
@@ -34,12 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.services import PendingEmail
 from app.billing.collection import dunning
-from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
+from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentReview, PaymentState
 from app.db import utcnow
 from app.extensions import db
 from app.payments.services import active_payment_method, stripe_customer_of
@@ -85,6 +92,14 @@ class CollectionError(ValueError):
     """A programming error: asked to collect something that is not a finalized invoice."""
 
 
+@dataclass(frozen=True)
+class Received:
+    """Money Stripe says a succeeded PaymentIntent brought in: minor units and ISO currency (upper case)."""
+
+    amount_minor: int
+    currency: str
+
+
 def _field(obj: Any, name: str) -> Any:
     if obj is None:
         return None
@@ -111,11 +126,43 @@ def credited_minor(invoice: Invoice) -> int:
     return -int(total or 0)
 
 
+def _credit_awaiting_refund_minor(invoice: Invoice) -> int:
+    """Credit notes of the invoice not refunded yet: a payment of the full total gives them back."""
+    refunded = select(Payment.invoice_id).where(Payment.kind == REFUND)
+    total = db.session.scalar(select(func.coalesce(func.sum(Invoice.total_minor), 0)).where(
+        Invoice.credits_invoice_id == invoice.id, Invoice.kind == InvoiceKind.CREDIT_NOTE,
+        Invoice.status == InvoiceStatus.FINALIZED, Invoice.id.notin_(refunded)))
+    return -int(total or 0)
+
+
+def received_minor(invoice: Invoice) -> int:
+    """Money received on the invoice in its own currency: its succeeded charges, each for what Stripe said it
+    received (rows from before that was kept: the amount asked). Money in another currency is not counted."""
+    amount = func.coalesce(Payment.amount_received_minor, Payment.amount_minor)
+    total = db.session.scalar(select(func.coalesce(func.sum(amount), 0)).where(
+        Payment.invoice_id == invoice.id, Payment.kind == CHARGE, Payment.status == "succeeded",
+        or_(Payment.received_currency.is_(None), Payment.received_currency == invoice.currency.upper())))
+    return int(total or 0)
+
+
 def amount_due_minor(invoice: Invoice) -> int:
-    """What is left to collect on an unpaid invoice: its total minus its credit notes (never negative)."""
+    """What is left to collect on an unpaid invoice: its total minus its credit notes and minus what a partial
+    payment already brought in (never negative)."""
     if invoice.payment_state not in (*COLLECTABLE_STATES, PaymentState.PROCESSING):
         return 0
-    return max(invoice.total_minor - credited_minor(invoice), 0)
+    return max(invoice.total_minor - credited_minor(invoice) - received_minor(invoice), 0)
+
+
+def received_of(intent: Any) -> Received | None:
+    """What a succeeded PaymentIntent brought in: ``amount_received`` (else ``amount``, which emulators send
+    alone) and ``currency``; ``None`` when Stripe's answer does not say (then the amount asked is assumed)."""
+    amount = _field(intent, "amount_received")
+    if amount is None:
+        amount = _field(intent, "amount")
+    currency = _field(intent, "currency")
+    if type(amount) is not int or amount < 0 or not isinstance(currency, str) or len(currency) != 3:
+        return None
+    return Received(amount, currency.upper())
 
 
 def payments_of(invoice: Invoice, kind: str = CHARGE) -> list[Payment]:
@@ -171,27 +218,27 @@ def _is_latest(payment: Payment) -> bool:
 
 
 def apply_status(payment: Payment, status: str, *, message: str | None = None, now: dt.datetime | None = None,
-                 on_session: bool = False) -> tuple[Outcome, list[PendingEmail]]:
+                 on_session: bool = False, received: Received | None = None) -> tuple[Outcome, list[PendingEmail]]:
     """Move an attempt (and its invoice) to what Stripe says about its PaymentIntent. Idempotent: applying the
     same status twice changes nothing and sends nothing twice. Used after creating, by webhooks, and after the
-    browser completed 3-D Secure."""
+    browser completed 3-D Secure. ``received`` is what a success brought in (:func:`received_of`; ``None``:
+    the amount asked, in the invoice's currency)."""
     now = now or utcnow()
     invoice = db.session.get(Invoice, payment.invoice_id)
     assert invoice is not None
     previous = payment.status
+    # What was due before this success counts (read before the attempt is marked succeeded).
+    due = amount_due_minor(invoice) if status == "succeeded" and previous != "succeeded" else 0
     payment.status = status
     if message:
         payment.failure_message = message[:2000]
     db.session.flush()
     if status == "succeeded":
-        if previous == "succeeded" and invoice.payment_state in (PaymentState.PAID, PaymentState.REFUNDED):
-            return Outcome.PAID, []
-        if invoice.payment_state == PaymentState.PAID and previous != "succeeded":
-            log.warning("invoice %s paid twice (attempt %s): refund one through a credit note",
-                        invoice.number, payment.attempt)
-        if invoice.payment_state == PaymentState.REFUNDED:
-            return Outcome.PAID, []
-        return Outcome.PAID, dunning.on_payment_success(invoice, now, amount_minor=payment.amount_minor)
+        if previous == "succeeded":  # already counted
+            unpaid = invoice.payment_state in (*COLLECTABLE_STATES, PaymentState.PROCESSING)
+            return (Outcome.FAILED if unpaid else Outcome.PAID), []
+        return _apply_success(invoice, payment, received or Received(payment.amount_minor, invoice.currency.upper()),
+                              due, previous, now, on_session)
     if status == "processing":
         if invoice.payment_state in COLLECTABLE_STATES:
             invoice.payment_state = PaymentState.PROCESSING
@@ -214,8 +261,47 @@ def apply_status(payment: Payment, status: str, *, message: str | None = None, n
     return Outcome.FAILED, emails
 
 
-def _cancel_waiting(invoice: Invoice) -> None:
+def _apply_success(invoice: Invoice, payment: Payment, received: Received, due: int, previous: str,
+                   now: dt.datetime, on_session: bool) -> tuple[Outcome, list[PendingEmail]]:
+    """Count a succeeded attempt for what it brought in, against what was ``due`` before it."""
+    payment.amount_received_minor = received.amount_minor
+    payment.received_currency = received.currency
+    counted = received.amount_minor if received.currency == invoice.currency.upper() else 0
+    if received.currency != invoice.currency.upper():
+        payment.review = PaymentReview.CURRENCY_MISMATCH
+    elif counted < due:
+        payment.review = PaymentReview.UNDERPAID
+    elif counted > due + _credit_awaiting_refund_minor(invoice):
+        # More than due and than the credit notes given back once it is paid (``refund_credit_note``).
+        payment.review = PaymentReview.OVERPAID
+    db.session.flush()
+    if payment.review is not None:
+        log.warning("payment %s of invoice %s (attempt %s): received %s %s, %s %s due: %s, flagged for finance",
+                    payment.stripe_id, invoice.number, payment.attempt, received.amount_minor, received.currency,
+                    due, invoice.currency, payment.review.value)
+    if counted < due:
+        return _partly_paid(invoice, payment, due - counted, previous, now, on_session)
+    if invoice.payment_state == PaymentState.REFUNDED:
+        return Outcome.PAID, []
+    return Outcome.PAID, dunning.on_payment_success(invoice, now, amount_minor=counted)
+
+
+def _partly_paid(invoice: Invoice, payment: Payment, remaining: int, previous: str, now: dt.datetime,
+                 on_session: bool) -> tuple[Outcome, list[PendingEmail]]:
+    """A success that left ``remaining`` due: for the invoice it is a failed attempt for the rest, so dunning
+    starts or goes on (the driver is told what is still due); an older attempt leaves the invoice as it is."""
+    if not _is_latest(payment) or invoice.payment_state in (PaymentState.PAID, PaymentState.REFUNDED,
+                                                            PaymentState.NOT_DUE):
+        return Outcome.FAILED, []
+    if invoice.payment_state == PaymentState.PROCESSING and previous not in LIVE_STATUSES:
+        return Outcome.FAILED, []  # another attempt is under way: its result decides
+    emails = dunning.on_payment_failure(invoice, now, amount_minor=remaining, message=None, notify=not on_session)
+    return Outcome.FAILED, emails
+
+
+def _cancel_waiting(invoice: Invoice, now: dt.datetime) -> list[PendingEmail]:
     """A new attempt supersedes one left waiting for 3-D Secure: cancel it, so it can never be paid as well."""
+    emails: list[PendingEmail] = []
     for payment in payments_of(invoice):
         if payment.status not in WAITING_STATUSES or not payment.stripe_id:
             continue
@@ -226,8 +312,12 @@ def _cancel_waiting(invoice: Invoice) -> None:
             # Already cancelled or finished at Stripe: read what it is now.
             log.info("could not cancel %s: %s", payment.stripe_id, error)
             intent = stripe_client().v1.payment_intents.retrieve(payment.stripe_id)
-            payment.status = intent.status
+            if intent.status == "succeeded":  # the driver completed it after all: count what it brought in
+                emails += apply_status(payment, "succeeded", now=now, received=received_of(intent))[1]
+            else:
+                payment.status = intent.status
     db.session.flush()
+    return emails
 
 
 # --- collecting ---------------------------------------------------------------------------------------------
@@ -264,10 +354,15 @@ def collect_invoice(invoice: Invoice, *, attempt: int | None = None, on_session:
         return CollectionResult(invoice, Outcome.NOT_DUE, message="fully credited",
                                 emails=settle_by_credit(invoice, now))
     try:
-        _cancel_waiting(invoice)
+        settled = _cancel_waiting(invoice, now)
     except stripe.StripeError as error:
         log.warning("collecting %s: could not cancel a waiting attempt (%s)", invoice.number, error)
         return CollectionResult(invoice, Outcome.ERROR, message="The payment provider could not be reached.")
+    # A waiting attempt may have been paid after all (in full or in part): never charge again for that.
+    due = amount_due_minor(invoice)
+    if invoice.payment_state not in COLLECTABLE_STATES or due <= 0:
+        outcome = Outcome.PAID if invoice.payment_state == PaymentState.PAID else Outcome.ALREADY
+        return CollectionResult(invoice, outcome, message="a waiting attempt was paid", emails=settled)
     attempt = attempt or _next_attempt(invoice.id)
 
     method = active_payment_method(invoice.account_id)
@@ -315,7 +410,8 @@ def collect_invoice(invoice: Invoice, *, attempt: int | None = None, on_session:
 
     message = _field(_field(intent, "last_payment_error"), "message")
     payment, _ = _record(invoice, attempt, stripe_id=intent.id, amount_minor=due, message=message)
-    outcome, emails = apply_status(payment, intent.status, message=message, now=now, on_session=on_session)
+    outcome, emails = apply_status(payment, intent.status, message=message, now=now, on_session=on_session,
+                                   received=received_of(intent))
     return CollectionResult(invoice, outcome, payment, payment.failure_message if outcome == Outcome.FAILED else None,
                             client_secret=intent.client_secret if outcome == Outcome.REQUIRES_ACTION else None,
                             emails=emails)
@@ -337,7 +433,7 @@ def sync_payment(payment: Payment, *, on_session: bool = False) -> tuple[Outcome
         return (Outcome.FAILED if payment.status in FAILED_STATUSES else Outcome.ALREADY), []
     intent = stripe_client().v1.payment_intents.retrieve(payment.stripe_id)
     message = _field(_field(intent, "last_payment_error"), "message")
-    return apply_status(payment, intent.status, message=message, on_session=on_session)
+    return apply_status(payment, intent.status, message=message, on_session=on_session, received=received_of(intent))
 
 
 # --- the open balance ("pay now") ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Invoice documents rendered from the frozen snapshot (app/billing/snapshot.py), never from live objects.
+"""Invoice documents rendered from the frozen snapshot (app/billing/invoicing/snapshot.py), never from live objects.
 
 * :func:`render_invoice_pdf` — the PDF every customer gets, in the snapshot's language (nl/fr/en);
 * :func:`render_facturx_pdf` — the same as PDF/A-3b with the Factur-X EN 16931 XML embedded (business);
@@ -11,6 +11,8 @@ timestamp), and a snapshot whose figures do not add up raises :class:`SnapshotEr
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from app.billing.documents.common import SnapshotError
 from app.billing.documents.facturx import build_cii_xml, render_facturx_pdf
@@ -35,12 +37,12 @@ __all__ = [
 MEDIA_TYPES = {".pdf": "application/pdf", ".xml": "application/xml"}
 
 
-def render_customer_pdf(snapshot: dict) -> bytes:
+def render_customer_pdf(snapshot: dict[str, Any]) -> bytes:
     """The PDF the customer receives and downloads: Factur-X PDF/A-3 for a business buyer, else the plain one."""
     return render_facturx_pdf(snapshot) if is_business(snapshot) else render_invoice_pdf(snapshot)
 
 
-def documents_for(snapshot: dict, *, business: bool) -> dict[str, bytes]:
+def documents_for(snapshot: dict[str, Any], *, business: bool) -> dict[str, bytes]:
     """The documents a customer receives for ``snapshot``, keyed by file name.
 
     * everyone: ``<number>.pdf`` — for a business account (``business=True``, i.e. the buyer has a VAT number)

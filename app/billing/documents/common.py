@@ -1,6 +1,6 @@
 """What every invoice document (PDF, Factur-X, UBL) reads the same way from a snapshot (format v1).
 
-The documents are pure functions of the frozen snapshot (app/billing/snapshot.py); composition decides every
+The documents are pure functions of the frozen snapshot (app/billing/invoicing/snapshot.py); composition decides every
 amount and rate. This module only *interprets*: the VAT category of a rate (S / AE / Z), whether the reverse
 charge note applies, how a line maps to quantity × price in an e-invoice, and a consistency check so that no
 document is produced from a snapshot whose figures do not add up.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.money import from_minor_units, quantize, round_to_cents
@@ -41,7 +42,7 @@ class SnapshotError(ValueError):
     """The snapshot cannot be rendered: unknown version or kind, or figures that do not add up."""
 
 
-def check_snapshot(snapshot: dict) -> None:
+def check_snapshot(snapshot: dict[str, Any]) -> None:
     """Refuse a snapshot whose totals do not follow from its lines (EN 16931 BR-CO-10/-14/-15, BR-S-08)."""
     if snapshot.get("version") not in SUPPORTED_VERSIONS:
         raise SnapshotError(f"unsupported snapshot version {snapshot.get('version')!r}")
@@ -70,7 +71,7 @@ def check_snapshot(snapshot: dict) -> None:
         raise SnapshotError(f"VAT bases per rate {declared} do not match the lines {bases}")
 
 
-def is_cross_border_b2b(snapshot: dict) -> bool:
+def is_cross_border_b2b(snapshot: dict[str, Any]) -> bool:
     """A business buyer (VAT number) in another EU member state than the seller: the reverse charge case."""
     seller, buyer = snapshot["seller"], snapshot["buyer"]
     return bool(
@@ -81,18 +82,18 @@ def is_cross_border_b2b(snapshot: dict) -> bool:
     )
 
 
-def tax_category(snapshot: dict, rate: str | Decimal) -> str:
+def tax_category(snapshot: dict[str, Any], rate: str | Decimal) -> str:
     """S for a positive rate; a zero rate is AE (reverse charge) for cross-border EU B2B, Z otherwise."""
     if Decimal(rate) > 0:
         return STANDARD
     return REVERSE_CHARGE if is_cross_border_b2b(snapshot) else ZERO_RATED
 
 
-def has_reverse_charge(snapshot: dict) -> bool:
+def has_reverse_charge(snapshot: dict[str, Any]) -> bool:
     return any(tax_category(snapshot, row["rate"]) == REVERSE_CHARGE for row in snapshot["vat"])
 
 
-def xml_sign(snapshot: dict) -> int:
+def xml_sign(snapshot: dict[str, Any]) -> int:
     """E-invoices state a credit note's amounts as positive numbers (the type code carries the sign).
 
     Composition may freeze a credit note with negative amounts (the accounting view); flip them then.
@@ -113,7 +114,9 @@ def decimal_text(value: Decimal) -> str:
 def price_text(value: Decimal) -> str:
     """A unit price: at least two decimals, more only when needed ("6.90", "0.345")."""
     value = value.normalize()
-    return f"{value.quantize(Decimal('0.01')) if value.as_tuple().exponent > -2 else value:f}"
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), "a price is a finite number (only NaN and Infinity have a letter exponent)"
+    return f"{value.quantize(Decimal('0.01')) if exponent > -2 else value:f}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class PricedQuantity:
     amount: Decimal
 
 
-def priced_quantity(line: dict, currency: str, sign: int = 1) -> PricedQuantity:
+def priced_quantity(line: dict[str, Any], currency: str, sign: int = 1) -> PricedQuantity:
     """Quantity, unit and a non-negative net price whose product is the line amount (BR-27, PEPPOL R120).
 
     A negative amount (credit, correction) gets a negative quantity: the price may not be negative. The price
@@ -146,7 +149,7 @@ def priced_quantity(line: dict, currency: str, sign: int = 1) -> PricedQuantity:
     return PricedQuantity(quantity, unit_code, abs(amount), abs(quantity), amount)
 
 
-def local_date(moment: str, snapshot: dict) -> str:
+def local_date(moment: str, snapshot: dict[str, Any]) -> str:
     """The calendar day (ISO) of a UTC timestamp in the document's time zone, as the PDF shows it."""
     when = dt.datetime.fromisoformat(moment)
     if when.tzinfo is None:
@@ -164,5 +167,5 @@ def enterprise_number(vat_number: str | None) -> str | None:
     return None
 
 
-def buyer_display_name(buyer: dict) -> str:
+def buyer_display_name(buyer: dict[str, Any]) -> str:
     return buyer.get("company_name") or buyer.get("name") or ""

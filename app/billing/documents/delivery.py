@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from app.accounts.models import Role, User
@@ -40,6 +40,8 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
     invoice = db.session.get(Invoice, invoice_id)
     if invoice is None or invoice.status != InvoiceStatus.FINALIZED:
         return {"invoice": str(invoice_id), "status": "skipped"}
+    # Finalizing numbered the invoice and froze its snapshot.
+    assert invoice.number is not None and invoice.snapshot is not None
     attachments = _documents(invoice)
     db.session.commit()
     done = {"invoice": invoice.number, "documents": ",".join(name for name, _, _ in attachments)}
@@ -80,6 +82,8 @@ def _claim_email(invoice_id: int) -> bool:
             raise
         db.session.rollback()
         return False
+    # Session.execute types every result as Result; an UPDATE's is a CursorResult, which has the rowcount.
+    assert isinstance(claimed, CursorResult)
     return claimed.rowcount == 1
 
 

@@ -4,8 +4,7 @@ Belgian business customer; and the explicit, audited re-render by staff."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import Any, Protocol
 
 from app.audit.services import Actor, record
 from app.billing.invoicing.invoices import BillingError
@@ -19,12 +18,21 @@ class PdfUnavailableError(BillingError):
     pass
 
 
-def _documents() -> Any:
+class _Documents(Protocol):
+    """What this module uses of the documents package (:mod:`app.billing.documents`)."""
+
+    def render_customer_pdf(self, snapshot: dict[str, Any]) -> bytes: ...
+
+    def render_ubl(self, snapshot: dict[str, Any]) -> bytes: ...
+
+
+def _documents() -> _Documents:
     """The documents package, imported lazily (WeasyPrint is heavy to load and only some requests need it)."""
     try:
-        return importlib.import_module("app.billing.documents")
+        from app.billing import documents
     except ImportError as error:
         raise PdfUnavailableError("invoice documents are not available") from error
+    return documents
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:
@@ -43,11 +51,14 @@ def invoice_ubl(invoice: Invoice) -> bytes | None:
     """The UBL (Peppol BIS 3.0) of the invoice when its buyer gets one (Belgian business), else None."""
     if not offers_ubl(invoice):
         return None
+    assert invoice.snapshot is not None  # offers_ubl holds for a finalized invoice with a snapshot only
     return _documents().render_ubl(invoice.snapshot)
 
 
 def offers_ubl(invoice: Invoice) -> bool:
-    return invoice.status == InvoiceStatus.FINALIZED and bool(invoice.snapshot) and receives_ubl(invoice.snapshot)
+    if invoice.status != InvoiceStatus.FINALIZED or not invoice.snapshot:
+        return False
+    return receives_ubl(invoice.snapshot)
 
 
 def rerender_pdf(invoice: Invoice, actor: Actor, reason: str) -> bytes:

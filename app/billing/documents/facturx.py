@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 from decimal import Decimal
 from importlib import resources
+from typing import Any
 
 import facturx
 from lxml import etree
@@ -68,7 +69,7 @@ def _date(parent: etree._Element, tag: str, value: str, *, qualified: bool = Fal
     _el(holder, f"{ns}:DateTimeString", dt.date.fromisoformat(value[:10]).strftime("%Y%m%d"), format="102")
 
 
-def _party(parent: etree._Element, tag: str, party: dict, name: str, *, buyer: bool) -> None:
+def _party(parent: etree._Element, tag: str, party: dict[str, Any], name: str, *, buyer: bool) -> None:
     element = _el(parent, tag)
     if buyer and party.get("customer_number"):
         _el(element, "ram:ID", party["customer_number"])
@@ -96,7 +97,7 @@ def _party(parent: etree._Element, tag: str, party: dict, name: str, *, buyer: b
         _el(registration, "ram:ID", party["vat_number"], schemeID="VA")
 
 
-def _trade_tax(parent: etree._Element, snapshot: dict, rate: str, *, calculated: str | None = None,
+def _trade_tax(parent: etree._Element, snapshot: dict[str, Any], rate: str, *, calculated: str | None = None,
                basis: str | None = None) -> None:
     category = tax_category(snapshot, rate)
     tax = _el(parent, "ram:ApplicableTradeTax")
@@ -113,7 +114,7 @@ def _trade_tax(parent: etree._Element, snapshot: dict, rate: str, *, calculated:
     _el(tax, "ram:RateApplicablePercent", decimal_text(Decimal(rate)))
 
 
-def build_cii_xml(snapshot: dict) -> bytes:
+def build_cii_xml(snapshot: dict[str, Any]) -> bytes:
     """The Factur-X EN 16931 CII XML of ``snapshot`` (UTF-8 bytes)."""
     check_snapshot(snapshot)
     currency = snapshot["currency"]
@@ -216,7 +217,8 @@ def build_cii_xml(snapshot: dict) -> bytes:
         if snapshot["credits_invoice"].get("issue_date"):
             _date(referenced, "ram:FormattedIssueDateTime", snapshot["credits_invoice"]["issue_date"], qualified=True)
 
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    xml: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return xml
 
 
 @functools.cache
@@ -231,14 +233,14 @@ def validate_cii_xml(xml: bytes) -> None:
         raise FacturXError(f"Factur-X XML invalid: {schema.error_log.last_error}")
 
 
-def render_facturx_pdf(snapshot: dict) -> bytes:
+def render_facturx_pdf(snapshot: dict[str, Any]) -> bytes:
     """The invoice as PDF/A-3b with its Factur-X (EN 16931) XML embedded as ``factur-x.xml``."""
     xml = build_cii_xml(snapshot)
     validate_cii_xml(xml)
     pdf = render_invoice_pdf(snapshot, pdf_variant="pdf/a-3b")
     title = f"{snapshot['seller']['name']}: {snapshot['number']}"
     kind = "Credit note" if snapshot["kind"] == "credit_note" else "Invoice"
-    return facturx.generate_from_binary(
+    facturx_pdf: bytes = facturx.generate_from_binary(  # the facturx package is untyped
         pdf,
         xml,
         flavor="factur-x",
@@ -253,3 +255,4 @@ def render_facturx_pdf(snapshot: dict) -> bytes:
         },
         lang=document_language(snapshot),
     )
+    return facturx_pdf

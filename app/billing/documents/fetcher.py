@@ -56,7 +56,7 @@ def resolve_static(url: str, root: Path = STATIC_ROOT) -> Path:
     return path
 
 
-class StaticOnlyFetcher(URLFetcher):
+class StaticOnlyFetcher(URLFetcher):  # type: ignore[misc]  # weasyprint is untyped: URLFetcher is Any to mypy
     """A WeasyPrint URL fetcher that serves files under ``static/`` and nothing else."""
 
     def __init__(self, root: Path = STATIC_ROOT) -> None:
@@ -65,7 +65,7 @@ class StaticOnlyFetcher(URLFetcher):
         super().__init__(allowed_protocols=("file",), allow_redirects=False, fail_on_errors=True)
         self.root = root.resolve()
 
-    def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
+    def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
         path = resolve_static(url, self.root)
         media_type = _MEDIA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0]
         return URLFetcherResponse(

@@ -19,6 +19,7 @@ import gettext
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -38,7 +39,7 @@ INVOICE_CATALOG_DIR = Path(__file__).resolve().parent / "translations"
 APP_CATALOG_DIR = PROJECT_ROOT / "app" / "translations"
 
 
-def document_language(snapshot: dict) -> str:
+def document_language(snapshot: dict[str, Any]) -> str:
     language = (snapshot.get("language") or DEFAULT_LANGUAGE).lower().split("-")[0].split("_")[0]
     return language if language in DOCUMENT_LANGUAGES else DEFAULT_LANGUAGE
 
@@ -63,7 +64,13 @@ def translations_for(language: str) -> gettext.NullTranslations:
     return invoice
 
 
-def make_gettext(language: str):  # type: ignore[no-untyped-def]
+class Gettext(Protocol):
+    """What :func:`make_gettext` returns: ``_(message, **variables)``."""
+
+    def __call__(self, message: str, **variables: object) -> str: ...
+
+
+def make_gettext(language: str) -> Gettext:
     """``_('Due on %(date)s', date=...)``: translate, then interpolate the keyword arguments."""
     catalog = translations_for(language)
 
@@ -117,7 +124,9 @@ class Formatter:
     def country(self, code: str | None) -> str:
         if not code:
             return ""
-        return Locale.parse(self.locale).territories.get(code.upper(), code)
+        # Babel's locale data is a mapping of Any: the territory names are strings.
+        name: str = Locale.parse(self.locale).territories.get(code.upper(), code)
+        return name
 
     @staticmethod
     def iban(value: str | None) -> str:

@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
@@ -32,13 +33,14 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
 from app.billing.documents.common import (
+    DEFAULT_TIMEZONE,
     buyer_display_name,
     check_snapshot,
     has_reverse_charge,
     tax_category,
 )
 from app.billing.documents.fetcher import StaticOnlyFetcher, static_base_url
-from app.billing.documents.i18n import DEFAULT_TIMEZONE, Formatter, document_language, make_gettext
+from app.billing.documents.i18n import Formatter, Gettext, document_language, make_gettext
 from app.config import PROJECT_ROOT
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "pdf" / "invoice" / "v1"
@@ -55,7 +57,7 @@ class _Renderer:
     font_config: FontConfiguration
     stylesheet: CSS
     environment: jinja2.Environment
-    image_cache: dict
+    image_cache: dict[str, Any]
 
 
 _renderer: _Renderer | None = None
@@ -108,7 +110,7 @@ def _get_renderer() -> _Renderer:
     return _renderer
 
 
-def _page_counter(_) -> Markup:  # type: ignore[no-untyped-def]
+def _page_counter(_: Gettext) -> Markup:
     """The translated "Page X of Y" as a CSS ``content`` value with the page counters in place."""
     text = _("Page %(page)s of %(pages)s", page="\x00page\x00", pages="\x00pages\x00")
     parts = []
@@ -120,7 +122,7 @@ def _page_counter(_) -> Markup:  # type: ignore[no-untyped-def]
     return Markup(" ".join(parts))  # noqa: S704 - CSS strings escaped by _css_string
 
 
-def _section(kind: str, lines: list[dict]) -> dict:
+def _section(kind: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
     sessions = [line["session"] for line in lines if line.get("session")]
     return {
         "kind": kind,
@@ -134,7 +136,7 @@ def _section(kind: str, lines: list[dict]) -> dict:
     }
 
 
-def _payment_texts(snapshot: dict, _, fmt: Formatter) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _payment_texts(snapshot: dict[str, Any], _: Gettext, fmt: Formatter) -> tuple[str, str]:
     payment = snapshot.get("payment") or {}
     method = payment.get("method")
     total = fmt.money(abs(snapshot["totals"]["total"]))
@@ -164,7 +166,7 @@ def _payment_texts(snapshot: dict, _, fmt: Formatter) -> tuple[str, str]:  # typ
     )
 
 
-def invoice_context(snapshot: dict) -> dict:
+def invoice_context(snapshot: dict[str, Any]) -> dict[str, Any]:
     """Everything the template prints, derived from the snapshot only."""
     check_snapshot(snapshot)
     language = document_language(snapshot)
@@ -207,12 +209,12 @@ def invoice_context(snapshot: dict) -> dict:
     }
 
 
-def render_invoice_html(snapshot: dict) -> str:
+def render_invoice_html(snapshot: dict[str, Any]) -> str:
     renderer = _get_renderer()
     return renderer.environment.get_template(TEMPLATE_NAME).render(invoice_context(snapshot))
 
 
-def render_invoice_pdf(snapshot: dict, *, pdf_variant: str | None = None) -> bytes:
+def render_invoice_pdf(snapshot: dict[str, Any], *, pdf_variant: str | None = None) -> bytes:
     """The invoice (or credit note) of ``snapshot`` as PDF bytes, in the snapshot's language.
 
     ``pdf_variant`` is passed to WeasyPrint (``"pdf/a-3b"`` for the Factur-X base document).
@@ -222,7 +224,7 @@ def render_invoice_pdf(snapshot: dict, *, pdf_variant: str | None = None) -> byt
         html = renderer.environment.get_template(TEMPLATE_NAME).render(invoice_context(snapshot))
         document = HTML(string=html, base_url=static_base_url(), url_fetcher=renderer.fetcher)
         options = {"pdf_variant": pdf_variant} if pdf_variant else {}
-        return document.write_pdf(
+        pdf: bytes = document.write_pdf(  # weasyprint is untyped
             stylesheets=[renderer.stylesheet],
             font_config=renderer.font_config,
             # Only files under static/ can be loaded (the fetcher), so an image is the same for every invoice.
@@ -230,6 +232,7 @@ def render_invoice_pdf(snapshot: dict, *, pdf_variant: str | None = None) -> byt
             uncompressed_pdf=False,
             **options,
         )
+        return pdf
 
 
 def template_path() -> Path:

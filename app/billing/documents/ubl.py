@@ -26,6 +26,7 @@ the rates; this module only labels them.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from lxml import etree
 
@@ -63,7 +64,7 @@ BELGIAN_ENTERPRISE_SCHEME = "0208"
 PAYMENT_MEANS = {"sepa_debit": "59", "card": "48", None: "58"}
 
 
-def endpoint(party: dict) -> tuple[str, str] | None:
+def endpoint(party: dict[str, Any]) -> tuple[str, str] | None:
     """(scheme, identifier) of a party's Peppol electronic address."""
     vat_number = (party.get("vat_number") or "").replace(" ", "").replace(".", "").upper()
     company_id = enterprise_number(vat_number)
@@ -77,7 +78,7 @@ def endpoint(party: dict) -> tuple[str, str] | None:
 
 
 class _Builder:
-    def __init__(self, snapshot: dict) -> None:
+    def __init__(self, snapshot: dict[str, Any]) -> None:
         self.snapshot = snapshot
         self.currency = snapshot["currency"]
         self.sign = xml_sign(snapshot)
@@ -103,7 +104,7 @@ class _Builder:
             self.el(element, "cbc:TaxExemptionReason", REVERSE_CHARGE_REASON)
         self.el(self.el(element, "cac:TaxScheme"), "cbc:ID", "VAT")
 
-    def party(self, parent: etree._Element, tag: str, data: dict, name: str) -> None:
+    def party(self, parent: etree._Element, tag: str, data: dict[str, Any], name: str) -> None:
         party = self.el(self.el(parent, tag), "cac:Party")
         address = endpoint(data)
         if address:
@@ -215,7 +216,7 @@ class _Builder:
             self.line(root, line)
         return root
 
-    def line(self, root: etree._Element, line: dict) -> None:
+    def line(self, root: etree._Element, line: dict[str, Any]) -> None:
         priced = priced_quantity(line, self.currency, self.sign)
         element = self.el(root, "cac:CreditNoteLine" if self.credit_note else "cac:InvoiceLine")
         self.el(element, "cbc:ID", str(line["position"]))
@@ -250,11 +251,12 @@ class _Builder:
             self.el(price, "cbc:BaseQuantity", decimal_text(priced.base_quantity), unitCode=priced.unit_code)
 
 
-def build_ubl(snapshot: dict) -> etree._Element:
+def build_ubl(snapshot: dict[str, Any]) -> etree._Element:
     check_snapshot(snapshot)
     return _Builder(snapshot).build()
 
 
-def render_ubl(snapshot: dict) -> bytes:
+def render_ubl(snapshot: dict[str, Any]) -> bytes:
     """The Peppol BIS Billing 3.0 UBL Invoice or CreditNote of ``snapshot`` (UTF-8 XML bytes)."""
-    return etree.tostring(build_ubl(snapshot), xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    xml: bytes = etree.tostring(build_ubl(snapshot), xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return xml

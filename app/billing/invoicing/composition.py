@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import Select, Text, case, insert, select
+from sqlalchemy.exc import DataError
 
 from app.accounts.models import Account
 from app.billing.models import HoldStatus, InvoiceLine, LineKind, SessionHold
@@ -26,12 +27,23 @@ from app.billing.runs.outliers import limits, outlier_reasons
 from app.charging.models import Cdr
 from app.db import utcnow
 from app.extensions import db
+from app.failures import failure_reason
 from app.money import minor_unit_exponent, round_to_minor_units, round_to_whole, to_minor_units
 from app.plans.services import ProratedFee, billing_zone, prorated_monthly_fees_many
 from app.rating.models import SessionCharge
 from app.roaming.models import Location
 
 ZERO = Decimal(0)
+# The largest amount (in minor units) an invoice, its lines and totals can hold: the amount columns are 32-bit
+# integers on PostgreSQL (21,474,836.47 EUR). A composition beyond it fails for its account alone, on every
+# database alike, instead of failing its whole batch when the row is written (or, on SQLite, going out).
+MAX_INVOICE_MINOR = 2**31 - 1
+# An invoice line's quantity (kWh) is Numeric(14, 4).
+MAX_QUANTITY = Decimal(10) ** 10
+
+
+class CompositionError(ValueError):
+    """An account's month cannot be put on an invoice as it stands (figures out of range): finance looks."""
 
 
 @dataclass
@@ -103,7 +115,8 @@ def _rate_text(rate: Decimal) -> str:
 
 
 def _seller_country() -> str:
-    return current_app.config["SELLER"]["country"]
+    country: str = current_app.config["SELLER"]["country"]
+    return country
 
 
 def subscription_vat(country: str, vat_number: str | None) -> tuple[Decimal, str]:
@@ -145,20 +158,40 @@ def _cdr_location(field: str) -> Any:
     return Cdr.data[("cdr_location", field)].as_string().label(f"cdr_location_{field}")
 
 
+# PostgreSQL's JSON operators cannot read a document holding an escaped NUL (``\u0000``, possible in a CDR
+# stored before intake refused control characters): "unsupported Unicode escape sequence", whichever field is
+# asked for. Such a document's printed fields are read as missing (the line falls back to our Location row, then
+# to the ids), so the CDR is billed like any other instead of failing its account on every retry.
+_HOLDS_NUL = Cdr.data.cast(Text).contains("\\u0000", autoescape=True)
+
+
+def _cdr_location_unless_nul(field: str) -> Any:
+    return case((_HOLDS_NUL, None), else_=Cdr.data[("cdr_location", field)].as_string()) \
+        .label(f"cdr_location_{field}")
+
+
+def _charge_columns(location_field: Callable[[str], Any]) -> tuple[Any, ...]:
+    return (
+        SessionCharge.id.label("charge_id"), SessionCharge.account_id, SessionCharge.kwh, SessionCharge.currency,
+        SessionCharge.cpo_cost_excl_vat, SessionCharge.driver_excl_vat, SessionCharge.driver_incl_vat,
+        SessionCharge.estimate_incl_vat, SessionCharge.vat_rate, SessionCharge.session_fee,
+        SessionCharge.tariff_source, Cdr.ocpi_id.label("cdr_ocpi_id"), Cdr.start_date_time, Cdr.end_date_time,
+        Cdr.total_time, Cdr.evse_uid, Cdr.location_ocpi_id,
+        # Only the printed fields of the CDR's location, extracted in SQL: the rest of the CDR document (charging
+        # periods, tariffs) is never parsed.
+        location_field("name"), location_field("address"), location_field("city"), location_field("evse_id"),
+        Location.name.label("location_name"), Location.city.label("location_city"),
+        SessionHold.id.label("hold_id"), SessionHold.status.label("hold_status"), SessionHold.adjusted_incl_vat,
+    )
+
+
 # The columns of a billable session, read as plain rows (no ORM objects: the run reads millions of them). The
 # names match the attributes ``outliers.outlier_reasons`` reads from a SessionCharge and its Cdr.
-_CHARGE_COLUMNS = (
-    SessionCharge.id.label("charge_id"), SessionCharge.account_id, SessionCharge.kwh, SessionCharge.currency,
-    SessionCharge.cpo_cost_excl_vat, SessionCharge.driver_excl_vat, SessionCharge.driver_incl_vat,
-    SessionCharge.estimate_incl_vat, SessionCharge.vat_rate, SessionCharge.session_fee,
-    SessionCharge.tariff_source, Cdr.ocpi_id.label("cdr_ocpi_id"), Cdr.start_date_time, Cdr.end_date_time,
-    Cdr.total_time, Cdr.evse_uid, Cdr.location_ocpi_id,
-    # Only the printed fields of the CDR's location, extracted in SQL: the rest of the CDR document (charging
-    # periods, tariffs) is never parsed.
-    _cdr_location("name"), _cdr_location("address"), _cdr_location("city"), _cdr_location("evse_id"),
-    Location.name.label("location_name"), Location.city.label("location_city"),
-    SessionHold.id.label("hold_id"), SessionHold.status.label("hold_status"), SessionHold.adjusted_incl_vat,
-)
+_CHARGE_COLUMNS = _charge_columns(_cdr_location)
+# The same columns, reading no field of a CDR document that holds a NUL (see ``_HOLDS_NUL``): the fallback of
+# :func:`billable_charges` when PostgreSQL cannot read a document of the batch (looking for the NUL scans every
+# document, so only a batch that needs it pays for that).
+_CHARGE_COLUMNS_NUL_SAFE = _charge_columns(_cdr_location_unless_nul)
 
 
 class BillableCharge(NamedTuple):
@@ -205,15 +238,21 @@ def billable_charges(account_ids: Iterable[int], period_end: dt.datetime) -> dic
     # while the run goes) once per batch when the table statistics lag behind.
     invoiced = (select(InvoiceLine.id).where(InvoiceLine.session_charge_id == SessionCharge.id)
                 .limit(1).scalar_subquery())
-    rows = db.session.execute(
-        select(*_CHARGE_COLUMNS)
-        .join(Cdr, Cdr.id == SessionCharge.cdr_id)
-        .outerjoin(Location, (Location.country_code == Cdr.country_code) & (Location.party_id == Cdr.party_id)
-                   & (Location.ocpi_id == Cdr.location_ocpi_id))
-        .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-        .where(SessionCharge.account_id.in_(ids), Cdr.start_date_time < period_end, invoiced.is_(None))
-        .order_by(SessionCharge.account_id, Cdr.start_date_time, Cdr.id)
-    )
+
+    def query(columns: tuple[Any, ...]) -> Select[Any]:
+        return (select(*columns)
+                .join(Cdr, Cdr.id == SessionCharge.cdr_id)
+                .outerjoin(Location, (Location.country_code == Cdr.country_code)
+                           & (Location.party_id == Cdr.party_id) & (Location.ocpi_id == Cdr.location_ocpi_id))
+                .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+                .where(SessionCharge.account_id.in_(ids), Cdr.start_date_time < period_end, invoiced.is_(None))
+                .order_by(SessionCharge.account_id, Cdr.start_date_time, Cdr.id))
+
+    try:
+        with db.session.begin_nested():
+            rows = db.session.execute(query(_CHARGE_COLUMNS)).all()
+    except DataError:  # a CDR document PostgreSQL cannot read (see _HOLDS_NUL): read the batch without its fields
+        rows = db.session.execute(query(_CHARGE_COLUMNS_NUL_SAFE)).all()
     make = BillableCharge._make
     for row in rows:
         charge = make(row)
@@ -235,9 +274,17 @@ _SESSION, _CREDIT = LineKind.SESSION, LineKind.CREDIT
 _HELD, _WRITTEN_OFF, _ADJUSTED = HoldStatus.HELD, HoldStatus.WRITTEN_OFF, HoldStatus.ADJUSTED
 
 
+def _printable(text: str) -> str:
+    """``text`` without control characters (a CDR stored before intake refused them may hold a NUL: PostgreSQL
+    text cannot, a PDF should not)."""
+    return text if text.isprintable() else "".join(char if char.isprintable() else " " for char in text).strip()
+
+
 def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None) -> ComposedLine:
-    name = (row.location_name or row.cdr_location_name or row.cdr_location_address or row.location_ocpi_id)
-    city = row.location_city or row.cdr_location_city or ""
+    name = _printable(row.location_name or row.cdr_location_name or row.cdr_location_address
+                      or row.location_ocpi_id)
+    city = _printable(row.location_city or row.cdr_location_city or "")
+    evse_id = _printable(row.cdr_location_evse_id or row.evse_uid)
     currency = row.currency
     cpo = _minor(row.cpo_cost_excl_vat, currency)
     amount = _minor(row.driver_excl_vat, currency)
@@ -247,6 +294,10 @@ def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None)
         amount = to_minor_units(adjusted_incl_vat * 100 / (100 + row.vat_rate), currency)
         cpo = min(cpo, amount)
         details = {"adjusted": True, **details}
+    if not (-MAX_INVOICE_MINOR <= amount <= MAX_INVOICE_MINOR and -MAX_INVOICE_MINOR <= cpo <= MAX_INVOICE_MINOR
+            and -MAX_QUANTITY < row.kwh < MAX_QUANTITY):
+        raise CompositionError(f"{row.kwh} kWh for {amount} minor units (CPO cost {cpo}) is more than an "
+                               f"invoice line can hold")
     start, end = row.start_date_time, row.end_date_time
     charge_id = row.charge_id
     return ComposedLine(
@@ -256,17 +307,33 @@ def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None)
         session={"charge_id": charge_id, "cdr_id": row.cdr_ocpi_id, "start": start.isoformat(),
                  "end": end.isoformat(), "duration_minutes": int((end - start).total_seconds() // 60),
                  "kwh": str(row.kwh), "location_name": name, "city": city,
-                 "evse_id": row.cdr_location_evse_id or row.evse_uid, "tariff_source": row.tariff_source},
+                 "evse_id": evse_id, "tariff_source": row.tariff_source},
         details=details, session_fee=row.session_fee,
     )
 
 
-def compose_many(accounts: Sequence[Account], period: str, *, hold_outliers: bool = True) -> list[Composition]:
+def check_fits(composition: Composition) -> None:
+    """Raise :class:`CompositionError` when the invoice's totals are more than an invoice can hold (each line was
+    checked when it was made)."""
+    if sum(abs(line.amount_minor) for line in composition.lines) * 2 <= MAX_INVOICE_MINOR:
+        return  # with VAT below 100 %, nothing on it can come near the limit (the usual case: no VAT computed)
+    for name, value in (("subtotal", composition.subtotal_minor), ("VAT", composition.vat_minor),
+                        ("total", composition.total_minor)):
+        if not -MAX_INVOICE_MINOR <= value <= MAX_INVOICE_MINOR:
+            raise CompositionError(f"the invoice {name} of {value} minor units is more than an invoice can hold")
+
+
+def compose_many(accounts: Sequence[Account], period: str, *, hold_outliers: bool = True,
+                 failed: dict[int, str] | None = None) -> list[Composition]:
     """The invoice content of each account for ``period`` (not stored), in the order given. New outliers get a
     hold row (in the caller's transaction).
 
     Everything a batch needs is read with a handful of set-based queries (plan history, billable sessions with
-    their holds); composing is then pure Python. The invoice run calls this per chunk of accounts."""
+    their holds); composing is then pure Python. The invoice run calls this per chunk of accounts.
+
+    An account whose month cannot be composed (a figure out of range, anything else that raises) raises, unless
+    ``failed`` is given: then that account is left out of the result and ``failed`` gets its id → why (which
+    session, what went wrong), so the other accounts of the batch go on."""
     _start, end = period_bounds(period)
     year, month = (int(part) for part in period.split("-"))
     ids = [account.id for account in accounts]
@@ -276,24 +343,35 @@ def compose_many(accounts: Sequence[Account], period: str, *, hold_outliers: boo
     new_holds: list[dict[str, Any]] = []
     compositions = []
     for account in accounts:
-        lines = subscription_lines(account, period, fees.get(account.id, []))
-        held: list[int] = []
-        for row in charges[account.id]:
-            status = row.hold_status
-            if status is not None and status in (_HELD, _WRITTEN_OFF):
-                if status == _HELD:
-                    held.append(row.charge_id)
-                continue
-            if status is None and hold_outliers:
-                reasons = outlier_reasons(row, row, bounds)
-                if reasons:
-                    new_holds.append({"session_charge_id": row.charge_id, "reasons": reasons,
-                                      "status": _HELD, "created_at": utcnow()})
-                    held.append(row.charge_id)
+        row: BillableCharge | None = None
+        try:
+            lines = subscription_lines(account, period, fees.get(account.id, []))
+            held: list[int] = []
+            for row in charges[account.id]:
+                status = row.hold_status
+                if status is not None and status in (_HELD, _WRITTEN_OFF):
+                    if status == _HELD:
+                        held.append(row.charge_id)
                     continue
-            adjusted = row.adjusted_incl_vat if status == _ADJUSTED else None
-            lines.append(_session_line(row, adjusted))
-        compositions.append(Composition(account=account, period=period, currency="EUR", lines=lines, held=held))
+                if status is None and hold_outliers:
+                    reasons = outlier_reasons(row, row, bounds)
+                    if reasons:
+                        new_holds.append({"session_charge_id": row.charge_id, "reasons": reasons,
+                                          "status": _HELD, "created_at": utcnow()})
+                        held.append(row.charge_id)
+                        continue
+                adjusted = row.adjusted_incl_vat if status == _ADJUSTED else None
+                lines.append(_session_line(row, adjusted))
+            row = None
+            composed = Composition(account=account, period=period, currency="EUR", lines=lines, held=held)
+            check_fits(composed)
+        except Exception as error:
+            if failed is None:
+                raise
+            where = f"session charge {row.charge_id} (CDR {_printable(row.cdr_ocpi_id)!r}): " if row else ""
+            failed[account.id] = where + failure_reason(error)
+            continue
+        compositions.append(composed)
     if new_holds:
         db.session.execute(insert(SessionHold), new_holds)
     return compositions

@@ -6,10 +6,10 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from app.accounts.models import Account, Role, User
 from app.audit.services import Actor, record
@@ -40,6 +40,7 @@ def buyer_emails(account_ids: Iterable[int]) -> dict[int, str]:
     for account_id, email in db.session.execute(
             select(User.account_id, User.email).where(User.account_id.in_(list(account_ids)),
                                                       User.role == Role.DRIVER).order_by(User.id)):
+        assert account_id is not None  # selected by account_id IN (...)
         emails.setdefault(account_id, email)
     return emails
 
@@ -93,6 +94,10 @@ def _build_snapshot(*, kind: InvoiceKind, number: str | None, issue_date: dt.dat
     told under which mandate they are debited (SEPA rulebook pre-notification)."""
     session_fees = sum((line.session_fee for line in lines if line.kind == LineKind.SESSION), Decimal(0))
     payment = payment or PaymentTerms()
+    credited: dict[str, Any] | None = None
+    if credits:
+        assert credits.issue_date is not None  # only a finalized invoice is credited, and it is dated
+        credited = {"number": credits.number, "issue_date": credits.issue_date.isoformat()}
     return {
         "version": SNAPSHOT_VERSION,
         "kind": kind.value,
@@ -109,14 +114,14 @@ def _build_snapshot(*, kind: InvoiceKind, number: str | None, issue_date: dt.dat
         "totals": totals,
         "session_fees": {"charged": int((session_fees * 100).to_integral()),
                          "cap": int((session_fee_cap * 100).to_integral()) if session_fee_cap is not None else None},
-        "credits_invoice": {"number": credits.number, "issue_date": credits.issue_date.isoformat()}
-        if credits else None,
+        "credits_invoice": credited,
         "payment": {"method": payment.method, "mandate_reference": payment.mandate_reference,
                     "terms_days": current_app.config["INVOICE_PAYMENT_TERMS_DAYS"], "reference": number},
     }
 
 
-def _snapshot(invoice: Invoice, account: Account, lines: list[ComposedLine], credits: Invoice | None) -> dict:
+def _snapshot(invoice: Invoice, account: Account, lines: list[ComposedLine], credits: Invoice | None) -> dict[str, Any]:
+    assert invoice.issue_date is not None  # dated by _number_and_freeze, which freezes the snapshot
     return _build_snapshot(
         kind=invoice.kind, number=invoice.number, issue_date=invoice.issue_date, due_date=invoice.due_date,
         period=_period_snapshot(invoice.period), currency=invoice.currency, account=account,
@@ -218,13 +223,14 @@ def finalize_compositions(compositions: Sequence[Composition], run_id: int | Non
         row["sequence"] = first + offset
         row["number"] = row["snapshot"]["number"] = row["snapshot"]["payment"]["reference"] = \
             number_text(series, first + offset)
-    invoice_ids = insert_returning_ids(Invoice.__table__, invoices)
+    # A mapped class with a __tablename__ maps a Table (the declarative base types __table__ as a FromClause).
+    invoice_ids = insert_returning_ids(cast(Table, Invoice.__table__), invoices)
     line_rows = []
     for invoice_id, rows in zip(invoice_ids, lines, strict=True):
         for row in rows:
             row["invoice_id"] = invoice_id
             line_rows.append(row)
-    insert_rows(InvoiceLine.__table__, line_rows)
+    insert_rows(cast(Table, InvoiceLine.__table__), line_rows)
     return dict(zip(account_ids, invoice_ids, strict=True))
 
 
@@ -243,7 +249,7 @@ def credit_invoice(invoice: Invoice, actor: Actor, reason: str, amount_minor: in
         raise BillingError("a credit note needs a reason")
     already = sum(-note.subtotal_minor for note in db.session.scalars(
         select(Invoice).where(Invoice.credits_invoice_id == invoice.id, Invoice.status == InvoiceStatus.FINALIZED)))
-    account = db.session.get(Account, invoice.account_id)
+    account = db.session.get_one(Account, invoice.account_id)
     if amount_minor is None:
         lines = [ComposedLine(kind=LineKind.CORRECTION, description=f"Credit: {line.description}"[:255],
                               quantity=line.quantity, unit=line.details.get("unit", "item"),

@@ -47,11 +47,12 @@ def take_numbers(series: str, count: int) -> int:
     if count < 1:
         raise ValueError("take at least one number")
     _ensure_series(series)
-    return db.session.execute(
+    first: int = db.session.execute(
         text("UPDATE billing_number_series SET next_number = next_number + :count WHERE series = :series "
              "RETURNING next_number - :count"),
         {"series": series, "count": count},
     ).scalar_one()
+    return first
 
 
 def take_number(series: str) -> tuple[int, str]:

@@ -40,7 +40,7 @@ from typing import Any
 
 SNAPSHOT_VERSION = 1
 
-SAMPLE_SNAPSHOT: dict = {
+SAMPLE_SNAPSHOT: dict[str, Any] = {
     "version": 1,
     "kind": "invoice",
     "number": "INV-2026-000001",

@@ -7,17 +7,24 @@ task on a worker (a module of its own so the tasks need not import the driver, w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 from app.billing.runs import services as runs
 from app.extensions import db
+from app.failures import failure_reason
+
+log = logging.getLogger(__name__)
 
 
 def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = None) -> None:
     """Finalize the accounts of these run items: one committed transaction per batch of accounts
     (``runs.finalize_items``), so a crash leaves each batch wholly done or wholly pending. If a batch fails,
     its accounts are retried one by one in their own transactions, so one bad account fails alone (status
-    ``failed`` with the error) and the others are invoiced. ``on_done`` is called once per account handled."""
+    ``failed`` with why, logged) and the others are invoiced; an account whose month cannot be composed fails
+    inside its batch without failing the batch (``runs.finalize_items``). A failed account takes no invoice
+    number: the numbers are taken in the transaction that is rolled back. ``on_done`` is called once per
+    account handled."""
     ids = list(item_ids)
     for start in range(0, len(ids), runs.MAX_BATCH):
         batch = ids[start:start + runs.MAX_BATCH]
@@ -29,6 +36,8 @@ def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = 
             if len(batch) == 1:
                 _fail_item(batch[0], error)
             else:
+                log.warning("invoice run: a batch of %s accounts failed (%s); each is retried on its own",
+                            len(batch), failure_reason(error))
                 _one_by_one(batch, on_done)
                 continue
         if on_done:

@@ -28,7 +28,7 @@ class HoldError(BillingError):
     pass
 
 
-def held_queue(limit: int = 500) -> list[Row[tuple[SessionHold, SessionCharge, Cdr]]]:
+def held_queue(limit: int = 500) -> list[Row[SessionHold, SessionCharge, Cdr]]:
     """Holds waiting for a decision, oldest session first, with the session they hold."""
     return list(db.session.execute(
         select(SessionHold, SessionCharge, Cdr)

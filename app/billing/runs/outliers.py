@@ -22,6 +22,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, func, or_
 
 from app.charging.models import Cdr
+from app.failures import failure_reason
 from app.rating.models import SessionCharge
 
 DEFAULT_LIMITS = {"max_kwh": "150", "max_average_kw": "350", "max_incl_vat": "150", "max_hours": "48",
@@ -51,10 +52,20 @@ def outlier_reasons(charge: Any, cdr: Any, bounds: dict[str, Decimal] | None = N
 
     ``charge`` and ``cdr`` are a :class:`SessionCharge` and its :class:`Cdr`, or one row carrying the same
     attribute names (``kwh``, ``driver_incl_vat``, ``estimate_incl_vat``, ``total_time``): the invoice run reads
-    plain rows for speed."""
+    plain rows for speed.
+
+    A session whose figures cannot even be compared (a stored ``NaN``, a number beyond the decimal context) is
+    held too, with that as its reason: finance looks at it instead of the run stopping for everyone."""
+    bounds = bounds or limits()
+    try:
+        return _reasons(charge, cdr, bounds)
+    except (ArithmeticError, ValueError, TypeError) as error:  # decimal.InvalidOperation is an ArithmeticError
+        return [f"figures that cannot be checked against the limits: {failure_reason(error)}"]
+
+
+def _reasons(charge: Any, cdr: Any, bounds: dict[str, Decimal]) -> list[str]:
     if charge.driver_incl_vat < 0:
         return []
-    bounds = bounds or limits()
     reasons = []
     hours = cdr.total_time  # the CDR's own duration in hours (charging + parking), as the CPO measured it
     if charge.kwh > bounds["max_kwh"]:

@@ -13,16 +13,23 @@ commits each batch of accounts (inline or on a worker).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import Select, exists, func, or_, select, update
 
 from app.accounts.models import Account
 from app.audit.services import Actor, record
-from app.billing.invoicing.composition import compose_many, period_bounds, subscription_vat
+from app.billing.invoicing.composition import (
+    MAX_INVOICE_MINOR,
+    MAX_QUANTITY,
+    compose_many,
+    period_bounds,
+    subscription_vat,
+)
 from app.billing.invoicing.invoices import BillingError, finalize_compositions
 from app.billing.models import (
     HoldStatus,
@@ -40,16 +47,18 @@ from app.billing.runs.outliers import limits, outlier_filter, outlier_reasons
 from app.charging.models import Cdr
 from app.db import utcnow
 from app.extensions import db
+from app.failures import failure_reason
 from app.payments.models import PaymentMethod, PaymentMethodStatus
 from app.plans.models import Plan, Subscription
 from app.plans.services import prorated_monthly_fees_many
 from app.rating.models import SessionCharge
-from app.rating.services import rate_pending
+from app.rating.services import open_problems, rate_pending
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 ZERO = Decimal(0)
 CHUNK_SIZE = 500  # accounts per Celery task / inline batch, unless BILLING_CHUNK_SIZE says otherwise
 MAX_BATCH = 500  # accounts per transaction: bounds the memory of a batch and the work a failure repeats
+log = logging.getLogger(__name__)
 
 
 def check_period(period: str) -> str:
@@ -110,17 +119,59 @@ def _hold_outliers(period_end: dt.datetime) -> int:
     return count
 
 
-def _figures(period: str, accounts: list[int]) -> dict[str, Any]:
-    """The preview's figures from one pass over the month's uninvoiced sessions (grouped by VAT rate, plan and
-    hold status, then added up here)."""
+def unbillable_accounts(period: str, limit: int = 1000) -> dict[int, str]:
+    """Accounts with a billable session (not held) whose figures no invoice can carry, with which session and
+    why: more than an invoice line holds (``composition.MAX_INVOICE_MINOR``), or not a number (PostgreSQL's
+    ``numeric`` stores ``NaN``, which compares above every number, so the same test finds it). Finalizing such
+    an account fails for it alone (``composition.CompositionError``); the preview leaves it out of its figures
+    and names it. Sessions beyond the outlier limits are held before this is asked, so these are sessions finance
+    released or adjusted, credits, or figures that are not numbers."""
     _start, end = period_bounds(period)
-    groups = db.session.execute(
-        _uninvoiced(end, SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status, func.count(),
-                    func.sum(SessionCharge.driver_excl_vat), func.sum(SessionCharge.vat_amount),
-                    func.sum(SessionCharge.cpo_cost_excl_vat), func.sum(SessionCharge.margin))
-        .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-        .group_by(SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status)).all()
+    line_limit = Decimal(MAX_INVOICE_MINOR) / 100  # in currency units: every currency we bill has cents
+    adjusted = SessionHold.status == HoldStatus.ADJUSTED
+    as_rated = SessionHold.status.is_(None) | (SessionHold.status != HoldStatus.ADJUSTED)
+    amounts = or_(*(func.abs(column) > line_limit for column in (
+        SessionCharge.driver_excl_vat, SessionCharge.cpo_cost_excl_vat, SessionCharge.vat_amount,
+        SessionCharge.margin)))
+    always = or_(func.abs(SessionCharge.kwh) >= MAX_QUANTITY, func.abs(SessionCharge.vat_rate) > 100)
+    adjusted_ids = select(SessionHold.session_charge_id).where(adjusted)
+    out_of_range = (
+        # The same test on the session's own columns first, so the month's sessions are filtered as they are read
+        # and only the few suspects are joined (a separate scan over the whole join doubled this query's time).
+        or_(always, amounts, SessionCharge.id.in_(adjusted_ids))
+        & or_(always, adjusted & (func.abs(SessionHold.adjusted_incl_vat) > line_limit), as_rated & amounts))
+    rows = db.session.execute(
+        _billable(_uninvoiced(end, SessionCharge.account_id, SessionCharge.id, Cdr.ocpi_id, SessionCharge.kwh,
+                              SessionCharge.driver_excl_vat, SessionHold.adjusted_incl_vat))
+        .where(out_of_range).order_by(SessionCharge.account_id, SessionCharge.id).limit(limit))
+    found: dict[int, str] = {}
+    for account_id, charge_id, ocpi_id, kwh, excl_vat, adjusted_incl_vat in rows:
+        price = f"adjusted to {adjusted_incl_vat} incl. VAT" if adjusted_incl_vat is not None \
+            else f"{excl_vat} excl. VAT"
+        found.setdefault(account_id, f"session charge {charge_id} (CDR {ocpi_id!r}): {kwh} kWh, {price}: "
+                                     "figures an invoice cannot hold")
+    return found
+
+
+def _figures(period: str, accounts: list[int], failed: dict[int, str]) -> dict[str, Any]:
+    """The preview's figures from one pass over the month's uninvoiced sessions (grouped by VAT rate, plan and
+    hold status, then added up here), leaving out the ``failed`` accounts (account id → why). An account whose
+    subscription fees cannot be added up is added to ``failed`` and left out too."""
+    _start, end = period_bounds(period)
     plans = {plan.id: plan for plan in db.session.scalars(select(Plan))}
+    fee_sums: dict[Decimal, list[Any]] = {}
+    per_plan_fees: dict[tuple[str, int], Decimal] = {}
+    subscriptions = _add_subscription_fees(period, [a for a in accounts if a not in failed], fee_sums,
+                                           per_plan_fees, failed)
+    billable = [account_id for account_id in accounts if account_id not in failed]
+    query = (_uninvoiced(end, SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status, func.count(),
+                         func.sum(SessionCharge.driver_excl_vat), func.sum(SessionCharge.vat_amount),
+                         func.sum(SessionCharge.cpo_cost_excl_vat), func.sum(SessionCharge.margin))
+             .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+             .group_by(SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status))
+    if failed:
+        query = query.where(SessionCharge.account_id.not_in(list(failed)))
+    groups = db.session.execute(query).all()
     per_rate: dict[Decimal, list[Any]] = {}
     per_plan: dict[tuple[str, int], list[Any]] = {}
     held = 0
@@ -136,12 +187,19 @@ def _figures(period: str, accounts: list[int]) -> dict[str, Any]:
             plan_sums = per_plan.setdefault(key, [0, ZERO])
             plan_sums[0] += count
             plan_sums[1] += excl or ZERO
-    per_plan_fees: dict[tuple[str, int], Decimal] = {}
-    subscriptions = _add_subscription_fees(period, accounts, per_rate, plans, per_plan_fees)
+    for rate, fee_figures in fee_sums.items():
+        sums = per_rate.setdefault(rate, [0, ZERO, ZERO, ZERO, ZERO])
+        for index, value in enumerate(fee_figures):
+            sums[index] += value
     with_method = set(db.session.scalars(select(PaymentMethod.account_id).where(
         PaymentMethod.status == PaymentMethodStatus.ACTIVE)))
+    note = ("amounts before rounding (each invoice line is rounded once at finalization); subscription fees "
+            "prorated by day as the invoices will charge them")
+    if failed:
+        note += (f"; {len(failed)} account(s) left out of these figures: they cannot be invoiced as they stand "
+                 "(failed_accounts says why); finalizing reports them failed until their data is fixed")
     return {
-        "accounts": len(accounts),
+        "accounts": len(billable),
         "sessions": sum(sums[0] for sums in per_rate.values()),
         "subscriptions": subscriptions,
         "per_vat_rate": [{"rate": str(rate.normalize()), "sessions": n, "excl_vat": str(excl), "vat": str(vat),
@@ -152,20 +210,26 @@ def _figures(period: str, accounts: list[int]) -> dict[str, Any]:
                       "subscription_fees": str(per_plan_fees.get((code, version), ZERO))}
                      for code, version in sorted(set(per_plan) | set(per_plan_fees))],
         "held_sessions": held,
-        "accounts_without_payment_method": len([a for a in accounts if a not in with_method]),
-        "note": "amounts before rounding (each invoice line is rounded once at finalization); subscription fees "
-                "prorated by day as the invoices will charge them",
+        "accounts_without_payment_method": len([a for a in billable if a not in with_method]),
+        "accounts_failed": len(failed),
+        "failed_accounts": [{"account_id": account_id, "reason": reason}
+                            for account_id, reason in sorted(failed.items())[:_LISTED]],
+        "note": note,
     }
 
 
 # Accounts per query when the preview adds up the month's subscription fees (bounded IN lists).
 _FEE_BATCH = 5000
+# Failed accounts listed by name in a preview (all are counted).
+_LISTED = 200
 
 
 def _add_subscription_fees(period: str, accounts: list[int], per_rate: dict[Decimal, list[Any]],
-                           plans: dict[int, Plan], per_plan_fees: dict[tuple[str, int], Decimal]) -> int:
+                           per_plan_fees: dict[tuple[str, int], Decimal], failed: dict[int, str]) -> int:
     """Add the month's subscription fees (prorated by day, VAT as the invoice will apply it) to the per-rate
-    sums and ``per_plan_fees``; returns how many subscription lines the invoices will carry."""
+    sums (count, excl. VAT, VAT, CPO cost, margin) and ``per_plan_fees``; returns how many subscription lines
+    the invoices will carry. An account whose fees cannot be added up goes to ``failed`` with why, and adds
+    nothing."""
     year, month = (int(part) for part in period.split("-"))
     lines = 0
     for start in range(0, len(accounts), _FEE_BATCH):
@@ -174,20 +238,29 @@ def _add_subscription_fees(period: str, accounts: list[int], per_rate: dict[Deci
         buyers = dict((account_id, (country, vat_number)) for account_id, country, vat_number in db.session.execute(
             select(Account.id, Account.country, Account.vat_number).where(Account.id.in_(list(fees)))))
         for account_id, account_fees in fees.items():
-            rate, _category = subscription_vat(*buyers[account_id])
-            for fee in account_fees:
+            try:
+                rate, _category = subscription_vat(*buyers[account_id])
+                figures = [(fee.amount, fee.amount * rate / 100, (fee.plan.code, fee.plan.version))
+                           for fee in account_fees]
+            except Exception as error:  # this account's preview line fails alone
+                failed[account_id] = f"subscription fees: {failure_reason(error)}"
+                continue
+            for amount, vat, key in figures:
                 sums = per_rate.setdefault(rate, [0, ZERO, ZERO, ZERO, ZERO])
-                sums[1] += fee.amount
-                sums[2] += fee.amount * rate / 100
-                sums[4] += fee.amount  # all ours: no CPO cost in a subscription
-                key = (fee.plan.code, fee.plan.version)
-                per_plan_fees[key] = per_plan_fees.get(key, ZERO) + fee.amount
+                sums[1] += amount
+                sums[2] += vat
+                sums[4] += amount  # all ours: no CPO cost in a subscription
+                per_plan_fees[key] = per_plan_fees.get(key, ZERO) + amount
                 lines += 1
     return lines
 
 
 def preview(period: str, actor: Actor) -> InvoiceRun:
-    """Compute and store the preview of a month (idempotent: a second dry run refreshes the figures)."""
+    """Compute and store the preview of a month (idempotent: a second dry run refreshes the figures).
+
+    One bad unit fails alone: a CDR that cannot be rated stays unrated (``not_rated`` says why), a session whose
+    figures cannot be checked is held, an account that cannot be invoiced as it stands is left out of the
+    figures and listed in ``failed_accounts`` with why."""
     check_period(period)
     run = run_for(period)
     if run is not None and run.status not in (RunStatus.PREVIEW,):
@@ -196,12 +269,17 @@ def preview(period: str, actor: Actor) -> InvoiceRun:
     rated, unrated = rate_pending()  # CDRs that could not be rated on arrival get another chance
     _hold_outliers(end)
     accounts = candidate_accounts(period)
+    candidates = set(accounts)
+    failed = {account_id: reason for account_id, reason in unbillable_accounts(period).items()
+              if account_id in candidates}
     if run is None:
         run = InvoiceRun(period=period, created_by=actor.label)
         db.session.add(run)
-    run.preview = {**_figures(period, accounts), "rated_now": rated, "not_rated": unrated[:100]}
+    run.preview = {**_figures(period, accounts, failed), "rated_now": rated, "not_rated": unrated[:100]}
     run.accounts_total = len(accounts)
     db.session.flush()
+    for account_id, reason in failed.items():
+        log.warning("invoice run %s, preview: account %s left out: %s", period, account_id, reason)
     record("billing.preview", "billing_run", run.id, actor=actor, details={"period": period})
     return run
 
@@ -230,10 +308,22 @@ def pending_chunks(run: InvoiceRun, size: int | None = None) -> list[list[int]]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
-def mark_item_failed(item_id: int, error: Exception) -> None:
-    """Record why an account's unit of work failed (the run stays open; a resume retries it)."""
-    db.session.execute(update(RunItem).where(RunItem.id == item_id, RunItem.status == "pending")
-                       .values(status="failed", error=f"{type(error).__name__}: {error}"[:2000], updated_at=utcnow()))
+def mark_item_failed(item_id: int, error: Exception | str) -> None:
+    """Record why an account's unit of work failed (the run stays open; a resume retries it), and log it."""
+    reason = error if isinstance(error, str) else failure_reason(error)
+    account_id = db.session.scalar(
+        update(RunItem).where(RunItem.id == item_id, RunItem.status == "pending")
+        .values(status="failed", error=reason, updated_at=utcnow()).returning(RunItem.account_id))
+    if account_id is not None:
+        log.warning("invoice run: account %s failed: %s", account_id, reason)
+
+
+def failed_items(run: InvoiceRun, limit: int = 200) -> list[dict[str, Any]]:
+    """The run's accounts that failed, with why (oldest first): the CLI and the back office show them."""
+    return [{"account_id": account_id, "reason": error, "at": at.isoformat()}
+            for account_id, error, at in db.session.execute(
+                select(RunItem.account_id, RunItem.error, RunItem.updated_at)
+                .where(RunItem.run_id == run.id, RunItem.status == "failed").order_by(RunItem.id).limit(limit))]
 
 
 def finalize_items(item_ids: list[int]) -> None:
@@ -265,9 +355,14 @@ def finalize_items(item_ids: list[int]) -> None:
         accounts = {account.id: account for account in db.session.scalars(
             select(Account).where(Account.id.in_([a for a in account_ids if a not in existing])))}
         todo = [accounts[item.account_id] for item in run_items if item.account_id in accounts]
-        invoiced = existing | set(finalize_compositions(compose_many(todo, period), run_id=run_id))
+        # An account whose month cannot be composed fails alone, here, with why; the batch goes on without it.
+        failed: dict[int, str] = {}
+        invoiced = existing | set(finalize_compositions(compose_many(todo, period, failed=failed), run_id=run_id))
+        for item in run_items:
+            if item.account_id in failed:
+                mark_item_failed(item.id, failed[item.account_id])
         done = [item.id for item in run_items if item.account_id in invoiced]
-        skipped = [item.id for item in run_items if item.account_id not in invoiced]
+        skipped = [item.id for item in run_items if item.account_id not in invoiced and item.account_id not in failed]
         if done:
             # Each item points at its account's invoice of the period: one UPDATE for the whole batch.
             invoice_of_item = (select(Invoice.id).where(
@@ -327,6 +422,16 @@ def uninvoiced_sessions(period: str) -> list[int]:
     """Billable sessions of the period on no invoice and not held: empty after a complete run."""
     _start, end = period_bounds(period)
     return list(db.session.scalars(_billable(_uninvoiced(end, SessionCharge.id))))
+
+
+def unrated_reasons(period: str, limit: int = 1000) -> dict[str, str]:
+    """Why CDRs of :func:`unrated_cdrs` could not be priced, where a rating attempt recorded it: OCPI id → why."""
+    _start, end = period_bounds(period)
+    ids = list(db.session.scalars(
+        select(Cdr.id).outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
+        .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None), Cdr.start_date_time < end)
+        .order_by(Cdr.start_date_time, Cdr.id).limit(limit)))
+    return {ocpi_id: reason for ocpi_id, reason in open_problems(ids, limit=limit).values()}
 
 
 def unrated_cdrs(period: str, limit: int = 1000) -> list[str]:

@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from app.extensions import db
 from app.roaming.models import Partner
 from app.roaming.partners import handshake
+from app.roaming.partners.parties import list_conflicts
 from app.roaming.partners.services import (
     PartnerError,
     add_partner,
@@ -132,3 +133,20 @@ def partner_token_command(partner_ref: str, token: str) -> None:
         raise _fail(error) from error
     db.session.commit()
     click.echo(f"{partner.name} may register again with the new token; status {partner.status.value}")
+
+
+@commands.command("party-conflicts")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Most recent first.")
+def party_conflicts_command(limit: int) -> None:
+    """List claims on a party that belongs to another connection (or to us): refused, or a hub's claim ended by
+    a direct connection. A party belongs to exactly one connection."""
+    conflicts = list_conflicts(limit)
+    if not conflicts:
+        click.echo("no party conflicts")
+        return
+    for conflict in conflicts:
+        seen = conflict.last_seen_at.strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(f"{seen}  {conflict.country_code}/{conflict.party_id}  {conflict.outcome:<15} "
+                   f"via {conflict.via:<15} by {conflict.claimant.name!r} (partner {conflict.claimant_partner_id})  "
+                   f"held by {conflict.holder}  x{conflict.attempts}")
+        click.echo(f"        {conflict.message}")

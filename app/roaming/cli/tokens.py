@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.extensions import db
+from app.ocpi_ids import ci_key
 from app.roaming.models import Partner
 
 # Added to ``flask roaming`` by app.roaming.cli.roaming_cli_group().
@@ -80,7 +81,7 @@ def send_command_command(partner: str, command: str, card_uid: str | None, **fie
 
     card = None
     if card_uid:
-        card = db.session.scalar(select(Card).where(Card.uid == card_uid))
+        card = db.session.scalar(select(Card).where(Card.uid == ci_key(card_uid)))  # uids are kept folded
         if card is None:
             raise click.ClickException(f"no card with uid {card_uid}")
     payload = {name: value for name, value in fields.items() if value}

@@ -21,6 +21,15 @@ from app.db_session import attach_as_loaded
 from app.extensions import db
 from app.roaming.models import Partner, PartnerParty, PartnerStatus
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
+from app.roaming.partners.parties import (
+    VIA_OBJECT,
+    VIA_ROUTING_HEADERS,
+    PartyConflictError,
+    conflict_for,
+    party_key,
+    record_refusal,
+    take_party,
+)
 
 ROUTING_HEADERS = ("OCPI-from-country-code", "OCPI-from-party-id", "OCPI-to-country-code", "OCPI-to-party-id")
 
@@ -140,22 +149,37 @@ def require_party(partner: Partner, country_code: str, party_id: str) -> tuple[s
     """Refuse objects of a party the partner does not speak for (a CPO writing another CPO's locations).
 
     A hub may speak for every party it has announced (credentials roles or HubClientInfo) and for the party in
-    the ``OCPI-from-*`` routing headers when that matches the object.
+    the ``OCPI-from-*`` routing headers when that matches the object, provided nobody else holds it: a party
+    belongs to exactly one connection, so a party connected directly (registered or pending), another hub's or
+    ours is refused with 2001 and recorded for operations (:mod:`app.roaming.partners.parties`).
     """
-    key = (country_code.upper(), party_id.upper())
+    key = party_key(country_code, party_id)
     if key in parties_of(partner):
         return key
-    if partner.is_hub:
-        sender = (request.headers.get("OCPI-from-country-code", "").upper(),
-                  request.headers.get("OCPI-from-party-id", "").upper())
-        if sender == key:
-            _remember_hub_party(partner, *key)
-            return key
+    sender = (request.headers.get("OCPI-from-country-code", "").upper(),
+              request.headers.get("OCPI-from-party-id", "").upper())
+    via = VIA_ROUTING_HEADERS if partner.is_hub and sender == key else VIA_OBJECT
+    conflict = conflict_for(partner, key, via, http_status=403)
+    if conflict is not None:
+        raise refuse_conflict(conflict)
+    if via == VIA_ROUTING_HEADERS:
+        _remember_hub_party(partner, key)
+        return key
     raise OcpiError(CLIENT_ERROR, f"Not allowed to write objects of party {key[0]}/{key[1]}", http_status=403)
 
 
-def _remember_hub_party(partner: Partner, country_code: str, party_id: str) -> None:
-    exists = any((p.country_code.upper(), p.party_id.upper()) == (country_code, party_id) for p in partner.parties)
+def refuse_conflict(conflict: PartyConflictError) -> OcpiError:
+    """The answer to a refused claim on a party. Nothing of the request is kept (rolled back), the conflict is
+    (committed, for operations): the door's unit of work ends here."""
+    db.session.rollback()
+    record_refusal(conflict)
+    db.session.commit()
+    return OcpiError(conflict.status_code, conflict.message, conflict.http_status)
+
+
+def _remember_hub_party(partner: Partner, key: tuple[str, str]) -> None:
+    exists = any(party_key(p.country_code, p.party_id) == key for p in partner.parties)
     if not exists:
-        partner.parties.append(PartnerParty(country_code=country_code, party_id=party_id, role="CPO"))
+        take_party(partner, key, VIA_ROUTING_HEADERS)  # drops leftovers of suspended connections
+        partner.parties.append(PartnerParty(country_code=key[0], party_id=key[1], role="CPO"))
         db.session.flush()

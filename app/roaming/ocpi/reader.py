@@ -20,20 +20,68 @@ Two ways of reading, on the same rules:
   "missing required field cdr_token.uid" — Sessions, CDRs, CommandResults;
 - :class:`FieldReader` walks one JSON object and collects every bad field ("evses[0].uid is required;
   evses[0].status must be one of ...") so a CPO can fix a whole Location at once — Locations, Tariffs.
+
+Intake rules (DESIGN "Intake": bounded before stored), the same for every object whichever door it came
+through (HTTP, pull, import), each refused with 2001 naming the field:
+
+- JSON: RFC 8259 only (no ``NaN``/``Infinity``), nested at most ``MAX_JSON_DEPTH`` levels, request bodies at
+  most ``OCPI_MAX_BODY_BYTES`` (413 before reading; see ``v221/blueprint.py``).
+- the whole tree, not only the fields we read (:func:`check_tree`; it is kept in the ``data`` columns and read
+  back by the invoice run): no control character in any string or key at any depth — C0 (U+0000–U+001F, tab
+  and line breaks included, as types.asciidoc says), DEL and C1 (U+007F–U+009F) — and no lone surrogate (not
+  storable as UTF-8); every number finite and within ``±NUMBER_LIMIT``; strings within the spec's length where
+  the object's *shape* declares it (``receive/*``: every string field of the spec's object tables).
+- numbers we read: within :class:`Bounds` (physics and the column, see ``receive/limits.py``), rounded
+  ``ROUND_HALF_UP`` to the column's scale where ``places`` is given (the raw value stays in ``data``).
+- DateTimes we read: between ``EARLIEST`` and ``LATEST`` (a year-9999 ``last_updated`` would freeze an object
+  against every later update; 1970 is a zero timestamp, not a session). A tariff's own validity window is
+  pricing's to read and may use a far-future end as "forever".
+- enums: a value outside the spec's list is refused for every enum we *use* (EVSE status, power type,
+  session status, auth method, token type, CDR dimension type, the tariff enums pricing applies, command
+  result): acting on a value we do not understand could misprice or misroute. Enums we only *keep* (parking
+  type, facilities, capabilities, connector standard and format, image category, the CDR's connector fields
+  that the spec says may hold "any value") are accepted as sent, bounded like any string, so a partner on a
+  newer minor version is not refused for a value we never read.
+- URL ids (:func:`check_url_id`, wired in ``v221/blueprint.py``) and query parameters (``responses.py``): no
+  control character, the spec's length, integers within what the database compares; 2001 naming them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-from typing import Any
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, TypeAlias
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.ocpi_values import NotANumberError, exact_decimal, load_json, parse_ocpi_datetime
+from app.ocpi_values import (
+    MAX_JSON_DEPTH,
+    JsonTooDeepError,
+    NotANumberError,
+    exact_decimal,
+    load_json,
+    parse_ocpi_datetime,
+)
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, OcpiError
 
 _MISSING = object()
+
+# The DateTimes we read lie in this window: OCPI (2014) and public EV roaming postdate 2000, and nothing we bill
+# can happen after 2100; outside it a value is a zero or sentinel timestamp, not an event.
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+# Any number anywhere in a stored document, also in fields we do not read: no OCPI quantity comes near it (the
+# largest are counts of W or Wh in the millions), and every integer below it survives the float a JSON column
+# may turn it into (2**53 ≈ 9.0e15).
+NUMBER_LIMIT = Decimal(10) ** 15
+
+# C0 (tab, CR and LF included: types.asciidoc forbids them in every string), DEL, C1, and lone surrogates.
+_FORBIDDEN_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class InvalidObjectError(OcpiError, ValueError):
@@ -47,25 +95,170 @@ class InvalidObjectError(OcpiError, ValueError):
         self.path = path
 
 
-def load_json_body() -> Any:
-    """The request body parsed with ``Decimal`` for every non-integer number.
+def load_json_body(shape: Shape | None = None) -> Any:
+    """The request body parsed with ``Decimal`` for every non-integer number, checked by :func:`check_tree`.
 
-    Flask's ``request.json`` would turn ``4.40`` into a float, and money never goes through a float.
+    The one door for every OCPI request body (objects, CommandResults, LocationReferences, Credentials,
+    ClientInfo). Flask's ``request.json`` would turn ``4.40`` into a float (money never goes through a float),
+    accept ``NaN`` and crash on deep nesting. The size was bounded before reading (``OCPI_MAX_BODY_BYTES``).
     """
     raw = request.get_data(cache=True)
+    if request.content_length is None and request.max_content_length is not None \
+            and len(raw) >= request.max_content_length:
+        # A body without Content-Length (chunked) is cut at the limit, not refused by werkzeug: one that reached
+        # it was longer, whatever followed.
+        raise RequestEntityTooLarge()
     if not raw:
         raise InvalidObjectError("request body is empty; a JSON object is required")
     try:
-        return load_json(raw)
+        body = load_json(raw)
+    except JsonTooDeepError as exc:
+        raise InvalidObjectError(f"request body is not accepted: JSON {exc}", "body") from exc
     except ValueError as exc:  # UnicodeDecodeError is a ValueError
-        raise InvalidObjectError(f"request body is not valid JSON: {exc}") from exc
-
-
-def load_json_object() -> dict[str, Any]:
-    body = load_json_body()
-    if not isinstance(body, dict):
-        raise InvalidObjectError("request body must be a JSON object")
+        raise InvalidObjectError(f"request body is not valid JSON: {exc}", "body") from exc
+    check_tree(body, shape)
     return body
+
+
+def load_json_object(shape: Shape | None = None) -> dict[str, Any]:
+    body = load_json_body(shape)
+    if not isinstance(body, dict):
+        raise InvalidObjectError("request body must be a JSON object", "body")
+    return body
+
+
+def check_url_id(name: str, value: Any, max_length: int, int_max: int) -> None:
+    """An id from a URL path segment: no control character (``%00``), at most ``max_length`` characters; an
+    integer id within ``0..int_max``. ``InvalidObjectError`` (400/2001) naming the URL parameter otherwise."""
+    if isinstance(value, int):
+        if not 0 <= value <= int_max:
+            raise InvalidObjectError(f"URL parameter {name} is out of range (at most {int_max})", name)
+    elif isinstance(value, str):
+        bad = _FORBIDDEN_CHARACTER.search(value)
+        if bad:
+            raise InvalidObjectError(f"URL parameter {name} contains a control character (U+{ord(bad.group()):04X})",
+                                     name)
+        if len(value) > max_length:
+            raise InvalidObjectError(f"URL parameter {name} is longer than {max_length} characters", name)
+
+
+# ------------------------------------------------------------------------------- the whole tree
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a number: ``minimum <= value <= maximum``. ``places``: the scale of the column it goes to;
+    the value is rounded ``ROUND_HALF_UP`` to it (an explicit rounding point, the same on every database).
+    ``integer``: fractions are refused."""
+
+    minimum: Decimal | int
+    maximum: Decimal | int
+    places: int | None = None
+    integer: bool = False
+
+    def check(self, value: Any, path: str) -> Decimal:
+        """The number at ``path`` within these bounds (``InvalidObjectError`` naming it otherwise)."""
+        number = to_decimal(value, path)
+        if self.integer and number != number.to_integral_value():
+            raise InvalidObjectError(f"field {path} must be an integer", path)
+        # Compared before and after rounding: 1E+999999999 must not reach quantize, 9999.99995 may round over.
+        if self.minimum <= number <= self.maximum and self.places is not None:
+            number = number.quantize(Decimal(1).scaleb(-self.places), rounding=ROUND_HALF_UP)
+        if not self.minimum <= number <= self.maximum:
+            raise InvalidObjectError(f"field {path} must be between {self.minimum} and {self.maximum}", path)
+        return number
+
+
+# The spec's limits of an object's fields, for :func:`check_tree`: a field name maps to the maximum length of a
+# string, to the Bounds of a number, or to the shape of a nested object. A list field's limit applies to each
+# item (``"tariff_ids": 36``, ``"evses": EVSE_SHAPE``). Fields a shape does not name are still checked for
+# control characters and the generic number limit.
+Shape: TypeAlias = "Mapping[str, int | Bounds | Shape]"
+
+
+def _shown(key: str) -> str:
+    """A key fit for a message (control characters escaped)."""
+    return key.encode("unicode_escape", "backslashreplace").decode("ascii") if _FORBIDDEN_CHARACTER.search(key) \
+        else key
+
+
+# Where a node of the tree is: (the parent's trail, key or list index), None at the top. The path text is built
+# only for an error: building it for every node cost more than all the checks together.
+_Trail = tuple[Any, str | int] | None
+
+
+def _path_of(trail: _Trail, base: str) -> str:
+    steps: list[str | int] = []
+    while trail is not None:
+        trail, step = trail
+        steps.append(step)
+    path = base
+    for step in reversed(steps):
+        path = f"{path}[{step}]" if isinstance(step, int) else join_path(path, _shown(str(step)))
+    return path or "body"
+
+
+def _forbidden(text: str) -> re.Match[str] | None:
+    # isprintable() is False for every forbidden character (categories Cc and Cs) and fast: the regex runs only
+    # on the rare text with some non-printable character (a no-break space, say) to see whether it is one.
+    return None if text.isprintable() else _FORBIDDEN_CHARACTER.search(text)
+
+
+def check_tree(value: Any, shape: Shape | None = None, path: str = "") -> None:
+    """Refuse (``InvalidObjectError`` naming the first offending field) what no stored document may hold,
+    anywhere in ``value``: a control character or lone surrogate in a string or key, a number that is not
+    finite or beyond ``NUMBER_LIMIT``, nesting deeper than ``MAX_JSON_DEPTH``; and, where ``shape`` declares
+    it, a string longer or a number outside the spec's limit.
+
+    Iterative (an explicit stack), so no depth of input can exhaust the recursion limit: objects that did not
+    come through :func:`load_json_body` (the pull client, the importers) are checked the same way. Children are
+    pushed last-first, so they are checked in document order and the first error is the one named.
+    """
+    stack: list[tuple[Any, Any, _Trail, int]] = [(value, shape, None, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, limit, trail, depth = pop()
+        if isinstance(item, str):
+            bad = _forbidden(item)
+            if bad:
+                where = _path_of(trail, path)
+                raise InvalidObjectError(f"field {where} contains a control character or lone surrogate "
+                                         f"(U+{ord(bad.group()):04X})", where)
+            if type(limit) is int and len(item) > limit:
+                where = _path_of(trail, path)
+                raise InvalidObjectError(f"field {where} is longer than {limit} characters", where)
+        elif isinstance(item, dict):
+            if depth >= MAX_JSON_DEPTH:
+                where = _path_of(trail, path)
+                raise InvalidObjectError(f"field {where} is nested deeper than {MAX_JSON_DEPTH} levels", where)
+            for key in item:
+                if _forbidden(str(key)):
+                    where = _path_of((trail, str(key)), path)
+                    raise InvalidObjectError(f"field name {where} contains a control character or lone surrogate",
+                                             where)
+            fields = limit if isinstance(limit, Mapping) else _NO_FIELDS
+            for key, child in reversed(item.items()):
+                push((child, fields.get(key), (trail, key), depth + 1))
+        elif isinstance(item, list):
+            if depth >= MAX_JSON_DEPTH:
+                where = _path_of(trail, path)
+                raise InvalidObjectError(f"field {where} is nested deeper than {MAX_JSON_DEPTH} levels", where)
+            for index in range(len(item) - 1, -1, -1):
+                push((item[index], limit, (trail, index), depth + 1))
+        elif isinstance(item, int | float | Decimal) and not isinstance(item, bool):
+            if isinstance(limit, Bounds):
+                limit.check(item, _path_of(trail, path))
+            elif isinstance(item, int):
+                if not -NUMBER_LIMIT <= item <= NUMBER_LIMIT:
+                    where = _path_of(trail, path)
+                    raise InvalidObjectError(f"field {where} is too large a number", where)
+            else:
+                number = exact_decimal(item)
+                if not number.is_finite() or abs(number) > NUMBER_LIMIT:
+                    where = _path_of(trail, path)
+                    raise InvalidObjectError(f"field {where} is too large a number", where)
+
+
+_NO_FIELDS: Mapping[str, Any] = {}
 
 
 def join_path(path: str, name: str) -> str:
@@ -144,20 +337,29 @@ def to_decimal(value: Any, path: str) -> Decimal:
     return number
 
 
-def require_decimal(obj: Any, path: str) -> Decimal:
-    return to_decimal(require(obj, path), path)
+def require_decimal(obj: Any, path: str, bounds: Bounds) -> Decimal:
+    """A required number within ``bounds`` (rounded to ``bounds.places``)."""
+    return bounds.check(require(obj, path), path)
 
 
-def optional_decimal(obj: Any, path: str) -> Decimal | None:
+def optional_decimal(obj: Any, path: str, bounds: Bounds) -> Decimal | None:
     value = get_path(obj, path, None)
-    return None if value is None else to_decimal(value, path)
+    return None if value is None else bounds.check(value, path)
+
+
+def _in_window(moment: dt.datetime) -> bool:
+    return EARLIEST <= moment < LATEST
 
 
 def to_datetime(value: Any, path: str) -> dt.datetime:
+    """An OCPI DateTime between ``EARLIEST`` and ``LATEST``, in UTC."""
     try:
-        return parse_ocpi_datetime(value)
+        moment = parse_ocpi_datetime(value)
     except (ValueError, TypeError) as exc:
-        raise InvalidObjectError(f"field {path} is not a valid DateTime: {value!r}") from exc
+        raise InvalidObjectError(f"field {path} is not a valid DateTime: {str(value)[:40]!r}", path) from exc
+    if not _in_window(moment):
+        raise InvalidObjectError(f"field {path} must lie between {EARLIEST.year} and {LATEST.year}", path)
+    return moment
 
 
 def require_datetime(obj: Any, path: str) -> dt.datetime:
@@ -216,16 +418,22 @@ class FieldReader:
             return None
         return text.upper() if upper else text
 
-    def integer(self, name: str, *, required: bool = True) -> int | None:
+    def integer(self, name: str, bounds: Bounds, *, required: bool = True) -> int | None:
+        """An integer within ``bounds`` (``22.0`` is read as 22)."""
         if not self.present(name, required):
             return None
         value = self.obj[name]
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             self.fail(name, "must be an integer")
             return None
-        return value
+        number = exact_decimal(value)
+        if not number.is_finite() or number != number.to_integral_value():
+            self.fail(name, "must be an integer")
+            return None
+        if not bounds.minimum <= number <= bounds.maximum:  # compared before int(): 1E+999999999 stays cheap
+            self.fail(name, f"must be between {bounds.minimum} and {bounds.maximum}")
+            return None
+        return int(number)
 
     def decimal(self, name: str, *, limit: int) -> Decimal | None:
         """A required number within ``-limit .. limit``, as a JSON number or numeric text (GeoLocation)."""
@@ -261,10 +469,14 @@ class FieldReader:
         if not self.present(name, True):
             return None
         try:
-            return parse_ocpi_datetime(self.obj[name])
+            moment = parse_ocpi_datetime(self.obj[name])
         except (ValueError, TypeError):
             self.fail(name, "must be an OCPI DateTime")
             return None
+        if not _in_window(moment):
+            self.fail(name, f"must lie between {EARLIEST.year} and {LATEST.year}")
+            return None
+        return moment
 
     def items(self, name: str, *, required: bool, non_empty: bool = False) -> list[Any]:
         if not self.present(name, required):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -10,11 +11,16 @@ from urllib.parse import urlencode
 from flask import Response, jsonify, request
 
 from app.ocpi_values import parse_ocpi_datetime
+from app.public_urls import ocpi_url_of_current_path
 from app.roaming.ocpi.envelope import envelope
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, SUCCESS, OcpiError
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# offset and limit count rows: at most the largest int4, which every database takes in OFFSET / LIMIT (a
+# 20-digit offset was an overflow, i.e. a 500, in the database driver).
+QUERY_INT_MAX = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: int() also takes " 12", "1_000" and "١٢"
 
 
 def ocpi_response(data: Any = None, *, http_status: int = 200, status_code: int = SUCCESS,
@@ -28,12 +34,10 @@ def _int_arg(name: str, default: int, minimum: int, maximum: int | None = None) 
     raw = request.args.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"{name} must be an integer") from exc
-    if value < minimum:
-        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"{name} must be at least {minimum}")
+    value = int(raw) if _DIGITS.fullmatch(raw) else None
+    if value is None or not minimum <= value <= QUERY_INT_MAX:
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS,
+                        f"{name} must be an integer from {minimum} to {QUERY_INT_MAX}, not {raw[:40]!r}")
     return min(value, maximum) if maximum is not None else value
 
 
@@ -44,7 +48,7 @@ def _date_arg(name: str) -> dt.datetime | None:
     try:
         return parse_ocpi_datetime(raw)
     except ValueError as exc:
-        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"{name} is not a valid DateTime: {raw}") from exc
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"{name} is not a valid DateTime: {raw[:40]!r}") from exc
 
 
 class PageRequest:
@@ -68,5 +72,5 @@ def paginated_response(page: PageRequest, total: int, items: Sequence[Any],
     if items and next_offset < total:
         params = {key: value for key, value in request.args.items() if key not in ("offset", "limit")}
         params.update({"offset": str(next_offset), "limit": str(page.limit)})
-        response.headers["Link"] = f'<{request.base_url}?{urlencode(params)}>; rel="next"'
+        response.headers["Link"] = f'<{ocpi_url_of_current_path()}?{urlencode(params)}>; rel="next"'
     return response

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, request
 
+from app.public_urls import ocpi_url
 from app.roaming.ocpi.auth import current_partner
 from app.roaming.ocpi.responses import ocpi_response
 
@@ -27,5 +28,5 @@ def echo_request_ids(response: Response) -> Response:
 def versions() -> Response:
     """The Version list. Token A of a partner that has not registered yet is enough: it needs this to start."""
     current_partner(registered=False)
-    return ocpi_response([{"version": number, "url": url_for(endpoint, _external=True)}
+    return ocpi_response([{"version": number, "url": ocpi_url(endpoint)}
                           for number, endpoint in SUPPORTED_VERSIONS.items()])

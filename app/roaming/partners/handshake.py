@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app, has_request_context, url_for
-from sqlalchemy import select
+from flask import current_app, has_request_context
 
 from app.db import utcnow
 from app.extensions import db
-from app.roaming.models import Partner, PartnerParty, PartnerStatus
+from app.public_urls import ocpi_url, url_on
+from app.roaming.models import Partner, PartnerStatus
 from app.roaming.ocpi.auth import ROUTING_HEADERS, hash_token, new_token
 from app.roaming.ocpi.client import OcpiClient, OcpiClientError
 from app.roaming.ocpi.errors import (
@@ -41,6 +41,7 @@ from app.roaming.ocpi.errors import (
     UNSUPPORTED_VERSION,
 )
 from app.roaming.ocpi.transport import Deadline
+from app.roaming.partners.parties import VIA_CREDENTIALS, conflict_for, record_refusal
 from app.roaming.partners.services import (
     Credentials,
     CredentialsRole,
@@ -204,16 +205,17 @@ def _store_version(partner: Partner, version: PartnerVersion) -> None:
 
 
 def our_versions_url(base_url: str | None = None) -> str:
-    """The absolute URL of our ``/ocpi/versions``: from the request, from SERVER_NAME, or from ``base_url``
-    (the CLI runs without a request, so the operator may say where we are reachable)."""
+    """The absolute URL of our ``/ocpi/versions``: on ``base_url`` (the operator says where we are reachable), else
+    on the configured base URL (never on the request's Host header, see app/public_urls.py). Without a request
+    (the CLI) the base URL must have been configured on purpose: OCPI_BASE_URL or SERVER_NAME."""
     if base_url:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise PartnerError(f"not an http(s) base URL: {base_url!r}")
-        adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme)
-        return adapter.build("ocpi.versions", force_external=True)
-    if has_request_context() or current_app.config.get("SERVER_NAME"):
-        return url_for("ocpi.versions", _external=True)
+        return url_on(base_url, "ocpi.versions")
+    config = current_app.config
+    if has_request_context() or config.get("SERVER_NAME") or config.get("OCPI_BASE_URL"):
+        return ocpi_url("ocpi.versions")
     raise PartnerError("cannot tell the partner where our versions endpoint is: set SERVER_NAME or pass --our-url")
 
 
@@ -297,16 +299,14 @@ def _exchange(partner: Partner, method: str, credentials_url: str, version: Part
 
 
 def _unclaimed(partner: Partner, roles: list[CredentialsRole]) -> list[CredentialsRole]:
-    """Their answer may name parties another connection already speaks for: those are skipped (and logged),
-    the registration itself stands."""
+    """Their answer may name parties another connection (or we) holds: those are skipped and recorded as
+    conflicts, the registration itself stands (a party a hub announced is no obstacle for a direct partner:
+    :func:`sync_parties` ends the hub's claim)."""
     free = []
     for role in roles:
-        taken = db.session.scalar(select(PartnerParty.id).where(
-            PartnerParty.country_code == role.country_code, PartnerParty.party_id == role.party_id,
-            PartnerParty.role == role.role, PartnerParty.partner_id != partner.id))
-        if taken is None:
+        conflict = conflict_for(partner, (role.country_code, role.party_id), VIA_CREDENTIALS)
+        if conflict is None:
             free.append(role)
         else:
-            log.warning("%s announced %s/%s (%s), already connected through another partner", partner.name,
-                        role.country_code, role.party_id, role.role)
+            record_refusal(conflict)
     return free

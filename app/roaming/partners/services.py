@@ -21,6 +21,18 @@ from app.ocpi_values import parse_ocpi_datetime
 from app.roaming.models import Partner, PartnerParty, PartnerStatus
 from app.roaming.ocpi.auth import hash_token
 from app.roaming.ocpi.errors import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS
+from app.roaming.partners.errors import PartnerError as PartnerError  # re-exported: most callers import it here
+from app.roaming.partners.parties import (
+    VIA_CREDENTIALS,
+    VIA_HUBCLIENTINFO,
+    VIA_PARTNER_ADD,
+    VIA_PARTNER_RESET,
+    conflict_for,
+    holder_of,
+    our_party,
+    party_key,
+    take_party,
+)
 from app.timestamps import ocpi_timestamp
 
 ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")  # types.asciidoc, Role enum
@@ -30,17 +42,6 @@ COUNTRY_CODE = re.compile(r"^[A-Za-z]{2}$")
 PARTY_ID = re.compile(r"^[A-Za-z0-9]{3}$")
 # Credentials token: printable non-whitespace ASCII (U+0021..U+007E), at most 64 characters.
 CREDENTIALS_TOKEN = re.compile(r"^[\x21-\x7e]{1,64}$")
-
-
-class PartnerError(Exception):
-    """A partner operation failed. ``status_code`` is the OCPI status to answer with when it happened inside an
-    OCPI request (2001 bad credentials, 3001 cannot use their API, 3002 no common version, 3003 endpoints)."""
-
-    def __init__(self, message: str, status_code: int = CLIENT_ERROR, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.http_status = http_status
 
 
 def _invalid(message: str) -> PartnerError:
@@ -86,6 +87,7 @@ def add_partner(*, name: str, country_code: str, party_id: str, role: str, token
         if (clash.country_code, clash.party_id) == (country_code, party_id):
             raise PartnerError(f"party {country_code}/{party_id} is already partner {clash.name!r} (id {clash.id})")
         raise PartnerError("that token is already in use by another partner; hand out a fresh one")
+    _check_party_is_free((country_code, party_id))
 
     partner = Partner(name=name, country_code=country_code, party_id=party_id, is_hub=role == "HUB",
                       status=PartnerStatus.PENDING, incoming_token_hash=hash_token(token),
@@ -93,7 +95,18 @@ def add_partner(*, name: str, country_code: str, party_id: str, role: str, token
                       versions_url=versions_url, endpoints=[])
     db.session.add(partner)
     db.session.flush()
+    # Pending already holds the party: a hub that announced it loses it now (a party has one connection).
+    take_party(partner, (country_code, party_id), VIA_PARTNER_ADD)
     return partner
+
+
+def _check_party_is_free(party: tuple[str, str], besides: Partner | None = None) -> None:
+    """A partner's own party may be held by nobody but a hub's announcement (which it then ends)."""
+    if party == our_party():
+        raise PartnerError(f"party {party[0]}/{party[1]} is our own party (COMPANY_COUNTRY_CODE/COMPANY_PARTY_ID)")
+    holder = holder_of(party, besides=besides)
+    if holder is not None and not holder.announced_by_hub:
+        raise PartnerError(f"party {party[0]}/{party[1]} is already connected through {holder.label}")
 
 
 def list_partners() -> list[Partner]:
@@ -118,10 +131,20 @@ def reset_partner_token(partner: Partner, token: str) -> Partner:
                                                     Partner.id != partner.id))
     if other is not None:
         raise PartnerError("that token is already in use by another partner; hand out a fresh one")
+    own = party_key(partner.country_code, partner.party_id)
+    if partner.status == PartnerStatus.SUSPENDED:
+        # Back from suspension: the party is held again (a hub may have carried it meanwhile).
+        _check_party_is_free(own, besides=partner)
     partner.incoming_token_hash = hash_token(token)
     partner.status = PartnerStatus.PENDING
     partner.registered_at = None
     db.session.flush()
+    for row in list(partner.parties):
+        party = party_key(row.country_code, row.party_id)
+        if party != own and conflict_for(partner, party, VIA_PARTNER_RESET) is not None:
+            partner.parties.remove(row)  # another connection took it while we were suspended; it stays theirs
+    for party in sorted({own} | {party_key(p.country_code, p.party_id) for p in partner.parties}):
+        take_party(partner, party, VIA_PARTNER_RESET)
     return partner
 
 
@@ -219,20 +242,18 @@ def our_credentials(token: str, versions_url: str) -> dict[str, Any]:
 
 def check_roles_belong_to(partner: Partner, credentials: Credentials) -> None:
     """The roles must include the party the token was issued to, and must not claim a party that another
-    connection already speaks for: otherwise a partner could write other parties' objects."""
+    connection (or we) holds: otherwise a partner could write other parties' objects. A party a hub announced
+    is no obstacle for a direct connection: it wins, and :func:`sync_parties` ends the hub's claim.
+
+    Raises :class:`~app.roaming.partners.parties.PartyConflictError` (2001) for a conflict; the door records it."""
     own = (partner.country_code.upper(), partner.party_id.upper())
     if own not in {(role.country_code, role.party_id) for role in credentials.roles}:
         raise _invalid(f"roles: none is {own[0]}/{own[1]}, the party this token was issued to")
     for index, role in enumerate(credentials.roles):
-        taken = db.session.scalar(select(PartnerParty).where(
-            PartnerParty.country_code == role.country_code, PartnerParty.party_id == role.party_id,
-            PartnerParty.role == role.role, PartnerParty.partner_id != partner.id))
-        other_partner = db.session.scalar(select(Partner).where(
-            Partner.country_code == role.country_code, Partner.party_id == role.party_id,
-            Partner.id != partner.id))
-        if taken is not None or other_partner is not None:
-            raise _invalid(f"roles[{index}]: party {role.country_code}/{role.party_id} ({role.role}) is already "
-                           "connected through another partner")
+        conflict = conflict_for(partner, (role.country_code, role.party_id), VIA_CREDENTIALS,
+                                prefix=f"roles[{index}]: ", http_status=400)
+        if conflict is not None:
+            raise conflict
 
 
 def sync_parties(partner: Partner, roles: list[CredentialsRole]) -> None:
@@ -241,8 +262,10 @@ def sync_parties(partner: Partner, roles: list[CredentialsRole]) -> None:
     A direct partner's parties are exactly its roles. A hub's parties also come from HubClientInfo pushes, so
     for a hub we only add and update, never drop.
     """
-    existing = {(p.country_code.upper(), p.party_id.upper(), p.role.upper()): p for p in partner.parties}
     wanted = {(r.country_code, r.party_id, r.role): r for r in roles}
+    for country_code, party_id in sorted({(key[0], key[1]) for key in wanted}):
+        take_party(partner, (country_code, party_id), VIA_CREDENTIALS)
+    existing = {(p.country_code.upper(), p.party_id.upper(), p.role.upper()): p for p in partner.parties}
     now = utcnow()
     for key, role in wanted.items():
         party = existing.get(key)
@@ -305,15 +328,17 @@ def store_client_info(hub: Partner, info: ClientInfo) -> tuple[PartnerParty, boo
     other). Returns the party and whether it was created."""
     if not hub.is_hub:
         raise PartnerError("only a hub may push ClientInfo", CLIENT_ERROR, 403)
+    # A party belongs to one connection, whatever the role: a hub may not announce a direct CPO, another hub's
+    # party or ours (PartyConflictError, recorded by the door).
+    conflict = conflict_for(hub, (info.country_code, info.party_id), VIA_HUBCLIENTINFO)
+    if conflict is not None:
+        raise conflict
+    take_party(hub, (info.country_code, info.party_id), VIA_HUBCLIENTINFO)
     party = db.session.scalar(select(PartnerParty).where(
-        PartnerParty.country_code == info.country_code, PartnerParty.party_id == info.party_id,
-        PartnerParty.role == info.role))
-    if party is not None and party.partner_id != hub.id:
-        # The model keeps one connection per (party, role): a party we reach directly stays direct.
-        raise PartnerError(f"party {info.country_code}/{info.party_id} ({info.role}) is connected directly, "
-                           "not through this hub", CLIENT_ERROR, 409)
+        PartnerParty.partner_id == hub.id, PartnerParty.country_code == info.country_code,
+        PartnerParty.party_id == info.party_id, PartnerParty.role == info.role))
     created = party is None
-    if created:
+    if party is None:
         party = PartnerParty(country_code=info.country_code, party_id=info.party_id, role=info.role)
         hub.parties.append(party)
     elif party.last_updated > info.last_updated:

@@ -1,8 +1,10 @@
 """Charge detail records received from CPOs (mod_cdrs, we are the Receiver) and read by the pull client.
 
 A CDR is the sealed record we bill from, so it is stored exactly once and never changed: the natural key is
-(sending partner, country_code, party_id, id) with a unique constraint. A repeat (a CPO retry after a lost
-response, or the same CDR through push and pull) is recognised and answered as a success with the same URL.
+the CPO's (country_code, party_id, id), whoever delivers it, with the id compared case-insensitively (a CiString:
+``ocpi_id_key``, see :mod:`app.ocpi_ids`) under a unique constraint. A repeat (a CPO retry after a lost
+response, the same CDR through push and pull, a hub relaying what the CPO sent us directly, ``replay1`` after
+``REPLAY1``) is recognised and answered as a success with the same URL; it is not stored, linked or rated again.
 
 Money is never a float: amounts go from the JSON text to ``Decimal`` columns (see ``app.roaming.ocpi.reader``).
 This module only stores; rating (CPO cost, our fees, VAT) is wired by the billing side on top of it.
@@ -11,17 +13,20 @@ This module only stores; rating (CPO cost, our fees, VAT) is wired by the billin
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, true, update
+from sqlalchemy import Table, bindparam, select, true, update
 
 from app.cards.models import Card
 from app.charging.models import Cdr
 from app.db_session import attach_as_loaded, insert_or_ignore
 from app.extensions import db
+from app.ocpi_ids import ci_key, ci_key_or_none
 from app.roaming.models import Partner
 from app.roaming.ocpi.reader import (
     InvalidObjectError,
+    Shape,
+    check_tree,
     jsonable,
     optional_bool,
     optional_decimal,
@@ -33,23 +38,50 @@ from app.roaming.ocpi.reader import (
     require_object,
     require_str,
 )
+from app.roaming.receive.limits import LATITUDE, LONGITUDE, SESSION_AMOUNT, SESSION_HOURS, SESSION_KWH
+from app.roaming.receive.location_validation import GEO_LOCATION
 from app.roaming.receive.sessions import (
     AUTH_METHODS,
+    CDR_DIMENSIONS,
+    CDR_TOKEN_SHAPE,
+    CHARGING_PERIOD_SHAPE,
+    PRICE_SHAPE,
+    check_times,
     issued_token_key,
     validate_cdr_token,
     validate_charging_periods,
 )
+from app.roaming.receive.tariffs import TARIFF_SHAPE
 
 log = logging.getLogger(__name__)
 
 CDR_LOCATION_FIELDS = ("id", "address", "city", "country", "evse_uid", "evse_id", "connector_id",
                        "connector_standard", "connector_format", "connector_power_type")
 
+# The spec's limits of every field (mod_cdrs §Object description), checked on the whole tree before anything is
+# read or looked up (the invoice run reads the stored document back). One deliberate exception: the CdrLocation
+# address and state take the Location's limits (255 and 45, not 45 and 20), since a CPO copies them from the
+# Location, where the same spec allows them; refusing a billable CDR for that would lose the session.
+CDR_LOCATION_SHAPE: Shape = {"id": 36, "name": 255, "address": 255, "city": 45, "postal_code": 10, "state": 45,
+                             "country": 3, "coordinates": GEO_LOCATION, "evse_uid": 36, "evse_id": 48,
+                             "connector_id": 36}
+SIGNED_DATA_SHAPE: Shape = {"encoding_method": 36, "public_key": 512, "url": 512,
+                            "signed_values": {"nature": 32, "plain_data": 5000, "signed_data": 5000}}
+CDR_SHAPE: Shape = {
+    "country_code": 2, "party_id": 3, "id": 39, "session_id": 36, "cdr_token": CDR_TOKEN_SHAPE,
+    "authorization_reference": 36, "cdr_location": CDR_LOCATION_SHAPE, "meter_id": 255, "currency": 3,
+    "tariffs": TARIFF_SHAPE, "charging_periods": CHARGING_PERIOD_SHAPE, "signed_data": SIGNED_DATA_SHAPE,
+    "total_cost": PRICE_SHAPE, "total_fixed_cost": PRICE_SHAPE, "total_energy_cost": PRICE_SHAPE,
+    "total_time_cost": PRICE_SHAPE, "total_parking_time": SESSION_HOURS, "total_parking_cost": PRICE_SHAPE,
+    "total_reservation_cost": PRICE_SHAPE, "remark": 255, "invoice_reference_id": 39, "credit_reference_id": 39,
+}
+
 
 def _validate(data: dict[str, Any]) -> dict[str, Any]:
     """Check every field we rely on; the error names the first missing or malformed one."""
     if not isinstance(data, dict):
         raise InvalidObjectError("a CDR must be a JSON object")
+    check_tree(data, CDR_SHAPE)
     fields: dict[str, Any] = {
         "country_code": require_str(data, "country_code", 2).upper(),
         "party_id": require_str(data, "party_id", 3).upper(),
@@ -58,23 +90,24 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
         "end_date_time": require_datetime(data, "end_date_time"),
         "session_ocpi_id": optional_str(data, "session_id", 36),
     }
+    check_times(fields["start_date_time"], fields["end_date_time"])
     cdr_token = validate_cdr_token(data, "cdr_token")
     require_enum(data, "auth_method", AUTH_METHODS)
     require_object(data, "cdr_location")
     for field in CDR_LOCATION_FIELDS:
         require_str(data, f"cdr_location.{field}", 255)
-    # Coordinates must be present and numeric; their plausibility is not ours to judge (cdr_example.json has
-    # latitude and longitude swapped, which is valid).
-    require_decimal(data, "cdr_location.coordinates.latitude")
-    require_decimal(data, "cdr_location.coordinates.longitude")
+    # Coordinates must be present and on the globe; their plausibility is not ours to judge (cdr_example.json
+    # has latitude and longitude swapped, which is valid).
+    require_decimal(data, "cdr_location.coordinates.latitude", LATITUDE)
+    require_decimal(data, "cdr_location.coordinates.longitude", LONGITUDE)
     fields["currency"] = require_str(data, "currency", 3).upper()
     require(data, "charging_periods")
-    if not validate_charging_periods(data):
+    if not validate_charging_periods(data, fields["end_date_time"], CDR_DIMENSIONS):
         raise InvalidObjectError("missing required field charging_periods (at least one ChargingPeriod)")
-    fields["total_cost_excl_vat"] = require_decimal(data, "total_cost.excl_vat")
-    fields["total_cost_incl_vat"] = optional_decimal(data, "total_cost.incl_vat")
-    fields["total_energy"] = require_decimal(data, "total_energy")
-    fields["total_time"] = require_decimal(data, "total_time")
+    fields["total_cost_excl_vat"] = require_decimal(data, "total_cost.excl_vat", SESSION_AMOUNT)
+    fields["total_cost_incl_vat"] = optional_decimal(data, "total_cost.incl_vat", SESSION_AMOUNT)
+    fields["total_energy"] = require_decimal(data, "total_energy", SESSION_KWH)
+    fields["total_time"] = require_decimal(data, "total_time", SESSION_HOURS)
     fields["last_updated"] = require_datetime(data, "last_updated")
     fields["credit"] = bool(optional_bool(data, "credit"))
     fields["credit_reference_id"] = optional_str(data, "credit_reference_id", 39)
@@ -87,10 +120,10 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def find_cdr(partner_id: int | None, country_code: str, party_id: str, cdr_id: str) -> Cdr | None:
+def find_cdr(country_code: str, party_id: str, cdr_id: str) -> Cdr | None:
+    """The CDR of the CPO's party with this id in any case, whoever delivered it (one unique-index lookup)."""
     return db.session.scalar(select(Cdr).where(
-        Cdr.partner_id == partner_id, Cdr.country_code == country_code.upper(),
-        Cdr.party_id == party_id.upper(), Cdr.ocpi_id == cdr_id))
+        Cdr.country_code == ci_key(country_code), Cdr.party_id == ci_key(party_id), Cdr.ocpi_id_key == ci_key(cdr_id)))
 
 
 def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
@@ -104,17 +137,18 @@ def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
     fields = _validate(data)
     # Our card behind the token is looked up inside the INSERT (two scalar subqueries): one round trip less.
     card_key = issued_token_key(data["cdr_token"])
-    values = {**fields, "partner_id": partner.id, "data": jsonable(data),
+    values = {**fields, "partner_id": partner.id, "data": jsonable(data), "ocpi_id_key": ci_key(fields["ocpi_id"]),
+              "credit_reference_key": ci_key_or_none(fields["credit_reference_id"]),
               "card_uid": card_key[0] if card_key else None, "card_type": card_key[1] if card_key else None}
     if fields["credit"]:
-        original = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["credit_reference_id"])
+        original = find_cdr(fields["country_code"], fields["party_id"], fields["credit_reference_id"])
         values["original_cdr_id"] = original.id if original else None
         if original is None:
             log.warning("credit CDR %s refers to unknown CDR %s", fields["ocpi_id"], fields["credit_reference_id"])
     row = db.session.execute(_insert_statement(), values).first()
     if row is None:
-        # Stored before: a retry, the same CDR through push and pull, or two deliveries racing.
-        existing = find_cdr(partner.id, fields["country_code"], fields["party_id"], fields["ocpi_id"])
+        # Stored before: a retry, the same CDR through push and pull or through a hub, or two deliveries racing.
+        existing = find_cdr(fields["country_code"], fields["party_id"], fields["ocpi_id"])
         if existing is None:
             raise RuntimeError(f"CDR {fields['ocpi_id']} conflicted on insert but cannot be found")
         return existing, False
@@ -123,9 +157,8 @@ def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
                                account_id=row.account_id))
     if not cdr.credit:
         # A credit CDR that arrived before its original (pull order is by last_updated) gets linked now.
-        db.session.execute(_link_credits_statement, {"new_original_id": cdr.id, "b_partner_id": partner.id,
-                                                      "b_country_code": cdr.country_code,
-                                                      "b_party_id": cdr.party_id, "b_ocpi_id": cdr.ocpi_id})
+        db.session.execute(_link_credits_statement, {"new_original_id": cdr.id, "b_country_code": cdr.country_code,
+                                                      "b_party_id": cdr.party_id, "b_key": values["ocpi_id_key"]})
     return cdr, True
 
 
@@ -144,16 +177,16 @@ def _insert_statement() -> Any:
             insert_or_ignore(table)
             .values(card_id=card.with_only_columns(Card.id).scalar_subquery(),
                     account_id=card.with_only_columns(Card.account_id).scalar_subquery())
-            .on_conflict_do_nothing(index_elements=["partner_id", "country_code", "party_id", "ocpi_id"])
+            .on_conflict_do_nothing(index_elements=["country_code", "party_id", "ocpi_id_key"])
             .returning(table.c.id, table.c.received_at, table.c.card_id, table.c.account_id))
     return statement
 
 
 _link_credits_statement = (
-    update(Cdr.__table__)
-    .where(Cdr.partner_id == bindparam("b_partner_id"), Cdr.country_code == bindparam("b_country_code"),
-           Cdr.party_id == bindparam("b_party_id"), Cdr.credit == true(),  # "= true": matches the partial index
-           Cdr.credit_reference_id == bindparam("b_ocpi_id"), Cdr.original_cdr_id.is_(None))
+    update(cast(Table, Cdr.__table__))  # Core, not ORM: no session synchronisation for a bulk link
+    .where(Cdr.country_code == bindparam("b_country_code"), Cdr.party_id == bindparam("b_party_id"),
+           Cdr.credit == true(),  # "= true": matches the partial index
+           Cdr.credit_reference_key == bindparam("b_key"), Cdr.original_cdr_id.is_(None))
     .values(original_cdr_id=bindparam("new_original_id")))
 
 

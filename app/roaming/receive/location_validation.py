@@ -18,7 +18,17 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from app.roaming.ocpi.reader import FieldReader, join_path, raise_collected
+from app.roaming.ocpi.reader import FieldReader, Shape, check_tree, join_path, jsonable, raise_collected
+from app.roaming.receive.limits import (
+    AMPERAGE_A,
+    GRAMS_PER_KWH,
+    MAX_POWER_W,
+    PERCENT,
+    PIXELS,
+    RAW_POWER_W,
+    VOLTAGE_V,
+    WEEKDAY,
+)
 
 EVSE_STATUSES = frozenset({"AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "PLANNED", "REMOVED",
                            "RESERVED", "UNKNOWN"})
@@ -34,6 +44,30 @@ EVSE_FIELDS = ("uid", "evse_id", "status", "status_schedule", "capabilities", "c
                "coordinates", "physical_reference", "directions", "parking_restrictions", "images", "last_updated")
 CONNECTOR_FIELDS = ("id", "standard", "format", "power_type", "max_voltage", "max_amperage", "max_electric_power",
                     "tariff_ids", "terms_and_conditions", "last_updated")
+
+
+# The spec's limits of every field of the objects (mod_locations §Object description and §Data types,
+# types.asciidoc), checked on the whole tree before anything is read (``check_tree``): a string longer than its
+# string(n) / CiString(n) / URL (255), a number outside its range. Fields read below are also bounded there.
+DISPLAY_TEXT: Shape = {"language": 2, "text": 512}
+GEO_LOCATION: Shape = {"latitude": 10, "longitude": 11}
+IMAGE: Shape = {"url": 255, "thumbnail": 255, "type": 4, "width": PIXELS, "height": PIXELS}
+BUSINESS_DETAILS: Shape = {"name": 100, "website": 255, "logo": IMAGE}
+ENERGY_MIX: Shape = {"energy_sources": {"percentage": PERCENT}, "environ_impact": {"amount": GRAMS_PER_KWH},
+                     "supplier_name": 64, "energy_product_name": 64}
+CONNECTOR_SHAPE: Shape = {"id": 36, "tariff_ids": 36, "terms_and_conditions": 255}
+EVSE_SHAPE: Shape = {"uid": 36, "evse_id": 48, "connectors": CONNECTOR_SHAPE, "floor_level": 4,
+                     "coordinates": GEO_LOCATION, "physical_reference": 16, "directions": DISPLAY_TEXT, "images": IMAGE}
+LOCATION_SHAPE: Shape = {
+    "country_code": 2, "party_id": 3, "id": 36,
+    "publish_allowed_to": {"uid": 36, "visual_number": 64, "issuer": 64, "group_id": 36},
+    "name": 255, "address": 255, "city": 45, "postal_code": 10, "state": 45, "country": 3,
+    "coordinates": GEO_LOCATION, "related_locations": {**GEO_LOCATION, "name": DISPLAY_TEXT}, "evses": EVSE_SHAPE,
+    "directions": DISPLAY_TEXT, "operator": BUSINESS_DETAILS, "suboperator": BUSINESS_DETAILS,
+    "owner": BUSINESS_DETAILS, "time_zone": 255,
+    "opening_times": {"regular_hours": {"weekday": WEEKDAY, "period_begin": 5, "period_end": 5}},
+    "images": IMAGE, "energy_mix": ENERGY_MIX,
+}
 
 
 class UnknownObjectError(LookupError):
@@ -142,9 +176,9 @@ def _connector(obj: Any, path: str, errors: list[tuple[str, str]]) -> ConnectorR
     standard = r.string("standard", 40)
     fmt = r.string("format", 10)
     power_type = r.choice("power_type", POWER_TYPES)
-    max_voltage = r.integer("max_voltage")
-    max_amperage = r.integer("max_amperage")
-    max_electric_power = r.integer("max_electric_power", required=False)
+    max_voltage = r.integer("max_voltage", VOLTAGE_V)
+    max_amperage = r.integer("max_amperage", AMPERAGE_A)
+    max_electric_power = r.integer("max_electric_power", RAW_POWER_W, required=False)
     tariff_ids = r.items("tariff_ids", required=False)
     for i, tariff_id in enumerate(tariff_ids):
         if not isinstance(tariff_id, str) or len(tariff_id) > 36:
@@ -155,10 +189,14 @@ def _connector(obj: Any, path: str, errors: list[tuple[str, str]]) -> ConnectorR
     # No error collected, so every required field was read (FieldReader returns None for one only with an error).
     assert (connector_id is not None and standard is not None and fmt is not None and power_type is not None
             and max_voltage is not None and max_amperage is not None and last_updated is not None)
+    power_w = sanitise_power_w(max_electric_power, power_type, max_voltage, max_amperage)
+    if power_w is not None and power_w > MAX_POWER_W:
+        # Even read in the unit the feed most likely meant: no charger delivers more than 4 MW.
+        r.fail("max_electric_power" if max_electric_power else "max_amperage",
+               f"gives {power_w} W, more than the {MAX_POWER_W} W no charger exceeds")
+        return None
     return ConnectorRecord(connector_id, standard, fmt, power_type, max_voltage, max_amperage,
-                           max_electric_power,
-                           sanitise_power_w(max_electric_power, power_type, max_voltage, max_amperage),
-                           list(tariff_ids), dict(r.obj), last_updated)
+                           max_electric_power, power_w, list(tariff_ids), jsonable(r.obj), last_updated)
 
 
 def _evse(obj: Any, path: str, errors: list[tuple[str, str]]) -> EvseRecord | None:
@@ -185,12 +223,14 @@ def _evse(obj: Any, path: str, errors: list[tuple[str, str]]) -> EvseRecord | No
         return None
     # No error collected, so every required field was read (FieldReader returns None for one only with an error).
     assert uid is not None and status is not None and last_updated is not None
-    data = {key: value for key, value in r.obj.items() if key != "connectors"}
+    # JSON numbers again (the HTTP door reads exact Decimals): the data columns are JSON.
+    data = jsonable({key: value for key, value in r.obj.items() if key != "connectors"})
     return EvseRecord(uid, evse_id, status, evse_max_power_kw(connectors), data,
                       last_updated, connectors)
 
 
 def validate_connector(obj: Any) -> ConnectorRecord:
+    check_tree(obj, CONNECTOR_SHAPE)
     errors: list[tuple[str, str]] = []
     record = _connector(obj, "", errors)
     raise_collected(errors)
@@ -199,6 +239,7 @@ def validate_connector(obj: Any) -> ConnectorRecord:
 
 
 def validate_evse(obj: Any) -> EvseRecord:
+    check_tree(obj, EVSE_SHAPE)
     errors: list[tuple[str, str]] = []
     record = _evse(obj, "", errors)
     raise_collected(errors)
@@ -208,6 +249,7 @@ def validate_evse(obj: Any) -> EvseRecord:
 
 def validate_location(obj: Any) -> LocationRecord:
     """Validate a whole Location (with its EVSEs and Connectors); raise InvalidObjectError naming the fields."""
+    check_tree(obj, LOCATION_SHAPE)
     errors: list[tuple[str, str]] = []
     r = FieldReader(obj, "", errors)
     country_code = r.string("country_code", 2, upper=True)
@@ -216,8 +258,8 @@ def validate_location(obj: Any) -> LocationRecord:
     publish = r.boolean("publish")
     name = r.string("name", 255, required=False)
     address = r.string("address", 255)
-    city = r.string("city", 100)
-    postal_code = r.string("postal_code", 20, required=False)
+    city = r.string("city", 45)
+    postal_code = r.string("postal_code", 10, required=False)
     country = r.string("country", 3)
     geo = FieldReader(r.obj.get("coordinates"), "coordinates", errors) if r.present("coordinates", True) else None
     latitude = _coordinate(geo, "latitude", 90) if geo else None
@@ -227,7 +269,7 @@ def validate_location(obj: Any) -> LocationRecord:
     operator_name = None
     if operator is not None:
         op = FieldReader(operator, "operator", errors)
-        operator_name = op.string("name", 255)
+        operator_name = op.string("name", 100)
     evses = []
     seen: set[str] = set()
     for i, item in enumerate(r.items("evses", required=False)):
@@ -244,7 +286,7 @@ def validate_location(obj: Any) -> LocationRecord:
     assert (country_code is not None and party_id is not None and ocpi_id is not None and address is not None
             and city is not None and country is not None and latitude is not None and longitude is not None
             and publish is not None and last_updated is not None)
-    data = {key: value for key, value in r.obj.items() if key != "evses"}
+    data = jsonable({key: value for key, value in r.obj.items() if key != "evses"})
     return LocationRecord(country_code, party_id, ocpi_id, name, address, city, postal_code,
                           country, latitude, longitude, time_zone, operator_name, publish,
                           data, last_updated, evses)

@@ -6,6 +6,10 @@ Storage: one ``Location`` row per (country_code, party_id, id) with the queried 
 ``max_power_kw``) and one ``Connector`` row per connector. The full object is the composition of the three
 (:func:`location_object`), so a status PATCH touches one small row.
 
+Identity: location ids, EVSE uids and connector ids are CiStrings. A location is found by its folded key
+(``Location.ocpi_id_key``, unique per party), EVSEs and connectors by comparing folded ids, so a GET, PATCH or
+PUT naming ``loc1`` reaches the location stored as ``LOC1`` instead of missing it or creating a second one.
+
 Ordering: OCPI pushes may arrive out of order. A PUT or PATCH whose ``last_updated`` is *older* than the one we
 hold for that object is acknowledged (the sender did nothing wrong) but not applied, so newer data is never
 overwritten by a late message. An equal ``last_updated`` is applied again (idempotent repeat).
@@ -20,17 +24,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.interfaces import LoaderOption
 
 from app.extensions import db
-from app.ocpi_values import parse_ocpi_datetime
+from app.ocpi_ids import ci_equal, ci_key
 from app.roaming.models import Connector, Evse, Location, Partner
-from app.roaming.ocpi.reader import InvalidObjectError
+from app.roaming.ocpi.reader import InvalidObjectError, to_datetime
 from app.roaming.receive.location_validation import (
     CONNECTOR_FIELDS,
     EVSE_FIELDS,
@@ -55,23 +61,25 @@ __all__ = [
 
 # ------------------------------------------------------------------------------------------------ reading
 
-def _with_children():  # type: ignore[no-untyped-def]
+def _with_children() -> LoaderOption:
     return selectinload(Location.evses).selectinload(Evse.connectors)
 
 
 def get_location(country_code: str, party_id: str, location_id: str) -> Location | None:
     return db.session.scalar(
         select(Location).options(_with_children()).where(
-            Location.country_code == country_code.upper(), Location.party_id == party_id.upper(),
-            Location.ocpi_id == location_id))
+            Location.country_code == ci_key(country_code), Location.party_id == ci_key(party_id),
+            Location.ocpi_id_key == ci_key(location_id)))
 
 
 def get_evse(location: Location, evse_uid: str) -> Evse | None:
-    return next((evse for evse in location.evses if evse.uid == evse_uid), None)
+    key = ci_key(evse_uid)  # a CiString, like every OCPI id
+    return next((evse for evse in location.evses if ci_key(evse.uid) == key), None)
 
 
 def get_connector(evse: Evse, connector_id: str) -> Connector | None:
-    return next((c for c in evse.connectors if c.connector_id == connector_id), None)
+    key = ci_key(connector_id)
+    return next((c for c in evse.connectors if ci_key(c.connector_id) == key), None)
 
 
 def _require_location(country_code: str, party_id: str, location_id: str) -> Location:
@@ -144,10 +152,10 @@ def _apply_evse(evse: Evse, record: EvseRecord) -> None:
     evse.max_power_kw = record.max_power_kw
     evse.data = record.data
     evse.last_updated = record.last_updated
-    existing = {c.connector_id: c for c in evse.connectors} if evse.id is not None else {}
+    existing = {ci_key(c.connector_id): c for c in evse.connectors} if evse.id is not None else {}
     connectors = []
     for item in record.connectors:
-        connector = existing.pop(item.connector_id, None) or Connector()
+        connector = existing.pop(ci_key(item.connector_id), None) or Connector()
         _apply_connector(connector, item)
         connectors.append(connector)
     evse.connectors = connectors  # connectors no longer sent are deleted (delete-orphan)
@@ -171,10 +179,10 @@ def _apply_location(location: Location, record: LocationRecord, partner: Partner
     location.publish = record.publish
     location.data = record.data
     location.last_updated = record.last_updated
-    existing = {e.uid: e for e in location.evses} if location.id is not None else {}
+    existing = {ci_key(e.uid): e for e in location.evses} if location.id is not None else {}
     evses = []
     for item in record.evses:
-        evse = existing.pop(item.uid, None) or Evse()
+        evse = existing.pop(ci_key(item.uid), None) or Evse()
         _apply_evse(evse, item)
         evses.append(evse)
     location.evses = evses
@@ -200,7 +208,7 @@ def upsert_location(data: dict[str, Any], *, partner: Partner | None, country_co
     record = validate_location(data)
     _check_key(record.country_code, country_code, "country_code")
     _check_key(record.party_id, party_id, "party_id")
-    if location_id is not None and record.ocpi_id != location_id:
+    if location_id is not None and not ci_equal(record.ocpi_id, location_id):
         raise InvalidObjectError(f"id {record.ocpi_id!r} does not match the URL ({location_id!r})", "id")
     location = get_location(record.country_code, record.party_id, record.ocpi_id)
     if location is None:
@@ -217,7 +225,7 @@ def upsert_evse(data: dict[str, Any], *, partner: Partner | None, country_code: 
                 location_id: str, evse_uid: str) -> Evse:
     """PUT of one EVSE into a known Location; the Location's last_updated follows."""
     record = validate_evse(data)
-    if record.uid != evse_uid:
+    if not ci_equal(record.uid, evse_uid):
         raise InvalidObjectError(f"uid {record.uid!r} does not match the URL ({evse_uid!r})", "uid")
     location = _require_location(country_code, party_id, location_id)
     evse = get_evse(location, evse_uid)
@@ -238,7 +246,7 @@ def upsert_connector(data: dict[str, Any], *, partner: Partner | None, country_c
                      location_id: str, evse_uid: str, connector_id: str) -> Connector:
     """PUT of one Connector into a known EVSE; EVSE and Location last_updated follow."""
     record = validate_connector(data)
-    if record.connector_id != connector_id:
+    if not ci_equal(record.connector_id, connector_id):
         raise InvalidObjectError(f"id {record.connector_id!r} does not match the URL ({connector_id!r})", "id")
     location = _require_location(country_code, party_id, location_id)
     evse = _require_evse(location, evse_uid)
@@ -270,10 +278,14 @@ def _patch_time(patch: Any) -> dt.datetime:
         raise InvalidObjectError("body must be a JSON object", "body")
     if patch.get("last_updated") is None:
         raise InvalidObjectError("last_updated is required in a PATCH", "last_updated")
-    try:
-        return parse_ocpi_datetime(patch["last_updated"])
-    except (ValueError, TypeError) as exc:
-        raise InvalidObjectError("last_updated must be an OCPI DateTime", "last_updated") from exc
+    return to_datetime(patch["last_updated"], "last_updated")  # the reader's DateTime rule, window included
+
+
+def _same_id(left: Any, right: Any) -> bool:
+    """Whether two ids of a PATCH body and our copy name the same child (CiStrings; anything else as is)."""
+    if isinstance(left, str) and isinstance(right, str):
+        return ci_equal(left, right)
+    return bool(left == right)
 
 
 def _merge_list(current: list[dict[str, Any]], patch: Any, key: str, child: str | None,
@@ -286,7 +298,7 @@ def _merge_list(current: list[dict[str, Any]], patch: Any, key: str, child: str 
         if not isinstance(item, dict):
             merged.append(item)
             continue
-        target = next((m for m in merged if m.get(key) == item.get(key)), None)
+        target = next((m for m in merged if _same_id(m.get(key), item.get(key))), None)
         if target is None:
             merged.append(item)
         else:
@@ -316,7 +328,8 @@ def patch_location(patch: dict[str, Any], *, partner: Partner | None, country_co
         else:
             merged[name] = value
     record = validate_location(merged)
-    if record.key != (location.country_code, location.party_id, location.ocpi_id):
+    if (record.country_code, record.party_id, ci_key(record.ocpi_id)) != (location.country_code, location.party_id,
+                                                                          location.ocpi_id_key):
         raise InvalidObjectError("country_code, party_id and id of a Location cannot be changed", "id")
     _apply_location(location, record, partner)
     db.session.flush()
@@ -335,7 +348,7 @@ def patch_evse(patch: dict[str, Any], *, partner: Partner | None, country_code: 
     merged = evse_object(evse, strict=False)
     _merge_object(merged, patch, "connectors", "id")
     record = validate_evse(merged)
-    if record.uid != evse.uid:
+    if not ci_equal(record.uid, evse.uid):
         raise InvalidObjectError("uid of an EVSE cannot be changed", "uid")
     _apply_evse(evse, record)
     _touch(location, moment=record.last_updated)
@@ -354,7 +367,7 @@ def patch_connector(patch: dict[str, Any], *, partner: Partner | None, country_c
     merged = connector_object(connector, strict=False)
     merged.update(patch)
     record = validate_connector(merged)
-    if record.connector_id != connector.connector_id:
+    if not ci_equal(record.connector_id, connector.connector_id):
         raise InvalidObjectError("id of a Connector cannot be changed", "id")
     _apply_connector(connector, record)
     _refresh_power(evse)
@@ -380,7 +393,7 @@ class BatchResult:
 
 
 def upsert_locations(objects: Iterable[Any], *, partner: Partner | None,
-                     allowed_parties: set[tuple[str, str]] | None = None) -> BatchResult:
+                     allowed_parties: AbstractSet[tuple[str, str]] | None = None) -> BatchResult:
     """Store many Locations with the same validation and rules as :func:`upsert_location`, but with one query
     to find the existing ones and one flush (the importers and the pull client use this).
 
@@ -402,18 +415,19 @@ def upsert_locations(objects: Iterable[Any], *, partner: Partner | None,
         if allowed_parties is not None and (record.country_code, record.party_id) not in allowed_parties:
             result.errors.append((index, oid, f"party {record.country_code}/{record.party_id} not allowed"))
             continue
-        previous = records.get(record.key)
+        key = (record.country_code, record.party_id, ci_key(record.ocpi_id))  # the id is a CiString
+        previous = records.get(key)
         if previous is not None and previous.last_updated > record.last_updated:
             result.stale += 1
             continue
-        records[record.key] = record
+        records[key] = record
     if not records:
         return result
     existing = {
-        (loc.country_code, loc.party_id, loc.ocpi_id): loc
+        (loc.country_code, loc.party_id, loc.ocpi_id_key): loc
         for loc in db.session.scalars(
             select(Location).options(_with_children()).where(
-                tuple_(Location.country_code, Location.party_id, Location.ocpi_id).in_(list(records))))
+                tuple_(Location.country_code, Location.party_id, Location.ocpi_id_key).in_(list(records))))
     }
     for key, record in records.items():
         location = existing.get(key)

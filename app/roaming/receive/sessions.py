@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
@@ -26,9 +27,13 @@ from sqlalchemy.exc import IntegrityError
 from app.cards.models import ISSUED_TOKEN_TYPES, Card, TokenType
 from app.charging.models import ChargingSession
 from app.extensions import db
+from app.ocpi_ids import ci_key
 from app.roaming.models import Connector, Evse, Location, Partner, TariffVersion
 from app.roaming.ocpi.reader import (
+    Bounds,
     InvalidObjectError,
+    Shape,
+    check_tree,
     jsonable,
     optional_datetime,
     require_datetime,
@@ -38,12 +43,52 @@ from app.roaming.ocpi.reader import (
     require_str,
     to_datetime,
 )
+from app.roaming.receive.limits import (
+    CURRENT_A,
+    MAX_SESSION_DAYS,
+    PERCENT,
+    POWER_KW,
+    PRICED_KWH,
+    REPORTED_KWH,
+    SESSION_AMOUNT,
+    SESSION_HOURS,
+    SESSION_KWH,
+)
 
 log = logging.getLogger(__name__)
 
 SESSION_STATUSES = frozenset({"ACTIVE", "COMPLETED", "INVALID", "PENDING", "RESERVATION"})
 AUTH_METHODS = frozenset({"AUTH_REQUEST", "COMMAND", "WHITELIST"})
 TOKEN_TYPES = frozenset({"AD_HOC_USER", "APP_USER", "OTHER", "RFID"})
+
+
+def _dimension_bounds(energy: Bounds) -> dict[str, Bounds]:
+    """Every CdrDimensionType (mod_cdrs) with the physical range of its volume. Pricing reads them, so an
+    unknown type is refused (see the reader's docstring on enums)."""
+    return {
+        "CURRENT": CURRENT_A, "MAX_CURRENT": CURRENT_A, "MIN_CURRENT": CURRENT_A,
+        "ENERGY": energy, "ENERGY_EXPORT": energy, "ENERGY_IMPORT": energy,
+        "POWER": POWER_KW, "MAX_POWER": POWER_KW, "MIN_POWER": POWER_KW,
+        "TIME": SESSION_HOURS, "PARKING_TIME": SESSION_HOURS, "RESERVATION_TIME": SESSION_HOURS,
+        "STATE_OF_CHARGE": PERCENT,
+    }
+
+
+# A CDR's periods are priced (energy in kWh); a Session's are only kept (the official examples send Wh).
+CDR_DIMENSIONS = _dimension_bounds(PRICED_KWH)
+SESSION_DIMENSIONS = _dimension_bounds(REPORTED_KWH)
+MAX_SESSION_LENGTH = dt.timedelta(days=MAX_SESSION_DAYS)
+
+# The spec's limits of every field (mod_sessions and mod_cdrs §Object description), checked on the whole tree
+# before anything is read or looked up; the numbers we read are bounded where they are read.
+CDR_TOKEN_SHAPE: Shape = {"country_code": 2, "party_id": 3, "uid": 36, "contract_id": 36}
+CHARGING_PERIOD_SHAPE: Shape = {"tariff_id": 36}
+PRICE_SHAPE: Shape = {"excl_vat": SESSION_AMOUNT, "incl_vat": SESSION_AMOUNT}
+SESSION_SHAPE: Shape = {
+    "country_code": 2, "party_id": 3, "id": 36, "cdr_token": CDR_TOKEN_SHAPE, "authorization_reference": 36,
+    "location_id": 36, "evse_uid": 36, "connector_id": 36, "meter_id": 255, "currency": 3,
+    "charging_periods": CHARGING_PERIOD_SHAPE, "total_cost": PRICE_SHAPE,
+}
 
 
 def _our_token_type(cdr_token: dict[str, Any]) -> TokenType | None:
@@ -61,13 +106,16 @@ def card_for_cdr_token(cdr_token: dict[str, Any]) -> Card | None:
     token_type = _our_token_type(cdr_token)
     if token_type is None:
         return None
-    return db.session.scalar(select(Card).where(Card.uid == str(cdr_token.get("uid")), Card.token_type == token_type))
+    # Card uids are kept folded (a CiString): a CPO's "04de0001" is our "04DE0001", by one index lookup.
+    return db.session.scalar(select(Card).where(Card.uid == ci_key(str(cdr_token.get("uid"))),
+                                                Card.token_type == token_type))
 
 
 def issued_token_key(cdr_token: dict[str, Any]) -> tuple[str, TokenType] | None:
-    """``(uid, token type)`` of a ``CdrToken`` we issued (the card's unique key); None for another e-MSP's."""
+    """``(uid, token type)`` of a ``CdrToken`` we issued (the card's unique key, the uid folded as our cards keep
+    it); None for another e-MSP's."""
     token_type = _our_token_type(cdr_token)
-    return (str(cdr_token.get("uid")), token_type) if token_type is not None else None
+    return (ci_key(str(cdr_token.get("uid"))), token_type) if token_type is not None else None
 
 
 def validate_cdr_token(obj: dict[str, Any], path: str) -> dict[str, Any]:
@@ -78,7 +126,22 @@ def validate_cdr_token(obj: dict[str, Any], path: str) -> dict[str, Any]:
     return token
 
 
-def validate_charging_periods(obj: dict[str, Any]) -> list[dict[str, Any]]:
+def check_times(start: dt.datetime, end: dt.datetime | None) -> None:
+    """A session or CDR ends after it starts, and lasts at most ``MAX_SESSION_DAYS``."""
+    if end is None:
+        return
+    if end < start:
+        raise InvalidObjectError("field end_date_time is before start_date_time", "end_date_time")
+    if end - start > MAX_SESSION_LENGTH:
+        raise InvalidObjectError(f"field end_date_time is more than {MAX_SESSION_DAYS} days after start_date_time",
+                                 "end_date_time")
+
+
+def validate_charging_periods(obj: dict[str, Any], end: dt.datetime | None = None,
+                              dimension_bounds: dict[str, Bounds] = SESSION_DIMENSIONS) -> list[dict[str, Any]]:
+    """The periods' start times (none after ``end`` when given: the periods of a CDR lie within it; one may
+    start *before* the start — Dutch CPOs send hour-aligned periods), and every dimension a known type with a
+    volume in its physical range (``dimension_bounds``)."""
     periods = obj.get("charging_periods") or []
     if not isinstance(periods, list):
         raise InvalidObjectError("field charging_periods must be a list")
@@ -88,13 +151,21 @@ def validate_charging_periods(obj: dict[str, Any]) -> list[dict[str, Any]]:
             raise InvalidObjectError(f"field {path} must be an object")
         if period.get("start_date_time") is None:
             raise InvalidObjectError(f"missing required field {path}.start_date_time")
-        to_datetime(period["start_date_time"], f"{path}.start_date_time")
+        period_start = to_datetime(period["start_date_time"], f"{path}.start_date_time")
+        if end is not None and period_start > end:
+            raise InvalidObjectError(f"field {path}.start_date_time is after end_date_time",
+                                     f"{path}.start_date_time")
         dimensions = period.get("dimensions")
         if not isinstance(dimensions, list) or not dimensions:
             raise InvalidObjectError(f"missing required field {path}.dimensions")
         for number, dimension in enumerate(dimensions):
             if not isinstance(dimension, dict) or "type" not in dimension or dimension.get("volume") is None:
                 raise InvalidObjectError(f"field {path}.dimensions[{number}] needs type and volume")
+            bounds = dimension_bounds.get(dimension["type"]) if isinstance(dimension["type"], str) else None
+            if bounds is None:
+                raise InvalidObjectError(f"field {path}.dimensions[{number}].type must be one of "
+                                         f"{', '.join(sorted(dimension_bounds))}", f"{path}.dimensions[{number}].type")
+            bounds.check(dimension["volume"], f"{path}.dimensions[{number}].volume")
     return periods
 
 
@@ -105,7 +176,8 @@ def _apply(session: ChargingSession, data: dict[str, Any]) -> None:
     require_str(data, "id", 36)
     start = require_datetime(data, "start_date_time")
     end = optional_datetime(data, "end_date_time")
-    kwh = require_decimal(data, "kwh")
+    check_times(start, end)
+    kwh = require_decimal(data, "kwh", SESSION_KWH)
     cdr_token = validate_cdr_token(data, "cdr_token")
     require_enum(data, "auth_method", AUTH_METHODS)
     location_id = require_str(data, "location_id", 36)
@@ -114,9 +186,11 @@ def _apply(session: ChargingSession, data: dict[str, Any]) -> None:
     currency = require_str(data, "currency", 3)
     status = require_enum(data, "status", SESSION_STATUSES)
     last_updated = require_datetime(data, "last_updated")
+    # Periods after the end are refused for CDRs (the billed record) only: a PATCH may add a period to a Session
+    # whose stored end it also moves (the official patch example adds 2019 periods to a 2015 session).
     validate_charging_periods(data)
     if data.get("total_cost") is not None:
-        require_decimal(data, "total_cost.excl_vat")
+        require_decimal(data, "total_cost.excl_vat", SESSION_AMOUNT)
 
     card = card_for_cdr_token(cdr_token)
     session.card_id = card.id if card else None
@@ -142,9 +216,10 @@ def check_key(data: dict[str, Any], country_code: str, party_id: str, session_id
 
 
 def find_session(country_code: str, party_id: str, session_id: str) -> ChargingSession | None:
+    """The session of the CPO's party with this id in any case, whoever delivered it (one unique-index lookup)."""
     return db.session.scalar(select(ChargingSession).where(
-        ChargingSession.country_code == country_code.upper(), ChargingSession.party_id == party_id.upper(),
-        ChargingSession.ocpi_id == session_id))
+        ChargingSession.country_code == ci_key(country_code), ChargingSession.party_id == ci_key(party_id),
+        ChargingSession.ocpi_id_key == ci_key(session_id)))
 
 
 def store_session(partner: Partner | None, data: dict[str, Any]) -> ChargingSession:
@@ -154,6 +229,7 @@ def store_session(partner: Partner | None, data: dict[str, Any]) -> ChargingSess
     """
     if not isinstance(data, dict):
         raise InvalidObjectError("a Session must be a JSON object")
+    check_tree(data, SESSION_SHAPE)  # before the first lookup: PostgreSQL cannot even compare a NUL
     country_code = require_str(data, "country_code", 2).upper()
     party_id = require_str(data, "party_id", 3).upper()
     session_id = require_str(data, "id", 36)
@@ -194,6 +270,7 @@ def patch_session(partner: Partner | None, country_code: str, party_id: str, ses
     """
     if not isinstance(patch, dict):
         raise InvalidObjectError("a Session PATCH must be a JSON object")
+    check_tree(patch, SESSION_SHAPE)
     last_updated = require_datetime(patch, "last_updated")
     check_key(patch, country_code, party_id, session_id)
     session = find_session(country_code, party_id, session_id)
@@ -249,9 +326,10 @@ def tariff_in_force_for(session: ChargingSession) -> TariffVersion | None:
         return _tariff_version(session.country_code, session.party_id, tariff_id, at)
     location = db.session.scalar(select(Location).where(
         Location.country_code == session.country_code, Location.party_id == session.party_id,
-        Location.ocpi_id == session.location_ocpi_id))
+        Location.ocpi_id_key == ci_key(session.location_ocpi_id)))
     if location is None:
         return None
+    tariffs_for_connector: Callable[[Location, str, str, dt.datetime], list[TariffVersion]] | None
     try:
         from app.roaming.receive.tariffs import tariffs_for_connector
     except ImportError:
@@ -275,6 +353,7 @@ def tariff_in_force_for(session: ChargingSession) -> TariffVersion | None:
 
 
 def _tariff_version(country_code: str, party_id: str, tariff_id: str, at: dt.datetime) -> TariffVersion | None:
+    tariff_in_force: Callable[[str, str, str, dt.datetime], TariffVersion | None] | None
     try:
         from app.roaming.receive.tariffs import tariff_in_force
     except ImportError:
@@ -283,7 +362,8 @@ def _tariff_version(country_code: str, party_id: str, tariff_id: str, at: dt.dat
         return tariff_in_force(country_code, party_id, tariff_id, at)
     # Fallback: the newest version published before the start, else the oldest we have.
     base = select(TariffVersion).where(TariffVersion.country_code == country_code,
-                                       TariffVersion.party_id == party_id, TariffVersion.ocpi_id == tariff_id)
+                                       TariffVersion.party_id == party_id,
+                                       TariffVersion.ocpi_id_key == ci_key(tariff_id))
     version = db.session.scalar(base.where(TariffVersion.last_updated <= at)
                                 .order_by(TariffVersion.last_updated.desc()).limit(1))
     return version or db.session.scalar(base.order_by(TariffVersion.last_updated).limit(1))

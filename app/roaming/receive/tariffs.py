@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from sqlalchemy import Select, select, tuple_
@@ -22,11 +23,21 @@ from sqlalchemy import Select, select, tuple_
 from app.charging.models import ChargingSession
 from app.db import utcnow
 from app.extensions import db
+from app.ocpi_ids import ci_key
 from app.ocpi_values import parse_ocpi_datetime
 from app.pricing import PricingInputError, parse_tariff
 from app.roaming.models import Location, Partner, TariffVersion
-from app.roaming.ocpi.reader import FieldReader, InvalidObjectError, raise_collected
-from app.roaming.receive.location_validation import UnknownObjectError
+from app.roaming.ocpi.reader import FieldReader, InvalidObjectError, Shape, check_tree, jsonable, raise_collected
+from app.roaming.receive.limits import (
+    SECONDS_OR_WH,
+    TARIFF_AMOUNT,
+    TARIFF_CURRENT_A,
+    TARIFF_KWH,
+    TARIFF_POWER_KW,
+    UNIT_PRICE,
+    VAT_PERCENT,
+)
+from app.roaming.receive.location_validation import DISPLAY_TEXT, ENERGY_MIX, UnknownObjectError
 from app.roaming.receive.locations import BatchResult, get_connector, get_evse
 from app.timestamps import ocpi_timestamp
 
@@ -51,8 +62,28 @@ class _TariffRecord:
         self.end = end
 
 
+# The spec's limits of every field (mod_tariffs §Object description), checked on the whole tree first. Pricing
+# reads the prices and restrictions (and refuses unknown enums); the bounds keep every product pricing forms
+# within its columns (see receive/limits.py).
+TARIFF_PRICE: Shape = {"excl_vat": TARIFF_AMOUNT, "incl_vat": TARIFF_AMOUNT}
+TARIFF_SHAPE: Shape = {
+    "country_code": 2, "party_id": 3, "id": 36, "currency": 3, "tariff_alt_text": DISPLAY_TEXT,
+    "tariff_alt_url": 255, "min_price": TARIFF_PRICE, "max_price": TARIFF_PRICE,
+    "elements": {
+        "price_components": {"price": UNIT_PRICE, "vat": VAT_PERCENT, "step_size": SECONDS_OR_WH},
+        "restrictions": {"start_time": 5, "end_time": 5, "start_date": 10, "end_date": 10,
+                         "min_kwh": TARIFF_KWH, "max_kwh": TARIFF_KWH,
+                         "min_current": TARIFF_CURRENT_A, "max_current": TARIFF_CURRENT_A,
+                         "min_power": TARIFF_POWER_KW, "max_power": TARIFF_POWER_KW,
+                         "min_duration": SECONDS_OR_WH, "max_duration": SECONDS_OR_WH},
+    },
+    "energy_mix": ENERGY_MIX,
+}
+
+
 def validate_tariff(data: Any) -> _TariffRecord:
     """Required fields of the Tariff object, then the full pricing parser (names the field path on error)."""
+    check_tree(data, TARIFF_SHAPE)
     errors: list[tuple[str, str]] = []
     r = FieldReader(data, "", errors)
     country_code = r.string("country_code", 2, upper=True)
@@ -69,14 +100,16 @@ def validate_tariff(data: Any) -> _TariffRecord:
         parsed = parse_tariff(data)
     except PricingInputError as exc:
         raise InvalidObjectError(str(exc), exc.path) from exc
-    return _TariffRecord(data, country_code, party_id, ocpi_id, currency,
+    # JSON numbers again for the data column (the HTTP door reads exact Decimals).
+    return _TariffRecord(jsonable(data), country_code, party_id, ocpi_id, currency,
                          last_updated, parsed.start_date_time, parsed.end_date_time)
 
 
 def _versions_query(country_code: str, party_id: str, tariff_id: str) -> Select[TariffVersion]:
-    return select(TariffVersion).where(TariffVersion.country_code == country_code.upper(),
-                                       TariffVersion.party_id == party_id.upper(),
-                                       TariffVersion.ocpi_id == tariff_id)
+    # The id is a CiString: compared through its folded key, whoever sent it in which case.
+    return select(TariffVersion).where(TariffVersion.country_code == ci_key(country_code),
+                                       TariffVersion.party_id == ci_key(party_id),
+                                       TariffVersion.ocpi_id_key == ci_key(tariff_id))
 
 
 def tariff_versions(country_code: str, party_id: str, tariff_id: str) -> list[TariffVersion]:
@@ -126,7 +159,7 @@ def store_tariff(data: dict[str, Any], *, partner: Partner | None, country_code:
 
 
 def store_tariffs(objects: Iterable[Any], *, partner: Partner | None,
-                  allowed_parties: set[tuple[str, str]] | None = None,
+                  allowed_parties: AbstractSet[tuple[str, str]] | None = None,
                   received_at: dt.datetime | None = None) -> BatchResult:
     """Many tariffs at once (importer, pull): per-object errors reported, one query for the known versions."""
     result = BatchResult()
@@ -141,13 +174,13 @@ def store_tariffs(objects: Iterable[Any], *, partner: Partner | None,
         if allowed_parties is not None and record.key[:2] not in allowed_parties:
             result.errors.append((index, oid, f"party {record.key[0]}/{record.key[1]} not allowed"))
             continue
-        records[(*record.key, record.last_updated)] = record
+        records[(record.key[0], record.key[1], ci_key(record.key[2]), record.last_updated)] = record
     if not records:
         return result
     known = {
-        (v.country_code, v.party_id, v.ocpi_id, v.last_updated): v
+        (v.country_code, v.party_id, v.ocpi_id_key, v.last_updated): v
         for v in db.session.scalars(select(TariffVersion).where(
-            tuple_(TariffVersion.country_code, TariffVersion.party_id, TariffVersion.ocpi_id).in_(
+            tuple_(TariffVersion.country_code, TariffVersion.party_id, TariffVersion.ocpi_id_key).in_(
                 list({key[:3] for key in records}))))
     }
     for key, record in records.items():

@@ -37,6 +37,7 @@ from app.cards.tokens import token_object
 from app.charging.models import Authorization
 from app.db import utcnow
 from app.extensions import db
+from app.ocpi_ids import ci_key
 from app.roaming.models import Partner
 from app.roaming.send import authorization_log
 
@@ -74,7 +75,6 @@ STANDING_CHECKS: list[StandingCheck] = []
 # Partner/location restrictions: each takes (partner, card, location_references or None) and returns a reason
 # to refuse (→ NOT_ALLOWED) or None.
 PartnerRule = Callable[[Partner, Card, dict[str, Any] | None], str | None]
-PARTNER_RULES: list[PartnerRule] = []
 
 
 def _standing_columns(account_id: ColumnElement[int]) -> list[ColumnElement[bool]]:
@@ -110,7 +110,8 @@ def configured_location_rule(partner: Partner, card: Card, location: dict[str, A
     return None
 
 
-PARTNER_RULES.append(configured_location_rule)
+# The rules every authorization asks, in order; another package adds its own from its init_app.
+PARTNER_RULES: list[PartnerRule] = [configured_location_rule]
 
 
 @dataclass(frozen=True)
@@ -151,25 +152,30 @@ INFO_TEXT = {
 
 # Building the card-and-standing statement costs more CPU than running it, so each process builds it once per
 # day (the checks compare due dates with today) and per set of registered checks.
-_card_statement: tuple[tuple[Any, ...], Select[Any]] | None = None
+_card_statement: tuple[tuple[Any, ...], Select[Card, *tuple[Any, ...]]] | None = None
 
 
-def _card_with_standing_statement() -> Select[Any]:
+def _card_with_standing_statement() -> Select[Card, *tuple[Any, ...]]:
     global _card_statement
     key = (utcnow().date(), *STANDING_CHECKS)
     if _card_statement is None or _card_statement[0] != key:
-        statement = (select(Card, *_standing_columns(Card.account_id))
-                     .where(Card.uid == bindparam("uid"), Card.token_type == bindparam("token_type")))
+        # .expression: the column the attribute stands for in SQL (what select() would take from it).
+        statement: Select[Card, *tuple[Any, ...]] = (
+            select(Card, *_standing_columns(Card.account_id.expression))
+            .where(Card.uid == bindparam("uid"), Card.token_type == bindparam("token_type")))
         _card_statement = (key, statement)
     return _card_statement[1]
 
 
 def find_card(uid: str, token_type: str) -> tuple[Card, Standing] | None:
-    """The card and its account's standing, in one query."""
+    """The card and its account's standing, in one query.
+
+    The uid is a CiString: cards keep theirs folded (``app.ocpi_ids.ci_key``, a check constraint), so a CPO's
+    ``04de0001`` finds our ``04DE0001`` through the same unique index, with no function on the column."""
     if token_type not in ISSUED_TOKEN_TYPES:
         return None  # AD_HOC_USER / OTHER: we issue none
     row = db.session.execute(_card_with_standing_statement(),
-                             {"uid": uid, "token_type": TokenType(token_type)}).first()
+                             {"uid": ci_key(uid), "token_type": TokenType(token_type)}).first()
     if row is None:
         return None
     return row[0], _standing_from(row[1:])

@@ -127,7 +127,7 @@ def push_due_deliveries(now: dt.datetime | None = None, limit: int = 500) -> tup
         key = (delivery.partner_id, update.card_id)
         if key in failed_keys:
             continue  # an earlier update of this card failed in this round: keep the order
-        partner = partners.get(delivery.partner_id) or db.session.get(Partner, delivery.partner_id)
+        partner = partners.get(delivery.partner_id) or db.session.get_one(Partner, delivery.partner_id)
         partners[delivery.partner_id] = partner
         if deliver(delivery, update, partner, now):
             delivered += 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Response, url_for
+from flask import Response
 
 from app.charging.models import Cdr
 from app.extensions import db
+from app.public_urls import ocpi_url
 from app.roaming.cdr_listeners import cdr_stored
-from app.roaming.ocpi.auth import current_partner, require_party
+from app.roaming.ocpi.auth import current_partner, parties_of, require_party
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
 from app.roaming.ocpi.reader import load_json_object
 from app.roaming.ocpi.responses import ocpi_response
@@ -16,7 +17,7 @@ from app.roaming.receive import cdrs
 
 
 def _cdr_url(cdr_id: int) -> str:
-    return url_for("ocpi_v221.get_cdr", cdr_id=cdr_id, _external=True)
+    return ocpi_url("ocpi_v221.get_cdr", cdr_id=cdr_id)
 
 
 @bp.post("/cdrs")
@@ -34,8 +35,10 @@ def post_cdr() -> Response:
         # After the commit: what the listeners do (rating queues the CDR) is a unit of work of its own, so a CDR
         # we cannot price is still stored and acknowledged.
         cdr_stored(cdr_id)
-    response = ocpi_response()
-    # mod_cdrs §POST: the Location header points at the stored CDR, also when this was a repeat.
+    # status_codes: 201 Created for a new CDR; a repeat changed nothing and is answered 200.
+    response = ocpi_response(http_status=201 if created else 200)
+    # mod_cdrs §POST: the Location header points at the stored CDR, also when this was a repeat (whoever
+    # delivered it first: a hub relaying a CDR the CPO sent us directly gets the URL of that CDR).
     response.headers["Location"] = _cdr_url(cdr_id)
     return response
 
@@ -44,7 +47,9 @@ def post_cdr() -> Response:
 def get_cdr(cdr_id: int) -> Response:
     partner = current_partner()
     cdr = db.session.get(Cdr, cdr_id)
-    # Only the partner that sent a CDR may read it back; others get the same 404 as for a missing one.
-    if cdr is None or cdr.partner_id != partner.id:
+    # Only a partner that sent the CDR or speaks for its CPO may read it back (a hub that relayed a CDR the CPO
+    # had sent directly follows the Location we answered); others get the same 404 as for a missing one.
+    if cdr is None or (cdr.partner_id != partner.id
+                       and (cdr.country_code, cdr.party_id) not in parties_of(partner)):
         raise OcpiError(CLIENT_ERROR, f"Unknown CDR {cdr_id}", http_status=404)
     return ocpi_response(cdrs.cdr_object(cdr))

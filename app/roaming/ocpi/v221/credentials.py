@@ -3,29 +3,37 @@ unregisters. The handshake logic lives in :mod:`app.roaming.partners.handshake`;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, request
 
 from app.extensions import db
 from app.roaming.models import Partner
-from app.roaming.ocpi.auth import candidate_tokens, current_partner, hash_token
-from app.roaming.ocpi.errors import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS, OcpiError
+from app.roaming.ocpi.auth import candidate_tokens, current_partner, hash_token, refuse_conflict
+from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
+from app.roaming.ocpi.reader import Shape, load_json_body
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
 from app.roaming.partners import handshake
+from app.roaming.partners.parties import PartyConflictError
 from app.roaming.partners.services import PartnerError, our_credentials
+from app.roaming.receive.location_validation import BUSINESS_DETAILS
 
 
 def _ocpi_error(error: PartnerError) -> OcpiError:
     return OcpiError(error.status_code, error.message, error.http_status)
 
 
+# What the handshake does not bound itself (it checks token, url, roles and their parties): the business details
+# we keep (PartyParty.name) and the rest of the object, stored as the partner's credentials.
+CREDENTIALS_SHAPE: Shape = {"roles": {"business_details": BUSINESS_DETAILS}}
+
+
 def _body() -> Any:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, "body: expected a Credentials JSON object")
-    return body
+    """The credentials object through the reader's door (RFC 8259 JSON, bounded depth, no control characters);
+    the handshake validates its fields."""
+    return load_json_body(CREDENTIALS_SHAPE)
 
 
 def _token_used(partner: Partner) -> str:
@@ -44,11 +52,13 @@ def get_credentials() -> Response:
     return ocpi_response(our_credentials(_token_used(partner), handshake.our_versions_url()))
 
 
-def _exchange(accept) -> Response:  # type: ignore[no-untyped-def]
+def _exchange(accept: Callable[[Partner, Callable[[], Any]], str]) -> Response:
     """POST (register) and PUT (rotate): the partner's credentials in, ours with a fresh token C out."""
     partner = current_partner(registered=False)
     try:
         token_c = accept(partner, _body)
+    except PartyConflictError as conflict:  # a role naming a party another connection (or we) holds: recorded
+        raise refuse_conflict(conflict) from conflict
     except PartnerError as error:
         db.session.rollback()
         raise _ocpi_error(error) from error

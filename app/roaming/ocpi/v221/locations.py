@@ -9,14 +9,15 @@ unknown object → HTTP 404 / 2003 (Unknown Location).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar
 
 from flask import Response, request
 
 from app.extensions import db
+from app.roaming.models import Partner
 from app.roaming.ocpi.auth import current_partner, require_party
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_LOCATION, OcpiError
-from app.roaming.ocpi.reader import InvalidObjectError
+from app.roaming.ocpi.reader import InvalidObjectError, load_json_object
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
 from app.roaming.receive import locations as service
@@ -28,11 +29,21 @@ BASE = "/locations/<country_code>/<party_id>/<location_id>"
 
 
 def json_body() -> dict[str, Any]:
-    """The request body as a JSON object, or 400/2001 (malformed JSON is bad input, not a server error)."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, "body must be a JSON object")
-    return body
+    """The request body as a JSON object, or 400/2001 (malformed JSON is bad input, not a server error): the
+    reader's one door for bodies (exact Decimals, no NaN, bounded depth, no control characters)."""
+    return load_json_object()
+
+
+def _stored(country_code: str, party_id: str, location_id: str, evse_uid: str | None,
+            connector_id: str | None) -> bool:
+    """Whether the object a PUT addresses exists already: a new one is answered 201 Created (status_codes)."""
+    location = service.get_location(country_code, party_id, location_id)
+    if location is None or evse_uid is None:
+        return location is not None
+    evse = service.get_evse(location, evse_uid)
+    if evse is None or connector_id is None:
+        return evse is not None
+    return service.get_connector(evse, connector_id) is not None
 
 
 def in_transaction(work: Callable[[], T], unknown_status: int) -> T:
@@ -78,8 +89,32 @@ def get_location(country_code: str, party_id: str, location_id: str, evse_uid: s
     return ocpi_response(service.connector_object(connector))
 
 
+class _ObjectKeys(TypedDict):
+    """The keyword arguments every writer takes: who sends, and which Location."""
+
+    partner: Partner | None
+    country_code: str
+    party_id: str
+    location_id: str
+
+
+class _LocationWriter(Protocol):
+    def __call__(self, body: dict[str, Any], /, *, partner: Partner | None, country_code: str, party_id: str,
+                 location_id: str) -> object: ...
+
+
+class _EvseWriter(Protocol):
+    def __call__(self, body: dict[str, Any], /, *, partner: Partner | None, country_code: str, party_id: str,
+                 location_id: str, evse_uid: str) -> object: ...
+
+
+class _ConnectorWriter(Protocol):
+    def __call__(self, body: dict[str, Any], /, *, partner: Partner | None, country_code: str, party_id: str,
+                 location_id: str, evse_uid: str, connector_id: str) -> object: ...
+
+
 # PUT and PATCH at the three levels differ only in the service function called.
-WRITERS = {
+WRITERS: dict[str, tuple[_LocationWriter, _EvseWriter, _ConnectorWriter]] = {
     "PUT": (service.upsert_location, service.upsert_evse, service.upsert_connector),
     "PATCH": (service.patch_location, service.patch_evse, service.patch_connector),
 }
@@ -93,7 +128,8 @@ def write_location(country_code: str, party_id: str, location_id: str, evse_uid:
     partner = current_partner()
     require_party(partner, country_code, party_id)
     body = json_body()
-    keys = {"partner": partner, "country_code": country_code, "party_id": party_id, "location_id": location_id}
+    keys: _ObjectKeys = {"partner": partner, "country_code": country_code, "party_id": party_id,
+                         "location_id": location_id}
     location_writer, evse_writer, connector_writer = WRITERS[request.method]
 
     def work() -> object:
@@ -103,5 +139,6 @@ def write_location(country_code: str, party_id: str, location_id: str, evse_uid:
             return evse_writer(body, evse_uid=evse_uid, **keys)
         return connector_writer(body, evse_uid=evse_uid, connector_id=connector_id, **keys)
 
+    created = request.method == "PUT" and not _stored(country_code, party_id, location_id, evse_uid, connector_id)
     in_transaction(work, UNKNOWN_LOCATION)
-    return ocpi_response()
+    return ocpi_response(http_status=201 if created else 200)

@@ -11,14 +11,18 @@ from flask import Response, current_app, request
 
 from app.cards.tokens import token_object
 from app.extensions import db
+from app.ocpi_values import utc_datetime
+from app.public_urls import ocpi_url_of_current_path
 from app.roaming.ocpi.auth import current_partner
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_TOKEN, OcpiError
-from app.roaming.ocpi.reader import load_json_body
-from app.roaming.ocpi.responses import PageRequest, ocpi_response
+from app.roaming.ocpi.reader import Shape, load_json_body
+from app.roaming.ocpi.responses import QUERY_INT_MAX, PageRequest, ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
 from app.roaming.send import authorization, whitelist
 
 TOKEN_TYPES = frozenset({"AD_HOC_USER", "APP_USER", "OTHER", "RFID"})
+# LocationReferences (mod_tokens): the spec's lengths, checked with the rest of the body before it is logged.
+LOCATION_REFERENCES_SHAPE: Shape = {"location_id": 36, "evse_uids": 36}
 
 
 def _cursor() -> tuple[tuple[dt.datetime, int] | None, int | None]:
@@ -30,11 +34,18 @@ def _cursor() -> tuple[tuple[dt.datetime, int] | None, int | None]:
         return None, None
     moment_text, _, card_id = raw.rpartition("~")
     try:
-        after = (dt.datetime.fromisoformat(moment_text).astimezone(dt.UTC), int(card_id))
-        total = int(request.args["total"]) if request.args.get("total") else None
-    except ValueError as exc:
-        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"after is not a valid cursor: {raw}") from exc
+        after = (utc_datetime(moment_text), _row_number(card_id))
+        total = _row_number(request.args["total"]) if request.args.get("total") else None
+    except ValueError as exc:  # also a moment out of range in UTC (utc_datetime)
+        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"after is not a valid cursor: {raw[:80]!r}") from exc
     return after, total
+
+
+def _row_number(text: str) -> int:
+    """A row id or count of our cursor: ASCII digits within what the database compares (no driver overflow)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= QUERY_INT_MAX):
+        raise ValueError(f"not a row number: {text[:20]!r}")
+    return int(text)
 
 
 @bp.get("/tokens")
@@ -58,14 +69,14 @@ def list_tokens() -> Response:
         params.update({"offset": str(next_offset), "limit": str(page.limit),
                        "after": f"{last.last_updated.astimezone(dt.UTC).isoformat()}~{last.id}",
                        "total": str(total)})
-        response.headers["Link"] = f'<{request.base_url}?{urlencode(params)}>; rel="next"'
+        response.headers["Link"] = f'<{ocpi_url_of_current_path()}?{urlencode(params)}>; rel="next"'
     return response
 
 
 def _location_references() -> dict[str, Any] | None:
     if not request.get_data(cache=True).strip():
         return None
-    body = load_json_body()
+    body = load_json_body(LOCATION_REFERENCES_SHAPE)
     if body is None:
         return None
     if not isinstance(body, dict):

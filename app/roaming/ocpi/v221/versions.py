@@ -3,8 +3,9 @@ plays on our side (we are an e-MSP: receiver of the CPO's data, sender of tokens
 
 from __future__ import annotations
 
-from flask import Response, url_for
+from flask import Response
 
+from app.public_urls import ocpi_url
 from app.roaming.ocpi.auth import current_partner
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
@@ -27,7 +28,7 @@ OUR_ENDPOINTS = (
 
 
 def endpoint_list() -> list[dict[str, str]]:
-    base = url_for("ocpi_v221.version_details", _external=True).rstrip("/")
+    base = ocpi_url("ocpi_v221.version_details").rstrip("/")
     return [{"identifier": identifier, "role": role, "url": f"{base}/{identifier}"}
             for identifier, role in OUR_ENDPOINTS]
 
