@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -127,6 +128,30 @@ def test_a_slow_partner_cannot_hold_the_worker_beyond_the_handshake_deadline(cli
     assert (body["status_code"], body["status_message"]) == (
         3001, "Unable to use the client's API: GET version details failed: timed out")
     assert_nothing_changed(pending)
+
+
+def test_slow_handshakes_cannot_take_every_thread_of_the_door(app, client, pending, internal, settings,
+                                                                 monkeypatch):
+    """Eight slow handshakes froze every worker: only OCPI_CONCURRENT_HANDSHAKES exchanges run at once per
+    process; one more is asked to come back (503, OCPI 3000) at once, without calling anybody."""
+    from app.roaming.ocpi.v221 import credentials as credentials_door
+
+    settings(OCPI_CONCURRENT_HANDSHAKES=1)
+    monkeypatch.setitem(app.extensions, credentials_door._SLOTS_KEY, threading.BoundedSemaphore(1))
+    slots = credentials_door._handshake_slots()
+    assert slots.acquire(blocking=False)  # one exchange under way (a partner that is slow to answer)
+    try:
+        started = time.monotonic()
+        response = register(client, internal.url("/ocpi/versions"))
+        assert time.monotonic() - started < 1
+        assert response.status_code == 503
+        assert response.get_json()["status_code"] == 3000
+        assert internal.seen == []
+        assert_nothing_changed(pending)
+    finally:
+        slots.release()
+    # The slot is free again: the next exchange runs (and fails on the internal address, as it should).
+    assert register(client, internal.url("/ocpi/versions")).get_json()["status_code"] == 3001
 
 
 # --- we register with them: flask roaming register -----------------------------------------------------------------

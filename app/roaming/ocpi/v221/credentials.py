@@ -3,15 +3,16 @@ unregisters. The handshake logic lives in :mod:`app.roaming.partners.handshake`;
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 from app.extensions import db
 from app.roaming.models import Partner
 from app.roaming.ocpi.auth import candidate_tokens, current_partner, hash_token, refuse_conflict
-from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
+from app.roaming.ocpi.errors import CLIENT_ERROR, SERVER_ERROR, OcpiError
 from app.roaming.ocpi.reader import Shape, load_json_body
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.ocpi.v221.blueprint import bp
@@ -19,6 +20,9 @@ from app.roaming.partners import handshake
 from app.roaming.partners.parties import PartyConflictError
 from app.roaming.partners.services import PartnerError, our_credentials
 from app.roaming.receive.location_validation import BUSINESS_DETAILS
+
+_SLOTS_KEY = "ocpi_handshake_slots"
+_SLOTS_LOCK = threading.Lock()
 
 
 def _ocpi_error(error: PartnerError) -> OcpiError:
@@ -52,9 +56,33 @@ def get_credentials() -> Response:
     return ocpi_response(our_credentials(_token_used(partner), handshake.our_versions_url()))
 
 
+def _handshake_slots() -> threading.BoundedSemaphore:
+    """The per-process limit on credentials exchanges under way (``OCPI_CONCURRENT_HANDSHAKES``)."""
+    with _SLOTS_LOCK:
+        slots = current_app.extensions.get(_SLOTS_KEY)
+        if slots is None:
+            slots = threading.BoundedSemaphore(int(current_app.config["OCPI_CONCURRENT_HANDSHAKES"]))
+            current_app.extensions[_SLOTS_KEY] = slots
+    return cast(threading.BoundedSemaphore, slots)
+
+
 def _exchange(accept: Callable[[Partner, Callable[[], Any]], str]) -> Response:
-    """POST (register) and PUT (rotate): the partner's credentials in, ours with a fresh token C out."""
+    """POST (register) and PUT (rotate): the partner's credentials in, ours with a fresh token C out.
+
+    The exchange calls the partner back (versions, details) before it answers, so it may hold this thread for
+    up to the handshake deadline: only a few run at once per process, and the rest are asked to come back,
+    so slow partners can never take every thread from real-time authorization and CDRs."""
     partner = current_partner(registered=False)
+    slots = _handshake_slots()
+    if not slots.acquire(blocking=False):
+        raise OcpiError(SERVER_ERROR, "Too many credentials exchanges under way; retry in a minute", 503)
+    try:
+        return _exchange_in_slot(partner, accept)
+    finally:
+        slots.release()
+
+
+def _exchange_in_slot(partner: Partner, accept: Callable[[Partner, Callable[[], Any]], str]) -> Response:
     try:
         token_c = accept(partner, _body)
     except PartyConflictError as conflict:  # a role naming a party another connection (or we) holds: recorded
