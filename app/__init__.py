@@ -102,8 +102,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.extensions import api, csrf
     from app.plans.views import bp as plans_bp
     from app.portal.views import bp as portal_bp
-    from app.roaming.ocpi.v221 import bp as ocpi_v221_bp
-    from app.roaming.ocpi.versions import bp as ocpi_versions_bp
+    from app.roaming.door.v221 import bp as ocpi_v221_bp
+    from app.roaming.door.versions import bp as ocpi_versions_bp
 
     app.register_blueprint(portal_bp)
     app.register_blueprint(accounts_bp)

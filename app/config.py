@@ -147,7 +147,7 @@ class BaseConfig:
     # Accounts finalized per transaction (and per Celery task) in the monthly run: larger is faster, smaller
     # holds the number series for less time per chunk (bench/bench_billing_run.py measured 500).
     BILLING_CHUNK_SIZE = _env_int("BILLING_CHUNK_SIZE", 500)
-    # Sessions beyond these limits are held for finance instead of billed (see app/billing/runs/outliers.py).
+    # Sessions beyond these limits are held for finance instead of billed (see app/billing/invoicing/outliers.py).
     OUTLIER_LIMITS = {"max_kwh": "150", "max_average_kw": "350", "max_incl_vat": "150", "max_hours": "48"}
     # Failed payments are retried this many days after the first failure; after the last, cards are blocked.
     DUNNING_SCHEDULE_DAYS = [3, 7, 14]

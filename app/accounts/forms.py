@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from app.accounts.models import SUPPORTED_COUNTRIES
 from app.accounts.passwords import MIN_PASSWORD_LENGTH
 from app.accounts.plan_choice import plan_catalogue
+from app.extensions import FlaskForm
 
 
 def country_choices() -> list[tuple[str, str]]:

@@ -6,6 +6,8 @@ issued before a later reset) no longer verifies. A confirmation link carries the
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -25,15 +27,15 @@ def make_reset_token(user_id: int, session_version: int) -> str:
     return _serializer(RESET_SALT).dumps({"uid": user_id, "v": session_version})
 
 
-def read_confirm_token(token: str) -> dict | None:
+def read_confirm_token(token: str) -> dict[str, Any] | None:
     return _load(CONFIRM_SALT, token, current_app.config["CONFIRM_TOKEN_MAX_AGE"])
 
 
-def read_reset_token(token: str) -> dict | None:
+def read_reset_token(token: str) -> dict[str, Any] | None:
     return _load(RESET_SALT, token, current_app.config["RESET_TOKEN_MAX_AGE"])
 
 
-def _load(salt: str, token: str, max_age: int) -> dict | None:
+def _load(salt: str, token: str, max_age: int) -> dict[str, Any] | None:
     try:
         payload = _serializer(salt).loads(token, max_age=max_age)
     except (SignatureExpired, BadSignature):

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from flask import abort, redirect, request, url_for
 from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from app.accounts.models import Role
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def staff_required(*roles: Role) -> Callable[[F], F]:
+def staff_required(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:
     """Allow staff with one of ``roles`` (admins pass every staff check); no roles means any staff role."""
 
-    def decorator(view: F) -> F:
+    def decorator(view: Callable[P, R]) -> Callable[P, R | Response]:
         @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
             if not current_user.is_authenticated:
                 return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))
             if not current_user.is_staff:
@@ -28,6 +30,6 @@ def staff_required(*roles: Role) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorator

@@ -8,6 +8,7 @@ Runs and held sessions are in ``finance_runs``, invoices, credit notes and faile
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
 from sqlalchemy import func, select
@@ -31,14 +32,14 @@ def _month_arg(name: str = "month") -> str | None:
     return month
 
 
-def _csv_response(chunks, name: str) -> Response:  # type: ignore[no-untyped-def]
+def _csv_response(chunks: Iterator[str], name: str) -> Response:
     return Response(stream_with_context(chunks), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @bp.get("/")
 @staff_required(Role.FINANCE)
-def home():  # type: ignore[no-untyped-def]
+def home() -> str:
     counts = {
         "held": db.session.scalar(select(func.count(SessionHold.id)).where(SessionHold.status == HoldStatus.HELD)),
         "failed": db.session.scalar(select(func.count(Invoice.id)).where(
@@ -52,7 +53,7 @@ def home():  # type: ignore[no-untyped-def]
 
 @bp.get("/reconciliation")
 @staff_required(Role.FINANCE)
-def reconciliation():  # type: ignore[no-untyped-def]
+def reconciliation() -> str:
     month = _month_arg()
     country_code = request.args.get("country_code") or None
     party_id = request.args.get("party_id") or None
@@ -65,7 +66,7 @@ def reconciliation():  # type: ignore[no-untyped-def]
 
 @bp.get("/reconciliation.csv")
 @staff_required(Role.FINANCE)
-def reconciliation_csv():  # type: ignore[no-untyped-def]
+def reconciliation_csv() -> Response:
     month = _month_arg()
     rows = reports.findings(month, request.args.get("country_code"), request.args.get("party_id"), limit=1_000_000)
     name = f"reconciliation-{month or 'all'}.csv"
@@ -77,7 +78,7 @@ def reconciliation_csv():  # type: ignore[no-untyped-def]
 
 @bp.get("/exports")
 @staff_required(Role.FINANCE)
-def export_page():  # type: ignore[no-untyped-def]
+def export_page() -> str:
     period = _month_arg("period")
     return render_template("backoffice/finance/exports.html", period=period,
                            vat=exports.vat_per_rate(period) if period else [])
@@ -85,7 +86,7 @@ def export_page():  # type: ignore[no-untyped-def]
 
 @bp.get("/exports/<any(invoices, lines, vat):kind>.csv")
 @staff_required(Role.FINANCE)
-def export_csv(kind: str):  # type: ignore[no-untyped-def]
+def export_csv(kind: str) -> Response:
     period = _month_arg("period")
     chunks = {
         "invoices": lambda: exports.invoices_csv(period),
@@ -98,10 +99,12 @@ def export_csv(kind: str):  # type: ignore[no-untyped-def]
 def _margin_months() -> tuple[str, str, list[str]]:
     first = _month_arg("from")
     last = _month_arg("to")
-    if first is None and last is None:
-        return "", "", []
-    first = first or last
-    last = last or first
+    if first is None:
+        if last is None:
+            return "", "", []
+        first = last
+    elif last is None:
+        last = first
     if first > last:
         first, last = last, first
     return first, last, exports.months_between(first, last)
@@ -109,7 +112,7 @@ def _margin_months() -> tuple[str, str, list[str]]:
 
 @bp.get("/margin")
 @staff_required(Role.FINANCE)
-def margin():  # type: ignore[no-untyped-def]
+def margin() -> str:
     first, last, months = _margin_months()
     return render_template("backoffice/finance/margin.html", first=first, last=last, months=months,
                            rows=exports.margin_report(months) if months else [])
@@ -117,7 +120,7 @@ def margin():  # type: ignore[no-untyped-def]
 
 @bp.get("/margin.csv")
 @staff_required(Role.FINANCE)
-def margin_csv():  # type: ignore[no-untyped-def]
+def margin_csv() -> Response:
     first, last, months = _margin_months()
     if not months:
         abort(400)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -34,7 +34,7 @@ from app.billing.invoicing.invoices import BillingError
 from app.billing.models import Dunning, Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
 from app.billing.runs import dispatch
 from app.billing.runs.holds import HoldError, parse_amount
-from app.extensions import db
+from app.extensions import FlaskForm, db
 from app.money import to_minor_units
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class CreditNoteForm(FlaskForm):
 
 @bp.get("/invoices")
 @staff_required(Role.FINANCE)
-def invoice_search():  # type: ignore[no-untyped-def]
+def invoice_search() -> str:
     fields = ("number", "customer", "email", "period", "state")
     filters = reporting.InvoiceSearch(**{key: (request.args.get(key) or "").strip() for key in fields})
     try:
@@ -69,7 +69,7 @@ def _invoice_or_404(number: str) -> Invoice:
     return invoice
 
 
-def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200) -> tuple[str, int]:
     notes = db.session.scalars(select(Invoice).where(Invoice.credits_invoice_id == invoice.id)
                                .order_by(Invoice.id)).all()
     credited = db.session.get(Invoice, invoice.credits_invoice_id) if invoice.credits_invoice_id else None
@@ -89,13 +89,13 @@ def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200):  # type:
 
 @bp.get("/invoices/<number>")
 @staff_required(Role.FINANCE)
-def invoice_detail(number: str):  # type: ignore[no-untyped-def]
+def invoice_detail(number: str) -> tuple[str, int]:
     return _detail(_invoice_or_404(number), CreditNoteForm())
 
 
 @bp.post("/invoices/<number>/credit")
 @staff_required(Role.FINANCE)
-def credit(number: str):  # type: ignore[no-untyped-def]
+def credit(number: str) -> ResponseReturnValue:
     invoice = _invoice_or_404(number)
     form = CreditNoteForm()
     if not form.validate_on_submit():
@@ -127,7 +127,7 @@ def credit(number: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/invoices/<number>/deliver")
 @staff_required(Role.FINANCE)
-def deliver(number: str):  # type: ignore[no-untyped-def]
+def deliver(number: str) -> ResponseReturnValue:
     """Finish what delivery has not done yet: documents, email, and the payment (an invoice) or the refund (a
     credit note whose invoice was still being paid). Each step happens once, so this never repeats one."""
     invoice = _invoice_or_404(number)
@@ -142,7 +142,7 @@ def deliver(number: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/invoices/<number>.ubl.xml")
 @staff_required(Role.FINANCE)
-def invoice_ubl_download(number: str):  # type: ignore[no-untyped-def]
+def invoice_ubl_download(number: str) -> Response:
     invoice = _invoice_or_404(number)
     data = invoice_ubl(invoice)
     if data is None:
@@ -157,7 +157,7 @@ class RerenderForm(FlaskForm):
 
 @bp.post("/invoices/<number>/rerender")
 @staff_required(Role.FINANCE)
-def rerender(number: str):  # type: ignore[no-untyped-def]
+def rerender(number: str) -> ResponseReturnValue:
     """Render the stored PDF again from the frozen snapshot (a template or font fix): explicit, with a reason."""
     invoice = _invoice_or_404(number)
     form = RerenderForm()
@@ -177,7 +177,7 @@ def rerender(number: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/invoices/<number>.pdf")
 @staff_required(Role.FINANCE)
-def invoice_pdf_download(number: str):  # type: ignore[no-untyped-def]
+def invoice_pdf_download(number: str) -> Response:
     invoice = _invoice_or_404(number)
     try:
         data = invoice_pdf(invoice)
@@ -191,6 +191,6 @@ def invoice_pdf_download(number: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/payments")
 @staff_required(Role.FINANCE)
-def failed_payments():  # type: ignore[no-untyped-def]
+def failed_payments() -> str:
     return render_template("backoffice/finance/payments.html", rows=reporting.failed_payments(),
                            to_review=reporting.payments_to_review(), ignored=reporting.ignored_stripe_events())

@@ -5,11 +5,13 @@ request. Every action needs the finance role and a CSRF token and is audited by 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
@@ -22,7 +24,7 @@ from app.billing.invoicing.invoices import BillingError
 from app.billing.models import HoldStatus, InvoiceRun, RunItem, RunStatus, SessionHold
 from app.billing.runs import dispatch, driver, holds
 from app.billing.runs import services as runs
-from app.extensions import db
+from app.extensions import FlaskForm, db
 
 bp = Blueprint("finance_runs", __name__, url_prefix="/backoffice/finance")
 
@@ -54,7 +56,7 @@ def _run_or_404(run_id: int) -> InvoiceRun:
     return run
 
 
-def _runs_page(form: PreviewForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _runs_page(form: PreviewForm, status: int = 200) -> tuple[str, int]:
     found = db.session.scalars(select(InvoiceRun).order_by(InvoiceRun.period.desc(), InvoiceRun.id.desc())
                                .limit(120)).all()
     return render_template("backoffice/finance/runs.html", runs=[(run, runs.progress(run)) for run in found],
@@ -63,13 +65,13 @@ def _runs_page(form: PreviewForm, status: int = 200):  # type: ignore[no-untyped
 
 @bp.get("/runs")
 @staff_required(Role.FINANCE)
-def run_list():  # type: ignore[no-untyped-def]
+def run_list() -> ResponseReturnValue:
     return _runs_page(PreviewForm())
 
 
 @bp.post("/runs")
 @staff_required(Role.FINANCE)
-def new_preview():  # type: ignore[no-untyped-def]
+def new_preview() -> ResponseReturnValue:
     form = PreviewForm()
     if not form.validate_on_submit():
         return _runs_page(form, 400)
@@ -85,7 +87,7 @@ def new_preview():  # type: ignore[no-untyped-def]
 
 @bp.get("/runs/<int:run_id>")
 @staff_required(Role.FINANCE)
-def run_detail(run_id: int):  # type: ignore[no-untyped-def]
+def run_detail(run_id: int) -> str:
     run = _run_or_404(run_id)
     failed = db.session.scalars(select(RunItem).where(RunItem.run_id == run.id, RunItem.status == "failed")
                                 .order_by(RunItem.id).limit(200)).all()
@@ -100,7 +102,7 @@ def run_detail(run_id: int):  # type: ignore[no-untyped-def]
                            audit=entries_for("billing_run", run.id, limit=20), eager=dispatch.is_eager())
 
 
-def _step(run_id: int, step, message: str):  # type: ignore[no-untyped-def]
+def _step(run_id: int, step: Callable[[InvoiceRun, str], object], message: str) -> ResponseReturnValue:
     """Take one step of the run through ``runs.driver`` (which commits it); a refused step changes nothing."""
     run = _run_or_404(run_id)
     form = RunStepForm()
@@ -119,20 +121,20 @@ def _step(run_id: int, step, message: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/runs/<int:run_id>/preview")
 @staff_required(Role.FINANCE)
-def refresh_preview(run_id: int):  # type: ignore[no-untyped-def]
+def refresh_preview(run_id: int) -> ResponseReturnValue:
     return _step(run_id, lambda run, _reason: driver.preview(run.period, _actor()), _("Preview refreshed."))
 
 
 @bp.post("/runs/<int:run_id>/approve")
 @staff_required(Role.FINANCE)
-def approve(run_id: int):  # type: ignore[no-untyped-def]
+def approve(run_id: int) -> ResponseReturnValue:
     return _step(run_id, lambda run, reason: driver.approve(run, _actor(), reason),
                  _("Run approved: the accounts to invoice are fixed."))
 
 
 @bp.post("/runs/<int:run_id>/finalize")
 @staff_required(Role.FINANCE)
-def finalize(run_id: int):  # type: ignore[no-untyped-def]
+def finalize(run_id: int) -> ResponseReturnValue:
     # Finalized inline (no broker), the run is sent and collected at once, as `flask billing run` does. With
     # workers it finishes later and is not waited for: the run page shows the progress, then offers "Send
     # invoices and collect payments". A run with failed accounts stays open (the page offers a retry).
@@ -142,7 +144,7 @@ def finalize(run_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/runs/<int:run_id>/deliver")
 @staff_required(Role.FINANCE)
-def deliver(run_id: int):  # type: ignore[no-untyped-def]
+def deliver(run_id: int) -> ResponseReturnValue:
     """PDFs, emails and payment collection of the run's invoices not sent yet (each step is done once, so this
     also retries what failed)."""
     return _step(run_id, lambda run, reason: driver.deliver(run, _actor(), reason),
@@ -153,13 +155,13 @@ def deliver(run_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/holds")
 @staff_required(Role.FINANCE)
-def hold_queue():  # type: ignore[no-untyped-def]
+def hold_queue() -> str:
     return render_template("backoffice/finance/holds.html", rows=holds.held_queue(), form=HoldDecisionForm())
 
 
 @bp.post("/holds/<int:hold_id>/<any(release, adjust, write_off):action>")
 @staff_required(Role.FINANCE)
-def decide_hold(hold_id: int, action: str):  # type: ignore[no-untyped-def]
+def decide_hold(hold_id: int, action: str) -> ResponseReturnValue:
     hold = db.session.get(SessionHold, hold_id)
     if hold is None:
         abort(404)
@@ -167,7 +169,7 @@ def decide_hold(hold_id: int, action: str):  # type: ignore[no-untyped-def]
     if not form.validate_on_submit():
         flash(_("Every decision on a held session needs a reason."), "error")
         return redirect(url_for("finance_runs.hold_queue"))
-    operations = {
+    operations: dict[str, tuple[Callable[[], object], str]] = {
         "release": (lambda: holds.release(hold, _actor(), form.reason.data),
                     _("Session released: the next run bills it as rated.")),
         "adjust": (lambda: holds.adjust(hold, _actor(), form.reason.data, form.amount.data or ""),

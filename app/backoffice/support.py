@@ -7,8 +7,10 @@ reason, and lands in the audit log through the services it calls.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -50,7 +52,7 @@ def _card_or_404(card_id: int) -> Card:
 
 @bp.get("/")
 @staff_required(Role.SUPPORT)
-def home():  # type: ignore[no-untyped-def]
+def home() -> str:
     query = request.args.get("q", "")
     hits = search.search_accounts(query) if query else []
     return render_template("backoffice/support/home.html", query=query, hits=hits,
@@ -60,7 +62,7 @@ def home():  # type: ignore[no-untyped-def]
 
 @bp.get("/accounts/<int:account_id>")
 @staff_required(Role.SUPPORT)
-def account(account_id: int):  # type: ignore[no-untyped-def]
+def account(account_id: int) -> str:
     account = _account_or_404(account_id)
     from app.billing.invoicing.invoices import invoices_of
     from app.payments.services import active_payment_method
@@ -86,11 +88,11 @@ def account(account_id: int):  # type: ignore[no-untyped-def]
     )
 
 
-def _back(account_id: int):  # type: ignore[no-untyped-def]
+def _back(account_id: int) -> ResponseReturnValue:
     return redirect(url_for("support.account", account_id=account_id))
 
 
-def _run(account_id: int, action, success: str):  # type: ignore[no-untyped-def]
+def _run(account_id: int, action: Callable[[], object], success: str) -> ResponseReturnValue:
     try:
         action()
     except (TransitionError, card_services.CardError, plan_services.PlanError, AccountError,
@@ -105,7 +107,7 @@ def _run(account_id: int, action, success: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/cards/<int:card_id>/block")
 @staff_required(Role.SUPPORT)
-def block_card(card_id: int):  # type: ignore[no-untyped-def]
+def block_card(card_id: int) -> ResponseReturnValue:
     card = _card_or_404(card_id)
     form = StaffBlockCardForm(prefix="block")
     if not form.validate_on_submit():
@@ -118,7 +120,7 @@ def block_card(card_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/cards/<int:card_id>/<any(unblock, replace, ship):action>")
 @staff_required(Role.SUPPORT)
-def card_action(card_id: int, action: str):  # type: ignore[no-untyped-def]
+def card_action(card_id: int, action: str) -> ResponseReturnValue:
     card = _card_or_404(card_id)
     form = StaffNoteForm(prefix="note")
     if not form.validate_on_submit():
@@ -136,7 +138,7 @@ def card_action(card_id: int, action: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/accounts/<int:account_id>/order-card")
 @staff_required(Role.SUPPORT)
-def order_card(account_id: int):  # type: ignore[no-untyped-def]
+def order_card(account_id: int) -> ResponseReturnValue:
     account = _account_or_404(account_id)
     form = StaffNoteForm(prefix="note")
     if not form.validate_on_submit():
@@ -147,7 +149,7 @@ def order_card(account_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/accounts/<int:account_id>/plan")
 @staff_required(Role.SUPPORT)
-def change_plan(account_id: int):  # type: ignore[no-untyped-def]
+def change_plan(account_id: int) -> ResponseReturnValue:
     account = _account_or_404(account_id)
     form = StaffNoteForm(prefix="note")
     plan_id = request.form.get("plan_id", "")
@@ -161,7 +163,7 @@ def change_plan(account_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/accounts/<int:account_id>/notes")
 @staff_required(Role.SUPPORT)
-def add_note(account_id: int):  # type: ignore[no-untyped-def]
+def add_note(account_id: int) -> ResponseReturnValue:
     account = _account_or_404(account_id)
     form = StaffNoteForm(prefix="note")
     if not form.validate_on_submit():
@@ -172,7 +174,7 @@ def add_note(account_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/accounts/<int:account_id>/resend-confirmation")
 @staff_required(Role.SUPPORT)
-def resend_confirmation(account_id: int):  # type: ignore[no-untyped-def]
+def resend_confirmation(account_id: int) -> ResponseReturnValue:
     account = _account_or_404(account_id)
     form = StaffNoteForm(prefix="note")
     if not form.validate_on_submit():
@@ -192,7 +194,7 @@ def resend_confirmation(account_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/accounts/<int:account_id>/close")
 @staff_required(Role.SUPPORT)
-def close_account(account_id: int):  # type: ignore[no-untyped-def]
+def close_account(account_id: int) -> ResponseReturnValue:
     account = _account_or_404(account_id)
     form = StaffNoteForm(prefix="note")
     if not form.validate_on_submit():
@@ -204,7 +206,7 @@ def close_account(account_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/accounts/<int:account_id>/export.json")
 @staff_required(Role.SUPPORT)
-def export_account(account_id: int):  # type: ignore[no-untyped-def]
+def export_account(account_id: int) -> Response:
     """A data-access request handled by support (e.g. by post); the export itself is audited."""
     account = _account_or_404(account_id)
     data = closure.export_account_data(account)
@@ -216,7 +218,7 @@ def export_account(account_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/stock")
 @staff_required(Role.SUPPORT)
-def stock_page():  # type: ignore[no-untyped-def]
+def stock_page() -> str:
     waiting = db.session.query(Card).filter(Card.status == CardStatus.ORDERED).order_by(Card.ordered_at).limit(200)
     return render_template("backoffice/support/stock.html", levels=stock.stock_levels(), waiting=list(waiting),
                            form=StaffNoteForm(prefix="note"))

@@ -16,7 +16,7 @@ bp = Blueprint("backoffice", __name__, url_prefix="/backoffice")
 
 @bp.get("/")
 @staff_required()
-def dashboard():  # type: ignore[no-untyped-def]
+def dashboard() -> str:
     figures = {
         "accounts": db.session.scalar(select(func.count(Account.id))),
         "unconfirmed": db.session.scalar(
@@ -28,7 +28,7 @@ def dashboard():  # type: ignore[no-untyped-def]
 
 @bp.get("/admin/audit")
 @staff_required(Role.ADMIN)
-def audit_log():  # type: ignore[no-untyped-def]
+def audit_log() -> str:
     action = request.args.get("action") or None
     entries = audit_services.recent(limit=200, action=action)
     return render_template("backoffice/admin/audit.html", entries=entries, action=action)

@@ -9,16 +9,17 @@ JavaScript the form still works for payments that need no authentication.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.accounts.access import driver_required
 from app.accounts.services import send_pending
 from app.billing.collection import services as collection
-from app.billing.models import Dunning, PaymentState
+from app.billing.models import Dunning, Invoice, PaymentState
 from app.extensions import db, limiter
 from app.payments.services import active_payment_method, has_valid_payment_method
 
@@ -31,14 +32,25 @@ def _wants_json() -> bool:
     return request.is_json or request.accept_mimetypes.best == "application/json"
 
 
+class _BalanceRow(TypedDict):
+    """One unpaid invoice on the balance page."""
+
+    invoice: Invoice
+    due: int
+    received: int
+    dunning: Dunning | None
+
+
 @bp.get("/balance")
 @driver_required
-def balance():  # type: ignore[no-untyped-def]
+def balance() -> str:
     account = current_user.account
     invoices = collection.open_invoices(account.id)
-    rows = [{"invoice": invoice, "due": collection.amount_due_minor(invoice),
-             "received": collection.received_minor(invoice),  # a partial payment: the due is what is left
-             "dunning": db.session.get(Dunning, invoice.id)} for invoice in invoices]
+    rows: list[_BalanceRow] = [
+        {"invoice": invoice, "due": collection.amount_due_minor(invoice),
+         "received": collection.received_minor(invoice),  # a partial payment: the due is what is left
+         "dunning": db.session.get(Dunning, invoice.id)}
+        for invoice in invoices]
     config = current_app.config
     return render_template(
         "portal/billing/balance.html",
@@ -52,7 +64,7 @@ def balance():  # type: ignore[no-untyped-def]
     )
 
 
-def _answer(result: collection.PayNowResult) -> Any:
+def _answer(result: collection.PayNowResult) -> ResponseReturnValue:
     messages = {
         "paid": _("Thank you: your payment was received."),
         "processing": _("Your direct debit is under way. We will let you know when your bank confirms it."),
@@ -81,7 +93,7 @@ def _answer(result: collection.PayNowResult) -> Any:
 @bp.post("/balance/pay")
 @driver_required
 @limiter.limit("10 per minute;50 per day")
-def pay():  # type: ignore[no-untyped-def]
+def pay() -> ResponseReturnValue:
     """Form post or JSON (``X-CSRFToken``); optional ``payment_intent`` after 3-D Secure in the browser."""
     payload = (request.get_json(silent=True) or {}) if request.is_json else request.form
     payment_intent = str(payload.get("payment_intent") or "").strip() or None

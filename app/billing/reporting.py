@@ -13,8 +13,9 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import Integer, Numeric, Row, Select, and_, case, cast, false, func, literal, select
+from sqlalchemy import ColumnElement, Integer, Numeric, Row, Select, and_, case, cast, false, func, literal, select
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import Account, Role, User
@@ -62,7 +63,10 @@ def _csv(header: list[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _finalized(query: Select, period: str | None) -> Select:
+Columns = TypeVarTuple("Columns")
+
+
+def _finalized(query: Select[*Columns], period: str | None) -> Select[*Columns]:
     query = query.where(Invoice.status == InvoiceStatus.FINALIZED)
     return query.where(Invoice.period == period) if period else query
 
@@ -86,6 +90,7 @@ def invoice_rows(period: str | None) -> Iterator[list[object]]:
     ).order_by(Invoice.series, Invoice.sequence).execution_options(yield_per=BATCH)
     for (number, kind, issued, due, month, account_id, name, company, vat_number, country, currency, subtotal,
          vat, total, state, paid_at, credits) in db.session.execute(query):
+        assert issued is not None  # finalized invoices only: every one has its issue date
         yield [number, kind.value, issued.isoformat(), due.isoformat() if due else "", month, f"{account_id:08d}",
                name, company or "", vat_number or "", country, currency, _amount(subtotal, currency),
                _amount(vat, currency), _amount(total, currency), state.value,
@@ -113,6 +118,7 @@ def line_rows(period: str | None) -> Iterator[list[object]]:
     ).order_by(Invoice.series, Invoice.sequence, InvoiceLine.position).execution_options(yield_per=BATCH)
     for (number, kind, issued, month, position, line_kind, description, charge_id, cdr_id, country_code, party_id,
          quantity, currency, cpo, fees, amount, rate) in db.session.execute(query):
+        assert issued is not None  # lines of finalized invoices only: every one has its issue date
         yield [number, kind.value, issued.isoformat(), month, position, line_kind.value, description,
                charge_id or "", cdr_id or "", f"{country_code}*{party_id}" if country_code else "",
                format(Decimal(quantity).normalize(), "f"), currency, _amount(cpo, currency),
@@ -136,7 +142,7 @@ class VatRow:
     vat_minor: int
 
 
-def _half_up_vat(base, rate):  # type: ignore[no-untyped-def]
+def _half_up_vat(base: ColumnElement[Any], rate: ColumnElement[Any]) -> ColumnElement[int]:
     """``round_half_up(base × rate / 100)`` in integer SQL, exactly as ``composition.vat_summary`` rounds: the
     rate as thousandths (Numeric(6,3)), ties away from zero, no floating point on either database."""
     thousandths = cast(func.round(rate * 1000), Integer)
@@ -202,7 +208,7 @@ class MarginRow:
         return (self.margin * 100 / self.revenue).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
-def _revenue():  # type: ignore[no-untyped-def]
+def _revenue() -> ColumnElement[Decimal]:
     """Session revenue excl. VAT after finance's decisions: a written-off session earns nothing, an adjusted
     one its adjusted price without VAT; everything else (held ones too) as rated."""
     adjusted = SessionHold.adjusted_incl_vat * 100 / (100 + SessionCharge.vat_rate)

@@ -23,7 +23,7 @@ bp = Blueprint("billing", __name__)
 
 @bp.get("/invoices")
 @driver_required
-def invoice_list():  # type: ignore[no-untyped-def]
+def invoice_list() -> str:
     rows = invoices.invoices_of(current_user.account_id)
     return render_template("portal/billing/invoices.html", invoices=rows,
                            with_ubl={invoice.number for invoice in rows if offers_ubl(invoice)})
@@ -31,7 +31,7 @@ def invoice_list():  # type: ignore[no-untyped-def]
 
 @bp.get("/invoices/<number>.pdf")
 @driver_required
-def invoice_pdf_download(number: str):  # type: ignore[no-untyped-def]
+def invoice_pdf_download(number: str) -> Response:
     invoice = owned_or_404(invoices.invoice_by_number(number))
     if invoice.status != InvoiceStatus.FINALIZED:
         abort(404)
@@ -49,7 +49,7 @@ def invoice_pdf_download(number: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/invoices/<number>.ubl.xml")
 @driver_required
-def invoice_ubl_download(number: str):  # type: ignore[no-untyped-def]
+def invoice_ubl_download(number: str) -> Response:
     """The structured e-invoice (Peppol BIS 3.0 UBL) of a Belgian business customer, for their accounting."""
     invoice = owned_or_404(invoices.invoice_by_number(number))
     data = invoice_ubl(invoice)
@@ -70,7 +70,7 @@ def _filters() -> history.SessionFilters:
 
 @bp.get("/sessions")
 @driver_required
-def session_history():  # type: ignore[no-untyped-def]
+def session_history() -> str:
     filters = _filters()
     page = request.args.get("page", "1")
     found = history.session_page(current_user.account_id, filters, max(int(page), 1) if page.isdigit() else 1)
@@ -81,7 +81,7 @@ def session_history():  # type: ignore[no-untyped-def]
 
 @bp.get("/sessions.csv")
 @driver_required
-def session_csv():  # type: ignore[no-untyped-def]
+def session_csv() -> Response:
     filters = _filters()
     name = "sessions" + (f"-{filters.month}" if filters.month else "") + ".csv"
     chunks = history.sessions_csv(current_user.account_id, filters)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from app.accounts.access import driver_required
@@ -23,7 +24,7 @@ DASHBOARD_CARD_STATUSES = (CardStatus.ORDERED, CardStatus.SHIPPED, CardStatus.AC
 
 
 @bp.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     if current_user.is_authenticated:
         if current_user.is_staff:
             return redirect(url_for("backoffice.dashboard"))
@@ -40,7 +41,7 @@ def _charging_now(account_id: int) -> list[tuple[LiveSession, Place]]:
 
 @bp.get("/dashboard")
 @driver_required
-def dashboard():  # type: ignore[no-untyped-def]
+def dashboard() -> str:
     """At a glance: charging now, the cards, the plan, the latest invoices and what is still to pay."""
     account = current_user.account
     return render_template(

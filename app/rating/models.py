@@ -47,7 +47,7 @@ class SessionCharge(Model):
     margin: Mapped[Decimal] = mapped_column(AMOUNT)
     # The price promise for this session's own kWh and duration (incl. VAT, our fees included): what the
     # tariff in force at the connector when the session started gives. None when we know no such tariff.
-    # The invoice run holds a session whose billed price is far from it (``billing.outliers``).
+    # The invoice run holds a session whose billed price is far from it (``billing.invoicing.outliers``).
     estimate_incl_vat: Mapped[Decimal | None] = mapped_column(AMOUNT)
     breakdown: Mapped[dict[str, Any]] = mapped_column(JSON)
     priced_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -9,7 +9,7 @@ The source is stored with the charge and shown on the invoice line.
 
 Each charge also keeps its *estimate* (``estimate_incl_vat``): the price promise for the session's own kWh and
 duration, from the tariff published for its connector when it started (see :func:`_promised_price`). The invoice
-run holds a session billed far from it for finance (``app.billing.runs.outliers``).
+run holds a session billed far from it for finance (``app.billing.invoicing.outliers``).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def _promised_price(cdr: Cdr, plan: Plan, fees_before: Decimal) -> Decimal | Non
     """The session's estimate: its own kWh and duration priced (incl. VAT, our fees included) at the tariff in
     force at its connector when it started — the price promise of ``rating.estimates``, made exact for what was
     really consumed. Stored with the charge so the invoice run can hold a session billed far from it
-    (``billing.outliers``). Only needed when the CPO part did *not* come from the frozen tariff (then the
+    (``billing.invoicing.outliers``). Only needed when the CPO part did *not* come from the frozen tariff (then the
     estimate is the billed price by construction); None when we know no tariff for the connector."""
     tariff = _published_tariff_at_start(cdr)
     if tariff is None:

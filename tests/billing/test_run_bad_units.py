@@ -20,10 +20,10 @@ from sqlalchemy import func, select, text, update
 
 from app.audit.services import Actor
 from app.billing.invoicing import composition
+from app.billing.invoicing.outliers import outlier_reasons
 from app.billing.models import Invoice, InvoiceRun, RunItem, RunStatus, SessionHold
 from app.billing.runs import holds, tasks
 from app.billing.runs import services as runs
-from app.billing.runs.outliers import outlier_reasons
 from app.cards import services as card_services
 from app.charging.models import Cdr
 from app.extensions import db

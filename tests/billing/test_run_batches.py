@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from app.audit.services import Actor
 from app.billing.documents.ubl import render_ubl
 from app.billing.invoicing import composition
+from app.billing.invoicing.outliers import limits, outlier_reasons
 from app.billing.models import Invoice, InvoiceLine, RunItem, SessionHold
 from app.billing.runs import batches
 from app.billing.runs import services as runs
-from app.billing.runs.outliers import limits, outlier_reasons
 from app.cards import services as card_services
 from app.charging.models import Cdr
 from app.extensions import db

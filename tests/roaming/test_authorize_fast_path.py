@@ -22,8 +22,8 @@ from app.db import ping_after_idle, utcnow
 from app.extensions import db
 from app.jobs import init_celery
 from app.roaming.models import Partner, PartnerStatus
-from app.roaming.ocpi import auth
 from app.roaming.ocpi.auth import hash_token
+from app.roaming.partners import callers as auth
 from app.roaming.send import authorization_log
 from app.roaming.send.authorization_log import BufferedLogWriter
 

@@ -180,13 +180,24 @@ def test_nan_and_infinity_are_not_json(receiver, constant):
     assert f"{constant} is not a JSON number" in message
 
 
-@pytest.mark.parametrize("character", ["\u0000", "\u0009", "\u001b", "\u007f", "\u0085", "\ud800"])
+@pytest.mark.parametrize("character", ["\u0000", "\u0008", "\u001b", "\u007f", "\u0085", "\ud800"])
 def test_control_characters_anywhere_are_refused_naming_the_path(receiver, character):
     caller, chosen = receiver
     text = json.dumps({**chosen.body(), "extension": {"list": [f"Gent{character}Zuid"]}})
     _refused(caller, chosen, text, naming="extension.list[0]")
     # ... and in a field name
     _refused(caller, chosen, json.dumps({**chosen.body(), f"bad{character}key": 1}), naming="field name")
+
+
+def test_tab_and_line_breaks_in_text_are_kept_as_real_feeds_send_them(client, ocpi):
+    """types.asciidoc forbids them, but the NDW feed has a tab in a location name and line breaks in tariff
+    alt texts: harmless whitespace, kept rather than losing a real charge point."""
+    chosen = RECEIVERS["location PUT"]
+    caller = _caller(client, ocpi, chosen)
+    body = {**chosen.body(), "name": "Gent\tZuid", "extension": {"note": "line one\r\nline two"}}
+    response = _send(caller, chosen, json.dumps(body))
+    assert response.status_code in (200, 201), response.get_json()
+    assert db.session.scalar(select(Location.name).where(Location.ocpi_id == body["id"])) == "Gent\tZuid"
 
 
 KNOWN_TEXT_FIELDS = {  # a field each object receiver reads or keeps, and the path it has in the message

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from app.extensions import db
+from app.roaming.door.auth import require_party
 from app.roaming.models import Partner, PartnerParty
-from app.roaming.ocpi.auth import require_party
 from app.roaming.ocpi.errors import OcpiError
 from app.roaming.partners.services import add_partner
 from tests.roaming.conftest import OcpiTestClient

@@ -134,7 +134,7 @@ def test_slow_handshakes_cannot_take_every_thread_of_the_door(app, client, pendi
                                                                  monkeypatch):
     """Eight slow handshakes froze every worker: only OCPI_CONCURRENT_HANDSHAKES exchanges run at once per
     process; one more is asked to come back (503, OCPI 3000) at once, without calling anybody."""
-    from app.roaming.ocpi.v221 import credentials as credentials_door
+    from app.roaming.door.v221 import credentials as credentials_door
 
     settings(OCPI_CONCURRENT_HANDSHAKES=1)
     monkeypatch.setitem(app.extensions, credentials_door._SLOTS_KEY, threading.BoundedSemaphore(1))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import stripe
 from sqlalchemy import func, select
+from stripe.params import RefundCreateParams
 
 from app.accounts.services import PendingEmail
 from app.billing.collection.services import (
@@ -91,11 +92,12 @@ def refund_credit_note(credit_note: Invoice, *, now: dt.datetime | None = None) 
     if amount <= 0:
         return RefundResult(credit_note, "nothing_to_refund", message="already deducted before payment")
     try:
+        params: RefundCreateParams = {
+            "payment_intent": charge.stripe_id or "", "amount": amount,
+            "metadata": {"credit_note_number": credit_note.number or "", "invoice_number": original.number or "",
+                         "account_id": str(original.account_id)}}
         refund = stripe_client().v1.refunds.create(
-            params={"payment_intent": charge.stripe_id, "amount": amount,  # type: ignore[typeddict-item]
-                    "metadata": {"credit_note_number": credit_note.number or "",
-                                 "invoice_number": original.number or "",
-                                 "account_id": str(original.account_id)}},
+            params=params,
             options={"idempotency_key": idempotency_key("refund", credit_note.number)})
     except stripe.StripeError as error:
         log.warning("refund of %s failed: %s", credit_note.number, error)

@@ -22,8 +22,8 @@ from sqlalchemy import Select, Text, case, insert, select
 from sqlalchemy.exc import DataError
 
 from app.accounts.models import Account
+from app.billing.invoicing.outliers import limits, outlier_reasons
 from app.billing.models import HoldStatus, InvoiceLine, LineKind, SessionHold
-from app.billing.runs.outliers import limits, outlier_reasons
 from app.charging.models import Cdr
 from app.db import utcnow
 from app.extensions import db

@@ -17,8 +17,8 @@ from app.billing.invoicing.composition import ComposedLine, Composition, period_
 from app.billing.invoicing.numbering import number_text, series_for, take_number, take_numbers
 from app.billing.invoicing.snapshot import SNAPSHOT_VERSION
 from app.billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, PaymentState
-from app.billing.runs.bulk import insert_returning_ids, insert_rows
 from app.db import utcnow
+from app.db_bulk import insert_returning_ids, insert_rows
 from app.extensions import db
 from app.payments.models import PaymentMethod, PaymentMethodStatus
 from app.plans.services import billing_zone, session_fee_caps_at

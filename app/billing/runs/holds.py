@@ -89,7 +89,7 @@ def adjust(hold: SessionHold, actor: Actor, reason: str, adjusted_incl_vat: str 
     """Bill the session at ``adjusted_incl_vat`` (incl. VAT, at the session's VAT rate) on the next run."""
     reason = _check(hold, reason)
     amount = parse_amount(adjusted_incl_vat)
-    charge = db.session.get(SessionCharge, hold.session_charge_id)
+    charge = db.session.get_one(SessionCharge, hold.session_charge_id)  # a hold always has its charge (FK)
     hold.adjusted_incl_vat = amount
     return _decide(hold, HoldStatus.ADJUSTED, actor, reason, "billing.hold.adjust",
                    {"rated_incl_vat": str(charge.driver_incl_vat), "adjusted_incl_vat": str(amount)})

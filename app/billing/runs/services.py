@@ -16,10 +16,10 @@ import datetime as dt
 import logging
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Select, exists, func, or_, select, update
+from sqlalchemy import CursorResult, Select, Table, exists, func, or_, select, update
 
 from app.accounts.models import Account
 from app.audit.services import Actor, record
@@ -31,6 +31,7 @@ from app.billing.invoicing.composition import (
     subscription_vat,
 )
 from app.billing.invoicing.invoices import BillingError, finalize_compositions
+from app.billing.invoicing.outliers import limits, outlier_filter, outlier_reasons
 from app.billing.models import (
     HoldStatus,
     Invoice,
@@ -42,10 +43,9 @@ from app.billing.models import (
     RunStatus,
     SessionHold,
 )
-from app.billing.runs.bulk import insert_rows
-from app.billing.runs.outliers import limits, outlier_filter, outlier_reasons
 from app.charging.models import Cdr
 from app.db import utcnow
+from app.db_bulk import insert_rows
 from app.extensions import db
 from app.failures import failure_reason
 from app.payments.models import PaymentMethod, PaymentMethodStatus
@@ -290,7 +290,7 @@ def approve(run: InvoiceRun, actor: Actor) -> InvoiceRun:
         raise BillingError(f"only a previewed run can be approved (this one is {run.status.value})")
     accounts = candidate_accounts(run.period)
     # One multi-row write (COPY on PostgreSQL): a month has a row per account, 100,000 of them and more.
-    insert_rows(RunItem.__table__, [{"run_id": run.id, "account_id": account_id, "status": "pending"}
+    insert_rows(cast(Table, RunItem.__table__), [{"run_id": run.id, "account_id": account_id, "status": "pending"}
                                     for account_id in accounts])
     run.accounts_total = len(accounts)
     run.status = RunStatus.APPROVED
@@ -388,20 +388,20 @@ def progress(run: InvoiceRun) -> dict[str, int]:
 def complete_if_done(run_id: int) -> bool:
     """Mark the run finalized once every item is done (called after every chunk; safe to call twice; the caller
     commits). Failed items keep the run open: a rerun retries them."""
-    run = db.session.get(InvoiceRun, run_id)
+    run = db.session.get_one(InvoiceRun, run_id)
     counts = progress(run)
     if counts["pending"] or counts["failed"]:
         return False
     totals = db.session.execute(select(func.count(Invoice.id), func.coalesce(func.sum(Invoice.total_minor), 0),
                                        func.coalesce(func.sum(Invoice.vat_minor), 0))
                                 .where(Invoice.run_id == run_id)).one()
-    changed = db.session.execute(
+    changed = cast(CursorResult[Any], db.session.execute(
         update(InvoiceRun).where(InvoiceRun.id == run_id, InvoiceRun.status == RunStatus.FINALIZING)
         .values(status=RunStatus.FINALIZED, finished_at=utcnow(),
                 results={**counts, "invoices": totals[0], "total_minor": int(totals[1]), "vat_minor": int(totals[2]),
                          "uninvoiced_sessions": len(uninvoiced_sessions(run.period)),
                          # Checked once here (it reads every CDR without a charge), shown by the run page.
-                         "unrated_cdrs": unrated_cdrs(run.period, limit=51)})).rowcount
+                         "unrated_cdrs": unrated_cdrs(run.period, limit=51)}))).rowcount
     return bool(changed)
 
 

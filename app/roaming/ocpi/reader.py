@@ -80,8 +80,13 @@ LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 # may turn it into (2**53 ≈ 9.0e15).
 NUMBER_LIMIT = Decimal(10) ** 15
 
-# C0 (tab, CR and LF included: types.asciidoc forbids them in every string), DEL, C1, and lone surrogates.
+# In an id or query parameter: C0 (tab, CR and LF included), DEL, C1, and lone surrogates.
 _FORBIDDEN_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# In a string inside an object: the same, except tab, CR and LF. types.asciidoc forbids those too, but real feeds
+# carry them (the NDW snapshot: a tab in a location name, line breaks in three tariff_alt_texts); they are
+# harmless whitespace to store, print and export, and refusing them would lose a real charge point or tariff.
+# NUL and the other control characters stay refused: PostgreSQL cannot read a NUL back out of JSON.
+_FORBIDDEN_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class InvalidObjectError(OcpiError, ValueError):
@@ -200,7 +205,7 @@ def _path_of(trail: _Trail, base: str) -> str:
 def _forbidden(text: str) -> re.Match[str] | None:
     # isprintable() is False for every forbidden character (categories Cc and Cs) and fast: the regex runs only
     # on the rare text with some non-printable character (a no-break space, say) to see whether it is one.
-    return None if text.isprintable() else _FORBIDDEN_CHARACTER.search(text)
+    return None if text.isprintable() else _FORBIDDEN_IN_TEXT.search(text)
 
 
 def check_tree(value: Any, shape: Shape | None = None, path: str = "") -> None:

@@ -29,7 +29,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import SplitResult, urlsplit
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -149,6 +149,13 @@ def is_public_address(address: IpAddress) -> bool:
                                       or address.is_multicast or address.is_reserved or address.is_unspecified)
 
 
+class _Lookup(TypedDict, total=False):
+    """What the lookup thread of :func:`resolve` leaves: the addresses, or the error."""
+
+    addresses: list[str]
+    error: OSError | UnicodeError
+
+
 def resolve(host: str, port: int, timeout: float) -> list[str]:
     """Every address ``host`` resolves to for a TCP connection. getaddrinfo has no timeout of its own and a
     partner may control a slow name server, so the lookup runs in a daemon thread we stop waiting for."""
@@ -156,7 +163,7 @@ def resolve(host: str, port: int, timeout: float) -> list[str]:
         return [str(ipaddress.ip_address(host))]  # a literal address in its usual spelling needs no lookup
     except ValueError:
         pass
-    outcome: dict[str, Any] = {}
+    outcome: _Lookup = {}
 
     def lookup() -> None:
         try:

@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from requests.certs import where as ca_bundle_path
+from requests.certs import where as ca_bundle_path  # type: ignore[attr-defined]  # undeclared re-export in requests
 from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
@@ -126,7 +126,11 @@ def fetch(method: str, url: str, *, headers: Mapping[str, str], policy: UrlPolic
         prepared = requests.Request(method.upper(), url, headers=dict(headers), json=json, params=params).prepare()
     except (requests.RequestException, ValueError) as exc:
         raise FetchError(NOT_A_URL, f"{url!r}: {exc}", retryable=False) from exc
-    hop = _Hop(prepared.url or url, prepared.method or method.upper(), prepared.body, dict(prepared.headers))
+    # requests types prepared headers as str | bytes: ours are str (``headers``), and so are those it adds
+    # (Content-Type, Content-Length).
+    prepared_headers = {name: value for name, value in prepared.headers.items() if isinstance(value, str)}
+    assert len(prepared_headers) == len(prepared.headers)
+    hop = _Hop(prepared.url or url, prepared.method or method.upper(), prepared.body, prepared_headers)
     for _ in range(limits.max_redirects + 1):
         checked = _check(hop.url, policy, limits, deadline)
         status, response_headers, content = _send(checked, hop, limits, deadline)
@@ -282,7 +286,14 @@ def _shut_down(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-class _PinnedConnectionMixin:
+if TYPE_CHECKING:
+    # What the mixin is always combined with (below): it reads the connection's settings and raises its errors.
+    _ConnectionBase = HTTPConnection
+else:
+    _ConnectionBase = object
+
+
+class _PinnedConnectionMixin(_ConnectionBase):
     """Connects to the address the guard approved instead of resolving the host name again; the name still
     serves as Host header, TLS server name and certificate name."""
 
@@ -294,9 +305,8 @@ class _PinnedConnectionMixin:
 
     def _new_conn(self) -> socket.socket:
         try:
-            sock = create_connection((self._pinned_address, self.port), self.timeout,  # type: ignore[attr-defined]
-                                     source_address=self.source_address,  # type: ignore[attr-defined]
-                                     socket_options=self.socket_options)  # type: ignore[attr-defined]
+            sock = create_connection((self._pinned_address, self.port), self.timeout,
+                                     source_address=self.source_address, socket_options=self.socket_options)
         except TimeoutError as exc:
             raise ConnectTimeoutError(self, f"connecting to {self._pinned_address} timed out") from exc
         except OSError as exc:

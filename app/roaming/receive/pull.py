@@ -36,9 +36,9 @@ from sqlalchemy import select
 from app.db import utcnow
 from app.extensions import db
 from app.roaming.models import Partner, PullCursor
-from app.roaming.ocpi.auth import parties_of
 from app.roaming.ocpi.client import OcpiClient, OcpiClientError
 from app.roaming.ocpi.safe_urls import same_origin
+from app.roaming.partners.callers import parties_of
 from app.roaming.receive.locations import BatchResult, upsert_locations
 from app.roaming.receive.tariffs import store_tariffs
 from app.timestamps import ocpi_timestamp

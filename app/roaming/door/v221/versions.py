@@ -6,9 +6,9 @@ from __future__ import annotations
 from flask import Response
 
 from app.public_urls import ocpi_url
-from app.roaming.ocpi.auth import current_partner
+from app.roaming.door.auth import current_partner
+from app.roaming.door.v221.blueprint import bp
 from app.roaming.ocpi.responses import ocpi_response
-from app.roaming.ocpi.v221.blueprint import bp
 
 VERSION = "2.2.1"
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, Enum, Table, insert, text
+from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 from app.extensions import db
 
@@ -48,16 +49,23 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]]) -> None:
         db.session.execute(insert(table), list(rows))
 
 
+def _python_default(default: ScalarElementColumnDefault | CallableColumnDefault) -> Any:
+    """The value of a column's Python-side default (``default=value`` or ``default=callable``)."""
+    if isinstance(default, CallableColumnDefault):
+        # Wrapped by SQLAlchemy to take an execution context, which ours (utcnow, dict, list) ignore.
+        return default.arg(cast(Any, None))
+    return default.arg
+
+
 def copy_rows(table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """``COPY table (columns) FROM STDIN`` on the session's own connection (so in its transaction). Python-side
     column defaults (``default=``) are applied to the columns the rows leave out, as an ORM insert would."""
     names = list(rows[0])
     # Scalar and Python-callable defaults only (SQL expressions and sequences are the server's to apply). Callable
     # defaults are wrapped by SQLAlchemy to take an execution context; ours (utcnow, dict, list) ignore it.
-    defaults = {column.name: column.default.arg(None) if column.default.is_callable else column.default.arg
-                for column in table.columns
-                if column.name not in names and not column.primary_key and column.default is not None
-                and (column.default.is_scalar or column.default.is_callable)}
+    defaults = {column.name: _python_default(column.default) for column in table.columns
+                if column.name not in names and not column.primary_key
+                and isinstance(column.default, ScalarElementColumnDefault | CallableColumnDefault)}
     columns = names + list(defaults)
     special = [(index, convert) for index, column in enumerate(columns)
                if (convert := _converter(table.c[column].type)) is not None]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Response
 
 from app.extensions import db
-from app.roaming.ocpi.auth import current_partner, require_party
+from app.roaming.door.auth import current_partner, require_party
+from app.roaming.door.v221.blueprint import bp
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
 from app.roaming.ocpi.reader import load_json_object
 from app.roaming.ocpi.responses import ocpi_response
-from app.roaming.ocpi.v221.blueprint import bp
 from app.roaming.receive import sessions
 
 SESSION_URL = "/sessions/<country_code>/<party_id>/<session_id>"

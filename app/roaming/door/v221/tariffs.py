@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from flask import Response
 
-from app.roaming.ocpi.auth import current_partner, require_party
+from app.roaming.door.auth import current_partner, require_party
+from app.roaming.door.v221.blueprint import bp
+from app.roaming.door.v221.locations import in_transaction, json_body
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
 from app.roaming.ocpi.responses import ocpi_response
-from app.roaming.ocpi.v221.blueprint import bp
-from app.roaming.ocpi.v221.locations import in_transaction, json_body
 from app.roaming.receive import tariffs as service
 
 PATH = "/tariffs/<country_code>/<party_id>/<tariff_id>"

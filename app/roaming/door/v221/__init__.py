@@ -1,6 +1,6 @@
 """OCPI 2.2.1, e-MSP side. Importing the module files registers their routes on :data:`bp`."""
 
-from app.roaming.ocpi.v221 import (  # noqa: F401  (imported for their routes)
+from app.roaming.door.v221 import (  # noqa: F401  (imported for their routes)
     cdrs,
     commands,
     credentials,
@@ -11,6 +11,6 @@ from app.roaming.ocpi.v221 import (  # noqa: F401  (imported for their routes)
     tokens,
     versions,
 )
-from app.roaming.ocpi.v221.blueprint import bp
+from app.roaming.door.v221.blueprint import bp
 
 __all__ = ["bp"]

@@ -14,12 +14,12 @@ from typing import Any, Protocol, TypedDict, TypeVar
 from flask import Response, request
 
 from app.extensions import db
+from app.roaming.door.auth import current_partner, require_party
+from app.roaming.door.v221.blueprint import bp
 from app.roaming.models import Partner
-from app.roaming.ocpi.auth import current_partner, require_party
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_LOCATION, OcpiError
 from app.roaming.ocpi.reader import InvalidObjectError, load_json_object
 from app.roaming.ocpi.responses import ocpi_response
-from app.roaming.ocpi.v221.blueprint import bp
 from app.roaming.receive import locations as service
 from app.roaming.receive.location_validation import UnknownObjectError
 

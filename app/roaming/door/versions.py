@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from app.public_urls import ocpi_url
-from app.roaming.ocpi.auth import current_partner
+from app.roaming.door.auth import current_partner
 from app.roaming.ocpi.responses import ocpi_response
 
 bp = Blueprint("ocpi", __name__, url_prefix="/ocpi")

@@ -10,12 +10,13 @@ from typing import Any, cast
 from flask import Response, current_app, request
 
 from app.extensions import db
+from app.roaming.door.auth import current_partner, refuse_conflict
+from app.roaming.door.v221.blueprint import bp
 from app.roaming.models import Partner
-from app.roaming.ocpi.auth import candidate_tokens, current_partner, hash_token, refuse_conflict
+from app.roaming.ocpi.auth import candidate_tokens, hash_token
 from app.roaming.ocpi.errors import CLIENT_ERROR, SERVER_ERROR, OcpiError
 from app.roaming.ocpi.reader import Shape, load_json_body
 from app.roaming.ocpi.responses import ocpi_response
-from app.roaming.ocpi.v221.blueprint import bp
 from app.roaming.partners import handshake
 from app.roaming.partners.parties import PartyConflictError
 from app.roaming.partners.services import PartnerError, our_credentials
