@@ -176,7 +176,7 @@ class BaseConfig:
     OCPI_HANDSHAKE_DEADLINE = _env_float("OCPI_HANDSHAKE_DEADLINE", 20.0)
     # Credentials exchanges running at once in one web process (each may wait up to the handshake deadline on a
     # partner). With 4 threads per worker, 2 stay free for authorizations and CDRs however many partners
-    # register at once; the others are told to retry (HTTP 503, OCPI 3000, Retry-After).
+    # register at once; the others are told to retry (HTTP 503, OCPI 3000).
     OCPI_CONCURRENT_HANDSHAKES = _env_int("OCPI_CONCURRENT_HANDSHAKES", 2)
     OCPI_MAX_REDIRECTS = _env_int("OCPI_MAX_REDIRECTS", 3)
     OCPI_MAX_RESPONSE_BYTES = _env_int("OCPI_MAX_RESPONSE_BYTES", 32 * 1024 * 1024)

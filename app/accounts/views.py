@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -20,7 +21,7 @@ from app.accounts.forms import (
 from app.accounts.login_limits import login_account_key
 from app.accounts.redirects import local_path_or_none
 from app.accounts.sessions import end_all_sessions
-from app.extensions import db, limiter
+from app.extensions import FlaskForm, db, limiter
 
 bp = Blueprint("accounts", __name__)
 
@@ -42,7 +43,7 @@ def _profile_from(form: ProfileForm | SignupForm) -> services.DriverProfile:
     )
 
 
-def _attach_error(form, error: services.AccountError) -> None:  # type: ignore[no-untyped-def]
+def _attach_error(form: FlaskForm, error: services.AccountError) -> None:
     field = getattr(form, error.field, None) if error.field else None
     if field is not None:
         field.errors = [*field.errors, _(str(error))]
@@ -52,7 +53,7 @@ def _attach_error(form, error: services.AccountError) -> None:  # type: ignore[n
 
 @bp.route("/signup", methods=["GET", "POST"])
 @limiter.limit(lambda: _limit("SIGNUP_RATE_LIMIT"), methods=["POST"])
-def signup():  # type: ignore[no-untyped-def]
+def signup() -> ResponseReturnValue:
     form = SignupForm()
     if request.method == "GET":
         form.language.data = form.language.data or request.accept_languages.best_match(["nl", "fr", "en"]) or "en"
@@ -72,7 +73,7 @@ def signup():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/confirm/<token>")
-def confirm(token: str):  # type: ignore[no-untyped-def]
+def confirm(token: str) -> ResponseReturnValue:
     user = services.confirm_email(token)
     if user is None:
         flash(_("This confirmation link is invalid or has expired. Request a new one below."), "error")
@@ -84,7 +85,7 @@ def confirm(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/confirm", methods=["GET", "POST"])
 @limiter.limit(lambda: _limit("RESET_RATE_LIMIT"), methods=["POST"])
-def resend_confirmation():  # type: ignore[no-untyped-def]
+def resend_confirmation() -> ResponseReturnValue:
     form = EmailOnlyForm()
     if form.validate_on_submit():
         emails = services.resend_confirmation(form.email.data)
@@ -98,7 +99,7 @@ def resend_confirmation():  # type: ignore[no-untyped-def]
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: _limit("LOGIN_RATE_LIMIT"), methods=["POST"])
 @limiter.limit(lambda: _limit("LOGIN_ACCOUNT_RATE_LIMIT"), key_func=login_account_key, methods=["POST"])
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("portal.index"))
     form = LoginForm()
@@ -150,7 +151,7 @@ def sign_out_everywhere() -> WerkzeugResponse:
 
 @bp.route("/password/reset", methods=["GET", "POST"])
 @limiter.limit(lambda: _limit("RESET_RATE_LIMIT"), methods=["POST"])
-def reset_request():  # type: ignore[no-untyped-def]
+def reset_request() -> ResponseReturnValue:
     form = EmailOnlyForm()
     if form.validate_on_submit():
         emails = services.request_password_reset(form.email.data)
@@ -163,7 +164,7 @@ def reset_request():  # type: ignore[no-untyped-def]
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 @limiter.limit(lambda: _limit("RESET_RATE_LIMIT"), methods=["POST"])
-def reset_password(token: str):  # type: ignore[no-untyped-def]
+def reset_password(token: str) -> ResponseReturnValue:
     if services.user_for_reset_token(token) is None:
         flash(_("This reset link is invalid, expired or already used. Request a new one."), "error")
         return redirect(url_for("accounts.reset_request"))
@@ -184,7 +185,7 @@ def reset_password(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/profile", methods=["GET", "POST"])
 @driver_required
-def profile():  # type: ignore[no-untyped-def]
+def profile() -> ResponseReturnValue:
     account = current_user.account
     form = ProfileForm(obj=account)
     password_form = ChangePasswordForm(prefix="pw")
@@ -204,7 +205,7 @@ def profile():  # type: ignore[no-untyped-def]
 
 @bp.post("/profile/password")
 @driver_required
-def change_password():  # type: ignore[no-untyped-def]
+def change_password() -> ResponseReturnValue:
     form = ProfileForm(obj=current_user.account, formdata=None)
     password_form = ChangePasswordForm(prefix="pw")
     if password_form.validate_on_submit():

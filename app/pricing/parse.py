@@ -194,7 +194,7 @@ def _restrictions(value: Any, path: str) -> Restrictions:
             kw["day_of_week"] = frozenset(numbers)
     reservation = obj.get("reservation")
     if reservation is not None:
-        if reservation not in RESERVATION_TYPES:
+        if not isinstance(reservation, str) or reservation not in RESERVATION_TYPES:  # a list is unhashable
             raise PricingInputError(
                 _join(path, "reservation"), f"unknown ReservationRestrictionType {reservation!r}"
             )
@@ -238,7 +238,7 @@ def parse_tariff(value: Any, path: str = "") -> Tariff:
                     )
         elements.append(TariffElement(comps, restrictions))
     tariff_type = obj.get("type")
-    if tariff_type is not None and tariff_type not in TARIFF_TYPES:
+    if tariff_type is not None and (not isinstance(tariff_type, str) or tariff_type not in TARIFF_TYPES):
         raise PricingInputError(_join(path, "type"), f"unknown TariffType {tariff_type!r}")
     return Tariff(
         currency=_currency(_req(obj, "currency", path), _join(path, "currency")),

@@ -1,6 +1,7 @@
-"""Roaming: the OCPI adapter. ``partners`` (who and the handshake), ``receive`` (what CPOs send us), ``send``
-(what we send them), ``ocpi`` (the protocol; ``ocpi.v221`` is the door), ``cdr_listeners`` (who is told of a
-new CDR), ``places`` (a location's published name, for what drivers see), ``cli``, ``tasks``."""
+"""Roaming: the OCPI adapter. ``partners`` (who and the handshake), ``receive`` (what CPOs send us), ``send`` (what
+we send them), ``ocpi`` (the protocol only), ``door`` (the routes partners call: ``versions``, ``v221``, and who
+is calling), ``cdr_listeners`` (who is told of a new CDR), ``places`` (a location's published name, for what
+drivers see), ``cli``, ``tasks``."""
 
 from __future__ import annotations
 

@@ -25,11 +25,12 @@ Intake rules (DESIGN "Intake": bounded before stored), the same for every object
 through (HTTP, pull, import), each refused with 2001 naming the field:
 
 - JSON: RFC 8259 only (no ``NaN``/``Infinity``), nested at most ``MAX_JSON_DEPTH`` levels, request bodies at
-  most ``OCPI_MAX_BODY_BYTES`` (413 before reading; see ``v221/blueprint.py``).
+  most ``OCPI_MAX_BODY_BYTES`` (413 before reading; see ``app/roaming/door/v221/blueprint.py``).
 - the whole tree, not only the fields we read (:func:`check_tree`; it is kept in the ``data`` columns and read
-  back by the invoice run): no control character in any string or key at any depth — C0 (U+0000–U+001F, tab
-  and line breaks included, as types.asciidoc says), DEL and C1 (U+007F–U+009F) — and no lone surrogate (not
-  storable as UTF-8); every number finite and within ``±NUMBER_LIMIT``; strings within the spec's length where
+  back by the invoice run): no control character in any string or key at any depth — C0 (U+0000–U+001F) except
+  tab, CR and LF (types.asciidoc forbids those too, but real feeds send them and they are harmless), DEL and C1
+  (U+007F–U+009F) — and no lone surrogate (not storable as UTF-8); ids and query parameters refuse all of them;
+  every number finite and within ``±NUMBER_LIMIT``; strings within the spec's length where
   the object's *shape* declares it (``receive/*``: every string field of the spec's object tables).
 - numbers we read: within :class:`Bounds` (physics and the column, see ``receive/limits.py``), rounded
   ``ROUND_HALF_UP`` to the column's scale where ``places`` is given (the raw value stays in ``data``).
@@ -42,8 +43,9 @@ through (HTTP, pull, import), each refused with 2001 naming the field:
   type, facilities, capabilities, connector standard and format, image category, the CDR's connector fields
   that the spec says may hold "any value") are accepted as sent, bounded like any string, so a partner on a
   newer minor version is not refused for a value we never read.
-- URL ids (:func:`check_url_id`, wired in ``v221/blueprint.py``) and query parameters (``responses.py``): no
-  control character, the spec's length, integers within what the database compares; 2001 naming them.
+- URL ids (:func:`check_url_id`, wired in ``app/roaming/door/v221/blueprint.py``) and query parameters
+  (``responses.py``): no control character, the spec's length, integers within what the database compares;
+  2001 naming them.
 """
 
 from __future__ import annotations
@@ -258,7 +260,8 @@ def check_tree(value: Any, shape: Shape | None = None, path: str = "") -> None:
                     raise InvalidObjectError(f"field {where} is too large a number", where)
             else:
                 number = exact_decimal(item)
-                if not number.is_finite() or abs(number) > NUMBER_LIMIT:
+                # Compared, not abs(): abs() rounds to the decimal context and 1E+999999999 overflows it (a 500).
+                if not number.is_finite() or not -NUMBER_LIMIT <= number <= NUMBER_LIMIT:
                     where = _path_of(trail, path)
                     raise InvalidObjectError(f"field {where} is too large a number", where)
 
@@ -449,7 +452,7 @@ class FieldReader:
         except NotANumberError:
             self.fail(name, "must be a decimal number")
             return None
-        if not value.is_finite() or abs(value) > limit:
+        if not value.is_finite() or not -limit <= value <= limit:  # no abs(): it overflows on 1E+999999999
             self.fail(name, f"must be between -{limit} and {limit}")
             return None
         return value
@@ -507,7 +510,7 @@ def jsonable(value: Any) -> Any:
     ``float(Decimal("4.40"))`` prints back as ``4.4``, the same JSON number.
     """
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
+        return int(value) if value == value.to_integral_value() and -(2**53) < value < 2**53 else float(value)
     if isinstance(value, dict):
         return {key: jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

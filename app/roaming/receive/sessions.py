@@ -282,7 +282,9 @@ def patch_session(partner: Partner | None, country_code: str, party_id: str, ses
     for key, value in patch.items():
         if key != "charging_periods":
             merged[key] = value
-    new_periods = patch.get("charging_periods") or []
+    new_periods = patch.get("charging_periods")
+    if new_periods is not None and not isinstance(new_periods, list):  # list(true) was a 500
+        raise InvalidObjectError("field charging_periods must be a list", "charging_periods")
     if new_periods:
         merged["charging_periods"] = list(merged.get("charging_periods") or []) + list(new_periods)
     _apply(session, merged)

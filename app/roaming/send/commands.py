@@ -162,7 +162,9 @@ def send_command(partner: Partner, command: str, payload: dict[str, Any], accoun
 def _message_text(message: Any) -> str | None:
     if not message:
         return None
-    return json.dumps(message, ensure_ascii=False)[:2000]
+    # The reader gives non-integer numbers as Decimal (a message is free-form; {"text": 1.5} was a 500): kept
+    # as their text, since this is only what support reads.
+    return json.dumps(message, ensure_ascii=False, default=str)[:2000]
 
 
 def record_result(partner: Partner, command_type: str, uid: str, result: dict[str, Any],
