@@ -31,4 +31,3 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     app = getattr(worker, "wsgi", None)  # the Flask app (wsgi:app) once the worker has loaded it
     if app is not None and hasattr(app, "extensions"):
         flush_pending(app)
-

@@ -30,8 +30,14 @@ class BackgroundBatcher(Generic[Item]):
     raises, the batch goes back in front and is retried with the next flush; beyond ``max_pending`` items the
     oldest are dropped (and logged), so a long outage cannot exhaust memory."""
 
-    def __init__(self, name: str, handle: Callable[[list[Item]], None], interval: float,
-                 max_pending: int = 100_000, max_batch: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        handle: Callable[[list[Item]], None],
+        interval: float,
+        max_pending: int = 100_000,
+        max_batch: int | None = None,
+    ) -> None:
         self.name = name
         self.handle = handle
         self.interval = interval

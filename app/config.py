@@ -64,9 +64,7 @@ class ConfigError(RuntimeError):
 class BaseConfig:
     APP_ENV = "base"
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
-    SQLALCHEMY_DATABASE_URI = os.environ.get(
-        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'emsp.sqlite3'}"
-    )
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'emsp.sqlite3'}")
     # Pooled connections are pinged only after sitting idle this long (app.db.ping_after_idle), not on
     # every checkout: a ping is a database round trip on every request.
     DB_PING_AFTER_IDLE_SECONDS = _env_float("DB_PING_AFTER_IDLE_SECONDS", 10.0)
@@ -230,9 +228,7 @@ class TestConfig(BaseConfig):
     APP_ENV = "test"
     TESTING = True
     SECRET_KEY = "test-secret-key"
-    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite:///" + str(
-        INSTANCE_DIR / "test.sqlite3"
-    )
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite:///" + str(INSTANCE_DIR / "test.sqlite3")
     # Cheap hashes keep the suite fast; the algorithm and code path are the same.
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024
@@ -276,8 +272,10 @@ class ProductionConfig(BaseConfig):
             raise ConfigError("production needs STRIPE_WEBHOOK_SECRET to verify Stripe webhooks")
         base_url = _public_base_url_from_env("https") or ""
         if not base_url.startswith("https://"):
-            raise ConfigError("production needs PUBLIC_BASE_URL (https://..., or SERVER_NAME): links in emails "
-                              "are built on it, never on the request's Host header")
+            raise ConfigError(
+                "production needs PUBLIC_BASE_URL (https://..., or SERVER_NAME): links in emails "
+                "are built on it, never on the request's Host header"
+            )
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

@@ -11,17 +11,45 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-ALPHA3_TO_ALPHA2: Mapping[str, str] = MappingProxyType({
-    # EU
-    "AUT": "AT", "BEL": "BE", "BGR": "BG", "CYP": "CY", "CZE": "CZ", "DEU": "DE", "DNK": "DK", "ESP": "ES",
-    "EST": "EE", "FIN": "FI", "FRA": "FR", "GRC": "GR", "HRV": "HR", "HUN": "HU", "IRL": "IE", "ITA": "IT",
-    "LTU": "LT", "LUX": "LU", "LVA": "LV", "MLT": "MT", "NLD": "NL", "POL": "PL", "PRT": "PT", "ROU": "RO",
-    "SVK": "SK", "SVN": "SI", "SWE": "SE",
-    # the rest of the EEA
-    "ISL": "IS", "LIE": "LI", "NOR": "NO",
-    # neighbours we roam in
-    "CHE": "CH", "GBR": "GB",
-})
+ALPHA3_TO_ALPHA2: Mapping[str, str] = MappingProxyType(
+    {
+        # EU
+        "AUT": "AT",
+        "BEL": "BE",
+        "BGR": "BG",
+        "CYP": "CY",
+        "CZE": "CZ",
+        "DEU": "DE",
+        "DNK": "DK",
+        "ESP": "ES",
+        "EST": "EE",
+        "FIN": "FI",
+        "FRA": "FR",
+        "GRC": "GR",
+        "HRV": "HR",
+        "HUN": "HU",
+        "IRL": "IE",
+        "ITA": "IT",
+        "LTU": "LT",
+        "LUX": "LU",
+        "LVA": "LV",
+        "MLT": "MT",
+        "NLD": "NL",
+        "POL": "PL",
+        "PRT": "PT",
+        "ROU": "RO",
+        "SVK": "SK",
+        "SVN": "SI",
+        "SWE": "SE",
+        # the rest of the EEA
+        "ISL": "IS",
+        "LIE": "LI",
+        "NOR": "NO",
+        # neighbours we roam in
+        "CHE": "CH",
+        "GBR": "GB",
+    }
+)
 
 
 def alpha2(country: str) -> str:

@@ -63,8 +63,13 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 def str_enum(enum_class: type[enum.Enum], length: int = 20) -> Enum:
     """A Python enum stored as its *values* in a VARCHAR with a CHECK (portable, readable in SQL and CSV)."""
-    return Enum(enum_class, native_enum=False, length=length, validate_strings=True,
-                values_callable=lambda members: [member.value for member in members])
+    return Enum(
+        enum_class,
+        native_enum=False,
+        length=length,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 class Base(DeclarativeBase):

@@ -30,13 +30,17 @@ def insert_returning_ids(table: Table, rows: Sequence[dict[str, Any]]) -> list[i
     if not rows:
         return []
     if _is_postgresql():
-        ids = list(db.session.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
-            {"table": table.name, "count": len(rows)}).scalars())
+        ids = list(
+            db.session.execute(
+                text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+                {"table": table.name, "count": len(rows)},
+            ).scalars()
+        )
         copy_rows(table, [{"id": row_id, **row} for row_id, row in zip(ids, rows, strict=True)])
         return ids
-    return list(db.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                                   list(rows)).scalars())
+    return list(
+        db.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)).scalars()
+    )
 
 
 def insert_rows(table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -63,12 +67,19 @@ def copy_rows(table: Table, rows: Sequence[dict[str, Any]]) -> None:
     names = list(rows[0])
     # Scalar and Python-callable defaults only (SQL expressions and sequences are the server's to apply). Callable
     # defaults are wrapped by SQLAlchemy to take an execution context; ours (utcnow, dict, list) ignore it.
-    defaults = {column.name: _python_default(column.default) for column in table.columns
-                if column.name not in names and not column.primary_key
-                and isinstance(column.default, ScalarElementColumnDefault | CallableColumnDefault)}
+    defaults = {
+        column.name: _python_default(column.default)
+        for column in table.columns
+        if column.name not in names
+        and not column.primary_key
+        and isinstance(column.default, ScalarElementColumnDefault | CallableColumnDefault)
+    }
     columns = names + list(defaults)
-    special = [(index, convert) for index, column in enumerate(columns)
-               if (convert := _converter(table.c[column].type)) is not None]
+    special = [
+        (index, convert)
+        for index, column in enumerate(columns)
+        if (convert := _converter(table.c[column].type)) is not None
+    ]
     values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     extra = tuple(defaults.values())
     driver_connection = db.session.connection().connection.driver_connection

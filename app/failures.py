@@ -25,21 +25,25 @@ def failure_reason(error: BaseException) -> str:
     elif isinstance(error, StatementError) and error.orig is not None:
         text = failure_reason(error.orig)
     elif isinstance(error, (InvalidOperation, Overflow, DivisionByZero)):
-        text = (f"a number out of range or not a number ({type(error).__name__}"
-                f"{': ' + _decimal_signals(error) if error.args else ''})")
+        text = (
+            f"a number out of range or not a number ({type(error).__name__}"
+            f"{': ' + _decimal_signals(error) if error.args else ''})"
+        )
     elif isinstance(error, DecimalException):
         text = f"a number out of range ({type(error).__name__})"
     else:
         message = str(error).strip().splitlines()
         ours = type(error).__module__.startswith("app.")  # our own errors say what they are
-        text = (message[0] if ours else f"{type(error).__name__}: {message[0]}") if message \
-            else type(error).__name__
+        text = (message[0] if ours else f"{type(error).__name__}: {message[0]}") if message else type(error).__name__
     text = text.replace("\x00", "\\x00")
-    return text if len(text) <= MAX_REASON else text[:MAX_REASON - 1] + "…"
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
 def _decimal_signals(error: BaseException) -> str:
     """``[<class 'decimal.DivisionImpossible'>]`` → ``DivisionImpossible``."""
-    names = [getattr(arg, "__name__", str(arg)) for arg in error.args[0]] \
-        if error.args and isinstance(error.args[0], list) else [str(arg) for arg in error.args]
+    names = (
+        [getattr(arg, "__name__", str(arg)) for arg in error.args[0]]
+        if error.args and isinstance(error.args[0], list)
+        else [str(arg) for arg in error.args]
+    )
     return ", ".join(names)

@@ -56,12 +56,24 @@ def send_message(message: EmailMessage) -> None:
     path = outbox / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
     path.write_bytes(bytes(message))
     body = message.get_body(("plain",))
-    log.info("mail to %s written to %s: %s\n%s", message["To"], path, message["Subject"],
-             body.get_content() if body is not None else "")
+    log.info(
+        "mail to %s written to %s: %s\n%s",
+        message["To"],
+        path,
+        message["Subject"],
+        body.get_content() if body is not None else "",
+    )
 
 
-def send_template(to: str, template: str, language: str, subject: str, *,
-                  attachments: list[tuple[str, bytes, str]] | None = None, **context: object) -> None:
+def send_template(
+    to: str,
+    template: str,
+    language: str,
+    subject: str,
+    *,
+    attachments: list[tuple[str, bytes, str]] | None = None,
+    **context: object,
+) -> None:
     """Render ``templates/emails/<template>.txt`` (and ``.html`` if present) in ``language`` and send it.
 
     ``subject`` is a msgid; it is translated in the recipient's language, not the current request's.
@@ -100,4 +112,4 @@ def send_rendered_mail(to: str, subject: str, text: str) -> None:
         job = current_task
         if job is None or job.request.is_eager:
             raise
-        raise job.retry(exc=error, countdown=60 * 2 ** job.request.retries) from error
+        raise job.retry(exc=error, countdown=60 * 2**job.request.retries) from error

@@ -37,8 +37,13 @@ def content_security_policy(config: Mapping[str, Any]) -> str:
     directives = {name: list(sources) for name, sources in _CSP_DIRECTIVES.items()}
     js_origin = _origin(config.get("STRIPE_JS_URL"))
     api_origin = _origin(config.get("STRIPE_API_BASE"))
-    for name, origin in (("script-src", js_origin), ("frame-src", js_origin), ("connect-src", js_origin),
-                         ("frame-src", api_origin), ("connect-src", api_origin)):
+    for name, origin in (
+        ("script-src", js_origin),
+        ("frame-src", js_origin),
+        ("connect-src", js_origin),
+        ("frame-src", api_origin),
+        ("connect-src", api_origin),
+    ):
         if origin and origin not in directives[name]:
             directives[name].append(origin)
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())

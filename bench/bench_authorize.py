@@ -53,11 +53,16 @@ async def _load(base_url: str, rate: float, duration: float, paths: list[str], m
     errors = 0
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
+
         async def one(path: str, scheduled: float) -> None:
             nonlocal errors
             try:
-                async with session.request(method, base_url + path, headers=headers,
-                                           data=b'{"location_id": "LOC1"}' if method == "POST" else None) as resp:
+                async with session.request(
+                    method,
+                    base_url + path,
+                    headers=headers,
+                    data=b'{"location_id": "LOC1"}' if method == "POST" else None,
+                ) as resp:
                     await resp.read()
                     statuses[resp.status] = statuses.get(resp.status, 0) + 1
             except Exception:
@@ -76,10 +81,17 @@ async def _load(base_url: str, rate: float, duration: float, paths: list[str], m
             tasks.append(asyncio.create_task(one(paths[index % len(paths)], scheduled)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
-    return {"sent": total, "ok": len(latencies), "errors": errors, "statuses": statuses,
-            "achieved_rate": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(percentile(latencies, 0.50), 2), "p90_ms": round(percentile(latencies, 0.90), 2),
-            "p99_ms": round(percentile(latencies, 0.99), 2), "max_ms": round(max(latencies, default=0), 2)}
+    return {
+        "sent": total,
+        "ok": len(latencies),
+        "errors": errors,
+        "statuses": statuses,
+        "achieved_rate": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p90_ms": round(percentile(latencies, 0.90), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "max_ms": round(max(latencies, default=0), 2),
+    }
 
 
 def _worker(queue: multiprocessing.Queue, *args: Any) -> None:
@@ -130,19 +142,33 @@ def main() -> None:
                 if step["p99_ms"] < P99_TARGET_MS:
                     peak_within_latency = rate
 
-    write_result("authorize", {
-        "tokens": N_TOKENS, "server": SERVER_DESCRIPTION, "rate_per_s": args.rate,
-        "duration_s": args.duration, "p50_ms": target["p50_ms"], "p99_ms": target["p99_ms"],
-        "p90_ms": target["p90_ms"], "max_ms": target["max_ms"], "requests": target["ok"],
-        "errors": target["errors"], "statuses": target["statuses"], "achieved_rate": target["achieved_rate"],
-        "target_p99_ms": P99_TARGET_MS, "meets_target": target["p99_ms"] < P99_TARGET_MS and not target["errors"],
-        "peak_sustained_rate_per_s": peak, "peak_rate_with_p99_under_10ms_per_s": peak_within_latency,
-        "peak_is_lower_bound": bool(steps) and peak == PEAK_STEPS[-1],
-        "peak_steps": steps,
-        "baseline_auth_only_p50_ms": baseline["p50_ms"], "baseline_auth_only_p99_ms": baseline["p99_ms"],
-        "ratio_p50_vs_auth_only": round(target["p50_ms"] / baseline["p50_ms"], 2) if baseline["p50_ms"] else None,
-        "latency_note": "measured from the scheduled send time (open loop), so queueing is included",
-    })
+    write_result(
+        "authorize",
+        {
+            "tokens": N_TOKENS,
+            "server": SERVER_DESCRIPTION,
+            "rate_per_s": args.rate,
+            "duration_s": args.duration,
+            "p50_ms": target["p50_ms"],
+            "p99_ms": target["p99_ms"],
+            "p90_ms": target["p90_ms"],
+            "max_ms": target["max_ms"],
+            "requests": target["ok"],
+            "errors": target["errors"],
+            "statuses": target["statuses"],
+            "achieved_rate": target["achieved_rate"],
+            "target_p99_ms": P99_TARGET_MS,
+            "meets_target": target["p99_ms"] < P99_TARGET_MS and not target["errors"],
+            "peak_sustained_rate_per_s": peak,
+            "peak_rate_with_p99_under_10ms_per_s": peak_within_latency,
+            "peak_is_lower_bound": bool(steps) and peak == PEAK_STEPS[-1],
+            "peak_steps": steps,
+            "baseline_auth_only_p50_ms": baseline["p50_ms"],
+            "baseline_auth_only_p99_ms": baseline["p99_ms"],
+            "ratio_p50_vs_auth_only": round(target["p50_ms"] / baseline["p50_ms"], 2) if baseline["p50_ms"] else None,
+            "latency_note": "measured from the scheduled send time (open loop), so queueing is included",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,14 @@ from app.extensions import db
 
 PERIOD = "2026-10"
 CHUNK = runs.CHUNK_SIZE
-BILLING_TABLES = ("billing_invoice_lines", "billing_invoices", "billing_run_items", "billing_runs",
-                  "billing_session_holds", "billing_number_series")
+BILLING_TABLES = (
+    "billing_invoice_lines",
+    "billing_invoices",
+    "billing_run_items",
+    "billing_runs",
+    "billing_session_holds",
+    "billing_number_series",
+)
 
 
 def _reset(app) -> None:  # type: ignore[no-untyped-def]
@@ -126,8 +132,12 @@ def _generate(app, accounts: int, per_account: int) -> None:  # type: ignore[no-
         for statement in statements:
             db.session.execute(text(statement), params)
         for table in ("accounts", "users", "roaming_cdrs"):
-            db.session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-                                    f"(SELECT max(id) FROM {table}))"))
+            db.session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                    f"(SELECT max(id) FROM {table}))"
+                )
+            )
         db.session.commit()
     _vacuum(app)
 
@@ -197,7 +207,8 @@ def _check(app, accounts: int) -> dict[str, int]:
     """What the guarantees say: one invoice per account, numbers 1..n without gap, no session left over."""
     with app.app_context():
         count, first, last = db.session.execute(
-            select(func.count(Invoice.id), func.min(Invoice.sequence), func.max(Invoice.sequence))).one()
+            select(func.count(Invoice.id), func.min(Invoice.sequence), func.max(Invoice.sequence))
+        ).one()
         assert count == accounts and first == 1 and last == count, (count, first, last)
         assert runs.uninvoiced_sessions(PERIOD) == []
         lines = db.session.scalar(text("SELECT count(*) FROM billing_invoice_lines"))
@@ -210,8 +221,11 @@ def _ratio(app, accounts: int) -> tuple[float, float]:  # type: ignore[no-untype
     ``accounts`` accounts of the same run measured back to back (the machine's load drifts; the ratio holds)."""
     run_id, _preview, _approve = _prepare(app)
     with app.app_context():
-        ids = list(db.session.scalars(select(RunItem.id).where(RunItem.run_id == run_id)
-                                      .order_by(RunItem.id).limit(2 * accounts)))
+        ids = list(
+            db.session.scalars(
+                select(RunItem.id).where(RunItem.run_id == run_id).order_by(RunItem.id).limit(2 * accounts)
+            )
+        )
         db.session.rollback()
         started = time.perf_counter()
         for item_id in ids[:accounts]:
@@ -219,7 +233,7 @@ def _ratio(app, accounts: int) -> tuple[float, float]:  # type: ignore[no-untype
         single = (time.perf_counter() - started) / accounts
         started = time.perf_counter()
         for start in range(accounts, 2 * accounts, CHUNK):
-            batches.process_items(ids[start:min(start + CHUNK, 2 * accounts)])
+            batches.process_items(ids[start : min(start + CHUNK, 2 * accounts)])
         batched = (time.perf_counter() - started) / accounts
         return single, batched
 
@@ -233,19 +247,28 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--sessions-per-account", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1, help="runs per process count; the median is reported")
-    parser.add_argument("--baseline-accounts", type=int, default=2000,
-                        help="accounts finalized one per transaction for the ratio (0: skip)")
+    parser.add_argument(
+        "--baseline-accounts",
+        type=int,
+        default=2000,
+        help="accounts finalized one per transaction for the ratio (0: skip)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the figures, leave results.json alone")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgresql"):
         raise SystemExit("set DATABASE_URL to a scratch PostgreSQL database (make bench does)")
     ensure_database(os.environ["DATABASE_URL"])
     app = create_app()
-    figures: dict[str, object] = {"accounts": args.accounts, "cdrs": args.accounts * args.sessions_per_account,
-                                  "target_s_for_100k_accounts_1m_cdrs": 300, "repeats": args.repeats,
-                                  "database": "PostgreSQL (local)", "chunk_size": CHUNK,
-                                  "scope": "preview + approve + finalize (numbers, frozen snapshots); no PDFs, "
-                                           "no payment collection", "load_average_1m_at_start": _load()}
+    figures: dict[str, object] = {
+        "accounts": args.accounts,
+        "cdrs": args.accounts * args.sessions_per_account,
+        "target_s_for_100k_accounts_1m_cdrs": 300,
+        "repeats": args.repeats,
+        "database": "PostgreSQL (local)",
+        "chunk_size": CHUNK,
+        "scope": "preview + approve + finalize (numbers, frozen snapshots); no PDFs, no payment collection",
+        "load_average_1m_at_start": _load(),
+    }
     _reset(app)
     generated = time.perf_counter()
     _generate(app, args.accounts, args.sessions_per_account)
@@ -262,8 +285,11 @@ def main() -> None:
             finals.append(final_s)
             previews.append(preview_s)
             approves.append(approve_s)
-            print(f"{workers} process(es): preview {preview_s:.1f} s, approve {approve_s:.1f} s, finalize "
-                  f"{final_s:.1f} s for {args.accounts} accounts (load {_load()})", flush=True)
+            print(
+                f"{workers} process(es): preview {preview_s:.1f} s, approve {approve_s:.1f} s, finalize "
+                f"{final_s:.1f} s for {args.accounts} accounts (load {_load()})",
+                flush=True,
+            )
         figures.update(checked)
         total = statistics.median(totals)
         figures[f"run_s_{workers}_process"] = round(total, 1)
@@ -273,14 +299,17 @@ def main() -> None:
         figures[f"accounts_per_s_{workers}_process"] = round(args.accounts / total, 1)
         figures[f"load_average_1m_after_{workers}_process"] = _load()
     figures["extrapolated_s_for_100k_2_processes"] = round(100_000 / figures["accounts_per_s_2_process"], 0)
-    figures["meets_target"] = (figures["run_s_2_process"] if args.accounts >= 100_000
-                               else figures["extrapolated_s_for_100k_2_processes"]) < 300
+    figures["meets_target"] = (
+        figures["run_s_2_process"] if args.accounts >= 100_000 else figures["extrapolated_s_for_100k_2_processes"]
+    ) < 300
     if args.baseline_accounts:
         _clear_billing(app)
         sample = min(args.baseline_accounts, args.accounts // 2)
         single, batched = _ratio(app, sample)
-        figures["baseline"] = ("one transaction per account (batch of one), same code, 1 process, finalize only; "
-                               "measured back to back with the batched path on another sample of the same size")
+        figures["baseline"] = (
+            "one transaction per account (batch of one), same code, 1 process, finalize only; "
+            "measured back to back with the batched path on another sample of the same size"
+        )
         figures["baseline_accounts"] = sample
         figures["baseline_accounts_per_s"] = round(1 / single, 1)
         figures["batched_sample_accounts_per_s"] = round(1 / batched, 1)
@@ -290,18 +319,30 @@ def main() -> None:
     print(json.dumps(figures, indent=2), flush=True)
     if not args.no_write:
         results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        results["billing_run"] = {**figures, "before_change": (results.get("billing_run") or {}).get(
-            "before_change", _BEFORE)}
+        results["billing_run"] = {
+            **figures,
+            "before_change": (results.get("billing_run") or {}).get("before_change", _BEFORE),
+        }
         RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 
 
 # The per-account implementation this benchmark replaced (one transaction, ~15 queries and the ORM unit of work per
 # account, preview queries with ``id IN (subquery)``), measured by its own benchmark at 3,000 accounts: kept for
 # the record. The second figure is the same code measured again right before the change, on a busier machine.
-_BEFORE = {"accounts": 3000, "cdrs": 30000, "accounts_per_s_1_process": 41.8, "accounts_per_s_2_process": 133.4,
-           "extrapolated_s_for_100k_2_processes": 750.0, "measured_at": "2026-11-23T22:03:14Z",
-           "remeasured": {"accounts_per_s_1_process": 16.3, "accounts_per_s_2_process": 19.6,
-                          "load_average_1m": "3.6 to 5.2", "measured_at": "2026-11-23T22:47:54Z"}}
+_BEFORE = {
+    "accounts": 3000,
+    "cdrs": 30000,
+    "accounts_per_s_1_process": 41.8,
+    "accounts_per_s_2_process": 133.4,
+    "extrapolated_s_for_100k_2_processes": 750.0,
+    "measured_at": "2026-11-23T22:03:14Z",
+    "remeasured": {
+        "accounts_per_s_1_process": 16.3,
+        "accounts_per_s_2_process": 19.6,
+        "load_average_1m": "3.6 to 5.2",
+        "measured_at": "2026-11-23T22:47:54Z",
+    },
+}
 
 
 if __name__ == "__main__":

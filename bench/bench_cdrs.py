@@ -52,9 +52,17 @@ QUEUE = "celery"  # CELERY_TASK_DEFAULT_QUEUE
 
 
 def cdr_body(run: str, n: int) -> bytes:
-    cdr = {**EXAMPLE, "id": f"{run}-{n}",
-           "cdr_token": {"country_code": "BE", "party_id": "VLT", "uid": uid_of(n * 7 % 1_000_000), "type": "RFID",
-                         "contract_id": f"BEVLTC{n * 7 % 1_000_000:08d}"}}
+    cdr = {
+        **EXAMPLE,
+        "id": f"{run}-{n}",
+        "cdr_token": {
+            "country_code": "BE",
+            "party_id": "VLT",
+            "uid": uid_of(n * 7 % 1_000_000),
+            "type": "RFID",
+            "contract_id": f"BEVLTC{n * 7 % 1_000_000:08d}",
+        },
+    }
     return json.dumps(cdr).encode()
 
 
@@ -68,6 +76,7 @@ async def _drive(base_url: str, requests_: list[tuple[str, str, bytes | None]]) 
         queue.put_nowait(item)
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+
         async def worker() -> None:
             while not queue.empty():
                 method, path, body = queue.get_nowait()
@@ -125,12 +134,19 @@ def main() -> None:
     assert queued == args.cdrs, f"queued {queued} rating tasks, expected one per new CDR ({args.cdrs})"
     mixed_rate = (len(distinct) + len(repeats)) / (new_s + repeat_s)
     result = {
-        "cdrs": args.cdrs, "repeats": len(repeats), "stored": stored, "concurrency": CONCURRENCY,
-        "new_cdrs_per_s": round(len(distinct) / new_s), "repeats_per_s": round(len(repeats) / repeat_s),
-        "mixed_per_s": round(mixed_rate), "target_per_s": 300, "meets_target": mixed_rate >= 300,
+        "cdrs": args.cdrs,
+        "repeats": len(repeats),
+        "stored": stored,
+        "concurrency": CONCURRENCY,
+        "new_cdrs_per_s": round(len(distinct) / new_s),
+        "repeats_per_s": round(len(repeats) / repeat_s),
+        "mixed_per_s": round(mixed_rate),
+        "target_per_s": 300,
+        "meets_target": mixed_rate >= 300,
         "baseline_auth_only_per_s": round(3000 / baseline_s),
         "ratio_cdr_vs_auth_only": round((len(distinct) / new_s) / (3000 / baseline_s), 2),
-        "rating_cdrs_queued": queued, "rating_messages": messages,
+        "rating_cdrs_queued": queued,
+        "rating_messages": messages,
         "server": SERVER_DESCRIPTION + ", Celery broker Redis (rating queued)",
     }
     print(result)

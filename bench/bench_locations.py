@@ -52,7 +52,7 @@ from app.roaming.receive.pull import pull
 from tests.roaming.fake_cpo import start_fake_cpo
 from tests.roaming.fake_cpo.sender import sender_endpoints
 
-DATA = (SHARED / "data/ocpi-nl-10-cities/locations.json.gz")
+DATA = SHARED / "data/ocpi-nl-10-cities/locations.json.gz"
 RESULTS = ROOT / "bench" / "results.json"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_r2"
 NAIVE_SLICE = 1000
@@ -60,8 +60,12 @@ BENCH_TOKEN = "bench-token"  # noqa: S105  (a loopback test server, not a secret
 
 
 def empty_roaming_tables() -> None:
-    db.session.execute(text("TRUNCATE roaming_connectors, roaming_evses, roaming_locations, roaming_pull_cursors "
-                            "RESTART IDENTITY CASCADE"))
+    db.session.execute(
+        text(
+            "TRUNCATE roaming_connectors, roaming_evses, roaming_locations, roaming_pull_cursors "
+            "RESTART IDENTITY CASCADE"
+        )
+    )
     db.session.commit()
 
 
@@ -74,8 +78,14 @@ def timed(work) -> float:  # type: ignore[no-untyped-def]
 def bench_partner(base_url_cpo) -> Partner:  # type: ignore[no-untyped-def]
     partner = db.session.query(Partner).filter_by(name="bench NDW hub").one_or_none()
     if partner is None:
-        partner = Partner(name="bench NDW hub", country_code="NL", party_id="BNH", is_hub=True,
-                          status=PartnerStatus.REGISTERED, outgoing_token=BENCH_TOKEN)
+        partner = Partner(
+            name="bench NDW hub",
+            country_code="NL",
+            party_id="BNH",
+            is_hub=True,
+            status=PartnerStatus.REGISTERED,
+            outgoing_token=BENCH_TOKEN,
+        )
         db.session.add(partner)
     partner.endpoints = sender_endpoints(base_url_cpo)
     db.session.commit()
@@ -114,8 +124,7 @@ def main() -> None:
 
                 def naive() -> None:
                     for obj in objects[:NAIVE_SLICE]:
-                        upsert_location(obj, partner=None, country_code=obj["country_code"],
-                                        party_id=obj["party_id"])
+                        upsert_location(obj, partner=None, country_code=obj["country_code"], party_id=obj["party_id"])
                         db.session.commit()
 
                 figures["naive_per_1000_s"].append(timed(naive) * 1000 / NAIVE_SLICE)

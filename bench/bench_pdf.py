@@ -57,15 +57,31 @@ def make_snapshot(index: int) -> dict:
         day = 1 + (index + position) % 28
         cpo_cost = 300 + (index * 37 + position * 53) % 1500
         kwh = f"{5 + (index + position) % 45}.{position:02d}00"
-        lines.append({
-            "position": position, "kind": "session", "description": f"Laadplein {position}, Gent",
-            "quantity": kwh, "unit": "kWh", "vat_rate": "21", "cpo_cost": cpo_cost, "fees": 35,
-            "amount": cpo_cost + 35,
-            "session": {"charge_id": position, "cdr_id": f"CDR{index}-{position}",
-                        "start": f"2026-10-{day:02d}T17:05:00+00:00", "end": f"2026-10-{day:02d}T18:20:00+00:00",
-                        "duration_minutes": 75, "kwh": kwh, "location_name": f"Laadplein {position}",
-                        "city": "Gent", "evse_id": f"BE*BEC*E04150{position:04d}", "tariff_source": "frozen_tariff"},
-        })
+        lines.append(
+            {
+                "position": position,
+                "kind": "session",
+                "description": f"Laadplein {position}, Gent",
+                "quantity": kwh,
+                "unit": "kWh",
+                "vat_rate": "21",
+                "cpo_cost": cpo_cost,
+                "fees": 35,
+                "amount": cpo_cost + 35,
+                "session": {
+                    "charge_id": position,
+                    "cdr_id": f"CDR{index}-{position}",
+                    "start": f"2026-10-{day:02d}T17:05:00+00:00",
+                    "end": f"2026-10-{day:02d}T18:20:00+00:00",
+                    "duration_minutes": 75,
+                    "kwh": kwh,
+                    "location_name": f"Laadplein {position}",
+                    "city": "Gent",
+                    "evse_id": f"BE*BEC*E04150{position:04d}",
+                    "tariff_source": "frozen_tariff",
+                },
+            }
+        )
     snapshot["lines"] = lines
     subtotal = sum(line["amount"] for line in lines)
     vat = (subtotal * 21 + 50) // 100  # half-up on non-negative integers
@@ -84,21 +100,21 @@ def baseline_html(snapshot: dict) -> str:
         for line in snapshot["lines"]
     )
     seller, buyer, totals = snapshot["seller"], snapshot["buyer"], snapshot["totals"]
-    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{snapshot['number']}</title><style>
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{snapshot["number"]}</title><style>
 @page {{ size: A4; margin: 16mm; @bottom-right {{ content: "Page " counter(page) " of " counter(pages); }} }}
 body {{ font-size: 9pt; }} table {{ width: 100%; border-collapse: collapse; }}
 td, th {{ border-bottom: 0.5pt solid #ccc; padding: 1mm; text-align: left; }}
 .parties td {{ border: none; vertical-align: top; width: 50%; }}
-</style></head><body><h1>Invoice {snapshot['number']}</h1>
-<table class="parties"><tr><td><b>{seller['name']}</b><br>{seller['street']}<br>{seller['postal_code']} {seller['city']}
-<br>VAT {seller['vat_number']}<br>IBAN {seller['iban']}</td><td><b>{buyer['company_name']}</b><br>{buyer['name']}
-<br>{buyer['street']}<br>{buyer['postal_code']} {buyer['city']}<br>VAT {buyer['vat_number']}</td></tr></table>
-<p>Issue date {snapshot['issue_date']} · Due date {snapshot['due_date']} · Period {snapshot['period']['start']} –
-{snapshot['period']['end']}</p>
+</style></head><body><h1>Invoice {snapshot["number"]}</h1>
+<table class="parties"><tr><td><b>{seller["name"]}</b><br>{seller["street"]}<br>{seller["postal_code"]} {seller["city"]}
+<br>VAT {seller["vat_number"]}<br>IBAN {seller["iban"]}</td><td><b>{buyer["company_name"]}</b><br>{buyer["name"]}
+<br>{buyer["street"]}<br>{buyer["postal_code"]} {buyer["city"]}<br>VAT {buyer["vat_number"]}</td></tr></table>
+<p>Issue date {snapshot["issue_date"]} · Due date {snapshot["due_date"]} · Period {snapshot["period"]["start"]} –
+{snapshot["period"]["end"]}</p>
 <table><thead><tr><th>Date</th><th>Location</th><th>EVSE</th><th>kWh</th><th>CPO</th><th>Fees</th><th>Total</th></tr>
 </thead><tbody>{rows}</tbody></table>
-<p>Subtotal {totals['subtotal'] / 100:.2f} · VAT {totals['vat'] / 100:.2f} ·
-<b>Total {totals['total'] / 100:.2f}</b></p>
+<p>Subtotal {totals["subtotal"] / 100:.2f} · VAT {totals["vat"] / 100:.2f} ·
+<b>Total {totals["total"] / 100:.2f}</b></p>
 </body></html>"""
 
 
@@ -178,18 +194,25 @@ def main() -> int:
             for name in RENDERERS:
                 figures[name]["1"].append(rate_one_process(name, snapshots))
                 figures[name]["2"].append(rate_pool(pool, name, snapshots))
-            print(f"run {run + 1} (load {load_average()[0]}): " + ", ".join(
-                f"{name} {figures[name]['1'][-1].per_s:.2f}/s (1 proc) {figures[name]['2'][-1].per_s:.2f}/s "
-                f"(2 procs) {figures[name]['1'][-1].per_cpu_s:.2f}/CPU s"
-                for name in RENDERERS), flush=True)
+            print(
+                f"run {run + 1} (load {load_average()[0]}): "
+                + ", ".join(
+                    f"{name} {figures[name]['1'][-1].per_s:.2f}/s (1 proc) {figures[name]['2'][-1].per_s:.2f}/s "
+                    f"(2 procs) {figures[name]['1'][-1].per_cpu_s:.2f}/CPU s"
+                    for name in RENDERERS
+                ),
+                flush=True,
+            )
 
     load_after = load_average()
-    medians = {name: {procs: round(statistics.median(rate.per_s for rate in rates), 2)
-                      for procs, rates in per.items()}
-               for name, per in figures.items()}
-    per_cpu_s = {name: {procs: round(statistics.median(rate.per_cpu_s for rate in rates), 2)
-                        for procs, rates in per.items()}
-                 for name, per in figures.items()}
+    medians = {
+        name: {procs: round(statistics.median(rate.per_s for rate in rates), 2) for procs, rates in per.items()}
+        for name, per in figures.items()
+    }
+    per_cpu_s = {
+        name: {procs: round(statistics.median(rate.per_cpu_s for rate in rates), 2) for procs, rates in per.items()}
+        for name, per in figures.items()
+    }
     result = {
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": platform.python_version(),
@@ -217,11 +240,11 @@ def main() -> int:
         "font_subsetter": font_subsetter(),
         "meets_target": medians["ours"]["2"] >= TARGET_PER_S_2_PROCESSES,
         "baseline": "weasyprint.HTML(string=...).write_pdf() of a comparable 10-line invoice, default fonts, "
-                    "nothing reused between calls",
+        "nothing reused between calls",
         "notes": "one FontConfiguration, parsed stylesheet, image cache and compiled template per process; "
-                 "floats instead of flexbox in the layout; fixed table layout for the lines; fonts subset and "
-                 "embedded (DejaVu Sans, trimmed to European scripts, kerning from the legacy kern table instead "
-                 "of GPOS: static/fonts/README.md)",
+        "floats instead of flexbox in the layout; fixed table layout for the lines; fonts subset and "
+        "embedded (DejaVu Sans, trimmed to European scripts, kerning from the legacy kern table instead "
+        "of GPOS: static/fonts/README.md)",
     }
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["pdf"] = result

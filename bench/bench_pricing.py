@@ -42,7 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_TARIFFS = (SHARED / "data/ocpi-nl-10-cities/tariffs.json.gz")
+REAL_TARIFFS = SHARED / "data/ocpi-nl-10-cities/tariffs.json.gz"
 RESULTS = ROOT / "bench" / "results.json"
 PROFILE_FILE = str(Path(tempfile.gettempdir()) / "bench_pricing.prof")
 ZONE = "Europe/Amsterdam"
@@ -205,9 +205,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="CDRs priced per run (default 1,000,000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per variant; medians are reported")
-    parser.add_argument(
-        "--naive-fraction", type=float, default=0.1, help="share of --n used for the baseline"
-    )
+    parser.add_argument("--naive-fraction", type=float, default=0.1, help="share of --n used for the baseline")
     parser.add_argument("--profile", action="store_true", help="cProfile one compiled run instead")
     parser.add_argument("--no-write", action="store_true", help="do not update bench/results.json")
     args = parser.parse_args()
@@ -229,9 +227,7 @@ def main() -> None:
         import cProfile
         import pstats
 
-        cProfile.runctx(
-            "run_compiled(pairs, args.n)", globals(), {"pairs": pairs, "args": args}, PROFILE_FILE
-        )
+        cProfile.runctx("run_compiled(pairs, args.n)", globals(), {"pairs": pairs, "args": args}, PROFILE_FILE)
         pstats.Stats(PROFILE_FILE).sort_stats("tottime").print_stats(20)
         return
 
@@ -258,9 +254,7 @@ def main() -> None:
         "compiled_per_s": round(statistics.median(compiled_rates)),
         "with_json_parsing_per_s": round(statistics.median(json_rates)),
         "naive_no_precompilation_per_s": round(statistics.median(naive_rates)),
-        "ratio_compiled_vs_naive": round(
-            statistics.median(compiled_rates) / statistics.median(naive_rates), 2
-        ),
+        "ratio_compiled_vs_naive": round(statistics.median(compiled_rates) / statistics.median(naive_rates), 2),
         "target_per_s": 30_000,
         "python": platform.python_version(),
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

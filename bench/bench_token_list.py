@@ -64,19 +64,31 @@ def main() -> None:
         offset_times = []
         for _ in range(3):
             started = time.perf_counter()
-            requests.get(f"{server.base_url}/ocpi/2.2.1/tokens?offset={N_TOKENS - LIMIT}&limit={LIMIT}",
-                         headers=headers, timeout=120).raise_for_status()
+            requests.get(
+                f"{server.base_url}/ocpi/2.2.1/tokens?offset={N_TOKENS - LIMIT}&limit={LIMIT}",
+                headers=headers,
+                timeout=120,
+            ).raise_for_status()
             offset_times.append(time.perf_counter() - started)
     seconds = statistics.median([run[0] for run in runs])
     page_ms = statistics.median([t for run in runs for t in run[1]]) * 1000
     deep_offset_ms = statistics.median(offset_times) * 1000
-    write_result("token_list", {
-        "tokens": N_TOKENS, "page_limit": LIMIT, "runs": len(runs), "seconds_median": round(seconds, 1),
-        "tokens_per_s": round(N_TOKENS / seconds), "target_seconds": 60, "meets_target": seconds < 60,
-        "page_ms_median_keyset": round(page_ms, 1), "last_page_by_plain_offset_ms": round(deep_offset_ms, 1),
-        "ratio_deep_offset_vs_keyset_page": round(deep_offset_ms / page_ms, 1),
-        "server": SERVER_DESCRIPTION + "; client follows Link (keyset cursor + carried total)",
-    })
+    write_result(
+        "token_list",
+        {
+            "tokens": N_TOKENS,
+            "page_limit": LIMIT,
+            "runs": len(runs),
+            "seconds_median": round(seconds, 1),
+            "tokens_per_s": round(N_TOKENS / seconds),
+            "target_seconds": 60,
+            "meets_target": seconds < 60,
+            "page_ms_median_keyset": round(page_ms, 1),
+            "last_page_by_plain_offset_ms": round(deep_offset_ms, 1),
+            "ratio_deep_offset_vs_keyset_page": round(deep_offset_ms / page_ms, 1),
+            "server": SERVER_DESCRIPTION + "; client follows Link (keyset cursor + carried total)",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,13 @@ def uid_of(n: int) -> str:
 def ensure_database() -> None:
     create_if_missing(DATABASE_URL)
     env = {**os.environ, "DATABASE_URL": DATABASE_URL, "APP_ENV": "development"}
-    subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 def seed_tokens(n_tokens: int = N_TOKENS) -> float:
@@ -57,25 +62,42 @@ def seed_tokens(n_tokens: int = N_TOKENS) -> float:
             _ensure_partner(conn)
             _prewarm(conn)
             return 0.0
-        conn.execute("truncate roaming_authorizations, roaming_token_deliveries, token_updates, roaming_cdrs, "
-                     "cards, accounts restart identity cascade")
+        conn.execute(
+            "truncate roaming_authorizations, roaming_token_deliveries, token_updates, roaming_cdrs, "
+            "cards, accounts restart identity cascade"
+        )
         now = dt.datetime.now(dt.UTC)
         n_accounts = (n_tokens + CARDS_PER_ACCOUNT - 1) // CARDS_PER_ACCOUNT
-        with conn.cursor().copy("COPY accounts (full_name, street, postal_code, city, country, language, "
-                                "created_at, updated_at) FROM STDIN") as copy:
+        with conn.cursor().copy(
+            "COPY accounts (full_name, street, postal_code, city, country, language, created_at, updated_at) FROM STDIN"
+        ) as copy:
             for n in range(n_accounts):
                 copy.write_row((f"Driver {n}", "Meir 10", "2000", "Antwerpen", "BE", "nl", now, now))
-        with conn.cursor().copy("COPY cards (account_id, token_type, status, uid, contract_id, visual_number, "
-                                "issuer, whitelist, block_reason, ordered_at, last_updated) FROM STDIN") as copy:
+        with conn.cursor().copy(
+            "COPY cards (account_id, token_type, status, uid, contract_id, visual_number, "
+            "issuer, whitelist, block_reason, ordered_at, last_updated) FROM STDIN"
+        ) as copy:
             for n in range(n_tokens):
                 status, reason = "active", None
                 if n % 100 in (1, 2):
                     status, reason = "blocked", "lost"
                 elif n % 100 == 3:
                     status, reason = "blocked", "payment"
-                copy.write_row((n // CARDS_PER_ACCOUNT + 1, "RFID", status, uid_of(n), f"BEVLTC{n:08d}",
-                                f"VLT-{n:09d}", "Voltaro BV", "ALLOWED", reason, now,
-                                BASE_TIME + dt.timedelta(seconds=n)))
+                copy.write_row(
+                    (
+                        n // CARDS_PER_ACCOUNT + 1,
+                        "RFID",
+                        status,
+                        uid_of(n),
+                        f"BEVLTC{n:08d}",
+                        f"VLT-{n:09d}",
+                        "Voltaro BV",
+                        "ALLOWED",
+                        reason,
+                        now,
+                        BASE_TIME + dt.timedelta(seconds=n),
+                    )
+                )
         _ensure_partner(conn)
         conn.commit()
     with psycopg.connect(libpq_url(), autocommit=True) as conn:
@@ -91,8 +113,12 @@ def _prewarm(conn: psycopg.Connection) -> None:
     the disk of this virtual machine, one random page per token."""
     conn.execute("create extension if not exists pg_prewarm")
     # The uid indexes into shared buffers; the tables into the OS cache (shared_buffers is 128 MB here).
-    for relation, mode in (("ix_cards_uid", "buffer"), ("uq_cards_uid_token_type", "buffer"), ("cards", "read"),
-                           ("accounts", "read")):
+    for relation, mode in (
+        ("ix_cards_uid", "buffer"),
+        ("uq_cards_uid_token_type", "buffer"),
+        ("cards", "read"),
+        ("accounts", "read"),
+    ):
         conn.execute("select pg_prewarm(%s, %s)", (relation, mode))
     conn.commit()
 
@@ -107,10 +133,13 @@ def _ensure_partner(conn: psycopg.Connection) -> None:
         "insert into roaming_partners (name, is_hub, country_code, party_id, status, incoming_token_hash, "
         "send_base64_tokens, version, endpoints, created_at, registered_at) "
         "values ('Bench CPO', false, 'NL', 'BCH', 'registered', %s, true, '2.2.1', '[]', now(), now())",
-        (token_hash,))
-    conn.execute("insert into roaming_partner_parties (partner_id, country_code, party_id, role, status, "
-                 "last_updated) select id, 'BE', 'BEC', 'CPO', 'CONNECTED', now() from roaming_partners "
-                 "where party_id = 'BCH'")
+        (token_hash,),
+    )
+    conn.execute(
+        "insert into roaming_partner_parties (partner_id, country_code, party_id, role, status, "
+        "last_updated) select id, 'BE', 'BEC', 'CPO', 'CONNECTED', now() from roaming_partners "
+        "where party_id = 'BCH'"
+    )
     conn.commit()
 
 
@@ -129,11 +158,29 @@ class Gunicorn:
 
     def __init__(self, workers: int = 2, extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        environment = {**os.environ, "DATABASE_URL": DATABASE_URL, "APP_ENV": "development",
-                       "SERVER_NAME": "", "OCPI_BASE_URL": f"http://127.0.0.1:{self.port}", **(env or {})}
+        environment = {
+            **os.environ,
+            "DATABASE_URL": DATABASE_URL,
+            "APP_ENV": "development",
+            "SERVER_NAME": "",
+            "OCPI_BASE_URL": f"http://127.0.0.1:{self.port}",
+            **(env or {}),
+        }
         self.process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
-             "--log-level", "warning", *(extra or []), "wsgi:app"], cwd=ROOT, env=environment)
+            [
+                str(ROOT / ".venv/bin/gunicorn"),
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+                *(extra or []),
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=environment,
+        )
         self.base_url = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -170,8 +217,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def write_result(key: str, result: dict[str, Any]) -> None:
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data[key] = {**result, "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "python": sys.version.split()[0], "database": "PostgreSQL (local)",
-                 # Shared 2-core machine: other jobs running at the same time distort latency badly.
-                 "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
+    data[key] = {
+        **result,
+        "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python": sys.version.split()[0],
+        "database": "PostgreSQL (local)",
+        # Shared 2-core machine: other jobs running at the same time distort latency badly.
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+    }
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

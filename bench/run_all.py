@@ -27,8 +27,9 @@ def main() -> int:
     for script in scripts:
         print(f"== {script.name}", flush=True)
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, str(script)], env={**os.environ, "DATABASE_URL": url},
-                                cwd=HERE.parent, check=False)
+        result = subprocess.run(
+            [sys.executable, str(script)], env={**os.environ, "DATABASE_URL": url}, cwd=HERE.parent, check=False
+        )
         print(f"== {script.name}: exit {result.returncode} after {time.perf_counter() - started:.0f} s", flush=True)
         if result.returncode:
             failures.append(script.name)

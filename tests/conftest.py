@@ -118,5 +118,3 @@ def client(app: Flask, db_session: object, mailbox: Mailbox) -> Iterator[FlaskCl
         limiter.reset()
     with app.test_client() as test_client:
         yield test_client
-
-

@@ -26,12 +26,22 @@ def driver_profile(**overrides: object) -> services.DriverProfile:
     return services.DriverProfile(**values)  # type: ignore[arg-type]
 
 
-def make_user(role: Role = Role.DRIVER, *, email: str | None = None, password: str = PASSWORD,
-              confirmed: bool = True, **profile: object) -> User:
+def make_user(
+    role: Role = Role.DRIVER,
+    *,
+    email: str | None = None,
+    password: str = PASSWORD,
+    confirmed: bool = True,
+    **profile: object,
+) -> User:
     email = email or f"user{next(_sequence)}@example.com"
     user = services.create_user(
-        email, password, role, profile=driver_profile(**profile) if role == Role.DRIVER else None,
-        confirmed=confirmed, actor_label="test",
+        email,
+        password,
+        role,
+        profile=driver_profile(**profile) if role == Role.DRIVER else None,
+        confirmed=confirmed,
+        actor_label="test",
     )
     db.session.flush()
     return user
@@ -58,10 +68,15 @@ def give_payment_method(account, *, exp_year: int = 2099, method_type: str = "ca
     """A saved payment method as the Stripe flow would record it (the Stripe flow itself is tested elsewhere)."""
     from app.payments.models import PaymentMethod
 
-    method = PaymentMethod(account_id=account.id, stripe_payment_method_id=f"pm_test_{account.id}_{next(_sequence)}",
-                           method_type=method_type, brand="visa" if method_type == "card" else None, last4="4242",
-                           exp_month=12 if method_type == "card" else None,
-                           exp_year=exp_year if method_type == "card" else None)
+    method = PaymentMethod(
+        account_id=account.id,
+        stripe_payment_method_id=f"pm_test_{account.id}_{next(_sequence)}",
+        method_type=method_type,
+        brand="visa" if method_type == "card" else None,
+        last4="4242",
+        exp_month=12 if method_type == "card" else None,
+        exp_year=exp_year if method_type == "card" else None,
+    )
     db.session.add(method)
     db.session.flush()
     return method
@@ -70,12 +85,35 @@ def give_payment_method(account, *, exp_year: int = 2099, method_type: str = "ca
 def one_connector_location(tariff_id: str) -> dict:  # type: ignore[type-arg]
     """An OCPI Location (NL/TCP, Utrecht) with one EVSE whose one AC connector has ``tariff_id``."""
     return {
-        "country_code": "NL", "party_id": "TCP", "id": "LOC-EST", "publish": True, "address": "Stationsplein 1",
-        "city": "Utrecht", "country": "NLD", "coordinates": {"latitude": "52.089444", "longitude": "5.110278"},
-        "time_zone": "Europe/Amsterdam", "last_updated": "2026-01-01T00:00:00Z",
-        "evses": [{"uid": "E1", "evse_id": "NL*TCP*E1", "status": "AVAILABLE", "last_updated": "2026-01-01T00:00:00Z",
-                   "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET",
-                                   "power_type": "AC_3_PHASE", "max_voltage": 230, "max_amperage": 32,
-                                   "max_electric_power": 22000, "tariff_ids": [tariff_id],
-                                   "last_updated": "2026-01-01T00:00:00Z"}]}],
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": "LOC-EST",
+        "publish": True,
+        "address": "Stationsplein 1",
+        "city": "Utrecht",
+        "country": "NLD",
+        "coordinates": {"latitude": "52.089444", "longitude": "5.110278"},
+        "time_zone": "Europe/Amsterdam",
+        "last_updated": "2026-01-01T00:00:00Z",
+        "evses": [
+            {
+                "uid": "E1",
+                "evse_id": "NL*TCP*E1",
+                "status": "AVAILABLE",
+                "last_updated": "2026-01-01T00:00:00Z",
+                "connectors": [
+                    {
+                        "id": "1",
+                        "standard": "IEC_62196_T2",
+                        "format": "SOCKET",
+                        "power_type": "AC_3_PHASE",
+                        "max_voltage": 230,
+                        "max_amperage": 32,
+                        "max_electric_power": 22000,
+                        "tariff_ids": [tariff_id],
+                        "last_updated": "2026-01-01T00:00:00Z",
+                    }
+                ],
+            }
+        ],
     }

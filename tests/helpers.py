@@ -44,8 +44,15 @@ def csrf_token_from(html: str) -> str:
     return match.group(1) or match.group(2)
 
 
-def submit_form(client: FlaskClient, url: str, data: dict[str, object], *, form_url: str | None = None,
-                follow_redirects: bool = False, prefix: str = ""):  # type: ignore[no-untyped-def]
+def submit_form(
+    client: FlaskClient,
+    url: str,
+    data: dict[str, object],
+    *,
+    form_url: str | None = None,
+    follow_redirects: bool = False,
+    prefix: str = "",
+):  # type: ignore[no-untyped-def]
     """GET the page holding the form, then POST ``data`` with the page's CSRF token, like a browser."""
     page = client.get(form_url or url)
     token = csrf_token_from(page.get_data(as_text=True))

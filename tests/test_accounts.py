@@ -80,7 +80,8 @@ def test_signup_with_known_email_gives_same_answer_and_creates_nothing(client, m
         "fresh@example.com", "X"
     ).replace(
         # the CSRF token differs per form render; the confirmation page has none
-        "", ""
+        "",
+        "",
     )
     assert db.session.scalar(select(db.func.count(User.id)).where(User.email == "taken@example.com")) == 1
     assert existing.account.full_name == "Jan Janssens"
@@ -145,8 +146,9 @@ def test_login_redirect_only_to_local_paths(client):
     from tests.helpers import csrf_token_from
 
     token = csrf_token_from(page.get_data(as_text=True))
-    response = client.post("/login?next=https://evil.example/",
-                           data={"csrf_token": token, "email": user.email, "password": PASSWORD})
+    response = client.post(
+        "/login?next=https://evil.example/", data={"csrf_token": token, "email": user.email, "password": PASSWORD}
+    )
     assert response.status_code == 302
     assert "evil.example" not in response.headers["Location"]
 
@@ -184,9 +186,11 @@ def test_password_change_logs_out_other_sessions(app, client):
     other = app.test_client()
     login(other, user)
     response = submit_form(
-        client, "/profile/password",
+        client,
+        "/profile/password",
         {"pw-current_password": PASSWORD, "pw-password": "another-password", "pw-password_repeat": "another-password"},
-        form_url="/profile", prefix="pw-",
+        form_url="/profile",
+        prefix="pw-",
     )
     assert response.status_code == 302
     assert client.get("/dashboard").status_code == 200
@@ -197,8 +201,15 @@ def test_profile_edit(client):
     user = make_user()
     login(client, user)
     data = {
-        "full_name": "Jan Janssens-Peeters", "street": "Meir 12", "postal_code": "2000", "city": "Antwerpen",
-        "country": "BE", "language": "fr", "company_name": "", "vat_number": "", "submit": "Save",
+        "full_name": "Jan Janssens-Peeters",
+        "street": "Meir 12",
+        "postal_code": "2000",
+        "city": "Antwerpen",
+        "country": "BE",
+        "language": "fr",
+        "company_name": "",
+        "vat_number": "",
+        "submit": "Save",
     }
     response = submit_form(client, "/profile", data)
     assert response.status_code == 302
@@ -210,19 +221,22 @@ def test_profile_edit(client):
 
 def test_users_create_cli(app, db_session):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["users", "create", "--email", "Staff@Example.com", "--password",
-                                 "staff-password-1", "--role", "finance"])
+    result = runner.invoke(
+        args=["users", "create", "--email", "Staff@Example.com", "--password", "staff-password-1", "--role", "finance"]
+    )
     assert result.exit_code == 0, result.output
     user = db.session.scalar(select(User).where(User.email == "staff@example.com"))
     assert user.role == Role.FINANCE and user.is_confirmed and user.account is None
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.subject_id == str(user.id)))
     assert entry.action == "user.create" and entry.actor_label == "cli"
 
-    again = runner.invoke(args=["users", "create", "--email", "staff@example.com", "--password",
-                                "staff-password-1", "--role", "finance"])
+    again = runner.invoke(
+        args=["users", "create", "--email", "staff@example.com", "--password", "staff-password-1", "--role", "finance"]
+    )
     assert again.exit_code != 0 and "already exists" in again.output
-    bad_role = runner.invoke(args=["users", "create", "--email", "x@example.com", "--password",
-                                   "staff-password-1", "--role", "boss"])
+    bad_role = runner.invoke(
+        args=["users", "create", "--email", "x@example.com", "--password", "staff-password-1", "--role", "boss"]
+    )
     assert bad_role.exit_code == 2
 
 

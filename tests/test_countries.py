@@ -8,10 +8,33 @@ from app.countries import ALPHA3_TO_ALPHA2, alpha2
 from app.pricing import vat_rate
 
 EU = {
-    "AUT": "AT", "BEL": "BE", "BGR": "BG", "CYP": "CY", "CZE": "CZ", "DEU": "DE", "DNK": "DK", "ESP": "ES",
-    "EST": "EE", "FIN": "FI", "FRA": "FR", "GRC": "GR", "HRV": "HR", "HUN": "HU", "IRL": "IE", "ITA": "IT",
-    "LTU": "LT", "LUX": "LU", "LVA": "LV", "MLT": "MT", "NLD": "NL", "POL": "PL", "PRT": "PT", "ROU": "RO",
-    "SVK": "SK", "SVN": "SI", "SWE": "SE",
+    "AUT": "AT",
+    "BEL": "BE",
+    "BGR": "BG",
+    "CYP": "CY",
+    "CZE": "CZ",
+    "DEU": "DE",
+    "DNK": "DK",
+    "ESP": "ES",
+    "EST": "EE",
+    "FIN": "FI",
+    "FRA": "FR",
+    "GRC": "GR",
+    "HRV": "HR",
+    "HUN": "HU",
+    "IRL": "IE",
+    "ITA": "IT",
+    "LTU": "LT",
+    "LUX": "LU",
+    "LVA": "LV",
+    "MLT": "MT",
+    "NLD": "NL",
+    "POL": "PL",
+    "PRT": "PT",
+    "ROU": "RO",
+    "SVK": "SK",
+    "SVN": "SI",
+    "SWE": "SE",
 }
 EEA = {**EU, "ISL": "IS", "LIE": "LI", "NOR": "NO"}
 

@@ -18,11 +18,25 @@ from tests.factories import login, make_user, one_connector_location
 from tests.roaming.token_fixtures import card_in
 
 
-def _session(account_id: int, card_id: int, ocpi_id: str, status: str, started: dt.datetime,
-             kwh: str) -> ChargingSession:
-    row = ChargingSession(country_code="NL", party_id="TCP", ocpi_id=ocpi_id, card_id=card_id, account_id=account_id,
-                          status=status, start_date_time=started, kwh=Decimal(kwh), location_ocpi_id="LOC-EST",
-                          evse_uid="E1", connector_id="1", currency="EUR", data={}, last_updated=utcnow())
+def _session(
+    account_id: int, card_id: int, ocpi_id: str, status: str, started: dt.datetime, kwh: str
+) -> ChargingSession:
+    row = ChargingSession(
+        country_code="NL",
+        party_id="TCP",
+        ocpi_id=ocpi_id,
+        card_id=card_id,
+        account_id=account_id,
+        status=status,
+        start_date_time=started,
+        kwh=Decimal(kwh),
+        location_ocpi_id="LOC-EST",
+        evse_uid="E1",
+        connector_id="1",
+        currency="EUR",
+        data={},
+        last_updated=utcnow(),
+    )
     db.session.add(row)
     db.session.flush()
     return row

@@ -65,8 +65,12 @@ def test_links_follow_the_configured_base_url_with_or_without_a_request(app, db_
 
 @pytest.fixture
 def production_env(monkeypatch):  # type: ignore[no-untyped-def]
-    for name, value in {"SECRET_KEY": "x" * 40, "DATABASE_URL": "sqlite:///:memory:", "STRIPE_API_KEY": "sk_live_x",
-                        "STRIPE_WEBHOOK_SECRET": "whsec_x"}.items():
+    for name, value in {
+        "SECRET_KEY": "x" * 40,
+        "DATABASE_URL": "sqlite:///:memory:",
+        "STRIPE_API_KEY": "sk_live_x",
+        "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    }.items():
         monkeypatch.setenv(name, value)
     for name in ("PUBLIC_BASE_URL", "PORTAL_BASE_URL", "SERVER_NAME", "PREFERRED_URL_SCHEME"):
         monkeypatch.delenv(name, raising=False)

@@ -75,15 +75,19 @@ def test_every_message_in_code_and_templates_is_translated_in_dutch_and_french()
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None}
     visible = lambda path: not Path(path).name.startswith(".")  # noqa: E731 - Babel's default also skips "_*"
     extracted = set()
-    for _file, _line, message, _comments, _context in extract_from_dir(str(root), method_map, keywords=keywords,
-                                                                       directory_filter=visible):
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(root), method_map, keywords=keywords, directory_filter=visible
+    ):
         extracted.add(message if isinstance(message, str) else message[0])
     assert len(extracted) > 500
     for language in ("nl", "fr"):
         with open(root / f"app/translations/{language}/LC_MESSAGES/messages.po", "rb") as po:
             catalog = read_po(po, locale=language)
-        translated = {(m.id if isinstance(m.id, str) else m.id[0]) for m in catalog
-                      if m.id and (all(m.string) if isinstance(m.string, tuple) else m.string)}
+        translated = {
+            (m.id if isinstance(m.id, str) else m.id[0])
+            for m in catalog
+            if m.id and (all(m.string) if isinstance(m.string, tuple) else m.string)
+        }
         assert sorted(extracted - translated) == [], language
 
 

@@ -15,14 +15,14 @@ def _attempt_from(client, address: str, email: str, password: str):  # type: ign
     """A login attempt from client address ``address`` (the app trusts no proxy header: REMOTE_ADDR counts)."""
     environ = {"REMOTE_ADDR": address}
     token = csrf_token_from(client.get("/login", environ_base=environ).get_data(as_text=True))
-    return client.post("/login", data={"csrf_token": token, "email": email, "password": password},
-                       environ_base=environ)
+    return client.post("/login", data={"csrf_token": token, "email": email, "password": password}, environ_base=environ)
 
 
 def test_eleventh_attempt_on_one_account_from_other_addresses_is_refused(client):
     victim, bystander = make_user(), make_user()
-    statuses = [_attempt_from(client, f"203.0.113.{n}", victim.email, "wrong-password").status_code
-                for n in range(1, 11)]
+    statuses = [
+        _attempt_from(client, f"203.0.113.{n}", victim.email, "wrong-password").status_code for n in range(1, 11)
+    ]
     assert statuses == [200] * 10
     # Typed otherwise, from yet another address: the same account.
     assert _attempt_from(client, "198.51.100.7", f"  {victim.email.upper()} ", "wrong-password").status_code == 429
@@ -60,16 +60,18 @@ HOSTILE_NEXT = [
 def test_hostile_next_is_ignored_never_a_500(client, target):
     user = make_user()
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", query_string={"next": target},
-                           data={"csrf_token": token, "email": user.email, "password": PASSWORD})
+    response = client.post(
+        "/login", query_string={"next": target}, data={"csrf_token": token, "email": user.email, "password": PASSWORD}
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
 def test_raw_crlf_in_the_query_string_is_ignored(client):
     user = make_user()
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login?next=/%0d%0aSet-Cookie:%20x=1",
-                           data={"csrf_token": token, "email": user.email, "password": PASSWORD})
+    response = client.post(
+        "/login?next=/%0d%0aSet-Cookie:%20x=1", data={"csrf_token": token, "email": user.email, "password": PASSWORD}
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert "x=1" not in " ".join(response.headers.getlist("Set-Cookie"))
 

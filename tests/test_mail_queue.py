@@ -11,8 +11,13 @@ from app import mail
 
 
 def test_queued_mail_is_rendered_in_the_recipients_language(app, db_session, mailbox):
-    mail.queue_template("driver@example.com", "reset_password", "fr", "Reset your password",
-                        reset_url="http://localhost/password/reset/t")
+    mail.queue_template(
+        "driver@example.com",
+        "reset_password",
+        "fr",
+        "Reset your password",
+        reset_url="http://localhost/password/reset/t",
+    )
     [message] = mailbox.to("driver@example.com")
     assert message["Subject"] == "Réinitialiser votre mot de passe"
     assert "http://localhost/password/reset/t" in message.get_body(("plain",)).get_content()

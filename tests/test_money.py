@@ -9,12 +9,15 @@ import pytest
 from app.money import quantize, round_price, round_to_cents, round_to_minor_units, round_to_whole, to_minor_units
 
 
-@pytest.mark.parametrize(("value", "cents", "price"), [
-    ("0.005", "0.01", "0.0050"),
-    ("-0.005", "-0.01", "-0.0050"),
-    ("1.23445", "1.23", "1.2345"),
-    ("2.00004999", "2.00", "2.0000"),
-])
+@pytest.mark.parametrize(
+    ("value", "cents", "price"),
+    [
+        ("0.005", "0.01", "0.0050"),
+        ("-0.005", "-0.01", "-0.0050"),
+        ("1.23445", "1.23", "1.2345"),
+        ("2.00004999", "2.00", "2.0000"),
+    ],
+)
 def test_round_half_up_to_cents_and_to_price_precision(value, cents, price):
     assert round_to_cents(Decimal(value)) == Decimal(cents)
     assert round_price(Decimal(value)) == Decimal(price)

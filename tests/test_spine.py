@@ -48,21 +48,55 @@ TOKEN_B = "spine-token-b-for-the-cpo"
 OCT_START = dt.datetime(2026, 10, 14, 17, 0, tzinfo=dt.UTC)  # 19:00 in Brussels, a Wednesday
 
 TARIFF = {
-    "country_code": "NL", "party_id": "TCP", "id": "AC-STD", "currency": "EUR", "type": "REGULAR",
-    "elements": [{"price_components": [{"type": "ENERGY", "price": 0.39, "vat": 21.0, "step_size": 1},
-                                       {"type": "FLAT", "price": 0.25, "vat": 21.0, "step_size": 1}]}],
+    "country_code": "NL",
+    "party_id": "TCP",
+    "id": "AC-STD",
+    "currency": "EUR",
+    "type": "REGULAR",
+    "elements": [
+        {
+            "price_components": [
+                {"type": "ENERGY", "price": 0.39, "vat": 21.0, "step_size": 1},
+                {"type": "FLAT", "price": 0.25, "vat": 21.0, "step_size": 1},
+            ]
+        }
+    ],
     "last_updated": "2026-01-01T00:00:00Z",
 }
 LOCATION = {
-    "country_code": "NL", "party_id": "TCP", "id": "LOC-SPINE", "publish": True, "name": "Station Gent-Sint-Pieters",
-    "address": "Koningin Maria Hendrikaplein 1", "city": "Gent", "postal_code": "9000", "country": "BEL",
-    "coordinates": {"latitude": "51.035896", "longitude": "3.710675"}, "time_zone": "Europe/Brussels",
+    "country_code": "NL",
+    "party_id": "TCP",
+    "id": "LOC-SPINE",
+    "publish": True,
+    "name": "Station Gent-Sint-Pieters",
+    "address": "Koningin Maria Hendrikaplein 1",
+    "city": "Gent",
+    "postal_code": "9000",
+    "country": "BEL",
+    "coordinates": {"latitude": "51.035896", "longitude": "3.710675"},
+    "time_zone": "Europe/Brussels",
     "last_updated": "2026-01-01T00:00:00Z",
-    "evses": [{"uid": "EVSE-1", "evse_id": "BE*TCP*E0001", "status": "AVAILABLE",
-               "last_updated": "2026-01-01T00:00:00Z",
-               "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
-                               "max_voltage": 230, "max_amperage": 32, "max_electric_power": 22000,
-                               "tariff_ids": ["AC-STD"], "last_updated": "2026-01-01T00:00:00Z"}]}],
+    "evses": [
+        {
+            "uid": "EVSE-1",
+            "evse_id": "BE*TCP*E0001",
+            "status": "AVAILABLE",
+            "last_updated": "2026-01-01T00:00:00Z",
+            "connectors": [
+                {
+                    "id": "1",
+                    "standard": "IEC_62196_T2",
+                    "format": "SOCKET",
+                    "power_type": "AC_3_PHASE",
+                    "max_voltage": 230,
+                    "max_amperage": 32,
+                    "max_electric_power": 22000,
+                    "tariff_ids": ["AC-STD"],
+                    "last_updated": "2026-01-01T00:00:00Z",
+                }
+            ],
+        }
+    ],
 }
 
 
@@ -71,29 +105,62 @@ def _cdr_token(card: Card) -> dict:
 
 
 def _session(card: Card, session_id: str, start: dt.datetime, status: str = "ACTIVE", kwh: float = 0) -> dict:
-    return {"country_code": "NL", "party_id": "TCP", "id": session_id, "start_date_time": start.isoformat(),
-            "kwh": kwh, "cdr_token": _cdr_token(card), "auth_method": "AUTH_REQUEST", "location_id": "LOC-SPINE",
-            "evse_uid": "EVSE-1", "connector_id": "1", "currency": "EUR", "status": status,
-            "last_updated": start.isoformat()}
+    return {
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": session_id,
+        "start_date_time": start.isoformat(),
+        "kwh": kwh,
+        "cdr_token": _cdr_token(card),
+        "auth_method": "AUTH_REQUEST",
+        "location_id": "LOC-SPINE",
+        "evse_uid": "EVSE-1",
+        "connector_id": "1",
+        "currency": "EUR",
+        "status": status,
+        "last_updated": start.isoformat(),
+    }
 
 
 def _cdr(card: Card, cdr_id: str, session_id: str, start: dt.datetime, kwh: float, hours: float) -> dict:
     end = start + dt.timedelta(hours=hours)
     cpo_total = round(kwh * 0.39 + 0.25, 2)
     return {
-        "country_code": "NL", "party_id": "TCP", "id": cdr_id, "start_date_time": start.isoformat(),
-        "end_date_time": end.isoformat(), "session_id": session_id, "cdr_token": _cdr_token(card),
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": cdr_id,
+        "start_date_time": start.isoformat(),
+        "end_date_time": end.isoformat(),
+        "session_id": session_id,
+        "cdr_token": _cdr_token(card),
         "auth_method": "AUTH_REQUEST",
-        "cdr_location": {"id": "LOC-SPINE", "name": "Station Gent-Sint-Pieters", "address": "Koningin Maria "
-                         "Hendrikaplein 1", "city": "Gent", "postal_code": "9000", "country": "BEL",
-                         "coordinates": {"latitude": "51.035896", "longitude": "3.710675"}, "evse_uid": "EVSE-1",
-                         "evse_id": "BE*TCP*E0001", "connector_id": "1", "connector_standard": "IEC_62196_T2",
-                         "connector_format": "SOCKET", "connector_power_type": "AC_3_PHASE"},
+        "cdr_location": {
+            "id": "LOC-SPINE",
+            "name": "Station Gent-Sint-Pieters",
+            "address": "Koningin Maria Hendrikaplein 1",
+            "city": "Gent",
+            "postal_code": "9000",
+            "country": "BEL",
+            "coordinates": {"latitude": "51.035896", "longitude": "3.710675"},
+            "evse_uid": "EVSE-1",
+            "evse_id": "BE*TCP*E0001",
+            "connector_id": "1",
+            "connector_standard": "IEC_62196_T2",
+            "connector_format": "SOCKET",
+            "connector_power_type": "AC_3_PHASE",
+        },
         "currency": "EUR",
-        "charging_periods": [{"start_date_time": start.isoformat(), "tariff_id": "AC-STD",
-                              "dimensions": [{"type": "ENERGY", "volume": kwh}, {"type": "TIME", "volume": hours}]}],
+        "charging_periods": [
+            {
+                "start_date_time": start.isoformat(),
+                "tariff_id": "AC-STD",
+                "dimensions": [{"type": "ENERGY", "volume": kwh}, {"type": "TIME", "volume": hours}],
+            }
+        ],
         "total_cost": {"excl_vat": cpo_total, "incl_vat": round(cpo_total * 1.21, 2)},
-        "total_energy": kwh, "total_time": hours, "last_updated": end.isoformat(),
+        "total_energy": kwh,
+        "total_time": hours,
+        "last_updated": end.isoformat(),
     }
 
 
@@ -130,16 +197,34 @@ def _month(app: Flask, period: str) -> None:
 
 def _register(live: LiveServer, cpo_server) -> Cpo:  # type: ignore[no-untyped-def]
     """We add the CPO with token A; it registers through our credentials endpoint and gets token C."""
-    added = live.app.test_cli_runner().invoke(args=[
-        "roaming", "partner-add", "--name", "Test CPO", "--country-code", "NL", "--party-id", "TCP",
-        "--role", "CPO", "--token", TOKEN_A])
+    added = live.app.test_cli_runner().invoke(
+        args=[
+            "roaming",
+            "partner-add",
+            "--name",
+            "Test CPO",
+            "--country-code",
+            "NL",
+            "--party-id",
+            "TCP",
+            "--role",
+            "CPO",
+            "--token",
+            TOKEN_A,
+        ]
+    )
     assert added.exit_code == 0, added.output
     cpo_server.accepted_tokens.add(TOKEN_B)
-    credentials = {"token": TOKEN_B, "url": versions_url(cpo_server),
-                   "roles": [{"role": "CPO", "party_id": "TCP", "country_code": "NL",
-                              "business_details": {"name": "Test CPO"}}]}
-    versions = requests.get(live.url + "/ocpi/versions", timeout=10,
-                            headers={"Authorization": "Token " + base64.b64encode(TOKEN_A.encode()).decode()})
+    credentials = {
+        "token": TOKEN_B,
+        "url": versions_url(cpo_server),
+        "roles": [{"role": "CPO", "party_id": "TCP", "country_code": "NL", "business_details": {"name": "Test CPO"}}],
+    }
+    versions = requests.get(
+        live.url + "/ocpi/versions",
+        timeout=10,
+        headers={"Authorization": "Token " + base64.b64encode(TOKEN_A.encode()).decode()},
+    )
     assert versions.status_code == 200
     registered = Cpo(live.url, TOKEN_A).call("POST", "/ocpi/2.2.1/credentials", credentials)
     assert registered.status_code == 200, registered.text
@@ -150,16 +235,23 @@ def _register(live: LiveServer, cpo_server) -> Cpo:  # type: ignore[no-untyped-d
 
 def _charge(cpo: Cpo, card: Card, number: int, start: dt.datetime, kwh: float, hours: float) -> None:
     """Authorize, start, update and finish a session, then post its CDR, as the CPO does."""
-    allowed = cpo.call("POST", f"/ocpi/2.2.1/tokens/{card.uid}/authorize?type=RFID",
-                       {"location_id": "LOC-SPINE", "evse_uids": ["EVSE-1"]})
+    allowed = cpo.call(
+        "POST",
+        f"/ocpi/2.2.1/tokens/{card.uid}/authorize?type=RFID",
+        {"location_id": "LOC-SPINE", "evse_uids": ["EVSE-1"]},
+    )
     assert allowed.status_code == 200 and allowed.json()["data"]["allowed"] == "ALLOWED"
     assert allowed.headers["OCPI-to-party-id"] == "TCP"  # our answer is addressed back to the CPO
     session_url = f"/ocpi/2.2.1/sessions/NL/TCP/S{number}"
     assert cpo.call("PUT", session_url, _session(card, f"S{number}", start)).json()["status_code"] == 1000
     midway = start + dt.timedelta(hours=hours / 2)
-    patch = {"kwh": kwh / 2, "last_updated": midway.isoformat(),
-             "charging_periods": [{"start_date_time": start.isoformat(),
-                                   "dimensions": [{"type": "ENERGY", "volume": kwh / 2}]}]}
+    patch = {
+        "kwh": kwh / 2,
+        "last_updated": midway.isoformat(),
+        "charging_periods": [
+            {"start_date_time": start.isoformat(), "dimensions": [{"type": "ENERGY", "volume": kwh / 2}]}
+        ],
+    }
     assert cpo.call("PATCH", session_url, patch).status_code == 200
     end = start + dt.timedelta(hours=hours)
     done = {"status": "COMPLETED", "kwh": kwh, "end_date_time": end.isoformat(), "last_updated": end.isoformat()}

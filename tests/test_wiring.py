@@ -36,8 +36,9 @@ print(json.dumps({
 def _probe() -> dict[str, object]:
     env = {**os.environ, "APP_ENV": "development"}
     env.pop("CELERY_BROKER_URL", None)
-    done = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -51,12 +52,25 @@ def test_a_bare_worker_process_refuses_cards_of_accounts_with_unpaid_overdue_inv
 
 def test_a_bare_worker_process_knows_every_task_and_schedule():
     found = _probe()
-    assert set(found["beat"]) >= {"roaming-push-tokens", "roaming-expire-commands", "roaming-export-whitelists",
-                                  "rating.rate_pending", "billing-run-dunning"}
-    assert set(found["tasks"]) >= {"billing.finalize_chunk", "billing.deliver_invoice", "billing.collect_invoice",
-                                   "billing.run_dunning", "rating.rate_cdr", "rating.rate_cdrs",
-                                   "rating.rate_pending", "roaming.push_tokens", "roaming.expire_commands",
-                                   "roaming.export_whitelists"}
+    assert set(found["beat"]) >= {
+        "roaming-push-tokens",
+        "roaming-expire-commands",
+        "roaming-export-whitelists",
+        "rating.rate_pending",
+        "billing-run-dunning",
+    }
+    assert set(found["tasks"]) >= {
+        "billing.finalize_chunk",
+        "billing.deliver_invoice",
+        "billing.collect_invoice",
+        "billing.run_dunning",
+        "rating.rate_cdr",
+        "rating.rate_cdrs",
+        "rating.rate_pending",
+        "roaming.push_tokens",
+        "roaming.expire_commands",
+        "roaming.export_whitelists",
+    }
 
 
 def test_gunicorns_worker_exit_hook_flushes_the_authorization_log(app):

@@ -31,4 +31,3 @@ def create_user_command(email: str, password: str, role: str, name: str | None) 
         raise click.ClickException(str(error)) from error
     db.session.commit()
     click.echo(f"created {user.role} {user.email} (id {user.id})")
-

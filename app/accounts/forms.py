@@ -24,18 +24,27 @@ LANGUAGE_CHOICES = [("nl", "Nederlands"), ("fr", "Français"), ("en", "English")
 
 
 class ProfileFields(FlaskForm):
-    full_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)],
-                            render_kw={"autocomplete": "name"})
-    street = StringField(_l("Street and number"), validators=[DataRequired(), Length(max=200)],
-                         render_kw={"autocomplete": "street-address"})
-    postal_code = StringField(_l("Postal code"), validators=[DataRequired(), Length(max=20)],
-                              render_kw={"autocomplete": "postal-code"})
-    city = StringField(_l("City"), validators=[DataRequired(), Length(max=100)],
-                       render_kw={"autocomplete": "address-level2"})
+    full_name = StringField(
+        _l("Full name"), validators=[DataRequired(), Length(max=200)], render_kw={"autocomplete": "name"}
+    )
+    street = StringField(
+        _l("Street and number"),
+        validators=[DataRequired(), Length(max=200)],
+        render_kw={"autocomplete": "street-address"},
+    )
+    postal_code = StringField(
+        _l("Postal code"), validators=[DataRequired(), Length(max=20)], render_kw={"autocomplete": "postal-code"}
+    )
+    city = StringField(
+        _l("City"), validators=[DataRequired(), Length(max=100)], render_kw={"autocomplete": "address-level2"}
+    )
     country = SelectField(_l("Country"), validators=[DataRequired()])
     language = SelectField(_l("Preferred language"), choices=LANGUAGE_CHOICES, validators=[DataRequired()])
-    company_name = StringField(_l("Company name (business drivers)"), validators=[Optional(), Length(max=200)],
-                               render_kw={"autocomplete": "organization"})
+    company_name = StringField(
+        _l("Company name (business drivers)"),
+        validators=[Optional(), Length(max=200)],
+        render_kw={"autocomplete": "organization"},
+    )
     vat_number = StringField(_l("VAT number"), validators=[Optional(), Length(max=20)])
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -44,8 +53,9 @@ class ProfileFields(FlaskForm):
 
 
 class SignupForm(ProfileFields):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)],
-                       render_kw={"autocomplete": "email"})
+    email = EmailField(
+        _l("Email"), validators=[DataRequired(), Email(), Length(max=254)], render_kw={"autocomplete": "email"}
+    )
     password = PasswordField(
         _l("Password"),
         validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
@@ -61,7 +71,6 @@ class SignupForm(ProfileFields):
     accept_terms = BooleanField(_l("I accept the terms and conditions"), validators=[DataRequired()])
     submit = SubmitField(_l("Create account"))
 
-
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         from flask_babel import get_locale
@@ -75,8 +84,9 @@ class ProfileForm(ProfileFields):
 
 class LoginForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), Email()], render_kw={"autocomplete": "email"})
-    password = PasswordField(_l("Password"), validators=[DataRequired()],
-                             render_kw={"autocomplete": "current-password"})
+    password = PasswordField(
+        _l("Password"), validators=[DataRequired()], render_kw={"autocomplete": "current-password"}
+    )
     remember = BooleanField(_l("Keep me logged in"))
     submit = SubmitField(_l("Log in"))
 
@@ -87,8 +97,11 @@ class EmailOnlyForm(FlaskForm):
 
 
 class ResetPasswordForm(FlaskForm):
-    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH)],
-                             render_kw={"autocomplete": "new-password"})
+    password = PasswordField(
+        _l("New password"),
+        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "new-password"},
+    )
     password_repeat = PasswordField(
         _l("Repeat new password"),
         validators=[DataRequired(), EqualTo("password", message=_l("The passwords do not match."))],
@@ -98,10 +111,14 @@ class ResetPasswordForm(FlaskForm):
 
 
 class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField(_l("Current password"), validators=[DataRequired()],
-                                     render_kw={"autocomplete": "current-password"})
-    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH)],
-                             render_kw={"autocomplete": "new-password"})
+    current_password = PasswordField(
+        _l("Current password"), validators=[DataRequired()], render_kw={"autocomplete": "current-password"}
+    )
+    password = PasswordField(
+        _l("New password"),
+        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "new-password"},
+    )
     password_repeat = PasswordField(
         _l("Repeat new password"),
         validators=[DataRequired(), EqualTo("password", message=_l("The passwords do not match."))],

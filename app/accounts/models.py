@@ -136,4 +136,3 @@ class AccountNote(Model):
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
-

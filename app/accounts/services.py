@@ -105,8 +105,9 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
-def register_driver(email: str, password: str, profile: DriverProfile,
-                    plan_code: str | None = None) -> tuple[User | None, list[PendingEmail]]:
+def register_driver(
+    email: str, password: str, profile: DriverProfile, plan_code: str | None = None
+) -> tuple[User | None, list[PendingEmail]]:
     """Sign a driver up on ``plan_code`` (the catalogue's default when None). Returns the new user (None if the
     email was taken) and the email to send.
 
@@ -161,8 +162,10 @@ def confirmation_email(user: User) -> PendingEmail:
         template="confirm_email",
         language=user.preferred_language,
         subject="Confirm your email address",
-        context={"confirm_url": portal_url("accounts.confirm", token=token),
-                 "name": user.account.full_name if user.account else user.email},
+        context={
+            "confirm_url": portal_url("accounts.confirm", token=token),
+            "name": user.account.full_name if user.account else user.email,
+        },
     )
 
 

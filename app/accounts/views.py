@@ -59,8 +59,9 @@ def signup() -> ResponseReturnValue:
         form.language.data = form.language.data or request.accept_languages.best_match(["nl", "fr", "en"]) or "en"
     if form.validate_on_submit():
         try:
-            _user, emails = services.register_driver(form.email.data, form.password.data, _profile_from(form),
-                                                     plan_code=form.plan.data)
+            _user, emails = services.register_driver(
+                form.email.data, form.password.data, _profile_from(form), plan_code=form.plan.data
+            )
         except services.AccountError as error:
             db.session.rollback()
             _attach_error(form, error)
@@ -114,8 +115,9 @@ def login() -> ResponseReturnValue:
                 "unconfirmed": _("Please confirm your email address first. We can send you a new link."),
             }
             form.form_errors.append(messages[refused.reason])
-            return render_template("portal/accounts/login.html", form=form,
-                                   show_resend=refused.reason == "unconfirmed"), 200
+            return render_template(
+                "portal/accounts/login.html", form=form, show_resend=refused.reason == "unconfirmed"
+            ), 200
         db.session.commit()
         # With "keep me logged in", a new remember-me cookie at each login (see app.accounts.session_tokens).
         login_user(user, remember=bool(form.remember.data))

@@ -33,8 +33,11 @@ def _month_arg(name: str = "month") -> str | None:
 
 
 def _csv_response(chunks: Iterator[str], name: str) -> Response:
-    return Response(stream_with_context(chunks), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        stream_with_context(chunks),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @bp.get("/")
@@ -42,11 +45,17 @@ def _csv_response(chunks: Iterator[str], name: str) -> Response:
 def home() -> str:
     counts = {
         "held": db.session.scalar(select(func.count(SessionHold.id)).where(SessionHold.status == HoldStatus.HELD)),
-        "failed": db.session.scalar(select(func.count(Invoice.id)).where(
-            Invoice.status == InvoiceStatus.FINALIZED,
-            Invoice.payment_state.in_([PaymentState.FAILED, PaymentState.UNCOLLECTIBLE]))),
-        "open_runs": db.session.scalar(select(func.count(InvoiceRun.id)).where(
-            InvoiceRun.status.in_([RunStatus.PREVIEW, RunStatus.APPROVED, RunStatus.FINALIZING]))),
+        "failed": db.session.scalar(
+            select(func.count(Invoice.id)).where(
+                Invoice.status == InvoiceStatus.FINALIZED,
+                Invoice.payment_state.in_([PaymentState.FAILED, PaymentState.UNCOLLECTIBLE]),
+            )
+        ),
+        "open_runs": db.session.scalar(
+            select(func.count(InvoiceRun.id)).where(
+                InvoiceRun.status.in_([RunStatus.PREVIEW, RunStatus.APPROVED, RunStatus.FINALIZING])
+            )
+        ),
     }
     return render_template("backoffice/finance/home.html", counts=counts)
 
@@ -58,7 +67,10 @@ def reconciliation() -> str:
     country_code = request.args.get("country_code") or None
     party_id = request.args.get("party_id") or None
     return render_template(
-        "backoffice/finance/reconciliation.html", month=month, country_code=country_code, party_id=party_id,
+        "backoffice/finance/reconciliation.html",
+        month=month,
+        country_code=country_code,
+        party_id=party_id,
         summary=reports.findings_summary(month),
         rows=reports.findings(month, country_code, party_id, limit=200) if (country_code or party_id) else [],
     )
@@ -70,18 +82,23 @@ def reconciliation_csv() -> Response:
     month = _month_arg()
     rows = reports.findings(month, request.args.get("country_code"), request.args.get("party_id"), limit=1_000_000)
     name = f"reconciliation-{month or 'all'}.csv"
-    return Response(reports.findings_csv(rows), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        reports.findings_csv(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 # --- exports for accounting ----------------------------------------------------------------------------------
+
 
 @bp.get("/exports")
 @staff_required(Role.FINANCE)
 def export_page() -> str:
     period = _month_arg("period")
-    return render_template("backoffice/finance/exports.html", period=period,
-                           vat=exports.vat_per_rate(period) if period else [])
+    return render_template(
+        "backoffice/finance/exports.html", period=period, vat=exports.vat_per_rate(period) if period else []
+    )
 
 
 @bp.get("/exports/<any(invoices, lines, vat):kind>.csv")
@@ -114,8 +131,13 @@ def _margin_months() -> tuple[str, str, list[str]]:
 @staff_required(Role.FINANCE)
 def margin() -> str:
     first, last, months = _margin_months()
-    return render_template("backoffice/finance/margin.html", first=first, last=last, months=months,
-                           rows=exports.margin_report(months) if months else [])
+    return render_template(
+        "backoffice/finance/margin.html",
+        first=first,
+        last=last,
+        months=months,
+        rows=exports.margin_report(months) if months else [],
+    )
 
 
 @bp.get("/margin.csv")

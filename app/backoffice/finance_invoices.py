@@ -43,8 +43,12 @@ bp = Blueprint("finance_invoices", __name__, url_prefix="/backoffice/finance")
 
 
 class CreditNoteForm(FlaskForm):
-    scope = RadioField(_l("Credit"), choices=[("full", _l("The whole invoice")), ("amount", _l("An amount"))],
-                       default="full", validators=[DataRequired()])
+    scope = RadioField(
+        _l("Credit"),
+        choices=[("full", _l("The whole invoice")), ("amount", _l("An amount"))],
+        default="full",
+        validators=[DataRequired()],
+    )
     amount = StringField(_l("Amount excl. VAT"), validators=[Optional(), Length(max=20)])
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=1000)])
 
@@ -58,8 +62,14 @@ def invoice_search() -> str:
         found = reporting.search_invoices(filters)
     except BillingError:
         abort(400)
-    return render_template("backoffice/finance/invoices.html", rows=found.rows, more=found.more, filters=filters,
-                           searched=filters.given, states=[state.value for state in PaymentState])
+    return render_template(
+        "backoffice/finance/invoices.html",
+        rows=found.rows,
+        more=found.more,
+        filters=filters,
+        searched=filters.given,
+        states=[state.value for state in PaymentState],
+    )
 
 
 def _invoice_or_404(number: str) -> Invoice:
@@ -70,20 +80,32 @@ def _invoice_or_404(number: str) -> Invoice:
 
 
 def _detail(invoice: Invoice, form: CreditNoteForm, status: int = 200) -> tuple[str, int]:
-    notes = db.session.scalars(select(Invoice).where(Invoice.credits_invoice_id == invoice.id)
-                               .order_by(Invoice.id)).all()
+    notes = db.session.scalars(
+        select(Invoice).where(Invoice.credits_invoice_id == invoice.id).order_by(Invoice.id)
+    ).all()
     credited = db.session.get(Invoice, invoice.credits_invoice_id) if invoice.credits_invoice_id else None
-    payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)
-                                  .order_by(Payment.created_at, Payment.id)).all()
+    payments = db.session.scalars(
+        select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.created_at, Payment.id)
+    ).all()
     # What is left after credit notes and partial payments, while the invoice waits for money.
-    unpaid = invoice.kind == InvoiceKind.INVOICE and invoice.payment_state in (*COLLECTABLE_STATES,
-                                                                               PaymentState.PROCESSING)
+    unpaid = invoice.kind == InvoiceKind.INVOICE and invoice.payment_state in (
+        *COLLECTABLE_STATES,
+        PaymentState.PROCESSING,
+    )
     return render_template(
-        "backoffice/finance/invoice.html", invoice=invoice, snapshot=invoice.snapshot or {}, notes=notes,
-        credited=credited, payments=payments, dunning=db.session.get(Dunning, invoice.id), form=form,
-        can_credit=invoice.kind == InvoiceKind.INVOICE, audit=entries_for("invoice", invoice.id, limit=20),
+        "backoffice/finance/invoice.html",
+        invoice=invoice,
+        snapshot=invoice.snapshot or {},
+        notes=notes,
+        credited=credited,
+        payments=payments,
+        dunning=db.session.get(Dunning, invoice.id),
+        form=form,
+        can_credit=invoice.kind == InvoiceKind.INVOICE,
+        audit=entries_for("invoice", invoice.id, limit=20),
         delivery_unfinished=delivery_unfinished(invoice, payments, credited),
-        has_ubl=offers_ubl(invoice), amount_due=amount_due_minor(invoice) if unpaid else None,
+        has_ubl=offers_ubl(invoice),
+        amount_due=amount_due_minor(invoice) if unpaid else None,
     ), status
 
 
@@ -147,8 +169,11 @@ def invoice_ubl_download(number: str) -> Response:
     data = invoice_ubl(invoice)
     if data is None:
         abort(404)
-    return Response(data, mimetype="application/xml",
-                    headers={"Content-Disposition": f'attachment; filename="{invoice.number}.ubl.xml"'})
+    return Response(
+        data,
+        mimetype="application/xml",
+        headers={"Content-Disposition": f'attachment; filename="{invoice.number}.ubl.xml"'},
+    )
 
 
 class RerenderForm(FlaskForm):
@@ -185,12 +210,17 @@ def invoice_pdf_download(number: str) -> Response:
         db.session.rollback()
         abort(404, description=str(error))
     db.session.commit()
-    return Response(data, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{invoice.number}.pdf"'})
+    return Response(
+        data, mimetype="application/pdf", headers={"Content-Disposition": f'inline; filename="{invoice.number}.pdf"'}
+    )
 
 
 @bp.get("/payments")
 @staff_required(Role.FINANCE)
 def failed_payments() -> str:
-    return render_template("backoffice/finance/payments.html", rows=reporting.failed_payments(),
-                           to_review=reporting.payments_to_review(), ignored=reporting.ignored_stripe_events())
+    return render_template(
+        "backoffice/finance/payments.html",
+        rows=reporting.failed_payments(),
+        to_review=reporting.payments_to_review(),
+        ignored=reporting.ignored_stripe_events(),
+    )

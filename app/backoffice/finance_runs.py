@@ -30,9 +30,11 @@ bp = Blueprint("finance_runs", __name__, url_prefix="/backoffice/finance")
 
 
 class PreviewForm(FlaskForm):
-    period = StringField(_l("Month (YYYY-MM)"), validators=[
-        DataRequired(), Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", message=_l("Give a month like 2026-10."))],
-        render_kw={"placeholder": "2026-10"})
+    period = StringField(
+        _l("Month (YYYY-MM)"),
+        validators=[DataRequired(), Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", message=_l("Give a month like 2026-10."))],
+        render_kw={"placeholder": "2026-10"},
+    )
     submit = SubmitField(_l("Compute preview"))
 
 
@@ -57,10 +59,12 @@ def _run_or_404(run_id: int) -> InvoiceRun:
 
 
 def _runs_page(form: PreviewForm, status: int = 200) -> tuple[str, int]:
-    found = db.session.scalars(select(InvoiceRun).order_by(InvoiceRun.period.desc(), InvoiceRun.id.desc())
-                               .limit(120)).all()
-    return render_template("backoffice/finance/runs.html", runs=[(run, runs.progress(run)) for run in found],
-                           form=form), status
+    found = db.session.scalars(
+        select(InvoiceRun).order_by(InvoiceRun.period.desc(), InvoiceRun.id.desc()).limit(120)
+    ).all()
+    return render_template(
+        "backoffice/finance/runs.html", runs=[(run, runs.progress(run)) for run in found], form=form
+    ), status
 
 
 @bp.get("/runs")
@@ -89,17 +93,27 @@ def new_preview() -> ResponseReturnValue:
 @staff_required(Role.FINANCE)
 def run_detail(run_id: int) -> str:
     run = _run_or_404(run_id)
-    failed = db.session.scalars(select(RunItem).where(RunItem.run_id == run.id, RunItem.status == "failed")
-                                .order_by(RunItem.id).limit(200)).all()
+    failed = db.session.scalars(
+        select(RunItem).where(RunItem.run_id == run.id, RunItem.status == "failed").order_by(RunItem.id).limit(200)
+    ).all()
     checked = run.status in (RunStatus.FINALIZING, RunStatus.FINALIZED)
     uninvoiced = runs.uninvoiced_sessions(run.period) if checked else None
     unrated = (run.results or {}).get("unrated_cdrs") or []  # checked when the run completed
     held = db.session.scalar(select(func.count(SessionHold.id)).where(SessionHold.status == HoldStatus.HELD))
     to_deliver = delivery.undelivered_count(run.id) if run.status == RunStatus.FINALIZED else 0
-    return render_template("backoffice/finance/run.html", run=run, progress=runs.progress(run), failed=failed,
-                           to_deliver=to_deliver,
-                           uninvoiced=uninvoiced, unrated=unrated, held_now=held, form=RunStepForm(),
-                           audit=entries_for("billing_run", run.id, limit=20), eager=dispatch.is_eager())
+    return render_template(
+        "backoffice/finance/run.html",
+        run=run,
+        progress=runs.progress(run),
+        failed=failed,
+        to_deliver=to_deliver,
+        uninvoiced=uninvoiced,
+        unrated=unrated,
+        held_now=held,
+        form=RunStepForm(),
+        audit=entries_for("billing_run", run.id, limit=20),
+        eager=dispatch.is_eager(),
+    )
 
 
 def _step(run_id: int, step: Callable[[InvoiceRun, str], object], message: str) -> ResponseReturnValue:
@@ -128,8 +142,11 @@ def refresh_preview(run_id: int) -> ResponseReturnValue:
 @bp.post("/runs/<int:run_id>/approve")
 @staff_required(Role.FINANCE)
 def approve(run_id: int) -> ResponseReturnValue:
-    return _step(run_id, lambda run, reason: driver.approve(run, _actor(), reason),
-                 _("Run approved: the accounts to invoice are fixed."))
+    return _step(
+        run_id,
+        lambda run, reason: driver.approve(run, _actor(), reason),
+        _("Run approved: the accounts to invoice are fixed."),
+    )
 
 
 @bp.post("/runs/<int:run_id>/finalize")
@@ -138,8 +155,11 @@ def finalize(run_id: int) -> ResponseReturnValue:
     # Finalized inline (no broker), the run is sent and collected at once, as `flask billing run` does. With
     # workers it finishes later and is not waited for: the run page shows the progress, then offers "Send
     # invoices and collect payments". A run with failed accounts stays open (the page offers a retry).
-    return _step(run_id, lambda run, reason: driver.finalize(run, _actor(), reason),
-                 _("Finalizing started; progress is shown below."))
+    return _step(
+        run_id,
+        lambda run, reason: driver.finalize(run, _actor(), reason),
+        _("Finalizing started; progress is shown below."),
+    )
 
 
 @bp.post("/runs/<int:run_id>/deliver")
@@ -147,11 +167,13 @@ def finalize(run_id: int) -> ResponseReturnValue:
 def deliver(run_id: int) -> ResponseReturnValue:
     """PDFs, emails and payment collection of the run's invoices not sent yet (each step is done once, so this
     also retries what failed)."""
-    return _step(run_id, lambda run, reason: driver.deliver(run, _actor(), reason),
-                 _("Invoices are being sent and collected."))
+    return _step(
+        run_id, lambda run, reason: driver.deliver(run, _actor(), reason), _("Invoices are being sent and collected.")
+    )
 
 
 # --- held sessions -------------------------------------------------------------------------------------------
+
 
 @bp.get("/holds")
 @staff_required(Role.FINANCE)
@@ -170,12 +192,18 @@ def decide_hold(hold_id: int, action: str) -> ResponseReturnValue:
         flash(_("Every decision on a held session needs a reason."), "error")
         return redirect(url_for("finance_runs.hold_queue"))
     operations: dict[str, tuple[Callable[[], object], str]] = {
-        "release": (lambda: holds.release(hold, _actor(), form.reason.data),
-                    _("Session released: the next run bills it as rated.")),
-        "adjust": (lambda: holds.adjust(hold, _actor(), form.reason.data, form.amount.data or ""),
-                   _("Session adjusted: the next run bills the adjusted amount.")),
-        "write_off": (lambda: holds.write_off(hold, _actor(), form.reason.data),
-                      _("Session written off: it will not be billed.")),
+        "release": (
+            lambda: holds.release(hold, _actor(), form.reason.data),
+            _("Session released: the next run bills it as rated."),
+        ),
+        "adjust": (
+            lambda: holds.adjust(hold, _actor(), form.reason.data, form.amount.data or ""),
+            _("Session adjusted: the next run bills the adjusted amount."),
+        ),
+        "write_off": (
+            lambda: holds.write_off(hold, _actor(), form.reason.data),
+            _("Session written off: it will not be billed."),
+        ),
     }
     operation, message = operations[action]
     try:

@@ -55,9 +55,12 @@ def _card_or_404(card_id: int) -> Card:
 def home() -> str:
     query = request.args.get("q", "")
     hits = search.search_accounts(query) if query else []
-    return render_template("backoffice/support/home.html", query=query, hits=hits,
-                           too_short=bool(query) and len(query.strip()) < search.MIN_QUERY_LENGTH
-                           and not query.strip().isdigit())
+    return render_template(
+        "backoffice/support/home.html",
+        query=query,
+        hits=hits,
+        too_short=bool(query) and len(query.strip()) < search.MIN_QUERY_LENGTH and not query.strip().isdigit(),
+    )
 
 
 @bp.get("/accounts/<int:account_id>")
@@ -95,8 +98,13 @@ def _back(account_id: int) -> ResponseReturnValue:
 def _run(account_id: int, action: Callable[[], object], success: str) -> ResponseReturnValue:
     try:
         action()
-    except (TransitionError, card_services.CardError, plan_services.PlanError, AccountError,
-            closure.ClosureError) as error:
+    except (
+        TransitionError,
+        card_services.CardError,
+        plan_services.PlanError,
+        AccountError,
+        closure.ClosureError,
+    ) as error:
         db.session.rollback()
         flash(_(str(error)), "error")
         return _back(account_id)
@@ -113,9 +121,11 @@ def block_card(card_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         flash(_("Give a reason and a note to block a card."), "error")
         return _back(card.account_id)
-    return _run(card.account_id,
-                lambda: card_services.block_card(card, BlockReason(form.reason.data), _actor(), note=form.note.data),
-                _("Card blocked."))
+    return _run(
+        card.account_id,
+        lambda: card_services.block_card(card, BlockReason(form.reason.data), _actor(), note=form.note.data),
+        _("Card blocked."),
+    )
 
 
 @bp.post("/cards/<int:card_id>/<any(unblock, replace, ship):action>")
@@ -128,8 +138,10 @@ def card_action(card_id: int, action: str) -> ResponseReturnValue:
         return _back(card.account_id)
     operations = {
         "unblock": (lambda: card_services.unblock_card(card, _actor(), note=form.note.data), _("Card unblocked.")),
-        "replace": (lambda: card_services.replace_card(card, _actor(), note=form.note.data),
-                    _("Card replaced; the new card is ordered.")),
+        "replace": (
+            lambda: card_services.replace_card(card, _actor(), note=form.note.data),
+            _("Card replaced; the new card is ordered."),
+        ),
         "ship": (lambda: card_services.ship_card(card, _actor()), _("Card shipped from stock.")),
     }
     operation, message = operations[action]
@@ -157,8 +169,11 @@ def change_plan(account_id: int) -> ResponseReturnValue:
     if plan is None or not form.validate_on_submit():
         flash(_("Choose a plan and give a reason."), "error")
         return _back(account_id)
-    return _run(account_id, lambda: plan_services.change_plan(account, plan, _actor(), reason=form.note.data),
-                _("Plan changed."))
+    return _run(
+        account_id,
+        lambda: plan_services.change_plan(account, plan, _actor(), reason=form.note.data),
+        _("Plan changed."),
+    )
 
 
 @bp.post("/accounts/<int:account_id>/notes")
@@ -200,8 +215,11 @@ def close_account(account_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         flash(_("Every support action needs a reason."), "error")
         return _back(account_id)
-    return _run(account_id, lambda: closure.close_account(account, _actor(), reason=form.note.data),
-                _("Account closed; all cards are blocked."))
+    return _run(
+        account_id,
+        lambda: closure.close_account(account, _actor(), reason=form.note.data),
+        _("Account closed; all cards are blocked."),
+    )
 
 
 @bp.get("/accounts/<int:account_id>/export.json")
@@ -212,13 +230,20 @@ def export_account(account_id: int) -> Response:
     data = closure.export_account_data(account)
     record("account.export", "account", account.id, actor=_actor(), reason="data access request")
     db.session.commit()
-    return Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="account-{account.id:08d}.json"'})
+    return Response(
+        json.dumps(data, indent=2, ensure_ascii=False),
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="account-{account.id:08d}.json"'},
+    )
 
 
 @bp.get("/stock")
 @staff_required(Role.SUPPORT)
 def stock_page() -> str:
     waiting = db.session.query(Card).filter(Card.status == CardStatus.ORDERED).order_by(Card.ordered_at).limit(200)
-    return render_template("backoffice/support/stock.html", levels=stock.stock_levels(), waiting=list(waiting),
-                           form=StaffNoteForm(prefix="note"))
+    return render_template(
+        "backoffice/support/stock.html",
+        levels=stock.stock_levels(),
+        waiting=list(waiting),
+        form=StaffNoteForm(prefix="note"),
+    )

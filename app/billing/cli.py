@@ -44,11 +44,24 @@ class _ProgressOnTheTerminal(RunObserver):
 
     def finalized(self, run: InvoiceRun, progress: dict[str, int]) -> None:
         failed = runs.failed_items(run) if progress["failed"] else []
-        click.echo(json.dumps({"run": run.id, "status": run.status.value, "progress": progress,
-                               "results": run.results, "failed_accounts": failed}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "run": run.id,
+                    "status": run.status.value,
+                    "progress": progress,
+                    "results": run.results,
+                    "failed_accounts": failed,
+                },
+                indent=2,
+            )
+        )
         if progress["failed"]:
-            click.echo(f"{progress['failed']} accounts failed (failed_accounts above and the run in the back office "
-                       "say why); fix their data, then rerun this command to retry them.", err=True)
+            click.echo(
+                f"{progress['failed']} accounts failed (failed_accounts above and the run in the back office "
+                "say why); fix their data, then rerun this command to retry them.",
+                err=True,
+            )
 
     @contextmanager
     def delivering(self, invoices: int) -> Iterator[Callable[[], None]]:
@@ -72,8 +85,17 @@ def run_command(period: str, dry_run: bool, no_deliver: bool) -> None:
         runs.check_period(period)
         if dry_run:
             previewed = driver.preview(period, _actor())
-            click.echo(json.dumps({"run": previewed.id, "period": period, "status": previewed.status.value,
-                                   "preview": previewed.preview}, indent=2))
+            click.echo(
+                json.dumps(
+                    {
+                        "run": previewed.id,
+                        "period": period,
+                        "status": previewed.status.value,
+                        "preview": previewed.preview,
+                    },
+                    indent=2,
+                )
+            )
             return
         run = runs.run_for(period)
         if run is None:
@@ -82,8 +104,9 @@ def run_command(period: str, dry_run: bool, no_deliver: bool) -> None:
             click.echo(f"the run for {period} is already finalized: {json.dumps(run.results)}")
             return
         # Waits for the workers when there are any, so the command ends with the run's figures.
-        driver.finalize(run, _actor(), then_deliver=not no_deliver, wait_for_workers=True,
-                        observer=_ProgressOnTheTerminal())
+        driver.finalize(
+            run, _actor(), then_deliver=not no_deliver, wait_for_workers=True, observer=_ProgressOnTheTerminal()
+        )
     except BillingError as error:
         _fail(error)
 
@@ -125,15 +148,19 @@ def approve_command(period: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_command(period: str, as_json: bool) -> None:
     """Print the month's invoices (their frozen snapshots with payment state)."""
-    found = db.session.scalars(db.select(Invoice).where(Invoice.period == period,
-                                                        Invoice.status == InvoiceStatus.FINALIZED)
-                               .order_by(Invoice.series, Invoice.sequence)).all()
+    found = db.session.scalars(
+        db.select(Invoice)
+        .where(Invoice.period == period, Invoice.status == InvoiceStatus.FINALIZED)
+        .order_by(Invoice.series, Invoice.sequence)
+    ).all()
     if as_json:
         click.echo(json.dumps([invoices.public_view(invoice) for invoice in found], indent=2))
         return
     for invoice in found:
-        click.echo(f"{invoice.number}  account {invoice.account_id:08d}  {invoice.total_minor / 100:>10.2f} "
-                   f"{invoice.currency}  {invoice.payment_state.value}")
+        click.echo(
+            f"{invoice.number}  account {invoice.account_id:08d}  {invoice.total_minor / 100:>10.2f} "
+            f"{invoice.currency}  {invoice.payment_state.value}"
+        )
 
 
 @billing_cli.command("show")
@@ -145,9 +172,12 @@ def show_command(number: str, as_json: bool) -> None:
     if invoice is None:
         raise click.ClickException(f"no invoice {number}")
     view = invoices.public_view(invoice)
-    click.echo(json.dumps(view, indent=2) if as_json else
-               f"{invoice.number} {invoice.period} total {invoice.total_minor / 100:.2f} {invoice.currency} "
-               f"({invoice.payment_state.value})")
+    click.echo(
+        json.dumps(view, indent=2)
+        if as_json
+        else f"{invoice.number} {invoice.period} total {invoice.total_minor / 100:.2f} {invoice.currency} "
+        f"({invoice.payment_state.value})"
+    )
 
 
 @billing_cli.command("uninvoiced")
@@ -160,8 +190,16 @@ def uninvoiced_command(period: str) -> None:
     ids, unrated = runs.uninvoiced_sessions(period), runs.unrated_cdrs(period)
     run = runs.run_for(period)
     failed = runs.failed_items(run, limit=1000) if run is not None else []
-    click.echo(json.dumps({"period": period, "uninvoiced_session_charge_ids": ids, "unrated_cdr_ids": unrated,
-                           "unrated_reasons": runs.unrated_reasons(period),
-                           "failed_accounts": failed}))
+    click.echo(
+        json.dumps(
+            {
+                "period": period,
+                "uninvoiced_session_charge_ids": ids,
+                "unrated_cdr_ids": unrated,
+                "unrated_reasons": runs.unrated_reasons(period),
+                "failed_accounts": failed,
+            }
+        )
+    )
     if ids or unrated or failed:
         raise SystemExit(1)

@@ -39,17 +39,17 @@ class InvoiceKind(enum.StrEnum):
 
 
 class InvoiceStatus(enum.StrEnum):
-    DRAFT = "draft"          # computed by a run, no number yet, can be recomputed
+    DRAFT = "draft"  # computed by a run, no number yet, can be recomputed
     FINALIZED = "finalized"  # numbered and frozen
-    VOID = "void"            # a draft dropped before finalization (never numbered)
+    VOID = "void"  # a draft dropped before finalization (never numbered)
 
 
 class PaymentState(enum.StrEnum):
-    NOT_DUE = "not_due"          # zero or negative total, or a credit note
-    OPEN = "open"                # waiting for collection
-    PROCESSING = "processing"    # SEPA debit under way
+    NOT_DUE = "not_due"  # zero or negative total, or a credit note
+    OPEN = "open"  # waiting for collection
+    PROCESSING = "processing"  # SEPA debit under way
     PAID = "paid"
-    FAILED = "failed"            # last attempt failed; dunning schedules the next
+    FAILED = "failed"  # last attempt failed; dunning schedules the next
     UNCOLLECTIBLE = "uncollectible"  # dunning exhausted: cards blocked until paid
     REFUNDED = "refunded"
 
@@ -57,8 +57,8 @@ class PaymentState(enum.StrEnum):
 class PaymentReview(enum.StrEnum):
     """Why finance must look at a payment Stripe reported as succeeded (it did not pay the invoice as asked)."""
 
-    UNDERPAID = "underpaid"                  # less than was due: counted, the rest stays due (dunning goes on)
-    OVERPAID = "overpaid"                    # more than was due (or paid twice): the surplus is to be given back
+    UNDERPAID = "underpaid"  # less than was due: counted, the rest stays due (dunning goes on)
+    OVERPAID = "overpaid"  # more than was due (or paid twice): the surplus is to be given back
     CURRENCY_MISMATCH = "currency_mismatch"  # not in the invoice's currency: not counted, the invoice stays unpaid
 
 
@@ -103,14 +103,21 @@ class Invoice(Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finalized_at: Mapped[dt.datetime | None]
 
-    lines: Mapped[list[InvoiceLine]] = relationship(back_populates="invoice", cascade="all, delete-orphan",
-                                                    order_by="InvoiceLine.position")
+    lines: Mapped[list[InvoiceLine]] = relationship(
+        back_populates="invoice", cascade="all, delete-orphan", order_by="InvoiceLine.position"
+    )
 
     __table_args__ = (
         # One invoice per account, period and currency (credit notes are not bound by it).
-        Index("uq_billing_invoices_account_period", "account_id", "period", "currency", unique=True,
-              sqlite_where=text("kind = 'invoice' AND status <> 'void'"),
-              postgresql_where=text("kind = 'invoice' AND status <> 'void'")),
+        Index(
+            "uq_billing_invoices_account_period",
+            "account_id",
+            "period",
+            "currency",
+            unique=True,
+            sqlite_where=text("kind = 'invoice' AND status <> 'void'"),
+            postgresql_where=text("kind = 'invoice' AND status <> 'void'"),
+        ),
         UniqueConstraint("series", "sequence"),
         Index("ix_billing_invoices_account", "account_id", "created_at"),
         Index("ix_billing_invoices_payment", "payment_state"),
@@ -133,7 +140,8 @@ class InvoiceLine(Model):
     kind: Mapped[LineKind] = mapped_column(str_enum(LineKind))
     # A session is billed once: the unique constraint makes a second invoice line for it impossible.
     session_charge_id: Mapped[int | None] = mapped_column(
-        ForeignKey("rating_session_charges.id", ondelete="RESTRICT"), unique=True)
+        ForeignKey("rating_session_charges.id", ondelete="RESTRICT"), unique=True
+    )
     description: Mapped[str] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     quantity: Mapped[Decimal] = mapped_column(Numeric(14, 4), default=Decimal(1))
@@ -171,8 +179,13 @@ class InvoiceRun(Model):
 
     __table_args__ = (
         # One live run per period; a cancelled one may be followed by a new one.
-        Index("uq_billing_runs_period", "period", unique=True,
-              sqlite_where=text("status <> 'cancelled'"), postgresql_where=text("status <> 'cancelled'")),
+        Index(
+            "uq_billing_runs_period",
+            "period",
+            unique=True,
+            sqlite_where=text("status <> 'cancelled'"),
+            postgresql_where=text("status <> 'cancelled'"),
+        ),
     )
 
 
@@ -189,8 +202,10 @@ class RunItem(Model):
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (UniqueConstraint("run_id", "account_id"),
-                      Index("ix_billing_run_items_status", "run_id", "status"))
+    __table_args__ = (
+        UniqueConstraint("run_id", "account_id"),
+        Index("ix_billing_run_items_status", "run_id", "status"),
+    )
 
 
 class HoldStatus(enum.StrEnum):
@@ -206,8 +221,9 @@ class SessionHold(Model):
     __tablename__ = "billing_session_holds"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    session_charge_id: Mapped[int] = mapped_column(ForeignKey("rating_session_charges.id", ondelete="CASCADE"),
-                                                   unique=True)
+    session_charge_id: Mapped[int] = mapped_column(
+        ForeignKey("rating_session_charges.id", ondelete="CASCADE"), unique=True
+    )
     reasons: Mapped[list[str]] = mapped_column(JSON)
     status: Mapped[HoldStatus] = mapped_column(str_enum(HoldStatus), default=HoldStatus.HELD, index=True)
     adjusted_incl_vat: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
@@ -242,8 +258,12 @@ class Payment(Model):
     __table_args__ = (
         UniqueConstraint("invoice_id", "kind", "attempt"),
         # The finance list of payments to review reads only the few flagged rows.
-        Index("ix_billing_payments_review", "review", postgresql_where=text("review IS NOT NULL"),
-              sqlite_where=text("review IS NOT NULL")),
+        Index(
+            "ix_billing_payments_review",
+            "review",
+            postgresql_where=text("review IS NOT NULL"),
+            sqlite_where=text("review IS NOT NULL"),
+        ),
     )
 
 

@@ -47,10 +47,14 @@ def balance() -> str:
     account = current_user.account
     invoices = collection.open_invoices(account.id)
     rows: list[_BalanceRow] = [
-        {"invoice": invoice, "due": collection.amount_due_minor(invoice),
-         "received": collection.received_minor(invoice),  # a partial payment: the due is what is left
-         "dunning": db.session.get(Dunning, invoice.id)}
-        for invoice in invoices]
+        {
+            "invoice": invoice,
+            "due": collection.amount_due_minor(invoice),
+            "received": collection.received_minor(invoice),  # a partial payment: the due is what is left
+            "dunning": db.session.get(Dunning, invoice.id),
+        }
+        for invoice in invoices
+    ]
     config = current_app.config
     return render_template(
         "portal/billing/balance.html",
@@ -74,13 +78,23 @@ def _answer(result: collection.PayNowResult) -> ResponseReturnValue:
         "error": _("Our payment provider cannot be reached right now. Please try again in a few minutes."),
     }
     status = result.status
-    category = {"paid": "success", "processing": "info", "nothing_due": "info", "failed": "error",
-                "requires_action": "warning", "error": "error"}[status]
+    category = {
+        "paid": "success",
+        "processing": "info",
+        "nothing_due": "info",
+        "failed": "error",
+        "requires_action": "warning",
+        "error": "error",
+    }[status]
     if _wants_json():
         if status != "requires_action":
             flash(messages[status], category)  # shown on the page the script reloads
-        body: dict[str, Any] = {"status": status, "message": messages[status], "redirect": url_for(".balance"),
-                                "paid": [invoice.number for invoice in result.paid]}
+        body: dict[str, Any] = {
+            "status": status,
+            "message": messages[status],
+            "redirect": url_for(".balance"),
+            "paid": [invoice.number for invoice in result.paid],
+        }
         if status == "requires_action":
             body.update(client_secret=result.client_secret, payment_intent=result.payment_intent_id)
         if status == "failed" and result.message:
@@ -103,8 +117,9 @@ def pay() -> ResponseReturnValue:
     if payment_intent is None and not has_valid_payment_method(account.id):
         message = _("Add a valid payment method first.")
         if _wants_json():
-            return jsonify(status="no_payment_method", message=message,
-                           redirect=url_for("payments.payment_method")), 409
+            return jsonify(
+                status="no_payment_method", message=message, redirect=url_for("payments.payment_method")
+            ), 409
         flash(message, "error")
         return redirect(url_for("payments.payment_method"))
     try:

@@ -73,56 +73,190 @@ def _finalized(query: Select[*Columns], period: str | None) -> Select[*Columns]:
 
 # --- invoices and lines ------------------------------------------------------------------------------------
 
-INVOICE_COLUMNS = ["number", "kind", "issue_date", "due_date", "period", "customer_number", "buyer_name",
-                   "buyer_company", "buyer_vat_number", "buyer_country", "currency", "subtotal_excl_vat", "vat",
-                   "total_incl_vat", "payment_state", "paid_at", "credits_invoice"]
+INVOICE_COLUMNS = [
+    "number",
+    "kind",
+    "issue_date",
+    "due_date",
+    "period",
+    "customer_number",
+    "buyer_name",
+    "buyer_company",
+    "buyer_vat_number",
+    "buyer_country",
+    "currency",
+    "subtotal_excl_vat",
+    "vat",
+    "total_incl_vat",
+    "payment_state",
+    "paid_at",
+    "credits_invoice",
+]
 
 
 def invoice_rows(period: str | None) -> Iterator[list[object]]:
     credited = aliased(Invoice)
-    query = _finalized(
-        select(Invoice.number, Invoice.kind, Invoice.issue_date, Invoice.due_date, Invoice.period, Invoice.account_id,
-               Account.full_name, Account.company_name, Account.vat_number, Account.country, Invoice.currency,
-               Invoice.subtotal_minor, Invoice.vat_minor, Invoice.total_minor, Invoice.payment_state,
-               Invoice.paid_at, credited.number)
-        .join(Account, Account.id == Invoice.account_id)
-        .outerjoin(credited, credited.id == Invoice.credits_invoice_id), period,
-    ).order_by(Invoice.series, Invoice.sequence).execution_options(yield_per=BATCH)
-    for (number, kind, issued, due, month, account_id, name, company, vat_number, country, currency, subtotal,
-         vat, total, state, paid_at, credits) in db.session.execute(query):
+    query = (
+        _finalized(
+            select(
+                Invoice.number,
+                Invoice.kind,
+                Invoice.issue_date,
+                Invoice.due_date,
+                Invoice.period,
+                Invoice.account_id,
+                Account.full_name,
+                Account.company_name,
+                Account.vat_number,
+                Account.country,
+                Invoice.currency,
+                Invoice.subtotal_minor,
+                Invoice.vat_minor,
+                Invoice.total_minor,
+                Invoice.payment_state,
+                Invoice.paid_at,
+                credited.number,
+            )
+            .join(Account, Account.id == Invoice.account_id)
+            .outerjoin(credited, credited.id == Invoice.credits_invoice_id),
+            period,
+        )
+        .order_by(Invoice.series, Invoice.sequence)
+        .execution_options(yield_per=BATCH)
+    )
+    for (
+        number,
+        kind,
+        issued,
+        due,
+        month,
+        account_id,
+        name,
+        company,
+        vat_number,
+        country,
+        currency,
+        subtotal,
+        vat,
+        total,
+        state,
+        paid_at,
+        credits,
+    ) in db.session.execute(query):
         assert issued is not None  # finalized invoices only: every one has its issue date
-        yield [number, kind.value, issued.isoformat(), due.isoformat() if due else "", month, f"{account_id:08d}",
-               name, company or "", vat_number or "", country, currency, _amount(subtotal, currency),
-               _amount(vat, currency), _amount(total, currency), state.value,
-               paid_at.isoformat() if paid_at else "", credits or ""]
+        yield [
+            number,
+            kind.value,
+            issued.isoformat(),
+            due.isoformat() if due else "",
+            month,
+            f"{account_id:08d}",
+            name,
+            company or "",
+            vat_number or "",
+            country,
+            currency,
+            _amount(subtotal, currency),
+            _amount(vat, currency),
+            _amount(total, currency),
+            state.value,
+            paid_at.isoformat() if paid_at else "",
+            credits or "",
+        ]
 
 
 def invoices_csv(period: str | None) -> Iterator[str]:
     return _csv(INVOICE_COLUMNS, invoice_rows(period))
 
 
-LINE_COLUMNS = ["invoice_number", "invoice_kind", "issue_date", "period", "position", "line_kind", "description",
-                "session_charge_id", "cdr_id", "cpo", "quantity", "currency", "cpo_cost_excl_vat", "fees_excl_vat",
-                "amount_excl_vat", "vat_rate"]
+LINE_COLUMNS = [
+    "invoice_number",
+    "invoice_kind",
+    "issue_date",
+    "period",
+    "position",
+    "line_kind",
+    "description",
+    "session_charge_id",
+    "cdr_id",
+    "cpo",
+    "quantity",
+    "currency",
+    "cpo_cost_excl_vat",
+    "fees_excl_vat",
+    "amount_excl_vat",
+    "vat_rate",
+]
 
 
 def line_rows(period: str | None) -> Iterator[list[object]]:
-    query = _finalized(
-        select(Invoice.number, Invoice.kind, Invoice.issue_date, Invoice.period, InvoiceLine.position,
-               InvoiceLine.kind, InvoiceLine.description, InvoiceLine.session_charge_id, Cdr.ocpi_id,
-               Cdr.country_code, Cdr.party_id, InvoiceLine.quantity, Invoice.currency, InvoiceLine.cpo_cost_minor,
-               InvoiceLine.fees_minor, InvoiceLine.amount_minor, InvoiceLine.vat_rate)
-        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
-        .outerjoin(SessionCharge, SessionCharge.id == InvoiceLine.session_charge_id)
-        .outerjoin(Cdr, Cdr.id == SessionCharge.cdr_id), period,
-    ).order_by(Invoice.series, Invoice.sequence, InvoiceLine.position).execution_options(yield_per=BATCH)
-    for (number, kind, issued, month, position, line_kind, description, charge_id, cdr_id, country_code, party_id,
-         quantity, currency, cpo, fees, amount, rate) in db.session.execute(query):
+    query = (
+        _finalized(
+            select(
+                Invoice.number,
+                Invoice.kind,
+                Invoice.issue_date,
+                Invoice.period,
+                InvoiceLine.position,
+                InvoiceLine.kind,
+                InvoiceLine.description,
+                InvoiceLine.session_charge_id,
+                Cdr.ocpi_id,
+                Cdr.country_code,
+                Cdr.party_id,
+                InvoiceLine.quantity,
+                Invoice.currency,
+                InvoiceLine.cpo_cost_minor,
+                InvoiceLine.fees_minor,
+                InvoiceLine.amount_minor,
+                InvoiceLine.vat_rate,
+            )
+            .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+            .outerjoin(SessionCharge, SessionCharge.id == InvoiceLine.session_charge_id)
+            .outerjoin(Cdr, Cdr.id == SessionCharge.cdr_id),
+            period,
+        )
+        .order_by(Invoice.series, Invoice.sequence, InvoiceLine.position)
+        .execution_options(yield_per=BATCH)
+    )
+    for (
+        number,
+        kind,
+        issued,
+        month,
+        position,
+        line_kind,
+        description,
+        charge_id,
+        cdr_id,
+        country_code,
+        party_id,
+        quantity,
+        currency,
+        cpo,
+        fees,
+        amount,
+        rate,
+    ) in db.session.execute(query):
         assert issued is not None  # lines of finalized invoices only: every one has its issue date
-        yield [number, kind.value, issued.isoformat(), month, position, line_kind.value, description,
-               charge_id or "", cdr_id or "", f"{country_code}*{party_id}" if country_code else "",
-               format(Decimal(quantity).normalize(), "f"), currency, _amount(cpo, currency),
-               _amount(fees, currency), _amount(amount, currency), format(Decimal(rate).normalize(), "f")]
+        yield [
+            number,
+            kind.value,
+            issued.isoformat(),
+            month,
+            position,
+            line_kind.value,
+            description,
+            charge_id or "",
+            cdr_id or "",
+            f"{country_code}*{party_id}" if country_code else "",
+            format(Decimal(quantity).normalize(), "f"),
+            currency,
+            _amount(cpo, currency),
+            _amount(fees, currency),
+            _amount(amount, currency),
+            format(Decimal(rate).normalize(), "f"),
+        ]
 
 
 def lines_csv(period: str | None) -> Iterator[str]:
@@ -130,6 +264,7 @@ def lines_csv(period: str | None) -> Iterator[str]:
 
 
 # --- VAT per rate ------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class VatRow:
@@ -153,33 +288,71 @@ def _half_up_vat(base: ColumnElement[Any], rate: ColumnElement[Any]) -> ColumnEl
 def vat_per_rate(period: str | None = None) -> list[VatRow]:
     """Per period, document kind, currency and VAT rate: the taxable base and the VAT, with the VAT rounded per
     invoice and rate (as printed on each invoice), then summed. Adds up to the invoices' ``vat_minor``."""
-    per_document = _finalized(
-        select(Invoice.period.label("period"), Invoice.kind.label("kind"), Invoice.currency.label("currency"),
-               InvoiceLine.invoice_id.label("invoice_id"), InvoiceLine.vat_rate.label("rate"),
-               func.sum(InvoiceLine.amount_minor).label("base"))
-        .join(Invoice, Invoice.id == InvoiceLine.invoice_id), period,
-    ).group_by(Invoice.period, Invoice.kind, Invoice.currency, InvoiceLine.invoice_id, InvoiceLine.vat_rate).subquery()
-    query = (select(per_document.c.period, per_document.c.kind, per_document.c.currency, per_document.c.rate,
-                    func.count(func.distinct(per_document.c.invoice_id)), func.sum(per_document.c.base),
-                    func.sum(_half_up_vat(per_document.c.base, per_document.c.rate)))
-             .group_by(per_document.c.period, per_document.c.kind, per_document.c.currency, per_document.c.rate)
-             .order_by(per_document.c.period, per_document.c.kind, per_document.c.currency,
-                       per_document.c.rate.desc()))
-    return [VatRow(month, InvoiceKind(kind).value, currency, Decimal(rate).normalize(), documents, int(base or 0),
-                   int(vat or 0))
-            for month, kind, currency, rate, documents, base, vat in db.session.execute(query)]
+    per_document = (
+        _finalized(
+            select(
+                Invoice.period.label("period"),
+                Invoice.kind.label("kind"),
+                Invoice.currency.label("currency"),
+                InvoiceLine.invoice_id.label("invoice_id"),
+                InvoiceLine.vat_rate.label("rate"),
+                func.sum(InvoiceLine.amount_minor).label("base"),
+            ).join(Invoice, Invoice.id == InvoiceLine.invoice_id),
+            period,
+        )
+        .group_by(Invoice.period, Invoice.kind, Invoice.currency, InvoiceLine.invoice_id, InvoiceLine.vat_rate)
+        .subquery()
+    )
+    query = (
+        select(
+            per_document.c.period,
+            per_document.c.kind,
+            per_document.c.currency,
+            per_document.c.rate,
+            func.count(func.distinct(per_document.c.invoice_id)),
+            func.sum(per_document.c.base),
+            func.sum(_half_up_vat(per_document.c.base, per_document.c.rate)),
+        )
+        .group_by(per_document.c.period, per_document.c.kind, per_document.c.currency, per_document.c.rate)
+        .order_by(per_document.c.period, per_document.c.kind, per_document.c.currency, per_document.c.rate.desc())
+    )
+    return [
+        VatRow(
+            month,
+            InvoiceKind(kind).value,
+            currency,
+            Decimal(rate).normalize(),
+            documents,
+            int(base or 0),
+            int(vat or 0),
+        )
+        for month, kind, currency, rate, documents, base, vat in db.session.execute(query)
+    ]
 
 
 VAT_COLUMNS = ["period", "kind", "currency", "vat_rate", "documents", "base_excl_vat", "vat"]
 
 
 def vat_csv(rows: list[VatRow]) -> Iterator[str]:
-    return _csv(VAT_COLUMNS, ([row.period, row.kind, row.currency, format(row.rate, "f"), row.documents,
-                               _amount(row.base_minor, row.currency), _amount(row.vat_minor, row.currency)]
-                              for row in rows))
+    return _csv(
+        VAT_COLUMNS,
+        (
+            [
+                row.period,
+                row.kind,
+                row.currency,
+                format(row.rate, "f"),
+                row.documents,
+                _amount(row.base_minor, row.currency),
+                _amount(row.vat_minor, row.currency),
+            ]
+            for row in rows
+        ),
+    )
 
 
 # --- margin per CPO and month ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MarginRow:
@@ -189,8 +362,8 @@ class MarginRow:
     currency: str
     sessions: int
     kwh: Decimal
-    cpo_cost: Decimal      # what we owe the CPO, excl. VAT
-    revenue: Decimal       # what we bill the driver for the session, excl. VAT
+    cpo_cost: Decimal  # what we owe the CPO, excl. VAT
+    revenue: Decimal  # what we bill the driver for the session, excl. VAT
     written_off: int
 
     @property
@@ -212,9 +385,11 @@ def _revenue() -> ColumnElement[Decimal]:
     """Session revenue excl. VAT after finance's decisions: a written-off session earns nothing, an adjusted
     one its adjusted price without VAT; everything else (held ones too) as rated."""
     adjusted = SessionHold.adjusted_incl_vat * 100 / (100 + SessionCharge.vat_rate)
-    return case((SessionHold.status == HoldStatus.WRITTEN_OFF, literal(0)),
-                (SessionHold.status == HoldStatus.ADJUSTED, adjusted),
-                else_=SessionCharge.driver_excl_vat)
+    return case(
+        (SessionHold.status == HoldStatus.WRITTEN_OFF, literal(0)),
+        (SessionHold.status == HoldStatus.ADJUSTED, adjusted),
+        else_=SessionCharge.driver_excl_vat,
+    )
 
 
 def _four(value: object) -> Decimal:
@@ -226,19 +401,36 @@ def margin_month(month: str) -> list[MarginRow]:
     start, end = period_bounds(month)
     amount = Numeric(18, 4)
     query = (
-        select(Cdr.country_code, Cdr.party_id, SessionCharge.currency, func.count(SessionCharge.id),
-               cast(func.sum(SessionCharge.kwh), amount), cast(func.sum(SessionCharge.cpo_cost_excl_vat), amount),
-               cast(func.sum(_revenue()), amount),
-               func.sum(case((SessionHold.status == HoldStatus.WRITTEN_OFF, 1), else_=0)))
+        select(
+            Cdr.country_code,
+            Cdr.party_id,
+            SessionCharge.currency,
+            func.count(SessionCharge.id),
+            cast(func.sum(SessionCharge.kwh), amount),
+            cast(func.sum(SessionCharge.cpo_cost_excl_vat), amount),
+            cast(func.sum(_revenue()), amount),
+            func.sum(case((SessionHold.status == HoldStatus.WRITTEN_OFF, 1), else_=0)),
+        )
         .join(Cdr, Cdr.id == SessionCharge.cdr_id)
         .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
         .where(Cdr.start_date_time >= start, Cdr.start_date_time < end)
         .group_by(Cdr.country_code, Cdr.party_id, SessionCharge.currency)
         .order_by(Cdr.country_code, Cdr.party_id, SessionCharge.currency)
     )
-    return [MarginRow(month, country_code, party_id, currency, count, _four(kwh), _four(cpo), _four(revenue),
-                      int(written_off or 0))
-            for country_code, party_id, currency, count, kwh, cpo, revenue, written_off in db.session.execute(query)]
+    return [
+        MarginRow(
+            month,
+            country_code,
+            party_id,
+            currency,
+            count,
+            _four(kwh),
+            _four(cpo),
+            _four(revenue),
+            int(written_off or 0),
+        )
+        for country_code, party_id, currency, count, kwh, cpo, revenue, written_off in db.session.execute(query)
+    ]
 
 
 def months_between(first: str, last: str, limit: int = 36) -> list[str]:
@@ -255,8 +447,18 @@ def margin_report(months: list[str]) -> list[MarginRow]:
     return [row for month in sorted(months, reverse=True) for row in margin_month(month)]
 
 
-MARGIN_COLUMNS = ["month", "cpo", "currency", "sessions", "kwh", "cpo_cost_excl_vat", "revenue_excl_vat", "margin",
-                  "margin_percent", "written_off_sessions"]
+MARGIN_COLUMNS = [
+    "month",
+    "cpo",
+    "currency",
+    "sessions",
+    "kwh",
+    "cpo_cost_excl_vat",
+    "revenue_excl_vat",
+    "margin",
+    "margin_percent",
+    "written_off_sessions",
+]
 
 
 def _cents(value: Decimal) -> str:
@@ -264,10 +466,24 @@ def _cents(value: Decimal) -> str:
 
 
 def margin_csv(rows: list[MarginRow]) -> Iterator[str]:
-    return _csv(MARGIN_COLUMNS, ([row.month, row.cpo, row.currency, row.sessions, format(row.kwh.normalize(), "f"),
-                                  _cents(row.cpo_cost), _cents(row.revenue), _cents(row.margin),
-                                  "" if row.margin_percent is None else str(row.margin_percent), row.written_off]
-                                 for row in rows))
+    return _csv(
+        MARGIN_COLUMNS,
+        (
+            [
+                row.month,
+                row.cpo,
+                row.currency,
+                row.sessions,
+                format(row.kwh.normalize(), "f"),
+                _cents(row.cpo_cost),
+                _cents(row.revenue),
+                _cents(row.margin),
+                "" if row.margin_percent is None else str(row.margin_percent),
+                row.written_off,
+            ]
+            for row in rows
+        ),
+    )
 
 
 # --- finance back office: invoice search and failed payments ------------------------------------------------
@@ -319,10 +535,12 @@ def search_invoices(search: InvoiceSearch, limit: int = SEARCH_LIMIT) -> Invoice
         raise BillingError(f"unknown payment state {search.state!r}")
     if not search.given:
         return InvoiceMatches(rows=[], more=False)
-    query = (select(Invoice, Account.full_name, User.email)
-             .join(Account, Account.id == Invoice.account_id)
-             .outerjoin(User, and_(User.account_id == Account.id, User.role == Role.DRIVER))
-             .where(Invoice.status == InvoiceStatus.FINALIZED))
+    query = (
+        select(Invoice, Account.full_name, User.email)
+        .join(Account, Account.id == Invoice.account_id)
+        .outerjoin(User, and_(User.account_id == Account.id, User.role == Role.DRIVER))
+        .where(Invoice.status == InvoiceStatus.FINALIZED)
+    )
     if search.number:
         query = query.where(Invoice.number.like(_like_prefix(search.number.upper()), escape="\\"))
     if search.customer:
@@ -341,32 +559,49 @@ def search_invoices(search: InvoiceSearch, limit: int = SEARCH_LIMIT) -> Invoice
 def payments_to_review(limit: int = 200) -> list[Row[Payment, Invoice, str]]:
     """Payments Stripe reported as succeeded that did not pay their invoice as asked (less than due, more than
     due, another currency; ``Payment.review``), with their invoice and customer name, newest first."""
-    return list(db.session.execute(
-        select(Payment, Invoice, Account.full_name)
-        .join(Invoice, Invoice.id == Payment.invoice_id).join(Account, Account.id == Invoice.account_id)
-        .where(Payment.review.is_not(None))
-        .order_by(Payment.updated_at.desc(), Payment.id.desc()).limit(limit)).all())
+    return list(
+        db.session.execute(
+            select(Payment, Invoice, Account.full_name)
+            .join(Invoice, Invoice.id == Payment.invoice_id)
+            .join(Account, Account.id == Invoice.account_id)
+            .where(Payment.review.is_not(None))
+            .order_by(Payment.updated_at.desc(), Payment.id.desc())
+            .limit(limit)
+        ).all()
+    )
 
 
 def ignored_stripe_events(limit: int = 50) -> list[StripeEvent]:
     """Signed Stripe events we could not use (acknowledged, nothing changed), newest first; events of types we
     do not handle are routine and left out."""
-    return list(db.session.scalars(
-        select(StripeEvent).where(StripeEvent.ignored_reason.is_not(None),
-                                  StripeEvent.ignored_reason != StripeEvent.TYPE_NOT_HANDLED)
-        .order_by(StripeEvent.received_at.desc(), StripeEvent.id).limit(limit)))
+    return list(
+        db.session.scalars(
+            select(StripeEvent)
+            .where(StripeEvent.ignored_reason.is_not(None), StripeEvent.ignored_reason != StripeEvent.TYPE_NOT_HANDLED)
+            .order_by(StripeEvent.received_at.desc(), StripeEvent.id)
+            .limit(limit)
+        )
+    )
 
 
 def failed_payments(limit: int = 500) -> list[Row[Invoice, Dunning | None, str, str | None]]:
     """Invoices whose payment failed or was given up, with their dunning state, customer name and the last
     failure message: failed first, then by due date."""
-    last_failure = (select(Payment.failure_message).where(Payment.invoice_id == Invoice.id,
-                                                          Payment.failure_message.is_not(None))
-                    .order_by(Payment.attempt.desc(), Payment.id.desc()).limit(1).correlate(Invoice)
-                    .scalar_subquery())
-    return list(db.session.execute(
-        select(Invoice, Dunning, Account.full_name, last_failure)
-        .join(Account, Account.id == Invoice.account_id)
-        .outerjoin(Dunning, Dunning.invoice_id == Invoice.id)
-        .where(Invoice.payment_state.in_([PaymentState.FAILED, PaymentState.UNCOLLECTIBLE]))
-        .order_by(Invoice.payment_state.desc(), Invoice.due_date, Invoice.id).limit(limit)).all())
+    last_failure = (
+        select(Payment.failure_message)
+        .where(Payment.invoice_id == Invoice.id, Payment.failure_message.is_not(None))
+        .order_by(Payment.attempt.desc(), Payment.id.desc())
+        .limit(1)
+        .correlate(Invoice)
+        .scalar_subquery()
+    )
+    return list(
+        db.session.execute(
+            select(Invoice, Dunning, Account.full_name, last_failure)
+            .join(Account, Account.id == Invoice.account_id)
+            .outerjoin(Dunning, Dunning.invoice_id == Invoice.id)
+            .where(Invoice.payment_state.in_([PaymentState.FAILED, PaymentState.UNCOLLECTIBLE]))
+            .order_by(Invoice.payment_state.desc(), Invoice.due_date, Invoice.id)
+            .limit(limit)
+        ).all()
+    )

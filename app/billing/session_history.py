@@ -78,16 +78,31 @@ def _sessions_query(account_id: int, filters: SessionFilters) -> Select[*tuple[A
     """The driver's rated sessions, newest first, with location, hold and the invoice they are on (if any)."""
     start, end = period_bounds(filters.month) if filters.month else (None, None)
     return (
-        select(SessionCharge, Cdr, Location.name, Location.city, SessionHold.status, SessionHold.adjusted_incl_vat,
-               Invoice.number)
+        select(
+            SessionCharge,
+            Cdr,
+            Location.name,
+            Location.city,
+            SessionHold.status,
+            SessionHold.adjusted_incl_vat,
+            Invoice.number,
+        )
         .join(Cdr, Cdr.id == SessionCharge.cdr_id)
-        .outerjoin(Location, and_(Location.country_code == Cdr.country_code, Location.party_id == Cdr.party_id,
-                                  Location.ocpi_id == Cdr.location_ocpi_id))
+        .outerjoin(
+            Location,
+            and_(
+                Location.country_code == Cdr.country_code,
+                Location.party_id == Cdr.party_id,
+                Location.ocpi_id == Cdr.location_ocpi_id,
+            ),
+        )
         .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
         .outerjoin(InvoiceLine, InvoiceLine.session_charge_id == SessionCharge.id)
         .outerjoin(Invoice, and_(Invoice.id == InvoiceLine.invoice_id, Invoice.status == InvoiceStatus.FINALIZED))
-        .where(SessionCharge.account_id == account_id,
-               *cdr_filters(started_from=start, started_before=end, card_id=filters.card))
+        .where(
+            SessionCharge.account_id == account_id,
+            *cdr_filters(started_from=start, started_before=end, card_id=filters.card),
+        )
         .order_by(Cdr.start_date_time.desc(), Cdr.id.desc())
     )
 
@@ -106,10 +121,18 @@ def _line(row: Any) -> SessionLine:
     elif hold_status == HoldStatus.ADJUSTED and adjusted is not None:
         total = adjusted
     return SessionLine(
-        start=cdr.start_date_time, card_id=cdr.card_id, location=name or place.name, city=city or place.city,
-        kwh=charge.kwh, minutes=duration_minutes(cdr), cpo_price=charge.cpo_cost_excl_vat,
-        fees=charge.driver_excl_vat - charge.cpo_cost_excl_vat, total=total, currency=charge.currency,
-        invoice=number, state=state,
+        start=cdr.start_date_time,
+        card_id=cdr.card_id,
+        location=name or place.name,
+        city=city or place.city,
+        kwh=charge.kwh,
+        minutes=duration_minutes(cdr),
+        cpo_price=charge.cpo_cost_excl_vat,
+        fees=charge.driver_excl_vat - charge.cpo_cost_excl_vat,
+        total=total,
+        currency=charge.currency,
+        invoice=number,
+        state=state,
     )
 
 
@@ -118,12 +141,31 @@ def session_page(account_id: int, filters: SessionFilters, page: int) -> Session
     query = _sessions_query(account_id, filters)
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     rows = db.session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    return SessionPage(sessions=[_line(row) for row in rows], page=page,
-                       pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1), total=total)
+    return SessionPage(
+        sessions=[_line(row) for row in rows],
+        page=page,
+        pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        total=total,
+    )
 
 
-CSV_COLUMNS = ["start", "end", "location", "city", "evse_id", "card", "kwh", "duration_minutes", "currency",
-               "cpo_price_excl_vat", "our_fees_excl_vat", "vat_rate", "total_incl_vat", "invoice", "state"]
+CSV_COLUMNS = [
+    "start",
+    "end",
+    "location",
+    "city",
+    "evse_id",
+    "card",
+    "kwh",
+    "duration_minutes",
+    "currency",
+    "cpo_price_excl_vat",
+    "our_fees_excl_vat",
+    "vat_rate",
+    "total_incl_vat",
+    "invoice",
+    "state",
+]
 
 
 def _money(value: Decimal) -> str:
@@ -140,12 +182,25 @@ def sessions_csv(account_id: int, filters: SessionFilters) -> Iterator[str]:
     for count, row in enumerate(db.session.execute(query), start=1):
         line = _line(row)
         charge, cdr = row[0], row[1]
-        writer.writerow([cdr.start_date_time.isoformat(), cdr.end_date_time.isoformat(), line.location,
-                         line.city, place_in_cdr(cdr).evse_id, cards.get(cdr.card_id, ""),
-                         format(Decimal(charge.kwh).normalize(), "f"), line.minutes, charge.currency,
-                         _money(charge.cpo_cost_excl_vat), _money(line.fees),
-                         format(Decimal(charge.vat_rate).normalize(), "f"), _money(line.total),
-                         line.invoice or "", line.state])
+        writer.writerow(
+            [
+                cdr.start_date_time.isoformat(),
+                cdr.end_date_time.isoformat(),
+                line.location,
+                line.city,
+                place_in_cdr(cdr).evse_id,
+                cards.get(cdr.card_id, ""),
+                format(Decimal(charge.kwh).normalize(), "f"),
+                line.minutes,
+                charge.currency,
+                _money(charge.cpo_cost_excl_vat),
+                _money(line.fees),
+                format(Decimal(charge.vat_rate).normalize(), "f"),
+                _money(line.total),
+                line.invoice or "",
+                line.state,
+            ]
+        )
         if count % CSV_BATCH == 0:
             yield buffer.getvalue()
             buffer.seek(0)

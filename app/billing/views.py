@@ -25,8 +25,11 @@ bp = Blueprint("billing", __name__)
 @driver_required
 def invoice_list() -> str:
     rows = invoices.invoices_of(current_user.account_id)
-    return render_template("portal/billing/invoices.html", invoices=rows,
-                           with_ubl={invoice.number for invoice in rows if offers_ubl(invoice)})
+    return render_template(
+        "portal/billing/invoices.html",
+        invoices=rows,
+        with_ubl={invoice.number for invoice in rows if offers_ubl(invoice)},
+    )
 
 
 @bp.get("/invoices/<number>.pdf")
@@ -39,12 +42,19 @@ def invoice_pdf_download(number: str) -> Response:
         data = invoice_pdf(invoice)
     except PdfUnavailableError:
         db.session.rollback()
-        body = render_template("errors/error.html", code=404, title=_("PDF not available yet"),
-                               explanation=_("The PDF of this invoice is not ready yet. Please try again later."))
+        body = render_template(
+            "errors/error.html",
+            code=404,
+            title=_("PDF not available yet"),
+            explanation=_("The PDF of this invoice is not ready yet. Please try again later."),
+        )
         return Response(body, status=404)
     db.session.commit()  # a PDF rendered on first download is stored (rendered once, then served as stored)
-    return Response(data, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'})
+    return Response(
+        data,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'},
+    )
 
 
 @bp.get("/invoices/<number>.ubl.xml")
@@ -55,11 +65,15 @@ def invoice_ubl_download(number: str) -> Response:
     data = invoice_ubl(invoice)
     if data is None:
         abort(404)
-    return Response(data, mimetype="application/xml",
-                    headers={"Content-Disposition": f'attachment; filename="{invoice.number}.ubl.xml"'})
+    return Response(
+        data,
+        mimetype="application/xml",
+        headers={"Content-Disposition": f'attachment; filename="{invoice.number}.ubl.xml"'},
+    )
 
 
 # --- sessions --------------------------------------------------------------------------------------------------
+
 
 def _filters() -> history.SessionFilters:
     try:
@@ -74,9 +88,15 @@ def session_history() -> str:
     filters = _filters()
     page = request.args.get("page", "1")
     found = history.session_page(current_user.account_id, filters, max(int(page), 1) if page.isdigit() else 1)
-    return render_template("portal/billing/sessions.html", sessions=found.sessions,
-                           cards=card_services.cards_of(current_user.account_id), filters=filters,
-                           page=found.page, pages=found.pages, total=found.total)
+    return render_template(
+        "portal/billing/sessions.html",
+        sessions=found.sessions,
+        cards=card_services.cards_of(current_user.account_id),
+        filters=filters,
+        page=found.page,
+        pages=found.pages,
+        total=found.total,
+    )
 
 
 @bp.get("/sessions.csv")
@@ -85,5 +105,8 @@ def session_csv() -> Response:
     filters = _filters()
     name = "sessions" + (f"-{filters.month}" if filters.month else "") + ".csv"
     chunks = history.sessions_csv(current_user.account_id, filters)
-    return Response(stream_with_context(chunks), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        stream_with_context(chunks),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -10,29 +10,43 @@ from app.extensions import FlaskForm
 
 
 class OrderCardForm(FlaskForm):
-    label = StringField(_l("Label (optional)"), validators=[Optional(), Length(max=80)],
-                        description=_l("For example 'Company car' or 'Sam'."))
+    label = StringField(
+        _l("Label (optional)"),
+        validators=[Optional(), Length(max=80)],
+        description=_l("For example 'Company car' or 'Sam'."),
+    )
     driver_name = StringField(_l("Driver name (optional)"), validators=[Optional(), Length(max=120)])
     submit = SubmitField(_l("Order card"))
 
 
 class ActivateCardForm(FlaskForm):
-    visual_number = StringField(_l("Card number"), validators=[DataRequired(), Length(max=64)],
-                                description=_l("The number printed on the back of your card."))
+    visual_number = StringField(
+        _l("Card number"),
+        validators=[DataRequired(), Length(max=64)],
+        description=_l("The number printed on the back of your card."),
+    )
     submit = SubmitField(_l("Activate"))
 
 
 class BlockCardForm(FlaskForm):
-    reason = SelectField(_l("Why?"), choices=[("lost", _l("Lost")), ("stolen", _l("Stolen"))],
-                         validators=[DataRequired()])
+    reason = SelectField(
+        _l("Why?"), choices=[("lost", _l("Lost")), ("stolen", _l("Stolen"))], validators=[DataRequired()]
+    )
     submit = SubmitField(_l("Block card"))
 
 
 class StaffBlockCardForm(FlaskForm):
-    reason = SelectField(_l("Reason"), validators=[DataRequired()], choices=[
-        ("lost", _l("Lost")), ("stolen", _l("Stolen")), ("payment", _l("Payment")), ("fraud", _l("Fraud")),
-        ("support", _l("Support")),
-    ])
+    reason = SelectField(
+        _l("Reason"),
+        validators=[DataRequired()],
+        choices=[
+            ("lost", _l("Lost")),
+            ("stolen", _l("Stolen")),
+            ("payment", _l("Payment")),
+            ("fraud", _l("Fraud")),
+            ("support", _l("Support")),
+        ],
+    )
     note = TextAreaField(_l("Note"), validators=[DataRequired(), Length(max=1000)])
     submit = SubmitField(_l("Block card"))
 

@@ -36,8 +36,9 @@ def check_unblock(reason: BlockReason | None, *, by_staff: bool) -> None:
     if reason in NEVER_UNBLOCK:
         raise TransitionError("cards of a closed account cannot be unblocked")
     if reason in STAFF_ONLY_UNBLOCK and not by_staff:
-        raise TransitionError(f"a card blocked for {reason.value if reason else 'this reason'} "
-                              "can only be unblocked by support")
+        raise TransitionError(
+            f"a card blocked for {reason.value if reason else 'this reason'} can only be unblocked by support"
+        )
 
 
 def check_block_reason(reason: BlockReason, *, by_staff: bool) -> None:

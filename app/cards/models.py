@@ -102,8 +102,9 @@ class Card(Model):
         Index("ix_cards_uid", "uid", postgresql_ops={"uid": "text_pattern_ops"}),
         Index("ix_cards_visual_number", "visual_number", postgresql_ops={"visual_number": "text_pattern_ops"}),
         Index("ix_cards_contract_id_prefix", "contract_id", postgresql_ops={"contract_id": "text_pattern_ops"}),
-        CheckConstraint("status IN ('ordered', 'expired') OR (uid IS NOT NULL AND contract_id IS NOT NULL)",
-                        name="identified"),
+        CheckConstraint(
+            "status IN ('ordered', 'expired') OR (uid IS NOT NULL AND contract_id IS NOT NULL)", name="identified"
+        ),
         CheckConstraint("status <> 'blocked' OR block_reason IS NOT NULL", name="blocked_has_reason"),
         CheckConstraint("uid = upper(uid)", name="uid_normalised"),
         CheckConstraint("contract_id = upper(contract_id)", name="contract_id_normalised"),

@@ -47,14 +47,20 @@ def _emit_token_update(card: Card, reason: str) -> None:
     db.session.flush()
     language = card.language or db.session.get_one(Account, card.account_id).language
     db.session.add(
-        TokenUpdate(card_id=card.id, uid=card.uid, token_type=card.token_type.value, reason=reason,
-                    token=token_object(card, language=language))
+        TokenUpdate(
+            card_id=card.id,
+            uid=card.uid,
+            token_type=card.token_type.value,
+            reason=reason,
+            token=token_object(card, language=language),
+        )
     )
     db.session.flush()
 
 
-def _change_status(card: Card, target: CardStatus, actor: Actor, *, reason: str | None = None,
-                   action: str | None = None) -> None:
+def _change_status(
+    card: Card, target: CardStatus, actor: Actor, *, reason: str | None = None, action: str | None = None
+) -> None:
     lifecycle.check_transition(card.status, target)
     previous = card.status
     card.status = target
@@ -68,8 +74,14 @@ def _change_status(card: Card, target: CardStatus, actor: Actor, *, reason: str 
         card.blocked_at = None
     elif target == CardStatus.SHIPPED:
         card.shipped_at = now
-    record(action or f"card.{target.value}", "card", card.id, actor=actor, reason=reason,
-           details={"from": previous.value, "to": target.value, "account_id": card.account_id})
+    record(
+        action or f"card.{target.value}",
+        "card",
+        card.id,
+        actor=actor,
+        reason=reason,
+        details={"from": previous.value, "to": target.value, "account_id": card.account_id},
+    )
     if card.uid is not None:
         _emit_token_update(card, target.value)
 
@@ -84,22 +96,40 @@ def card_of_account(account_id: int, card_id: int) -> Card | None:
     return card if card is not None and card.account_id == account_id else None
 
 
-def order_card(account: Account, actor: Actor, *, label: str | None = None, driver_name: str | None = None,
-               replaces: Card | None = None) -> Card:
-    open_cards = [card for card in cards_of(account.id)
-                  if card.status in (CardStatus.ORDERED, CardStatus.SHIPPED, CardStatus.ACTIVE, CardStatus.BLOCKED)]
+def order_card(
+    account: Account,
+    actor: Actor,
+    *,
+    label: str | None = None,
+    driver_name: str | None = None,
+    replaces: Card | None = None,
+) -> Card:
+    open_cards = [
+        card
+        for card in cards_of(account.id)
+        if card.status in (CardStatus.ORDERED, CardStatus.SHIPPED, CardStatus.ACTIVE, CardStatus.BLOCKED)
+    ]
     if len(open_cards) >= MAX_OPEN_CARDS_PER_ACCOUNT:
         raise CardError(f"an account can hold at most {MAX_OPEN_CARDS_PER_ACCOUNT} cards")
     card = Card(
-        account_id=account.id, token_type=TokenType.RFID, status=CardStatus.ORDERED, issuer=_issuer(),
+        account_id=account.id,
+        token_type=TokenType.RFID,
+        status=CardStatus.ORDERED,
+        issuer=_issuer(),
         whitelist=WhitelistType(current_app.config.get("DEFAULT_TOKEN_WHITELIST", "ALLOWED")),
-        label=(label or "").strip() or None, driver_name=(driver_name or "").strip() or None,
+        label=(label or "").strip() or None,
+        driver_name=(driver_name or "").strip() or None,
         replaces_card_id=replaces.id if replaces else None,
     )
     db.session.add(card)
     db.session.flush()
-    record("card.ordered", "card", card.id, actor=actor,
-           details={"account_id": account.id, "replaces": replaces.id if replaces else None})
+    record(
+        "card.ordered",
+        "card",
+        card.id,
+        actor=actor,
+        details={"account_id": account.id, "replaces": replaces.id if replaces else None},
+    )
     return card
 
 
@@ -138,8 +168,11 @@ def ship_card(card: Card, actor: Actor) -> Card:
 def activate_card(account: Account, visual_number: str, actor: Actor) -> Card:
     """The driver types the number printed on the card; only a shipped card of their own account matches."""
     wanted = visual_number.strip().upper().replace(" ", "")
-    candidates = [card for card in cards_of(account.id) if card.status == CardStatus.SHIPPED
-                  and (card.visual_number or "").upper().replace(" ", "") == wanted]
+    candidates = [
+        card
+        for card in cards_of(account.id)
+        if card.status == CardStatus.SHIPPED and (card.visual_number or "").upper().replace(" ", "") == wanted
+    ]
     if not candidates:
         raise CardError("No card waiting for activation has this number. Check the number printed on the card.")
     if current_app.config.get("REQUIRE_PAYMENT_METHOD_FOR_ACTIVATION", True) and not has_valid_payment_method(
@@ -178,8 +211,11 @@ def unblock_card(card: Card, actor: Actor, note: str | None = None) -> Card:
 
 def replace_card(card: Card, actor: Actor, note: str | None = None) -> Card:
     """Retire ``card`` at once (it stops working everywhere) and order a new one with the same label."""
-    if card.status == CardStatus.BLOCKED and card.block_reason in (BlockReason.PAYMENT, BlockReason.FRAUD,
-                                                                    BlockReason.CLOSED) and not actor.is_staff:
+    if (
+        card.status == CardStatus.BLOCKED
+        and card.block_reason in (BlockReason.PAYMENT, BlockReason.FRAUD, BlockReason.CLOSED)
+        and not actor.is_staff
+    ):
         raise TransitionError("a card blocked by support can only be replaced by support")
     lifecycle.check_transition(card.status, CardStatus.REPLACED)
     _change_status(card, CardStatus.REPLACED, actor, reason=note, action="card.replaced")
@@ -196,8 +232,9 @@ def expire_due_cards(now: dt.datetime | None = None) -> int:
     """Expire cards whose ``expires_at`` has passed (a periodic job)."""
     now = now or utcnow()
     due = db.session.scalars(
-        select(Card).where(Card.expires_at <= now,
-                           Card.status.in_([CardStatus.SHIPPED, CardStatus.ACTIVE, CardStatus.BLOCKED]))
+        select(Card).where(
+            Card.expires_at <= now, Card.status.in_([CardStatus.SHIPPED, CardStatus.ACTIVE, CardStatus.BLOCKED])
+        )
     ).all()
     for card in due:
         expire_card(card, Actor.system("card-expiry"), note="validity ended")
@@ -208,9 +245,15 @@ def issue_app_token(account: Account, actor: Actor) -> Card:
     """The app's virtual token: active at once, uid generated by us (OCPI APP_USER)."""
     for _ in range(5):
         card = Card(
-            account_id=account.id, token_type=TokenType.APP_USER, status=CardStatus.ACTIVE, issuer=_issuer(),
-            uid=secrets.token_hex(16).upper(), contract_id=_mint_contract_id(), label="App",
-            whitelist=WhitelistType.ALLOWED, activated_at=utcnow(),
+            account_id=account.id,
+            token_type=TokenType.APP_USER,
+            status=CardStatus.ACTIVE,
+            issuer=_issuer(),
+            uid=secrets.token_hex(16).upper(),
+            contract_id=_mint_contract_id(),
+            label="App",
+            whitelist=WhitelistType.ALLOWED,
+            activated_at=utcnow(),
         )
         try:
             with db.session.begin_nested():

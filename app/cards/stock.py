@@ -77,11 +77,11 @@ def import_stock(rows: list[tuple[int, str, str]], batch: str) -> int:
     known_uids: set[str] = set()
     known_visuals: set[str] = set()
     for start in range(0, len(uids), 900):  # stay under SQLite's bound-parameter limit
-        chunk = uids[start:start + 900]
+        chunk = uids[start : start + 900]
         known_uids |= set(db.session.scalars(select(StockCard.uid).where(StockCard.uid.in_(chunk))))
         known_uids |= set(db.session.scalars(select(Card.uid).where(Card.uid.in_(chunk))))
     for start in range(0, len(visuals), 900):
-        chunk = visuals[start:start + 900]
+        chunk = visuals[start : start + 900]
         known_visuals |= set(
             db.session.scalars(select(StockCard.visual_number).where(StockCard.visual_number.in_(chunk)))
         )

@@ -28,11 +28,14 @@ def _own_card(card_id: int) -> Card:
     return card
 
 
-def _list_page(order_form: OrderCardForm | None = None, activate_form: ActivateCardForm | None = None,
-               status: int = 200) -> tuple[str, int]:
+def _list_page(
+    order_form: OrderCardForm | None = None, activate_form: ActivateCardForm | None = None, status: int = 200
+) -> tuple[str, int]:
     cards = services.cards_of(current_user.account_id)
     return render_template(
-        "portal/cards/list.html", cards=cards, order_form=order_form or OrderCardForm(prefix="order"),
+        "portal/cards/list.html",
+        cards=cards,
+        order_form=order_form or OrderCardForm(prefix="order"),
         activate_form=activate_form or ActivateCardForm(prefix="activate"),
         waiting=[card for card in cards if card.status == CardStatus.SHIPPED],
     ), status
@@ -51,8 +54,9 @@ def order() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _list_page(order_form=form, status=400)
     try:
-        services.order_card(current_user.account, Actor.of(current_user), label=form.label.data,
-                            driver_name=form.driver_name.data)
+        services.order_card(
+            current_user.account, Actor.of(current_user), label=form.label.data, driver_name=form.driver_name.data
+        )
     except services.CardError as error:
         db.session.rollback()
         form.form_errors.append(_(str(error)))
@@ -85,8 +89,11 @@ def detail(card_id: int) -> ResponseReturnValue:
     card = _own_card(card_id)
     can_unblock = card.status == CardStatus.BLOCKED and card.block_reason in DRIVER_BLOCK_REASONS
     return render_template(
-        "portal/cards/detail.html", card=card, block_form=BlockCardForm(prefix="block"),
-        action_form=NoteForm(prefix="action"), can_unblock=can_unblock,
+        "portal/cards/detail.html",
+        card=card,
+        block_form=BlockCardForm(prefix="block"),
+        action_form=NoteForm(prefix="action"),
+        can_unblock=can_unblock,
         history=entries_for("card", card.id, limit=20),
     )
 
@@ -111,8 +118,11 @@ def block(card_id: int) -> ResponseReturnValue:
     form = BlockCardForm(prefix="block")
     if not form.validate_on_submit():
         abort(400)
-    return _act(card_id, lambda card: services.block_card(card, BlockReason(form.reason.data), Actor.of(current_user)),
-                _("The card is blocked. It no longer works at any charge point."))
+    return _act(
+        card_id,
+        lambda card: services.block_card(card, BlockReason(form.reason.data), Actor.of(current_user)),
+        _("The card is blocked. It no longer works at any charge point."),
+    )
 
 
 @bp.post("/<int:card_id>/unblock")
@@ -120,8 +130,7 @@ def block(card_id: int) -> ResponseReturnValue:
 def unblock(card_id: int) -> ResponseReturnValue:
     if not NoteForm(prefix="action").validate_on_submit():
         abort(400)
-    return _act(card_id, lambda card: services.unblock_card(card, Actor.of(current_user)),
-                _("The card works again."))
+    return _act(card_id, lambda card: services.unblock_card(card, Actor.of(current_user)), _("The card works again."))
 
 
 @bp.post("/<int:card_id>/replace")
@@ -129,5 +138,8 @@ def unblock(card_id: int) -> ResponseReturnValue:
 def replace(card_id: int) -> ResponseReturnValue:
     if not NoteForm(prefix="action").validate_on_submit():
         abort(400)
-    return _act(card_id, lambda card: services.replace_card(card, Actor.of(current_user)),
-                _("The old card no longer works. A new card is on its way."))
+    return _act(
+        card_id,
+        lambda card: services.replace_card(card, Actor.of(current_user)),
+        _("The old card no longer works. A new card is on its way."),
+    )

@@ -46,8 +46,7 @@ class ChargingSession(Model):
     connector_id: Mapped[str] = mapped_column(String(36))
     currency: Mapped[str] = mapped_column(String(3))
     # The tariff version in force when the session started: the driver is billed from it (price promise).
-    frozen_tariff_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_tariff_versions.id",
-                                                                    ondelete="RESTRICT"))
+    frozen_tariff_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_tariff_versions.id", ondelete="RESTRICT"))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     last_updated: Mapped[dt.datetime] = mapped_column(index=True)
 
@@ -98,8 +97,14 @@ class Cdr(Model):
         UniqueConstraint("country_code", "party_id", "ocpi_id_key"),
         # Every new CDR looks for credit CDRs that arrived before it and name it (store_cdr): without this
         # (small, credit-only) index that lookup read every CDR of the party.
-        Index("ix_roaming_cdrs_credit_reference", "country_code", "party_id", "credit_reference_key",
-              postgresql_where=text("credit"), sqlite_where=text("credit")),
+        Index(
+            "ix_roaming_cdrs_credit_reference",
+            "country_code",
+            "party_id",
+            "credit_reference_key",
+            postgresql_where=text("credit"),
+            sqlite_where=text("credit"),
+        ),
     )
 
     @validates("ocpi_id")

@@ -50,19 +50,39 @@ def live_sessions_of(account_id: int, now: dt.datetime | None = None) -> list[Li
     first. For the portal's dashboard and, later, the app."""
     now = now or utcnow()
     rows = db.session.execute(
-        select(ChargingSession.start_date_time, ChargingSession.kwh, ChargingSession.status,
-               ChargingSession.evse_uid, ChargingSession.last_updated, ChargingSession.country_code,
-               ChargingSession.party_id, ChargingSession.location_ocpi_id)
-        .where(ChargingSession.account_id == account_id, ChargingSession.status.in_(LIVE_STATUSES),
-               ChargingSession.start_date_time > now - LIVE_SESSION_MAX_AGE)
-        .order_by(ChargingSession.start_date_time.desc()))
-    return [LiveSession(started_at=started, kwh=kwh, status=status, evse_uid=evse_uid, updated_at=updated,
-                        location=LocationKey(country_code, party_id, location_id))
-            for started, kwh, status, evse_uid, updated, country_code, party_id, location_id in rows]
+        select(
+            ChargingSession.start_date_time,
+            ChargingSession.kwh,
+            ChargingSession.status,
+            ChargingSession.evse_uid,
+            ChargingSession.last_updated,
+            ChargingSession.country_code,
+            ChargingSession.party_id,
+            ChargingSession.location_ocpi_id,
+        )
+        .where(
+            ChargingSession.account_id == account_id,
+            ChargingSession.status.in_(LIVE_STATUSES),
+            ChargingSession.start_date_time > now - LIVE_SESSION_MAX_AGE,
+        )
+        .order_by(ChargingSession.start_date_time.desc())
+    )
+    return [
+        LiveSession(
+            started_at=started,
+            kwh=kwh,
+            status=status,
+            evse_uid=evse_uid,
+            updated_at=updated,
+            location=LocationKey(country_code, party_id, location_id),
+        )
+        for started, kwh, status, evse_uid, updated, country_code, party_id, location_id in rows
+    ]
 
 
-def cdr_filters(*, started_from: dt.datetime | None = None, started_before: dt.datetime | None = None,
-                card_id: int | None = None) -> list[ColumnElement[bool]]:
+def cdr_filters(
+    *, started_from: dt.datetime | None = None, started_before: dt.datetime | None = None, card_id: int | None = None
+) -> list[ColumnElement[bool]]:
     """Conditions on ``Cdr`` for a driver's filters: charging started in ``[started_from, started_before)``
     (a month), with one of their cards. Left out, a bound or the card does not filter."""
     conditions: list[ColumnElement[bool]] = []
@@ -87,8 +107,11 @@ class CdrPlace:
 def place_in_cdr(cdr: Cdr) -> CdrPlace:
     """The place as the CDR tells it: what a driver sees when the location is not (or no longer) published."""
     location = cdr.data.get("cdr_location") or {}
-    return CdrPlace(name=location.get("name") or location.get("address") or cdr.location_ocpi_id,
-                    city=location.get("city") or "", evse_id=location.get("evse_id") or cdr.evse_uid)
+    return CdrPlace(
+        name=location.get("name") or location.get("address") or cdr.location_ocpi_id,
+        city=location.get("city") or "",
+        evse_id=location.get("evse_id") or cdr.evse_uid,
+    )
 
 
 def duration_minutes(cdr: Cdr) -> int:

@@ -39,45 +39,98 @@ def export_account_data(account: Account) -> dict[str, Any]:
     """Everything we hold about the account, as JSON-ready data (the driver's right of access)."""
     users = db.session.scalars(select(User).where(User.account_id == account.id)).all()
     subscriptions = db.session.scalars(
-        select(Subscription).where(Subscription.account_id == account.id).order_by(Subscription.starts_at)).all()
+        select(Subscription).where(Subscription.account_id == account.id).order_by(Subscription.starts_at)
+    ).all()
     methods = db.session.scalars(select(PaymentMethod).where(PaymentMethod.account_id == account.id)).all()
     authorizations = db.session.scalars(
-        select(Authorization).where(Authorization.account_id == account.id).order_by(Authorization.created_at)).all()
+        select(Authorization).where(Authorization.account_id == account.id).order_by(Authorization.created_at)
+    ).all()
     sessions = db.session.scalars(
-        select(ChargingSession).where(ChargingSession.account_id == account.id)
-        .order_by(ChargingSession.start_date_time)).all()
+        select(ChargingSession)
+        .where(ChargingSession.account_id == account.id)
+        .order_by(ChargingSession.start_date_time)
+    ).all()
     notes = db.session.scalars(select(AccountNote).where(AccountNote.account_id == account.id)).all()
     audit = db.session.scalars(
-        select(AuditEntry).where(AuditEntry.subject_type == "account", AuditEntry.subject_id == str(account.id))
-        .order_by(AuditEntry.occurred_at)).all()
+        select(AuditEntry)
+        .where(AuditEntry.subject_type == "account", AuditEntry.subject_id == str(account.id))
+        .order_by(AuditEntry.occurred_at)
+    ).all()
     return {
         "exported_at": _iso(utcnow()),
         "account": {
-            "customer_number": f"{account.id:08d}", "full_name": account.full_name, "street": account.street,
-            "postal_code": account.postal_code, "city": account.city, "country": account.country,
-            "language": account.language, "company_name": account.company_name, "vat_number": account.vat_number,
-            "created_at": _iso(account.created_at), "closed_at": _iso(account.closed_at),
+            "customer_number": f"{account.id:08d}",
+            "full_name": account.full_name,
+            "street": account.street,
+            "postal_code": account.postal_code,
+            "city": account.city,
+            "country": account.country,
+            "language": account.language,
+            "company_name": account.company_name,
+            "vat_number": account.vat_number,
+            "created_at": _iso(account.created_at),
+            "closed_at": _iso(account.closed_at),
         },
-        "logins": [{"email": user.email, "created_at": _iso(user.created_at),
-                    "email_confirmed_at": _iso(user.email_confirmed_at), "last_login_at": _iso(user.last_login_at)}
-                   for user in users],
-        "cards": [{**({"token": token_object(card)} if card.uid else {}), "status": card.status.value,
-                   "label": card.label, "driver_name": card.driver_name, "ordered_at": _iso(card.ordered_at)}
-                  for card in cards_of(account.id)],
-        "plans": [{"plan": sub.plan.code, "version": sub.plan.version, "starts_at": _iso(sub.starts_at),
-                   "ends_at": _iso(sub.ends_at)} for sub in subscriptions],
-        "payment_methods": [{"type": method.method_type, "brand": method.brand, "last4": method.last4,
-                             "status": method.status.value, "created_at": _iso(method.created_at)}
-                            for method in methods],
-        "charging_sessions": [{"id": session.ocpi_id, "start": _iso(session.start_date_time),
-                               "end": _iso(session.end_date_time), "kwh": str(session.kwh),
-                               "location": session.location_ocpi_id, "status": session.status}
-                              for session in sessions],
-        "authorizations": [{"at": _iso(entry.created_at), "token_uid": entry.token_uid, "result": entry.allowed,
-                            "reason": entry.reason} for entry in authorizations],
+        "logins": [
+            {
+                "email": user.email,
+                "created_at": _iso(user.created_at),
+                "email_confirmed_at": _iso(user.email_confirmed_at),
+                "last_login_at": _iso(user.last_login_at),
+            }
+            for user in users
+        ],
+        "cards": [
+            {
+                **({"token": token_object(card)} if card.uid else {}),
+                "status": card.status.value,
+                "label": card.label,
+                "driver_name": card.driver_name,
+                "ordered_at": _iso(card.ordered_at),
+            }
+            for card in cards_of(account.id)
+        ],
+        "plans": [
+            {
+                "plan": sub.plan.code,
+                "version": sub.plan.version,
+                "starts_at": _iso(sub.starts_at),
+                "ends_at": _iso(sub.ends_at),
+            }
+            for sub in subscriptions
+        ],
+        "payment_methods": [
+            {
+                "type": method.method_type,
+                "brand": method.brand,
+                "last4": method.last4,
+                "status": method.status.value,
+                "created_at": _iso(method.created_at),
+            }
+            for method in methods
+        ],
+        "charging_sessions": [
+            {
+                "id": session.ocpi_id,
+                "start": _iso(session.start_date_time),
+                "end": _iso(session.end_date_time),
+                "kwh": str(session.kwh),
+                "location": session.location_ocpi_id,
+                "status": session.status,
+            }
+            for session in sessions
+        ],
+        "authorizations": [
+            {
+                "at": _iso(entry.created_at),
+                "token_uid": entry.token_uid,
+                "result": entry.allowed,
+                "reason": entry.reason,
+            }
+            for entry in authorizations
+        ],
         "support_notes": [{"at": _iso(note.created_at), "text": note.text} for note in notes],
-        "history": [{"at": _iso(entry.occurred_at), "action": entry.action, "reason": entry.reason}
-                    for entry in audit],
+        "history": [{"at": _iso(entry.occurred_at), "action": entry.action, "reason": entry.reason} for entry in audit],
     }
 
 
@@ -117,7 +170,8 @@ def anonymise_expired(now: dt.datetime | None = None) -> int:
     now = now or utcnow()
     count = 0
     candidates = db.session.scalars(
-        select(Account).where(Account.closed_at.is_not(None), Account.anonymised_at.is_(None)))
+        select(Account).where(Account.closed_at.is_not(None), Account.anonymised_at.is_(None))
+    )
     for account in candidates:
         closed = account.closed_at
         assert closed is not None  # selected for closed_at IS NOT NULL
@@ -136,4 +190,3 @@ def anonymise_expired(now: dt.datetime | None = None) -> int:
         count += 1
     db.session.flush()
     return count
-

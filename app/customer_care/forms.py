@@ -10,8 +10,11 @@ from app.extensions import FlaskForm
 
 
 class CloseAccountForm(FlaskForm):
-    password = PasswordField(_l("Your password"), validators=[DataRequired()],
-                             render_kw={"autocomplete": "current-password"})
-    confirm = BooleanField(_l("I understand that my cards stop working at once and my account cannot be reopened"),
-                           validators=[DataRequired()])
+    password = PasswordField(
+        _l("Your password"), validators=[DataRequired()], render_kw={"autocomplete": "current-password"}
+    )
+    confirm = BooleanField(
+        _l("I understand that my cards stop working at once and my account cannot be reopened"),
+        validators=[DataRequired()],
+    )
     submit = SubmitField(_l("Close my account"))

@@ -43,30 +43,42 @@ def search_accounts(query: str, limit: int = MAX_RESULTS) -> list[SearchHit]:
         if account.id not in hits and len(hits) < limit:
             hits[account.id] = SearchHit(account, email, matched_on, value)
 
-    driver_email = (select(User.email).where(User.account_id == Account.id, User.role == Role.DRIVER)
-                    .limit(1).scalar_subquery())
+    driver_email = (
+        select(User.email).where(User.account_id == Account.id, User.role == Role.DRIVER).limit(1).scalar_subquery()
+    )
     if "@" in text or "." in text:
         email_rows = db.session.execute(
-            select(Account, User.email).join(User, User.account_id == Account.id)
-            .where(User.email.like(_prefix(text.lower()), escape="\\")).order_by(User.email).limit(limit)
+            select(Account, User.email)
+            .join(User, User.account_id == Account.id)
+            .where(User.email.like(_prefix(text.lower()), escape="\\"))
+            .order_by(User.email)
+            .limit(limit)
         )
         for account, email in email_rows:
             add(account, email, "email", email)
 
     compact = re.sub(r"[\s:]", "", text).upper()
-    card_columns = (("uid", Card.uid, compact), ("visual_number", Card.visual_number, text.upper()),
-                    ("contract_id", Card.contract_id, text.upper()))
+    card_columns = (
+        ("uid", Card.uid, compact),
+        ("visual_number", Card.visual_number, text.upper()),
+        ("contract_id", Card.contract_id, text.upper()),
+    )
     for matched_on, column, value in card_columns:
         card_rows = db.session.execute(
-            select(Account, driver_email, column).join(Card, Card.account_id == Account.id)
-            .where(column.like(_prefix(value), escape="\\")).order_by(column).limit(limit)
+            select(Account, driver_email, column)
+            .join(Card, Card.account_id == Account.id)
+            .where(column.like(_prefix(value), escape="\\"))
+            .order_by(column)
+            .limit(limit)
         )
         for account, email, matched in card_rows:
             add(account, email, matched_on, matched)
 
     name_rows = db.session.execute(
-        select(Account, driver_email).where(func.lower(Account.full_name).like(_prefix(text.lower()), escape="\\"))
-        .order_by(Account.full_name).limit(limit)
+        select(Account, driver_email)
+        .where(func.lower(Account.full_name).like(_prefix(text.lower()), escape="\\"))
+        .order_by(Account.full_name)
+        .limit(limit)
     )
     for account, email in name_rows:
         add(account, email, "name", account.full_name)

@@ -22,9 +22,11 @@ def add_note(account: Account, text: str, actor: Actor) -> AccountNote:
 
 
 def notes_of(account_id: int) -> list[AccountNote]:
-    return list(db.session.scalars(
-        select(AccountNote).where(AccountNote.account_id == account_id).order_by(AccountNote.created_at.desc())
-    ))
+    return list(
+        db.session.scalars(
+            select(AccountNote).where(AccountNote.account_id == account_id).order_by(AccountNote.created_at.desc())
+        )
+    )
 
 
 def driver_user(account: Account) -> User | None:

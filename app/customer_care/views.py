@@ -23,8 +23,11 @@ bp = Blueprint("customer_care", __name__)
 @driver_required
 def export_data() -> Response:
     data = export_account_data(current_user.account)
-    return Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json",
-                    headers={"Content-Disposition": 'attachment; filename="voltaro-my-data.json"'})
+    return Response(
+        json.dumps(data, indent=2, ensure_ascii=False),
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="voltaro-my-data.json"'},
+    )
 
 
 @bp.route("/account/close", methods=["GET", "POST"])

@@ -18,13 +18,22 @@ from aiohttp import web
 from localstripe import resources, server
 
 
-def _list_setup_intents(cls: Any, url: str, customer: str | None = None, payment_method: str | None = None,
-                        limit: int | None = None, starting_after: str | None = None) -> Any:
+def _list_setup_intents(
+    cls: Any,
+    url: str,
+    customer: str | None = None,
+    payment_method: str | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> Any:
     """``GET /v1/setup_intents?customer=...&payment_method=...``: Stripe filters by both; localstripe 1.15 refuses
     every filter of this list. The mandate backfill (app/payments/services.py) asks for it."""
     listing = resources.StripeObject._api_list_all.__func__(cls, url, limit=limit, starting_after=starting_after)
-    listing._list = [intent for intent in listing._list
-                     if customer in (None, intent.customer) and payment_method in (None, intent.payment_method)]
+    listing._list = [
+        intent
+        for intent in listing._list
+        if customer in (None, intent.customer) and payment_method in (None, intent.payment_method)
+    ]
     return listing
 
 

@@ -50,8 +50,13 @@ class PaymentMethod(Model):
 
     __table_args__ = (
         # One active method per account: adding a new one replaces the old in the same transaction.
-        Index("uq_payment_methods_active", "account_id", unique=True,
-              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+        Index(
+            "uq_payment_methods_active",
+            "account_id",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
     )
 
     def is_usable(self, today: dt.date) -> bool:

@@ -98,8 +98,12 @@ def _customer_params(account: Account) -> CustomerCreateParams:
     driver_emails = sorted(user.email for user in account.users if user.role == Role.DRIVER)
     params: CustomerCreateParams = {
         "name": account.company_name or account.full_name,
-        "address": {"line1": account.street, "postal_code": account.postal_code, "city": account.city,
-                    "country": account.country},
+        "address": {
+            "line1": account.street,
+            "postal_code": account.postal_code,
+            "city": account.city,
+            "country": account.country,
+        },
         "preferred_locales": [account.language],
         "metadata": {"account_id": str(account.id)},
     }
@@ -199,7 +203,8 @@ def _retrieve_attached_payment_method(customer: StripeCustomer, payment_method_i
             # Real Stripe attaches the method to the SetupIntent's customer when it succeeds; emulators may not.
             # Attaching is idempotent for the same customer.
             method = client.v1.payment_methods.attach(
-                payment_method_id, params={"customer": customer.stripe_customer_id},
+                payment_method_id,
+                params={"customer": customer.stripe_customer_id},
                 options={"idempotency_key": idempotency_key("attach", payment_method_id, customer.stripe_customer_id)},
             )
             attached_to = customer.stripe_customer_id
@@ -233,15 +238,24 @@ def _row_from_stripe(account_id: int, method: Any, intent: Any = None) -> Paymen
     if method_type == "card":
         card = _field(method, "card")
         return PaymentMethod(
-            account_id=account_id, stripe_payment_method_id=method.id, method_type="card",
-            brand=(_field(card, "brand") or "unknown")[:20], last4=str(_field(card, "last4")),
-            exp_month=_field(card, "exp_month"), exp_year=_field(card, "exp_year"),
+            account_id=account_id,
+            stripe_payment_method_id=method.id,
+            method_type="card",
+            brand=(_field(card, "brand") or "unknown")[:20],
+            last4=str(_field(card, "last4")),
+            exp_month=_field(card, "exp_month"),
+            exp_year=_field(card, "exp_year"),
         )
     if method_type == "sepa_debit":
         sepa = _field(method, "sepa_debit")
         return PaymentMethod(
-            account_id=account_id, stripe_payment_method_id=method.id, method_type="sepa_debit",
-            brand=None, last4=str(_field(sepa, "last4")), exp_month=None, exp_year=None,
+            account_id=account_id,
+            stripe_payment_method_id=method.id,
+            method_type="sepa_debit",
+            brand=None,
+            last4=str(_field(sepa, "last4")),
+            exp_month=None,
+            exp_year=None,
             mandate_reference=_mandate_reference(intent, method),
         )
     raise PaymentError("invalid", "This kind of payment method is not accepted. Use a card or SEPA Direct Debit.")
@@ -292,8 +306,7 @@ def record_setup_intent_result(account: Account, setup_intent_id: str) -> Paymen
         known = _row_for(payment_method_id)
         if known is not None and known.account_id == account.id:
             return known  # the same confirmation arrived twice at once
-        raise PaymentError("conflict", "Your payment method was changed at the same time. Please try again.") \
-            from error
+        raise PaymentError("conflict", "Your payment method was changed at the same time. Please try again.") from error
 
     try:
         # Idempotent: a retry sets the same default again.
@@ -314,8 +327,9 @@ def detach_replaced_methods(account_id: int) -> int:
     """
     client = stripe_client()
     replaced = db.session.scalars(
-        select(PaymentMethod).where(PaymentMethod.account_id == account_id,
-                                    PaymentMethod.status == PaymentMethodStatus.REPLACED)
+        select(PaymentMethod).where(
+            PaymentMethod.account_id == account_id, PaymentMethod.status == PaymentMethodStatus.REPLACED
+        )
     ).all()
     detached = 0
     for row in replaced:
@@ -341,8 +355,9 @@ def detach_replaced_methods(account_id: int) -> int:
 
 def active_payment_method(account_id: int) -> PaymentMethod | None:
     return db.session.scalar(
-        select(PaymentMethod).where(PaymentMethod.account_id == account_id,
-                                    PaymentMethod.status == PaymentMethodStatus.ACTIVE)
+        select(PaymentMethod).where(
+            PaymentMethod.account_id == account_id, PaymentMethod.status == PaymentMethodStatus.ACTIVE
+        )
     )
 
 
@@ -367,10 +382,15 @@ def may_activate_cards(account_id: int, today: dt.date | None = None) -> bool:
 def sepa_methods_without_mandate(limit: int | None = None) -> list[PaymentMethod]:
     """Active SEPA methods with no mandate reference: saved before we recorded it (migration c41e7d2b9a10).
     Their invoices cannot name the mandate (SEPA pre-notification, Peppol R061) until it is filled in."""
-    query = (select(PaymentMethod)
-             .where(PaymentMethod.method_type == "sepa_debit", PaymentMethod.mandate_reference.is_(None),
-                    PaymentMethod.status == PaymentMethodStatus.ACTIVE)
-             .order_by(PaymentMethod.id))
+    query = (
+        select(PaymentMethod)
+        .where(
+            PaymentMethod.method_type == "sepa_debit",
+            PaymentMethod.mandate_reference.is_(None),
+            PaymentMethod.status == PaymentMethodStatus.ACTIVE,
+        )
+        .order_by(PaymentMethod.id)
+    )
     return list(db.session.scalars(query.limit(limit) if limit else query))
 
 
@@ -378,7 +398,8 @@ def _setup_intent_of(customer_id: str, payment_method_id: str) -> Any:
     """The succeeded SetupIntent that saved this payment method (it names the mandate), or None. Stripe filters
     by ``payment_method``; we check it again (an emulator may ignore the filter)."""
     intents = stripe_client().v1.setup_intents.list(
-        {"customer": customer_id, "payment_method": payment_method_id, "limit": 100})
+        {"customer": customer_id, "payment_method": payment_method_id, "limit": 100}
+    )
     for intent in _field(intents, "data") or []:
         if _id_of(_field(intent, "payment_method")) == payment_method_id and _field(intent, "status") == "succeeded":
             return intent

@@ -21,9 +21,15 @@ from app.payments.models import PaymentMethod, PaymentMethodStatus
 bp = Blueprint("payments", __name__)
 
 BRAND_LABELS = {
-    "amex": "American Express", "cartes_bancaires": "Cartes Bancaires", "diners": "Diners Club",
-    "discover": "Discover", "eftpos_au": "eftpos", "jcb": "JCB", "mastercard": "Mastercard",
-    "unionpay": "UnionPay", "visa": "Visa",
+    "amex": "American Express",
+    "cartes_bancaires": "Cartes Bancaires",
+    "diners": "Diners Club",
+    "discover": "Discover",
+    "eftpos_au": "eftpos",
+    "jcb": "JCB",
+    "mastercard": "Mastercard",
+    "unionpay": "UnionPay",
+    "visa": "Visa",
 }
 REAL_STRIPE_JS_PREFIX = "https://js.stripe.com/"
 
@@ -100,8 +106,11 @@ def create_setup_intent() -> ResponseReturnValue:
         db.session.rollback()
         return jsonify(error=_error_message(error)), error.http_status
     db.session.commit()
-    return jsonify(client_secret=info.client_secret, setup_intent_id=info.id,
-                   publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"])
+    return jsonify(
+        client_secret=info.client_secret,
+        setup_intent_id=info.id,
+        publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
+    )
 
 
 @bp.post("/payment-method/confirm")
@@ -128,8 +137,12 @@ def confirm() -> ResponseReturnValue:
         db.session.commit()
     description = _describe(method)
     if _wants_json():
-        return jsonify(status="ok", active=method.status == PaymentMethodStatus.ACTIVE, payment_method=description,
-                       redirect=url_for("payments.payment_method"))
+        return jsonify(
+            status="ok",
+            active=method.status == PaymentMethodStatus.ACTIVE,
+            payment_method=description,
+            redirect=url_for("payments.payment_method"),
+        )
     if method.status != PaymentMethodStatus.ACTIVE:  # a replayed confirmation of an older, replaced method
         flash(_("This payment method was replaced by a newer one."), "info")
     else:

@@ -24,6 +24,8 @@ def list_command() -> None:
     """List current plan versions and their terms."""
     for plan in services.current_plans():
         cap = plan.session_fee_cap_per_month if plan.session_fee_cap_per_month is not None else "-"
-        click.echo(f"{plan.code:<10} v{plan.version}  monthly {plan.monthly_fee}  markup {plan.markup_percent}% "
-                   f"+ {plan.markup_per_kwh}/kWh  session {plan.session_fee} (cap {cap})  "
-                   f"{'open' if plan.open_to_new else 'closed'}")
+        click.echo(
+            f"{plan.code:<10} v{plan.version}  monthly {plan.monthly_fee}  markup {plan.markup_percent}% "
+            f"+ {plan.markup_per_kwh}/kWh  session {plan.session_fee} (cap {cap})  "
+            f"{'open' if plan.open_to_new else 'closed'}"
+        )

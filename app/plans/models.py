@@ -83,7 +83,12 @@ class Subscription(Model):
         UniqueConstraint("account_id", "starts_at"),
         Index("ix_subscriptions_account_period", "account_id", "starts_at", "ends_at"),
         # At most one open-ended stretch per account.
-        Index("uq_subscriptions_open", "account_id", unique=True,
-              sqlite_where=text("ends_at IS NULL"), postgresql_where=text("ends_at IS NULL")),
+        Index(
+            "uq_subscriptions_open",
+            "account_id",
+            unique=True,
+            sqlite_where=text("ends_at IS NULL"),
+            postgresql_where=text("ends_at IS NULL"),
+        ),
         CheckConstraint("ends_at IS NULL OR ends_at > starts_at", name="positive_length"),
     )

@@ -34,8 +34,14 @@ class PlanError(ValueError):
     pass
 
 
-TERM_FIELDS = ("monthly_fee", "markup_percent", "markup_per_kwh", "session_fee", "session_fee_cap_per_month",
-               "currency")
+TERM_FIELDS = (
+    "monthly_fee",
+    "markup_percent",
+    "markup_per_kwh",
+    "session_fee",
+    "session_fee_cap_per_month",
+    "currency",
+)
 
 
 def terms_of(plan: Plan) -> PlanTerms:
@@ -74,31 +80,45 @@ DEFAULT_PLANS: list[PlanSpec] = [
     {
         "code": "payg",
         "names": {"en": "Pay as you go", "nl": "Betalen per gebruik", "fr": "Paiement à l'usage"},
-        "descriptions": {"en": "No monthly fee. A small fee per kWh and per session.",
-                         "nl": "Geen maandbedrag. Een kleine toeslag per kWh en per sessie.",
-                         "fr": "Pas d'abonnement mensuel. Un petit supplément par kWh et par session."},
-        "monthly_fee": Decimal("0"), "markup_percent": Decimal("0"), "markup_per_kwh": Decimal("0.0500"),
-        "session_fee": Decimal("0.3500"), "session_fee_cap_per_month": None,
+        "descriptions": {
+            "en": "No monthly fee. A small fee per kWh and per session.",
+            "nl": "Geen maandbedrag. Een kleine toeslag per kWh en per sessie.",
+            "fr": "Pas d'abonnement mensuel. Un petit supplément par kWh et par session.",
+        },
+        "monthly_fee": Decimal("0"),
+        "markup_percent": Decimal("0"),
+        "markup_per_kwh": Decimal("0.0500"),
+        "session_fee": Decimal("0.3500"),
+        "session_fee_cap_per_month": None,
     },
     {
         "code": "comfort",
         "names": {"en": "Comfort", "nl": "Comfort", "fr": "Confort"},
-        "descriptions": {"en": "For regular drivers: a monthly fee, a lower markup and no session fee.",
-                         "nl": "Voor wie vaak laadt: een maandbedrag, een lagere toeslag en geen sessiekosten.",
-                         "fr": "Pour les conducteurs réguliers : un abonnement, un supplément réduit, sans frais "
-                               "de session."},
-        "monthly_fee": Decimal("4.9900"), "markup_percent": Decimal("0"), "markup_per_kwh": Decimal("0.0200"),
-        "session_fee": Decimal("0"), "session_fee_cap_per_month": None,
+        "descriptions": {
+            "en": "For regular drivers: a monthly fee, a lower markup and no session fee.",
+            "nl": "Voor wie vaak laadt: een maandbedrag, een lagere toeslag en geen sessiekosten.",
+            "fr": "Pour les conducteurs réguliers : un abonnement, un supplément réduit, sans frais de session.",
+        },
+        "monthly_fee": Decimal("4.9900"),
+        "markup_percent": Decimal("0"),
+        "markup_per_kwh": Decimal("0.0200"),
+        "session_fee": Decimal("0"),
+        "session_fee_cap_per_month": None,
     },
     {
         "code": "business",
         "names": {"en": "Business", "nl": "Zakelijk", "fr": "Entreprise"},
-        "descriptions": {"en": "For companies and fleets: a percentage markup, session fees capped per month.",
-                         "nl": "Voor bedrijven en vloten: een procentuele toeslag, sessiekosten begrensd per maand.",
-                         "fr": "Pour les entreprises et les flottes : un supplément en pourcentage, frais de "
-                               "session plafonnés par mois."},
-        "monthly_fee": Decimal("9.9900"), "markup_percent": Decimal("5.0000"), "markup_per_kwh": Decimal("0"),
-        "session_fee": Decimal("0.2500"), "session_fee_cap_per_month": Decimal("10.0000"),
+        "descriptions": {
+            "en": "For companies and fleets: a percentage markup, session fees capped per month.",
+            "nl": "Voor bedrijven en vloten: een procentuele toeslag, sessiekosten begrensd per maand.",
+            "fr": "Pour les entreprises et les flottes : un supplément en pourcentage, frais de "
+            "session plafonnés par mois.",
+        },
+        "monthly_fee": Decimal("9.9900"),
+        "markup_percent": Decimal("5.0000"),
+        "markup_per_kwh": Decimal("0"),
+        "session_fee": Decimal("0.2500"),
+        "session_fee_cap_per_month": Decimal("10.0000"),
         "business_only": True,
     },
 ]
@@ -129,8 +149,7 @@ def current_plans() -> list[Plan]:
 
 
 def plans_open_to(account: Account) -> list[Plan]:
-    return [plan for plan in current_plans()
-            if plan.open_to_new and (not plan.business_only or account.is_business)]
+    return [plan for plan in current_plans() if plan.open_to_new and (not plan.business_only or account.is_business)]
 
 
 def _validate_terms(terms: dict[str, object]) -> None:
@@ -147,16 +166,30 @@ def _validate_terms(terms: dict[str, object]) -> None:
         raise PlanError("markup_percent above 100 % is surely a typo")
 
 
-def create_plan(code: str, names: dict[str, str], terms: dict[str, object], actor: Actor, *,
-                open_to_new: bool = True, business_only: bool = False,
-                descriptions: dict[str, str] | None = None) -> Plan:
+def create_plan(
+    code: str,
+    names: dict[str, str],
+    terms: dict[str, object],
+    actor: Actor,
+    *,
+    open_to_new: bool = True,
+    business_only: bool = False,
+    descriptions: dict[str, str] | None = None,
+) -> Plan:
     code = code.strip().lower()
     if not code or current_version(code) is not None:
         raise PlanError(f"a plan with code {code!r} already exists")
     _validate_terms(terms)
-    plan = Plan(code=code, version=1, names=names, descriptions=descriptions or {}, open_to_new=open_to_new,
-                business_only=business_only, currency=str(terms.get("currency") or "EUR"),
-                **{name: terms.get(name) for name in TERM_FIELDS if name != "currency"})
+    plan = Plan(
+        code=code,
+        version=1,
+        names=names,
+        descriptions=descriptions or {},
+        open_to_new=open_to_new,
+        business_only=business_only,
+        currency=str(terms.get("currency") or "EUR"),
+        **{name: terms.get(name) for name in TERM_FIELDS if name != "currency"},
+    )
     db.session.add(plan)
     db.session.flush()
     record("plan.create", "plan", plan.id, actor=actor, details={"code": code})
@@ -164,8 +197,9 @@ def create_plan(code: str, names: dict[str, str], terms: dict[str, object], acto
 
 
 def has_subscribers(plan: Plan) -> bool:
-    return db.session.execute(
-        select(func.count(Subscription.id)).where(Subscription.plan_id == plan.id)).scalar_one() > 0
+    return (
+        db.session.execute(select(func.count(Subscription.id)).where(Subscription.plan_id == plan.id)).scalar_one() > 0
+    )
 
 
 def revise_plan(plan: Plan, changes: PlanChanges, actor: Actor, reason: str | None = None) -> Plan:
@@ -188,26 +222,41 @@ def revise_plan(plan: Plan, changes: PlanChanges, actor: Actor, reason: str | No
         db.session.flush()
         record("plan.edit", "plan", plan.id, actor=actor, reason=reason, details={"in_place": True})
         return plan
-    new_version = Plan(code=plan.code, version=plan.version + 1, names=dict(names),
-                       descriptions=dict(plan.descriptions or {}), open_to_new=open_to_new,
-                       business_only=plan.business_only, **terms)
+    new_version = Plan(
+        code=plan.code,
+        version=plan.version + 1,
+        names=dict(names),
+        descriptions=dict(plan.descriptions or {}),
+        open_to_new=open_to_new,
+        business_only=plan.business_only,
+        **terms,
+    )
     db.session.add(new_version)
     plan.superseded_at = utcnow()
     plan.open_to_new = False
     db.session.flush()
     plan.superseded_by_id = new_version.id
     db.session.flush()
-    record("plan.new_version", "plan", new_version.id, actor=actor, reason=reason,
-           details={"code": plan.code, "previous_version": plan.version, "version": new_version.version})
+    record(
+        "plan.new_version",
+        "plan",
+        new_version.id,
+        actor=actor,
+        reason=reason,
+        details={"code": plan.code, "previous_version": plan.version, "version": new_version.version},
+    )
     return new_version
 
 
 # --- plan history ---------------------------------------------------------------------------------------------
 
+
 def history(account_id: int) -> list[Subscription]:
-    return list(db.session.scalars(
-        select(Subscription).where(Subscription.account_id == account_id).order_by(Subscription.starts_at)
-    ))
+    return list(
+        db.session.scalars(
+            select(Subscription).where(Subscription.account_id == account_id).order_by(Subscription.starts_at)
+        )
+    )
 
 
 def plan_at(account_id: int, moment: dt.datetime) -> Plan | None:
@@ -229,9 +278,14 @@ def session_fee_caps_at(account_ids: Iterable[int], moment: dt.datetime) -> dict
     if not ids:
         return {}
     rows = db.session.execute(
-        select(Subscription.account_id, Plan.session_fee_cap_per_month).join(Plan, Plan.id == Subscription.plan_id)
-        .where(Subscription.account_id.in_(ids), Subscription.starts_at <= moment,
-               (Subscription.ends_at.is_(None)) | (Subscription.ends_at > moment)))
+        select(Subscription.account_id, Plan.session_fee_cap_per_month)
+        .join(Plan, Plan.id == Subscription.plan_id)
+        .where(
+            Subscription.account_id.in_(ids),
+            Subscription.starts_at <= moment,
+            (Subscription.ends_at.is_(None)) | (Subscription.ends_at > moment),
+        )
+    )
     return {account_id: cap for account_id, cap in rows}
 
 
@@ -267,14 +321,16 @@ def _check_plan_open(account: Account, plan: Plan) -> None:
         raise PlanError("this plan is for business accounts")
 
 
-def change_plan(account: Account, plan: Plan, actor: Actor, *, now: dt.datetime | None = None,
-                reason: str | None = None) -> Subscription:
+def change_plan(
+    account: Account, plan: Plan, actor: Actor, *, now: dt.datetime | None = None, reason: str | None = None
+) -> Subscription:
     """Switch plan: upgrades at once, downgrades at the start of next month. Returns the new stretch."""
     now = now or utcnow()
     _check_plan_open(account, plan)
     current = db.session.scalar(
         select(Subscription).where(
-            Subscription.account_id == account.id, Subscription.starts_at <= now,
+            Subscription.account_id == account.id,
+            Subscription.starts_at <= now,
             (Subscription.ends_at.is_(None)) | (Subscription.ends_at > now),
         )
     )
@@ -297,9 +353,19 @@ def change_plan(account: Account, plan: Plan, actor: Actor, *, now: dt.datetime 
     subscription = Subscription(account_id=account.id, plan=plan, starts_at=effective, created_by=actor.label)
     db.session.add(subscription)
     db.session.flush()
-    record("plan.change", "account", account.id, actor=actor, reason=reason,
-           details={"from": current.plan.code, "to": plan.code, "effective": effective.isoformat(),
-                    "kind": "upgrade" if upgrade else "downgrade"})
+    record(
+        "plan.change",
+        "account",
+        account.id,
+        actor=actor,
+        reason=reason,
+        details={
+            "from": current.plan.code,
+            "to": plan.code,
+            "effective": effective.isoformat(),
+            "kind": "upgrade" if upgrade else "downgrade",
+        },
+    )
     return subscription
 
 
@@ -333,14 +399,22 @@ def prorated_monthly_fees_many(account_ids: Iterable[int], year: int, month: int
     month_start = dt.datetime(year, month, 1, tzinfo=zone).astimezone(dt.UTC)
     month_end = (dt.datetime(year, month, 1, tzinfo=zone) + dt.timedelta(days=days_in_month)).astimezone(dt.UTC)
     # The last microsecond of each local day: the moment whose plan pays for that day.
-    day_ends = [(dt.datetime(year, month, day, tzinfo=zone) + dt.timedelta(days=1)
-                 - dt.timedelta(microseconds=1)).astimezone(dt.UTC) for day in range(1, days_in_month + 1)]
+    day_ends = [
+        (dt.datetime(year, month, day, tzinfo=zone) + dt.timedelta(days=1) - dt.timedelta(microseconds=1)).astimezone(
+            dt.UTC
+        )
+        for day in range(1, days_in_month + 1)
+    ]
     stretches: dict[int, list[tuple[dt.datetime, dt.datetime | None, int]]] = {}
     for account_id, starts_at, ends_at, plan_id in db.session.execute(
-            select(Subscription.account_id, Subscription.starts_at, Subscription.ends_at, Subscription.plan_id)
-            .where(Subscription.account_id.in_(ids), Subscription.starts_at < month_end,
-                   (Subscription.ends_at.is_(None)) | (Subscription.ends_at > month_start))
-            .order_by(Subscription.account_id, Subscription.starts_at, Subscription.id)):
+        select(Subscription.account_id, Subscription.starts_at, Subscription.ends_at, Subscription.plan_id)
+        .where(
+            Subscription.account_id.in_(ids),
+            Subscription.starts_at < month_end,
+            (Subscription.ends_at.is_(None)) | (Subscription.ends_at > month_start),
+        )
+        .order_by(Subscription.account_id, Subscription.starts_at, Subscription.id)
+    ):
         stretches.setdefault(account_id, []).append((starts_at, ends_at, plan_id))
     if not stretches:
         return {}
@@ -353,14 +427,25 @@ def prorated_monthly_fees_many(account_ids: Iterable[int], year: int, month: int
         else:
             counts = {}
             for end_of_day in day_ends:
-                day_plan_id = next((plan_id for starts_at, ends_at, plan_id in rows if starts_at <= end_of_day
-                                    and (ends_at is None or ends_at > end_of_day)), None)
+                day_plan_id = next(
+                    (
+                        plan_id
+                        for starts_at, ends_at, plan_id in rows
+                        if starts_at <= end_of_day and (ends_at is None or ends_at > end_of_day)
+                    ),
+                    None,
+                )
                 if day_plan_id is not None:
                     counts[day_plan_id] = counts.get(day_plan_id, 0) + 1
         account_fees = [
-            ProratedFee(plan=plans[plan_id], days=days, days_in_month=days_in_month,
-                        amount=quantize(plans[plan_id].monthly_fee * days / days_in_month, 4))
-            for plan_id, days in counts.items() if plans[plan_id].monthly_fee > 0
+            ProratedFee(
+                plan=plans[plan_id],
+                days=days,
+                days_in_month=days_in_month,
+                amount=quantize(plans[plan_id].monthly_fee * days / days_in_month, 4),
+            )
+            for plan_id, days in counts.items()
+            if plans[plan_id].monthly_fee > 0
         ]
         if account_fees:
             fees[account_id] = account_fees

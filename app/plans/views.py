@@ -51,8 +51,14 @@ def change() -> ResponseReturnValue:
         return redirect(url_for("plans.index"))
     db.session.commit()
     if subscription.starts_at > utcnow():
-        flash(_("Your plan changes to %(plan)s on %(date)s.", plan=plan.name_in(current_user.account.language),
-                date=subscription.starts_at.date().isoformat()), "success")
+        flash(
+            _(
+                "Your plan changes to %(plan)s on %(date)s.",
+                plan=plan.name_in(current_user.account.language),
+                date=subscription.starts_at.date().isoformat(),
+            ),
+            "success",
+        )
     else:
         flash(_("Your plan is now %(plan)s.", plan=plan.name_in(current_user.account.language)), "success")
     return redirect(url_for("plans.index"))

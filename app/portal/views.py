@@ -45,7 +45,8 @@ def dashboard() -> str:
     """At a glance: charging now, the cards, the plan, the latest invoices and what is still to pay."""
     account = current_user.account
     return render_template(
-        "portal/dashboard.html", account=account,
+        "portal/dashboard.html",
+        account=account,
         live_sessions=_charging_now(account.id),
         cards=[card for card in card_services.cards_of(account.id) if card.status in DASHBOARD_CARD_STATUSES],
         plan=plan_services.plan_at(account.id, utcnow()),

@@ -57,9 +57,7 @@ def pricing() -> None:
     type=click.Path(dir_okay=False),
     help='OCPI 2.2.1 Tariff JSON (bare object or {"data": {...}} envelope).',
 )
-@click.option(
-    "--cdr", "cdr_path", required=True, type=click.Path(dir_okay=False), help="OCPI 2.2.1 CDR JSON."
-)
+@click.option("--cdr", "cdr_path", required=True, type=click.Path(dir_okay=False), help="OCPI 2.2.1 CDR JSON.")
 @click.option(
     "--timezone",
     "timezone_name",

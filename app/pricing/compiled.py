@@ -42,9 +42,7 @@ class CompiledComponent:
 
     __slots__ = ("dimension", "element_index", "factor", "price", "step_size", "vat")
 
-    def __init__(
-        self, dimension: str, price: Decimal, vat: Decimal | None, step_size: int, element_index: int
-    ):
+    def __init__(self, dimension: str, price: Decimal, vat: Decimal | None, step_size: int, element_index: int):
         self.dimension = dimension
         self.price = price
         self.vat = vat
@@ -124,9 +122,7 @@ class CompiledTariff:
         self.expired = _plan((TIME,), expired)
 
 
-def _plan(
-    dims: tuple[str, ...], elements: list[tuple[int, CompiledRestrictions, TariffElement]]
-) -> PhasePlan:
+def _plan(dims: tuple[str, ...], elements: list[tuple[int, CompiledRestrictions, TariffElement]]) -> PhasePlan:
     candidates: dict[str, tuple[Candidate, ...]] = {}
     for dim in (*dims, FLAT):
         cands: list[Candidate] = []

@@ -248,9 +248,7 @@ def price_session(
         )
     zone = resolve_zone(timezone_name)
     start_us = to_us(cdr.start)
-    if (ct.start_us is not None and start_us < ct.start_us) or (
-        ct.end_us is not None and start_us > ct.end_us
-    ):
+    if (ct.start_us is not None and start_us < ct.start_us) or (ct.end_us is not None and start_us > ct.end_us):
         raise TariffNotValidError(
             "start_date_time",
             f"session start {cdr.start.isoformat()} is outside the tariff's validity "

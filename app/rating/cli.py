@@ -27,8 +27,12 @@ def rate_pending_command(limit: int | None) -> None:
 
 
 @rating_cli.command("backfill-estimates")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Sessions started on or after this day (billing time zone); default: the first day of last month.")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Sessions started on or after this day (billing time zone); default: the first day of last month.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, help="Sessions per committed batch.")
 def backfill_estimates_command(since: dt.datetime | None, batch_size: int) -> None:
     """Store the price estimate of sessions rated before estimates were kept, so that the invoice run's

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 # Where a location carries no time_zone, the country's (one zone per country for the ones we roam in).
 DEFAULT_ZONES = {
-    "AT": "Europe/Vienna", "BE": "Europe/Brussels", "CH": "Europe/Zurich", "DE": "Europe/Berlin",
-    "DK": "Europe/Copenhagen", "FR": "Europe/Paris", "IT": "Europe/Rome", "LU": "Europe/Luxembourg",
-    "NL": "Europe/Amsterdam", "NO": "Europe/Oslo", "PL": "Europe/Warsaw", "SE": "Europe/Stockholm",
+    "AT": "Europe/Vienna",
+    "BE": "Europe/Brussels",
+    "CH": "Europe/Zurich",
+    "DE": "Europe/Berlin",
+    "DK": "Europe/Copenhagen",
+    "FR": "Europe/Paris",
+    "IT": "Europe/Rome",
+    "LU": "Europe/Luxembourg",
+    "NL": "Europe/Amsterdam",
+    "NO": "Europe/Oslo",
+    "PL": "Europe/Warsaw",
+    "SE": "Europe/Stockholm",
 }

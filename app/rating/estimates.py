@@ -27,9 +27,17 @@ EXAMPLE_KWH = Decimal(20)
 EXAMPLE_DURATION = dt.timedelta(hours=1)
 
 
-def estimate_for_connector(location: Location, evse_uid: str, connector_id: str, *, account: Account | None = None,
-                           plan: Plan | None = None, kwh: Decimal = EXAMPLE_KWH,
-                           duration: dt.timedelta = EXAMPLE_DURATION, at: dt.datetime | None = None) -> Estimate:
+def estimate_for_connector(
+    location: Location,
+    evse_uid: str,
+    connector_id: str,
+    *,
+    account: Account | None = None,
+    plan: Plan | None = None,
+    kwh: Decimal = EXAMPLE_KWH,
+    duration: dt.timedelta = EXAMPLE_DURATION,
+    at: dt.datetime | None = None,
+) -> Estimate:
     """Estimate charging ``kwh`` in ``duration`` from ``at`` (now) at this connector, for the account's plan at
     that moment (or ``plan``). Raises :class:`RatingError` when the connector has no tariff in force."""
     at = at or utcnow()
@@ -49,5 +57,14 @@ def estimate_for_connector(location: Location, evse_uid: str, connector_id: str,
     if max_power is not None and kwh > max_power * Decimal(duration.total_seconds()) / 3600:
         max_power = None  # the example asks for more than the charger can give: price it at its average power
     vat_table = {code: Decimal(str(rate)) for code, rate in current_app.config["VAT_RATES"].items()}
-    return estimate(compile_tariff(parse_tariff(versions[0].data)), terms_of(plan), country, kwh, duration, at,
-                    zone, max_power, vat_table=vat_table)
+    return estimate(
+        compile_tariff(parse_tariff(versions[0].data)),
+        terms_of(plan),
+        country,
+        kwh,
+        duration,
+        at,
+        zone,
+        max_power,
+        vat_table=vat_table,
+    )

@@ -28,8 +28,7 @@ class SessionCharge(Model):
     cdr_id: Mapped[int] = mapped_column(ForeignKey("roaming_cdrs.id", ondelete="RESTRICT"), unique=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"))
-    tariff_version_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_tariff_versions.id",
-                                                                     ondelete="RESTRICT"))
+    tariff_version_id: Mapped[int | None] = mapped_column(ForeignKey("roaming_tariff_versions.id", ondelete="RESTRICT"))
     # frozen_tariff | cdr_tariffs | cdr_total_cost: which source priced the CPO part (shown on the invoice)
     tariff_source: Mapped[str] = mapped_column(String(20))
     country: Mapped[str] = mapped_column(String(3))

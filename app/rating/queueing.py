@@ -38,8 +38,10 @@ def rate_soon(cdr_id: int) -> None:
 def dispatcher_for(app: Flask) -> BackgroundBatcher[int]:
     dispatcher: BackgroundBatcher[int] | None = app.extensions.get(EXTENSION_KEY)
     if dispatcher is None:
-        dispatcher = app.extensions.setdefault(EXTENSION_KEY, BackgroundBatcher(
-            "rating-dispatch", _send, app.config["RATING_DISPATCH_SECONDS"], max_batch=MAX_BATCH))
+        dispatcher = app.extensions.setdefault(
+            EXTENSION_KEY,
+            BackgroundBatcher("rating-dispatch", _send, app.config["RATING_DISPATCH_SECONDS"], max_batch=MAX_BATCH),
+        )
     return dispatcher
 
 

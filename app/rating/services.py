@@ -57,9 +57,13 @@ class CpoCost:
 
 
 def _time_zone(cdr: Cdr) -> str:
-    location = db.session.scalar(select(Location.time_zone).where(
-        Location.country_code == cdr.country_code, Location.party_id == cdr.party_id,
-        Location.ocpi_id_key == ci_key(cdr.location_ocpi_id)))
+    location = db.session.scalar(
+        select(Location.time_zone).where(
+            Location.country_code == cdr.country_code,
+            Location.party_id == cdr.party_id,
+            Location.ocpi_id_key == ci_key(cdr.location_ocpi_id),
+        )
+    )
     return location or DEFAULT_ZONES.get(alpha2(cdr.country), "UTC")
 
 
@@ -67,9 +71,13 @@ def _frozen_tariff(cdr: Cdr) -> TariffVersion | None:
     if not cdr.session_ocpi_id:
         return None
     # The CDR's session_id is a CiString: the session is found by its folded key, in whatever case it came.
-    tariff_id = db.session.scalar(select(ChargingSession.frozen_tariff_id).where(
-        ChargingSession.country_code == cdr.country_code, ChargingSession.party_id == cdr.party_id,
-        ChargingSession.ocpi_id_key == ci_key(cdr.session_ocpi_id)))
+    tariff_id = db.session.scalar(
+        select(ChargingSession.frozen_tariff_id).where(
+            ChargingSession.country_code == cdr.country_code,
+            ChargingSession.party_id == cdr.party_id,
+            ChargingSession.ocpi_id_key == ci_key(cdr.session_ocpi_id),
+        )
+    )
     return db.session.get(TariffVersion, tariff_id) if tariff_id else None
 
 
@@ -77,8 +85,9 @@ def _cdr_tariff(data: dict[str, Any]) -> dict[str, Any] | None:
     tariffs: list[dict[str, Any]] = data.get("tariffs") or []
     if not tariffs:
         return None
-    wanted = next((period.get("tariff_id") for period in data.get("charging_periods") or []
-                   if period.get("tariff_id")), None)
+    wanted = next(
+        (period.get("tariff_id") for period in data.get("charging_periods") or [] if period.get("tariff_id")), None
+    )
     return next((tariff for tariff in tariffs if tariff.get("id") == wanted), tariffs[0])
 
 
@@ -88,15 +97,22 @@ def cpo_cost(cdr: Cdr) -> CpoCost:
     frozen = _frozen_tariff(cdr)
     if frozen is not None:
         breakdown = price_session(compile_tariff(parse_tariff(frozen.data)), cdr_input, _time_zone(cdr))
-        return CpoCost("frozen_tariff", breakdown.total_excl_vat, breakdown.total_incl_vat,
-                       breakdown.to_json_dict(), frozen.id)
+        return CpoCost(
+            "frozen_tariff", breakdown.total_excl_vat, breakdown.total_incl_vat, breakdown.to_json_dict(), frozen.id
+        )
     tariff = _cdr_tariff(cdr.data)
     if tariff is not None:
         breakdown = price_session(parse_tariff(tariff), cdr_input, _time_zone(cdr))
-        return CpoCost("cdr_tariffs", breakdown.total_excl_vat, breakdown.total_incl_vat,
-                       breakdown.to_json_dict(), None)
-    return CpoCost("cdr_total_cost", cdr.total_cost_excl_vat, cdr.total_cost_incl_vat,
-                   {"total_cost": cdr.data.get("total_cost")}, None)
+        return CpoCost(
+            "cdr_tariffs", breakdown.total_excl_vat, breakdown.total_incl_vat, breakdown.to_json_dict(), None
+        )
+    return CpoCost(
+        "cdr_total_cost",
+        cdr.total_cost_excl_vat,
+        cdr.total_cost_incl_vat,
+        {"total_cost": cdr.data.get("total_cost")},
+        None,
+    )
 
 
 def _published_tariff_at_start(cdr: Cdr) -> TariffVersion | None:
@@ -126,8 +142,15 @@ def _promised_price(cdr: Cdr, plan: Plan, fees_before: Decimal) -> Decimal | Non
         return None
     try:
         breakdown = price_session(compile_tariff(parse_tariff(tariff.data)), parse_cdr(cdr.data), _time_zone(cdr))
-        return driver_price(terms_of(plan), breakdown.total_excl_vat, cdr.total_energy, fees_before,
-                            alpha2(cdr.country), _vat_table(), currency=cdr.currency).incl_vat
+        return driver_price(
+            terms_of(plan),
+            breakdown.total_excl_vat,
+            cdr.total_energy,
+            fees_before,
+            alpha2(cdr.country),
+            _vat_table(),
+            currency=cdr.currency,
+        ).incl_vat
     except PricingError:
         return None  # no estimate rather than no rating: the other outlier limits still apply
 
@@ -147,8 +170,11 @@ def _session_fees_before(account_id: int, cdr: Cdr) -> Decimal:
     total = db.session.execute(
         select(func.coalesce(func.sum(SessionCharge.session_fee), 0))
         .join(Cdr, Cdr.id == SessionCharge.cdr_id)
-        .where(SessionCharge.account_id == account_id, Cdr.start_date_time >= start,
-               Cdr.start_date_time < cdr.start_date_time)
+        .where(
+            SessionCharge.account_id == account_id,
+            Cdr.start_date_time >= start,
+            Cdr.start_date_time < cdr.start_date_time,
+        )
     ).scalar_one()
     return max(Decimal(total), ZERO)
 
@@ -172,19 +198,39 @@ def rate_cdr(cdr: Cdr) -> SessionCharge:
     try:
         cost = cpo_cost(cdr)
         fees_before = _session_fees_before(cdr.account_id, cdr)
-        price = driver_price(terms_of(plan), cost.excl_vat, cdr.total_energy, fees_before, alpha2(cdr.country),
-                             _vat_table(), currency=cdr.currency)
+        price = driver_price(
+            terms_of(plan),
+            cost.excl_vat,
+            cdr.total_energy,
+            fees_before,
+            alpha2(cdr.country),
+            _vat_table(),
+            currency=cdr.currency,
+        )
     except PricingError as error:
         raise RatingError(f"CDR {cdr.ocpi_id}: {error}") from error
     # The same as estimate_of(), without asking again for what is at hand.
     estimate = price.incl_vat if cost.source == "frozen_tariff" else _promised_price(cdr, plan, fees_before)
     charge = SessionCharge(
-        cdr_id=cdr.id, account_id=cdr.account_id, plan_id=plan.id, tariff_version_id=cost.tariff_version_id,
-        tariff_source=cost.source, country=alpha2(cdr.country), currency=price.currency, kwh=cdr.total_energy,
-        cpo_cost_excl_vat=price.cpo_cost, cpo_cost_incl_vat=cost.incl_vat,
-        markup_percent_amount=price.percent_markup, markup_per_kwh_amount=price.kwh_markup,
-        session_fee=price.session_fee, driver_excl_vat=price.excl_vat, vat_rate=price.vat_rate,
-        vat_amount=price.vat, driver_incl_vat=price.incl_vat, margin=price.margin, estimate_incl_vat=estimate,
+        cdr_id=cdr.id,
+        account_id=cdr.account_id,
+        plan_id=plan.id,
+        tariff_version_id=cost.tariff_version_id,
+        tariff_source=cost.source,
+        country=alpha2(cdr.country),
+        currency=price.currency,
+        kwh=cdr.total_energy,
+        cpo_cost_excl_vat=price.cpo_cost,
+        cpo_cost_incl_vat=cost.incl_vat,
+        markup_percent_amount=price.percent_markup,
+        markup_per_kwh_amount=price.kwh_markup,
+        session_fee=price.session_fee,
+        driver_excl_vat=price.excl_vat,
+        vat_rate=price.vat_rate,
+        vat_amount=price.vat,
+        driver_incl_vat=price.incl_vat,
+        margin=price.margin,
+        estimate_incl_vat=estimate,
         breakdown={"cpo": cost.breakdown, "plan": {"code": plan.code, "version": plan.version}},
     )
     db.session.add(charge)
@@ -217,10 +263,17 @@ def backfill_estimates(since: dt.datetime, after_charge_id: int = 0, batch_size:
     guard still reads), in charge id order after ``after_charge_id``. Flushes; the caller commits each batch,
     so a long backfill keeps what it did. Credit charges have no estimate."""
     rows = db.session.execute(
-        select(SessionCharge, Cdr).join(Cdr, Cdr.id == SessionCharge.cdr_id)
-        .where(SessionCharge.estimate_incl_vat.is_(None), Cdr.credit.is_(False), Cdr.start_date_time >= since,
-               SessionCharge.id > after_charge_id)
-        .order_by(SessionCharge.id).limit(batch_size)).all()
+        select(SessionCharge, Cdr)
+        .join(Cdr, Cdr.id == SessionCharge.cdr_id)
+        .where(
+            SessionCharge.estimate_incl_vat.is_(None),
+            Cdr.credit.is_(False),
+            Cdr.start_date_time >= since,
+            SessionCharge.id > after_charge_id,
+        )
+        .order_by(SessionCharge.id)
+        .limit(batch_size)
+    ).all()
     filled = unknown = 0
     for charge, cdr in rows:
         estimate = estimate_of(charge, cdr)
@@ -235,19 +288,32 @@ def backfill_estimates(since: dt.datetime, after_charge_id: int = 0, batch_size:
 
 def _rate_credit(cdr: Cdr) -> SessionCharge:
     """A credit CDR reverses exactly what we charged for the original (same terms, negative amounts)."""
-    original = db.session.scalar(select(SessionCharge).where(SessionCharge.cdr_id == cdr.original_cdr_id)) \
-        if cdr.original_cdr_id else None
+    original = (
+        db.session.scalar(select(SessionCharge).where(SessionCharge.cdr_id == cdr.original_cdr_id))
+        if cdr.original_cdr_id
+        else None
+    )
     if original is None:
         raise RatingError(f"credit CDR {cdr.ocpi_id}: the original CDR is unknown or not rated")
     charge = SessionCharge(
-        cdr_id=cdr.id, account_id=original.account_id, plan_id=original.plan_id,
-        tariff_version_id=original.tariff_version_id, tariff_source=original.tariff_source,
-        country=original.country, currency=original.currency, kwh=-original.kwh,
+        cdr_id=cdr.id,
+        account_id=original.account_id,
+        plan_id=original.plan_id,
+        tariff_version_id=original.tariff_version_id,
+        tariff_source=original.tariff_source,
+        country=original.country,
+        currency=original.currency,
+        kwh=-original.kwh,
         cpo_cost_excl_vat=-original.cpo_cost_excl_vat,
         cpo_cost_incl_vat=-original.cpo_cost_incl_vat if original.cpo_cost_incl_vat is not None else None,
-        markup_percent_amount=-original.markup_percent_amount, markup_per_kwh_amount=-original.markup_per_kwh_amount,
-        session_fee=-original.session_fee, driver_excl_vat=-original.driver_excl_vat, vat_rate=original.vat_rate,
-        vat_amount=-original.vat_amount, driver_incl_vat=-original.driver_incl_vat, margin=-original.margin,
+        markup_percent_amount=-original.markup_percent_amount,
+        markup_per_kwh_amount=-original.markup_per_kwh_amount,
+        session_fee=-original.session_fee,
+        driver_excl_vat=-original.driver_excl_vat,
+        vat_rate=original.vat_rate,
+        vat_amount=-original.vat_amount,
+        driver_incl_vat=-original.driver_incl_vat,
+        margin=-original.margin,
         breakdown={"credit_of_cdr_id": original.cdr_id},
     )
     db.session.add(charge)
@@ -263,10 +329,16 @@ def reconcile(cdr: Cdr, cost: CpoCost) -> ReconciliationFinding | None:
         return None
     local_start = cdr.start_date_time.astimezone(billing_zone())
     finding = ReconciliationFinding(
-        cdr_id=cdr.id, country_code=cdr.country_code, party_id=cdr.party_id,
-        month=f"{local_start.year:04d}-{local_start.month:02d}", currency=cdr.currency,
-        cpo_total_excl_vat=cdr.total_cost_excl_vat, our_total_excl_vat=cost.excl_vat, difference=difference,
-        cpo_breakdown=_cpo_breakdown(cdr.data), our_breakdown=cost.breakdown,
+        cdr_id=cdr.id,
+        country_code=cdr.country_code,
+        party_id=cdr.party_id,
+        month=f"{local_start.year:04d}-{local_start.month:02d}",
+        currency=cdr.currency,
+        cpo_total_excl_vat=cdr.total_cost_excl_vat,
+        our_total_excl_vat=cost.excl_vat,
+        difference=difference,
+        cpo_breakdown=_cpo_breakdown(cdr.data),
+        our_breakdown=cost.breakdown,
     )
     db.session.add(finding)
     db.session.flush()
@@ -274,8 +346,17 @@ def reconcile(cdr: Cdr, cost: CpoCost) -> ReconciliationFinding | None:
 
 
 def _cpo_breakdown(data: dict[str, Any]) -> dict[str, Any]:
-    keys = ("total_cost", "total_fixed_cost", "total_energy", "total_energy_cost", "total_time", "total_time_cost",
-            "total_parking_time", "total_parking_cost", "total_reservation_cost")
+    keys = (
+        "total_cost",
+        "total_fixed_cost",
+        "total_energy",
+        "total_energy_cost",
+        "total_time",
+        "total_time_cost",
+        "total_parking_time",
+        "total_parking_cost",
+        "total_reservation_cost",
+    )
     return {key: _jsonable(data[key]) for key in keys if key in data}
 
 
@@ -295,9 +376,12 @@ def rate_pending(limit: int | None = None) -> tuple[int, list[str]]:
     number too large for the decimal context or for a column, data the database refuses) is rolled back for
     that CDR alone, recorded as its :class:`RatingProblem`, logged, and the others are rated. Flushes; the
     caller commits."""
-    query = (select(Cdr).outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
-             .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None))
-             .order_by(Cdr.credit, Cdr.start_date_time, Cdr.id))
+    query = (
+        select(Cdr)
+        .outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
+        .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None))
+        .order_by(Cdr.credit, Cdr.start_date_time, Cdr.id)
+    )
     if limit:
         query = query.limit(limit)
     rated, problems = 0, []
@@ -330,17 +414,24 @@ def record_problem(cdr_id: int, reason: str) -> None:
 
 def _forget_solved_problems() -> None:
     """Problems whose CDR has a charge by now (rated later, once its data or our tariffs were fixed)."""
-    db.session.execute(delete(RatingProblem).where(exists().where(SessionCharge.cdr_id == RatingProblem.cdr_id))
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        delete(RatingProblem)
+        .where(exists().where(SessionCharge.cdr_id == RatingProblem.cdr_id))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def open_problems(cdr_ids: list[int] | None = None, limit: int = 1000) -> dict[int, tuple[str, str]]:
     """Why CDRs could not be rated: CDR id → (its OCPI id, the latest reason), for CDRs still without a charge
     (all of them, or those among ``cdr_ids``), oldest problem first."""
-    query = (select(RatingProblem.cdr_id, Cdr.ocpi_id, RatingProblem.reason)
-             .join(Cdr, Cdr.id == RatingProblem.cdr_id)
-             .outerjoin(SessionCharge, SessionCharge.cdr_id == RatingProblem.cdr_id)
-             .where(SessionCharge.id.is_(None)).order_by(RatingProblem.id).limit(limit))
+    query = (
+        select(RatingProblem.cdr_id, Cdr.ocpi_id, RatingProblem.reason)
+        .join(Cdr, Cdr.id == RatingProblem.cdr_id)
+        .outerjoin(SessionCharge, SessionCharge.cdr_id == RatingProblem.cdr_id)
+        .where(SessionCharge.id.is_(None))
+        .order_by(RatingProblem.id)
+        .limit(limit)
+    )
     if cdr_ids is not None:
         query = query.where(RatingProblem.cdr_id.in_(cdr_ids))
     return {cdr_id: (ocpi_id, reason) for cdr_id, ocpi_id, reason in db.session.execute(query)}

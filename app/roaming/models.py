@@ -26,11 +26,10 @@ from app.ocpi_ids import ci_key
 COORDINATE = Numeric(10, 7)
 
 
-
 class PartnerStatus(enum.StrEnum):
-    PENDING = "pending"        # token A handed out, not registered yet
+    PENDING = "pending"  # token A handed out, not registered yet
     REGISTERED = "registered"  # credentials exchanged, token C in use
-    SUSPENDED = "suspended"    # we stopped talking to them (or they unregistered)
+    SUSPENDED = "suspended"  # we stopped talking to them (or they unregistered)
 
 
 class Partner(Model):
@@ -112,8 +111,9 @@ class PartyConflict(Model):
     claimant: Mapped[Partner] = relationship(foreign_keys=[claimant_partner_id])
 
     __table_args__ = (
-        UniqueConstraint("country_code", "party_id", "claimant_partner_id", "via", "outcome",
-                         name="uq_roaming_party_conflicts_claim"),
+        UniqueConstraint(
+            "country_code", "party_id", "claimant_partner_id", "via", "outcome", name="uq_roaming_party_conflicts_claim"
+        ),
     )
 
 
@@ -139,8 +139,9 @@ class Location(Model):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     last_updated: Mapped[dt.datetime] = mapped_column(index=True)
 
-    evses: Mapped[list[Evse]] = relationship(back_populates="location", cascade="all, delete-orphan",
-                                             order_by="Evse.id")
+    evses: Mapped[list[Evse]] = relationship(
+        back_populates="location", cascade="all, delete-orphan", order_by="Evse.id"
+    )
 
     __table_args__ = (
         UniqueConstraint("country_code", "party_id", "ocpi_id_key"),
@@ -167,8 +168,9 @@ class Evse(Model):
     last_updated: Mapped[dt.datetime]
 
     location: Mapped[Location] = relationship(back_populates="evses")
-    connectors: Mapped[list[Connector]] = relationship(back_populates="evse", cascade="all, delete-orphan",
-                                                       order_by="Connector.id")
+    connectors: Mapped[list[Connector]] = relationship(
+        back_populates="evse", cascade="all, delete-orphan", order_by="Connector.id"
+    )
 
     __table_args__ = (UniqueConstraint("location_id", "uid"),)
 
@@ -213,8 +215,9 @@ class TariffVersion(Model):
 
     __table_args__ = (
         # Named: the generated name would pass PostgreSQL's 63 characters.
-        UniqueConstraint("country_code", "party_id", "ocpi_id_key", "last_updated",
-                         name="uq_roaming_tariff_versions_version_key"),
+        UniqueConstraint(
+            "country_code", "party_id", "ocpi_id_key", "last_updated", name="uq_roaming_tariff_versions_version_key"
+        ),
         Index("ix_roaming_tariff_versions_key", "country_code", "party_id", "ocpi_id_key", "received_at"),
     )
 

@@ -34,8 +34,12 @@ def places_of(keys: Iterable[LocationKey]) -> dict[LocationKey, Place]:
         return {}
     folded = {key: (ci_key(key.country_code), ci_key(key.party_id), ci_key(key.location_id)) for key in wanted}
     rows = db.session.execute(
-        select(Location.country_code, Location.party_id, Location.ocpi_id_key, Location.name, Location.city)
-        .where(tuple_(Location.country_code, Location.party_id, Location.ocpi_id_key).in_(set(folded.values()))))
-    found = {(country_code, party_id, location_key): Place(name, city)
-             for country_code, party_id, location_key, name, city in rows}
+        select(Location.country_code, Location.party_id, Location.ocpi_id_key, Location.name, Location.city).where(
+            tuple_(Location.country_code, Location.party_id, Location.ocpi_id_key).in_(set(folded.values()))
+        )
+    )
+    found = {
+        (country_code, party_id, location_key): Place(name, city)
+        for country_code, party_id, location_key, name, city in rows
+    }
     return {key: found.get(folded[key], UNKNOWN_PLACE) for key in wanted}

@@ -56,5 +56,3 @@ def export_whitelists() -> list[str]:
         written.append(str(export_whitelist(partner, out).json_path))
         db.session.rollback()  # read-only; end the snapshot between partners
     return written
-
-

@@ -42,8 +42,13 @@ class UnusableEventError(Exception):
         self.reason = reason[:255]
 
 
-def verify_signature(payload: bytes, header: str | None, secret: str, now: float | None = None,
-                     tolerance: int = SIGNATURE_TOLERANCE_SECONDS) -> None:
+def verify_signature(
+    payload: bytes,
+    header: str | None,
+    secret: str,
+    now: float | None = None,
+    tolerance: int = SIGNATURE_TOLERANCE_SECONDS,
+) -> None:
     """Stripe's check (HMAC-SHA256 of ``"{t}.{body}"``, ``t`` at most ``tolerance`` seconds old), and ``t`` at
     most ``tolerance`` seconds ahead of our clock: a signature made for later cannot be held back and replayed
     once its time has come. Raises :class:`stripe.SignatureVerificationError`; ``ValueError`` when the body is
@@ -56,7 +61,8 @@ def verify_signature(payload: bytes, header: str | None, secret: str, now: float
     now = time.time() if now is None else now
     if timestamp > now + tolerance:
         raise stripe.SignatureVerificationError(  # type: ignore[no-untyped-call]
-            f"Timestamp too far in the future ({timestamp})", header, text)
+            f"Timestamp too far in the future ({timestamp})", header, text
+        )
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,11 @@ def read_envelope(payload: bytes) -> Envelope:
         raise UnusableEventError("the event has no usable id")
     event_type = event.get("type")
     data = event.get("data")
-    return Envelope(id=event_id, type=event_type[:80] if isinstance(event_type, str) else "",
-                    object=data.get("object") if isinstance(data, dict) else None)
+    return Envelope(
+        id=event_id,
+        type=event_type[:80] if isinstance(event_type, str) else "",
+        object=data.get("object") if isinstance(data, dict) else None,
+    )
 
 
 # --- fields of the objects we handle --------------------------------------------------------------------------
@@ -159,11 +168,14 @@ def intent_fields(obj: Any, status: str) -> IntentFields:
     number = metadata.get("invoice_number")
     account_id = metadata.get("account_id")
     return IntentFields(
-        id=intent_id, amount=amount, received=received, failure_message=_text(error, "message", 2000),
+        id=intent_id,
+        amount=amount,
+        received=received,
+        failure_message=_text(error, "message", 2000),
         invoice_number=number if isinstance(number, str) and 0 < len(number) <= 32 else None,
-        account_id=str(account_id) if isinstance(account_id, str | int) and not isinstance(account_id, bool)
-        else None,
-        attempt=int(attempt) if isinstance(attempt, str) and ATTEMPT.fullmatch(attempt) else None)
+        account_id=str(account_id) if isinstance(account_id, str | int) and not isinstance(account_id, bool) else None,
+        attempt=int(attempt) if isinstance(attempt, str) and ATTEMPT.fullmatch(attempt) else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -181,5 +193,9 @@ def refunded_charge_fields(obj: Any) -> RefundedChargeFields:
     refunded = charge.get("refunded")
     if refunded is not None and not isinstance(refunded, bool):
         raise UnusableEventError("refunded is not true or false")
-    return RefundedChargeFields(payment_intent_id=intent_id, amount=_amount(charge, "amount"),
-                                amount_refunded=_amount(charge, "amount_refunded"), refunded=bool(refunded))
+    return RefundedChargeFields(
+        payment_intent_id=intent_id,
+        amount=_amount(charge, "amount"),
+        amount_refunded=_amount(charge, "amount_refunded"),
+        refunded=bool(refunded),
+    )

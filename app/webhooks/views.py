@@ -86,8 +86,11 @@ def stripe_webhook():  # type: ignore[no-untyped-def]
     try:
         envelope = read_envelope(payload)
     except UnusableEventError as ignored:
-        log.warning("signed Stripe webhook ignored, nothing recorded: %s (body sha256 %s)", ignored.reason,
-                    hashlib.sha256(payload).hexdigest())
+        log.warning(
+            "signed Stripe webhook ignored, nothing recorded: %s (body sha256 %s)",
+            ignored.reason,
+            hashlib.sha256(payload).hexdigest(),
+        )
         return jsonify(received=True, ignored=ignored.reason), 200
 
     if db.session.get(StripeEvent, envelope.id) is not None:
@@ -147,9 +150,18 @@ def _credit_notes_awaiting_refund(invoice_id: int) -> list[int]:
     """Finalized credit notes of the invoice with no refund yet: refunding them had to wait while the invoice's
     payment was under way (``refunds.refund_credit_note`` answers ``pending`` then)."""
     refunded = select(Payment.invoice_id).where(Payment.kind == REFUND)
-    return list(db.session.scalars(select(Invoice.id).where(
-        Invoice.credits_invoice_id == invoice_id, Invoice.kind == InvoiceKind.CREDIT_NOTE,
-        Invoice.status == InvoiceStatus.FINALIZED, Invoice.id.notin_(refunded)).order_by(Invoice.id)))
+    return list(
+        db.session.scalars(
+            select(Invoice.id)
+            .where(
+                Invoice.credits_invoice_id == invoice_id,
+                Invoice.kind == InvoiceKind.CREDIT_NOTE,
+                Invoice.status == InvoiceStatus.FINALIZED,
+                Invoice.id.notin_(refunded),
+            )
+            .order_by(Invoice.id)
+        )
+    )
 
 
 def _attempt_for_intent(intent: IntentFields) -> Payment:
@@ -161,29 +173,42 @@ def _attempt_for_intent(intent: IntentFields) -> Payment:
         return found
     if intent.invoice_number is None or intent.attempt is None:
         raise UnusableEventError(f"unknown PaymentIntent {intent.id} (no invoice_number and attempt in its metadata)")
-    invoice = db.session.scalar(select(Invoice).where(Invoice.number == intent.invoice_number,
-                                                      Invoice.kind == InvoiceKind.INVOICE))
+    invoice = db.session.scalar(
+        select(Invoice).where(Invoice.number == intent.invoice_number, Invoice.kind == InvoiceKind.INVOICE)
+    )
     if invoice is None or invoice.status != InvoiceStatus.FINALIZED:
-        raise UnusableEventError(f"PaymentIntent {intent.id}: unknown invoice {intent.invoice_number!r} in its "
-                                 f"metadata")
+        raise UnusableEventError(
+            f"PaymentIntent {intent.id}: unknown invoice {intent.invoice_number!r} in its metadata"
+        )
     if str(invoice.account_id) != intent.account_id:
-        raise UnusableEventError(f"PaymentIntent {intent.id}: its metadata's account is not the one of invoice "
-                           f"{invoice.number}")
+        raise UnusableEventError(
+            f"PaymentIntent {intent.id}: its metadata's account is not the one of invoice {invoice.number}"
+        )
     for payment in payments_of(invoice, CHARGE):
         if payment.attempt == intent.attempt:
             if payment.stripe_id is None:
                 payment.stripe_id = intent.id
             elif payment.stripe_id != intent.id:
-                raise UnusableEventError(f"PaymentIntent {intent.id}: attempt {intent.attempt} of {invoice.number} is "
-                                   f"another PaymentIntent")
+                raise UnusableEventError(
+                    f"PaymentIntent {intent.id}: attempt {intent.attempt} of {invoice.number} is another PaymentIntent"
+                )
             return payment
     if intent.amount is None:
-        raise UnusableEventError(f"PaymentIntent {intent.id}: no attempt {intent.attempt} of {invoice.number} and no "
-                           f"amount to record it with")
+        raise UnusableEventError(
+            f"PaymentIntent {intent.id}: no attempt {intent.attempt} of {invoice.number} and no "
+            f"amount to record it with"
+        )
     # Stripe has an attempt we lost (crash before commit): record it now.
     log.warning("recording attempt %s of %s from the webhook (%s)", intent.attempt, invoice.number, intent.id)
-    payment = Payment(invoice_id=invoice.id, attempt=intent.attempt, kind=CHARGE, stripe_id=intent.id,
-                      amount_minor=intent.amount, currency=invoice.currency, status="new")
+    payment = Payment(
+        invoice_id=invoice.id,
+        attempt=intent.attempt,
+        kind=CHARGE,
+        stripe_id=intent.id,
+        amount_minor=intent.amount,
+        currency=invoice.currency,
+        status="new",
+    )
     db.session.add(payment)
     db.session.flush()
     return payment
@@ -209,8 +234,11 @@ def _on_charge_refunded(obj: Any) -> None:
     invoice = db.session.get(Invoice, payment.invoice_id)
     assert invoice is not None  # a foreign key
     amount = charge.amount or payment.amount_minor
-    fully = charge.refunded or (charge.amount_refunded is not None and charge.amount_refunded >= amount) or (
-        refunded_minor(invoice) >= amount)
+    fully = (
+        charge.refunded
+        or (charge.amount_refunded is not None and charge.amount_refunded >= amount)
+        or (refunded_minor(invoice) >= amount)
+    )
     if fully and invoice.payment_state == PaymentState.PAID:
         invoice.payment_state = PaymentState.REFUNDED
         db.session.flush()

@@ -33,8 +33,16 @@ def _driver_with_card(**profile):  # type: ignore[no-untyped-def]
 def test_search_by_email_name_uid_visual_number_and_contract_id(client):
     user, card = _driver_with_card(full_name="Zoë Vermeulen", email="zoe.vermeulen@example.com")
     _support(client)
-    for query in ("zoe.verm", "ZOË VER", "zoë", card.uid[:6], card.uid[:6].lower(), card.visual_number[:7],
-                  card.contract_id[:9], str(user.account.id)):
+    for query in (
+        "zoe.verm",
+        "ZOË VER",
+        "zoë",
+        card.uid[:6],
+        card.uid[:6].lower(),
+        card.visual_number[:7],
+        card.contract_id[:9],
+        str(user.account.id),
+    ):
         page = client.get("/backoffice/support/", query_string={"q": query}).get_data(as_text=True)
         assert f"/backoffice/support/accounts/{user.account.id}" in page, query
     nothing = client.get("/backoffice/support/", query_string={"q": "no-such-person"}).get_data(as_text=True)
@@ -64,24 +72,36 @@ def test_block_and_unblock_by_support_are_audited_with_reason(client):
     user, card = _driver_with_card()
     staff = _support(client)
     page_url = f"/backoffice/support/accounts/{user.account.id}"
-    response = submit_form(client, f"/backoffice/support/cards/{card.id}/block",
-                           {"block-reason": "fraud", "block-note": "many sessions abroad"}, form_url=page_url,
-                           prefix="block-")
+    response = submit_form(
+        client,
+        f"/backoffice/support/cards/{card.id}/block",
+        {"block-reason": "fraud", "block-note": "many sessions abroad"},
+        form_url=page_url,
+        prefix="block-",
+    )
     assert response.status_code == 302
     assert card.status == CardStatus.BLOCKED and card.block_reason == BlockReason.FRAUD
-    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "card.blocked",
-                                                       AuditEntry.subject_id == str(card.id)))
+    entry = db.session.scalar(
+        select(AuditEntry).where(AuditEntry.action == "card.blocked", AuditEntry.subject_id == str(card.id))
+    )
     assert entry.actor_label == staff.email and entry.reason == "many sessions abroad"
 
     # No reason, no action.
-    submit_form(client, f"/backoffice/support/cards/{card.id}/unblock", {"note-note": ""}, form_url=page_url,
-                prefix="note-")
+    submit_form(
+        client, f"/backoffice/support/cards/{card.id}/unblock", {"note-note": ""}, form_url=page_url, prefix="note-"
+    )
     assert card.status == CardStatus.BLOCKED
-    submit_form(client, f"/backoffice/support/cards/{card.id}/unblock", {"note-note": "customer called"},
-                form_url=page_url, prefix="note-")
+    submit_form(
+        client,
+        f"/backoffice/support/cards/{card.id}/unblock",
+        {"note-note": "customer called"},
+        form_url=page_url,
+        prefix="note-",
+    )
     assert card.status == CardStatus.ACTIVE
     assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "card.unblocked")).reason == (
-        "customer called")
+        "customer called"
+    )
 
 
 def test_replace_ship_change_plan_note_and_resend(client, mailbox):
@@ -89,30 +109,56 @@ def test_replace_ship_change_plan_note_and_resend(client, mailbox):
     unconfirmed = make_user(confirmed=False, email="late@example.com")
     _support(client)
     page_url = f"/backoffice/support/accounts/{user.account.id}"
-    submit_form(client, f"/backoffice/support/cards/{card.id}/replace", {"note-note": "damaged chip"},
-                form_url=page_url, prefix="note-")
+    submit_form(
+        client,
+        f"/backoffice/support/cards/{card.id}/replace",
+        {"note-note": "damaged chip"},
+        form_url=page_url,
+        prefix="note-",
+    )
     assert card.status == CardStatus.REPLACED
     new_card = db.session.scalar(select(Card).where(Card.replaces_card_id == card.id))
     add_stock(1, start=777)
-    submit_form(client, f"/backoffice/support/cards/{new_card.id}/ship", {"note-note": "posted today"},
-                form_url="/backoffice/support/stock", prefix="note-")
+    submit_form(
+        client,
+        f"/backoffice/support/cards/{new_card.id}/ship",
+        {"note-note": "posted today"},
+        form_url="/backoffice/support/stock",
+        prefix="note-",
+    )
     assert new_card.status == CardStatus.SHIPPED and new_card.uid
 
     comfort = plan_services.current_version("comfort")
-    submit_form(client, f"/backoffice/support/accounts/{user.account.id}/plan",
-                {"plan_id": str(comfort.id), "note-note": "goodwill upgrade"}, form_url=page_url, prefix="note-")
-    assert plan_services.plan_at(user.account.id, comfort.created_at.__class__.now(comfort.created_at.tzinfo)
-                                 ).code == "comfort"
+    submit_form(
+        client,
+        f"/backoffice/support/accounts/{user.account.id}/plan",
+        {"plan_id": str(comfort.id), "note-note": "goodwill upgrade"},
+        form_url=page_url,
+        prefix="note-",
+    )
+    assert (
+        plan_services.plan_at(user.account.id, comfort.created_at.__class__.now(comfort.created_at.tzinfo)).code
+        == "comfort"
+    )
     change = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "plan.change"))
     assert change.reason == "goodwill upgrade"
 
-    submit_form(client, f"/backoffice/support/accounts/{user.account.id}/notes", {"note-note": "Called about card"},
-                form_url=page_url, prefix="note-")
+    submit_form(
+        client,
+        f"/backoffice/support/accounts/{user.account.id}/notes",
+        {"note-note": "Called about card"},
+        form_url=page_url,
+        prefix="note-",
+    )
     assert db.session.scalar(select(AccountNote)).text == "Called about card"
 
-    submit_form(client, f"/backoffice/support/accounts/{unconfirmed.account.id}/resend-confirmation",
-                {"note-note": "customer asked"}, form_url=f"/backoffice/support/accounts/{unconfirmed.account.id}",
-                prefix="note-")
+    submit_form(
+        client,
+        f"/backoffice/support/accounts/{unconfirmed.account.id}/resend-confirmation",
+        {"note-note": "customer asked"},
+        form_url=f"/backoffice/support/accounts/{unconfirmed.account.id}",
+        prefix="note-",
+    )
     assert len(mailbox.to("late@example.com")) == 1
     assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "account.resend_confirmation"))
 
@@ -122,14 +168,23 @@ def test_support_actions_need_csrf_and_the_support_role(app, client):
     finance = make_user(Role.FINANCE)
     login(client, finance)
     assert client.get(f"/backoffice/support/accounts/{user.account.id}").status_code == 403
-    response = submit_form(client, f"/backoffice/support/cards/{card.id}/block",
-                           {"block-reason": "fraud", "block-note": "x"}, form_url="/backoffice/", prefix="block-")
+    response = submit_form(
+        client,
+        f"/backoffice/support/cards/{card.id}/block",
+        {"block-reason": "fraud", "block-note": "x"},
+        form_url="/backoffice/",
+        prefix="block-",
+    )
     assert response.status_code == 403
     assert card.status == CardStatus.ACTIVE
     client = app.test_client()
     _support(client)
-    assert client.post(f"/backoffice/support/cards/{card.id}/block",
-                       data={"block-reason": "fraud", "block-note": "x"}).status_code == 400
+    assert (
+        client.post(
+            f"/backoffice/support/cards/{card.id}/block", data={"block-reason": "fraud", "block-note": "x"}
+        ).status_code
+        == 400
+    )
     assert card.status == CardStatus.ACTIVE
 
 
@@ -143,14 +198,21 @@ def test_stock_page_lists_orders_to_ship(client):
 
 
 def test_account_page_shows_the_cards_authorizations_with_their_reasons(client):
-    """"My card does not work": support sees each real-time authorization a CPO asked, its answer and why."""
+    """ "My card does not work": support sees each real-time authorization a CPO asked, its answer and why."""
     from app.db import utcnow
     from app.roaming.models import Partner, PartnerStatus
     from app.roaming.send import authorization
 
     user, card = _driver_with_card(full_name="Ilse Peeters")
-    cpo = Partner(name="Support CPO", country_code="NL", party_id="SUP", status=PartnerStatus.REGISTERED,
-                  incoming_token_hash="0" * 64, registered_at=utcnow(), endpoints=[])
+    cpo = Partner(
+        name="Support CPO",
+        country_code="NL",
+        party_id="SUP",
+        status=PartnerStatus.REGISTERED,
+        incoming_token_hash="0" * 64,
+        registered_at=utcnow(),
+        endpoints=[],
+    )
     db.session.add(cpo)
     db.session.flush()
     assert authorization.authorize(cpo, card.uid, "RFID", {"location_id": "LOC1"})["allowed"] == "ALLOWED"
@@ -161,7 +223,7 @@ def test_account_page_shows_the_cards_authorizations_with_their_reasons(client):
 
     page = client.get(f"/backoffice/support/accounts/{user.account.id}").get_data(as_text=True)
 
-    section = page[page.index("Recent authorizations"):]
+    section = page[page.index("Recent authorizations") :]
     assert section.count(card.uid) == 2
     assert "card blocked: lost" in section and "card active, account in good standing" in section
     assert section.index("BLOCKED") < section.index("ALLOWED")  # newest first

@@ -43,30 +43,53 @@ def stripe_app(app: Flask, localstripe: LocalStripe) -> Iterator[Flask]:
     restore_app(app, previous)
 
 
-def finalized_invoice(account_id: int, total_minor: int = 1244, *, currency: str = "EUR",
-                      issue_date: dt.date = dt.date(2026, 11, 1), due_days: int = 14,
-                      kind: InvoiceKind = InvoiceKind.INVOICE, credits: Invoice | None = None,
-                      period: str | None = None) -> Invoice:
+def finalized_invoice(
+    account_id: int,
+    total_minor: int = 1244,
+    *,
+    currency: str = "EUR",
+    issue_date: dt.date = dt.date(2026, 11, 1),
+    due_days: int = 14,
+    kind: InvoiceKind = InvoiceKind.INVOICE,
+    credits: Invoice | None = None,
+    period: str | None = None,
+) -> Invoice:
     """A finalized, numbered invoice as the monthly run stores it (made directly: the run is tested apart)."""
     sequence = next(_numbers)
     prefix = "CRN" if kind == InvoiceKind.CREDIT_NOTE else "INV"
     number = f"{prefix}-2026-{sequence:06d}"
     snapshot = copy.deepcopy(SAMPLE_SNAPSHOT)
-    snapshot.update(number=number, kind=kind.value, currency=currency, issue_date=issue_date.isoformat(),
-                    due_date=(issue_date + dt.timedelta(days=due_days)).isoformat())
+    snapshot.update(
+        number=number,
+        kind=kind.value,
+        currency=currency,
+        issue_date=issue_date.isoformat(),
+        due_date=(issue_date + dt.timedelta(days=due_days)).isoformat(),
+    )
     snapshot["totals"] = {"subtotal": total_minor, "vat": 0, "total": total_minor}
     snapshot["payment"] = {**snapshot["payment"], "reference": number}
     if period is None:  # the month before the issue date, as the monthly run does
         supplied = issue_date.replace(day=1) - dt.timedelta(days=1)
         period = f"{supplied.year}-{supplied.month:02d}"
-    invoice = Invoice(kind=kind, status=InvoiceStatus.FINALIZED, account_id=account_id, period=period,
-                      currency=currency, series=f"{prefix}-2026", number=number, sequence=sequence,
-                      issue_date=issue_date, due_date=issue_date + dt.timedelta(days=due_days),
-                      subtotal_minor=total_minor, vat_minor=0, total_minor=total_minor, snapshot=snapshot,
-                      credits_invoice_id=credits.id if credits else None,
-                      payment_state=PaymentState.OPEN if kind == InvoiceKind.INVOICE and total_minor > 0
-                      else PaymentState.NOT_DUE,
-                      finalized_at=dt.datetime.combine(issue_date, dt.time(6), dt.UTC))
+    invoice = Invoice(
+        kind=kind,
+        status=InvoiceStatus.FINALIZED,
+        account_id=account_id,
+        period=period,
+        currency=currency,
+        series=f"{prefix}-2026",
+        number=number,
+        sequence=sequence,
+        issue_date=issue_date,
+        due_date=issue_date + dt.timedelta(days=due_days),
+        subtotal_minor=total_minor,
+        vat_minor=0,
+        total_minor=total_minor,
+        snapshot=snapshot,
+        credits_invoice_id=credits.id if credits else None,
+        payment_state=PaymentState.OPEN if kind == InvoiceKind.INVOICE and total_minor > 0 else PaymentState.NOT_DUE,
+        finalized_at=dt.datetime.combine(issue_date, dt.time(6), dt.UTC),
+    )
     db.session.add(invoice)
     db.session.flush()
     return invoice
@@ -100,9 +123,11 @@ class WebhookCatcher:
     def events(self, event_type: str, intent_id: str) -> list[tuple[bytes, str]]:
         with self._lock:
             found = list(self.received)
-        return [(body, signature) for body, signature in found
-                if (event := json.loads(body))["type"] == event_type
-                and event["data"]["object"].get("id") == intent_id]
+        return [
+            (body, signature)
+            for body, signature in found
+            if (event := json.loads(body))["type"] == event_type and event["data"]["object"].get("id") == intent_id
+        ]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -114,9 +139,13 @@ def webhook_catcher(localstripe: LocalStripe) -> Iterator[WebhookCatcher]:
     catcher = WebhookCatcher()
     response = requests.post(
         f"{localstripe.url}/_config/webhooks/billing_tests",
-        json={"url": catcher.url, "secret": WEBHOOK_SECRET,
-              "events": ["payment_intent.succeeded", "payment_intent.payment_failed"]},
-        timeout=10)
+        json={
+            "url": catcher.url,
+            "secret": WEBHOOK_SECRET,
+            "events": ["payment_intent.succeeded", "payment_intent.payment_failed"],
+        },
+        timeout=10,
+    )
     response.raise_for_status()
     yield catcher
     catcher.close()
@@ -128,9 +157,11 @@ def save_method(account, localstripe, data):  # type: ignore[no-untyped-def]
     confirmed = stripe_js.confirm_setup_intent(localstripe, info.client_secret, data)
     assert confirmed.status_code == 200
     if confirmed.json()["status"] == "requires_action":  # 3-D Secure card: the driver completes it
-        requests.post(f"{localstripe.url}/v1/setup_intents/{info.id}/confirm", timeout=10,
-                      json={"key": PUBLISHABLE_KEY, "use_stripe_sdk": True, "client_secret": info.client_secret},
-                      ).raise_for_status()
+        requests.post(
+            f"{localstripe.url}/v1/setup_intents/{info.id}/confirm",
+            timeout=10,
+            json={"key": PUBLISHABLE_KEY, "use_stripe_sdk": True, "client_secret": info.client_secret},
+        ).raise_for_status()
     method = payment_services.record_setup_intent_result(account, info.id)
     db.session.commit()
     return method

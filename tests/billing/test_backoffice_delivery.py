@@ -114,8 +114,9 @@ def test_a_credit_note_on_a_paid_invoice_is_sent_and_refunded(client, mailbox, l
     assert invoice.payment_state == PaymentState.PAID
     page_url = f"/backoffice/finance/invoices/{invoice.number}"
 
-    response = submit_form(client, f"{page_url}/credit", {"scope": "amount", "amount": "1.00",
-                                                          "reason": "late start"}, form_url=page_url)
+    response = submit_form(
+        client, f"{page_url}/credit", {"scope": "amount", "amount": "1.00", "reason": "late start"}, form_url=page_url
+    )
 
     assert response.status_code == 302
     db.session.expire_all()
@@ -127,8 +128,12 @@ def test_a_credit_note_on_a_paid_invoice_is_sent_and_refunded(client, mailbox, l
     assert (refund.kind, refund.amount_minor, refund.status) == ("refund", 121, "succeeded")
 
     # Finishing the delivery again changes nothing: one email, one refund.
-    submit_form(client, f"/backoffice/finance/invoices/{note.number}/deliver", {},
-                form_url=f"/backoffice/finance/invoices/{note.number}")
+    submit_form(
+        client,
+        f"/backoffice/finance/invoices/{note.number}/deliver",
+        {},
+        form_url=f"/backoffice/finance/invoices/{note.number}",
+    )
     assert _subjects(mailbox, "greet@example.com") == sent
     assert len(db.session.scalars(select(Payment).where(Payment.invoice_id == note.id)).all()) == 1
     assert "invoice.deliver" in _actions()

@@ -28,11 +28,27 @@ START = dt.datetime(2026, 10, 10, 12, tzinfo=dt.UTC)
 
 
 def _partners(client) -> tuple[OcpiTestClient, OcpiTestClient, Partner]:  # type: ignore[no-untyped-def]
-    direct = Partner(name="Direct CPO", country_code="NL", party_id="TCP", status=PartnerStatus.REGISTERED,
-                     incoming_token_hash=hash_token("direct-token"), registered_at=utcnow(), version="2.2.1",
-                     endpoints=[])
-    hub = Partner(name="Hub", is_hub=True, country_code="DE", party_id="HUB", status=PartnerStatus.REGISTERED,
-                  incoming_token_hash=hash_token("hub-token"), registered_at=utcnow(), version="2.2.1", endpoints=[])
+    direct = Partner(
+        name="Direct CPO",
+        country_code="NL",
+        party_id="TCP",
+        status=PartnerStatus.REGISTERED,
+        incoming_token_hash=hash_token("direct-token"),
+        registered_at=utcnow(),
+        version="2.2.1",
+        endpoints=[],
+    )
+    hub = Partner(
+        name="Hub",
+        is_hub=True,
+        country_code="DE",
+        party_id="HUB",
+        status=PartnerStatus.REGISTERED,
+        incoming_token_hash=hash_token("hub-token"),
+        registered_at=utcnow(),
+        version="2.2.1",
+        endpoints=[],
+    )
     db.session.add_all([direct, hub])
     db.session.flush()
     return OcpiTestClient(client, token="direct-token"), OcpiTestClient(client, token="hub-token"), direct
@@ -43,8 +59,9 @@ def _driver():  # type: ignore[no-untyped-def]
     for stretch in plan_services.history(user.account.id):
         db.session.delete(stretch)
     db.session.flush()
-    plan_services.subscribe(user.account, plan_services.current_version("payg"), FINANCE,
-                            at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC))
+    plan_services.subscribe(
+        user.account, plan_services.current_version("payg"), FINANCE, at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    )
     return user.account, card_services.issue_app_token(user.account, Actor.of(user))
 
 
@@ -52,11 +69,25 @@ def _cdr(cdr_id: str, card) -> dict:  # type: ignore[no-untyped-def, type-arg]
     """20 kWh over an hour at TARIFF (0.30/kWh + 0.50): the CPO's 6.50, as in tests/billing/sessions.py."""
     end = START + dt.timedelta(hours=1)
     data = example("cdr_example.json")
-    data.update(country_code="NL", party_id="TCP", id=cdr_id, start_date_time=START.isoformat(),
-                end_date_time=end.isoformat(), cdr_token=our_cdr_token(card), tariffs=[TARIFF],
-                charging_periods=[{"start_date_time": START.isoformat(),
-                                   "dimensions": [{"type": "ENERGY", "volume": 20}, {"type": "TIME", "volume": 1}]}],
-                total_cost={"excl_vat": 6.50}, total_energy=20, total_time=1, last_updated=end.isoformat())
+    data.update(
+        country_code="NL",
+        party_id="TCP",
+        id=cdr_id,
+        start_date_time=START.isoformat(),
+        end_date_time=end.isoformat(),
+        cdr_token=our_cdr_token(card),
+        tariffs=[TARIFF],
+        charging_periods=[
+            {
+                "start_date_time": START.isoformat(),
+                "dimensions": [{"type": "ENERGY", "volume": 20}, {"type": "TIME", "volume": 1}],
+            }
+        ],
+        total_cost={"excl_vat": 6.50},
+        total_energy=20,
+        total_time=1,
+        last_updated=end.isoformat(),
+    )
     data.pop("total_time_cost", None)
     data["cdr_location"].update(country="NLD")
     return data
@@ -66,15 +97,20 @@ def test_a_cdr_relayed_again_by_a_hub_is_rated_and_invoiced_once(app, client):
     direct, hub, direct_partner = _partners(client)
     account, card = _driver()
 
-    first = direct.call("POST", "/ocpi/2.2.1/cdrs", data=json.dumps(_cdr("OCT-1", card)),
-                        content_type="application/json")
+    first = direct.call(
+        "POST", "/ocpi/2.2.1/cdrs", data=json.dumps(_cdr("OCT-1", card)), content_type="application/json"
+    )
     assert first.status_code in (200, 201), first.get_json()
     # The CPO moves to the hub: the direct connection is suspended, the hub relays the backlog.
     direct_partner.status = PartnerStatus.SUSPENDED
     db.session.flush()
-    relayed = hub.call("POST", "/ocpi/2.2.1/cdrs", data=json.dumps(_cdr("OCT-1", card)),
-                       content_type="application/json",
-                       headers={"OCPI-from-country-code": "NL", "OCPI-from-party-id": "TCP"})
+    relayed = hub.call(
+        "POST",
+        "/ocpi/2.2.1/cdrs",
+        data=json.dumps(_cdr("OCT-1", card)),
+        content_type="application/json",
+        headers={"OCPI-from-country-code": "NL", "OCPI-from-party-id": "TCP"},
+    )
     assert relayed.status_code == 200 and relayed.get_json()["status_code"] == 1000, relayed.get_json()
     assert relayed.headers["Location"] == first.headers["Location"]
 
@@ -86,8 +122,11 @@ def test_a_cdr_relayed_again_by_a_hub_is_rated_and_invoiced_once(app, client):
     db.session.commit()
 
     cli = app.test_cli_runner()
-    for args in (["billing", "run", "--period", "2026-10", "--dry-run"], ["billing", "approve", "--period", "2026-10"],
-                 ["billing", "run", "--period", "2026-10", "--no-deliver"]):
+    for args in (
+        ["billing", "run", "--period", "2026-10", "--dry-run"],
+        ["billing", "approve", "--period", "2026-10"],
+        ["billing", "run", "--period", "2026-10", "--no-deliver"],
+    ):
         result = cli.invoke(args=args)
         assert result.exit_code == 0, result.output
     db.session.expire_all()

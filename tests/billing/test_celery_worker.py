@@ -53,19 +53,51 @@ def test_worker_process_finalizes_a_run(app, tmp_path):
     assert _answers(BROKER), f"CELERY_BROKER_URL={BROKER} does not answer"
     queue = f"test-{uuid.uuid4().hex[:8]}"  # our own queue: parallel runs and other workers never mix
     database = app.config["SQLALCHEMY_DATABASE_URI"]
-    broker_app = create_app("test", SQLALCHEMY_DATABASE_URI=database, CELERY_BROKER_URL=BROKER,
-                            CELERY_TASK_DEFAULT_QUEUE=queue)
-    env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": database, "CELERY_BROKER_URL": BROKER,
-           "CELERY_TASK_DEFAULT_QUEUE": queue, "MAIL_OUTBOX_DIR": str(tmp_path / "outbox")}
+    broker_app = create_app(
+        "test", SQLALCHEMY_DATABASE_URI=database, CELERY_BROKER_URL=BROKER, CELERY_TASK_DEFAULT_QUEUE=queue
+    )
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database,
+        "CELERY_BROKER_URL": BROKER,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
     # Two workers share the run on PostgreSQL, as several machines would. SQLite (the embedded default, one
     # process) refuses a second writer instead of queueing it, so there one worker does the whole run.
     shared = database.startswith("postgresql")
     logs = [tmp_path / f"worker{n}.log" for n in ((1, 2) if shared else (1,))]
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "app.worker", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "-n", f"w{n}-{queue}@%h", "-Q", queue, "--prefetch-multiplier", "1",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT) for n, log in enumerate(logs, 1)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "app.worker",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"w{n}-{queue}@%h",
+                "-Q",
+                queue,
+                "--prefetch-multiplier",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for n, log in enumerate(logs, 1)
+    ]
 
     def log_text() -> str:
         return "\n".join(log.read_text() for log in logs)

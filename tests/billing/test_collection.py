@@ -52,11 +52,20 @@ def test_card_4242_is_charged_and_the_invoice_paid(db_session, localstripe, mail
     assert invoice.payment_state == PaymentState.PAID and invoice.paid_at == NOW
     payment = result.payment
     assert (payment.attempt, payment.kind, payment.status, payment.amount_minor, payment.currency) == (
-        1, "charge", "succeeded", 1244, "EUR")
+        1,
+        "charge",
+        "succeeded",
+        1244,
+        "EUR",
+    )
     intent = stripe_get(localstripe, f"payment_intents/{payment.stripe_id}")
     assert (intent["amount"], intent["currency"], intent["status"]) == (1244, "eur", "succeeded")
-    assert intent["metadata"] == {"invoice_number": invoice.number, "invoice_id": str(invoice.id),
-                                  "account_id": str(user.account.id), "attempt": "1"}
+    assert intent["metadata"] == {
+        "invoice_number": invoice.number,
+        "invoice_id": str(invoice.id),
+        "account_id": str(user.account.id),
+        "attempt": "1",
+    }
     assert intent["customer"] == payment_services.stripe_customer_of(user.account.id).stripe_customer_id
     receipt = mailbox.to(user.email)[-1]
     assert receipt["Subject"] == "We received your payment"
@@ -85,8 +94,7 @@ def test_a_declined_card_fails_without_raising_and_starts_dunning(db_session, lo
     assert invoice.number in mail.get_body(("plain",)).get_content()
 
 
-def test_card_4000000000000002_cannot_even_be_saved_so_collection_fails_for_lack_of_a_method(
-        db_session, localstripe):
+def test_card_4000000000000002_cannot_even_be_saved_so_collection_fails_for_lack_of_a_method(db_session, localstripe):
     # localstripe declines this card when the SetupIntent attaches it (real Stripe declines it on every use).
     user = driver()
     info = payment_services.create_setup_intent(user.account, "card")
@@ -116,8 +124,10 @@ def test_sepa_debit_is_processing_until_the_bank_settles(db_session, localstripe
     assert result.outcome == Outcome.PROCESSING
     assert invoice.payment_state == PaymentState.PROCESSING
     assert result.payment.status == "processing"
-    assert intents_for(localstripe, invoice.number)[0]["payment_method"] == \
-        payment_services.active_payment_method(user.account.id).stripe_payment_method_id
+    assert (
+        intents_for(localstripe, invoice.number)[0]["payment_method"]
+        == payment_services.active_payment_method(user.account.id).stripe_payment_method_id
+    )
     # Settled later; our state changes with the webhook (tests/billing/test_webhooks.py).
     # A SEPA debit under way is not collected again.
     again = collect_invoice(invoice, now=NOW)
@@ -132,8 +142,10 @@ def test_a_failing_sepa_debit_is_processing_at_first(db_session, localstripe):
     invoice = finalized_invoice(user.account.id, 3100)
     result = collect_invoice(invoice, attempt=1, now=NOW)
     assert result.outcome == Outcome.PROCESSING and invoice.payment_state == PaymentState.PROCESSING
-    assert wait_for_intent(localstripe, result.payment.stripe_id, "requires_payment_method")["status"] == \
-        "requires_payment_method"
+    assert (
+        wait_for_intent(localstripe, result.payment.stripe_id, "requires_payment_method")["status"]
+        == "requires_payment_method"
+    )
 
 
 def test_collecting_the_same_attempt_twice_makes_one_payment_and_one_payment_intent(db_session, localstripe):

@@ -58,8 +58,11 @@ def with_totals(snapshot: dict) -> dict:
     for line in snapshot["lines"]:
         bases[line["vat_rate"]] = bases.get(line["vat_rate"], 0) + line["amount"]
     snapshot["vat"] = [
-        {"rate": rate, "base": base,
-         "vat": int((Decimal(base) * Decimal(rate) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))}
+        {
+            "rate": rate,
+            "base": base,
+            "vat": int((Decimal(base) * Decimal(rate) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)),
+        }
         for rate, base in bases.items()
     ]
     subtotal = sum(line["amount"] for line in snapshot["lines"])
@@ -68,15 +71,38 @@ def with_totals(snapshot: dict) -> dict:
     return snapshot
 
 
-def session_line(position: int, *, day: int = 14, kwh: str = "17.3456", cpo_cost: int = 612, fees: int = 35,
-                 rate: str = "21", kind: str = "session") -> dict:
+def session_line(
+    position: int,
+    *,
+    day: int = 14,
+    kwh: str = "17.3456",
+    cpo_cost: int = 612,
+    fees: int = 35,
+    rate: str = "21",
+    kind: str = "session",
+) -> dict:
     return {
-        "position": position, "kind": kind, "description": f"Laadplein {position}, Gent", "quantity": kwh,
-        "unit": "kWh", "vat_rate": rate, "cpo_cost": cpo_cost, "fees": fees, "amount": cpo_cost + fees,
-        "session": {"charge_id": position, "cdr_id": f"CDR{position}", "start": f"2026-10-{day:02d}T21:30:00+00:00",
-                    "end": f"2026-10-{day:02d}T22:47:00+00:00", "duration_minutes": 77, "kwh": kwh,
-                    "location_name": f"Laadplein {position}", "city": "Gent", "evse_id": f"BE*BEC*E04150{position:04d}",
-                    "tariff_source": "frozen_tariff"},
+        "position": position,
+        "kind": kind,
+        "description": f"Laadplein {position}, Gent",
+        "quantity": kwh,
+        "unit": "kWh",
+        "vat_rate": rate,
+        "cpo_cost": cpo_cost,
+        "fees": fees,
+        "amount": cpo_cost + fees,
+        "session": {
+            "charge_id": position,
+            "cdr_id": f"CDR{position}",
+            "start": f"2026-10-{day:02d}T21:30:00+00:00",
+            "end": f"2026-10-{day:02d}T22:47:00+00:00",
+            "duration_minutes": 77,
+            "kwh": kwh,
+            "location_name": f"Laadplein {position}",
+            "city": "Gent",
+            "evse_id": f"BE*BEC*E04150{position:04d}",
+            "tariff_source": "frozen_tariff",
+        },
     }
 
 
@@ -84,8 +110,14 @@ def many_lines_snapshot(count: int = 120) -> dict:
     snapshot = sample()
     lines = [copy.deepcopy(SAMPLE_SNAPSHOT["lines"][0])]
     for position in range(2, count + 1):
-        lines.append(session_line(position, day=1 + position % 28, cpo_cost=400 + position * 7 % 900,
-                                  kwh=f"{10 + position % 40}.{position % 10}05"))
+        lines.append(
+            session_line(
+                position,
+                day=1 + position % 28,
+                cpo_cost=400 + position * 7 % 900,
+                kwh=f"{10 + position % 40}.{position % 10}05",
+            )
+        )
     snapshot["lines"] = lines
     return with_totals(snapshot)
 
@@ -95,9 +127,14 @@ def credit_note(*, negative: bool = False) -> dict:
     sign = -1 if negative else 1
     line = session_line(1, cpo_cost=650 * sign, fees=40 * sign, kind="credit", kwh="20.0000")
     line["description"] = "Gent Zuid, Gent: session credited by the CPO"
-    snapshot = sample(kind="credit_note", number="CN-2026-000001", issue_date="2026-11-20", due_date=None,
-                      credits_invoice={"number": "INV-2026-000001", "issue_date": "2026-11-01"},
-                      lines=[line])
+    snapshot = sample(
+        kind="credit_note",
+        number="CN-2026-000001",
+        issue_date="2026-11-20",
+        due_date=None,
+        credits_invoice={"number": "INV-2026-000001", "issue_date": "2026-11-01"},
+        lines=[line],
+    )
     snapshot["payment"] = {"method": "sepa_debit", "terms_days": 14, "reference": "CN-2026-000001"}
     return with_totals(snapshot)
 
@@ -105,8 +142,14 @@ def credit_note(*, negative: bool = False) -> dict:
 def reverse_charge() -> dict:
     """A Dutch business buyer of a Belgian seller: VAT 0, category AE (decided by composition)."""
     snapshot = sample(language="en")
-    snapshot["buyer"].update(company_name="Laadbaar Transport BV", street="Coolsingel 40", postal_code="3011 AD",
-                             city="Rotterdam", country="NL", vat_number="NL859048490B01")
+    snapshot["buyer"].update(
+        company_name="Laadbaar Transport BV",
+        street="Coolsingel 40",
+        postal_code="3011 AD",
+        city="Rotterdam",
+        country="NL",
+        vat_number="NL859048490B01",
+    )
     for line in snapshot["lines"]:
         line["vat_rate"] = "0"
     snapshot["payment"] = {"method": None, "terms_days": 14, "reference": "INV-2026-000001"}
@@ -134,16 +177,42 @@ def amount(element: etree._Element, path: str, ns: dict) -> Decimal:
 
 
 LANGUAGE_CASES = {
-    "nl": {"total": "€ 12,44", "vat": "€ 2,16", "labels": ["Factuur", "Btw-nummer", "Vervaldatum", "Laadsessies",
-                                                         "Maatstaf van heffing", "Totaal incl. btw",
-                                                         "SEPA-domiciliëring"],
-           "date": "15 nov 2026", "page": "Pagina 1 van 1"},
-    "fr": {"total": "12,44 €", "vat": "2,16 €", "labels": ["Facture", "N° de TVA", "Date d’échéance", "Base imposable",
-                                                         "Sessions de recharge", "Total TVA comprise"],
-           "date": "15 nov. 2026", "page": "Page 1 sur 1"},
-    "en": {"total": "€12.44", "vat": "€2.16", "labels": ["Invoice", "VAT number", "Due date", "Taxable amount",
-                                                       "Charging sessions", "Total incl. VAT"],
-           "date": "Nov 15, 2026", "page": "Page 1 of 1"},
+    "nl": {
+        "total": "€ 12,44",
+        "vat": "€ 2,16",
+        "labels": [
+            "Factuur",
+            "Btw-nummer",
+            "Vervaldatum",
+            "Laadsessies",
+            "Maatstaf van heffing",
+            "Totaal incl. btw",
+            "SEPA-domiciliëring",
+        ],
+        "date": "15 nov 2026",
+        "page": "Pagina 1 van 1",
+    },
+    "fr": {
+        "total": "12,44 €",
+        "vat": "2,16 €",
+        "labels": [
+            "Facture",
+            "N° de TVA",
+            "Date d’échéance",
+            "Base imposable",
+            "Sessions de recharge",
+            "Total TVA comprise",
+        ],
+        "date": "15 nov. 2026",
+        "page": "Page 1 sur 1",
+    },
+    "en": {
+        "total": "€12.44",
+        "vat": "€2.16",
+        "labels": ["Invoice", "VAT number", "Due date", "Taxable amount", "Charging sessions", "Total incl. VAT"],
+        "date": "Nov 15, 2026",
+        "page": "Page 1 of 1",
+    },
 }
 
 
@@ -162,8 +231,17 @@ def test_sample_renders_in_the_snapshot_language(language: str) -> None:
     for label in expected["labels"]:
         assert label.lower() in lowered, label
     # Legal content of an EU VAT invoice.
-    for fact in ("Voltaro BV", "BE0403170701", "BE71 0961 2345 6769", "Peeters Logistiek BV", "00000042",
-                 "Kunstlaan 1", "Grote Markt 1", "BE*BEC*E041503003", "Gent Zuid"):
+    for fact in (
+        "Voltaro BV",
+        "BE0403170701",
+        "BE71 0961 2345 6769",
+        "Peeters Logistiek BV",
+        "00000042",
+        "Kunstlaan 1",
+        "Grote Markt 1",
+        "BE*BEC*E041503003",
+        "Gent Zuid",
+    ):
         assert fact in text, fact
 
 
@@ -236,16 +314,19 @@ def test_snapshot_text_cannot_inject_markup() -> None:
 # --- fetcher ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "http://example.com/x.png",
-    "https://example.com/x.png",
-    "file:///etc/passwd",
-    (STATIC_ROOT / ".." / ".." / "etc" / "passwd").as_uri(),
-    f"file://{STATIC_ROOT}/../app/config.py",
-    f"file://{STATIC_ROOT}/img/",
-    "data:image/png;base64,iVBORw0KGgo=",
-    "file://evil.example/static/img/logo.svg",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/x.png",
+        "https://example.com/x.png",
+        "file:///etc/passwd",
+        (STATIC_ROOT / ".." / ".." / "etc" / "passwd").as_uri(),
+        f"file://{STATIC_ROOT}/../app/config.py",
+        f"file://{STATIC_ROOT}/img/",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "file://evil.example/static/img/logo.svg",
+    ],
+)
 def test_fetcher_refuses_anything_outside_static(url: str) -> None:
     with pytest.raises(ResourceRefusedError):
         StaticOnlyFetcher().fetch(url)
@@ -261,8 +342,11 @@ def test_a_template_reaching_outside_static_fails_the_render() -> None:
     from weasyprint import HTML
     from weasyprint.urls import FatalURLFetchingError
 
-    html = HTML(string='<p>x</p><img src="http://example.com/x.png">', base_url=STATIC_ROOT.as_uri() + "/",
-                url_fetcher=StaticOnlyFetcher())
+    html = HTML(
+        string='<p>x</p><img src="http://example.com/x.png">',
+        base_url=STATIC_ROOT.as_uri() + "/",
+        url_fetcher=StaticOnlyFetcher(),
+    )
     with pytest.raises(FatalURLFetchingError):
         html.write_pdf()
 
@@ -313,12 +397,17 @@ def test_facturx_totals_and_lines_follow_the_snapshot() -> None:
     snapshot = many_lines_snapshot(12)
     root = etree.fromstring(build_cii_xml(snapshot))
     summation = root.find(".//ram:SpecifiedTradeSettlementHeaderMonetarySummation", CII_NS)
-    line_totals = [amount(item, ".//ram:LineTotalAmount", CII_NS)
-                   for item in root.findall(".//ram:IncludedSupplyChainTradeLineItem", CII_NS)]
+    line_totals = [
+        amount(item, ".//ram:LineTotalAmount", CII_NS)
+        for item in root.findall(".//ram:IncludedSupplyChainTradeLineItem", CII_NS)
+    ]
     assert len(line_totals) == 12
     assert sum(line_totals) == amount(summation, "ram:LineTotalAmount", CII_NS)
-    assert amount(summation, "ram:TaxBasisTotalAmount", CII_NS) + amount(summation, "ram:TaxTotalAmount", CII_NS) \
-        == amount(summation, "ram:GrandTotalAmount", CII_NS) == Decimal(snapshot["totals"]["total"]) / 100
+    assert (
+        amount(summation, "ram:TaxBasisTotalAmount", CII_NS) + amount(summation, "ram:TaxTotalAmount", CII_NS)
+        == amount(summation, "ram:GrandTotalAmount", CII_NS)
+        == Decimal(snapshot["totals"]["total"]) / 100
+    )
 
 
 @pytest.mark.parametrize("negative", [False, True])
@@ -327,8 +416,9 @@ def test_facturx_credit_note(negative: bool) -> None:
     assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
     root = etree.fromstring(xml)
     assert root.findtext(".//rsm:ExchangedDocument/ram:TypeCode", namespaces=CII_NS) == "381"
-    assert root.findtext(".//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", namespaces=CII_NS) \
-        == "INV-2026-000001"
+    assert (
+        root.findtext(".//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", namespaces=CII_NS) == "INV-2026-000001"
+    )
     assert root.findtext(".//ram:GrandTotalAmount", namespaces=CII_NS) == "8.35"
 
 
@@ -350,8 +440,10 @@ def check_peppol_rules(xml: bytes) -> etree._Element:
     credit = etree.QName(root).localname == "CreditNote"
     assert facturx.xml_check_xsd(xml, flavor="ubl-2.1-creditnote" if credit else "ubl-2.1-invoice")
     ns = UBL_NS
-    assert root.findtext("cbc:CustomizationID", namespaces=ns) == \
-        "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+    assert (
+        root.findtext("cbc:CustomizationID", namespaces=ns)
+        == "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+    )
     assert root.findtext("cbc:ProfileID", namespaces=ns) == "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
     assert root.findtext("cbc:BuyerReference", namespaces=ns)  # PEPPOL-EN16931-R003
     for party in ("cac:AccountingSupplierParty", "cac:AccountingCustomerParty"):  # R010, R020
@@ -384,8 +476,10 @@ def check_peppol_rules(xml: bytes) -> etree._Element:
     subtotals = tax_total.findall("cac:TaxSubtotal", ns)
     assert sum(amount(sub, "cbc:TaxAmount", ns) for sub in subtotals) == tax_amount  # BR-CO-14
     for sub in subtotals:
-        key = (sub.findtext("cac:TaxCategory/cbc:ID", namespaces=ns),
-               Decimal(sub.findtext("cac:TaxCategory/cbc:Percent", namespaces=ns)))
+        key = (
+            sub.findtext("cac:TaxCategory/cbc:ID", namespaces=ns),
+            Decimal(sub.findtext("cac:TaxCategory/cbc:Percent", namespaces=ns)),
+        )
         taxable = amount(sub, "cbc:TaxableAmount", ns)
         assert bases.pop(key) == taxable  # BR-S-08 / BR-AE-08
         expected = (taxable * key[1] / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
@@ -394,8 +488,9 @@ def check_peppol_rules(xml: bytes) -> etree._Element:
             assert sub.findtext("cac:TaxCategory/cbc:TaxExemptionReasonCode", namespaces=ns) == "VATEX-EU-AE"
     assert not bases, f"lines with a VAT category missing from the breakdown: {bases}"
     assert amount(totals, "cbc:TaxExclusiveAmount", ns) == line_extension  # BR-CO-13 (no allowances/charges)
-    assert amount(totals, "cbc:TaxExclusiveAmount", ns) + tax_amount \
-        == amount(totals, "cbc:TaxInclusiveAmount", ns)  # BR-CO-15
+    assert amount(totals, "cbc:TaxExclusiveAmount", ns) + tax_amount == amount(
+        totals, "cbc:TaxInclusiveAmount", ns
+    )  # BR-CO-15
     assert amount(totals, "cbc:PayableAmount", ns) == amount(totals, "cbc:TaxInclusiveAmount", ns)  # BR-CO-16
     return root
 
@@ -409,8 +504,10 @@ def test_ubl_invoice_for_the_sample() -> None:
     assert root.findtext("cbc:DueDate", namespaces=ns) == "2026-11-15"
     seller_endpoint = root.find("cac:AccountingSupplierParty/cac:Party/cbc:EndpointID", ns)
     assert (seller_endpoint.get("schemeID"), seller_endpoint.text) == ("0208", "0403170701")
-    assert root.findtext("cac:AccountingCustomerParty/cac:Party/cac:PartyTaxScheme/cbc:CompanyID",
-                         namespaces=ns) == "BE0403170701"
+    assert (
+        root.findtext("cac:AccountingCustomerParty/cac:Party/cac:PartyTaxScheme/cbc:CompanyID", namespaces=ns)
+        == "BE0403170701"
+    )
     assert root.findtext("cac:LegalMonetaryTotal/cbc:PayableAmount", namespaces=ns) == "12.44"
     assert root.findtext("cac:PaymentMeans/cbc:PaymentMeansCode", namespaces=ns) == "59"
     units = [line.find("cbc:InvoicedQuantity", ns).get("unitCode") for line in root.findall("cac:InvoiceLine", ns)]
@@ -426,9 +523,20 @@ def test_ubl_many_lines_add_up() -> None:
 
 def test_ubl_negative_credit_line_on_an_invoice() -> None:
     snapshot = sample()
-    snapshot["lines"].append({
-        "position": 3, "kind": "correction", "description": "Goodwill correction", "quantity": "1", "unit": "item",
-        "session": None, "cpo_cost": 0, "fees": -150, "amount": -150, "vat_rate": "21"})
+    snapshot["lines"].append(
+        {
+            "position": 3,
+            "kind": "correction",
+            "description": "Goodwill correction",
+            "quantity": "1",
+            "unit": "item",
+            "session": None,
+            "cpo_cost": 0,
+            "fees": -150,
+            "amount": -150,
+            "vat_rate": "21",
+        }
+    )
     root = check_peppol_rules(render_ubl(with_totals(snapshot)))
     correction = root.findall("cac:InvoiceLine", UBL_NS)[-1]
     assert correction.findtext("cbc:InvoicedQuantity", namespaces=UBL_NS) == "-1"
@@ -442,8 +550,7 @@ def test_ubl_credit_note(negative: bool) -> None:
     ns = UBL_NS
     assert etree.QName(root).localname == "CreditNote"
     assert root.findtext("cbc:CreditNoteTypeCode", namespaces=ns) == "381"
-    assert root.findtext("cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID", namespaces=ns) \
-        == "INV-2026-000001"
+    assert root.findtext("cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID", namespaces=ns) == "INV-2026-000001"
     assert root.findtext("cac:LegalMonetaryTotal/cbc:PayableAmount", namespaces=ns) == "8.35"
     assert root.find("cbc:DueDate", ns) is None
 

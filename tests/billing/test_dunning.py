@@ -77,25 +77,33 @@ def test_full_dunning_ends_with_blocked_cards_and_token_updates(db_session, loca
         db.session.refresh(card)
         assert (card.status, card.block_reason) == (CardStatus.BLOCKED, BlockReason.PAYMENT)
     # Partners learn it through the token updates the card service queued: valid = false.
-    updates = db.session.scalars(select(TokenUpdate).where(TokenUpdate.card_id.in_([c.id for c in cards]))
-                                 .order_by(TokenUpdate.id.desc())).all()
+    updates = db.session.scalars(
+        select(TokenUpdate).where(TokenUpdate.card_id.in_([c.id for c in cards])).order_by(TokenUpdate.id.desc())
+    ).all()
     assert db.session.scalar(select(db.func.count(TokenUpdate.id))) == updates_before + 2
     latest = {update.card_id: update for update in reversed(updates)}
     assert {card_id: (update.reason, update.token["valid"]) for card_id, update in latest.items()} == {
-        cards[0].id: ("blocked", False), cards[1].id: ("blocked", False)}
+        cards[0].id: ("blocked", False),
+        cards[1].id: ("blocked", False),
+    }
     blocked_audit = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "card.blocked")).all()
     assert {(entry.subject_id, entry.actor_label) for entry in blocked_audit} == {
-        (str(card.id), "dunning") for card in cards}
+        (str(card.id), "dunning") for card in cards
+    }
     assert account_standing(user.account.id) == Standing.NO_CREDIT
 
     # Four attempts, four PaymentIntents, each with its own idempotency key (invoice number + attempt).
-    payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)
-                                  .order_by(Payment.attempt)).all()
+    payments = db.session.scalars(
+        select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.attempt)
+    ).all()
     assert [(p.attempt, p.status) for p in payments] == [(n, "requires_payment_method") for n in (1, 2, 3, 4)]
     assert sorted(int(i["metadata"]["attempt"]) for i in intents_for(localstripe, invoice.number)) == [1, 2, 3, 4]
     assert [mail["Subject"] for mail in mailbox.to(user.email)] == [
-        "Your payment did not go through", "Reminder: your invoice is still unpaid",
-        "Reminder: your invoice is still unpaid", "Your charge cards are blocked"]
+        "Your payment did not go through",
+        "Reminder: your invoice is still unpaid",
+        "Reminder: your invoice is still unpaid",
+        "Your charge cards are blocked",
+    ]
 
     assert run_dunning(NOW + 30 * DAY).retried == 0  # finished
 

@@ -46,8 +46,9 @@ def _driver(plan: str = "payg", **profile):  # type: ignore[no-untyped-def]
     for stretch in plan_services.history(user.account.id):
         db.session.delete(stretch)
     db.session.flush()
-    plan_services.subscribe(user.account, plan_services.current_version(plan), FINANCE,
-                            at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC))
+    plan_services.subscribe(
+        user.account, plan_services.current_version(plan), FINANCE, at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    )
     card = card_services.issue_app_token(user.account, Actor.of(user))
     return user, card
 
@@ -61,8 +62,11 @@ def _finance(client, role: Role = Role.FINANCE):  # type: ignore[no-untyped-def]
 def _cli_run(app, period: str = "2026-10") -> None:  # type: ignore[no-untyped-def]
     db.session.commit()
     cli = app.test_cli_runner()
-    for args in (["run", "--period", period, "--dry-run"], ["approve", "--period", period],
-                 ["run", "--period", period, "--no-deliver"]):
+    for args in (
+        ["run", "--period", period, "--dry-run"],
+        ["approve", "--period", period],
+        ["run", "--period", period, "--no-deliver"],
+    ):
         result = cli.invoke(args=["billing", *args])
         assert result.exit_code == 0, result.output
 
@@ -82,9 +86,17 @@ def _csv(response) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
 
 # --- access ----------------------------------------------------------------------------------------------------
 
-PAGES = ["/backoffice/finance/", RUNS, "/backoffice/finance/holds", "/backoffice/finance/invoices",
-         "/backoffice/finance/payments", "/backoffice/finance/exports", "/backoffice/finance/margin",
-         "/backoffice/finance/exports/invoices.csv", "/backoffice/finance/margin.csv?from=2026-10"]
+PAGES = [
+    "/backoffice/finance/",
+    RUNS,
+    "/backoffice/finance/holds",
+    "/backoffice/finance/invoices",
+    "/backoffice/finance/payments",
+    "/backoffice/finance/exports",
+    "/backoffice/finance/margin",
+    "/backoffice/finance/exports/invoices.csv",
+    "/backoffice/finance/margin.csv?from=2026-10",
+]
 
 
 def test_anonymous_is_sent_to_login(client):
@@ -122,6 +134,7 @@ def test_forms_need_the_csrf_token(client):
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
+
 
 def test_preview_approve_finalize_through_the_back_office(client):
     payg, payg_card = _driver(full_name="Piet Payg")
@@ -202,6 +215,7 @@ def test_failed_accounts_are_shown_and_retried(client, monkeypatch):
 
 # --- held sessions ---------------------------------------------------------------------------------------------
 
+
 def test_hold_decisions_change_what_the_next_run_bills_and_are_audited(client):
     user, card = _driver()
     account_id = user.account.id
@@ -223,28 +237,43 @@ def test_hold_decisions_change_what_the_next_run_bills_and_are_audited(client):
     _post(client, url.format(held[written_off.id].id, "write_off"), {"reason": " "}, form_url=hold_page)
     assert "needs a reason" in client.get(hold_page).get_data(as_text=True)
     for amount, message in (("abc", "not an amount"), ("-5", "cannot be negative"), ("12.345", "at most 2 decimals")):
-        _post(client, url.format(held[adjusted.id].id, "adjust"), {"amount": amount, "reason": "x"},
-              form_url=hold_page)
+        _post(client, url.format(held[adjusted.id].id, "adjust"), {"amount": amount, "reason": "x"}, form_url=hold_page)
         assert message in client.get(hold_page).get_data(as_text=True)
     db.session.expire_all()
     assert {hold.status for hold in db.session.scalars(select(SessionHold))} == {HoldStatus.HELD}
 
-    _post(client, url.format(held[adjusted.id].id, "adjust"), {"amount": "20,00", "reason": "charger fault"},
-          form_url=hold_page)
-    _post(client, url.format(held[written_off.id].id, "write_off"), {"reason": "CPO confirmed a test session"},
-          form_url=hold_page)
-    _post(client, url.format(held[released.id].id, "release"), {"reason": "bus depot, plausible"},
-          form_url=hold_page)
+    _post(
+        client,
+        url.format(held[adjusted.id].id, "adjust"),
+        {"amount": "20,00", "reason": "charger fault"},
+        form_url=hold_page,
+    )
+    _post(
+        client,
+        url.format(held[written_off.id].id, "write_off"),
+        {"reason": "CPO confirmed a test session"},
+        form_url=hold_page,
+    )
+    _post(client, url.format(held[released.id].id, "release"), {"reason": "bus depot, plausible"}, form_url=hold_page)
     # A decided hold cannot be decided again.
     _post(client, url.format(held[released.id].id, "write_off"), {"reason": "again"}, form_url=hold_page)
     db.session.expire_all()
     statuses = {hold.session_charge_id: hold.status for hold in db.session.scalars(select(SessionHold))}
-    assert statuses == {adjusted.id: HoldStatus.ADJUSTED, written_off.id: HoldStatus.WRITTEN_OFF,
-                        released.id: HoldStatus.RELEASED}
-    assert [(entry.action, entry.reason) for entry in db.session.scalars(
-        select(AuditEntry).where(AuditEntry.subject_type == "session_hold").order_by(AuditEntry.id))] == [
-        ("billing.hold.adjust", "charger fault"), ("billing.hold.write_off", "CPO confirmed a test session"),
-        ("billing.hold.release", "bus depot, plausible")]
+    assert statuses == {
+        adjusted.id: HoldStatus.ADJUSTED,
+        written_off.id: HoldStatus.WRITTEN_OFF,
+        released.id: HoldStatus.RELEASED,
+    }
+    assert [
+        (entry.action, entry.reason)
+        for entry in db.session.scalars(
+            select(AuditEntry).where(AuditEntry.subject_type == "session_hold").order_by(AuditEntry.id)
+        )
+    ] == [
+        ("billing.hold.adjust", "charger fault"),
+        ("billing.hold.write_off", "CPO confirmed a test session"),
+        ("billing.hold.release", "bus depot, plausible"),
+    ]
     assert _audit("billing.hold.adjust")[0].details["adjusted_incl_vat"] == "20.00"
     assert "No session is waiting for a decision." in client.get(hold_page).get_data(as_text=True)
 
@@ -282,6 +311,7 @@ def test_hold_services_refuse_bad_input(db_session):
 
 # --- invoices --------------------------------------------------------------------------------------------------
 
+
 def test_credit_notes_from_the_invoice_page(app, client):
     user, card = _driver(full_name="Greet Goodwill")
     rated_session(user.account.id, card.id, OCT)
@@ -293,17 +323,20 @@ def test_credit_notes_from_the_invoice_page(app, client):
     assert "Greet Goodwill" in page and "Gent Zuid, Gent" in page and "Issue credit note" in page
 
     no_reason = submit_form(client, f"{page_url}/credit", {"scope": "full", "reason": ""}, form_url=page_url)
-    too_much = submit_form(client, f"{page_url}/credit", {"scope": "amount", "amount": "99", "reason": "x"},
-                           form_url=page_url)
+    too_much = submit_form(
+        client, f"{page_url}/credit", {"scope": "amount", "amount": "99", "reason": "x"}, form_url=page_url
+    )
     assert no_reason.status_code == 400 and too_much.status_code == 400
     assert "exceed" in too_much.get_data(as_text=True)
-    garbage = submit_form(client, f"{page_url}/credit", {"scope": "amount", "amount": "1.2.3", "reason": "x"},
-                          form_url=page_url)
+    garbage = submit_form(
+        client, f"{page_url}/credit", {"scope": "amount", "amount": "1.2.3", "reason": "x"}, form_url=page_url
+    )
     assert garbage.status_code == 400
     assert db.session.scalar(select(Invoice).where(Invoice.kind == InvoiceKind.CREDIT_NOTE)) is None
 
-    response = submit_form(client, f"{page_url}/credit", {"scope": "amount", "amount": "1.00",
-                                                          "reason": "late start"}, form_url=page_url)
+    response = submit_form(
+        client, f"{page_url}/credit", {"scope": "amount", "amount": "1.00", "reason": "late start"}, form_url=page_url
+    )
     assert response.status_code == 302
     note = db.session.scalar(select(Invoice).where(Invoice.kind == InvoiceKind.CREDIT_NOTE))
     assert response.headers["Location"].endswith(note.number)
@@ -315,8 +348,9 @@ def test_credit_notes_from_the_invoice_page(app, client):
     note_page = client.get(f"/backoffice/finance/invoices/{note.number}").get_data(as_text=True)
     assert invoice.number in note_page and "Issue credit note" not in note_page
 
-    rest = submit_form(client, f"{page_url}/credit", {"scope": "amount", "amount": "6.85", "reason": "rest"},
-                       form_url=page_url)
+    rest = submit_form(
+        client, f"{page_url}/credit", {"scope": "amount", "amount": "6.85", "reason": "rest"}, form_url=page_url
+    )
     assert rest.status_code == 302  # 1.00 + 6.85 = the whole 7.85 excl. VAT
     assert client.get("/backoffice/finance/invoices/NOPE-1").status_code == 404
 
@@ -367,6 +401,7 @@ def test_failed_payments_page_lists_dunning_state(app, client):
 
 # --- exports ---------------------------------------------------------------------------------------------------
 
+
 def test_accounting_exports_add_up(app, client):
     payg, payg_card = _driver(full_name="Piet Payg")
     comfort, comfort_card = _driver("comfort", full_name="Carla Comfort")
@@ -395,8 +430,10 @@ def test_accounting_exports_add_up(app, client):
         assert sum(Decimal(line["amount_excl_vat"]) for line in mine) == Decimal(invoice.subtotal_minor) / 100
     session_lines = [line for line in lines if line["line_kind"] == "session"]
     assert len(session_lines) == 3 and {line["cpo"] for line in session_lines} == {"NL*TCP"}
-    assert all(Decimal(line["cpo_cost_excl_vat"]) + Decimal(line["fees_excl_vat"])
-               == Decimal(line["amount_excl_vat"]) for line in session_lines)
+    assert all(
+        Decimal(line["cpo_cost_excl_vat"]) + Decimal(line["fees_excl_vat"]) == Decimal(line["amount_excl_vat"])
+        for line in session_lines
+    )
 
     vat = _csv(client.get("/backoffice/finance/exports/vat.csv", query_string={"period": "2026-10"}))
     assert sum(Decimal(row["vat"]) for row in vat) == Decimal(sum(i.vat_minor for i in found)) / 100
@@ -413,8 +450,8 @@ def test_accounting_exports_add_up(app, client):
 def test_margin_report_per_cpo_and_month(client):
     user, card = _driver()
     account_id = user.account.id
-    rated_session(account_id, card.id, OCT, kwh="20")        # CPO 6.50, ours 6.50 + 1.00 + 0.35 = 7.85
-    rated_session(account_id, card.id, OCT, kwh="10")        # CPO 3.50, ours 3.50 + 0.50 + 0.35 = 4.35
+    rated_session(account_id, card.id, OCT, kwh="20")  # CPO 6.50, ours 6.50 + 1.00 + 0.35 = 7.85
+    rated_session(account_id, card.id, OCT, kwh="10")  # CPO 3.50, ours 3.50 + 0.50 + 0.35 = 4.35
     off = rated_session(account_id, card.id, OCT, kwh="180", hours=2)  # CPO 54.50, written off: earns 0
     other = rated_session(account_id, card.id, OCT, kwh="30")  # CPO 9.50, ours 9.50 + 1.50 + 0.35 = 11.35
     rated_session(account_id, card.id, OCT + dt.timedelta(days=30), kwh="5")  # November: CPO 2.00, ours 2.60
@@ -430,15 +467,23 @@ def test_margin_report_per_cpo_and_month(client):
     rows = {(row["month"], row["cpo"]): row for row in _csv(response)}
     assert set(rows) == {("2026-10", "NL*TCP"), ("2026-10", "BE*ABC"), ("2026-11", "NL*TCP")}
     tcp = rows[("2026-10", "NL*TCP")]
-    assert (tcp["sessions"], tcp["kwh"], tcp["cpo_cost_excl_vat"], tcp["revenue_excl_vat"], tcp["margin"]) == \
-        ("3", "210", "64.50", "12.20", "-52.30")
+    assert (tcp["sessions"], tcp["kwh"], tcp["cpo_cost_excl_vat"], tcp["revenue_excl_vat"], tcp["margin"]) == (
+        "3",
+        "210",
+        "64.50",
+        "12.20",
+        "-52.30",
+    )
     assert tcp["written_off_sessions"] == "1"
     abc = rows[("2026-10", "BE*ABC")]
-    assert (abc["cpo_cost_excl_vat"], abc["revenue_excl_vat"], abc["margin"], abc["margin_percent"]) == \
-        ("9.50", "11.35", "1.85", "16.3")
+    assert (abc["cpo_cost_excl_vat"], abc["revenue_excl_vat"], abc["margin"], abc["margin_percent"]) == (
+        "9.50",
+        "11.35",
+        "1.85",
+        "16.3",
+    )
     november = rows[("2026-11", "NL*TCP")]
-    assert (november["cpo_cost_excl_vat"], november["revenue_excl_vat"], november["margin"]) == \
-        ("2.00", "2.60", "0.60")
+    assert (november["cpo_cost_excl_vat"], november["revenue_excl_vat"], november["margin"]) == ("2.00", "2.60", "0.60")
 
     page = client.get("/backoffice/finance/margin", query_string={"from": "2026-10", "to": "2026-10"})
     html = page.get_data(as_text=True)

@@ -64,8 +64,10 @@ def test_concurrent_transactions_never_duplicate_or_skip_a_number(app):
         taken = sorted(number for numbers in committed for number in numbers)
         assert taken == list(range(1, len(taken) + 1))
         with app.app_context():
-            assert db.session.scalar(select(NumberSeries.next_number).where(NumberSeries.series == series)) == \
-                len(taken) + 1
+            assert (
+                db.session.scalar(select(NumberSeries.next_number).where(NumberSeries.series == series))
+                == len(taken) + 1
+            )
     finally:
         with app.app_context():
             db.session.execute(delete(NumberSeries).where(NumberSeries.series == series))

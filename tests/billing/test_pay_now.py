@@ -71,8 +71,9 @@ def test_pay_now_with_a_card_pays_and_unblocks_at_once(client, localstripe):
     db.session.refresh(token)
     assert invoice.payment_state == PaymentState.PAID
     assert (token.status, token.block_reason) == (CardStatus.ACTIVE, None)
-    last_update = db.session.scalars(select(TokenUpdate).where(TokenUpdate.card_id == token.id)
-                                     .order_by(TokenUpdate.id.desc())).first()
+    last_update = db.session.scalars(
+        select(TokenUpdate).where(TokenUpdate.card_id == token.id).order_by(TokenUpdate.id.desc())
+    ).first()
     assert last_update.token["valid"] is True
     assert account_standing(user.account.id) == Standing.GOOD
     assert "You have nothing to pay right now." in client.get("/balance").get_data(as_text=True)
@@ -90,9 +91,11 @@ def test_pay_now_with_3d_secure_hands_the_client_secret_to_stripe_js(client, loc
     db.session.refresh(invoice)
     assert invoice.payment_state == PaymentState.UNCOLLECTIBLE  # nothing paid yet
     # What localstripe's Stripe.js confirmCardPayment() does when the driver completes 3-D Secure:
-    requests.post(f"{localstripe.url}/v1/payment_intents/{body['payment_intent']}/_authenticate?success=true",
-                  json={"key": PUBLISHABLE_KEY, "client_secret": body["client_secret"]}, timeout=10
-                  ).raise_for_status()
+    requests.post(
+        f"{localstripe.url}/v1/payment_intents/{body['payment_intent']}/_authenticate?success=true",
+        json={"key": PUBLISHABLE_KEY, "client_secret": body["client_secret"]},
+        timeout=10,
+    ).raise_for_status()
 
     done = pay_json(client, payment_intent=body["payment_intent"])
 
@@ -125,8 +128,9 @@ def test_pay_now_by_sepa_unblocks_when_the_webhook_confirms(client, localstripe,
     db.session.refresh(invoice)
     db.session.refresh(token)
     assert invoice.payment_state == PaymentState.PROCESSING and token.status == CardStatus.BLOCKED
-    intent_id = db.session.scalars(select(Payment.stripe_id).where(Payment.invoice_id == invoice.id,
-                                                                   Payment.status == "processing")).one()
+    intent_id = db.session.scalars(
+        select(Payment.stripe_id).where(Payment.invoice_id == invoice.id, Payment.status == "processing")
+    ).one()
     event_body, signature = caught(webhook_catcher, "payment_intent.succeeded", intent_id)
     assert deliver(client, event_body, signature).status_code == 200
 

@@ -83,8 +83,9 @@ def test_european_names_render_with_the_invoice_fonts_only() -> None:
     snapshot["buyer"]["name"] = "Žofia Dvořáková-Öztürk, Ștefan Țîrcă, Nguyễn Thị Ảnh, Αθηνά Παπαδοπούλου"
     snapshot["buyer"]["street"] = "Дмитрий Иванов, Łódź Świętokrzyska 12"
     reader = PdfReader(BytesIO(render_invoice_pdf(snapshot)))
-    fonts = {str(font.get_object()["/BaseFont"]) for page in reader.pages
-             for font in page["/Resources"]["/Font"].values()}
+    fonts = {
+        str(font.get_object()["/BaseFont"]) for page in reader.pages for font in page["/Resources"]["/Font"].values()
+    }
     # A character missing from the invoice fonts would come from a system font (Fontconfig fallback).
     assert all(name.split("+", 1)[1].startswith(("Invoice-Sans", "Invoice-Condensed")) for name in fonts), fonts
     text = "".join(page.extract_text() for page in reader.pages)

@@ -38,7 +38,8 @@ def test_a_forked_worker_leaves_the_parents_fonts_alone() -> None:
         # The parent uses one face only before forking, as a process that rendered a short text would.
         parent = pdf._get_renderer()
         HTML(string="<p>x</p>", base_url=static_base_url(), url_fetcher=parent.fetcher).write_pdf(
-            stylesheets=[parent.stylesheet], font_config=parent.font_config)
+            stylesheets=[parent.stylesheet], font_config=parent.font_config
+        )
         del parent
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the child, which reports through its exit status
@@ -53,8 +54,9 @@ def test_a_forked_worker_leaves_the_parents_fonts_alone() -> None:
         pdf._renderer = None
         expected = embedded_fonts(pdf.render_invoice_pdf(SAMPLE_SNAPSHOT))
         assert len(fonts) == 4
-        assert {name: hashlib.sha256(data).hexdigest() for name, data in fonts.items()} == \
-            {name: hashlib.sha256(data).hexdigest() for name, data in expected.items()}
+        assert {name: hashlib.sha256(data).hexdigest() for name, data in fonts.items()} == {
+            name: hashlib.sha256(data).hexdigest() for name, data in expected.items()
+        }
         assert all(len(data) > 1000 for data in fonts.values())  # not empty font programs
     finally:
         pdf._renderer = None

@@ -29,8 +29,9 @@ def _driver(**profile):  # type: ignore[no-untyped-def]
     for stretch in plan_services.history(user.account.id):
         db.session.delete(stretch)
     db.session.flush()
-    plan_services.subscribe(user.account, plan_services.current_version("payg"), FINANCE,
-                            at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC))
+    plan_services.subscribe(
+        user.account, plan_services.current_version("payg"), FINANCE, at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    )
     card = card_services.issue_app_token(user.account, Actor.of(user))
     return user, card
 
@@ -38,15 +39,19 @@ def _driver(**profile):  # type: ignore[no-untyped-def]
 def _run(app, period: str = "2026-10") -> None:  # type: ignore[no-untyped-def]
     db.session.commit()
     cli = app.test_cli_runner()
-    for args in (["run", "--period", period, "--dry-run"], ["approve", "--period", period],
-                 ["run", "--period", period, "--no-deliver"]):
+    for args in (
+        ["run", "--period", period, "--dry-run"],
+        ["approve", "--period", period],
+        ["run", "--period", period, "--no-deliver"],
+    ):
         result = cli.invoke(args=["billing", *args])
         assert result.exit_code == 0, result.output
 
 
 def _own_invoice(user) -> Invoice:  # type: ignore[no-untyped-def]
-    return db.session.scalar(select(Invoice).where(Invoice.account_id == user.account.id,
-                                                   Invoice.kind == InvoiceKind.INVOICE))
+    return db.session.scalar(
+        select(Invoice).where(Invoice.account_id == user.account.id, Invoice.kind == InvoiceKind.INVOICE)
+    )
 
 
 def test_invoice_list_shows_only_own_invoices(app, client):
@@ -129,8 +134,12 @@ def test_session_history_filters_and_csv(app, client):
     assert len(rows) == 1
     row = rows[0]
     # CPO 20 × 0.30 + 0.50 = 6.50 excl. VAT; our fees 20 × 0.05 + 0.35 = 1.35; total 7.85 × 1.21 = 9.4985.
-    assert (row["kwh"], row["cpo_price_excl_vat"], row["our_fees_excl_vat"], row["vat_rate"]) == \
-        ("20", "6.50", "1.35", "21")
+    assert (row["kwh"], row["cpo_price_excl_vat"], row["our_fees_excl_vat"], row["vat_rate"]) == (
+        "20",
+        "6.50",
+        "1.35",
+        "21",
+    )
     assert row["total_incl_vat"] == str(october_first.driver_incl_vat.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
     assert row["duration_minutes"] == "60" and row["invoice"] == "" and row["state"] == "to_invoice"
     everything = list(csv.DictReader(io.StringIO(client.get("/sessions.csv").get_data(as_text=True))))

@@ -28,17 +28,25 @@ def _driver_with_an_invoice(app):  # type: ignore[no-untyped-def]
     for stretch in plan_services.history(user.account.id):
         db.session.delete(stretch)
     db.session.flush()
-    plan_services.subscribe(user.account, plan_services.current_version("payg"), Actor.system("test"),
-                            at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC))
+    plan_services.subscribe(
+        user.account,
+        plan_services.current_version("payg"),
+        Actor.system("test"),
+        at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC),
+    )
     card = card_services.issue_app_token(user.account, Actor.of(user))
     rated_session(user.account.id, card.id, OCT)
     db.session.commit()
     cli = app.test_cli_runner()
-    for args in (["run", "--period", "2026-10", "--dry-run"], ["approve", "--period", "2026-10"],
-                 ["run", "--period", "2026-10", "--no-deliver"]):
+    for args in (
+        ["run", "--period", "2026-10", "--dry-run"],
+        ["approve", "--period", "2026-10"],
+        ["run", "--period", "2026-10", "--no-deliver"],
+    ):
         assert cli.invoke(args=["billing", *args]).exit_code == 0
-    invoice = db.session.scalar(select(Invoice).where(Invoice.account_id == user.account.id,
-                                                      Invoice.kind == InvoiceKind.INVOICE))
+    invoice = db.session.scalar(
+        select(Invoice).where(Invoice.account_id == user.account.id, Invoice.kind == InvoiceKind.INVOICE)
+    )
     return user, invoice
 
 

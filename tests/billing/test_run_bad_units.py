@@ -48,30 +48,63 @@ def _driver():  # type: ignore[no-untyped-def]
     for stretch in plan_services.history(user.account.id):
         db.session.delete(stretch)
     db.session.flush()
-    plan_services.subscribe(user.account, plan_services.current_version("payg"), FINANCE,
-                            at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC))
+    plan_services.subscribe(
+        user.account, plan_services.current_version("payg"), FINANCE, at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    )
     card = card_services.issue_app_token(user.account, Actor.of(user))
     return user.account, card
 
 
-def _stored_cdr(account_id: int, card_id: int, ocpi_id: str, *, volume: object = 20,
-                total_energy: Decimal = Decimal(20), name: str = "Gent Zuid",
-                start: dt.datetime = OCT) -> Cdr:
+def _stored_cdr(
+    account_id: int,
+    card_id: int,
+    ocpi_id: str,
+    *,
+    volume: object = 20,
+    total_energy: Decimal = Decimal(20),
+    name: str = "Gent Zuid",
+    start: dt.datetime = OCT,
+) -> Cdr:
     """A CDR stored as it is, with the test tariff inside (so it is rated from it)."""
     end = start + dt.timedelta(hours=1)
-    data = {"country_code": "NL", "party_id": "TCP", "id": ocpi_id, "start_date_time": start.isoformat(),
-            "end_date_time": end.isoformat(), "currency": "EUR",
-            "charging_periods": [{"start_date_time": start.isoformat(),
-                                  "dimensions": [{"type": "ENERGY", "volume": volume},
-                                                 {"type": "TIME", "volume": 1}]}],
-            "total_cost": {"excl_vat": 6.5}, "total_energy": 20, "total_time": 1,
-            "cdr_location": {"id": "LOC1", "name": name, "city": "Gent", "country": "BEL",
-                             "evse_id": "BE*BEC*E041503003"},
-            "tariffs": [TARIFF]}
-    cdr = Cdr(country_code="NL", party_id="TCP", ocpi_id=ocpi_id, card_id=card_id, account_id=account_id,
-              token_uid="X", start_date_time=start, end_date_time=end, location_ocpi_id="LOC1", evse_uid="E1",
-              country="BEL", currency="EUR", total_energy=total_energy, total_time=Decimal(1),
-              total_cost_excl_vat=Decimal("6.5"), data=data, last_updated=end)
+    data = {
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": ocpi_id,
+        "start_date_time": start.isoformat(),
+        "end_date_time": end.isoformat(),
+        "currency": "EUR",
+        "charging_periods": [
+            {
+                "start_date_time": start.isoformat(),
+                "dimensions": [{"type": "ENERGY", "volume": volume}, {"type": "TIME", "volume": 1}],
+            }
+        ],
+        "total_cost": {"excl_vat": 6.5},
+        "total_energy": 20,
+        "total_time": 1,
+        "cdr_location": {"id": "LOC1", "name": name, "city": "Gent", "country": "BEL", "evse_id": "BE*BEC*E041503003"},
+        "tariffs": [TARIFF],
+    }
+    cdr = Cdr(
+        country_code="NL",
+        party_id="TCP",
+        ocpi_id=ocpi_id,
+        card_id=card_id,
+        account_id=account_id,
+        token_uid="X",
+        start_date_time=start,
+        end_date_time=end,
+        location_ocpi_id="LOC1",
+        evse_uid="E1",
+        country="BEL",
+        currency="EUR",
+        total_energy=total_energy,
+        total_time=Decimal(1),
+        total_cost_excl_vat=Decimal("6.5"),
+        data=data,
+        last_updated=end,
+    )
     db.session.add(cdr)
     db.session.flush()
     return cdr
@@ -85,10 +118,11 @@ def _cli(app, *args: str, exit_code: int = 0):  # type: ignore[no-untyped-def]
 
 def _json_head(output: str) -> dict:
     """The JSON document a command printed first (progress bars and notes may follow)."""
-    return json.JSONDecoder().raw_decode(output[output.index("{"):])[0]
+    return json.JSONDecoder().raw_decode(output[output.index("{") :])[0]
 
 
 # --- rating ----------------------------------------------------------------------------------------------------
+
 
 def test_rate_pending_rates_the_others_when_one_cdr_cannot_be_rated(app, db_session):
     account, card = _driver()
@@ -121,8 +155,12 @@ def test_rate_pending_rates_the_others_when_one_cdr_cannot_be_rated(app, db_sess
     assert db.session.get(RatingProblem, problems[huge.id].id).attempts == 2
     # Fixed data: the CDR is rated and its problem is forgotten.
     periods = huge.data["charging_periods"]
-    huge.data = {**huge.data, "charging_periods": [{**periods[0], "dimensions": [
-        {"type": "ENERGY", "volume": 20}, {"type": "TIME", "volume": 1}]}]}
+    huge.data = {
+        **huge.data,
+        "charging_periods": [
+            {**periods[0], "dimensions": [{"type": "ENERGY", "volume": 20}, {"type": "TIME", "volume": 1}]}
+        ],
+    }
     db.session.flush()
     rating.rate_pending()
     assert huge.id not in {problem.cdr_id for problem in db.session.scalars(select(RatingProblem))}
@@ -145,6 +183,7 @@ def test_the_rating_tasks_rate_each_cdr_alone_and_keep_why(app, db_session):
 
 # --- the invoice run -------------------------------------------------------------------------------------------
 
+
 def _invoices() -> dict[int, Invoice]:
     return {invoice.account_id: invoice for invoice in db.session.scalars(select(Invoice))}
 
@@ -161,8 +200,14 @@ def test_the_run_invoices_everyone_else_and_reports_the_account_that_fails(app, 
     # overflow on it).
     at_max, at_max_card = _driver()
     rated_session(at_max.id, at_max_card.id, OCT)
-    _stored_cdr(at_max.id, at_max_card.id, "P-MAX", volume=float(COLUMN_MAX), total_energy=COLUMN_MAX,
-                start=OCT + dt.timedelta(days=1))
+    _stored_cdr(
+        at_max.id,
+        at_max_card.id,
+        "P-MAX",
+        volume=float(COLUMN_MAX),
+        total_energy=COLUMN_MAX,
+        start=OCT + dt.timedelta(days=1),
+    )
     # A CDR whose document holds a NUL: PostgreSQL's JSON operators cannot read it back.
     nul, nul_card = _driver()
     nul_cdr = _stored_cdr(nul.id, nul_card.id, "P-NUL", name="Gent\u0000Zuid")
@@ -170,8 +215,16 @@ def test_the_run_invoices_everyone_else_and_reports_the_account_that_fails(app, 
     # A huge session finance released from its hold: no invoice can carry it.
     released, released_card = _driver()
     rated_session(released.id, released_card.id, OCT)
-    huge = rating.rate_cdr(_stored_cdr(released.id, released_card.id, "P-RELEASED", volume=float(COLUMN_MAX),
-                                       total_energy=COLUMN_MAX, start=OCT + dt.timedelta(days=2)))
+    huge = rating.rate_cdr(
+        _stored_cdr(
+            released.id,
+            released_card.id,
+            "P-RELEASED",
+            volume=float(COLUMN_MAX),
+            total_energy=COLUMN_MAX,
+            start=OCT + dt.timedelta(days=2),
+        )
+    )
     db.session.commit()
     assert huge.driver_excl_vat > Decimal(composition.MAX_INVOICE_MINOR) / 100
 
@@ -216,12 +269,22 @@ def test_the_run_invoices_everyone_else_and_reports_the_account_that_fails(app, 
     assert listed["unrated_reasons"]["P-1E30"].startswith("a number out of range or not a number")
     assert [item["account_id"] for item in listed["failed_accounts"]] == [released.id]
     assert listed["uninvoiced_session_charge_ids"] == sorted(
-        db.session.scalars(select(SessionCharge.id).where(SessionCharge.account_id == released.id)))
+        db.session.scalars(select(SessionCharge.id).where(SessionCharge.account_id == released.id))
+    )
 
     # The data is fixed (the CPO sent the right figures): a retry of the run invoices the account, number 7.
-    db.session.execute(update(SessionCharge).where(SessionCharge.id == huge.id).values(
-        kwh=Decimal(20), cpo_cost_excl_vat=Decimal("6.5"), driver_excl_vat=Decimal(8), vat_amount=Decimal("1.68"),
-        driver_incl_vat=Decimal("9.68"), margin=Decimal("1.5")))
+    db.session.execute(
+        update(SessionCharge)
+        .where(SessionCharge.id == huge.id)
+        .values(
+            kwh=Decimal(20),
+            cpo_cost_excl_vat=Decimal("6.5"),
+            driver_excl_vat=Decimal(8),
+            vat_amount=Decimal("1.68"),
+            driver_incl_vat=Decimal("9.68"),
+            margin=Decimal("1.5"),
+        )
+    )
     db.session.commit()
     retried = _json_head(_cli(app, "billing", "run", "--period", "2026-10", "--no-deliver").output)
     assert retried["status"] == "finalized" and retried["failed_accounts"] == []
@@ -260,7 +323,8 @@ def test_the_nul_safe_columns_are_the_same_columns():
 
 
 def test_a_failure_while_numbering_or_freezing_fails_that_account_alone_and_gives_its_number_back(
-        app, db_session, monkeypatch):
+    app, db_session, monkeypatch
+):
     drivers = [_driver() for _ in range(4)]
     for account, card in drivers:
         rated_session(account.id, card.id, OCT)
@@ -321,17 +385,22 @@ def test_the_celery_chunk_task_fails_the_bad_account_alone(app, db_session):
 
 # --- figures that are not numbers ------------------------------------------------------------------------------
 
+
 def test_a_session_whose_figures_are_not_numbers_is_held_not_a_crash(app, db_session):
     account, card = _driver()
     normal = rated_session(account.id, card.id, OCT)
     broken = rated_session(account.id, card.id, OCT + dt.timedelta(days=1))
     # PostgreSQL's numeric stores NaN (SQLite cannot: it turns NaN into NULL); SQLite stores infinity.
     value = "NaN" if _postgresql() else "Infinity"
-    db.session.execute(text("UPDATE rating_session_charges SET driver_incl_vat = CAST(:value AS NUMERIC), "
-                            "kwh = CAST(:value AS NUMERIC) WHERE id = :id")
-                       if _postgresql() else
-                       text("UPDATE rating_session_charges SET driver_incl_vat = 9e999, kwh = 9e999 WHERE id = :id"),
-                       {"value": value, "id": broken.id})
+    db.session.execute(
+        text(
+            "UPDATE rating_session_charges SET driver_incl_vat = CAST(:value AS NUMERIC), "
+            "kwh = CAST(:value AS NUMERIC) WHERE id = :id"
+        )
+        if _postgresql()
+        else text("UPDATE rating_session_charges SET driver_incl_vat = 9e999, kwh = 9e999 WHERE id = :id"),
+        {"value": value, "id": broken.id},
+    )
     db.session.commit()
 
     preview = _json_head(_cli(app, "billing", "run", "--period", "2026-10", "--dry-run").output)["preview"]
@@ -346,20 +415,29 @@ def test_a_session_whose_figures_are_not_numbers_is_held_not_a_crash(app, db_ses
 
 
 def test_outlier_reasons_hold_what_cannot_be_compared():
-    row = SimpleNamespace(kwh=Decimal("NaN"), total_time=Decimal(1), driver_incl_vat=Decimal("NaN"),
-                          estimate_incl_vat=None)
-    bounds = {"max_kwh": Decimal(150), "max_average_kw": Decimal(350), "max_incl_vat": Decimal(150),
-              "max_hours": Decimal(48), "max_estimate_deviation_pct": Decimal(50),
-              "min_estimate_deviation": Decimal(10)}
+    row = SimpleNamespace(
+        kwh=Decimal("NaN"), total_time=Decimal(1), driver_incl_vat=Decimal("NaN"), estimate_incl_vat=None
+    )
+    bounds = {
+        "max_kwh": Decimal(150),
+        "max_average_kw": Decimal(350),
+        "max_incl_vat": Decimal(150),
+        "max_hours": Decimal(48),
+        "max_estimate_deviation_pct": Decimal(50),
+        "min_estimate_deviation": Decimal(10),
+    }
     [reason] = outlier_reasons(row, row, bounds)
     assert reason.startswith("figures that cannot be checked against the limits: a number out of range")
 
 
-@pytest.mark.parametrize(("error", "reason"), [
-    (ValueError("bad\nsecond line"), "ValueError: bad"),
-    (RuntimeError(), "RuntimeError"),
-    (ValueError("nul\x00inside"), "ValueError: nul\\x00inside"),
-])
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ValueError("bad\nsecond line"), "ValueError: bad"),
+        (RuntimeError(), "RuntimeError"),
+        (ValueError("nul\x00inside"), "ValueError: nul\\x00inside"),
+    ],
+)
 def test_failure_reasons_are_one_short_line(error, reason):
     assert failure_reason(error) == reason
     assert len(failure_reason(ValueError("x" * 5000))) == 500

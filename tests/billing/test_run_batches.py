@@ -35,8 +35,10 @@ from tests.payments import stripe_js
 
 FINANCE = Actor.system("test-finance")
 OCT = dt.datetime(2026, 10, 10, 12, tzinfo=dt.UTC)
-UBL = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
-       "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
+UBL = {
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+}
 
 
 def _driver(plan: str = "payg", since: dt.datetime = dt.datetime(2026, 9, 1, tzinfo=dt.UTC), **profile):  # type: ignore[no-untyped-def]
@@ -61,12 +63,17 @@ def _run(app, period: str = "2026-10") -> dict:  # type: ignore[no-untyped-def]
 
 # --- set-based composition and writing ------------------------------------------------------------------------
 
+
 def test_batch_composition_equals_one_account_at_a_time(app, db_session):
     payg, payg_card = _driver("payg")
     comfort, comfort_card = _driver("comfort")
     upgraded, upgraded_card = _driver("payg")
-    plan_services.change_plan(upgraded.account, plan_services.current_version("comfort"), FINANCE,
-                              now=dt.datetime(2026, 10, 21, 10, tzinfo=dt.UTC))
+    plan_services.change_plan(
+        upgraded.account,
+        plan_services.current_version("comfort"),
+        FINANCE,
+        now=dt.datetime(2026, 10, 21, 10, tzinfo=dt.UTC),
+    )
     idle, _card = _driver("payg")
     rated_session(payg.account.id, payg_card.id, OCT, kwh="20")
     rated_session(payg.account.id, payg_card.id, OCT - dt.timedelta(days=25), kwh="7")  # a late September CDR
@@ -102,8 +109,9 @@ def test_a_batch_numbers_in_account_order_and_a_second_delivery_changes_nothing(
     batches.process_items(chunk)
     batches.process_items(chunk)  # the same Celery chunk delivered again (acks_late after a worker restart)
 
-    found = db.session.execute(select(Invoice.sequence, Invoice.account_id, Invoice.number)
-                               .order_by(Invoice.sequence)).all()
+    found = db.session.execute(
+        select(Invoice.sequence, Invoice.account_id, Invoice.number).order_by(Invoice.sequence)
+    ).all()
     assert [row.sequence for row in found] == [1, 2, 3, 4]
     assert [row.account_id for row in found] == sorted(user.account.id for user, _card in drivers)
     items = db.session.execute(select(RunItem.status, RunItem.invoice_id, RunItem.account_id)).all()
@@ -164,8 +172,7 @@ def test_a_batch_that_dies_before_commit_leaves_nothing_and_resumes_gapless(app,
 
 
 def test_the_invoice_shows_the_session_fees_and_the_cap_of_the_plan(app, db_session):
-    business, business_card = _driver("business", company_name="Peeters Logistiek BV",
-                                      vat_number="BE0403170701")
+    business, business_card = _driver("business", company_name="Peeters Logistiek BV", vat_number="BE0403170701")
     payg, payg_card = _driver("payg")
     for day in range(3):
         rated_session(business.account.id, business_card.id, OCT + dt.timedelta(days=day))
@@ -179,8 +186,12 @@ def test_the_invoice_shows_the_session_fees_and_the_cap_of_the_plan(app, db_sess
 def test_the_preview_adds_up_to_what_the_invoices_charge_subscription_fees_included(app, db_session):
     comfort, comfort_card = _driver("comfort")
     upgraded, upgraded_card = _driver("payg")
-    plan_services.change_plan(upgraded.account, plan_services.current_version("comfort"), FINANCE,
-                              now=dt.datetime(2026, 10, 21, 10, tzinfo=dt.UTC))
+    plan_services.change_plan(
+        upgraded.account,
+        plan_services.current_version("comfort"),
+        FINANCE,
+        now=dt.datetime(2026, 10, 21, 10, tzinfo=dt.UTC),
+    )
     abroad, abroad_card = _driver("business", company_name="Fleet GmbH", vat_number="DE811569869", country="DE")
     for user, card in ((comfort, comfort_card), (upgraded, upgraded_card), (abroad, abroad_card)):
         rated_session(user.account.id, card.id, OCT, kwh="17")
@@ -203,28 +214,63 @@ def test_the_preview_adds_up_to_what_the_invoices_charge_subscription_fees_inclu
 # --- priced far from its estimate ----------------------------------------------------------------------------
 
 TARIFF = {
-    "country_code": "NL", "party_id": "TCP", "id": "T-EST", "currency": "EUR",
-    "elements": [{"price_components": [{"type": "ENERGY", "price": 0.45, "vat": 21.0, "step_size": 1},
-                                       {"type": "FLAT", "price": 0.35, "vat": 21.0, "step_size": 1}]}],
+    "country_code": "NL",
+    "party_id": "TCP",
+    "id": "T-EST",
+    "currency": "EUR",
+    "elements": [
+        {
+            "price_components": [
+                {"type": "ENERGY", "price": 0.45, "vat": 21.0, "step_size": 1},
+                {"type": "FLAT", "price": 0.35, "vat": 21.0, "step_size": 1},
+            ]
+        }
+    ],
     "last_updated": "2026-01-01T00:00:00Z",
 }
 LOCATION = one_connector_location("T-EST")
 
 
-def _cdr_priced_by_its_total_cost(account_id: int, card_id: int, ocpi_id: str, start: dt.datetime,
-                                  total_cost: str) -> Cdr:
+def _cdr_priced_by_its_total_cost(
+    account_id: int, card_id: int, ocpi_id: str, start: dt.datetime, total_cost: str
+) -> Cdr:
     """A CDR with no session (so no frozen tariff) and no tariff inside: rated from its own total_cost."""
     end = start + dt.timedelta(hours=1)
-    cdr = Cdr(country_code="NL", party_id="TCP", ocpi_id=ocpi_id, card_id=card_id, account_id=account_id,
-              token_uid="X", start_date_time=start, end_date_time=end, location_ocpi_id="LOC-EST", evse_uid="E1",
-              country="NLD", currency="EUR", total_energy=Decimal(20), total_time=Decimal(1),
-              total_cost_excl_vat=Decimal(total_cost), last_updated=end,
-              data={"start_date_time": start.isoformat(), "end_date_time": end.isoformat(), "currency": "EUR",
-                    "cdr_location": {"id": "LOC-EST", "name": "Utrecht Centraal", "city": "Utrecht",
-                                     "evse_uid": "E1", "evse_id": "NL*TCP*E1", "connector_id": "1"},
-                    "charging_periods": [{"start_date_time": start.isoformat(),
-                                          "dimensions": [{"type": "ENERGY", "volume": 20}]}],
-                    "total_cost": {"excl_vat": total_cost}})
+    cdr = Cdr(
+        country_code="NL",
+        party_id="TCP",
+        ocpi_id=ocpi_id,
+        card_id=card_id,
+        account_id=account_id,
+        token_uid="X",
+        start_date_time=start,
+        end_date_time=end,
+        location_ocpi_id="LOC-EST",
+        evse_uid="E1",
+        country="NLD",
+        currency="EUR",
+        total_energy=Decimal(20),
+        total_time=Decimal(1),
+        total_cost_excl_vat=Decimal(total_cost),
+        last_updated=end,
+        data={
+            "start_date_time": start.isoformat(),
+            "end_date_time": end.isoformat(),
+            "currency": "EUR",
+            "cdr_location": {
+                "id": "LOC-EST",
+                "name": "Utrecht Centraal",
+                "city": "Utrecht",
+                "evse_uid": "E1",
+                "evse_id": "NL*TCP*E1",
+                "connector_id": "1",
+            },
+            "charging_periods": [
+                {"start_date_time": start.isoformat(), "dimensions": [{"type": "ENERGY", "volume": 20}]}
+            ],
+            "total_cost": {"excl_vat": total_cost},
+        },
+    )
     db.session.add(cdr)
     db.session.flush()
     return cdr
@@ -239,8 +285,9 @@ def test_a_session_billed_far_from_its_estimate_is_held_for_finance(app, db_sess
     assert shown.example_driver.incl_vat == Decimal("12.9470")
 
     as_promised = rate_cdr(_cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-OK", OCT, "9.35"))
-    overpriced = rate_cdr(_cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-FAR",
-                                                        OCT + dt.timedelta(days=1), "60.00"))
+    overpriced = rate_cdr(
+        _cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-FAR", OCT + dt.timedelta(days=1), "60.00")
+    )
     assert as_promised.tariff_source == overpriced.tariff_source == "cdr_total_cost"
     assert as_promised.estimate_incl_vat == overpriced.estimate_incl_vat == shown.example_driver.incl_vat
     assert as_promised.driver_incl_vat == as_promised.estimate_incl_vat
@@ -266,17 +313,20 @@ def test_backfilled_estimates_let_the_guard_check_sessions_rated_before_estimate
     user, card = _driver("payg")
     shown = estimate_for_connector(location, "E1", "1", account=user.account, at=OCT)
     as_promised = rate_cdr(_cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-OLD-OK", OCT, "9.35"))
-    overpriced = rate_cdr(_cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-OLD-FAR",
-                                                        OCT + dt.timedelta(days=1), "60.00"))
+    overpriced = rate_cdr(
+        _cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-OLD-FAR", OCT + dt.timedelta(days=1), "60.00")
+    )
     no_location = rated_session(user.account.id, card.id, OCT + dt.timedelta(days=2))
-    september = rate_cdr(_cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-SEPT",
-                                                       OCT - dt.timedelta(days=15), "9.35"))
+    september = rate_cdr(
+        _cdr_priced_by_its_total_cost(user.account.id, card.id, "CDR-SEPT", OCT - dt.timedelta(days=15), "9.35")
+    )
     for charge in (as_promised, overpriced, september):  # rated before the column existed
         charge.estimate_incl_vat = None
     db.session.commit()
 
-    result = app.test_cli_runner().invoke(args=["rating", "backfill-estimates", "--since", "2026-10-01",
-                                                "--batch-size", "1"])  # one committed batch per session
+    result = app.test_cli_runner().invoke(
+        args=["rating", "backfill-estimates", "--since", "2026-10-01", "--batch-size", "1"]
+    )  # one committed batch per session
 
     assert result.exit_code == 0, result.output
     assert "estimates stored: 2; no tariff known for the connector: 1" in result.output
@@ -294,26 +344,32 @@ def test_estimate_rule_needs_both_the_percentage_and_the_floor(app, db_session):
     assert (bounds["max_estimate_deviation_pct"], bounds["min_estimate_deviation"]) == (Decimal(50), Decimal(10))
 
     def reasons(billed: str, estimate: str | None, bounds: dict[str, Decimal] = bounds) -> list[str]:
-        row = SimpleNamespace(kwh=Decimal(10), total_time=Decimal(1), driver_incl_vat=Decimal(billed),
-                              estimate_incl_vat=Decimal(estimate) if estimate is not None else None)
+        row = SimpleNamespace(
+            kwh=Decimal(10),
+            total_time=Decimal(1),
+            driver_incl_vat=Decimal(billed),
+            estimate_incl_vat=Decimal(estimate) if estimate is not None else None,
+        )
         return outlier_reasons(row, row, bounds)
 
-    assert reasons("0.80", "0.40") == []        # +100 %, but only 0.40: a cheap session never trips it
-    assert reasons("110", "95") == []           # 15 over, but only +16 %
-    assert reasons("30", None) == []            # no estimate known: the other limits still apply
+    assert reasons("0.80", "0.40") == []  # +100 %, but only 0.40: a cheap session never trips it
+    assert reasons("110", "95") == []  # 15 over, but only +16 %
+    assert reasons("30", None) == []  # no estimate known: the other limits still apply
     assert reasons("30", "18") == ["price 30 is 67 % from its estimate 18 (limit 50 % and 10)"]
     assert reasons("2", "25") == ["price 2 is 92 % from its estimate 25 (limit 50 % and 10)"]  # under, too
     assert reasons("12", "0") == ["price 12 is far from its estimate 0 (limit 50 % and 10)"]
-    assert reasons("-30", "18") == []           # credits are never held
+    assert reasons("-30", "18") == []  # credits are never held
     app.config["OUTLIER_LIMITS"] = {**app.config["OUTLIER_LIMITS"], "max_estimate_deviation_pct": "10"}
     try:
         assert len(reasons("110", "95", limits())) == 1  # configurable
     finally:
-        app.config["OUTLIER_LIMITS"] = {key: value for key, value in app.config["OUTLIER_LIMITS"].items()
-                                        if key != "max_estimate_deviation_pct"}
+        app.config["OUTLIER_LIMITS"] = {
+            key: value for key, value in app.config["OUTLIER_LIMITS"].items() if key != "max_estimate_deviation_pct"
+        }
 
 
 # --- SEPA mandate in the snapshot ----------------------------------------------------------------------------
+
 
 @pytest.mark.usefixtures("stripe_app")
 def test_the_sepa_mandate_reference_is_frozen_into_the_invoice_and_its_ubl(app, db_session, localstripe):
@@ -333,9 +389,12 @@ def test_the_sepa_mandate_reference_is_frozen_into_the_invoice_and_its_ubl(app, 
 
     invoice_of = {invoice.account_id: invoice for invoice in db.session.scalars(select(Invoice))}
     sepa = invoice_of[sepa_user.account.id].snapshot["payment"]
-    assert sepa == {"method": "sepa_debit", "mandate_reference": "NXDSYREGC9PSMKWY",
-                    "terms_days": app.config["INVOICE_PAYMENT_TERMS_DAYS"],
-                    "reference": invoice_of[sepa_user.account.id].number}
+    assert sepa == {
+        "method": "sepa_debit",
+        "mandate_reference": "NXDSYREGC9PSMKWY",
+        "terms_days": app.config["INVOICE_PAYMENT_TERMS_DAYS"],
+        "reference": invoice_of[sepa_user.account.id].number,
+    }
     assert invoice_of[card_user.account.id].snapshot["payment"]["method"] == "card"
     assert invoice_of[card_user.account.id].snapshot["payment"]["mandate_reference"] is None
     root = etree.fromstring(render_ubl(invoice_of[sepa_user.account.id].snapshot))

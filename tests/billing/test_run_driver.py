@@ -42,8 +42,13 @@ def _spy_on_the_driver(monkeypatch) -> list[tuple[str, str]]:  # type: ignore[no
 
 
 def _run_steps(run: InvoiceRun) -> list[str]:
-    return list(db.session.scalars(select(AuditEntry.action).where(
-        AuditEntry.subject_type == "billing_run", AuditEntry.subject_id == str(run.id)).order_by(AuditEntry.id)))
+    return list(
+        db.session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.subject_type == "billing_run", AuditEntry.subject_id == str(run.id))
+            .order_by(AuditEntry.id)
+        )
+    )
 
 
 def _cli(app, *args: str):  # type: ignore[no-untyped-def]
@@ -86,8 +91,7 @@ def test_the_cli_and_the_back_office_take_the_same_steps_through_the_driver(app,
     assert numbers == [1, 2, 3, 4]  # one series across both doors, no gap
 
 
-def test_with_workers_the_cli_waits_for_them_and_the_back_office_leaves_the_sending_for_later(
-        app, client, monkeypatch):
+def test_with_workers_the_cli_waits_for_them_and_the_back_office_leaves_the_sending_for_later(app, client, monkeypatch):
     # As with a broker: the driver hands chunks and invoices out as tasks. Celery itself stays eager in tests,
     # so each task runs at once, as if a worker took it immediately.
     monkeypatch.setattr(dispatch, "is_eager", lambda: False)
@@ -97,7 +101,7 @@ def test_with_workers_the_cli_waits_for_them_and_the_back_office_leaves_the_send
     _cli(app, "run", "--period", "2026-10", "--dry-run")
     _cli(app, "approve", "--period", "2026-10")
     final = _cli(app, "run", "--period", "2026-10")
-    figures = json.loads(final.output[final.output.index("{"):final.output.index("queued")])
+    figures = json.loads(final.output[final.output.index("{") : final.output.index("queued")])
     assert figures["status"] == "finalized" and figures["progress"]["done"] == 1  # waited for the workers
     assert "queued delivery of 1 invoices" in final.output  # then handed the sending to them
 

@@ -41,10 +41,12 @@ def _wait_for(condition, what: str, timeout: float = 30) -> None:  # type: ignor
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
-                    reason="the kill must land while the run waits inside its transaction: the test holds the "
-                           "number series row, which PostgreSQL queues the run on (SQLite refuses the write at "
-                           "once instead); `make test` runs this on PostgreSQL")
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="the kill must land while the run waits inside its transaction: the test holds the "
+    "number series row, which PostgreSQL queues the run on (SQLite refuses the write at "
+    "once instead); `make test` runs this on PostgreSQL",
+)
 def test_a_run_killed_mid_chunk_resumes_without_duplicates_gaps_or_lost_sessions(app, tmp_path):
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     year = utcnow().year
@@ -63,19 +65,36 @@ def test_a_run_killed_mid_chunk_resumes_without_duplicates_gaps_or_lost_sessions
         observer = create_engine(url)  # connections of the test's own, outside the app
         locker = observer.connect()
         lock = locker.begin()
-        locker.execute(text("SELECT next_number FROM billing_number_series WHERE series = :s FOR UPDATE"),
-                       {"s": f"INV-{year}"})
-        env = {**os.environ, "DATABASE_URL": url, "APP_ENV": "development", "BILLING_CHUNK_SIZE": "4",
-               "CELERY_BROKER_URL": "", "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"), "FLASK_APP": "wsgi"}
-        run = subprocess.Popen([str(ROOT / ".venv/bin/flask"), "billing", "run", "--period", "2026-10",
-                                "--no-deliver"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        locker.execute(
+            text("SELECT next_number FROM billing_number_series WHERE series = :s FOR UPDATE"), {"s": f"INV-{year}"}
+        )
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "APP_ENV": "development",
+            "BILLING_CHUNK_SIZE": "4",
+            "CELERY_BROKER_URL": "",
+            "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+            "FLASK_APP": "wsgi",
+        }
+        run = subprocess.Popen(
+            [str(ROOT / ".venv/bin/flask"), "billing", "run", "--period", "2026-10", "--no-deliver"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
         def run_waits_for_numbers() -> bool:
             with observer.connect() as connection:
-                return bool(connection.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE billing_number_series%'")).scalar())
+                return bool(
+                    connection.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE billing_number_series%'"
+                        )
+                    ).scalar()
+                )
 
         _wait_for(run_waits_for_numbers, "the run to wait for its invoice numbers")
         os.kill(run.pid, signal.SIGKILL)
@@ -85,15 +104,19 @@ def test_a_run_killed_mid_chunk_resumes_without_duplicates_gaps_or_lost_sessions
 
         def nobody_waits() -> bool:
             with observer.connect() as connection:
-                return not connection.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND query ILIKE 'UPDATE billing_number_series%' AND state <> 'idle'")).scalar()
+                return not connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND query ILIKE 'UPDATE billing_number_series%' AND state <> 'idle'"
+                    )
+                ).scalar()
 
         _wait_for(nobody_waits, "the killed run's transaction to end")
         with app.app_context():
             assert db.session.scalar(select(func.count(Invoice.id))) == 0  # the killed chunk left nothing
-            assert db.session.scalar(select(NumberSeries.next_number)
-                                     .where(NumberSeries.series == f"INV-{year}")) == 1  # nor used a number
+            assert (
+                db.session.scalar(select(NumberSeries.next_number).where(NumberSeries.series == f"INV-{year}")) == 1
+            )  # nor used a number
         observer.dispose()
 
         resumed = cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"])
@@ -103,8 +126,11 @@ def test_a_run_killed_mid_chunk_resumes_without_duplicates_gaps_or_lost_sessions
             assert db.session.scalar(select(InvoiceRun.status)) == RunStatus.FINALIZED
             sequences = sorted(db.session.scalars(select(Invoice.sequence)))
             assert sequences == list(range(1, ACCOUNTS + 1))  # one invoice per account, numbers without a gap
-            invoiced = list(db.session.scalars(select(InvoiceLine.session_charge_id)
-                                               .where(InvoiceLine.session_charge_id.is_not(None))))
+            invoiced = list(
+                db.session.scalars(
+                    select(InvoiceLine.session_charge_id).where(InvoiceLine.session_charge_id.is_not(None))
+                )
+            )
             assert sorted(invoiced) == sorted(db.session.scalars(select(SessionCharge.id)))  # each once
             assert runs.uninvoiced_sessions("2026-10") == []
     finally:

@@ -31,8 +31,9 @@ def _driver(plan: str = "payg", **profile):  # type: ignore[no-untyped-def]
     for stretch in plan_services.history(user.account.id):
         db.session.delete(stretch)
     db.session.flush()
-    plan_services.subscribe(user.account, plan_services.current_version(plan), FINANCE,
-                            at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC))
+    plan_services.subscribe(
+        user.account, plan_services.current_version(plan), FINANCE, at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    )
     card = card_services.issue_app_token(user.account, Actor.of(user))
     return user.account, card
 
@@ -62,8 +63,10 @@ def test_month_run_makes_one_legal_invoice_per_account(app, db_session):
     assert "invoicing 2026-10" in final.output
 
     found = db.session.scalars(select(Invoice).order_by(Invoice.sequence)).all()
-    assert [invoice.number for invoice in found] == [f"INV-{found[0].issue_date.year}-000001",
-                                                     f"INV-{found[0].issue_date.year}-000002"]
+    assert [invoice.number for invoice in found] == [
+        f"INV-{found[0].issue_date.year}-000001",
+        f"INV-{found[0].issue_date.year}-000002",
+    ]
     payg_invoice = next(invoice for invoice in found if invoice.account_id == payg.id)
     # Session 1: CPO 20 × 0.30 + 0.50 = 6.50; ours 20 × 0.05 + 0.35 = 1.35 → 7.85.
     # Session 2: CPO 10.5 × 0.30 + 0.50 = 3.65; ours 0.525 + 0.35 = 0.875 → 4.525 → 4.53 (half up).
@@ -88,11 +91,9 @@ def test_month_run_makes_one_legal_invoice_per_account(app, db_session):
     assert run.results["uninvoiced_sessions"] == 0
     assert runs.uninvoiced_sessions("2026-10") == []
 
-    listing = json.loads(app.test_cli_runner().invoke(args=["billing", "list", "--period", "2026-10",
-                                                            "--json"]).output)
+    listing = json.loads(app.test_cli_runner().invoke(args=["billing", "list", "--period", "2026-10", "--json"]).output)
     assert {entry["number"] for entry in listing} == {invoice.number for invoice in found}
-    shown = json.loads(app.test_cli_runner().invoke(args=["billing", "show", payg_invoice.number,
-                                                          "--json"]).output)
+    shown = json.loads(app.test_cli_runner().invoke(args=["billing", "show", payg_invoice.number, "--json"]).output)
     assert shown["totals"]["total"] == 1498 and shown["payment_state"] == "open"
     assert [line["kwh"] for line in (entry["session"] for entry in shown["lines"])] == ["20.0000", "10.5000"]
 
@@ -140,8 +141,17 @@ def test_a_session_can_be_on_one_invoice_only(app, db_session):
     _run(app)
     invoice = db.session.scalar(select(Invoice))
     with pytest.raises(IntegrityError), db.session.begin_nested():
-        db.session.add(InvoiceLine(invoice_id=invoice.id, position=99, kind="session", session_charge_id=charge.id,
-                                   description="again", amount_minor=1, vat_rate=Decimal(21)))
+        db.session.add(
+            InvoiceLine(
+                invoice_id=invoice.id,
+                position=99,
+                kind="session",
+                session_charge_id=charge.id,
+                description="again",
+                amount_minor=1,
+                vat_rate=Decimal(21),
+            )
+        )
         db.session.flush()
 
 
@@ -182,17 +192,23 @@ def test_every_outlier_limit_holds_its_session_in_sql_and_in_the_reasons(app, db
     """Each limit on its own (the SQL filter finds the candidates, outlier_reasons says why): the run holds
     exactly the sessions beyond one limit and bills the one just within all of them."""
     account, card = _driver()
-    expensive = {"country_code": "NL", "party_id": "TCP", "id": "T-EXP", "currency": "EUR",
-                 "elements": [{"price_components": [{"type": "ENERGY", "price": 1.50, "vat": 21.0, "step_size": 1}]}],
-                 "last_updated": "2026-01-01T00:00:00Z"}
+    expensive = {
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": "T-EXP",
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": 1.50, "vat": 21.0, "step_size": 1}]}],
+        "last_updated": "2026-01-01T00:00:00Z",
+    }
     within = rated_session(account.id, card.id, OCT, kwh="149", hours=1)  # 149 kW, 1 h, about 55 EUR
     sessions = {
-        "average power 400 kW over 350 kW": rated_session(account.id, card.id, OCT + dt.timedelta(days=1),
-                                                           kwh="100", hours=0.25),
-        "duration 50.0 h over 48 h": rated_session(account.id, card.id, OCT + dt.timedelta(days=2),
-                                                   kwh="20", hours=50),
-        "over 150": rated_session(account.id, card.id, OCT + dt.timedelta(days=3), kwh="100", hours=2,
-                                  tariff=expensive),
+        "average power 400 kW over 350 kW": rated_session(
+            account.id, card.id, OCT + dt.timedelta(days=1), kwh="100", hours=0.25
+        ),
+        "duration 50.0 h over 48 h": rated_session(account.id, card.id, OCT + dt.timedelta(days=2), kwh="20", hours=50),
+        "over 150": rated_session(
+            account.id, card.id, OCT + dt.timedelta(days=3), kwh="100", hours=2, tariff=expensive
+        ),
     }
     assert sessions["over 150"].driver_incl_vat > 150
     db.session.commit()
@@ -215,18 +231,46 @@ def test_cdrs_that_cannot_be_priced_are_reported_as_on_no_invoice(app, client, d
     account, card = _driver()
     rated_session(account.id, card.id, OCT)
     start, end = OCT + dt.timedelta(days=1), OCT + dt.timedelta(days=1, hours=1)
-    chf = {"country_code": "CH", "party_id": "SWI", "id": "T-CHF", "currency": "CHF",
-           "elements": [{"price_components": [{"type": "ENERGY", "price": 0.55, "vat": 8.1, "step_size": 1}]}],
-           "last_updated": "2026-01-01T00:00:00Z"}
-    db.session.add(Cdr(country_code="CH", party_id="SWI", ocpi_id="CDR-CHF-1", card_id=card.id, account_id=account.id,
-                       token_uid=card.uid, start_date_time=start, end_date_time=end, location_ocpi_id="ZH1",
-                       evse_uid="E1", country="CHE", currency="CHF", total_energy=Decimal(10), total_time=Decimal(1),
-                       total_cost_excl_vat=Decimal("5.50"), last_updated=end,
-                       data={"start_date_time": start.isoformat(), "end_date_time": end.isoformat(), "currency": "CHF",
-                             "charging_periods": [{"start_date_time": start.isoformat(),
-                                                   "dimensions": [{"type": "ENERGY", "volume": 10}]}],
-                             "tariffs": [chf], "total_cost": {"excl_vat": 5.5}, "total_energy": 10,
-                             "total_time": 1}))
+    chf = {
+        "country_code": "CH",
+        "party_id": "SWI",
+        "id": "T-CHF",
+        "currency": "CHF",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": 0.55, "vat": 8.1, "step_size": 1}]}],
+        "last_updated": "2026-01-01T00:00:00Z",
+    }
+    db.session.add(
+        Cdr(
+            country_code="CH",
+            party_id="SWI",
+            ocpi_id="CDR-CHF-1",
+            card_id=card.id,
+            account_id=account.id,
+            token_uid=card.uid,
+            start_date_time=start,
+            end_date_time=end,
+            location_ocpi_id="ZH1",
+            evse_uid="E1",
+            country="CHE",
+            currency="CHF",
+            total_energy=Decimal(10),
+            total_time=Decimal(1),
+            total_cost_excl_vat=Decimal("5.50"),
+            last_updated=end,
+            data={
+                "start_date_time": start.isoformat(),
+                "end_date_time": end.isoformat(),
+                "currency": "CHF",
+                "charging_periods": [
+                    {"start_date_time": start.isoformat(), "dimensions": [{"type": "ENERGY", "volume": 10}]}
+                ],
+                "tariffs": [chf],
+                "total_cost": {"excl_vat": 5.5},
+                "total_energy": 10,
+                "total_time": 1,
+            },
+        )
+    )
     db.session.commit()
 
     preview, _final = _run(app)

@@ -70,8 +70,11 @@ def test_no_mandate_unless_direct_debit(method: str | None, means_code: str) -> 
     assert MANDATE.encode() not in render_ubl(snapshot)
 
 
-@pytest.mark.parametrize("payment", [{}, {"mandate_reference": None}, {"mandate_reference": "  "}],
-                         ids=["snapshot-before-the-field", "null", "blank"])
+@pytest.mark.parametrize(
+    "payment",
+    [{}, {"mandate_reference": None}, {"mandate_reference": "  "}],
+    ids=["snapshot-before-the-field", "null", "blank"],
+)
 def test_sepa_without_a_mandate_reference_has_no_empty_mandate(payment: dict) -> None:
     means = payment_means(check_peppol_rules(render_ubl(sepa_snapshot(**payment))))
     assert means.findtext("cbc:PaymentMeansCode", namespaces=UBL_NS) == "59"

@@ -22,8 +22,15 @@ from app.extensions import db, limiter
 from app.plans.services import seed_default_plans
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class LiveServer:
@@ -34,8 +41,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         # Links in mails are built on the configured base URL (never the Host header): the live server's own.
         app.config["PUBLIC_BASE_URL"] = self.url
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -55,8 +61,13 @@ def _wipe_tables(app: Flask) -> None:
 def make_live_app(app: Flask, tmp_path: Path, **overrides: object) -> Flask:
     """An app for a live server: the suite's database (schema built by the session ``app``), its own outbox,
     the standard plans committed."""
-    live_app = create_app("test", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), SERVER_NAME=None,
-                          SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"], **overrides)
+    live_app = create_app(
+        "test",
+        MAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
+        SERVER_NAME=None,
+        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        **overrides,
+    )
     with live_app.app_context():
         limiter.reset()
         seed_default_plans()

@@ -17,12 +17,17 @@ from tests.factories import add_stock, give_payment_method, make_user
 STAFF = Actor.system("test-staff")
 
 EXPECTED = {
-    (CardStatus.ORDERED, CardStatus.SHIPPED), (CardStatus.ORDERED, CardStatus.EXPIRED),
-    (CardStatus.SHIPPED, CardStatus.ACTIVE), (CardStatus.SHIPPED, CardStatus.BLOCKED),
-    (CardStatus.SHIPPED, CardStatus.REPLACED), (CardStatus.SHIPPED, CardStatus.EXPIRED),
-    (CardStatus.ACTIVE, CardStatus.BLOCKED), (CardStatus.ACTIVE, CardStatus.REPLACED),
+    (CardStatus.ORDERED, CardStatus.SHIPPED),
+    (CardStatus.ORDERED, CardStatus.EXPIRED),
+    (CardStatus.SHIPPED, CardStatus.ACTIVE),
+    (CardStatus.SHIPPED, CardStatus.BLOCKED),
+    (CardStatus.SHIPPED, CardStatus.REPLACED),
+    (CardStatus.SHIPPED, CardStatus.EXPIRED),
+    (CardStatus.ACTIVE, CardStatus.BLOCKED),
+    (CardStatus.ACTIVE, CardStatus.REPLACED),
     (CardStatus.ACTIVE, CardStatus.EXPIRED),
-    (CardStatus.BLOCKED, CardStatus.ACTIVE), (CardStatus.BLOCKED, CardStatus.REPLACED),
+    (CardStatus.BLOCKED, CardStatus.ACTIVE),
+    (CardStatus.BLOCKED, CardStatus.REPLACED),
     (CardStatus.BLOCKED, CardStatus.EXPIRED),
 }
 
@@ -67,9 +72,11 @@ def _card_in(status: CardStatus, db_session):  # type: ignore[no-untyped-def]
 
 OPERATIONS = {
     CardStatus.SHIPPED: lambda card, user: services.ship_card(card, STAFF),
-    CardStatus.ACTIVE: lambda card, user: services.unblock_card(card, STAFF)
-    if card.status == CardStatus.BLOCKED else services.activate_card(user.account, card.visual_number or "x",
-                                                                      Actor.of(user)),
+    CardStatus.ACTIVE: lambda card, user: (
+        services.unblock_card(card, STAFF)
+        if card.status == CardStatus.BLOCKED
+        else services.activate_card(user.account, card.visual_number or "x", Actor.of(user))
+    ),
     CardStatus.BLOCKED: lambda card, user: services.block_card(card, BlockReason.SUPPORT, STAFF),
     CardStatus.REPLACED: lambda card, user: services.replace_card(card, STAFF),
     CardStatus.EXPIRED: lambda card, user: services.expire_card(card, STAFF),

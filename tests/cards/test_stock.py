@@ -35,13 +35,13 @@ def test_bad_lines_are_all_reported_and_nothing_is_imported(app, db_session, tmp
     bad = tmp_path / "bad.csv"
     bad.write_text(
         "uid,visual_number\n"
-        "04000002,VLT-2\n"          # fine
-        "XYZ12345,VLT-3\n"          # not hex
-        "0400000,VLT-4\n"           # 7 characters
-        "04000002,VLT-5\n"          # uid repeats line 2
-        "04000006,VLT-2\n"          # visual number repeats line 2
-        "04000001,VLT-7\n"          # uid already in stock
-        "04000008\n"                # one column
+        "04000002,VLT-2\n"  # fine
+        "XYZ12345,VLT-3\n"  # not hex
+        "0400000,VLT-4\n"  # 7 characters
+        "04000002,VLT-5\n"  # uid repeats line 2
+        "04000006,VLT-2\n"  # visual number repeats line 2
+        "04000001,VLT-7\n"  # uid already in stock
+        "04000008\n"  # one column
     )
     result = app.test_cli_runner().invoke(args=["cards", "import-stock", str(bad)])
     assert result.exit_code == 1
@@ -76,8 +76,20 @@ def test_issue_cli_prints_an_ocpi_token(app, db_session, tmp_path: Path):
     result = app.test_cli_runner().invoke(args=["cards", "issue", "--email", "ops@example.com"])
     assert result.exit_code == 0, result.output
     token = json.loads(result.output)
-    assert set(token) == {"country_code", "party_id", "uid", "type", "contract_id", "visual_number", "issuer",
-                          "group_id", "valid", "whitelist", "language", "last_updated"}
+    assert set(token) == {
+        "country_code",
+        "party_id",
+        "uid",
+        "type",
+        "contract_id",
+        "visual_number",
+        "issuer",
+        "group_id",
+        "valid",
+        "whitelist",
+        "language",
+        "last_updated",
+    }
     assert token["valid"] is True and token["type"] == "RFID" and token["whitelist"] == "ALLOWED"
     assert token["country_code"] == "BE" and token["party_id"] == "VLT" and token["language"] == "nl"
     assert token["group_id"] == f"VLT-A{user.account.id:010d}"

@@ -32,25 +32,63 @@ def _card():  # type: ignore[no-untyped-def]
     return card_services.issue_app_token(user.account, Actor.of(user))
 
 
-def _session(card, ocpi_id: str, status: str, started: dt.datetime, *,  # type: ignore[no-untyped-def]
-             party_id: str = "TCP", location: str = "LOC-1") -> ChargingSession:
-    row = ChargingSession(country_code="NL", party_id=party_id, ocpi_id=ocpi_id, card_id=card.id,
-                          account_id=card.account_id, status=status, start_date_time=started, kwh=Decimal("4.5"),
-                          location_ocpi_id=location, evse_uid="E1", connector_id="1", currency="EUR", data={},
-                          last_updated=started + dt.timedelta(minutes=5))
+def _session(
+    card,
+    ocpi_id: str,
+    status: str,
+    started: dt.datetime,
+    *,  # type: ignore[no-untyped-def]
+    party_id: str = "TCP",
+    location: str = "LOC-1",
+) -> ChargingSession:
+    row = ChargingSession(
+        country_code="NL",
+        party_id=party_id,
+        ocpi_id=ocpi_id,
+        card_id=card.id,
+        account_id=card.account_id,
+        status=status,
+        start_date_time=started,
+        kwh=Decimal("4.5"),
+        location_ocpi_id=location,
+        evse_uid="E1",
+        connector_id="1",
+        currency="EUR",
+        data={},
+        last_updated=started + dt.timedelta(minutes=5),
+    )
     db.session.add(row)
     db.session.flush()
     return row
 
 
-def _cdr(card, ocpi_id: str, start: dt.datetime, minutes: float = 90,  # type: ignore[no-untyped-def]
-         location: dict | None = None) -> Cdr:
+def _cdr(
+    card,
+    ocpi_id: str,
+    start: dt.datetime,
+    minutes: float = 90,  # type: ignore[no-untyped-def]
+    location: dict | None = None,
+) -> Cdr:
     end = start + dt.timedelta(minutes=minutes)
-    row = Cdr(country_code="NL", party_id="TCP", ocpi_id=ocpi_id, card_id=card.id, account_id=card.account_id,
-              token_uid="X", start_date_time=start, end_date_time=end, location_ocpi_id="LOC-1", evse_uid="E1",
-              country="NLD", currency="EUR", total_energy=Decimal("10"), total_time=Decimal("1.5"),
-              total_cost_excl_vat=Decimal("3.50"), data={} if location is None else {"cdr_location": location},
-              last_updated=end)
+    row = Cdr(
+        country_code="NL",
+        party_id="TCP",
+        ocpi_id=ocpi_id,
+        card_id=card.id,
+        account_id=card.account_id,
+        token_uid="X",
+        start_date_time=start,
+        end_date_time=end,
+        location_ocpi_id="LOC-1",
+        evse_uid="E1",
+        country="NLD",
+        currency="EUR",
+        total_energy=Decimal("10"),
+        total_time=Decimal("1.5"),
+        total_cost_excl_vat=Decimal("3.50"),
+        data={} if location is None else {"cdr_location": location},
+        last_updated=end,
+    )
     db.session.add(row)
     db.session.flush()
     return row
@@ -86,8 +124,9 @@ def test_cdr_filters_select_a_month_and_a_card(db_session):
     _cdr(card, "C-NOV", november)
 
     def found(**filters):  # type: ignore[no-untyped-def]
-        return set(db.session.scalars(select(Cdr.ocpi_id).where(Cdr.account_id == card.account_id,
-                                                                *cdr_filters(**filters))))
+        return set(
+            db.session.scalars(select(Cdr.ocpi_id).where(Cdr.account_id == card.account_id, *cdr_filters(**filters)))
+        )
 
     assert found() == {"C-SEP", "C-OCT-FIRST", "C-OCT-OTHER", "C-NOV"}  # no filter, no condition
     assert found(started_from=october, started_before=november) == {"C-OCT-FIRST", "C-OCT-OTHER"}
@@ -98,8 +137,13 @@ def test_cdr_filters_select_a_month_and_a_card(db_session):
 def test_a_cdr_names_its_place_and_duration_itself(db_session):
     card = _card()
     start = dt.datetime(2026, 10, 10, 8, tzinfo=dt.UTC)
-    named = _cdr(card, "C-NAMED", start, minutes=61.9, location={
-        "name": "Gent Zuid", "address": "Zuidstraat 1", "city": "Gent", "evse_id": "BE*BEC*E041503003"})
+    named = _cdr(
+        card,
+        "C-NAMED",
+        start,
+        minutes=61.9,
+        location={"name": "Gent Zuid", "address": "Zuidstraat 1", "city": "Gent", "evse_id": "BE*BEC*E041503003"},
+    )
     address_only = _cdr(card, "C-ADDRESS", start, location={"address": "Zuidstraat 1"})
     bare = _cdr(card, "C-BARE", start, minutes=0.5)
 

@@ -46,8 +46,12 @@ def test_driver_closes_account(client):
     assert account.closed_at is not None
     assert card.status == CardStatus.BLOCKED and card.block_reason == BlockReason.CLOSED
     assert order.status == CardStatus.EXPIRED and order.label is None
-    assert db.session.scalar(select(TokenUpdate).where(TokenUpdate.card_id == card.id)
-                             .order_by(TokenUpdate.id.desc())).token["valid"] is False
+    assert (
+        db.session.scalar(
+            select(TokenUpdate).where(TokenUpdate.card_id == card.id).order_by(TokenUpdate.id.desc())
+        ).token["valid"]
+        is False
+    )
     assert plan_services.plan_at(account.id, dt.datetime.now(dt.UTC)) is None
     assert user.email.endswith("@closed.invalid") and not user.active
     # The billing identity stays for the retention period.

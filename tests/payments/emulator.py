@@ -34,8 +34,12 @@ class LocalStripe:
         return f"{self.url}/js.stripe.com/v3/"
 
     def config(self) -> dict[str, object]:
-        return {"STRIPE_API_BASE": self.url, "STRIPE_JS_URL": self.js_url, "STRIPE_API_KEY": API_KEY,
-                "STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY}
+        return {
+            "STRIPE_API_BASE": self.url,
+            "STRIPE_JS_URL": self.js_url,
+            "STRIPE_API_KEY": API_KEY,
+            "STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY,
+        }
 
 
 def _free_port() -> int:

@@ -17,22 +17,32 @@ IBAN_FAILS = "DE62370400440532013001"  # localstripe: charging is declined (setu
 
 
 def card(number: str = VISA, exp_month: int = 12, exp_year: int = 2034) -> dict[str, Any]:
-    return {"type": "card", "card": {"number": number, "exp_month": str(exp_month), "exp_year": str(exp_year),
-                                     "cvc": "123"},
-            "billing_details": {"name": "Jan Janssens"}}
+    return {
+        "type": "card",
+        "card": {"number": number, "exp_month": str(exp_month), "exp_year": str(exp_year), "cvc": "123"},
+        "billing_details": {"name": "Jan Janssens"},
+    }
 
 
 def sepa(iban: str = IBAN_OK, email: str = "jan@example.com") -> dict[str, Any]:
-    return {"type": "sepa_debit", "sepa_debit": {"iban": iban},
-            "billing_details": {"name": "Jan Janssens", "email": email}}
+    return {
+        "type": "sepa_debit",
+        "sepa_debit": {"iban": iban},
+        "billing_details": {"name": "Jan Janssens", "email": email},
+    }
 
 
-def confirm_setup_intent(emulator: LocalStripe, client_secret: str,
-                         payment_method_data: dict[str, Any]) -> requests.Response:
+def confirm_setup_intent(
+    emulator: LocalStripe, client_secret: str, payment_method_data: dict[str, Any]
+) -> requests.Response:
     setup_intent_id = client_secret.split("_secret_")[0]
     return requests.post(
         f"{emulator.url}/v1/setup_intents/{setup_intent_id}/confirm",
-        json={"key": PUBLISHABLE_KEY, "use_stripe_sdk": True, "client_secret": client_secret,
-              "payment_method_data": payment_method_data},
+        json={
+            "key": PUBLISHABLE_KEY,
+            "use_stripe_sdk": True,
+            "client_secret": client_secret,
+            "payment_method_data": payment_method_data,
+        },
         timeout=10,
     )

@@ -44,15 +44,22 @@ def test_card_setup_is_recorded_and_made_the_default(db_session, localstripe):
     account = make_user().account
     method = _saved(account, localstripe, stripe_js.card(exp_month=4, exp_year=2031))
     assert (method.method_type, method.brand, method.last4, method.exp_month, method.exp_year) == (
-        "card", "visa", "4242", 4, 2031)
+        "card",
+        "visa",
+        "4242",
+        4,
+        2031,
+    )
     assert method.status == PaymentMethodStatus.ACTIVE
     assert services.active_payment_method(account.id) is method
     assert services.has_valid_payment_method(account.id)
     customer = services.stripe_customer_of(account.id)
     at_stripe = _stripe_get(localstripe, f"customers/{customer.stripe_customer_id}")
     assert at_stripe["invoice_settings"]["default_payment_method"] == method.stripe_payment_method_id
-    assert _stripe_get(localstripe, f"payment_methods/{method.stripe_payment_method_id}")["customer"] == \
-        customer.stripe_customer_id
+    assert (
+        _stripe_get(localstripe, f"payment_methods/{method.stripe_payment_method_id}")["customer"]
+        == customer.stripe_customer_id
+    )
 
 
 def test_recording_the_same_setup_intent_twice_is_a_no_op(db_session, localstripe):
@@ -121,11 +128,14 @@ def test_setup_intent_of_another_account_is_refused(db_session, localstripe):
     assert db.session.query(PaymentMethod).count() == 0
 
 
-@pytest.mark.parametrize(("data", "stripe_status"), [
-    (None, 200),  # never confirmed in the browser
-    (stripe_js.card(stripe_js.VISA_DECLINED), 402),
-    (stripe_js.card(stripe_js.VISA_3DS), 200),  # stopped at 3-D Secure (requires_action)
-])
+@pytest.mark.parametrize(
+    ("data", "stripe_status"),
+    [
+        (None, 200),  # never confirmed in the browser
+        (stripe_js.card(stripe_js.VISA_DECLINED), 402),
+        (stripe_js.card(stripe_js.VISA_3DS), 200),  # stopped at 3-D Secure (requires_action)
+    ],
+)
 def test_setup_intent_that_did_not_succeed_stores_nothing(db_session, localstripe, data, stripe_status):
     account = make_user().account
     info = services.create_setup_intent(account, "card")
@@ -175,7 +185,6 @@ def test_client_follows_config_changes(app, localstripe):
         assert stripe_client() is client
         reset_stripe_client(app)
         assert stripe_client() is not client
-
 
 
 def _forget_mandate(method: PaymentMethod) -> str | None:

@@ -18,15 +18,17 @@ def _page(client) -> str:  # type: ignore[no-untyped-def]
 
 def _setup_intent(client, method_type: str = "card"):  # type: ignore[no-untyped-def]
     token = csrf_token_from(_page(client))
-    return client.post("/payment-method/setup-intent", json={"method_type": method_type},
-                       headers={"X-CSRFToken": token})
+    return client.post(
+        "/payment-method/setup-intent", json={"method_type": method_type}, headers={"X-CSRFToken": token}
+    )
 
 
 def _confirm(client, setup_intent_id: str, *, as_json: bool = False):  # type: ignore[no-untyped-def]
     token = csrf_token_from(_page(client))
     if as_json:
-        return client.post("/payment-method/confirm", json={"setup_intent": setup_intent_id},
-                           headers={"X-CSRFToken": token})
+        return client.post(
+            "/payment-method/confirm", json={"setup_intent": setup_intent_id}, headers={"X-CSRFToken": token}
+        )
     return client.post("/payment-method/confirm", data={"csrf_token": token, "setup_intent": setup_intent_id})
 
 
@@ -98,7 +100,9 @@ def test_replacing_card_with_sepa_marks_the_old_one_and_detaches_it(client, loca
     _add(client, localstripe, stripe_js.sepa())
     rows = db.session.query(PaymentMethod).filter_by(account_id=user.account.id).order_by(PaymentMethod.id).all()
     assert [(row.method_type, row.status) for row in rows] == [
-        ("card", PaymentMethodStatus.DETACHED), ("sepa_debit", PaymentMethodStatus.ACTIVE)]
+        ("card", PaymentMethodStatus.DETACHED),
+        ("sepa_debit", PaymentMethodStatus.ACTIVE),
+    ]
     html = _page(client)
     assert "SEPA Direct Debit •••• 3000" in html and "4242" not in html
 
@@ -157,8 +161,9 @@ def test_replaying_an_old_confirmation_does_not_reactivate_it(client, localstrip
     assert response.status_code == 200
     html = client.get("/payment-method").get_data(as_text=True)
     assert "SEPA Direct Debit •••• 3000" in html
-    active = db.session.query(PaymentMethod).filter_by(account_id=user.account.id,
-                                                       status=PaymentMethodStatus.ACTIVE).one()
+    active = (
+        db.session.query(PaymentMethod).filter_by(account_id=user.account.id, status=PaymentMethodStatus.ACTIVE).one()
+    )
     assert active.method_type == "sepa_debit"
 
 
@@ -192,6 +197,9 @@ def test_support_and_other_drivers_never_see_payment_details(client, localstripe
     assert "4242" not in response.get_data(as_text=True)
     assert response.request.path.startswith("/backoffice")
     token = csrf_token_from(response.get_data(as_text=True))
-    assert client.post("/payment-method/setup-intent", json={"method_type": "card"},
-                       headers={"X-CSRFToken": token}).status_code == 302
-
+    assert (
+        client.post(
+            "/payment-method/setup-intent", json={"method_type": "card"}, headers={"X-CSRFToken": token}
+        ).status_code
+        == 302
+    )

@@ -77,17 +77,36 @@ def test_revising_a_plan_with_subscribers_makes_a_new_version(db_session):
 
 
 def test_revising_a_plan_without_subscribers_edits_in_place(db_session):
-    plan = services.create_plan("trial", {"en": "Trial"}, {
-        "monthly_fee": Decimal("0"), "markup_percent": Decimal("0"), "markup_per_kwh": Decimal("0.01"),
-        "session_fee": Decimal("0"), "session_fee_cap_per_month": None, "currency": "EUR"}, ADMIN)
+    plan = services.create_plan(
+        "trial",
+        {"en": "Trial"},
+        {
+            "monthly_fee": Decimal("0"),
+            "markup_percent": Decimal("0"),
+            "markup_per_kwh": Decimal("0.01"),
+            "session_fee": Decimal("0"),
+            "session_fee_cap_per_month": None,
+            "currency": "EUR",
+        },
+        ADMIN,
+    )
     same = services.revise_plan(plan, {"markup_per_kwh": Decimal("0.02")}, ADMIN)
     assert same.id == plan.id and plan.version == 1 and plan.markup_per_kwh == Decimal("0.02")
 
 
 def test_bad_terms_are_refused(db_session):
     with pytest.raises(services.PlanError):
-        services.create_plan("bad", {"en": "Bad"}, {"monthly_fee": Decimal("-1"), "markup_percent": Decimal(0),
-                                                   "markup_per_kwh": Decimal(0), "session_fee": Decimal(0)}, ADMIN)
+        services.create_plan(
+            "bad",
+            {"en": "Bad"},
+            {
+                "monthly_fee": Decimal("-1"),
+                "markup_percent": Decimal(0),
+                "markup_per_kwh": Decimal(0),
+                "session_fee": Decimal(0),
+            },
+            ADMIN,
+        )
 
 
 def test_proration_by_day(db_session):
@@ -124,7 +143,8 @@ def test_plan_page_and_change_through_http(client):
     assert db.session.query(Subscription).filter_by(account_id=user.account.id).count() == 2
     # A business plan is refused for a private driver, with a message, and nothing changes.
     business = services.current_version("business")
-    response = submit_form(client, "/plan/change", {"plan_id": str(business.id)}, form_url="/plan/",
-                           follow_redirects=True)
+    response = submit_form(
+        client, "/plan/change", {"plan_id": str(business.id)}, form_url="/plan/", follow_redirects=True
+    )
     assert "business" in response.get_data(as_text=True)
     assert db.session.query(Subscription).filter_by(account_id=user.account.id).count() == 2

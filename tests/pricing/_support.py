@@ -78,9 +78,7 @@ def session(start: datetime, *periods: tuple, currency: str = "EUR") -> CdrInput
     return CdrInput(start=start, end=t, currency=currency, periods=tuple(out))
 
 
-def charge(
-    start: datetime, minutes: float, kwh: str | int = 0, parking_minutes: float = 0, **extra
-) -> CdrInput:
+def charge(start: datetime, minutes: float, kwh: str | int = 0, parking_minutes: float = 0, **extra) -> CdrInput:
     """One charging period (TIME = wall time) optionally followed by one parking period."""
     pieces = [(minutes, {"energy": kwh, "time_min": minutes, **extra})]
     if parking_minutes:

@@ -134,7 +134,5 @@ def test_unknown_timezone_and_missing_file(tmp_path):
     result = run(tmp_path, load("tariff_1_simple_2hour.json"), MINIMAL_CDR, "--timezone", "Mars/Olympus")
     assert result.exit_code == 2 and "unknown time zone" in result.stderr
     runner = CliRunner()
-    result = runner.invoke(
-        pricing_group, ["price-cdr", "--tariff", str(tmp_path / "nope.json"), "--cdr", "x"]
-    )
+    result = runner.invoke(pricing_group, ["price-cdr", "--tariff", str(tmp_path / "nope.json"), "--cdr", "x"])
     assert result.exit_code == 2 and "cannot read" in result.stderr

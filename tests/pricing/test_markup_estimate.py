@@ -59,9 +59,7 @@ def test_plan_currency_and_inputs_validated():
     with pytest.raises(pricing.PricingInputError):
         pricing.driver_price(TERMS, D(-1), D(0), D(0), "BE")
     with pytest.raises(pricing.PricingInputError):
-        pricing.PlanTerms(
-            monthly_fee=D(0), markup_percent=D(-1), markup_per_kwh=D(0), session_fee=D(0), currency="EUR"
-        )
+        pricing.PlanTerms(monthly_fee=D(0), markup_percent=D(-1), markup_per_kwh=D(0), session_fee=D(0), currency="EUR")
 
 
 def test_estimate_uses_the_engine_and_splits_cpo_and_our_fees():

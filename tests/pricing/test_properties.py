@@ -11,9 +11,7 @@ from hypothesis import strategies as st
 
 from ._support import D, pricing, session
 
-settings.register_profile(
-    "pricing", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("pricing", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("pricing")
 
 ZONES = st.sampled_from([None, "Europe/Brussels", "Europe/Amsterdam"])
@@ -31,9 +29,7 @@ starts = st.builds(
 def restrictions(kinds: tuple[str, ...]):
     parts = {
         "time": st.fixed_dictionaries({"start_time": hhmm, "end_time": hhmm}),
-        "dow": st.fixed_dictionaries(
-            {"day_of_week": st.lists(st.sampled_from(DAYS), min_size=1, unique=True)}
-        ),
+        "dow": st.fixed_dictionaries({"day_of_week": st.lists(st.sampled_from(DAYS), min_size=1, unique=True)}),
         "date": st.fixed_dictionaries(
             {
                 "start_date": st.sampled_from(["2024-03-30", "2024-03-31", "2024-10-27"]),
@@ -104,9 +100,7 @@ period = st.one_of(
     ).map(lambda p: (p[0], {**p[1], "time_min": p[0]})),
     st.integers(0, 120).map(lambda m: (m, {"parking_min": m})),
 )
-sessions = st.builds(
-    lambda start, periods: session(start, *periods), starts, st.lists(period, min_size=1, max_size=5)
-)
+sessions = st.builds(lambda start, periods: session(start, *periods), starts, st.lists(period, min_size=1, max_size=5))
 
 
 @given(tariffs(), sessions, ZONES)
@@ -135,9 +129,7 @@ def test_monotonic_in_energy_for_energy_only_tariffs(tariff, start, minutes, kwh
     prices = {c.price for e in tariff.elements for c in e.price_components}
     assume(len(prices) == 1 or all(c.step_size <= 1 for e in tariff.elements for c in e.price_components))
     low = pricing.price_session(tariff, session(start, (minutes, {"energy": kwh, "time_min": minutes})), zone)
-    high = pricing.price_session(
-        tariff, session(start, (minutes, {"energy": kwh + more, "time_min": minutes})), zone
-    )
+    high = pricing.price_session(tariff, session(start, (minutes, {"energy": kwh + more, "time_min": minutes})), zone)
     assert high.total_excl_vat >= low.total_excl_vat
     assert high.total_incl_vat >= low.total_incl_vat
 
@@ -185,22 +177,37 @@ def test_cutting_a_period_in_two_does_not_change_the_price(tariff, start, minute
     b = pricing.price_session(tariff, split, zone)
     # Splitting interpolates energy linearly, so a restriction window may receive a fraction of a Wh more or
     # less; rounding up to the step can then differ by at most one step at the dearest price.
-    step_slack = max((c.price * c.step_size / (1000 if c.type == "ENERGY" else 3600)
-                      for e in tariff.elements for c in e.price_components if c.type != "FLAT"), default=Decimal(0))
+    step_slack = max(
+        (
+            c.price * c.step_size / (1000 if c.type == "ENERGY" else 3600)
+            for e in tariff.elements
+            for c in e.price_components
+            if c.type != "FLAT"
+        ),
+        default=Decimal(0),
+    )
     assert abs(a.total_excl_vat - b.total_excl_vat) <= Decimal("0.0002") + step_slack
 
 
 def test_step_rounding_can_make_more_energy_cheaper():
     """Found by hypothesis: free first second, then 1.01/kWh with a 60 Wh step. Following the spec, 1 Wh costs
     0.0606 (59/60 Wh priced + 59 Wh surplus) and 3 Wh costs 0.0605 (2.95 Wh + 57 Wh surplus)."""
-    tariff = pricing.parse_tariff({
-        "currency": "EUR", "country_code": "NL", "party_id": "TCP", "id": "T", "last_updated": "2024-01-01T00:00:00Z",
-        "elements": [
-            {"price_components": [{"type": "ENERGY", "price": 0, "step_size": 0}],
-             "restrictions": {"max_duration": 1}},
-            {"price_components": [{"type": "ENERGY", "price": D("1.01"), "step_size": 60}]},
-        ],
-    })
+    tariff = pricing.parse_tariff(
+        {
+            "currency": "EUR",
+            "country_code": "NL",
+            "party_id": "TCP",
+            "id": "T",
+            "last_updated": "2024-01-01T00:00:00Z",
+            "elements": [
+                {
+                    "price_components": [{"type": "ENERGY", "price": 0, "step_size": 0}],
+                    "restrictions": {"max_duration": 1},
+                },
+                {"price_components": [{"type": "ENERGY", "price": D("1.01"), "step_size": 60}]},
+            ],
+        }
+    )
     start = datetime(2024, 3, 30, tzinfo=UTC)
     low = pricing.price_session(tariff, session(start, (1, {"energy": D("0.001"), "time_min": 1})))
     high = pricing.price_session(tariff, session(start, (1, {"energy": D("0.003"), "time_min": 1})))

@@ -75,9 +75,7 @@ def test_day_of_week_with_midnight_split_in_local_time():
 
 def test_day_of_week_and_wrapping_time_are_a_plain_and():
     # "Friday 22:00-06:00": Saturday 02:00 is not a Friday, so the element does not apply then.
-    t = two_elements(
-        "ENERGY", {"start_time": "22:00", "end_time": "06:00", "day_of_week": ["FRIDAY"]}, "0.10", "0.30"
-    )
+    t = two_elements("ENERGY", {"start_time": "22:00", "end_time": "06:00", "day_of_week": ["FRIDAY"]}, "0.10", "0.30")
     assert price(t, charge(at("2024-03-01T23:00"), 120, 10)).total_excl_vat == D("2.00")
 
 
@@ -102,9 +100,7 @@ def test_min_kwh_splits_by_energy_and_time_at_proportional_time():
 
 def test_kwh_is_cumulative_over_periods():
     t = two_elements("ENERGY", {"min_kwh": 15}, "0.50", "0.10")
-    cdr = session(
-        at("2024-03-01T10:00"), (30, {"energy": 10, "time_min": 30}), (30, {"energy": 10, "time_min": 30})
-    )
+    cdr = session(at("2024-03-01T10:00"), (30, {"energy": 10, "time_min": 30}), (30, {"energy": 10, "time_min": 30}))
     assert price(t, cdr).total_excl_vat == D("1.5") + D("2.5")
 
 
@@ -128,12 +124,8 @@ def test_min_and_max_power():
 
 def test_min_and_max_current():
     t = two_elements("TIME", {"min_current": 32}, "2", "1")
-    assert (
-        price(t, charge(at("2024-03-01T10:00"), 60, 20, min_current=40, max_current=48)).total_excl_vat == 2
-    )
-    assert (
-        price(t, charge(at("2024-03-01T10:00"), 60, 20, min_current=16, max_current=16)).total_excl_vat == 1
-    )
+    assert price(t, charge(at("2024-03-01T10:00"), 60, 20, min_current=40, max_current=48)).total_excl_vat == 2
+    assert price(t, charge(at("2024-03-01T10:00"), 60, 20, min_current=16, max_current=16)).total_excl_vat == 1
     # A current restriction cannot be verified without current data: it does not hold.
     assert price(t, charge(at("2024-03-01T10:00"), 60, 20)).total_excl_vat == 1
     t = two_elements("TIME", {"max_current": 32}, "2", "1")
@@ -305,9 +297,7 @@ def test_bounds_without_incl_vat_scale_incl_by_the_same_factor():
             "elements": [{"price_components": [{"type": "ENERGY", "price": 1, "vat": 21, "step_size": 1}]}],
         }
     )
-    assert (
-        price(t, charge(at("2024-03-01T10:00"), 60, 0)).total_incl_vat == 2
-    )  # nothing to scale: no VAT known
+    assert price(t, charge(at("2024-03-01T10:00"), 60, 0)).total_incl_vat == 2  # nothing to scale: no VAT known
 
 
 def test_zero_length_period_and_vat_flag():

@@ -246,9 +246,7 @@ def test_restriction_example_max_power_from_average_power():
 
 def test_restriction_example_max_duration():
     # 40 minutes: 5 kWh in the first 30 (free), 1.2 kWh in the last 10 at 0.25 → 0.30.
-    cdr = session(
-        at("2024-03-01T10:00"), (30, {"energy": 5, "time_min": 30}), (10, {"energy": "1.2", "time_min": 10})
-    )
+    cdr = session(at("2024-03-01T10:00"), (30, {"energy": 5, "time_min": 30}), (10, {"energy": "1.2", "time_min": 10}))
     assert price(tariff("tariffrestriction_example_max_duration.json"), cdr).total_excl_vat == D("0.30")
 
 

@@ -28,8 +28,13 @@ def test_rating_listens_for_the_cdrs_roaming_stores(app):
 def test_new_cdrs_reach_the_broker_as_one_batch(app):
     assert _answers(BROKER), f"CELERY_BROKER_URL={BROKER} does not answer"
     queue = f"test-{uuid.uuid4().hex[:8]}"  # our own queue: no worker consumes it
-    broker_app = create_app("test", SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
-                            CELERY_BROKER_URL=BROKER, CELERY_TASK_DEFAULT_QUEUE=queue, RATING_DISPATCH_SECONDS=60)
+    broker_app = create_app(
+        "test",
+        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        CELERY_BROKER_URL=BROKER,
+        CELERY_TASK_DEFAULT_QUEUE=queue,
+        RATING_DISPATCH_SECONDS=60,
+    )
     client = redis.Redis.from_url(BROKER)
     try:
         with broker_app.app_context():

@@ -21,33 +21,81 @@ from tests.factories import make_user
 START = dt.datetime(2026, 10, 14, 18, 0, tzinfo=dt.UTC)
 
 TARIFF = {
-    "country_code": "NL", "party_id": "TCP", "id": "T1", "currency": "EUR",
-    "elements": [{"price_components": [{"type": "ENERGY", "price": 0.30, "vat": 21.0, "step_size": 1},
-                                       {"type": "FLAT", "price": 0.50, "vat": 21.0, "step_size": 1}]}],
+    "country_code": "NL",
+    "party_id": "TCP",
+    "id": "T1",
+    "currency": "EUR",
+    "elements": [
+        {
+            "price_components": [
+                {"type": "ENERGY", "price": 0.30, "vat": 21.0, "step_size": 1},
+                {"type": "FLAT", "price": 0.50, "vat": 21.0, "step_size": 1},
+            ]
+        }
+    ],
     "last_updated": "2026-09-01T00:00:00Z",
 }
 
 
-def _cdr(account_id: int, card_id: int, *, ocpi_id: str = "CDR1", kwh: str = "20", cpo_total: str = "6.50",
-         session_id: str | None = None, tariffs: list | None = None, start: dt.datetime = START,
-         country: str = "BEL", credit: bool = False, original: Cdr | None = None) -> Cdr:
+def _cdr(
+    account_id: int,
+    card_id: int,
+    *,
+    ocpi_id: str = "CDR1",
+    kwh: str = "20",
+    cpo_total: str = "6.50",
+    session_id: str | None = None,
+    tariffs: list | None = None,
+    start: dt.datetime = START,
+    country: str = "BEL",
+    credit: bool = False,
+    original: Cdr | None = None,
+) -> Cdr:
     end = start + dt.timedelta(hours=1)
     data = {
-        "country_code": "NL", "party_id": "TCP", "id": ocpi_id, "start_date_time": start.isoformat(),
-        "end_date_time": end.isoformat(), "currency": "EUR",
-        "charging_periods": [{"start_date_time": start.isoformat(),
-                              "dimensions": [{"type": "ENERGY", "volume": float(kwh)}, {"type": "TIME", "volume": 1}]}],
-        "total_cost": {"excl_vat": float(cpo_total)}, "total_energy": float(kwh), "total_time": 1,
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": ocpi_id,
+        "start_date_time": start.isoformat(),
+        "end_date_time": end.isoformat(),
+        "currency": "EUR",
+        "charging_periods": [
+            {
+                "start_date_time": start.isoformat(),
+                "dimensions": [{"type": "ENERGY", "volume": float(kwh)}, {"type": "TIME", "volume": 1}],
+            }
+        ],
+        "total_cost": {"excl_vat": float(cpo_total)},
+        "total_energy": float(kwh),
+        "total_time": 1,
         "cdr_location": {"id": "LOC1", "country": country},
     }
     if tariffs is not None:
         data["tariffs"] = tariffs
-    cdr = Cdr(country_code="NL", party_id="TCP", ocpi_id=ocpi_id, session_ocpi_id=session_id, card_id=card_id,
-              account_id=account_id, token_uid="04000001", start_date_time=start, end_date_time=end,
-              location_ocpi_id="LOC1", evse_uid="E1", country=country, currency="EUR", total_energy=Decimal(kwh),
-              total_time=Decimal(1), total_cost_excl_vat=Decimal(cpo_total), total_cost_incl_vat=None,
-              credit=credit, credit_reference_id=original.ocpi_id if original else None,
-              original_cdr_id=original.id if original else None, data=data, last_updated=end)
+    cdr = Cdr(
+        country_code="NL",
+        party_id="TCP",
+        ocpi_id=ocpi_id,
+        session_ocpi_id=session_id,
+        card_id=card_id,
+        account_id=account_id,
+        token_uid="04000001",
+        start_date_time=start,
+        end_date_time=end,
+        location_ocpi_id="LOC1",
+        evse_uid="E1",
+        country=country,
+        currency="EUR",
+        total_energy=Decimal(kwh),
+        total_time=Decimal(1),
+        total_cost_excl_vat=Decimal(cpo_total),
+        total_cost_incl_vat=None,
+        credit=credit,
+        credit_reference_id=original.ocpi_id if original else None,
+        original_cdr_id=original.id if original else None,
+        data=data,
+        last_updated=end,
+    )
     db.session.add(cdr)
     db.session.flush()
     return cdr
@@ -63,14 +111,33 @@ def driver(db_session):  # type: ignore[no-untyped-def]
 
 
 def _frozen_session(account_id: int, card_id: int, tariff: dict, session_id: str = "S1") -> ChargingSession:
-    version = TariffVersion(country_code="NL", party_id="TCP", ocpi_id=tariff["id"], currency="EUR", data=tariff,
-                            last_updated=dt.datetime(2026, 9, 1, tzinfo=dt.UTC))
+    version = TariffVersion(
+        country_code="NL",
+        party_id="TCP",
+        ocpi_id=tariff["id"],
+        currency="EUR",
+        data=tariff,
+        last_updated=dt.datetime(2026, 9, 1, tzinfo=dt.UTC),
+    )
     db.session.add(version)
     db.session.flush()
-    session = ChargingSession(country_code="NL", party_id="TCP", ocpi_id=session_id, card_id=card_id,
-                              account_id=account_id, status="COMPLETED", start_date_time=START, kwh=Decimal(20),
-                              location_ocpi_id="LOC1", evse_uid="E1", connector_id="1", currency="EUR",
-                              frozen_tariff_id=version.id, data={}, last_updated=START)
+    session = ChargingSession(
+        country_code="NL",
+        party_id="TCP",
+        ocpi_id=session_id,
+        card_id=card_id,
+        account_id=account_id,
+        status="COMPLETED",
+        start_date_time=START,
+        kwh=Decimal(20),
+        location_ocpi_id="LOC1",
+        evse_uid="E1",
+        connector_id="1",
+        currency="EUR",
+        frozen_tariff_id=version.id,
+        data={},
+        last_updated=START,
+    )
     db.session.add(session)
     db.session.flush()
     return session
@@ -108,32 +175,50 @@ def test_cdr_tariffs_then_total_cost_when_we_hold_no_tariff(driver):
     account, card = driver
     with_tariff = services.rate_cdr(_cdr(account.id, card.id, ocpi_id="A", tariffs=[TARIFF]))
     assert with_tariff.tariff_source == "cdr_tariffs" and with_tariff.cpo_cost_excl_vat == Decimal("6.5000")
-    bare = services.rate_cdr(_cdr(account.id, card.id, ocpi_id="B", cpo_total="7.12",
-                                  start=START + dt.timedelta(days=1)))
+    bare = services.rate_cdr(
+        _cdr(account.id, card.id, ocpi_id="B", cpo_total="7.12", start=START + dt.timedelta(days=1))
+    )
     assert bare.tariff_source == "cdr_total_cost" and bare.cpo_cost_excl_vat == Decimal("7.1200")
     assert db.session.query(ReconciliationFinding).count() == 0  # nothing to compare with
 
 
 def test_session_fee_cap_per_month(driver):
     account, card = driver
-    capped = plan_services.create_plan("capped", {"en": "Capped"}, {
-        "monthly_fee": Decimal(0), "markup_percent": Decimal(10), "markup_per_kwh": Decimal(0),
-        "session_fee": Decimal("0.35"), "session_fee_cap_per_month": Decimal("0.50"), "currency": "EUR"},
-        Actor.system("test"))
+    capped = plan_services.create_plan(
+        "capped",
+        {"en": "Capped"},
+        {
+            "monthly_fee": Decimal(0),
+            "markup_percent": Decimal(10),
+            "markup_per_kwh": Decimal(0),
+            "session_fee": Decimal("0.35"),
+            "session_fee_cap_per_month": Decimal("0.50"),
+            "currency": "EUR",
+        },
+        Actor.system("test"),
+    )
     for stretch in plan_services.history(account.id):
         db.session.delete(stretch)
     db.session.flush()
     plan_services.subscribe(account, capped, Actor.system("test"), at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    fees = [services.rate_cdr(_cdr(account.id, card.id, ocpi_id=f"C{i}", tariffs=[TARIFF],
-                                   start=START + dt.timedelta(hours=2 * i))).session_fee for i in range(3)]
+    fees = [
+        services.rate_cdr(
+            _cdr(account.id, card.id, ocpi_id=f"C{i}", tariffs=[TARIFF], start=START + dt.timedelta(hours=2 * i))
+        ).session_fee
+        for i in range(3)
+    ]
     assert fees == [Decimal("0.3500"), Decimal("0.1500"), Decimal("0.0000")]
     # 10 % markup on the CPO cost
-    charge = services.rate_cdr(_cdr(account.id, card.id, ocpi_id="C9", tariffs=[TARIFF],
-                                    start=START + dt.timedelta(days=20)))
+    charge = services.rate_cdr(
+        _cdr(account.id, card.id, ocpi_id="C9", tariffs=[TARIFF], start=START + dt.timedelta(days=20))
+    )
     assert charge.markup_percent_amount == Decimal("0.6500")
     # A new month starts a new cap (November, Brussels time).
-    november = services.rate_cdr(_cdr(account.id, card.id, ocpi_id="N1", tariffs=[TARIFF],
-                                      start=dt.datetime(2026, 10, 31, 23, 30, tzinfo=dt.UTC)))
+    november = services.rate_cdr(
+        _cdr(
+            account.id, card.id, ocpi_id="N1", tariffs=[TARIFF], start=dt.datetime(2026, 10, 31, 23, 30, tzinfo=dt.UTC)
+        )
+    )
     assert november.session_fee == Decimal("0.3500")
 
 
@@ -141,8 +226,9 @@ def test_credit_cdr_reverses_the_original(driver):
     account, card = driver
     original = _cdr(account.id, card.id, ocpi_id="O1", tariffs=[TARIFF])
     charge = services.rate_cdr(original)
-    credit = services.rate_cdr(_cdr(account.id, card.id, ocpi_id="O1-CREDIT", tariffs=[TARIFF], credit=True,
-                                    original=original))
+    credit = services.rate_cdr(
+        _cdr(account.id, card.id, ocpi_id="O1-CREDIT", tariffs=[TARIFF], credit=True, original=original)
+    )
     assert credit.driver_incl_vat == -charge.driver_incl_vat and credit.margin == -charge.margin
 
 
@@ -193,5 +279,4 @@ def test_a_batch_rates_each_cdr_on_its_own(driver):
     account, card = driver
     good = _cdr(account.id, card.id, ocpi_id="B1", tariffs=[TARIFF])
     foreign = _cdr(account.id, card.id, ocpi_id="B2", country="USA", tariffs=[TARIFF])  # no VAT rule: not rated
-    assert rate_cdrs_task.delay([good.id, foreign.id, 999_999]).get() == {"rated": 1, "not rated": 1,
-                                                                         "skipped": 1}
+    assert rate_cdrs_task.delay([good.id, foreign.id, 999_999]).get() == {"rated": 1, "not rated": 1, "skipped": 1}

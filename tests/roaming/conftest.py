@@ -20,9 +20,17 @@ PARTNER_TOKEN = "partner-token-c-for-tests"
 @pytest.fixture
 def partner(db_session) -> Partner:  # type: ignore[no-untyped-def]
     """A CPO (NL/TCP) registered with us; it calls us with PARTNER_TOKEN."""
-    registered = Partner(name="Test CPO", country_code="NL", party_id="TCP", status=PartnerStatus.REGISTERED,
-                         incoming_token_hash=hash_token(PARTNER_TOKEN), outgoing_token="our-token-for-them",
-                         registered_at=utcnow(), version="2.2.1", endpoints=[])
+    registered = Partner(
+        name="Test CPO",
+        country_code="NL",
+        party_id="TCP",
+        status=PartnerStatus.REGISTERED,
+        incoming_token_hash=hash_token(PARTNER_TOKEN),
+        outgoing_token="our-token-for-them",
+        registered_at=utcnow(),
+        version="2.2.1",
+        endpoints=[],
+    )
     db.session.add(registered)
     db.session.flush()
     return registered
@@ -42,8 +50,7 @@ class OcpiTestClient:
         headers.update(extra or {})
         return headers
 
-    def call(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
-             **kwargs: Any):  # type: ignore[no-untyped-def]
+    def call(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None, **kwargs: Any):  # type: ignore[no-untyped-def]
         return self.client.open(path, method=method, json=json, headers=self.headers(headers), **kwargs)
 
     def get(self, path: str, **kwargs: Any):  # type: ignore[no-untyped-def]

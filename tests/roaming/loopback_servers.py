@@ -74,8 +74,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle  # noqa: N815
 
 
-def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None,
-         content_type: str = "application/json") -> None:
+def send(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> None:
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(body)))
@@ -85,8 +90,13 @@ def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dic
     handler.wfile.write(body)
 
 
-def ocpi(data: Any = None, status_code: int = 1000, http_status: int = 200, status_message: str | None = None,
-         headers: dict[str, str] | None = None) -> Route:
+def ocpi(
+    data: Any = None,
+    status_code: int = 1000,
+    http_status: int = 200,
+    status_message: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Route:
     """Answer an OCPI envelope."""
     envelope: dict[str, Any] = {"data": data, "status_code": status_code, "timestamp": "2026-11-01T00:00:00Z"}
     if status_message is not None:
@@ -105,24 +115,33 @@ def redirect(location: str, status: int = 302) -> Route:
 
 def echo_request() -> Route:
     """Answer an OCPI envelope describing the request received (method, body, whether a token came along)."""
+
     def route(handler: _Handler, seen: Seen) -> None:
-        data = {"method": seen.method, "body": seen.body.decode(), "authorization": seen.headers.get("Authorization"),
-                "host": seen.headers.get("Host")}
+        data = {
+            "method": seen.method,
+            "body": seen.body.decode(),
+            "authorization": seen.headers.get("Authorization"),
+            "host": seen.headers.get("Host"),
+        }
         ocpi(data)(handler, seen)
+
     return route
 
 
 def delayed(seconds: float, then: Route) -> Route:
     """Wait before answering (returns early when the server stops)."""
+
     def route(handler: _Handler, seen: Seen) -> None:
         if not handler.scripted.stopping.wait(seconds):
             then(handler, seen)
+
     return route
 
 
 def drip(total_bytes: int, interval: float) -> Route:
     """Headers at once, then the body one byte every ``interval`` seconds: never idle long enough for a read
     timeout, yet the whole answer takes ``total_bytes * interval`` seconds."""
+
     def route(handler: _Handler, seen: Seen) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", "application/json")
@@ -136,6 +155,7 @@ def drip(total_bytes: int, interval: float) -> Route:
                 handler.wfile.flush()
         except OSError:
             return  # the client hung up: what the deadline is for
+
     return route
 
 
@@ -176,16 +196,47 @@ class TlsFiles:
 
 def make_tls_files(directory: Path, host: str) -> TlsFiles:
     """With the openssl command line tool: a throw-away CA and a certificate for ``host``."""
+
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Loopback CA",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Loopback CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    )
     openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={host}")
     (directory / "server.ext").write_text(f"subjectAltName=DNS:{host}\nextendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    )
     return TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
 
 

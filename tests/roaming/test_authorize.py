@@ -17,14 +17,17 @@ def _authorize(ocpi, uid: str, body=None, kind: str | None = "RFID"):  # type: i
     return ocpi.post(f"/ocpi/2.2.1/tokens/{uid}/authorize{query}", json=body)
 
 
-@pytest.mark.parametrize(("status", "block_reason", "expected"), [
-    (CardStatus.ACTIVE, None, "ALLOWED"),
-    (CardStatus.BLOCKED, BlockReason.LOST, "BLOCKED"),
-    (CardStatus.BLOCKED, BlockReason.PAYMENT, "NO_CREDIT"),
-    (CardStatus.SHIPPED, None, "BLOCKED"),
-    (CardStatus.REPLACED, None, "EXPIRED"),
-    (CardStatus.EXPIRED, None, "EXPIRED"),
-])
+@pytest.mark.parametrize(
+    ("status", "block_reason", "expected"),
+    [
+        (CardStatus.ACTIVE, None, "ALLOWED"),
+        (CardStatus.BLOCKED, BlockReason.LOST, "BLOCKED"),
+        (CardStatus.BLOCKED, BlockReason.PAYMENT, "NO_CREDIT"),
+        (CardStatus.SHIPPED, None, "BLOCKED"),
+        (CardStatus.REPLACED, None, "EXPIRED"),
+        (CardStatus.EXPIRED, None, "EXPIRED"),
+    ],
+)
 def test_outcome_for_each_card_state(ocpi, partner, status, block_reason, expected):
     card = card_in(status, block_reason=block_reason or BlockReason.LOST)
     response = _authorize(ocpi, card.uid, kind=None)  # type defaults to RFID
@@ -71,8 +74,11 @@ def test_unknown_token_is_404_2004_and_logged(ocpi, partner):
 
 def test_account_standing_hook_gives_no_credit(ocpi, partner):
     card = card_in(CardStatus.ACTIVE)
-    authorization.STANDING_CHECKS.append(authorization.StandingCheck(
-        "test: this account", authorization.Standing.NO_CREDIT, lambda account_id: account_id == card.account_id))
+    authorization.STANDING_CHECKS.append(
+        authorization.StandingCheck(
+            "test: this account", authorization.Standing.NO_CREDIT, lambda account_id: account_id == card.account_id
+        )
+    )
     try:
         assert _authorize(ocpi, card.uid).get_json()["data"]["allowed"] == "NO_CREDIT"
     finally:

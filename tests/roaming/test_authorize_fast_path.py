@@ -67,8 +67,9 @@ def test_partner_cache_answers_without_a_query_and_forgets_on_change(ocpi, partn
     assert _partner_lookups(statements) == 2
 
 
-def test_parties_are_cached_with_the_partner_and_forgotten_when_a_hub_adds_one(app, ocpi, partner, partner_cache,
-                                                                              statements):
+def test_parties_are_cached_with_the_partner_and_forgotten_when_a_hub_adds_one(
+    app, ocpi, partner, partner_cache, statements
+):
     from app.roaming.models import PartnerParty
 
     partner.parties.append(PartnerParty(country_code="BE", party_id="BEC", role="CPO"))
@@ -109,9 +110,18 @@ def log_engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def _row(n: int) -> dict[str, object]:
-    return {"partner_id": None, "card_id": None, "account_id": None, "token_uid": f"UID{n}", "token_type": "RFID",
-            "allowed": "ALLOWED", "reason": "test", "authorization_reference": None, "location_references": None,
-            "created_at": utcnow()}
+    return {
+        "partner_id": None,
+        "card_id": None,
+        "account_id": None,
+        "token_uid": f"UID{n}",
+        "token_type": "RFID",
+        "allowed": "ALLOWED",
+        "reason": "test",
+        "authorization_reference": None,
+        "location_references": None,
+        "created_at": utcnow(),
+    }
 
 
 def _logged_uids(engine: Engine) -> list[str]:
@@ -187,19 +197,26 @@ def test_connections_are_pinged_only_after_idling_and_replaced_when_dead(tmp_pat
 def production_like(app: Flask) -> Iterator[Flask]:
     """A second app on the test database with production's authorization settings. Its rows are committed
     for real (the background writer uses its own connections), so they are removed afterwards."""
-    fast = create_app("test", SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
-                      OCPI_PARTNER_CACHE_SECONDS=60.0, AUTHORIZATION_LOG_BUFFERED=True,
-                      AUTHORIZATION_LOG_FLUSH_SECONDS=60.0)
+    fast = create_app(
+        "test",
+        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        OCPI_PARTNER_CACHE_SECONDS=60.0,
+        AUTHORIZATION_LOG_BUFFERED=True,
+        AUTHORIZATION_LOG_FLUSH_SECONDS=60.0,
+    )
     auth._partner_cache.clear()
     try:
         yield fast
     finally:
         with fast.app_context():
-            for table, column, value in ((Authorization, Authorization.token_uid, "FAST0001"),
-                                         (Authorization, Authorization.token_uid, "FAST0002"),
-                                         (Card, Card.uid, "FAST0001"), (Card, Card.uid, "FAST0002"),
-                                         (Account, Account.full_name, "Fast Path Driver"),
-                                         (Partner, Partner.party_id, "FST")):
+            for table, column, value in (
+                (Authorization, Authorization.token_uid, "FAST0001"),
+                (Authorization, Authorization.token_uid, "FAST0002"),
+                (Card, Card.uid, "FAST0001"),
+                (Card, Card.uid, "FAST0002"),
+                (Account, Account.full_name, "Fast Path Driver"),
+                (Partner, Partner.party_id, "FST"),
+            ):
                 db.session.execute(delete(table).where(column == value))
             db.session.commit()
             db.engine.dispose()
@@ -209,23 +226,58 @@ def production_like(app: Flask) -> Iterator[Flask]:
 
 def test_authorize_as_configured_in_production(production_like, statements):
     with production_like.app_context():
-        db.session.add(Partner(name="Fast CPO", country_code="NL", party_id="FST", status=PartnerStatus.REGISTERED,
-                               incoming_token_hash=hash_token("fast-token"), registered_at=utcnow(), endpoints=[]))
-        account_id = db.session.execute(insert(Account).values(
-            full_name="Fast Path Driver", street="Meir 10", postal_code="2000", city="Antwerpen", country="BE",
-            language="nl", created_at=utcnow(), updated_at=utcnow()).returning(Account.id)).scalar_one()
-        for uid, status, reason in (("FAST0001", CardStatus.ACTIVE, None),
-                                    ("FAST0002", CardStatus.BLOCKED, BlockReason.PAYMENT)):
-            db.session.add(Card(account_id=account_id, token_type=TokenType.RFID, status=status, uid=uid,
-                                contract_id=f"BEVLTC{uid}", visual_number=uid, issuer="Voltaro", whitelist="ALLOWED",
-                                block_reason=reason, ordered_at=utcnow(), last_updated=utcnow()))
+        db.session.add(
+            Partner(
+                name="Fast CPO",
+                country_code="NL",
+                party_id="FST",
+                status=PartnerStatus.REGISTERED,
+                incoming_token_hash=hash_token("fast-token"),
+                registered_at=utcnow(),
+                endpoints=[],
+            )
+        )
+        account_id = db.session.execute(
+            insert(Account)
+            .values(
+                full_name="Fast Path Driver",
+                street="Meir 10",
+                postal_code="2000",
+                city="Antwerpen",
+                country="BE",
+                language="nl",
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+            .returning(Account.id)
+        ).scalar_one()
+        for uid, status, reason in (
+            ("FAST0001", CardStatus.ACTIVE, None),
+            ("FAST0002", CardStatus.BLOCKED, BlockReason.PAYMENT),
+        ):
+            db.session.add(
+                Card(
+                    account_id=account_id,
+                    token_type=TokenType.RFID,
+                    status=status,
+                    uid=uid,
+                    contract_id=f"BEVLTC{uid}",
+                    visual_number=uid,
+                    issuer="Voltaro",
+                    whitelist="ALLOWED",
+                    block_reason=reason,
+                    ordered_at=utcnow(),
+                    last_updated=utcnow(),
+                )
+            )
         db.session.commit()
 
     client = production_like.test_client()
     headers = {"Authorization": "Token " + base64.b64encode(b"fast-token").decode()}
     statements.clear()
-    first = client.post("/ocpi/2.2.1/tokens/FAST0001/authorize?type=RFID", headers=headers,
-                        json={"location_id": "LOC1"})
+    first = client.post(
+        "/ocpi/2.2.1/tokens/FAST0001/authorize?type=RFID", headers=headers, json={"location_id": "LOC1"}
+    )
     assert first.status_code == 200 and first.get_json()["data"]["allowed"] == "ALLOWED"
     assert _partner_lookups(statements) == 1
     statements.clear()
@@ -237,10 +289,16 @@ def test_authorize_as_configured_in_production(production_like, statements):
 
     with production_like.app_context():
         assert authorization_log.flush_pending(production_like) == 2
-        logged = db.session.execute(select(Authorization.token_uid, Authorization.allowed, Authorization.reason)
-                                    .join(Partner, Partner.id == Authorization.partner_id)
-                                    .where(Partner.party_id == "FST").order_by(Authorization.id)).all()
-        assert [(row.token_uid, row.allowed) for row in logged] == [("FAST0001", "ALLOWED"),
-                                                                      ("FAST0002", "NO_CREDIT")]
-        assert db.session.scalar(select(func.count()).select_from(Authorization)
-                                 .where(Authorization.token_uid == "FAST0002")) == 1
+        logged = db.session.execute(
+            select(Authorization.token_uid, Authorization.allowed, Authorization.reason)
+            .join(Partner, Partner.id == Authorization.partner_id)
+            .where(Partner.party_id == "FST")
+            .order_by(Authorization.id)
+        ).all()
+        assert [(row.token_uid, row.allowed) for row in logged] == [("FAST0001", "ALLOWED"), ("FAST0002", "NO_CREDIT")]
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(Authorization).where(Authorization.token_uid == "FAST0002")
+            )
+            == 1
+        )

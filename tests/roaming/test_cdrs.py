@@ -64,8 +64,14 @@ def test_credit_cdr_is_linked_to_its_original(ocpi, partner):
     card = card_in(CardStatus.ACTIVE)
     original = {**example("cdr_example.json"), "cdr_token": our_cdr_token(card)}
     _post_raw(ocpi, json.dumps(original))
-    credit = {**original, "id": "12345-C", "credit": True, "credit_reference_id": "12345",
-              "total_cost": {"excl_vat": -4.00, "incl_vat": -4.40}, "last_updated": "2015-07-01T10:00:00Z"}
+    credit = {
+        **original,
+        "id": "12345-C",
+        "credit": True,
+        "credit_reference_id": "12345",
+        "total_cost": {"excl_vat": -4.00, "incl_vat": -4.40},
+        "last_updated": "2015-07-01T10:00:00Z",
+    }
     response = _post_raw(ocpi, json.dumps(credit))
     assert response.status_code == 201
     first, second = _cdrs()

@@ -21,8 +21,12 @@ from tests.roaming.conftest import OcpiTestClient
 from tests.roaming.token_fixtures import card_in, example, our_cdr_token
 
 HUB_TOKEN = "hub-token-for-ci-identity-tests"
-HUB_HEADERS = {"OCPI-from-country-code": "NL", "OCPI-from-party-id": "TCP",
-               "OCPI-to-country-code": "BE", "OCPI-to-party-id": "VLT"}
+HUB_HEADERS = {
+    "OCPI-from-country-code": "NL",
+    "OCPI-from-party-id": "TCP",
+    "OCPI-to-country-code": "BE",
+    "OCPI-to-party-id": "VLT",
+}
 
 
 def _cdr(cdr_id: str, **changes: Any) -> dict[str, Any]:
@@ -35,8 +39,9 @@ def _cdr(cdr_id: str, **changes: Any) -> dict[str, Any]:
 
 
 def _post(ocpi: OcpiTestClient, data: dict[str, Any], headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return ocpi.call("POST", "/ocpi/2.2.1/cdrs", data=json.dumps(data), content_type="application/json",
-                     headers=headers)
+    return ocpi.call(
+        "POST", "/ocpi/2.2.1/cdrs", data=json.dumps(data), content_type="application/json", headers=headers
+    )
 
 
 def _cdrs() -> list[Cdr]:
@@ -47,9 +52,19 @@ def _cdrs() -> list[Cdr]:
 @pytest.fixture
 def hub(client, partner) -> OcpiTestClient:  # type: ignore[no-untyped-def]
     """A registered hub (DE/HUB) beside the direct test CPO; it relays with the routing headers."""
-    db.session.add(Partner(name="Test Hub", is_hub=True, country_code="DE", party_id="HUB",
-                           status=PartnerStatus.REGISTERED, incoming_token_hash=hash_token(HUB_TOKEN),
-                           registered_at=utcnow(), version="2.2.1", endpoints=[]))
+    db.session.add(
+        Partner(
+            name="Test Hub",
+            is_hub=True,
+            country_code="DE",
+            party_id="HUB",
+            status=PartnerStatus.REGISTERED,
+            incoming_token_hash=hash_token(HUB_TOKEN),
+            registered_at=utcnow(),
+            version="2.2.1",
+            endpoints=[],
+        )
+    )
     db.session.flush()
     return OcpiTestClient(client, token=HUB_TOKEN)
 
@@ -59,6 +74,7 @@ def _hub() -> Partner:
 
 
 # --- CDRs ----------------------------------------------------------------------------------------------------
+
 
 def test_a_cdr_id_in_another_case_is_the_same_cdr(ocpi, partner):
     first = _post(ocpi, _cdr("REPLAY1"))
@@ -71,8 +87,11 @@ def test_a_cdr_id_in_another_case_is_the_same_cdr(ocpi, partner):
 
 
 def test_store_cdr_recognises_the_repeat_whoever_delivers_it(app, db_session, partner):
-    db.session.add(hub := Partner(name="Hub", is_hub=True, country_code="DE", party_id="HUB",
-                                  status=PartnerStatus.REGISTERED, endpoints=[]))
+    db.session.add(
+        hub := Partner(
+            name="Hub", is_hub=True, country_code="DE", party_id="HUB", status=PartnerStatus.REGISTERED, endpoints=[]
+        )
+    )
     db.session.flush()
     stored, created = store_cdr(partner, _cdr("CDR-7"))
     again, created_again = store_cdr(hub, _cdr("CDR-7"))  # what the pull client does with a hub's backlog
@@ -107,8 +126,11 @@ def test_a_cdr_with_a_lower_case_uid_belongs_to_our_card_and_its_account(ocpi, p
 
 
 def test_a_credit_cdr_finds_its_original_in_any_case_and_from_any_partner(app, db_session, partner):
-    db.session.add(hub := Partner(name="Hub", is_hub=True, country_code="DE", party_id="HUB",
-                                  status=PartnerStatus.REGISTERED, endpoints=[]))
+    db.session.add(
+        hub := Partner(
+            name="Hub", is_hub=True, country_code="DE", party_id="HUB", status=PartnerStatus.REGISTERED, endpoints=[]
+        )
+    )
     db.session.flush()
     credit = _cdr("ORIG-1-C", credit=True, credit_reference_id="orig-1", total_cost={"excl_vat": -4.0})
     # The credit first (a pull delivers by last_updated), then the original through another partner.
@@ -118,12 +140,14 @@ def test_a_credit_cdr_finds_its_original_in_any_case_and_from_any_partner(app, d
     assert db.session.get(Cdr, stored_credit.id).original_cdr_id == original.id
     # And the other way round: the original first, the credit naming it in another case.
     first, _ = store_cdr(partner, _cdr("ORIG-2"))
-    second, _ = store_cdr(hub, _cdr("orig-2-c", credit=True, credit_reference_id="Orig-2",
-                                    total_cost={"excl_vat": -4.0}))
+    second, _ = store_cdr(
+        hub, _cdr("orig-2-c", credit=True, credit_reference_id="Orig-2", total_cost={"excl_vat": -4.0})
+    )
     assert second.original_cdr_id == first.id
 
 
 # --- sessions ------------------------------------------------------------------------------------------------
+
 
 def _session(session_id: str, **changes: Any) -> dict[str, Any]:
     data = example("session_example_2_short_finished.json")
@@ -157,6 +181,7 @@ def test_a_session_with_a_lower_case_uid_belongs_to_our_card(ocpi, partner):
 
 # --- real-time authorization ---------------------------------------------------------------------------------
 
+
 def test_authorization_with_a_lower_case_uid_allows_our_upper_case_card(ocpi, partner):
     card = card_in(CardStatus.ACTIVE)
     response = ocpi.post(f"/ocpi/2.2.1/tokens/{card.uid.lower()}/authorize?type=RFID")
@@ -175,6 +200,7 @@ def test_card_uids_and_contract_ids_are_kept_folded(app, db_session):
 
 
 # --- locations and tariffs -----------------------------------------------------------------------------------
+
 
 def _location(location_id: str, **changes: Any) -> dict[str, Any]:
     data = example("location_example.json")
@@ -213,13 +239,17 @@ def test_a_location_put_in_another_case_updates_it(ocpi, partner):
 
 
 def test_a_tariff_in_another_case_is_the_same_tariff(ocpi, partner):
-    body = {"country_code": "NL", "party_id": "TCP", "id": "TAR-1", "currency": "EUR",
-            "elements": [{"price_components": [{"type": "ENERGY", "price": 0.3, "step_size": 1}]}],
-            "last_updated": "2026-01-01T00:00:00Z"}
+    body = {
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": "TAR-1",
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": 0.3, "step_size": 1}]}],
+        "last_updated": "2026-01-01T00:00:00Z",
+    }
     assert ocpi.put("/ocpi/2.2.1/tariffs/NL/TCP/TAR-1", json=body).status_code in (200, 201)
     again = {**copy.deepcopy(body), "id": "tar-1"}
     assert ocpi.put("/ocpi/2.2.1/tariffs/nl/tcp/tar-1", json=again).status_code in (200, 201)
     db.session.expire_all()
     assert db.session.query(TariffVersion).count() == 1
     assert ocpi.get("/ocpi/2.2.1/tariffs/NL/TCP/tar-1").status_code == 200
-

@@ -33,20 +33,36 @@ def _post_result(ocpi, command: Command, result: str, text: str | None = None): 
 
 
 def _state(command: Command) -> tuple:
-    return (command.result, command.result_message, command.result_at, command.late_result,
-            command.late_result_message, command.late_result_at)
+    return (
+        command.result,
+        command.result_message,
+        command.result_at,
+        command.late_result,
+        command.late_result_message,
+        command.late_result_at,
+    )
 
 
 def test_the_spec_lists_nine_final_results():
-    assert FINAL_RESULTS == ["ACCEPTED", "CANCELED_RESERVATION", "EVSE_INOPERATIVE", "EVSE_OCCUPIED", "FAILED",
-                             "NOT_SUPPORTED", "REJECTED", "TIMEOUT", "UNKNOWN_RESERVATION"]
+    assert FINAL_RESULTS == [
+        "ACCEPTED",
+        "CANCELED_RESERVATION",
+        "EVSE_INOPERATIVE",
+        "EVSE_OCCUPIED",
+        "FAILED",
+        "NOT_SUPPORTED",
+        "REJECTED",
+        "TIMEOUT",
+        "UNKNOWN_RESERVATION",
+    ]
 
 
 @pytest.mark.parametrize("final", FINAL_RESULTS)
 def test_a_final_result_is_never_overwritten(ocpi, partner, fake_cpo, caplog, final):
     connect(partner, fake_cpo)
-    command = send_command(partner, "START_SESSION", {"location_id": "LOC1", "evse_uid": "3256"},
-                           card=card_in(CardStatus.ACTIVE))
+    command = send_command(
+        partner, "START_SESSION", {"location_id": "LOC1", "evse_uid": "3256"}, card=card_in(CardStatus.ACTIVE)
+    )
     db.session.commit()
     recorded = _post_result(ocpi, command, final, "first word")
     before = _state(recorded)
@@ -72,8 +88,11 @@ def test_a_result_after_our_timeout_is_kept_beside_it(ocpi, partner, fake_cpo, c
 
     with caplog.at_level(logging.INFO, logger="app.roaming.send.commands"):
         late = _post_result(ocpi, command, "ACCEPTED", "stopped after all")
-    assert (late.result, late.result_message, late.result_at) == \
-        ("TIMEOUT", timed_out.result_message, timed_out.result_at)  # the final state stays
+    assert (late.result, late.result_message, late.result_at) == (
+        "TIMEOUT",
+        timed_out.result_message,
+        timed_out.result_at,
+    )  # the final state stays
     assert late.late_result == "ACCEPTED" and "stopped after all" in late.late_result_message
     assert late.late_result_at is not None
     assert "kept as late_result" in caplog.text
@@ -116,4 +135,3 @@ def test_a_result_posted_before_the_response_is_stored_is_kept(ocpi, partner, fa
     db.session.commit()
     assert dispatched.response_result == "REJECTED"
     assert dispatched.result == "EVSE_INOPERATIVE"
-

@@ -18,7 +18,7 @@ from tests.roaming.token_fixtures import card_in
 
 
 def _path(url: str) -> str:
-    return url[url.index("/ocpi/"):]
+    return url[url.index("/ocpi/") :]
 
 
 def test_start_session_round_trip(ocpi, partner, fake_cpo):
@@ -78,8 +78,7 @@ def test_bad_requests(ocpi, partner, fake_cpo):
     assert ocpi.post(url, json={"result": "MAYBE"}).get_json()["status_code"] == 2001
     assert ocpi.post(url, json={}).get_json()["status_code"] == 2001
     assert ocpi.post(url.replace(command.uid, "unknown"), json={"result": "ACCEPTED"}).status_code == 404
-    assert ocpi.post(url.replace("CANCEL_RESERVATION", "STOP_SESSION"),
-                     json={"result": "ACCEPTED"}).status_code == 404
+    assert ocpi.post(url.replace("CANCEL_RESERVATION", "STOP_SESSION"), json={"result": "ACCEPTED"}).status_code == 404
     assert fake_cpo.requests_to(COMMANDS_PATH, "POST")
 
 
@@ -102,13 +101,19 @@ def test_commands_are_addressed_to_the_cpo_that_owns_the_location(partner, fake_
     card = card_in(CardStatus.ACTIVE)
 
     send_command(partner, "START_SESSION", {"location_id": "LOC-ALF", "evse_uid": "E1"}, card=card)
-    send_command(partner, "RESERVE_NOW", {"location_id": "LOC-ALF", "reservation_id": "R-7",
-                                          "expiry_date": "2026-12-01T10:00:00Z"}, card=card)
+    send_command(
+        partner,
+        "RESERVE_NOW",
+        {"location_id": "LOC-ALF", "reservation_id": "R-7", "expiry_date": "2026-12-01T10:00:00Z"},
+        card=card,
+    )
     send_command(partner, "CANCEL_RESERVATION", {"reservation_id": "R-7"})
     send_command(partner, "UNLOCK_CONNECTOR", {"location_id": "LOC-UNKNOWN", "evse_uid": "E1", "connector_id": "1"})
 
-    addressed = [(r.headers.get("Ocpi-To-Country-Code"), r.headers.get("Ocpi-To-Party-Id"))
-                 for r in fake_cpo.requests_to(COMMANDS_PATH, "POST")]
+    addressed = [
+        (r.headers.get("Ocpi-To-Country-Code"), r.headers.get("Ocpi-To-Party-Id"))
+        for r in fake_cpo.requests_to(COMMANDS_PATH, "POST")
+    ]
     assert addressed == [("NL", "ALF"), ("NL", "ALF"), ("NL", "ALF"), ("NL", "TCP")]  # unknown: the partner
 
 
@@ -117,13 +122,38 @@ def test_support_sends_commands_from_the_command_line(app, partner, fake_cpo, db
     card = card_in(CardStatus.ACTIVE)
     cli = app.test_cli_runner()
 
-    unlock = cli.invoke(args=["roaming", "send-command", "NL/TCP", "UNLOCK_CONNECTOR", "--location", "LOC1",
-                              "--evse", "3256", "--connector", "1"])
-    start = cli.invoke(args=["roaming", "send-command", "NL/TCP", "START_SESSION", "--card", card.uid,
-                             "--location", "LOC1", "--evse", "3256"])
+    unlock = cli.invoke(
+        args=[
+            "roaming",
+            "send-command",
+            "NL/TCP",
+            "UNLOCK_CONNECTOR",
+            "--location",
+            "LOC1",
+            "--evse",
+            "3256",
+            "--connector",
+            "1",
+        ]
+    )
+    start = cli.invoke(
+        args=[
+            "roaming",
+            "send-command",
+            "NL/TCP",
+            "START_SESSION",
+            "--card",
+            card.uid,
+            "--location",
+            "LOC1",
+            "--evse",
+            "3256",
+        ]
+    )
     incomplete = cli.invoke(args=["roaming", "send-command", "NL/TCP", "STOP_SESSION"])
-    unknown_card = cli.invoke(args=["roaming", "send-command", "NL/TCP", "START_SESSION", "--card", "NOPE",
-                                    "--location", "LOC1"])
+    unknown_card = cli.invoke(
+        args=["roaming", "send-command", "NL/TCP", "START_SESSION", "--card", "NOPE", "--location", "LOC1"]
+    )
 
     assert unlock.exit_code == 0 and "UNLOCK_CONNECTOR" in unlock.output and "ACCEPTED" in unlock.output
     assert start.exit_code == 0, start.output

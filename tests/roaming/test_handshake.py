@@ -54,16 +54,18 @@ def _reload(partner: Partner) -> Partner:
 
 
 def test_partner_registers_with_token_a_and_gets_token_c(client, pending, fake_cpo):
-    response = OcpiTestClient(client, token=TOKEN_A).post("/ocpi/2.2.1/credentials",
-                                                          json=_example_credentials(fake_cpo))
+    response = OcpiTestClient(client, token=TOKEN_A).post(
+        "/ocpi/2.2.1/credentials", json=_example_credentials(fake_cpo)
+    )
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["status_code"] == 1000
     ours = body["data"]
     assert set(ours) == {"token", "url", "roles"}
     assert ours["url"] == "http://localhost/ocpi/versions"
-    assert ours["roles"] == [{"role": "EMSP", "party_id": "VLT", "country_code": "BE",
-                              "business_details": {"name": "Voltaro BV"}}]
+    assert ours["roles"] == [
+        {"role": "EMSP", "party_id": "VLT", "country_code": "BE", "business_details": {"name": "Voltaro BV"}}
+    ]
     token_c = ours["token"]
     assert token_c != TOKEN_A and len(token_c) >= 32
 
@@ -75,11 +77,13 @@ def test_partner_registers_with_token_a_and_gets_token_c(client, pending, fake_c
     assert partner.versions_url == versions_url(fake_cpo)
     assert partner.version == "2.2.1"
     assert {(e["identifier"], e["role"], e["url"]) for e in partner.endpoints} == {
-        (module, role, module_url(fake_cpo, module)) for module, role in CPO_ENDPOINTS}
+        (module, role, module_url(fake_cpo, module)) for module, role in CPO_ENDPOINTS
+    }
     assert partner.endpoint_url("locations", "SENDER") == module_url(fake_cpo, "locations")
     assert "token" not in partner.credentials
     assert [(p.role, p.country_code, p.party_id, p.name) for p in partner.parties] == [
-        ("CPO", "NL", "EXA", "Example Operator")]
+        ("CPO", "NL", "EXA", "Example Operator")
+    ]
 
     # We fetched their versions and details with their token B, base64, without routing headers.
     fetched = fake_cpo.requests_to("/ocpi/cpo/versions") + fake_cpo.requests_to("/ocpi/cpo/2.2.1")
@@ -104,8 +108,11 @@ def test_credentials_get_returns_ours_with_the_callers_token(client, pending):
 
 
 def test_second_post_is_405_and_put_rotates_then_delete_unregisters(client, pending, fake_cpo):
-    token_c = OcpiTestClient(client, token=TOKEN_A).post(
-        "/ocpi/2.2.1/credentials", json=_example_credentials(fake_cpo)).get_json()["data"]["token"]
+    token_c = (
+        OcpiTestClient(client, token=TOKEN_A)
+        .post("/ocpi/2.2.1/credentials", json=_example_credentials(fake_cpo))
+        .get_json()["data"]["token"]
+    )
     registered = OcpiTestClient(client, token=token_c)
 
     again = registered.post("/ocpi/2.2.1/credentials", json=_example_credentials(fake_cpo))
@@ -169,20 +176,23 @@ def _break(credentials: dict[str, Any], path: str, value: Any) -> dict[str, Any]
     return credentials
 
 
-@pytest.mark.parametrize(("path", "value", "named"), [
-    ("token", ..., "token"),
-    ("token", "has a space", "token"),
-    ("token", "x" * 65, "token"),
-    ("url", ..., "url"),
-    ("url", "ftp://example.com/versions", "url"),
-    ("roles", [], "roles"),
-    ("roles", ..., "roles"),
-    ("roles.0.role", "DRIVER", "roles[0].role"),
-    ("roles.0.party_id", "EXAMPLE", "roles[0].party_id"),
-    ("roles.0.country_code", ..., "roles[0].country_code"),
-    ("roles.0.business_details", ..., "roles[0].business_details"),
-    ("roles.0.business_details.name", ..., "roles[0].business_details.name"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "named"),
+    [
+        ("token", ..., "token"),
+        ("token", "has a space", "token"),
+        ("token", "x" * 65, "token"),
+        ("url", ..., "url"),
+        ("url", "ftp://example.com/versions", "url"),
+        ("roles", [], "roles"),
+        ("roles", ..., "roles"),
+        ("roles.0.role", "DRIVER", "roles[0].role"),
+        ("roles.0.party_id", "EXAMPLE", "roles[0].party_id"),
+        ("roles.0.country_code", ..., "roles[0].country_code"),
+        ("roles.0.business_details", ..., "roles[0].business_details"),
+        ("roles.0.business_details.name", ..., "roles[0].business_details.name"),
+    ],
+)
 def test_malformed_credentials_get_2001_naming_the_field(client, pending, fake_cpo, path, value, named):
     credentials = _break(_example_credentials(fake_cpo), path, value)
     response = OcpiTestClient(client, token=TOKEN_A).post("/ocpi/2.2.1/credentials", json=credentials)
@@ -196,8 +206,11 @@ def test_malformed_credentials_get_2001_naming_the_field(client, pending, fake_c
 
 
 def test_body_that_is_not_json_is_2001(client, pending):
-    response = client.post("/ocpi/2.2.1/credentials", data="{not json",
-                           headers={"Authorization": f"Token {_b64(TOKEN_A)}", "Content-Type": "application/json"})
+    response = client.post(
+        "/ocpi/2.2.1/credentials",
+        data="{not json",
+        headers={"Authorization": f"Token {_b64(TOKEN_A)}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.get_json()["status_code"] == 2001
 
@@ -213,8 +226,9 @@ def test_roles_must_include_the_party_the_token_was_issued_to(client, pending, f
 
 def test_no_common_version_is_3002_and_nothing_changes(client, pending, fake_cpo):
     fake_cpo.misbehave["versions"] = [{"version": "2.1.1", "url": fake_cpo.url("/ocpi/cpo/2.1.1")}]
-    response = OcpiTestClient(client, token=TOKEN_A).post("/ocpi/2.2.1/credentials",
-                                                          json=_example_credentials(fake_cpo))
+    response = OcpiTestClient(client, token=TOKEN_A).post(
+        "/ocpi/2.2.1/credentials", json=_example_credentials(fake_cpo)
+    )
     body = response.get_json()
     assert body["status_code"] == 3002
     assert "Unsupported version" in body["status_message"]
@@ -252,8 +266,9 @@ def test_a_platform_announces_several_cpos(client, db_session, fake_cpo):
 def test_a_party_of_another_connection_cannot_be_claimed(client, partner, pending, fake_cpo):
     """``partner`` (the conftest CPO) is NL/TCP: EXA may not announce it."""
     credentials = _example_credentials(fake_cpo)
-    credentials["roles"].append({"role": "CPO", "party_id": "TCP", "country_code": "NL",
-                                 "business_details": {"name": "Not mine"}})
+    credentials["roles"].append(
+        {"role": "CPO", "party_id": "TCP", "country_code": "NL", "business_details": {"name": "Not mine"}}
+    )
     response = OcpiTestClient(client, token=TOKEN_A).post("/ocpi/2.2.1/credentials", json=credentials)
     assert response.status_code == 400
     assert response.get_json()["status_message"].startswith("roles[1]")
@@ -262,10 +277,12 @@ def test_a_party_of_another_connection_cannot_be_claimed(client, partner, pendin
 @pytest.mark.parametrize("name", ["credentials_example2.json", "credentials_example3.json"])
 def test_the_other_official_credentials_examples_register_too(client, pending, fake_cpo, name):
     """Example 2: one party in two roles (CPO and EMSP); example 3: business details with a logo and website."""
-    response = OcpiTestClient(client, token=TOKEN_A).post("/ocpi/2.2.1/credentials",
-                                                          json=_example_credentials(fake_cpo, name))
+    response = OcpiTestClient(client, token=TOKEN_A).post(
+        "/ocpi/2.2.1/credentials", json=_example_credentials(fake_cpo, name)
+    )
     assert response.status_code == 200, response.get_json()
     partner = _reload(pending)
     assert partner.status == PartnerStatus.REGISTERED
-    assert [role["role"] for role in partner.credentials["roles"]] == \
-        [role["role"] for role in json.loads((EXAMPLES / name).read_text())["roles"]]
+    assert [role["role"] for role in partner.credentials["roles"]] == [
+        role["role"] for role in json.loads((EXAMPLES / name).read_text())["roles"]
+    ]

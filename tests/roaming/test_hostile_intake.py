@@ -37,6 +37,7 @@ LOC = "/ocpi/2.2.1/locations/NL/TCP/LOC1"
 
 # --------------------------------------------------------------------------------------------- valid objects
 
+
 def _ours(obj: dict[str, Any]) -> dict[str, Any]:
     """An official example made the test partner's (NL/TCP), so only the attack is wrong with it."""
     return {**copy.deepcopy(obj), "country_code": "NL", "party_id": "TCP"}
@@ -67,9 +68,11 @@ def cdr() -> dict[str, Any]:
 
 
 def credentials() -> dict[str, Any]:
-    return {"token": "their-new-token", "url": "https://cpo.example/ocpi/versions",
-            "roles": [{"role": "CPO", "party_id": "TCP", "country_code": "NL",
-                       "business_details": {"name": "Test CPO"}}]}
+    return {
+        "token": "their-new-token",
+        "url": "https://cpo.example/ocpi/versions",
+        "roles": [{"role": "CPO", "party_id": "TCP", "country_code": "NL", "business_details": {"name": "Test CPO"}}],
+    }
 
 
 def client_info() -> dict[str, Any]:
@@ -88,24 +91,27 @@ RECEIVERS = {
     "location PUT": Receiver("PUT", LOC, location),
     "location PATCH": Receiver("PATCH", LOC, lambda: {"name": "Gent Noord", "last_updated": LATER}, "location"),
     "evse PUT": Receiver("PUT", f"{LOC}/3256", evse, "location"),
-    "evse PATCH": Receiver("PATCH", f"{LOC}/3256", lambda: {"status": "CHARGING", "last_updated": LATER},
-                           "location"),
+    "evse PATCH": Receiver("PATCH", f"{LOC}/3256", lambda: {"status": "CHARGING", "last_updated": LATER}, "location"),
     "connector PUT": Receiver("PUT", f"{LOC}/3256/1", connector, "location"),
-    "connector PATCH": Receiver("PATCH", f"{LOC}/3256/1", lambda: {"max_amperage": 32, "last_updated": LATER},
-                                "location"),
+    "connector PATCH": Receiver(
+        "PATCH", f"{LOC}/3256/1", lambda: {"max_amperage": 32, "last_updated": LATER}, "location"
+    ),
     "tariff PUT": Receiver("PUT", "/ocpi/2.2.1/tariffs/NL/TCP/12", tariff),
     "session PUT": Receiver("PUT", "/ocpi/2.2.1/sessions/NL/TCP/101", session),
-    "session PATCH": Receiver("PATCH", "/ocpi/2.2.1/sessions/NL/TCP/101",
-                              lambda: {"kwh": 42, "last_updated": LATER}, "session"),
+    "session PATCH": Receiver(
+        "PATCH", "/ocpi/2.2.1/sessions/NL/TCP/101", lambda: {"kwh": 42, "last_updated": LATER}, "session"
+    ),
     "cdr POST": Receiver("POST", "/ocpi/2.2.1/cdrs", cdr),
     "token authorize": Receiver("POST", "/ocpi/2.2.1/tokens/012345678/authorize", lambda: {"location_id": "LOC1"}),
-    "command result": Receiver("POST", "/ocpi/2.2.1/commands/START_SESSION/no-such-command",
-                               lambda: {"result": "ACCEPTED"}),
+    "command result": Receiver(
+        "POST", "/ocpi/2.2.1/commands/START_SESSION/no-such-command", lambda: {"result": "ACCEPTED"}
+    ),
     "credentials PUT": Receiver("PUT", "/ocpi/2.2.1/credentials", credentials),
     "hubclientinfo PUT": Receiver("PUT", "/ocpi/2.2.1/hubclientinfo/NL/ALL", client_info, "hub"),
 }
-OBJECT_RECEIVERS = [name for name in RECEIVERS if name.split()[0] in ("location", "evse", "connector", "tariff",
-                                                                      "session", "cdr")]
+OBJECT_RECEIVERS = [
+    name for name in RECEIVERS if name.split()[0] in ("location", "evse", "connector", "tariff", "session", "cdr")
+]
 
 
 def _caller(client, ocpi: OcpiTestClient, receiver: Receiver) -> OcpiTestClient:  # type: ignore[no-untyped-def]
@@ -114,9 +120,19 @@ def _caller(client, ocpi: OcpiTestClient, receiver: Receiver) -> OcpiTestClient:
     elif receiver.needs == "session":
         assert ocpi.put("/ocpi/2.2.1/sessions/NL/TCP/101", session()).status_code == 201
     elif receiver.needs == "hub":
-        db.session.add(Partner(name="Hostile Hub", country_code="DE", party_id="HUB", is_hub=True,
-                               status=PartnerStatus.REGISTERED, incoming_token_hash=hash_token(HUB_TOKEN),
-                               registered_at=utcnow(), version="2.2.1", endpoints=[]))
+        db.session.add(
+            Partner(
+                name="Hostile Hub",
+                country_code="DE",
+                party_id="HUB",
+                is_hub=True,
+                status=PartnerStatus.REGISTERED,
+                incoming_token_hash=hash_token(HUB_TOKEN),
+                registered_at=utcnow(),
+                version="2.2.1",
+                endpoints=[],
+            )
+        )
         db.session.flush()
         return OcpiTestClient(client, token=HUB_TOKEN)
     return ocpi
@@ -126,8 +142,12 @@ def _snapshot() -> dict[str, list[dict[str, Any]]]:
     """Every row of every table a receiver writes (nothing may change after a refusal)."""
     db.session.expire_all()
     tables = (Location, Evse, Connector, TariffVersion, ChargingSession, Cdr, Authorization, Partner, PartnerParty)
-    return {table.__tablename__: [dict(row) for row in db.session.execute(
-        select(table.__table__).order_by(table.__table__.c.id)).mappings()] for table in tables}
+    return {
+        table.__tablename__: [
+            dict(row) for row in db.session.execute(select(table.__table__).order_by(table.__table__.c.id)).mappings()
+        ]
+        for table in tables
+    }
 
 
 def _send(caller: OcpiTestClient, receiver: Receiver, text: str | bytes):  # type: ignore[no-untyped-def]
@@ -165,6 +185,7 @@ def object_receiver(request, client, ocpi) -> tuple[OcpiTestClient, Receiver]:  
 
 # --------------------------------------------------------------------------------------------- C: hostile JSON
 
+
 def test_deep_nesting_is_refused_before_parsing(receiver):
     caller, chosen = receiver
     deep = "[" * 1000 + "]" * 1000
@@ -201,12 +222,16 @@ def test_tab_and_line_breaks_in_text_are_kept_as_real_feeds_send_them(client, oc
 
 
 KNOWN_TEXT_FIELDS = {  # a field each object receiver reads or keeps, and the path it has in the message
-    "location PUT": ("name", "name"), "location PATCH": ("name", "name"),
-    "evse PUT": ("physical_reference", "physical_reference"), "evse PATCH": ("floor_level", "floor_level"),
+    "location PUT": ("name", "name"),
+    "location PATCH": ("name", "name"),
+    "evse PUT": ("physical_reference", "physical_reference"),
+    "evse PATCH": ("floor_level", "floor_level"),
     "connector PUT": ("terms_and_conditions", "terms_and_conditions"),
     "connector PATCH": ("terms_and_conditions", "terms_and_conditions"),
-    "tariff PUT": ("currency", "currency"), "session PUT": ("meter_id", "meter_id"),
-    "session PATCH": ("meter_id", "meter_id"), "cdr POST": ("remark", "remark"),
+    "tariff PUT": ("currency", "currency"),
+    "session PUT": ("meter_id", "meter_id"),
+    "session PATCH": ("meter_id", "meter_id"),
+    "cdr POST": ("remark", "remark"),
 }
 
 
@@ -234,14 +259,18 @@ TOO_LONG = {  # receiver → (mutation, the field named); one field per object b
     "evse PATCH": (lambda b: b.update(directions=[{"language": "nl", "text": "x" * 513}]), "directions[0].text"),
     "connector PUT": (lambda b: b.update(tariff_ids=["x" * 37]), "tariff_ids[0]"),
     "connector PATCH": (lambda b: b.update(terms_and_conditions="https://" + "x" * 250), "terms_and_conditions"),
-    "tariff PUT": (lambda b: b.update(tariff_alt_text=[{"language": "en", "text": "x" * 513}]),
-                   "tariff_alt_text[0].text"),
+    "tariff PUT": (
+        lambda b: b.update(tariff_alt_text=[{"language": "en", "text": "x" * 513}]),
+        "tariff_alt_text[0].text",
+    ),
     "session PUT": (lambda b: b.update(meter_id="x" * 256), "meter_id"),
     "session PATCH": (lambda b: b.update(authorization_reference="x" * 37), "authorization_reference"),
     "cdr POST": (lambda b: b["cdr_location"].update(evse_id="x" * 49), "cdr_location.evse_id"),
     "token authorize": (lambda b: b.update(location_id="x" * 37), "location_id"),
-    "credentials PUT": (lambda b: b["roles"][0]["business_details"].update(name="x" * 101),
-                        "roles[0].business_details.name"),
+    "credentials PUT": (
+        lambda b: b["roles"][0]["business_details"].update(name="x" * 101),
+        "roles[0].business_details.name",
+    ),
 }
 
 
@@ -258,12 +287,19 @@ def test_strings_longer_than_the_spec_allows_are_refused(client, ocpi, name):
 
 def test_unknown_enum_values_of_fields_we_use_are_refused(client, ocpi):
     for name, damage, path in (
-            ("evse PATCH", lambda b: b.update(status="HALF_BROKEN"), "status"),
-            ("session PUT", lambda b: b.update(status="PAUSED"), "status"),
-            ("cdr POST", lambda b: b["charging_periods"][0]["dimensions"][0].update(type="LIGHT_YEARS"),
-             "charging_periods[0].dimensions[0].type"),
-            ("tariff PUT", lambda b: b["elements"][0]["price_components"][0].update(type="PER_SMILE"),
-             "elements[0].price_components[0].type")):
+        ("evse PATCH", lambda b: b.update(status="HALF_BROKEN"), "status"),
+        ("session PUT", lambda b: b.update(status="PAUSED"), "status"),
+        (
+            "cdr POST",
+            lambda b: b["charging_periods"][0]["dimensions"][0].update(type="LIGHT_YEARS"),
+            "charging_periods[0].dimensions[0].type",
+        ),
+        (
+            "tariff PUT",
+            lambda b: b["elements"][0]["price_components"][0].update(type="PER_SMILE"),
+            "elements[0].price_components[0].type",
+        ),
+    ):
         chosen = RECEIVERS[name]
         caller = _caller(client, ocpi, chosen) if name == "evse PATCH" else ocpi
         body = chosen.body()
@@ -282,34 +318,68 @@ OUT_OF_RANGE = [  # (receiver, mutation, the field named)
     ("cdr POST", lambda b: b.update(total_energy=-20_000), "total_energy"),
     ("cdr POST", lambda b: b.update(total_time=24 * 367), "total_time"),
     ("cdr POST", lambda b: b.update(total_cost={"excl_vat": "@1e12"}), "total_cost.excl_vat"),
-    ("cdr POST", lambda b: b.update(total_parking_cost={"excl_vat": 4, "incl_vat": "@1e30"}),
-     "total_parking_cost.incl_vat"),
-    ("cdr POST", lambda b: b["cdr_location"]["coordinates"].update(latitude="95.0000"),
-     "cdr_location.coordinates.latitude"),
-    ("cdr POST", lambda b: b["charging_periods"][0]["dimensions"][0].update(volume="@1e30"),
-     "charging_periods[0].dimensions[0].volume"),
-    ("cdr POST", lambda b: b["tariffs"][0]["elements"][0]["price_components"][0].update(price="@1e30"),
-     "tariffs[0].elements[0].price_components[0].price"),
+    (
+        "cdr POST",
+        lambda b: b.update(total_parking_cost={"excl_vat": 4, "incl_vat": "@1e30"}),
+        "total_parking_cost.incl_vat",
+    ),
+    (
+        "cdr POST",
+        lambda b: b["cdr_location"]["coordinates"].update(latitude="95.0000"),
+        "cdr_location.coordinates.latitude",
+    ),
+    (
+        "cdr POST",
+        lambda b: b["charging_periods"][0]["dimensions"][0].update(volume="@1e30"),
+        "charging_periods[0].dimensions[0].volume",
+    ),
+    (
+        "cdr POST",
+        lambda b: b["tariffs"][0]["elements"][0]["price_components"][0].update(price="@1e30"),
+        "tariffs[0].elements[0].price_components[0].price",
+    ),
     ("session PUT", lambda b: b.update(kwh="@1e30"), "kwh"),
-    ("session PUT", lambda b: b["charging_periods"][2]["dimensions"][0].update(volume=-1),
-     "charging_periods[2].dimensions[0].volume"),
+    (
+        "session PUT",
+        lambda b: b["charging_periods"][2]["dimensions"][0].update(volume=-1),
+        "charging_periods[2].dimensions[0].volume",
+    ),
     ("session PATCH", lambda b: b.update(total_cost={"excl_vat": "@1e30"}), "total_cost.excl_vat"),
     ("connector PUT", lambda b: b.update(max_voltage=10**30), "max_voltage"),
     ("connector PUT", lambda b: b.update(max_amperage=10**6), "max_amperage"),
     ("connector PUT", lambda b: b.update(max_electric_power=10**12), "max_electric_power"),
-    ("connector PATCH", lambda b: b.update(max_voltage=1500, max_amperage=3000, power_type="DC",
-                                           max_electric_power=None), "max_amperage"),  # 4.5 MW
+    (
+        "connector PATCH",
+        lambda b: b.update(max_voltage=1500, max_amperage=3000, power_type="DC", max_electric_power=None),
+        "max_amperage",
+    ),  # 4.5 MW
     ("location PUT", lambda b: b["coordinates"].update(latitude="91.000000"), "coordinates.latitude"),
-    ("location PUT", lambda b: b["energy_mix"].update(energy_sources=[{"source": "SOLAR", "percentage": 300}])
-     if "energy_mix" in b else b.update(energy_mix={"is_green_energy": True,
-                                                     "energy_sources": [{"source": "SOLAR", "percentage": 300}]}),
-     "energy_mix.energy_sources[0].percentage"),
-    ("evse PUT", lambda b: b.update(coordinates={"latitude": "50.000000", "longitude": "-181.00000"}),
-     "coordinates.longitude"),
-    ("tariff PUT", lambda b: b["elements"][0]["price_components"][0].update(price="@1e30"),
-     "elements[0].price_components[0].price"),
-    ("tariff PUT", lambda b: b["elements"][0]["price_components"][0].update(step_size=10**12),
-     "elements[0].price_components[0].step_size"),
+    (
+        "location PUT",
+        lambda b: (
+            b["energy_mix"].update(energy_sources=[{"source": "SOLAR", "percentage": 300}])
+            if "energy_mix" in b
+            else b.update(
+                energy_mix={"is_green_energy": True, "energy_sources": [{"source": "SOLAR", "percentage": 300}]}
+            )
+        ),
+        "energy_mix.energy_sources[0].percentage",
+    ),
+    (
+        "evse PUT",
+        lambda b: b.update(coordinates={"latitude": "50.000000", "longitude": "-181.00000"}),
+        "coordinates.longitude",
+    ),
+    (
+        "tariff PUT",
+        lambda b: b["elements"][0]["price_components"][0].update(price="@1e30"),
+        "elements[0].price_components[0].price",
+    ),
+    (
+        "tariff PUT",
+        lambda b: b["elements"][0]["price_components"][0].update(step_size=10**12),
+        "elements[0].price_components[0].step_size",
+    ),
     ("tariff PUT", lambda b: b.update(max_price={"excl_vat": "@1e30"}), "max_price.excl_vat"),
     ("evse PATCH", lambda b: b.update(extension={"any": {"number": "@1e400"}}), "extension.any.number"),
     ("token authorize", lambda b: b.update(extension="@1e400"), "extension"),
@@ -334,25 +404,37 @@ def test_the_official_examples_and_real_units_stay_accepted(ocpi):
     column holds (rounded half up at intake), a credit CDR's negative cost."""
     assert ocpi.put("/ocpi/2.2.1/sessions/NL/TCP/101", session()).status_code == 201  # ENERGY 41000 (Wh)
     body = {**cdr(), "total_energy": 15.34256, "total_cost": {"excl_vat": -4.00005, "incl_vat": -4.4}}
-    assert ocpi.call("POST", "/ocpi/2.2.1/cdrs", data=json.dumps(body),
-                     content_type="application/json").status_code == 201
+    assert (
+        ocpi.call("POST", "/ocpi/2.2.1/cdrs", data=json.dumps(body), content_type="application/json").status_code == 201
+    )
     stored = db.session.scalar(select(Cdr))
     assert str(stored.total_energy) == "15.3426" and str(stored.total_cost_excl_vat) == "-4.0001"
 
 
 # --------------------------------------------------------------------------------------------- C: DateTimes
 
-@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00",
-                                    "1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z"])
+
+@pytest.mark.parametrize(
+    "moment", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00", "1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z"]
+)
 def test_datetimes_out_of_range_are_refused(ocpi, moment):
     assert ocpi.put(LOC, location()).status_code == 201
     assert ocpi.put("/ocpi/2.2.1/sessions/NL/TCP/101", session()).status_code == 201
-    for name in ("location PUT", "location PATCH", "evse PUT", "evse PATCH", "connector PUT", "connector PATCH",
-                 "tariff PUT", "session PUT", "session PATCH", "cdr POST"):
+    for name in (
+        "location PUT",
+        "location PATCH",
+        "evse PUT",
+        "evse PATCH",
+        "connector PUT",
+        "connector PATCH",
+        "tariff PUT",
+        "session PUT",
+        "session PATCH",
+        "cdr POST",
+    ):
         chosen = RECEIVERS[name]
         _refused(ocpi, chosen, json.dumps({**chosen.body(), "last_updated": moment}), naming="last_updated")
-    _refused(ocpi, RECEIVERS["cdr POST"], json.dumps({**cdr(), "start_date_time": moment}),
-             naming="start_date_time")
+    _refused(ocpi, RECEIVERS["cdr POST"], json.dumps({**cdr(), "start_date_time": moment}), naming="start_date_time")
     body = cdr()
     body["charging_periods"][0]["start_date_time"] = moment
     _refused(ocpi, RECEIVERS["cdr POST"], json.dumps(body), naming="charging_periods[0].start_date_time")
@@ -361,29 +443,34 @@ def test_datetimes_out_of_range_are_refused(ocpi, moment):
 def test_a_client_info_timestamp_out_of_range_is_refused(client, ocpi):
     chosen = RECEIVERS["hubclientinfo PUT"]
     hub = _caller(client, ocpi, chosen)
-    _refused(hub, chosen, json.dumps({**client_info(), "last_updated": "9999-12-31T23:59:59-01:00"}),
-             naming="last_updated")
+    _refused(
+        hub, chosen, json.dumps({**client_info(), "last_updated": "9999-12-31T23:59:59-01:00"}), naming="last_updated"
+    )
 
 
 # --------------------------------------------------------------------------------------------- C: URL and query
 
-@pytest.mark.parametrize(("method", "path", "parameter"), [
-    ("GET", "/ocpi/2.2.1/locations/NL/TCP/LOC%001", "location_id"),
-    ("PUT", "/ocpi/2.2.1/locations/NL/TCP/LOC%001", "location_id"),
-    ("PATCH", "/ocpi/2.2.1/locations/NL/TCP/LOC1/32%0A56", "evse_uid"),
-    ("PUT", "/ocpi/2.2.1/locations/NL/TCP/LOC1/3256/%00", "connector_id"),
-    ("GET", "/ocpi/2.2.1/locations/NL/TCP/" + "L" * 37, "location_id"),
-    ("GET", "/ocpi/2.2.1/locations/NL/TCPX/LOC1", "party_id"),
-    ("PUT", "/ocpi/2.2.1/sessions/NL/TCP/10%001", "session_id"),
-    ("PATCH", "/ocpi/2.2.1/sessions/NL/TCP/" + "S" * 37, "session_id"),
-    ("PUT", "/ocpi/2.2.1/tariffs/NL/TCP/1%C2%852", "tariff_id"),
-    ("DELETE", "/ocpi/2.2.1/tariffs/NL/TCP/%00", "tariff_id"),
-    ("POST", "/ocpi/2.2.1/tokens/0123%00/authorize", "token_uid"),
-    ("POST", "/ocpi/2.2.1/tokens/" + "9" * 37 + "/authorize", "token_uid"),
-    ("POST", "/ocpi/2.2.1/commands/START_SESSION/ab%00c", "uid"),
-    ("GET", "/ocpi/2.2.1/cdrs/99999999999999999999", "cdr_id"),
-    ("GET", "/ocpi/2.2.1/hubclientinfo/N%00/ALL", "country_code"),
-])
+
+@pytest.mark.parametrize(
+    ("method", "path", "parameter"),
+    [
+        ("GET", "/ocpi/2.2.1/locations/NL/TCP/LOC%001", "location_id"),
+        ("PUT", "/ocpi/2.2.1/locations/NL/TCP/LOC%001", "location_id"),
+        ("PATCH", "/ocpi/2.2.1/locations/NL/TCP/LOC1/32%0A56", "evse_uid"),
+        ("PUT", "/ocpi/2.2.1/locations/NL/TCP/LOC1/3256/%00", "connector_id"),
+        ("GET", "/ocpi/2.2.1/locations/NL/TCP/" + "L" * 37, "location_id"),
+        ("GET", "/ocpi/2.2.1/locations/NL/TCPX/LOC1", "party_id"),
+        ("PUT", "/ocpi/2.2.1/sessions/NL/TCP/10%001", "session_id"),
+        ("PATCH", "/ocpi/2.2.1/sessions/NL/TCP/" + "S" * 37, "session_id"),
+        ("PUT", "/ocpi/2.2.1/tariffs/NL/TCP/1%C2%852", "tariff_id"),
+        ("DELETE", "/ocpi/2.2.1/tariffs/NL/TCP/%00", "tariff_id"),
+        ("POST", "/ocpi/2.2.1/tokens/0123%00/authorize", "token_uid"),
+        ("POST", "/ocpi/2.2.1/tokens/" + "9" * 37 + "/authorize", "token_uid"),
+        ("POST", "/ocpi/2.2.1/commands/START_SESSION/ab%00c", "uid"),
+        ("GET", "/ocpi/2.2.1/cdrs/99999999999999999999", "cdr_id"),
+        ("GET", "/ocpi/2.2.1/hubclientinfo/N%00/ALL", "country_code"),
+    ],
+)
 def test_bad_ids_in_the_url_are_refused_naming_them(ocpi, method, path, parameter):
     before = _snapshot()
     response = ocpi.call(method, path, json={"result": "ACCEPTED"} if method == "POST" else location())
@@ -393,13 +480,26 @@ def test_bad_ids_in_the_url_are_refused_naming_them(ocpi, method, path, paramete
     assert _snapshot() == before
 
 
-@pytest.mark.parametrize("query", [
-    "offset=99999999999999999999", "offset=-1", "offset=abc", "offset=%EF%BC%91", "offset=2147483648",
-    "limit=-5", "limit=0", "limit=99999999999999999999", "limit=1e3",
-    "date_from=9999-12-31T23:59:59-01:00", "date_to=0001-01-01T00:00:00%2B01:00", "date_from=yesterday",
-    "after=9999-12-31T23:59:59-01:00~1", "after=2020-01-01T00:00:00%2B00:00~99999999999999999999",
-    "after=2020-01-01T00:00:00%2B00:00~1&total=99999999999999999999",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "offset=99999999999999999999",
+        "offset=-1",
+        "offset=abc",
+        "offset=%EF%BC%91",
+        "offset=2147483648",
+        "limit=-5",
+        "limit=0",
+        "limit=99999999999999999999",
+        "limit=1e3",
+        "date_from=9999-12-31T23:59:59-01:00",
+        "date_to=0001-01-01T00:00:00%2B01:00",
+        "date_from=yesterday",
+        "after=9999-12-31T23:59:59-01:00~1",
+        "after=2020-01-01T00:00:00%2B00:00~99999999999999999999",
+        "after=2020-01-01T00:00:00%2B00:00~1&total=99999999999999999999",
+    ],
+)
 def test_bad_query_parameters_on_the_token_list_are_2001_naming_them(ocpi, query):
     response = ocpi.get(f"/ocpi/2.2.1/tokens?{query}")
     assert response.status_code == 400, (response.status_code, response.get_json())
@@ -413,6 +513,7 @@ def test_good_query_parameters_still_work(ocpi):
 
 
 # --------------------------------------------------------------------------------------------- D: body size
+
 
 def test_a_body_over_the_limit_is_413_in_the_ocpi_envelope(receiver, app):
     caller, chosen = receiver
@@ -432,26 +533,41 @@ def test_a_chunked_body_over_the_limit_is_413_too(ocpi, app):
     import io
 
     text = json.dumps({**location(), "padding": "x" * app.config["OCPI_MAX_BODY_BYTES"]}).encode()
-    response = ocpi.client.open(LOC, method="PUT", input_stream=io.BytesIO(text), content_type="application/json",
-                                headers={**ocpi.headers(), "Transfer-Encoding": "chunked"},
-                                environ_overrides={"wsgi.input_terminated": True})
+    response = ocpi.client.open(
+        LOC,
+        method="PUT",
+        input_stream=io.BytesIO(text),
+        content_type="application/json",
+        headers={**ocpi.headers(), "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert response.status_code == 413, (response.status_code, response.get_json())
     assert _snapshot()["roaming_locations"] == []
 
 
 # --------------------------------------------------------------------------------------------- E: time order
 
+
 def test_a_cdr_ending_before_it_starts_is_refused(ocpi):
-    _refused(ocpi, RECEIVERS["cdr POST"], json.dumps({**cdr(), "end_date_time": "2015-06-29T21:00:00Z"}),
-             naming="end_date_time")
-    _refused(ocpi, RECEIVERS["cdr POST"], json.dumps({**cdr(), "end_date_time": "2016-07-01T00:00:00Z"}),
-             naming="end_date_time")  # more than 366 days
+    _refused(
+        ocpi,
+        RECEIVERS["cdr POST"],
+        json.dumps({**cdr(), "end_date_time": "2015-06-29T21:00:00Z"}),
+        naming="end_date_time",
+    )
+    _refused(
+        ocpi,
+        RECEIVERS["cdr POST"],
+        json.dumps({**cdr(), "end_date_time": "2016-07-01T00:00:00Z"}),
+        naming="end_date_time",
+    )  # more than 366 days
 
 
 def test_a_charging_period_after_the_cdr_ends_is_refused_but_one_before_it_starts_is_not(ocpi):
     late = cdr()
-    late["charging_periods"].append({"start_date_time": "2015-06-29T23:40:00Z",
-                                     "dimensions": [{"type": "PARKING_TIME", "volume": 0.1}]})
+    late["charging_periods"].append(
+        {"start_date_time": "2015-06-29T23:40:00Z", "dimensions": [{"type": "PARKING_TIME", "volume": 0.1}]}
+    )
     _refused(ocpi, RECEIVERS["cdr POST"], json.dumps(late), naming="charging_periods[1].start_date_time")
     # Dutch CPOs align periods on the hour: the first one starts before the session (21:39:09).
     aligned = cdr()
@@ -461,24 +577,36 @@ def test_a_charging_period_after_the_cdr_ends_is_refused_but_one_before_it_start
 
 
 def test_a_session_ending_before_it_starts_is_refused(client, ocpi):
-    _refused(ocpi, RECEIVERS["session PUT"], json.dumps({**session(), "end_date_time": "2015-06-29T22:00:00Z"}),
-             naming="end_date_time")
+    _refused(
+        ocpi,
+        RECEIVERS["session PUT"],
+        json.dumps({**session(), "end_date_time": "2015-06-29T22:00:00Z"}),
+        naming="end_date_time",
+    )
     chosen = RECEIVERS["session PATCH"]
     _caller(client, ocpi, chosen)
-    _refused(ocpi, chosen, json.dumps({"end_date_time": "2015-06-29T22:00:00Z", "last_updated": LATER}),
-             naming="end_date_time")
+    _refused(
+        ocpi,
+        chosen,
+        json.dumps({"end_date_time": "2015-06-29T22:00:00Z", "last_updated": LATER}),
+        naming="end_date_time",
+    )
 
 
 # --------------------------------------------------------------------------------------------- F: 201 Created
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("PUT", LOC, location),
-    ("PUT", f"{LOC}/4000", lambda: {**evse(), "uid": "4000"}),
-    ("PUT", f"{LOC}/3256/9", lambda: {**connector(), "id": "9"}),
-    ("PUT", "/ocpi/2.2.1/sessions/NL/TCP/101", session),
-    ("PUT", "/ocpi/2.2.1/tariffs/NL/TCP/12", tariff),
-    ("POST", "/ocpi/2.2.1/cdrs", cdr),
-])
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", LOC, location),
+        ("PUT", f"{LOC}/4000", lambda: {**evse(), "uid": "4000"}),
+        ("PUT", f"{LOC}/3256/9", lambda: {**connector(), "id": "9"}),
+        ("PUT", "/ocpi/2.2.1/sessions/NL/TCP/101", session),
+        ("PUT", "/ocpi/2.2.1/tariffs/NL/TCP/12", tariff),
+        ("POST", "/ocpi/2.2.1/cdrs", cdr),
+    ],
+)
 def test_a_new_object_is_201_created_and_a_repeat_or_update_200(ocpi, method, path, body):
     if path.startswith(f"{LOC}/"):
         assert ocpi.put(LOC, location()).status_code == 201
@@ -498,6 +626,7 @@ def test_patches_are_never_201(client, ocpi):
 
 
 # --------------------------------------------------------------------------------------------- pull and import
+
 
 def test_the_same_rules_hold_for_objects_that_arrive_by_pull_or_import(db_session, partner):
     """The services check the whole tree themselves (the pull client parses with floats, an importer reads

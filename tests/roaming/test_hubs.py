@@ -29,9 +29,13 @@ def hub(client, db_session, fake_cpo) -> OcpiTestClient:  # type: ignore[no-unty
     """A hub (DE/HUB) registered through the real credentials handshake; returns a client holding token C."""
     add_partner(name="Roaming Hub", country_code="DE", party_id="HUB", role="HUB", token=HUB_TOKEN_A)
     fake_cpo.accepted_tokens.add("hub-token-b")
-    credentials = {"token": "hub-token-b", "url": versions_url(fake_cpo),
-                   "roles": [{"role": "HUB", "party_id": "HUB", "country_code": "DE",
-                              "business_details": {"name": "Roaming Hub"}}]}
+    credentials = {
+        "token": "hub-token-b",
+        "url": versions_url(fake_cpo),
+        "roles": [
+            {"role": "HUB", "party_id": "HUB", "country_code": "DE", "business_details": {"name": "Roaming Hub"}}
+        ],
+    }
     response = OcpiTestClient(client, token=HUB_TOKEN_A).post("/ocpi/2.2.1/credentials", json=credentials)
     assert response.status_code == 200, response.get_json()
     return OcpiTestClient(client, token=response.get_json()["data"]["token"])
@@ -55,8 +59,13 @@ def test_hub_pushes_client_info_and_reads_it_back(hub):
 
     got = hub.get("/ocpi/2.2.1/hubclientinfo/nl/all")
     assert got.status_code == 200
-    assert got.get_json()["data"] == {"party_id": "ALL", "country_code": "NL", "role": "CPO", "status": "PLANNED",
-                                      "last_updated": "2026-06-01T10:00:00Z"}
+    assert got.get_json()["data"] == {
+        "party_id": "ALL",
+        "country_code": "NL",
+        "role": "CPO",
+        "status": "PLANNED",
+        "last_updated": "2026-06-01T10:00:00Z",
+    }
 
     # A newer push updates (offsets are converted to UTC), an older one is ignored.
     newer = _client_info("NL", "ALL", "CONNECTED", "2026-06-01T14:00:00+02:00")
@@ -75,14 +84,17 @@ def test_unknown_client_info_is_404(hub):
     assert response.get_json()["status_code"] == 2000
 
 
-@pytest.mark.parametrize(("change", "named"), [
-    ({"status": "ASLEEP"}, "status"),
-    ({"role": None}, "role"),
-    ({"last_updated": None}, "last_updated"),
-    ({"last_updated": "yesterday"}, "last_updated"),
-    ({"party_id": "OTHER"}, "party_id"),
-    ({"party_id": "PFC"}, "country_code/party_id"),
-])
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"status": "ASLEEP"}, "status"),
+        ({"role": None}, "role"),
+        ({"last_updated": None}, "last_updated"),
+        ({"last_updated": "yesterday"}, "last_updated"),
+        ({"party_id": "OTHER"}, "party_id"),
+        ({"party_id": "PFC"}, "country_code/party_id"),
+    ],
+)
 def test_bad_client_info_is_2001_naming_the_field(hub, change, named):
     body = {key: value for key, value in {**_client_info("NL", "ALL"), **change}.items() if value is not None}
     response = hub.put("/ocpi/2.2.1/hubclientinfo/NL/ALL", body)
@@ -105,8 +117,12 @@ def test_one_hub_connection_writes_locations_of_two_cpos(hub, app):
     for name in ("location_example_uc2_destination_charger.json", "location_example_uc5_home_charge_point.json"):
         location = _example(name)
         path = f"/ocpi/2.2.1/locations/{location['country_code']}/{location['party_id']}/{location['id']}"
-        headers = {"OCPI-from-country-code": location["country_code"], "OCPI-from-party-id": location["party_id"],
-                   "OCPI-to-country-code": "BE", "OCPI-to-party-id": "VLT"}
+        headers = {
+            "OCPI-from-country-code": location["country_code"],
+            "OCPI-from-party-id": location["party_id"],
+            "OCPI-to-country-code": "BE",
+            "OCPI-to-party-id": "VLT",
+        }
         response = hub.put(path, location, headers=headers)
         assert response.status_code in (200, 201), (name, response.get_json())
         assert hub.get(path).get_json()["data"]["id"] == location["id"]
@@ -127,8 +143,9 @@ def test_require_party_for_hubs_platforms_and_direct_cpos(app, client, db_sessio
     add_partner(name="Excellent Operator", country_code="NL", party_id="EXO", role="CPO", token="exo-token-a")
     fake_cpo.accepted_tokens.add("exo-token-b")
     credentials = {**_example("credentials_example4.json"), "token": "exo-token-b", "url": versions_url(fake_cpo)}
-    assert OcpiTestClient(client, token="exo-token-a").post("/ocpi/2.2.1/credentials",
-                                                            json=credentials).status_code == 200
+    assert (
+        OcpiTestClient(client, token="exo-token-a").post("/ocpi/2.2.1/credentials", json=credentials).status_code == 200
+    )
     platform = db.session.scalar(db.select(Partner).filter_by(party_id="EXO"))
 
     with app.test_request_context("/ocpi/2.2.1/locations/NL/PFC/1", method="PUT"):
@@ -140,21 +157,28 @@ def test_require_party_for_hubs_platforms_and_direct_cpos(app, client, db_sessio
         with pytest.raises(OcpiError):
             require_party(partner, "NL", "EXO")
     spoofing = {"OCPI-from-country-code": "NL", "OCPI-from-party-id": "EXO"}
-    with (app.test_request_context("/ocpi/2.2.1/locations/NL/EXO/1", method="PUT", headers=spoofing),
-          pytest.raises(OcpiError)):
+    with (
+        app.test_request_context("/ocpi/2.2.1/locations/NL/EXO/1", method="PUT", headers=spoofing),
+        pytest.raises(OcpiError),
+    ):
         require_party(partner, "NL", "EXO")  # a direct CPO cannot use routing headers to pose as another
 
 
 def test_answers_of_functional_modules_are_addressed_back_and_configuration_modules_carry_none(hub, ocpi):
     """transport_and_format, routing headers: a "direct response" goes TO the requesting party and FROM us;
     Credentials, Versions and HubClientInfo are not routed."""
-    via_hub = {"OCPI-from-country-code": "NL", "OCPI-from-party-id": "ALF",
-               "OCPI-to-country-code": "BE", "OCPI-to-party-id": "VLT"}
+    via_hub = {
+        "OCPI-from-country-code": "NL",
+        "OCPI-from-party-id": "ALF",
+        "OCPI-to-country-code": "BE",
+        "OCPI-to-party-id": "VLT",
+    }
     answer = hub.get("/ocpi/2.2.1/tokens?limit=1", headers=via_hub)
     assert answer.status_code == 200
-    assert [answer.headers.get(name) for name in ("OCPI-to-country-code", "OCPI-to-party-id",
-                                                  "OCPI-from-country-code", "OCPI-from-party-id")] == \
-        ["NL", "ALF", "BE", "VLT"]
+    assert [
+        answer.headers.get(name)
+        for name in ("OCPI-to-country-code", "OCPI-to-party-id", "OCPI-from-country-code", "OCPI-from-party-id")
+    ] == ["NL", "ALF", "BE", "VLT"]
     direct = ocpi.get("/ocpi/2.2.1/cdrs/0")  # a direct CPO (NL/TCP), no routing headers sent
     assert (direct.headers["OCPI-to-country-code"], direct.headers["OCPI-to-party-id"]) == ("NL", "TCP")
     for path in ("/ocpi/2.2.1/credentials", "/ocpi/2.2.1/hubclientinfo/NL/ALF", "/ocpi/2.2.1"):

@@ -62,8 +62,9 @@ def test_import_locations_sample_gz(db_session, sample):
 
 
 def test_import_sanitises_power_and_keeps_raw(db_session, tmp_path, shared_locations):
-    location = copy.deepcopy(next(loc for loc in shared_locations
-                                  if len(loc["evses"]) == 1 and len(loc["evses"][0]["connectors"]) == 1))
+    location = copy.deepcopy(
+        next(loc for loc in shared_locations if len(loc["evses"]) == 1 and len(loc["evses"][0]["connectors"]) == 1)
+    )
     connector = location["evses"][0]["connectors"][0]
     connector.update(power_type="AC_3_PHASE", max_voltage=230, max_amperage=16, max_electric_power=11)
     import_locations(write_gz(tmp_path / "one.json.gz", [location]))

@@ -14,8 +14,9 @@ from app.roaming.receive.location_validation import sanitise_power_w
 from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 
 EXAMPLES = SHARED_EXAMPLES
-LOCATION_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("location_*.json")
-                           if "country_code" in json.loads(p.read_text()))
+LOCATION_EXAMPLES = sorted(
+    p.name for p in EXAMPLES.glob("location_*.json") if "country_code" in json.loads(p.read_text())
+)
 # Fragments (not whole Locations): accepted as PATCH bodies on the field they describe.
 FRAGMENT_FIELDS = {
     "location_energymix_example_complete.json": None,  # already {"energy_mix": ...}
@@ -100,8 +101,7 @@ def test_missing_field_in_nested_connector_names_the_path(ocpi, parties):
 
 
 def test_malformed_json_is_2001(ocpi, parties):
-    response = ocpi.call("PUT", "/ocpi/2.2.1/locations/BE/BEC/LOC1", data="{not json",
-                         content_type="application/json")
+    response = ocpi.call("PUT", "/ocpi/2.2.1/locations/BE/BEC/LOC1", data="{not json", content_type="application/json")
     assert response.status_code == 400
     assert response.json["status_code"] == 2001
 
@@ -198,8 +198,12 @@ def test_put_evse_and_connector_update_parents(ocpi, parties):
     assert ocpi.put(url(loc, "4000"), evse).status_code == 201  # a new EVSE
     assert ocpi.get(url(loc)).json["data"]["last_updated"] == "2021-02-02T10:00:00Z"
 
-    connector = {**loc["evses"][0]["connectors"][0], "id": "3", "max_electric_power": 22,
-                 "last_updated": "2021-03-03T10:00:00Z"}
+    connector = {
+        **loc["evses"][0]["connectors"][0],
+        "id": "3",
+        "max_electric_power": 22,
+        "last_updated": "2021-03-03T10:00:00Z",
+    }
     assert ocpi.put(url(loc, "4000", "3"), connector).status_code == 201  # a new connector
     data = ocpi.get(url(loc)).json["data"]
     assert data["last_updated"] == "2021-03-03T10:00:00Z"
@@ -226,15 +230,18 @@ def test_unknown_token_is_401(client, partner):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize(("raw", "power_type", "volts", "amps", "expected"), [
-    (11000, "AC_3_PHASE", 230, 16, 11000),  # as sent
-    (None, "AC_3_PHASE", 230, 16, 11040),  # missing: nominal V × A × phases
-    (11, "AC_3_PHASE", 230, 16, 11000),  # sent in kW
-    (150, "DC", 920, 400, 150000),  # sent in kW, legitimately below nominal once fixed
-    (150000000, "DC", 920, 400, 150000),  # sent in mW
-    (50000, "DC", 1000, 400, 50000),  # limited below nominal: kept
-    (22000, "AC_1_PHASE", 230, 32, 22000),  # above nominal (wrong phase count): kept
-    (7, None, None, None, 7000),
-])
+@pytest.mark.parametrize(
+    ("raw", "power_type", "volts", "amps", "expected"),
+    [
+        (11000, "AC_3_PHASE", 230, 16, 11000),  # as sent
+        (None, "AC_3_PHASE", 230, 16, 11040),  # missing: nominal V × A × phases
+        (11, "AC_3_PHASE", 230, 16, 11000),  # sent in kW
+        (150, "DC", 920, 400, 150000),  # sent in kW, legitimately below nominal once fixed
+        (150000000, "DC", 920, 400, 150000),  # sent in mW
+        (50000, "DC", 1000, 400, 50000),  # limited below nominal: kept
+        (22000, "AC_1_PHASE", 230, 32, 22000),  # above nominal (wrong phase count): kept
+        (7, None, None, None, 7000),
+    ],
+)
 def test_power_sanitising_rule(raw, power_type, volts, amps, expected):
     assert sanitise_power_w(raw, power_type, volts, amps) == expected

@@ -50,9 +50,11 @@ def internal() -> Iterator[ScriptedServer]:
 @pytest.fixture
 def settings(app, monkeypatch):  # type: ignore[no-untyped-def]
     """Change outgoing-call settings for one test."""
+
     def change(**values: object) -> None:
         for name, value in values.items():
             monkeypatch.setitem(app.config, name, value)
+
     return change
 
 
@@ -65,9 +67,16 @@ def failure_of(call) -> OcpiClientError:  # type: ignore[no-untyped-def]
 # --- redirects --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["http://127.0.0.1:{port}/secret", "http://localhost:{port}/secret",
-                                    "http://2130706433:{port}/secret", "http://0x7f000001:{port}/secret",
-                                    "http://[::ffff:127.0.0.1]:{port}/secret"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://127.0.0.1:{port}/secret",
+        "http://localhost:{port}/secret",
+        "http://2130706433:{port}/secret",
+        "http://0x7f000001:{port}/secret",
+        "http://[::ffff:127.0.0.1]:{port}/secret",
+    ],
+)
 def test_redirect_to_an_internal_address_is_refused(partner, server, internal, settings, target):
     """Only the redirector's exact host:port is admitted: its redirect into the internal service is refused."""
     settings(OCPI_ALLOWED_PRIVATE_HOSTS=[server.host_port])
@@ -207,13 +216,16 @@ def test_an_oversized_answer_is_refused(partner, server, settings):
 # --- errors that do not echo --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("route", "reason"), [
-    (ocpi(None, status_code=3000, http_status=500, status_message=SECRET), "HTTP 500 from partner"),
-    (raw(502, f"<html>upstream {SECRET}</html>".encode()), "HTTP 502 from partner"),
-    (raw(200, f"<html>admin console {SECRET}</html>".encode()), "not an OCPI answer"),
-    (ocpi(None, status_code=2001, status_message=SECRET), "OCPI status 2001 from partner"),
-    (raw(200, json.dumps([SECRET]).encode(), "application/json"), "not an OCPI answer"),
-])
+@pytest.mark.parametrize(
+    ("route", "reason"),
+    [
+        (ocpi(None, status_code=3000, http_status=500, status_message=SECRET), "HTTP 500 from partner"),
+        (raw(502, f"<html>upstream {SECRET}</html>".encode()), "HTTP 502 from partner"),
+        (raw(200, f"<html>admin console {SECRET}</html>".encode()), "not an OCPI answer"),
+        (ocpi(None, status_code=2001, status_message=SECRET), "OCPI status 2001 from partner"),
+        (raw(200, json.dumps([SECRET]).encode(), "application/json"), "not an OCPI answer"),
+    ],
+)
 def test_errors_say_what_kind_of_failure_and_log_the_rest(partner, server, caplog, route, reason):
     server.routes["/ocpi/versions"] = route
     with caplog.at_level(logging.WARNING, logger="app.roaming.ocpi.client"):

@@ -54,13 +54,18 @@ def settings(app, monkeypatch):  # type: ignore[no-untyped-def]
     def change(**values: object) -> None:
         for name, value in values.items():
             monkeypatch.setitem(app.config, name, value)
+
     return change
 
 
 def credentials(url: str) -> dict[str, Any]:
-    return {"token": THEIR_TOKEN, "url": url,
-            "roles": [{"role": "CPO", "party_id": "GRD", "country_code": "NL",
-                       "business_details": {"name": "Guarded CPO"}}]}
+    return {
+        "token": THEIR_TOKEN,
+        "url": url,
+        "roles": [
+            {"role": "CPO", "party_id": "GRD", "country_code": "NL", "business_details": {"name": "Guarded CPO"}}
+        ],
+    }
 
 
 def register(client, url: str):  # type: ignore[no-untyped-def]
@@ -78,8 +83,9 @@ def assert_nothing_changed(partner: Partner) -> None:
 
 
 @pytest.mark.parametrize(("require_https", "reason"), [(True, "https required"), (False, "address not allowed")])
-def test_credentials_url_into_our_network_is_refused_under_the_strict_guard(client, pending, internal, settings,
-                                                                            require_https, reason):
+def test_credentials_url_into_our_network_is_refused_under_the_strict_guard(
+    client, pending, internal, settings, require_https, reason
+):
     settings(OCPI_REQUIRE_HTTPS=require_https, OCPI_ALLOWED_PRIVATE_HOSTS=[])
 
     response = register(client, internal.url("/ocpi/versions"))
@@ -106,18 +112,20 @@ def test_the_answer_of_a_reachable_server_is_never_echoed(client, pending, inter
         body = register(client, internal.url("/ocpi/versions")).get_json()
         assert SECRET not in json.dumps(body), reason
         assert (body["status_code"], body["status_message"]) == (
-            3001, f"Unable to use the client's API: GET versions failed: {reason}")
+            3001,
+            f"Unable to use the client's API: GET versions failed: {reason}",
+        )
         assert_nothing_changed(pending)
 
 
-def test_a_slow_partner_cannot_hold_the_worker_beyond_the_handshake_deadline(client, pending, partner_server,
-                                                                             settings):
+def test_a_slow_partner_cannot_hold_the_worker_beyond_the_handshake_deadline(client, pending, partner_server, settings):
     """Each answer comes in time for its own call (0.6 s of 5 s), the sequence does not (1.2 s of 0.8 s)."""
     settings(OCPI_CALL_DEADLINE=5.0, OCPI_READ_TIMEOUT=5.0, OCPI_HANDSHAKE_DEADLINE=0.8)
-    details = {"version": "2.2.1", "endpoints": [
-        {"identifier": "credentials", "role": "SENDER", "url": partner_server.url("/2.2.1/credentials")}]}
-    partner_server.routes["/versions"] = delayed(0.6, ocpi([{"version": "2.2.1",
-                                                             "url": partner_server.url("/2.2.1")}]))
+    details = {
+        "version": "2.2.1",
+        "endpoints": [{"identifier": "credentials", "role": "SENDER", "url": partner_server.url("/2.2.1/credentials")}],
+    }
+    partner_server.routes["/versions"] = delayed(0.6, ocpi([{"version": "2.2.1", "url": partner_server.url("/2.2.1")}]))
     partner_server.routes["/2.2.1"] = delayed(0.6, ocpi(details))
 
     started = time.monotonic()
@@ -126,12 +134,13 @@ def test_a_slow_partner_cannot_hold_the_worker_beyond_the_handshake_deadline(cli
     assert time.monotonic() - started < 3
     body = response.get_json()
     assert (body["status_code"], body["status_message"]) == (
-        3001, "Unable to use the client's API: GET version details failed: timed out")
+        3001,
+        "Unable to use the client's API: GET version details failed: timed out",
+    )
     assert_nothing_changed(pending)
 
 
-def test_slow_handshakes_cannot_take_every_thread_of_the_door(app, client, pending, internal, settings,
-                                                                 monkeypatch):
+def test_slow_handshakes_cannot_take_every_thread_of_the_door(app, client, pending, internal, settings, monkeypatch):
     """Eight slow handshakes froze every worker: only OCPI_CONCURRENT_HANDSHAKES exchanges run at once per
     process; one more is asked to come back (503, OCPI 3000) at once, without calling anybody."""
     from app.roaming.door.v221 import credentials as credentials_door
@@ -162,8 +171,24 @@ def _run(app, *args: str):  # type: ignore[no-untyped-def]
 
 
 def test_register_cli_neither_echoes_nor_reaches_inside(app, db_session, internal, settings):
-    added = _run(app, "partner-add", "--name", "Inside", "--country-code", "NL", "--party-id", "INS", "--role",
-                 "CPO", "--token", "t-a", "--versions-url", internal.url("/admin"), "--their-token", "x")
+    added = _run(
+        app,
+        "partner-add",
+        "--name",
+        "Inside",
+        "--country-code",
+        "NL",
+        "--party-id",
+        "INS",
+        "--role",
+        "CPO",
+        "--token",
+        "t-a",
+        "--versions-url",
+        internal.url("/admin"),
+        "--their-token",
+        "x",
+    )
     assert added.exit_code == 0, added.output
 
     echoed = _run(app, "register", "Inside", "--our-url", "https://emsp.example.test")
@@ -195,8 +220,10 @@ def _sender(partner: Partner, url: str) -> None:
 def test_a_next_page_link_to_another_host_stops_the_pull(partner, partner_server, internal, one_location):
     """The Link would carry our token for this partner to another host: the page is kept, the link is not
     followed, and a rerun starts again at this page."""
-    partner_server.routes["/locations"] = ocpi([one_location], headers={
-        "Link": f'<{internal.url("/admin")}?offset=1&limit=1>; rel="next"', "X-Total-Count": "2"})
+    partner_server.routes["/locations"] = ocpi(
+        [one_location],
+        headers={"Link": f'<{internal.url("/admin")}?offset=1&limit=1>; rel="next"', "X-Total-Count": "2"},
+    )
     _sender(partner, partner_server.url("/locations"))
 
     with pytest.raises(PullError, match="leaves the host"):

@@ -29,15 +29,27 @@ def _from(country_code: str, party_id: str) -> dict[str, str]:
 
 
 def _location(country_code: str, party_id: str, location_id: str = "LOC1", name: str = "CPO A's car park") -> dict:
-    return {**one_connector_location("T1"), "country_code": country_code, "party_id": party_id, "id": location_id,
-            "name": name}
+    return {
+        **one_connector_location("T1"),
+        "country_code": country_code,
+        "party_id": party_id,
+        "id": location_id,
+        "name": name,
+    }
 
 
 def _direct_cpo(country_code: str = "BE", party_id: str = "ABC") -> Partner:
     """A CPO registered with us directly (as the credentials handshake leaves it: its party in its parties)."""
-    cpo = Partner(name=f"CPO {party_id}", country_code=country_code, party_id=party_id,
-                  status=PartnerStatus.REGISTERED, incoming_token_hash=hash_token(CPO_A_TOKEN), version="2.2.1",
-                  endpoints=[], parties=[PartnerParty(country_code=country_code, party_id=party_id, role="CPO")])
+    cpo = Partner(
+        name=f"CPO {party_id}",
+        country_code=country_code,
+        party_id=party_id,
+        status=PartnerStatus.REGISTERED,
+        incoming_token_hash=hash_token(CPO_A_TOKEN),
+        version="2.2.1",
+        endpoints=[],
+        parties=[PartnerParty(country_code=country_code, party_id=party_id, role="CPO")],
+    )
     db.session.add(cpo)
     db.session.flush()
     return cpo
@@ -46,8 +58,7 @@ def _direct_cpo(country_code: str = "BE", party_id: str = "ABC") -> Partner:
 def _conflicts() -> list[tuple[str, str, str, str, str]]:
     db.session.expire_all()
     rows = db.session.scalars(db.select(PartyConflict).order_by(PartyConflict.id)).all()
-    return [(f"{row.country_code}/{row.party_id}", row.claimant.name, row.holder, row.via, row.outcome)
-            for row in rows]
+    return [(f"{row.country_code}/{row.party_id}", row.claimant.name, row.holder, row.via, row.outcome) for row in rows]
 
 
 def _hub_parties() -> list[tuple[str, str, str]]:
@@ -58,9 +69,14 @@ def _hub_parties() -> list[tuple[str, str, str]]:
 
 def _register(client, fake_cpo, token_a: str, roles: list[tuple[str, str, str]]):  # type: ignore[no-untyped-def]
     fake_cpo.accepted_tokens.add(f"{token_a}-b")
-    credentials = {"token": f"{token_a}-b", "url": versions_url(fake_cpo),
-                   "roles": [{"role": role, "country_code": cc, "party_id": pid,
-                              "business_details": {"name": f"{cc}/{pid}"}} for role, cc, pid in roles]}
+    credentials = {
+        "token": f"{token_a}-b",
+        "url": versions_url(fake_cpo),
+        "roles": [
+            {"role": role, "country_code": cc, "party_id": pid, "business_details": {"name": f"{cc}/{pid}"}}
+            for role, cc, pid in roles
+        ],
+    }
     return OcpiTestClient(client, token=token_a).post("/ocpi/2.2.1/credentials", json=credentials)
 
 
@@ -133,7 +149,9 @@ def test_a_hub_cannot_claim_a_pending_partners_party_which_then_registers(client
     cpo = OcpiTestClient(client, token=registered.get_json()["data"]["token"])
     assert cpo.put("/ocpi/2.2.1/locations/BE/ABC/LOC1", _location("BE", "ABC")).status_code in (200, 201)
     assert [(claimant, via) for _, claimant, _, via, _ in _conflicts()] == [
-        ("Roaming Hub", "routing_headers"), ("Roaming Hub", "hubclientinfo")]
+        ("Roaming Hub", "routing_headers"),
+        ("Roaming Hub", "hubclientinfo"),
+    ]
 
 
 def test_two_hubs_cannot_share_a_party(client, hub, fake_cpo):  # noqa: F811
@@ -149,8 +167,10 @@ def test_two_hubs_cannot_share_a_party(client, hub, fake_cpo):  # noqa: F811
     assert written.status_code == 403
     assert ("FR", "XYZ", "CPO") in _hub_parties()
     assert [(party, claimant, via) for party, claimant, _, via, _ in _conflicts()] == [
-        ("FR/XYZ", "Other Hub", "hubclientinfo"), ("DE/HUB", "Other Hub", "hubclientinfo"),
-        ("FR/XYZ", "Other Hub", "routing_headers")]
+        ("FR/XYZ", "Other Hub", "hubclientinfo"),
+        ("DE/HUB", "Other Hub", "hubclientinfo"),
+        ("FR/XYZ", "Other Hub", "routing_headers"),
+    ]
 
 
 def test_a_hub_may_not_register_with_a_role_of_a_direct_cpo(client, db_session, fake_cpo):
@@ -165,7 +185,8 @@ def test_a_hub_may_not_register_with_a_role_of_a_direct_cpo(client, db_session, 
     greedy = db.session.scalar(db.select(Partner).filter_by(party_id="GHB"))
     assert greedy.status == PartnerStatus.PENDING and greedy.parties == []
     assert [(party, claimant, via) for party, claimant, _, via, _ in _conflicts()] == [
-        ("BE/ABC", "Greedy Hub", "credentials")]
+        ("BE/ABC", "Greedy Hub", "credentials")
+    ]
 
 
 def test_no_partner_may_use_our_own_party(app, client, db_session, fake_cpo):
@@ -183,8 +204,9 @@ def test_no_partner_may_use_our_own_party(app, client, db_session, fake_cpo):
 
 def test_a_direct_cpo_added_later_ends_the_hubs_claim(app, client, hub, fake_cpo):  # noqa: F811
     assert hub.put("/ocpi/2.2.1/hubclientinfo/BE/ABC", _client_info("BE", "ABC")).status_code == 201
-    via_hub = hub.put("/ocpi/2.2.1/locations/BE/ABC/LOC1", _location("BE", "ABC", name="via hub"),
-                      headers=_from("BE", "ABC"))
+    via_hub = hub.put(
+        "/ocpi/2.2.1/locations/BE/ABC/LOC1", _location("BE", "ABC", name="via hub"), headers=_from("BE", "ABC")
+    )
     assert via_hub.status_code in (200, 201)
 
     # The operator connects CPO A directly: the party now belongs to that connection.
@@ -192,10 +214,13 @@ def test_a_direct_cpo_added_later_ends_the_hubs_claim(app, client, hub, fake_cpo
     db.session.commit()
     assert _hub_parties() == [("DE", "HUB", "HUB")]
     assert [(party, claimant, holder, via, outcome) for party, claimant, holder, via, outcome in _conflicts()] == [
-        ("BE/ABC", "Roaming Hub", "direct partner 'CPO A'", "partner_add", "hub_claim_ended")]
+        ("BE/ABC", "Roaming Hub", "direct partner 'CPO A'", "partner_add", "hub_claim_ended")
+    ]
 
-    assert hub.put("/ocpi/2.2.1/locations/BE/ABC/LOC1", _location("BE", "ABC"),
-                   headers=_from("BE", "ABC")).status_code == 403
+    assert (
+        hub.put("/ocpi/2.2.1/locations/BE/ABC/LOC1", _location("BE", "ABC"), headers=_from("BE", "ABC")).status_code
+        == 403
+    )
     registered = _register(client, fake_cpo, CPO_A_TOKEN_A, [("CPO", "BE", "ABC")])
     assert registered.status_code == 200, registered.get_json()
     cpo = OcpiTestClient(client, token=registered.get_json()["data"]["token"])
@@ -217,7 +242,8 @@ def test_a_platform_registering_a_party_a_hub_announced_ends_the_hubs_claim(clie
     assert registered.status_code == 200, registered.get_json()
     assert _hub_parties() == [("DE", "HUB", "HUB")]
     assert [(party, claimant, via, outcome) for party, claimant, _, via, outcome in _conflicts()] == [
-        ("BE/XYZ", "Roaming Hub", "credentials", "hub_claim_ended")]
+        ("BE/XYZ", "Roaming Hub", "credentials", "hub_claim_ended")
+    ]
 
 
 def test_a_suspended_cpo_back_to_pending_ends_the_hubs_claim(client, hub):  # noqa: F811
@@ -242,10 +268,12 @@ def test_a_direct_cpo_writes_only_objects_of_its_own_party(client, ocpi):
     assert a.put("/ocpi/2.2.1/locations/BE/ABC/LOC1", _location("BE", "ABC")).status_code in (200, 201)
 
     # ``ocpi`` is the conftest CPO NL/TCP: none of CPO A's objects, whatever the URL, body or headers say.
-    for path, body in (("/ocpi/2.2.1/locations/BE/ABC/LOC1", _location("BE", "ABC", name="B was here")),
-                       ("/ocpi/2.2.1/locations/BE/ABC/LOC1/E1", _location("BE", "ABC")["evses"][0]),
-                       ("/ocpi/2.2.1/tariffs/BE/ABC/T1", {"country_code": "BE", "party_id": "ABC", "id": "T1"}),
-                       ("/ocpi/2.2.1/sessions/BE/ABC/S1", {"country_code": "BE", "party_id": "ABC", "id": "S1"})):
+    for path, body in (
+        ("/ocpi/2.2.1/locations/BE/ABC/LOC1", _location("BE", "ABC", name="B was here")),
+        ("/ocpi/2.2.1/locations/BE/ABC/LOC1/E1", _location("BE", "ABC")["evses"][0]),
+        ("/ocpi/2.2.1/tariffs/BE/ABC/T1", {"country_code": "BE", "party_id": "ABC", "id": "T1"}),
+        ("/ocpi/2.2.1/sessions/BE/ABC/S1", {"country_code": "BE", "party_id": "ABC", "id": "S1"}),
+    ):
         for headers in (None, _from("BE", "ABC")):
             response = ocpi.put(path, body, headers=headers)
             assert response.status_code == 403, (path, response.get_json())
@@ -259,8 +287,12 @@ def test_a_direct_cpo_writes_only_objects_of_its_own_party(client, ocpi):
 
     db.session.expire_all()
     [location] = db.session.scalars(db.select(Location)).all()
-    assert (location.country_code, location.party_id, location.partner_id, location.name) == \
-        ("BE", "ABC", cpo_a.id, "CPO A's car park")
+    assert (location.country_code, location.party_id, location.partner_id, location.name) == (
+        "BE",
+        "ABC",
+        cpo_a.id,
+        "CPO A's car park",
+    )
     assert {(party, claimant) for party, claimant, _, _, _ in _conflicts()} == {("BE/ABC", "Test CPO")}
 
 

@@ -10,8 +10,9 @@ from tests.factories import one_connector_location
 
 
 def test_places_of_names_known_locations_and_leaves_the_others_unknown(db_session):
-    upsert_location({**one_connector_location("T1"), "name": "Station Utrecht"}, partner=None,
-                    country_code="NL", party_id="TCP")
+    upsert_location(
+        {**one_connector_location("T1"), "name": "Station Utrecht"}, partner=None, country_code="NL", party_id="TCP"
+    )
     unnamed = {**one_connector_location("T1"), "id": "LOC-NONAME", "city": "Amersfoort"}
     upsert_location(unnamed, partner=None, country_code="NL", party_id="TCP")
     known, nameless = LocationKey("NL", "TCP", "LOC-EST"), LocationKey("NL", "TCP", "LOC-NONAME")
@@ -19,6 +20,9 @@ def test_places_of_names_known_locations_and_leaves_the_others_unknown(db_sessio
 
     places = places_of([known, nameless, other_party, known])
 
-    assert places == {known: Place("Station Utrecht", "Utrecht"), nameless: Place(None, "Amersfoort"),
-                      other_party: UNKNOWN_PLACE}
+    assert places == {
+        known: Place("Station Utrecht", "Utrecht"),
+        nameless: Place(None, "Amersfoort"),
+        other_party: UNKNOWN_PLACE,
+    }
     assert places_of([]) == {}

@@ -45,7 +45,7 @@ def gets(cpo, module: str = "locations") -> list[dict[str, str]]:
 
 
 def no_sleep(delays: list[float] | None = None):  # type: ignore[no-untyped-def]
-    return (delays.append if delays is not None else (lambda _: None))
+    return delays.append if delays is not None else (lambda _: None)
 
 
 def test_pull_follows_link_pages_and_sets_cursor(cpo, partner):
@@ -118,8 +118,7 @@ def test_resume_after_a_failure(cpo, partner):
     assert [q["offset"] for q in gets(cpo)] == ["0", "50", "100", "150", "150", "150"]
 
     del cpo.misbehave["fail_at_offset"]
-    result = pull(partner, "locations", limit=50, sleep=no_sleep(),
-                  clock=lambda: start + dt.timedelta(hours=2))
+    result = pull(partner, "locations", limit=50, sleep=no_sleep(), clock=lambda: start + dt.timedelta(hours=2))
     assert result.resumed and result.stored == 150
     assert [q["offset"] for q in gets(cpo)][6:] == ["150", "200", "250"]
     assert all(q["date_to"] == "2026-11-01T00:00:00Z" for q in gets(cpo))  # the interrupted run's window
@@ -157,8 +156,7 @@ def test_pull_sessions_and_cdrs(cpo, partner):
 
 
 def test_cli_pull(app, cpo, partner):
-    result = app.test_cli_runner().invoke(args=["roaming", "pull", "NL/TCP", "--module", "locations",
-                                                "--limit", "100"])
+    result = app.test_cli_runner().invoke(args=["roaming", "pull", "NL/TCP", "--module", "locations", "--limit", "100"])
     assert result.exit_code == 0, result.output
     assert f"locations: 3 pages, {N} received, {N} stored" in result.output
 

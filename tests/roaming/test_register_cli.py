@@ -23,9 +23,25 @@ def _run(app, *args: str):  # type: ignore[no-untyped-def]
 
 
 def _add(app, fake_cpo, *extra: str, name: str = "Fake CPO"):  # type: ignore[no-untyped-def]
-    result = _run(app, "partner-add", "--name", name, "--country-code", fake_cpo.country_code,
-                  "--party-id", fake_cpo.party_id, "--role", "CPO", "--token", "our-token-a-for-them",
-                  "--versions-url", versions_url(fake_cpo), "--their-token", fake_cpo.token_a_for_emsp, *extra)
+    result = _run(
+        app,
+        "partner-add",
+        "--name",
+        name,
+        "--country-code",
+        fake_cpo.country_code,
+        "--party-id",
+        fake_cpo.party_id,
+        "--role",
+        "CPO",
+        "--token",
+        "our-token-a-for-them",
+        "--versions-url",
+        versions_url(fake_cpo),
+        "--their-token",
+        fake_cpo.token_a_for_emsp,
+        *extra,
+    )
     assert result.exit_code == 0, result.output
     return result
 
@@ -36,8 +52,20 @@ def _partner(name: str = "Fake CPO") -> Partner:
 
 
 def test_partner_add_stores_a_pending_partner_with_token_a_hashed(app, db_session):
-    result = _run(app, "partner-add", "--name", "Hubject-ish", "--country-code", "de", "--party-id", "hbj",
-                  "--role", "hub", "--token", "secret-token-a")
+    result = _run(
+        app,
+        "partner-add",
+        "--name",
+        "Hubject-ish",
+        "--country-code",
+        "de",
+        "--party-id",
+        "hbj",
+        "--role",
+        "hub",
+        "--token",
+        "secret-token-a",
+    )
     assert result.exit_code == 0, result.output
     assert "added hub Hubject-ish (DE/HBJ)" in result.output
     partner = _partner("Hubject-ish")
@@ -51,14 +79,17 @@ def test_partner_add_stores_a_pending_partner_with_token_a_hashed(app, db_sessio
     assert "Hubject-ish" in listing.output and "HUB" in listing.output and "pending" in listing.output
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (["--country-code", "NLD"], "country_code: must be 2 letters"),
-    (["--country-code", "N1"], "country_code: must be 2 letters"),
-    (["--party-id", "TOOLONG"], "party_id: must be 3 letters or digits"),
-    (["--party-id", "T-P"], "party_id: must be 3 letters or digits"),
-    (["--token", "with space"], "token: must be"),
-    (["--versions-url", "not a url"], "versions_url"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--country-code", "NLD"], "country_code: must be 2 letters"),
+        (["--country-code", "N1"], "country_code: must be 2 letters"),
+        (["--party-id", "TOOLONG"], "party_id: must be 3 letters or digits"),
+        (["--party-id", "T-P"], "party_id: must be 3 letters or digits"),
+        (["--token", "with space"], "token: must be"),
+        (["--versions-url", "not a url"], "versions_url"),
+    ],
+)
 def test_partner_add_refuses_bad_input(app, db_session, options, message):
     args = {"--name": "Bad", "--country-code": "NL", "--party-id": "BAD", "--role": "CPO", "--token": "t-a"}
     args.update(dict(zip(options[::2], options[1::2], strict=True)))
@@ -70,17 +101,65 @@ def test_partner_add_refuses_bad_input(app, db_session, options, message):
 
 def test_partner_add_refuses_duplicates(app, db_session, fake_cpo):
     _add(app, fake_cpo)
-    same_name = _run(app, "partner-add", "--name", "Fake CPO", "--country-code", "DE", "--party-id", "XYZ",
-                     "--role", "CPO", "--token", "other-token")
+    same_name = _run(
+        app,
+        "partner-add",
+        "--name",
+        "Fake CPO",
+        "--country-code",
+        "DE",
+        "--party-id",
+        "XYZ",
+        "--role",
+        "CPO",
+        "--token",
+        "other-token",
+    )
     assert same_name.exit_code != 0 and "already exists" in same_name.output
-    same_party = _run(app, "partner-add", "--name", "Other", "--country-code", "nl", "--party-id", "tcp",
-                      "--role", "CPO", "--token", "other-token")
+    same_party = _run(
+        app,
+        "partner-add",
+        "--name",
+        "Other",
+        "--country-code",
+        "nl",
+        "--party-id",
+        "tcp",
+        "--role",
+        "CPO",
+        "--token",
+        "other-token",
+    )
     assert same_party.exit_code != 0 and "NL/TCP is already partner 'Fake CPO'" in same_party.output
-    same_token = _run(app, "partner-add", "--name", "Other", "--country-code", "DE", "--party-id", "XYZ",
-                      "--role", "CPO", "--token", "our-token-a-for-them")
+    same_token = _run(
+        app,
+        "partner-add",
+        "--name",
+        "Other",
+        "--country-code",
+        "DE",
+        "--party-id",
+        "XYZ",
+        "--role",
+        "CPO",
+        "--token",
+        "our-token-a-for-them",
+    )
     assert same_token.exit_code != 0 and "token is already in use" in same_token.output
-    bad_role = _run(app, "partner-add", "--name", "Other", "--country-code", "DE", "--party-id", "XYZ",
-                    "--role", "EMSP", "--token", "x")
+    bad_role = _run(
+        app,
+        "partner-add",
+        "--name",
+        "Other",
+        "--country-code",
+        "DE",
+        "--party-id",
+        "XYZ",
+        "--role",
+        "EMSP",
+        "--token",
+        "x",
+    )
     assert bad_role.exit_code != 0
 
 
@@ -93,8 +172,9 @@ def test_register_with_the_fake_cpo(app, client, db_session, fake_cpo):
     # They received our credentials: token B, our versions URL, our role.
     ours = fake_cpo.emsp_credentials
     assert ours["url"] == f"{OUR_URL}/ocpi/versions"
-    assert ours["roles"] == [{"role": "EMSP", "party_id": "VLT", "country_code": "BE",
-                              "business_details": {"name": "Voltaro BV"}}]
+    assert ours["roles"] == [
+        {"role": "EMSP", "party_id": "VLT", "country_code": "BE", "business_details": {"name": "Voltaro BV"}}
+    ]
     token_b = ours["token"]
 
     partner = _partner()
@@ -106,8 +186,11 @@ def test_register_with_the_fake_cpo(app, client, db_session, fake_cpo):
 
     # Every handshake call used their token A, base64-encoded, and no routing headers.
     calls = fake_cpo.requests_to("/ocpi/cpo")
-    assert [(c.method, c.path) for c in calls] == [("GET", "/ocpi/cpo/versions"), ("GET", "/ocpi/cpo/2.2.1"),
-                                                   ("POST", "/ocpi/cpo/2.2.1/credentials")]
+    assert [(c.method, c.path) for c in calls] == [
+        ("GET", "/ocpi/cpo/versions"),
+        ("GET", "/ocpi/cpo/2.2.1"),
+        ("POST", "/ocpi/cpo/2.2.1/credentials"),
+    ]
     expected = base64.b64encode(fake_cpo.token_a_for_emsp.encode()).decode()
     assert {c.headers["Authorization"] for c in calls} == {f"Token {expected}"}
     assert not any(name.lower().startswith("ocpi-") for c in calls for name in c.headers)
@@ -211,13 +294,41 @@ def test_register_errors_are_clear_and_change_nothing(app, db_session, fake_cpo)
 
 
 def test_register_unreachable_partner(app, db_session):
-    result = _run(app, "partner-add", "--name", "Gone", "--country-code", "NL", "--party-id", "GON", "--role",
-                  "CPO", "--token", "t-a", "--versions-url", "http://127.0.0.1:9/ocpi/versions", "--their-token", "x")
+    result = _run(
+        app,
+        "partner-add",
+        "--name",
+        "Gone",
+        "--country-code",
+        "NL",
+        "--party-id",
+        "GON",
+        "--role",
+        "CPO",
+        "--token",
+        "t-a",
+        "--versions-url",
+        "http://127.0.0.1:9/ocpi/versions",
+        "--their-token",
+        "x",
+    )
     assert result.exit_code == 0
     failed = _run(app, "register", "Gone", "--our-url", OUR_URL)
     assert failed.exit_code != 0 and "Unable to use the client's API" in failed.output
-    missing = _run(app, "partner-add", "--name", "NoUrl", "--country-code", "NL", "--party-id", "NOU", "--role",
-                   "CPO", "--token", "t-b")
+    missing = _run(
+        app,
+        "partner-add",
+        "--name",
+        "NoUrl",
+        "--country-code",
+        "NL",
+        "--party-id",
+        "NOU",
+        "--role",
+        "CPO",
+        "--token",
+        "t-b",
+    )
     assert missing.exit_code == 0
     assert "--versions-url" in _run(app, "register", "NoUrl", "--our-url", OUR_URL).output
 

@@ -28,10 +28,12 @@ PUBLIC_ADDRESS = "93.184.216.34"
 
 def name_server(answers: dict[str, list[str]]):  # type: ignore[no-untyped-def]
     """A resolver answering from ``answers``; any other name does not exist."""
+
     def resolve(host: str, port: int, timeout: float) -> list[str]:
         if host not in answers:
             raise UrlRefusedError(HOST_NOT_FOUND, f"{host}: unknown in the test")
         return answers[host]
+
     return resolve
 
 
@@ -46,32 +48,35 @@ def test_production_policy_is_strict():
     assert UrlPolicy.from_config(config) == STRICT
 
 
-@pytest.mark.parametrize("url", [
-    "https://127.0.0.1/ocpi/versions",
-    "https://localhost/ocpi/versions",
-    "https://LOCALHOST./ocpi/versions",
-    "https://0x7f000001/",
-    "https://2130706433/",
-    "https://127.1/",
-    "https://0177.0.0.1/",
-    "https://127.0.0.1:5432/",
-    "https://[::1]/",
-    "https://[::ffff:127.0.0.1]/",
-    "https://[::ffff:7f00:1]/",
-    "https://[64:ff9b::7f00:1]/",  # NAT64 wrapping of 127.0.0.1
-    "https://10.0.0.1/",
-    "https://172.16.0.1/",
-    "https://172.31.255.254/",
-    "https://192.168.1.1/",
-    "https://169.254.169.254/latest/meta-data/",  # cloud metadata
-    "https://100.64.0.1/",  # carrier-grade NAT
-    "https://0.0.0.0/",
-    "https://224.0.0.1/",
-    "https://240.0.0.1/",
-    "https://[fe80::1]/",
-    "https://[fd00::1]/",
-    "https://[::]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/ocpi/versions",
+        "https://localhost/ocpi/versions",
+        "https://LOCALHOST./ocpi/versions",
+        "https://0x7f000001/",
+        "https://2130706433/",
+        "https://127.1/",
+        "https://0177.0.0.1/",
+        "https://127.0.0.1:5432/",
+        "https://[::1]/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://[::ffff:7f00:1]/",
+        "https://[64:ff9b::7f00:1]/",  # NAT64 wrapping of 127.0.0.1
+        "https://10.0.0.1/",
+        "https://172.16.0.1/",
+        "https://172.31.255.254/",
+        "https://192.168.1.1/",
+        "https://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "https://100.64.0.1/",  # carrier-grade NAT
+        "https://0.0.0.0/",
+        "https://224.0.0.1/",
+        "https://240.0.0.1/",
+        "https://[fe80::1]/",
+        "https://[fd00::1]/",
+        "https://[::]/",
+    ],
+)
 def test_every_spelling_of_an_internal_address_is_refused(url):
     refused = refusal(url)
     assert refused.reason == ADDRESS_NOT_ALLOWED
@@ -92,8 +97,12 @@ def test_a_name_is_refused_when_any_of_its_addresses_is_internal():
 def test_a_public_name_passes_and_names_the_address_to_connect_to():
     resolver = name_server({"cpo.example": [PUBLIC_ADDRESS, "2606:2800:220:1:248:1893:25c8:1946"]})
     checked = check_url("https://CPO.example:8443/ocpi/versions?x=1", STRICT, resolver=resolver)
-    assert (checked.scheme, checked.host, checked.port, checked.address) == ("https", "cpo.example", 8443,
-                                                                            PUBLIC_ADDRESS)
+    assert (checked.scheme, checked.host, checked.port, checked.address) == (
+        "https",
+        "cpo.example",
+        8443,
+        PUBLIC_ADDRESS,
+    )
 
 
 def test_the_real_resolver_normalises_odd_spellings():
@@ -102,19 +111,22 @@ def test_the_real_resolver_normalises_odd_spellings():
     assert safe_urls.resolve("127.1", 443, 2.0) == ["127.0.0.1"]
 
 
-@pytest.mark.parametrize("url", [
-    "ftp://cpo.example/versions",
-    "file:///etc/passwd",
-    "gopher://cpo.example/",
-    "https:///no-host",
-    "https://user:secret@cpo.example/",
-    "https://cpo.example:0/",
-    "https://cpo.example:99999/",
-    "https://[::1/",
-    "https://cpo.example/ocpi versions",
-    "https://cpo.example/\r\nX-Injected: 1",
-    "",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://cpo.example/versions",
+        "file:///etc/passwd",
+        "gopher://cpo.example/",
+        "https:///no-host",
+        "https://user:secret@cpo.example/",
+        "https://cpo.example:0/",
+        "https://cpo.example:99999/",
+        "https://[::1/",
+        "https://cpo.example/ocpi versions",
+        "https://cpo.example/\r\nX-Injected: 1",
+        "",
+    ],
+)
 def test_what_is_not_a_plain_url_is_refused(url):
     assert refusal(url, resolver=name_server({"cpo.example": [PUBLIC_ADDRESS]})).reason == NOT_A_URL
 
@@ -126,6 +138,7 @@ def test_unknown_host_is_host_not_found():
 def test_a_slow_name_server_hits_the_timeout(monkeypatch):
     def slow_lookup(*args, **kwargs):  # type: ignore[no-untyped-def]
         import time
+
         time.sleep(2)
         return []
 
@@ -138,11 +151,18 @@ def test_a_slow_name_server_hits_the_timeout(monkeypatch):
 
 
 def test_allow_list_admits_exactly_what_it_names():
-    policy = UrlPolicy(require_https=False, allowed_private=(
-        AllowedPrivate.parse("127.0.0.1:8080"), AllowedPrivate.parse("10.20.0.0/16"),
-        AllowedPrivate.parse("cpo.lan"), AllowedPrivate.parse("[::1]:9000")))
-    resolver = name_server({"cpo.lan": ["192.168.7.7"], "other.lan": ["192.168.7.7"],
-                            "half.lan": ["127.0.0.1", "10.9.9.9"]})
+    policy = UrlPolicy(
+        require_https=False,
+        allowed_private=(
+            AllowedPrivate.parse("127.0.0.1:8080"),
+            AllowedPrivate.parse("10.20.0.0/16"),
+            AllowedPrivate.parse("cpo.lan"),
+            AllowedPrivate.parse("[::1]:9000"),
+        ),
+    )
+    resolver = name_server(
+        {"cpo.lan": ["192.168.7.7"], "other.lan": ["192.168.7.7"], "half.lan": ["127.0.0.1", "10.9.9.9"]}
+    )
 
     assert check_url("http://127.0.0.1:8080/", policy).address == "127.0.0.1"
     assert refusal("http://127.0.0.1:8081/", policy).reason == ADDRESS_NOT_ALLOWED  # another port

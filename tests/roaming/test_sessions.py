@@ -18,8 +18,11 @@ URL_2 = "/ocpi/2.2.1/sessions/BE/BEC/101"
 
 def _stored(country_code: str, party_id: str, session_id: str) -> ChargingSession | None:
     db.session.expire_all()
-    return db.session.query(ChargingSession).filter_by(country_code=country_code, party_id=party_id,
-                                                       ocpi_id=session_id).one_or_none()
+    return (
+        db.session.query(ChargingSession)
+        .filter_by(country_code=country_code, party_id=party_id, ocpi_id=session_id)
+        .one_or_none()
+    )
 
 
 def test_put_and_get_the_official_examples(ocpi, partner):
@@ -104,12 +107,21 @@ def test_session_of_our_token_belongs_to_its_account(ocpi, partner):
 
 
 def _tariff(tariff_id: str, last_updated: dt.datetime, price: str) -> TariffVersion:
-    version = TariffVersion(country_code="BE", party_id="BEC", ocpi_id=tariff_id, currency="EUR",
-                            last_updated=last_updated,
-                            data={"country_code": "BE", "party_id": "BEC", "id": tariff_id, "currency": "EUR",
-                                  "elements": [{"price_components": [{"type": "ENERGY", "price": price,
-                                                                      "step_size": 1}]}],
-                                  "last_updated": last_updated.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    version = TariffVersion(
+        country_code="BE",
+        party_id="BEC",
+        ocpi_id=tariff_id,
+        currency="EUR",
+        last_updated=last_updated,
+        data={
+            "country_code": "BE",
+            "party_id": "BEC",
+            "id": tariff_id,
+            "currency": "EUR",
+            "elements": [{"price_components": [{"type": "ENERGY", "price": price, "step_size": 1}]}],
+            "last_updated": last_updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
     db.session.add(version)
     db.session.flush()
     return version

@@ -76,8 +76,12 @@ def test_unpriceable_tariff_is_refused_with_the_field_path(ocpi, parties):
 
 def test_versions_are_kept_and_repeat_is_idempotent(ocpi, parties):
     v1 = example("tariff_1_simple_2hour.json")
-    v2 = {**v1, "currency": "EUR", "last_updated": "2016-01-01T00:00:00Z",
-          "elements": [{"price_components": [{"type": "TIME", "price": 3.00, "vat": 10.0, "step_size": 60}]}]}
+    v2 = {
+        **v1,
+        "currency": "EUR",
+        "last_updated": "2016-01-01T00:00:00Z",
+        "elements": [{"price_components": [{"type": "TIME", "price": 3.00, "vat": 10.0, "step_size": 60}]}],
+    }
     for body in (v1, v1, v2, v2):
         assert ocpi.put(url(v1), body).json["status_code"] == 1000
     versions = tariff_versions("DE", "ALL", "12")
@@ -112,8 +116,15 @@ def test_another_partys_tariff_is_refused(ocpi, partner):
 
 
 def _tariff(price: float, last_updated: str, **extra) -> dict:
-    return {"country_code": "NL", "party_id": "TCP", "id": "T1", "currency": "EUR", "last_updated": last_updated,
-            "elements": [{"price_components": [{"type": "ENERGY", "price": price, "step_size": 1}]}], **extra}
+    return {
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": "T1",
+        "currency": "EUR",
+        "last_updated": last_updated,
+        "elements": [{"price_components": [{"type": "ENERGY", "price": price, "step_size": 1}]}],
+        **extra,
+    }
 
 
 def _at(text: str) -> dt.datetime:
@@ -147,12 +158,23 @@ def test_tariff_in_force_across_versions(db_session, partner):
 def test_tariff_in_force_respects_validity_window(db_session, partner):
     keys = {"partner": partner, "country_code": "NL", "party_id": "TCP"}
     store_tariff(_tariff(0.30, "2026-01-01T00:00:00Z"), received_at=_at("2026-01-01T00:00:00"), **keys)
-    store_tariff(_tariff(0.50, "2026-01-02T00:00:00Z", start_date_time="2026-06-01T00:00:00Z"),
-                 received_at=_at("2026-01-02T00:00:00"), **keys)
-    assert tariff_in_force("NL", "TCP", "T1", _at("2026-03-01T00:00:00")).data["elements"][0][
-        "price_components"][0]["price"] == 0.30  # the newer version is not valid yet
-    assert tariff_in_force("NL", "TCP", "T1", _at("2026-07-01T00:00:00")).data["elements"][0][
-        "price_components"][0]["price"] == 0.50
+    store_tariff(
+        _tariff(0.50, "2026-01-02T00:00:00Z", start_date_time="2026-06-01T00:00:00Z"),
+        received_at=_at("2026-01-02T00:00:00"),
+        **keys,
+    )
+    assert (
+        tariff_in_force("NL", "TCP", "T1", _at("2026-03-01T00:00:00")).data["elements"][0]["price_components"][0][
+            "price"
+        ]
+        == 0.30
+    )  # the newer version is not valid yet
+    assert (
+        tariff_in_force("NL", "TCP", "T1", _at("2026-07-01T00:00:00")).data["elements"][0]["price_components"][0][
+            "price"
+        ]
+        == 0.50
+    )
 
 
 def test_tariffs_for_connector(db_session, partner):

@@ -39,8 +39,17 @@ def test_lists_token_objects_with_headers_and_follows_links(ocpi, partner):
     assert response.status_code == 200 and body["status_code"] == 1000
     assert response.headers["X-Total-Count"] == "6" and response.headers["X-Limit"] == "2"
     first = body["data"][0]
-    assert set(first) >= {"country_code", "party_id", "uid", "type", "contract_id", "issuer", "valid",
-                          "whitelist", "last_updated"}
+    assert set(first) >= {
+        "country_code",
+        "party_id",
+        "uid",
+        "type",
+        "contract_id",
+        "issuer",
+        "valid",
+        "whitelist",
+        "last_updated",
+    }
     assert first["uid"] == cards[0].uid and first["valid"] is True
     assert first["last_updated"] == ocpi_timestamp(BASE)
     seen = [token["uid"] for token in body["data"]]
@@ -105,7 +114,6 @@ def test_our_token_objects_have_the_shape_of_the_official_rfid_example(ocpi, par
     card_in(CardStatus.ACTIVE)
     [ours] = ocpi.get("/ocpi/2.2.1/tokens?limit=1").get_json()["data"]
     assert set(ours) <= set(example)
-    assert {name: type(value) for name, value in ours.items()} == \
-        {name: type(example[name]) for name in ours}
+    assert {name: type(value) for name, value in ours.items()} == {name: type(example[name]) for name in ours}
     assert set(example) - set(ours) <= {"language", "default_profile_type", "energy_contract"}
     assert ours["type"] == "RFID" and ours["last_updated"].endswith("Z")

@@ -16,8 +16,14 @@ from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 EXAMPLES = SHARED_EXAMPLES
 
 EXPECTED_ENDPOINTS = {
-    ("credentials", "SENDER"), ("credentials", "RECEIVER"), ("locations", "RECEIVER"), ("tariffs", "RECEIVER"),
-    ("sessions", "RECEIVER"), ("cdrs", "RECEIVER"), ("tokens", "SENDER"), ("commands", "SENDER"),
+    ("credentials", "SENDER"),
+    ("credentials", "RECEIVER"),
+    ("locations", "RECEIVER"),
+    ("tariffs", "RECEIVER"),
+    ("sessions", "RECEIVER"),
+    ("cdrs", "RECEIVER"),
+    ("tokens", "SENDER"),
+    ("commands", "SENDER"),
     ("hubclientinfo", "RECEIVER"),
 }
 

@@ -31,8 +31,9 @@ def test_cli_writes_json_and_csv(app, db_session, partner, tmp_path):
 
 
 def test_cli_refuses_unknown_partner(app, db_session, tmp_path):
-    result = app.test_cli_runner().invoke(args=["roaming", "export-whitelist", "XX/NOP", "--out",
-                                                str(tmp_path / "x.json")])
+    result = app.test_cli_runner().invoke(
+        args=["roaming", "export-whitelist", "XX/NOP", "--out", str(tmp_path / "x.json")]
+    )
     assert result.exit_code != 0 and "no partner" in result.output
 
 

@@ -51,9 +51,13 @@ def card_in(status: CardStatus, *, block_reason: BlockReason = BlockReason.LOST,
 def our_cdr_token(card: Card) -> dict[str, Any]:
     from flask import current_app
 
-    return {"country_code": current_app.config["COMPANY_COUNTRY_CODE"],
-            "party_id": current_app.config["COMPANY_PARTY_ID"], "uid": card.uid, "type": card.token_type.value,
-            "contract_id": card.contract_id}
+    return {
+        "country_code": current_app.config["COMPANY_COUNTRY_CODE"],
+        "party_id": current_app.config["COMPANY_PARTY_ID"],
+        "uid": card.uid,
+        "type": card.token_type.value,
+        "contract_id": card.contract_id,
+    }
 
 
 def allow_parties(partner: Partner, *parties: tuple[str, str]) -> None:

@@ -43,9 +43,17 @@ def sign(body: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None
 
 
 def event(event_type: str, obj: dict, event_id: str | None = None) -> bytes:
-    return json.dumps({"id": event_id or f"evt_test_{time.time_ns()}", "object": "event", "type": event_type,
-                       "api_version": "2024-06-20", "created": int(time.time()), "livemode": False,
-                       "data": {"object": obj}}).encode()
+    return json.dumps(
+        {
+            "id": event_id or f"evt_test_{time.time_ns()}",
+            "object": "event",
+            "type": event_type,
+            "api_version": "2024-06-20",
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {"object": obj},
+        }
+    ).encode()
 
 
 def deliver(client, body: bytes, signature: str | None = None):  # type: ignore[no-untyped-def]
@@ -76,8 +84,9 @@ def _sepa_debit_under_way(localstripe, monkeypatch, total_minor: int = 4200):  #
     return user, invoice, result
 
 
-def test_sepa_processing_then_succeeded_through_localstripes_signed_webhook(client, localstripe, webhook_catcher,
-                                                                          mailbox, monkeypatch):
+def test_sepa_processing_then_succeeded_through_localstripes_signed_webhook(
+    client, localstripe, webhook_catcher, mailbox, monkeypatch
+):
     user, invoice, result = _sepa_debit_under_way(localstripe, monkeypatch)
 
     body, signature = caught(webhook_catcher, "payment_intent.succeeded", result.payment.stripe_id)
@@ -91,8 +100,9 @@ def test_sepa_processing_then_succeeded_through_localstripes_signed_webhook(clie
     assert [mail["Subject"] for mail in mailbox.to(user.email)] == ["We received your payment"]
 
 
-def test_a_failing_sepa_debit_fails_later_through_the_webhook_and_starts_dunning(client, localstripe,
-                                                                               webhook_catcher, mailbox):
+def test_a_failing_sepa_debit_fails_later_through_the_webhook_and_starts_dunning(
+    client, localstripe, webhook_catcher, mailbox
+):
     user = make_user()
     save_method(user.account, localstripe, stripe_js.sepa(stripe_js.IBAN_FAILS, email=user.email))
     invoice = finalized_invoice(user.account.id, 4200)
@@ -119,8 +129,11 @@ def test_the_webhook_after_a_synchronous_decline_changes_nothing_more(client, lo
     db.session.commit()
     schedule = db.session.get(Dunning, invoice.id).next_attempt_at
     # localstripe's decline error names no PaymentIntent; its event does, with our metadata.
-    intents = [intent for intent in stripe_get(localstripe, "payment_intents", limit=100)["data"]
-               if intent["metadata"].get("invoice_number") == invoice.number]
+    intents = [
+        intent
+        for intent in stripe_get(localstripe, "payment_intents", limit=100)["data"]
+        if intent["metadata"].get("invoice_number") == invoice.number
+    ]
     body, signature = caught(webhook_catcher, "payment_intent.payment_failed", intents[0]["id"])
 
     assert deliver(client, body, signature).status_code == 200
@@ -135,12 +148,29 @@ def test_the_webhook_after_a_synchronous_decline_changes_nothing_more(client, lo
 def test_a_bad_signature_is_refused_and_changes_nothing(client, tamper):
     user = make_user()
     invoice = finalized_invoice(user.account.id, 500)
-    db.session.add(Payment(invoice_id=invoice.id, attempt=1, stripe_id="pi_bad_sig", amount_minor=500,
-                           currency="EUR", status="processing"))
+    db.session.add(
+        Payment(
+            invoice_id=invoice.id,
+            attempt=1,
+            stripe_id="pi_bad_sig",
+            amount_minor=500,
+            currency="EUR",
+            status="processing",
+        )
+    )
     invoice.payment_state = PaymentState.PROCESSING
-    body = event("payment_intent.succeeded", {"id": "pi_bad_sig", "object": "payment_intent", "status": "succeeded",
-                                              "amount": 500, "amount_received": 500, "currency": "eur",
-                                              "metadata": {}})
+    body = event(
+        "payment_intent.succeeded",
+        {
+            "id": "pi_bad_sig",
+            "object": "payment_intent",
+            "status": "succeeded",
+            "amount": 500,
+            "amount_received": 500,
+            "currency": "eur",
+            "metadata": {},
+        },
+    )
     signature = {
         "body": sign(body.replace(b"500", b"501")),
         "secret": sign(body, "whsec_wrong"),
@@ -168,12 +198,25 @@ def test_a_bad_signature_is_refused_and_changes_nothing(client, tamper):
 def test_a_repeated_event_is_acknowledged_and_ignored(client, mailbox):
     user = make_user()
     invoice = finalized_invoice(user.account.id, 500)
-    db.session.add(Payment(invoice_id=invoice.id, attempt=1, stripe_id="pi_dup", amount_minor=500, currency="EUR",
-                           status="processing"))
+    db.session.add(
+        Payment(
+            invoice_id=invoice.id, attempt=1, stripe_id="pi_dup", amount_minor=500, currency="EUR", status="processing"
+        )
+    )
     invoice.payment_state = PaymentState.PROCESSING
-    body = event("payment_intent.succeeded", {"id": "pi_dup", "object": "payment_intent", "status": "succeeded",
-                                              "amount": 500, "amount_received": 500, "currency": "eur",
-                                              "metadata": {}}, event_id="evt_dup_1")
+    body = event(
+        "payment_intent.succeeded",
+        {
+            "id": "pi_dup",
+            "object": "payment_intent",
+            "status": "succeeded",
+            "amount": 500,
+            "amount_received": 500,
+            "currency": "eur",
+            "metadata": {},
+        },
+        event_id="evt_dup_1",
+    )
 
     first, second = deliver(client, body), deliver(client, body)
 
@@ -195,8 +238,11 @@ def test_processing_then_refunded_in_full(client, localstripe):
     paid = collect_invoice(invoice)
     db.session.commit()
     intent = stripe_get(localstripe, f"payment_intents/{paid.payment.stripe_id}")
-    charge = intent["latest_charge"] if isinstance(intent["latest_charge"], dict) else stripe_get(
-        localstripe, f"charges/{intent['latest_charge']}")
+    charge = (
+        intent["latest_charge"]
+        if isinstance(intent["latest_charge"], dict)
+        else stripe_get(localstripe, f"charges/{intent['latest_charge']}")
+    )
     refunded = {**charge, "payment_intent": intent["id"], "amount_refunded": 1800, "refunded": True}
 
     assert deliver(client, event("charge.refunded", refunded)).status_code == 200
@@ -208,10 +254,20 @@ def test_processing_then_refunded_in_full(client, localstripe):
 def test_processing_event_moves_an_open_invoice_to_processing(client):
     user = make_user()
     invoice = finalized_invoice(user.account.id, 700)
-    db.session.add(Payment(invoice_id=invoice.id, attempt=1, stripe_id="pi_proc", amount_minor=700, currency="EUR",
-                           status="requires_confirmation"))
-    body = event("payment_intent.processing", {"id": "pi_proc", "object": "payment_intent", "status": "processing",
-                                               "amount": 700, "metadata": {}})
+    db.session.add(
+        Payment(
+            invoice_id=invoice.id,
+            attempt=1,
+            stripe_id="pi_proc",
+            amount_minor=700,
+            currency="EUR",
+            status="requires_confirmation",
+        )
+    )
+    body = event(
+        "payment_intent.processing",
+        {"id": "pi_proc", "object": "payment_intent", "status": "processing", "amount": 700, "metadata": {}},
+    )
     assert deliver(client, body).status_code == 200
     db.session.refresh(invoice)
     assert invoice.payment_state == PaymentState.PROCESSING
@@ -220,12 +276,16 @@ def test_processing_event_moves_an_open_invoice_to_processing(client):
 def test_a_late_failure_never_undoes_a_success(client):
     user = make_user()
     invoice = finalized_invoice(user.account.id, 700)
-    db.session.add(Payment(invoice_id=invoice.id, attempt=1, stripe_id="pi_ok", amount_minor=700, currency="EUR",
-                           status="succeeded"))
+    db.session.add(
+        Payment(
+            invoice_id=invoice.id, attempt=1, stripe_id="pi_ok", amount_minor=700, currency="EUR", status="succeeded"
+        )
+    )
     invoice.payment_state = PaymentState.PAID
-    body = event("payment_intent.payment_failed", {"id": "pi_ok", "object": "payment_intent",
-                                                   "status": "requires_payment_method", "amount": 700,
-                                                   "metadata": {}})
+    body = event(
+        "payment_intent.payment_failed",
+        {"id": "pi_ok", "object": "payment_intent", "status": "requires_payment_method", "amount": 700, "metadata": {}},
+    )
     assert deliver(client, body).status_code == 200
     db.session.refresh(invoice)
     assert invoice.payment_state == PaymentState.PAID
@@ -240,18 +300,33 @@ def test_a_payment_intent_whose_row_was_lost_is_recorded_from_its_webhook(client
     db.session.commit()
     method = payment_services.active_payment_method(user.account.id)
     customer = payment_services.stripe_customer_of(user.account.id)
-    created = requests.post(f"{localstripe.url}/v1/payment_intents", auth=(API_KEY, ""), timeout=10, data={
-        "amount": 1300, "currency": "eur", "customer": customer.stripe_customer_id,
-        "payment_method": method.stripe_payment_method_id, "confirm": "true", "off_session": "true",
-        "metadata[invoice_number]": invoice.number, "metadata[account_id]": str(user.account.id),
-        "metadata[attempt]": "1"}).json()
+    created = requests.post(
+        f"{localstripe.url}/v1/payment_intents",
+        auth=(API_KEY, ""),
+        timeout=10,
+        data={
+            "amount": 1300,
+            "currency": "eur",
+            "customer": customer.stripe_customer_id,
+            "payment_method": method.stripe_payment_method_id,
+            "confirm": "true",
+            "off_session": "true",
+            "metadata[invoice_number]": invoice.number,
+            "metadata[account_id]": str(user.account.id),
+            "metadata[attempt]": "1",
+        },
+    ).json()
     assert created["status"] == "succeeded"
 
     assert deliver(client, event("payment_intent.succeeded", created)).status_code == 200
 
     payment = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)).one()
     assert (payment.attempt, payment.stripe_id, payment.status, payment.amount_minor) == (
-        1, created["id"], "succeeded", 1300)
+        1,
+        created["id"],
+        "succeeded",
+        1300,
+    )
     db.session.refresh(invoice)
     assert invoice.payment_state == PaymentState.PAID
     # ...and the retried collection of attempt 1 sees it instead of charging again.
@@ -266,7 +341,8 @@ def test_without_a_configured_secret_nothing_is_accepted(client, stripe_app):
 
 
 def test_a_credit_note_issued_while_the_sepa_debit_is_under_way_is_refunded_when_it_settles(
-        client, localstripe, webhook_catcher, mailbox, monkeypatch):
+    client, localstripe, webhook_catcher, mailbox, monkeypatch
+):
     from app.billing.documents.delivery import refund_due
     from app.billing.models import InvoiceKind
 

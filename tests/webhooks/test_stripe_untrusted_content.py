@@ -39,20 +39,33 @@ from tests.webhooks.test_stripe import deliver, event, sign
 pytestmark = pytest.mark.usefixtures("stripe_app")
 
 
-def succeeded(intent_id: str, amount: int, received: int | None = None, currency: str = "eur",
-              metadata: dict | None = None) -> dict:
+def succeeded(
+    intent_id: str, amount: int, received: int | None = None, currency: str = "eur", metadata: dict | None = None
+) -> dict:
     """A succeeded PaymentIntent as Stripe sends it (``amount`` asked, ``amount_received`` brought in)."""
-    return {"id": intent_id, "object": "payment_intent", "status": "succeeded", "amount": amount,
-            "amount_received": amount if received is None else received, "currency": currency,
-            "metadata": metadata or {}}
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "status": "succeeded",
+        "amount": amount,
+        "amount_received": amount if received is None else received,
+        "currency": currency,
+        "metadata": metadata or {},
+    }
 
 
 def debit_under_way(total_minor: int = 1398, intent_id: str | None = None):  # type: ignore[no-untyped-def]
     """A driver whose invoice is being debited (our attempt 1 is ``processing``, as with SEPA)."""
     user = make_user()
     invoice = finalized_invoice(user.account.id, total_minor)
-    payment = Payment(invoice_id=invoice.id, attempt=1, stripe_id=intent_id or f"pi_{time.time_ns()}",
-                      amount_minor=total_minor, currency="EUR", status="processing")
+    payment = Payment(
+        invoice_id=invoice.id,
+        attempt=1,
+        stripe_id=intent_id or f"pi_{time.time_ns()}",
+        amount_minor=total_minor,
+        currency="EUR",
+        status="processing",
+    )
     db.session.add(payment)
     invoice.payment_state = PaymentState.PROCESSING
     db.session.commit()
@@ -72,7 +85,11 @@ def test_a_signed_one_cent_success_of_a_1398_invoice_is_a_partial_payment(client
     assert invoice.payment_state == PaymentState.FAILED and invoice.paid_at is None  # not paid
     payment = db.session.get(Payment, payment.id)
     assert (payment.status, payment.amount_received_minor, payment.received_currency, payment.review) == (
-        "succeeded", 1, "EUR", PaymentReview.UNDERPAID)
+        "succeeded",
+        1,
+        "EUR",
+        PaymentReview.UNDERPAID,
+    )
     assert received_minor(invoice) == 1
     assert amount_due_minor(invoice) == 1397
     assert open_balance_minor(user.account.id) == {"EUR": 1397}
@@ -126,7 +143,10 @@ def test_a_success_in_another_currency_never_pays_the_invoice_and_is_flagged(cli
     assert invoice.payment_state == PaymentState.FAILED and invoice.paid_at is None
     payment = db.session.get(Payment, payment.id)
     assert (payment.amount_received_minor, payment.received_currency, payment.review) == (
-        1398, "USD", PaymentReview.CURRENCY_MISMATCH)
+        1398,
+        "USD",
+        PaymentReview.CURRENCY_MISMATCH,
+    )
     assert amount_due_minor(invoice) == 1398  # nothing counted
     assert "We received your payment" not in [mail["Subject"] for mail in mailbox.to(user.email)]
     assert [row[0].id for row in reporting.payments_to_review()] == [payment.id]
@@ -174,38 +194,113 @@ def test_finance_sees_partial_payments_and_ignored_events(client):
 MALFORMED = {
     "no data": lambda pi, inv: {"type": "payment_intent.succeeded"},
     "object is text": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object": pi}},
-    "amount as text": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object": {
-        **succeeded(pi, 1398), "amount": "1398", "amount_received": "1398"}}},
-    "amount as float": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object": {
-        **succeeded(pi, 1398), "amount_received": 1398.0}}},
-    "amount out of bounds": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object": {
-        **succeeded(pi, 1398), "amount_received": 10**15}}},
-    "no currency": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object": {
-        key: value for key, value in succeeded(pi, 1398).items() if key != "currency"}}},
-    "no amount at all": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object": {
-        key: value for key, value in succeeded(pi, 1398).items() if key not in ("amount", "amount_received")}}},
-    "status says otherwise": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object": {
-        **succeeded(pi, 1398), "status": "requires_payment_method"}}},
-    "metadata is a list": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object": {
-        **succeeded("pi_other", 1398), "metadata": ["invoice_number", inv.number]}}},
-    "unknown invoice in metadata": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object":
-        succeeded("pi_other", 1398, metadata={"invoice_number": "INV-2099-000001", "attempt": "1",
-                                              "account_id": str(inv.account_id)})}},
-    "another account in metadata": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object":
-        succeeded("pi_other", 1398, metadata={"invoice_number": inv.number, "attempt": "2",
-                                              "account_id": str(inv.account_id + 1000)})}},
-    "attempt not a number": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object":
-        succeeded("pi_other", 1398, metadata={"invoice_number": inv.number, "attempt": "²",
-                                              "account_id": str(inv.account_id)})}},
-    "attempt too large": lambda pi, inv: {"type": "payment_intent.succeeded", "data": {"object":
-        succeeded("pi_other", 1398, metadata={"invoice_number": inv.number, "attempt": "99999999999",
-                                              "account_id": str(inv.account_id)})}},
-    "last_payment_error is text": lambda pi, inv: {"type": "payment_intent.payment_failed", "data": {"object": {
-        "id": pi, "object": "payment_intent", "status": "requires_payment_method", "last_payment_error": "no"}}},
-    "refund of an unknown charge": lambda pi, inv: {"type": "charge.refunded", "data": {"object": {
-        "id": "ch_x", "object": "charge", "payment_intent": "pi_nobody", "amount": 1398, "refunded": True}}},
-    "refund amount as text": lambda pi, inv: {"type": "charge.refunded", "data": {"object": {
-        "id": "ch_x", "object": "charge", "payment_intent": pi, "amount": "1398", "amount_refunded": "1398"}}},
+    "amount as text": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {"object": {**succeeded(pi, 1398), "amount": "1398", "amount_received": "1398"}},
+    },
+    "amount as float": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {"object": {**succeeded(pi, 1398), "amount_received": 1398.0}},
+    },
+    "amount out of bounds": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {"object": {**succeeded(pi, 1398), "amount_received": 10**15}},
+    },
+    "no currency": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {"object": {key: value for key, value in succeeded(pi, 1398).items() if key != "currency"}},
+    },
+    "no amount at all": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {
+            "object": {
+                key: value for key, value in succeeded(pi, 1398).items() if key not in ("amount", "amount_received")
+            }
+        },
+    },
+    "status says otherwise": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {"object": {**succeeded(pi, 1398), "status": "requires_payment_method"}},
+    },
+    "metadata is a list": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {"object": {**succeeded("pi_other", 1398), "metadata": ["invoice_number", inv.number]}},
+    },
+    "unknown invoice in metadata": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {
+            "object": succeeded(
+                "pi_other",
+                1398,
+                metadata={"invoice_number": "INV-2099-000001", "attempt": "1", "account_id": str(inv.account_id)},
+            )
+        },
+    },
+    "another account in metadata": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {
+            "object": succeeded(
+                "pi_other",
+                1398,
+                metadata={"invoice_number": inv.number, "attempt": "2", "account_id": str(inv.account_id + 1000)},
+            )
+        },
+    },
+    "attempt not a number": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {
+            "object": succeeded(
+                "pi_other",
+                1398,
+                metadata={"invoice_number": inv.number, "attempt": "²", "account_id": str(inv.account_id)},
+            )
+        },
+    },
+    "attempt too large": lambda pi, inv: {
+        "type": "payment_intent.succeeded",
+        "data": {
+            "object": succeeded(
+                "pi_other",
+                1398,
+                metadata={"invoice_number": inv.number, "attempt": "99999999999", "account_id": str(inv.account_id)},
+            )
+        },
+    },
+    "last_payment_error is text": lambda pi, inv: {
+        "type": "payment_intent.payment_failed",
+        "data": {
+            "object": {
+                "id": pi,
+                "object": "payment_intent",
+                "status": "requires_payment_method",
+                "last_payment_error": "no",
+            }
+        },
+    },
+    "refund of an unknown charge": lambda pi, inv: {
+        "type": "charge.refunded",
+        "data": {
+            "object": {
+                "id": "ch_x",
+                "object": "charge",
+                "payment_intent": "pi_nobody",
+                "amount": 1398,
+                "refunded": True,
+            }
+        },
+    },
+    "refund amount as text": lambda pi, inv: {
+        "type": "charge.refunded",
+        "data": {
+            "object": {
+                "id": "ch_x",
+                "object": "charge",
+                "payment_intent": pi,
+                "amount": "1398",
+                "amount_refunded": "1398",
+            }
+        },
+    },
     "no type": lambda pi, inv: {"data": {"object": succeeded(pi, 1398)}},
 }
 
@@ -235,8 +330,16 @@ def test_a_malformed_signed_event_is_acknowledged_recorded_and_changes_nothing(c
     assert deliver(client, body).get_json() == {"received": True, "duplicate": True}
 
 
-@pytest.mark.parametrize("body", [b"not json at all", b"[1, 2, 3]", b'{"type": "payment_intent.succeeded"}',
-                                  b'{"id": 12, "type": "payment_intent.succeeded"}', b'"evt_1"'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json at all",
+        b"[1, 2, 3]",
+        b'{"type": "payment_intent.succeeded"}',
+        b'{"id": 12, "type": "payment_intent.succeeded"}',
+        b'"evt_1"',
+    ],
+)
 def test_a_signed_body_without_a_usable_event_id_is_acknowledged_and_logged(client, caplog, body):
     with caplog.at_level(logging.WARNING, logger="app.webhooks.views"):
         response = deliver(client, body)
@@ -250,8 +353,15 @@ def test_a_success_for_a_refund_row_is_ignored(client):
     # A PaymentIntent event that names the Stripe id of one of our refunds: not a charge, nothing to pay.
     user = make_user()
     invoice = finalized_invoice(user.account.id, 1398)
-    payment = Payment(invoice_id=invoice.id, attempt=1, kind="refund", stripe_id="re_ours", amount_minor=100,
-                      currency="EUR", status="succeeded")
+    payment = Payment(
+        invoice_id=invoice.id,
+        attempt=1,
+        kind="refund",
+        stripe_id="re_ours",
+        amount_minor=100,
+        currency="EUR",
+        status="succeeded",
+    )
     db.session.add(payment)
     db.session.commit()
 
@@ -355,9 +465,11 @@ def test_a_waiting_attempt_the_driver_completed_after_all_is_counted_not_charged
     first = collect_invoice(invoice, on_session=True)
     db.session.commit()
     assert first.outcome == Outcome.REQUIRES_ACTION
-    requests.post(f"{localstripe.url}/v1/payment_intents/{first.payment.stripe_id}/_authenticate?success=true",
-                  json={"key": PUBLISHABLE_KEY, "client_secret": first.client_secret}, timeout=10
-                  ).raise_for_status()
+    requests.post(
+        f"{localstripe.url}/v1/payment_intents/{first.payment.stripe_id}/_authenticate?success=true",
+        json={"key": PUBLISHABLE_KEY, "client_secret": first.client_secret},
+        timeout=10,
+    ).raise_for_status()
 
     second = collect_invoice(invoice, on_session=True)
 

@@ -73,8 +73,10 @@ def _unpaid_overdue_clause(today: dt.date):  # type: ignore[no-untyped-def]
     return and_(
         Invoice.kind == InvoiceKind.INVOICE,
         Invoice.status == InvoiceStatus.FINALIZED,
-        or_(Invoice.payment_state == PaymentState.UNCOLLECTIBLE,
-            and_(Invoice.payment_state.in_([PaymentState.OPEN, PaymentState.FAILED]), Invoice.due_date < today)),
+        or_(
+            Invoice.payment_state == PaymentState.UNCOLLECTIBLE,
+            and_(Invoice.payment_state.in_([PaymentState.OPEN, PaymentState.FAILED]), Invoice.due_date < today),
+        ),
     )
 
 
@@ -83,7 +85,8 @@ def has_unpaid_overdue(account_id: int, today: dt.date | None = None) -> bool:
     :func:`unpaid_overdue_condition`."""
     today = today or utcnow().date()
     found = db.session.scalar(
-        select(Invoice.id).where(Invoice.account_id == account_id, _unpaid_overdue_clause(today)).limit(1))
+        select(Invoice.id).where(Invoice.account_id == account_id, _unpaid_overdue_clause(today)).limit(1)
+    )
     return found is not None
 
 
@@ -116,23 +119,34 @@ def billing_emails(account_id: int, template: str, subject: str, **context: obje
     account = db.session.get(Account, account_id)
     if account is None or account.anonymised_at is not None:
         return []
-    recipients = sorted(user.email for user in db.session.scalars(
-        select(User).where(User.account_id == account_id, User.role == Role.DRIVER, User.active.is_(True))))
+    recipients = sorted(
+        user.email
+        for user in db.session.scalars(
+            select(User).where(User.account_id == account_id, User.role == Role.DRIVER, User.active.is_(True))
+        )
+    )
     context = {"name": account.full_name, "balance_url": balance_url(), **context}
-    return [PendingEmail(to=email, template=template, language=account.language, subject=subject,
-                         context=dict(context)) for email in recipients]
+    return [
+        PendingEmail(to=email, template=template, language=account.language, subject=subject, context=dict(context))
+        for email in recipients
+    ]
 
 
 def invoice_context(invoice: Invoice, amount_minor: int | None = None) -> dict[str, object]:
-    return {"invoice_number": invoice.number, "amount_minor": invoice.total_minor if amount_minor is None
-            else amount_minor, "currency": invoice.currency, "due_date": invoice.due_date}
+    return {
+        "invoice_number": invoice.number,
+        "amount_minor": invoice.total_minor if amount_minor is None else amount_minor,
+        "currency": invoice.currency,
+        "due_date": invoice.due_date,
+    }
 
 
 # --- transitions --------------------------------------------------------------------------------------------
 
 
-def on_payment_failure(invoice: Invoice, now: dt.datetime, *, amount_minor: int, message: str | None,
-                       notify: bool = True) -> list[PendingEmail]:
+def on_payment_failure(
+    invoice: Invoice, now: dt.datetime, *, amount_minor: int, message: str | None, notify: bool = True
+) -> list[PendingEmail]:
     """An attempt to collect ``invoice`` failed (synchronously, or later through a webhook).
 
     - no dunning yet: the schedule starts (first retry after ``DUNNING_SCHEDULE_DAYS[0]`` days), email
@@ -152,8 +166,13 @@ def on_payment_failure(invoice: Invoice, now: dt.datetime, *, amount_minor: int,
         db.session.flush()
         if not notify:
             return []
-        return billing_emails(invoice.account_id, "payment_failed", "Your payment did not go through",
-                              next_attempt_at=dunning.next_attempt_at, **context)
+        return billing_emails(
+            invoice.account_id,
+            "payment_failed",
+            "Your payment did not go through",
+            next_attempt_at=dunning.next_attempt_at,
+            **context,
+        )
     if dunning.next_attempt_at is not None or dunning.cards_blocked_at is not None:
         db.session.flush()
         return []
@@ -161,9 +180,15 @@ def on_payment_failure(invoice: Invoice, now: dt.datetime, *, amount_minor: int,
         return _exhaust(invoice, dunning, now, context)
     dunning.next_attempt_at = now + _gap_after(dunning.stage)
     db.session.flush()
-    return billing_emails(invoice.account_id, "payment_reminder", "Reminder: your invoice is still unpaid",
-                          next_attempt_at=dunning.next_attempt_at, stage=dunning.stage,
-                          retries=len(schedule_days()), **context)
+    return billing_emails(
+        invoice.account_id,
+        "payment_reminder",
+        "Reminder: your invoice is still unpaid",
+        next_attempt_at=dunning.next_attempt_at,
+        stage=dunning.stage,
+        retries=len(schedule_days()),
+        **context,
+    )
 
 
 def _exhaust(invoice: Invoice, dunning: Dunning, now: dt.datetime, context: dict[str, object]) -> list[PendingEmail]:
@@ -172,14 +197,32 @@ def _exhaust(invoice: Invoice, dunning: Dunning, now: dt.datetime, context: dict
     invoice.payment_state = PaymentState.UNCOLLECTIBLE
     dunning.next_attempt_at = None
     dunning.cards_blocked_at = now
-    blocked = block_all_cards(invoice.account_id, BlockReason.PAYMENT, actor,
-                              note=f"invoice {invoice.number} unpaid after {dunning.stage} retries")
-    record("invoice.uncollectible", "invoice", invoice.id, actor=actor, reason="dunning schedule exhausted",
-           details={"number": invoice.number, "account_id": invoice.account_id,
-                    "cards_blocked": [card.id for card in blocked]})
+    blocked = block_all_cards(
+        invoice.account_id,
+        BlockReason.PAYMENT,
+        actor,
+        note=f"invoice {invoice.number} unpaid after {dunning.stage} retries",
+    )
+    record(
+        "invoice.uncollectible",
+        "invoice",
+        invoice.id,
+        actor=actor,
+        reason="dunning schedule exhausted",
+        details={
+            "number": invoice.number,
+            "account_id": invoice.account_id,
+            "cards_blocked": [card.id for card in blocked],
+        },
+    )
     db.session.flush()
-    return billing_emails(invoice.account_id, "cards_blocked_unpaid", "Your charge cards are blocked",
-                          cards_blocked=len(blocked), **context)
+    return billing_emails(
+        invoice.account_id,
+        "cards_blocked_unpaid",
+        "Your charge cards are blocked",
+        cards_blocked=len(blocked),
+        **context,
+    )
 
 
 def on_payment_success(invoice: Invoice, now: dt.datetime, *, amount_minor: int) -> list[PendingEmail]:
@@ -191,8 +234,13 @@ def on_payment_success(invoice: Invoice, now: dt.datetime, *, amount_minor: int)
     lift_payment_blocks(invoice.account_id, now.date())
     if was_paid:
         return []
-    return billing_emails(invoice.account_id, "payment_received", "We received your payment",
-                          paid_at=invoice.paid_at, **invoice_context(invoice, amount_minor))
+    return billing_emails(
+        invoice.account_id,
+        "payment_received",
+        "We received your payment",
+        paid_at=invoice.paid_at,
+        **invoice_context(invoice, amount_minor),
+    )
 
 
 def stop_dunning(invoice: Invoice) -> None:
@@ -207,6 +255,5 @@ def lift_payment_blocks(account_id: int, today: dt.date | None = None) -> int:
     db.session.flush()
     if has_unpaid_overdue(account_id, today):
         return 0
-    lifted = unblock_all_cards(account_id, BlockReason.PAYMENT, Actor.system(BILLING_ACTOR),
-                               note="open balance paid")
+    lifted = unblock_all_cards(account_id, BlockReason.PAYMENT, Actor.system(BILLING_ACTOR), note="open balance paid")
     return len(lifted)

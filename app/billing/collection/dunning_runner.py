@@ -37,15 +37,19 @@ class DunningReport:
     emails: list[PendingEmail] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in
-                ("retried", "paid", "processing", "failed", "blocked", "errors", "skipped")}
+        return {
+            name: getattr(self, name)
+            for name in ("retried", "paid", "processing", "failed", "blocked", "errors", "skipped")
+        }
 
 
 def due_invoice_ids(now: dt.datetime, limit: int | None = None) -> list[int]:
-    query = (select(Dunning.invoice_id).join(Invoice, Invoice.id == Dunning.invoice_id)
-             .where(Dunning.next_attempt_at <= now,
-                    Invoice.payment_state.in_([PaymentState.OPEN, PaymentState.FAILED]))
-             .order_by(Dunning.next_attempt_at, Dunning.invoice_id))
+    query = (
+        select(Dunning.invoice_id)
+        .join(Invoice, Invoice.id == Dunning.invoice_id)
+        .where(Dunning.next_attempt_at <= now, Invoice.payment_state.in_([PaymentState.OPEN, PaymentState.FAILED]))
+        .order_by(Dunning.next_attempt_at, Dunning.invoice_id)
+    )
     if limit:
         query = query.limit(limit)
     return list(db.session.scalars(query))

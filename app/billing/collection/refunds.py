@@ -30,6 +30,7 @@ from app.payments.stripe_client import idempotency_key, stripe_client
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class RefundResult:
     credit_note: Invoice
@@ -42,17 +43,25 @@ class RefundResult:
 
 def _paid_charge(invoice: Invoice) -> Payment | None:
     # Money in another currency is finance's to sort out (flagged), never refunded against the invoice.
-    paid = [payment for payment in payments_of(invoice) if payment.status == "succeeded" and payment.stripe_id
-            and payment.review != PaymentReview.CURRENCY_MISMATCH]
+    paid = [
+        payment
+        for payment in payments_of(invoice)
+        if payment.status == "succeeded" and payment.stripe_id and payment.review != PaymentReview.CURRENCY_MISMATCH
+    ]
     return paid[-1] if paid else None
 
 
 def refunded_minor(invoice: Invoice) -> int:
     """Refunds made for the invoice's credit notes (they are recorded on the credit notes)."""
     total = db.session.scalar(
-        select(func.coalesce(func.sum(Payment.amount_minor), 0)).join(Invoice, Invoice.id == Payment.invoice_id)
-        .where(Invoice.credits_invoice_id == invoice.id, Payment.kind == REFUND,
-               Payment.status.notin_(["failed", "canceled"])))
+        select(func.coalesce(func.sum(Payment.amount_minor), 0))
+        .join(Invoice, Invoice.id == Payment.invoice_id)
+        .where(
+            Invoice.credits_invoice_id == invoice.id,
+            Payment.kind == REFUND,
+            Payment.status.notin_(["failed", "canceled"]),
+        )
+    )
     return int(total or 0)
 
 
@@ -81,8 +90,12 @@ def refund_credit_note(credit_note: Invoice, *, now: dt.datetime | None = None) 
         return RefundResult(credit_note, "pending", message="the original payment is still being processed")
     charge = _paid_charge(original)
     if charge is None or original.payment_state in COLLECTABLE_STATES:  # unpaid, or paid in part only
-        return RefundResult(credit_note, "not_paid", message="the credit lowers the open balance",
-                            emails=settle_by_credit(original, now))
+        return RefundResult(
+            credit_note,
+            "not_paid",
+            message="the credit lowers the open balance",
+            emails=settle_by_credit(original, now),
+        )
     # Everything received counts (a partial payment and the rest are two charges); one refund goes back on the
     # last charge, so never more than that charge brought in.
     paid = received_minor(original)
@@ -93,17 +106,29 @@ def refund_credit_note(credit_note: Invoice, *, now: dt.datetime | None = None) 
         return RefundResult(credit_note, "nothing_to_refund", message="already deducted before payment")
     try:
         params: RefundCreateParams = {
-            "payment_intent": charge.stripe_id or "", "amount": amount,
-            "metadata": {"credit_note_number": credit_note.number or "", "invoice_number": original.number or "",
-                         "account_id": str(original.account_id)}}
+            "payment_intent": charge.stripe_id or "",
+            "amount": amount,
+            "metadata": {
+                "credit_note_number": credit_note.number or "",
+                "invoice_number": original.number or "",
+                "account_id": str(original.account_id),
+            },
+        }
         refund = stripe_client().v1.refunds.create(
-            params=params,
-            options={"idempotency_key": idempotency_key("refund", credit_note.number)})
+            params=params, options={"idempotency_key": idempotency_key("refund", credit_note.number)}
+        )
     except stripe.StripeError as error:
         log.warning("refund of %s failed: %s", credit_note.number, error)
         return RefundResult(credit_note, "error", message=error.user_message or str(error))
-    payment, _ = _record(credit_note, 1, stripe_id=refund.id, amount_minor=amount, status=refund.status or "pending",
-                         message=None, kind=REFUND)
+    payment, _ = _record(
+        credit_note,
+        1,
+        stripe_id=refund.id,
+        amount_minor=amount,
+        status=refund.status or "pending",
+        message=None,
+        kind=REFUND,
+    )
     if refunded_minor(original) >= paid:
         original.payment_state = PaymentState.REFUNDED
     db.session.flush()

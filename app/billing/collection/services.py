@@ -70,12 +70,12 @@ AUTH_REQUIRED_MESSAGE = "Your bank asks you to confirm this payment: pay it from
 
 class Outcome(enum.StrEnum):
     PAID = "paid"
-    PROCESSING = "processing"            # SEPA debit under way; the webhook settles it
-    FAILED = "failed"                    # declined / no method / authentication needed off-session
+    PROCESSING = "processing"  # SEPA debit under way; the webhook settles it
+    FAILED = "failed"  # declined / no method / authentication needed off-session
     REQUIRES_ACTION = "requires_action"  # on-session only: the browser completes 3-D Secure
-    NOT_DUE = "not_due"                  # nothing to collect (zero total, fully credited)
-    ALREADY = "already"                  # nothing done: this attempt exists or the invoice is not collectable
-    ERROR = "error"                      # Stripe unreachable: nothing recorded, try again later
+    NOT_DUE = "not_due"  # nothing to collect (zero total, fully credited)
+    ALREADY = "already"  # nothing done: this attempt exists or the invoice is not collectable
+    ERROR = "error"  # Stripe unreachable: nothing recorded, try again later
 
 
 @dataclass
@@ -120,18 +120,27 @@ def _id_of(value: Any) -> str | None:
 
 def credited_minor(invoice: Invoice) -> int:
     """What finalized credit notes took off the invoice (positive cents, incl. VAT)."""
-    total = db.session.scalar(select(func.coalesce(func.sum(Invoice.total_minor), 0)).where(
-        Invoice.credits_invoice_id == invoice.id, Invoice.kind == InvoiceKind.CREDIT_NOTE,
-        Invoice.status == InvoiceStatus.FINALIZED))
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(Invoice.total_minor), 0)).where(
+            Invoice.credits_invoice_id == invoice.id,
+            Invoice.kind == InvoiceKind.CREDIT_NOTE,
+            Invoice.status == InvoiceStatus.FINALIZED,
+        )
+    )
     return -int(total or 0)
 
 
 def _credit_awaiting_refund_minor(invoice: Invoice) -> int:
     """Credit notes of the invoice not refunded yet: a payment of the full total gives them back."""
     refunded = select(Payment.invoice_id).where(Payment.kind == REFUND)
-    total = db.session.scalar(select(func.coalesce(func.sum(Invoice.total_minor), 0)).where(
-        Invoice.credits_invoice_id == invoice.id, Invoice.kind == InvoiceKind.CREDIT_NOTE,
-        Invoice.status == InvoiceStatus.FINALIZED, Invoice.id.notin_(refunded)))
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(Invoice.total_minor), 0)).where(
+            Invoice.credits_invoice_id == invoice.id,
+            Invoice.kind == InvoiceKind.CREDIT_NOTE,
+            Invoice.status == InvoiceStatus.FINALIZED,
+            Invoice.id.notin_(refunded),
+        )
+    )
     return -int(total or 0)
 
 
@@ -139,9 +148,14 @@ def received_minor(invoice: Invoice) -> int:
     """Money received on the invoice in its own currency: its succeeded charges, each for what Stripe said it
     received (rows from before that was kept: the amount asked). Money in another currency is not counted."""
     amount = func.coalesce(Payment.amount_received_minor, Payment.amount_minor)
-    total = db.session.scalar(select(func.coalesce(func.sum(amount), 0)).where(
-        Payment.invoice_id == invoice.id, Payment.kind == CHARGE, Payment.status == "succeeded",
-        or_(Payment.received_currency.is_(None), Payment.received_currency == invoice.currency.upper())))
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(amount), 0)).where(
+            Payment.invoice_id == invoice.id,
+            Payment.kind == CHARGE,
+            Payment.status == "succeeded",
+            or_(Payment.received_currency.is_(None), Payment.received_currency == invoice.currency.upper()),
+        )
+    )
     return int(total or 0)
 
 
@@ -166,13 +180,17 @@ def received_of(intent: Any) -> Received | None:
 
 
 def payments_of(invoice: Invoice, kind: str = CHARGE) -> list[Payment]:
-    return list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id, Payment.kind == kind)
-                                   .order_by(Payment.attempt)))
+    return list(
+        db.session.scalars(
+            select(Payment).where(Payment.invoice_id == invoice.id, Payment.kind == kind).order_by(Payment.attempt)
+        )
+    )
 
 
 def _payment(invoice_id: int, kind: str, attempt: int) -> Payment | None:
-    return db.session.scalar(select(Payment).where(Payment.invoice_id == invoice_id, Payment.kind == kind,
-                                                   Payment.attempt == attempt))
+    return db.session.scalar(
+        select(Payment).where(Payment.invoice_id == invoice_id, Payment.kind == kind, Payment.attempt == attempt)
+    )
 
 
 def payment_by_stripe_id(stripe_id: str) -> Payment | None:
@@ -180,28 +198,46 @@ def payment_by_stripe_id(stripe_id: str) -> Payment | None:
 
 
 def _next_attempt(invoice_id: int, kind: str = CHARGE) -> int:
-    latest = db.session.scalar(select(func.max(Payment.attempt)).where(Payment.invoice_id == invoice_id,
-                                                                       Payment.kind == kind))
+    latest = db.session.scalar(
+        select(func.max(Payment.attempt)).where(Payment.invoice_id == invoice_id, Payment.kind == kind)
+    )
     return (latest or 0) + 1
 
 
 def _lock(invoice: Invoice) -> Invoice:
     """On PostgreSQL, lock the invoice row (and re-read it) for the rest of the transaction."""
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(select(Invoice).where(Invoice.id == invoice.id).with_for_update()
-                           .execution_options(populate_existing=True))
+        db.session.execute(
+            select(Invoice).where(Invoice.id == invoice.id).with_for_update().execution_options(populate_existing=True)
+        )
     return invoice
 
 
 # --- recording attempts and applying their result -------------------------------------------------------
 
 
-def _record(invoice: Invoice, attempt: int, *, stripe_id: str | None, amount_minor: int, message: str | None,
-            status: str = "new", kind: str = CHARGE) -> tuple[Payment, bool]:
+def _record(
+    invoice: Invoice,
+    attempt: int,
+    *,
+    stripe_id: str | None,
+    amount_minor: int,
+    message: str | None,
+    status: str = "new",
+    kind: str = CHARGE,
+) -> tuple[Payment, bool]:
     """Insert the attempt (status ``new`` until :func:`apply_status` sets Stripe's); ``(row, False)`` if a
     concurrent call (or an early webhook) stored it first."""
-    row = Payment(invoice_id=invoice.id, attempt=attempt, kind=kind, stripe_id=stripe_id, amount_minor=amount_minor,
-                  currency=invoice.currency, status=status, failure_message=message)
+    row = Payment(
+        invoice_id=invoice.id,
+        attempt=attempt,
+        kind=kind,
+        stripe_id=stripe_id,
+        amount_minor=amount_minor,
+        currency=invoice.currency,
+        status=status,
+        failure_message=message,
+    )
     try:
         with db.session.begin_nested():
             db.session.add(row)
@@ -217,8 +253,15 @@ def _is_latest(payment: Payment) -> bool:
     return payment.attempt >= _next_attempt(payment.invoice_id, payment.kind) - 1
 
 
-def apply_status(payment: Payment, status: str, *, message: str | None = None, now: dt.datetime | None = None,
-                 on_session: bool = False, received: Received | None = None) -> tuple[Outcome, list[PendingEmail]]:
+def apply_status(
+    payment: Payment,
+    status: str,
+    *,
+    message: str | None = None,
+    now: dt.datetime | None = None,
+    on_session: bool = False,
+    received: Received | None = None,
+) -> tuple[Outcome, list[PendingEmail]]:
     """Move an attempt (and its invoice) to what Stripe says about its PaymentIntent. Idempotent: applying the
     same status twice changes nothing and sends nothing twice. Used after creating, by webhooks, and after the
     browser completed 3-D Secure. ``received`` is what a success brought in (:func:`received_of`; ``None``:
@@ -237,8 +280,15 @@ def apply_status(payment: Payment, status: str, *, message: str | None = None, n
         if previous == "succeeded":  # already counted
             unpaid = invoice.payment_state in (*COLLECTABLE_STATES, PaymentState.PROCESSING)
             return (Outcome.FAILED if unpaid else Outcome.PAID), []
-        return _apply_success(invoice, payment, received or Received(payment.amount_minor, invoice.currency.upper()),
-                              due, previous, now, on_session)
+        return _apply_success(
+            invoice,
+            payment,
+            received or Received(payment.amount_minor, invoice.currency.upper()),
+            due,
+            previous,
+            now,
+            on_session,
+        )
     if status == "processing":
         if invoice.payment_state in COLLECTABLE_STATES:
             invoice.payment_state = PaymentState.PROCESSING
@@ -251,18 +301,23 @@ def apply_status(payment: Payment, status: str, *, message: str | None = None, n
         payment.failure_message = AUTH_REQUIRED_MESSAGE
     if previous in FAILED_STATUSES:
         return Outcome.FAILED, []  # already handled (e.g. the webhook after a synchronous decline)
-    if not _is_latest(payment) or invoice.payment_state in (PaymentState.PAID, PaymentState.REFUNDED,
-                                                            PaymentState.NOT_DUE):
+    if not _is_latest(payment) or invoice.payment_state in (
+        PaymentState.PAID,
+        PaymentState.REFUNDED,
+        PaymentState.NOT_DUE,
+    ):
         return Outcome.FAILED, []  # an older attempt: the invoice has moved on
     if invoice.payment_state == PaymentState.PROCESSING and previous not in LIVE_STATUSES:
         return Outcome.FAILED, []  # another attempt is under way
-    emails = dunning.on_payment_failure(invoice, now, amount_minor=payment.amount_minor,
-                                        message=payment.failure_message, notify=not on_session)
+    emails = dunning.on_payment_failure(
+        invoice, now, amount_minor=payment.amount_minor, message=payment.failure_message, notify=not on_session
+    )
     return Outcome.FAILED, emails
 
 
-def _apply_success(invoice: Invoice, payment: Payment, received: Received, due: int, previous: str,
-                   now: dt.datetime, on_session: bool) -> tuple[Outcome, list[PendingEmail]]:
+def _apply_success(
+    invoice: Invoice, payment: Payment, received: Received, due: int, previous: str, now: dt.datetime, on_session: bool
+) -> tuple[Outcome, list[PendingEmail]]:
     """Count a succeeded attempt for what it brought in, against what was ``due`` before it."""
     payment.amount_received_minor = received.amount_minor
     payment.received_currency = received.currency
@@ -276,9 +331,17 @@ def _apply_success(invoice: Invoice, payment: Payment, received: Received, due: 
         payment.review = PaymentReview.OVERPAID
     db.session.flush()
     if payment.review is not None:
-        log.warning("payment %s of invoice %s (attempt %s): received %s %s, %s %s due: %s, flagged for finance",
-                    payment.stripe_id, invoice.number, payment.attempt, received.amount_minor, received.currency,
-                    due, invoice.currency, payment.review.value)
+        log.warning(
+            "payment %s of invoice %s (attempt %s): received %s %s, %s %s due: %s, flagged for finance",
+            payment.stripe_id,
+            invoice.number,
+            payment.attempt,
+            received.amount_minor,
+            received.currency,
+            due,
+            invoice.currency,
+            payment.review.value,
+        )
     if counted < due:
         return _partly_paid(invoice, payment, due - counted, previous, now, on_session)
     if invoice.payment_state == PaymentState.REFUNDED:
@@ -286,12 +349,16 @@ def _apply_success(invoice: Invoice, payment: Payment, received: Received, due: 
     return Outcome.PAID, dunning.on_payment_success(invoice, now, amount_minor=counted)
 
 
-def _partly_paid(invoice: Invoice, payment: Payment, remaining: int, previous: str, now: dt.datetime,
-                 on_session: bool) -> tuple[Outcome, list[PendingEmail]]:
+def _partly_paid(
+    invoice: Invoice, payment: Payment, remaining: int, previous: str, now: dt.datetime, on_session: bool
+) -> tuple[Outcome, list[PendingEmail]]:
     """A success that left ``remaining`` due: for the invoice it is a failed attempt for the rest, so dunning
     starts or goes on (the driver is told what is still due); an older attempt leaves the invoice as it is."""
-    if not _is_latest(payment) or invoice.payment_state in (PaymentState.PAID, PaymentState.REFUNDED,
-                                                            PaymentState.NOT_DUE):
+    if not _is_latest(payment) or invoice.payment_state in (
+        PaymentState.PAID,
+        PaymentState.REFUNDED,
+        PaymentState.NOT_DUE,
+    ):
         return Outcome.FAILED, []
     if invoice.payment_state == PaymentState.PROCESSING and previous not in LIVE_STATUSES:
         return Outcome.FAILED, []  # another attempt is under way: its result decides
@@ -323,8 +390,9 @@ def _cancel_waiting(invoice: Invoice, now: dt.datetime) -> list[PendingEmail]:
 # --- collecting ---------------------------------------------------------------------------------------------
 
 
-def collect_invoice(invoice: Invoice, *, attempt: int | None = None, on_session: bool = False,
-                    now: dt.datetime | None = None) -> CollectionResult:
+def collect_invoice(
+    invoice: Invoice, *, attempt: int | None = None, on_session: bool = False, now: dt.datetime | None = None
+) -> CollectionResult:
     """Collect a finalized invoice with the account's saved card or SEPA mandate.
 
     ``attempt=None`` makes a new attempt (next number); an explicit ``attempt`` that already exists returns it
@@ -347,12 +415,14 @@ def collect_invoice(invoice: Invoice, *, attempt: int | None = None, on_session:
         return CollectionResult(invoice, Outcome.NOT_DUE, message="nothing to collect")
     if invoice.payment_state not in COLLECTABLE_STATES:
         live = [payment for payment in payments_of(invoice) if payment.status in LIVE_STATUSES]
-        return CollectionResult(invoice, Outcome.ALREADY, live[-1] if live else None,
-                                f"invoice is {invoice.payment_state.value}")
+        return CollectionResult(
+            invoice, Outcome.ALREADY, live[-1] if live else None, f"invoice is {invoice.payment_state.value}"
+        )
     due = amount_due_minor(invoice)
     if due <= 0:
-        return CollectionResult(invoice, Outcome.NOT_DUE, message="fully credited",
-                                emails=settle_by_credit(invoice, now))
+        return CollectionResult(
+            invoice, Outcome.NOT_DUE, message="fully credited", emails=settle_by_credit(invoice, now)
+        )
     try:
         settled = _cancel_waiting(invoice, now)
     except stripe.StripeError as error:
@@ -380,13 +450,19 @@ def collect_invoice(invoice: Invoice, *, attempt: int | None = None, on_session:
         "payment_method_types": [method.method_type],
         "confirm": True,
         "off_session": not on_session,
-        "metadata": {"invoice_number": invoice.number, "invoice_id": str(invoice.id),
-                     "account_id": str(invoice.account_id), "attempt": str(attempt)},
+        "metadata": {
+            "invoice_number": invoice.number,
+            "invoice_id": str(invoice.id),
+            "account_id": str(invoice.account_id),
+            "attempt": str(attempt),
+        },
     }
     key = idempotency_key("invoice", invoice.number, "attempt", attempt)
     try:
-        intent = stripe_client().v1.payment_intents.create(params=params,  # type: ignore[arg-type]
-                                                           options={"idempotency_key": key})
+        intent = stripe_client().v1.payment_intents.create(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": key},
+        )
     except stripe.CardError as error:
         # Declined. Real Stripe names the PaymentIntent in the error; emulators may not (then the webhook
         # finds the attempt through the metadata).
@@ -394,8 +470,9 @@ def collect_invoice(invoice: Invoice, *, attempt: int | None = None, on_session:
         intent_id = _id_of(_field(intent_data, "payment_intent"))
         message = error.user_message or str(error)
         payment, _ = _record(invoice, attempt, stripe_id=intent_id, amount_minor=due, message=message)
-        outcome, emails = apply_status(payment, "requires_payment_method", message=message, now=now,
-                                       on_session=on_session)
+        outcome, emails = apply_status(
+            payment, "requires_payment_method", message=message, now=now, on_session=on_session
+        )
         return CollectionResult(invoice, outcome, payment, message, emails=emails)
     except stripe.InvalidRequestError as error:
         # Stripe refused the request itself (method detached, mandate revoked…): the attempt failed.
@@ -410,11 +487,17 @@ def collect_invoice(invoice: Invoice, *, attempt: int | None = None, on_session:
 
     message = _field(_field(intent, "last_payment_error"), "message")
     payment, _ = _record(invoice, attempt, stripe_id=intent.id, amount_minor=due, message=message)
-    outcome, emails = apply_status(payment, intent.status, message=message, now=now, on_session=on_session,
-                                   received=received_of(intent))
-    return CollectionResult(invoice, outcome, payment, payment.failure_message if outcome == Outcome.FAILED else None,
-                            client_secret=intent.client_secret if outcome == Outcome.REQUIRES_ACTION else None,
-                            emails=emails)
+    outcome, emails = apply_status(
+        payment, intent.status, message=message, now=now, on_session=on_session, received=received_of(intent)
+    )
+    return CollectionResult(
+        invoice,
+        outcome,
+        payment,
+        payment.failure_message if outcome == Outcome.FAILED else None,
+        client_secret=intent.client_secret if outcome == Outcome.REQUIRES_ACTION else None,
+        emails=emails,
+    )
 
 
 def settle_by_credit(invoice: Invoice, now: dt.datetime | None = None) -> list[PendingEmail]:
@@ -441,12 +524,19 @@ def sync_payment(payment: Payment, *, on_session: bool = False) -> tuple[Outcome
 
 def open_invoices(account_id: int) -> list[Invoice]:
     """Finalized invoices still waiting for money (incl. SEPA debits under way), oldest first."""
-    return list(db.session.scalars(
-        select(Invoice).where(Invoice.account_id == account_id, Invoice.kind == InvoiceKind.INVOICE,
-                              Invoice.status == InvoiceStatus.FINALIZED,
-                              Invoice.payment_state.in_([*COLLECTABLE_STATES, PaymentState.PROCESSING]),
-                              Invoice.total_minor > 0)
-        .order_by(Invoice.issue_date, Invoice.id)))
+    return list(
+        db.session.scalars(
+            select(Invoice)
+            .where(
+                Invoice.account_id == account_id,
+                Invoice.kind == InvoiceKind.INVOICE,
+                Invoice.status == InvoiceStatus.FINALIZED,
+                Invoice.payment_state.in_([*COLLECTABLE_STATES, PaymentState.PROCESSING]),
+                Invoice.total_minor > 0,
+            )
+            .order_by(Invoice.issue_date, Invoice.id)
+        )
+    )
 
 
 def open_balance_minor(account_id: int) -> dict[str, int]:
@@ -511,14 +601,21 @@ def pay_open_balance(account_id: int, *, payment_intent_id: str | None = None) -
         if collected.outcome == Outcome.ERROR:
             result.error = True
             return result
-        if not _absorb(result, invoice, collected.outcome, collected.message, collected.client_secret,
-                       collected.payment):
+        if not _absorb(
+            result, invoice, collected.outcome, collected.message, collected.client_secret, collected.payment
+        ):
             return result
     return result
 
 
-def _absorb(result: PayNowResult, invoice: Invoice, outcome: Outcome, message: str | None,
-            client_secret: str | None, payment: Payment | None) -> bool:
+def _absorb(
+    result: PayNowResult,
+    invoice: Invoice,
+    outcome: Outcome,
+    message: str | None,
+    client_secret: str | None,
+    payment: Payment | None,
+) -> bool:
     """Add one invoice's outcome; False when paying must stop here."""
     if outcome == Outcome.PAID:
         result.paid.append(invoice)

@@ -45,5 +45,3 @@ def collect_invoice_task(self: Any, invoice_id: int, attempt: int | None = 1) ->
 @task(name="billing.run_dunning")
 def run_dunning_task() -> dict[str, int]:
     return run_dunning(commit=True).as_dict()
-
-

@@ -22,10 +22,37 @@ DEFAULT_TIMEZONE = "Europe/Brussels"
 SUPPORTED_VERSIONS = (1,)
 KINDS = ("invoice", "credit_note")
 
-EU_COUNTRIES = frozenset({
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
-    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
-})
+EU_COUNTRIES = frozenset(
+    {
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "DK",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "IT",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+    }
+)
 
 # UN/ECE Recommendation 20 unit codes (the ones Peppol accepts).
 UNIT_CODES = {"month": "MON", "session": "C62", "kWh": "KWH", "item": "C62"}

@@ -46,13 +46,23 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
     db.session.commit()
     done = {"invoice": invoice.number, "documents": ",".join(name for name, _, _ in attachments)}
     if invoice.emailed_at is None and _claim_email(invoice.id):
-        recipients = db.session.scalars(select(User).where(User.account_id == invoice.account_id,
-                                                           User.role == Role.DRIVER, User.active.is_(True))).all()
+        recipients = db.session.scalars(
+            select(User).where(User.account_id == invoice.account_id, User.role == Role.DRIVER, User.active.is_(True))
+        ).all()
         subject = "Your credit note" if invoice.kind == InvoiceKind.CREDIT_NOTE else "Your invoice"
         for user in recipients:
-            send_template(user.email, "invoice", invoice.snapshot.get("language", "en"), subject,
-                          attachments=attachments, number=invoice.number, period=invoice.period,
-                          total=invoice.total_minor, currency=invoice.currency, due_date=invoice.due_date)
+            send_template(
+                user.email,
+                "invoice",
+                invoice.snapshot.get("language", "en"),
+                subject,
+                attachments=attachments,
+                number=invoice.number,
+                period=invoice.period,
+                total=invoice.total_minor,
+                currency=invoice.currency,
+                due_date=invoice.due_date,
+            )
         db.session.commit()  # the claim (emailed_at) becomes final with the email sent
         done["email"] = str(len(recipients))
     already_collected = db.session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id).limit(1))
@@ -73,8 +83,12 @@ def _claim_email(invoice_id: int) -> bool:
     UPDATE holds the row (PostgreSQL) or the database's write lock (SQLite) until that commit, so the other
     delivery waits and then updates no row; if sending fails, the rollback un-marks it for the next try."""
     try:
-        claimed = db.session.execute(update(Invoice).where(Invoice.id == invoice_id, Invoice.emailed_at.is_(None))
-                                     .values(emailed_at=utcnow()).execution_options(synchronize_session=False))
+        claimed = db.session.execute(
+            update(Invoice)
+            .where(Invoice.id == invoice_id, Invoice.emailed_at.is_(None))
+            .values(emailed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
     except OperationalError as error:
         # SQLite refuses the write at once when another connection is writing (no queueing for a transaction
         # that already read): leave the email to that delivery, or to the next one if it was something else.
@@ -110,9 +124,15 @@ def _undelivered(run_id: int) -> Any:
     """Finalized invoices of the run with a step left: no PDF, no email, or still to be collected with no
     attempt made (Stripe was unreachable when it was tried)."""
     attempted = select(Payment.id).where(Payment.invoice_id == Invoice.id).exists()
-    return (Invoice.run_id == run_id) & (Invoice.status == InvoiceStatus.FINALIZED) & (
-        Invoice.emailed_at.is_(None) | Invoice.pdf.is_(None)
-        | ((Invoice.payment_state == PaymentState.OPEN) & ~attempted))
+    return (
+        (Invoice.run_id == run_id)
+        & (Invoice.status == InvoiceStatus.FINALIZED)
+        & (
+            Invoice.emailed_at.is_(None)
+            | Invoice.pdf.is_(None)
+            | ((Invoice.payment_state == PaymentState.OPEN) & ~attempted)
+        )
+    )
 
 
 def invoices_to_deliver(run_id: int) -> list[int]:

@@ -97,8 +97,14 @@ def _party(parent: etree._Element, tag: str, party: dict[str, Any], name: str, *
         _el(registration, "ram:ID", party["vat_number"], schemeID="VA")
 
 
-def _trade_tax(parent: etree._Element, snapshot: dict[str, Any], rate: str, *, calculated: str | None = None,
-               basis: str | None = None) -> None:
+def _trade_tax(
+    parent: etree._Element,
+    snapshot: dict[str, Any],
+    rate: str,
+    *,
+    calculated: str | None = None,
+    basis: str | None = None,
+) -> None:
     category = tax_category(snapshot, rate)
     tax = _el(parent, "ram:ApplicableTradeTax")
     if calculated is not None:
@@ -147,9 +153,12 @@ def build_cii_xml(snapshot: dict[str, Any]) -> bytes:
             _el(product, "ram:SellerAssignedID", session["evse_id"])
         _el(product, "ram:Name", line["description"] or line["kind"])
         if session:
-            for name, value in (("kWh", session.get("kwh")), ("EVSE", session.get("evse_id")),
-                                ("CPO price", amount_text(line["cpo_cost"] * sign, currency)),
-                                ("Fees", amount_text(line["fees"] * sign, currency))):
+            for name, value in (
+                ("kWh", session.get("kwh")),
+                ("EVSE", session.get("evse_id")),
+                ("CPO price", amount_text(line["cpo_cost"] * sign, currency)),
+                ("Fees", amount_text(line["fees"] * sign, currency)),
+            ):
                 if value:
                     characteristic = _el(product, "ram:ApplicableProductCharacteristic")
                     _el(characteristic, "ram:Description", name)

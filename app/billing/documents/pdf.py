@@ -148,20 +148,28 @@ def _payment_texts(snapshot: dict[str, Any], _: Gettext, fmt: Formatter) -> tupl
         if method == "card":
             return name, _("The amount of %(amount)s will be refunded to your card.", amount=total)
         if method == "sepa_debit":
-            return name, _("The amount of %(amount)s will be refunded to the account of your direct debit mandate.",
-                           amount=total)
+            return name, _(
+                "The amount of %(amount)s will be refunded to the account of your direct debit mandate.", amount=total
+            )
         return name, _("The amount of %(amount)s will be refunded to your account.", amount=total)
     if snapshot["totals"]["total"] <= 0:
         return name, _("Nothing to pay.")
     if method == "sepa_debit":
-        return name, _("The amount of %(amount)s will be collected by SEPA direct debit on or after %(date)s.",
-                       amount=total, date=due)
+        return name, _(
+            "The amount of %(amount)s will be collected by SEPA direct debit on or after %(date)s.",
+            amount=total,
+            date=due,
+        )
     if method == "card":
-        return name, _("The amount of %(amount)s will be charged to your card on or after %(date)s.",
-                       amount=total, date=due)
+        return name, _(
+            "The amount of %(amount)s will be charged to your card on or after %(date)s.", amount=total, date=due
+        )
     return name, _(
         "Please transfer %(amount)s by %(date)s to IBAN %(iban)s (%(name)s), with the reference %(reference)s.",
-        amount=total, date=due, iban=fmt.iban(seller.get("iban")), name=seller["name"],
+        amount=total,
+        date=due,
+        iban=fmt.iban(seller.get("iban")),
+        name=seller["name"],
         reference=payment.get("reference") or snapshot["number"],
     )
 

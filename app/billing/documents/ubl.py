@@ -56,8 +56,20 @@ CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 
 # Peppol Electronic Address Scheme (EAS) per VAT-number country, for parties outside Belgium.
 VAT_EAS = {
-    "BE": "9925", "NL": "9944", "FR": "9957", "DE": "9930", "LU": "9938", "AT": "9914", "IT": "0211",
-    "ES": "9920", "PT": "9946", "IE": "9935", "DK": "0198", "SE": "9955", "FI": "0213", "PL": "9945",
+    "BE": "9925",
+    "NL": "9944",
+    "FR": "9957",
+    "DE": "9930",
+    "LU": "9938",
+    "AT": "9914",
+    "IT": "0211",
+    "ES": "9920",
+    "PT": "9946",
+    "IE": "9935",
+    "DK": "0198",
+    "SE": "9955",
+    "FI": "0213",
+    "PL": "9945",
 }
 BELGIAN_ENTERPRISE_SCHEME = "0208"
 # UNCL4461 payment means: 59 SEPA direct debit, 48 bank card, 58 SEPA credit transfer.

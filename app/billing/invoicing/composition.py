@@ -133,8 +133,7 @@ def _subscription_vat(account: Account) -> tuple[Decimal, str]:
     return subscription_vat(account.country, account.vat_number)
 
 
-def subscription_lines(account: Account, period: str,
-                       fees: list[ProratedFee] | None = None) -> list[ComposedLine]:
+def subscription_lines(account: Account, period: str, fees: list[ProratedFee] | None = None) -> list[ComposedLine]:
     """The subscription lines of ``account`` for ``period``; ``fees`` when the caller loaded them for a batch."""
     year, month = (int(part) for part in period.split("-"))
     if fees is None:
@@ -146,11 +145,19 @@ def subscription_lines(account: Account, period: str,
         name = fee.plan.name_in(account.language)
         description = name if fee.days == days else f"{name}, {fee.days}/{days}"
         amount = to_minor_units(fee.amount, fee.plan.currency)
-        lines.append(ComposedLine(
-            kind=LineKind.SUBSCRIPTION, description=description, quantity=Decimal(1), unit="month",
-            amount_minor=amount, fees_minor=amount, vat_rate=rate, vat_category=category,
-            details={"plan": fee.plan.code, "version": fee.plan.version, "days": fee.days, "days_in_month": days},
-        ))
+        lines.append(
+            ComposedLine(
+                kind=LineKind.SUBSCRIPTION,
+                description=description,
+                quantity=Decimal(1),
+                unit="month",
+                amount_minor=amount,
+                fees_minor=amount,
+                vat_rate=rate,
+                vat_category=category,
+                details={"plan": fee.plan.code, "version": fee.plan.version, "days": fee.days, "days_in_month": days},
+            )
+        )
     return lines
 
 
@@ -166,22 +173,39 @@ _HOLDS_NUL = Cdr.data.cast(Text).contains("\\u0000", autoescape=True)
 
 
 def _cdr_location_unless_nul(field: str) -> Any:
-    return case((_HOLDS_NUL, None), else_=Cdr.data[("cdr_location", field)].as_string()) \
-        .label(f"cdr_location_{field}")
+    return case((_HOLDS_NUL, None), else_=Cdr.data[("cdr_location", field)].as_string()).label(f"cdr_location_{field}")
 
 
 def _charge_columns(location_field: Callable[[str], Any]) -> tuple[Any, ...]:
     return (
-        SessionCharge.id.label("charge_id"), SessionCharge.account_id, SessionCharge.kwh, SessionCharge.currency,
-        SessionCharge.cpo_cost_excl_vat, SessionCharge.driver_excl_vat, SessionCharge.driver_incl_vat,
-        SessionCharge.estimate_incl_vat, SessionCharge.vat_rate, SessionCharge.session_fee,
-        SessionCharge.tariff_source, Cdr.ocpi_id.label("cdr_ocpi_id"), Cdr.start_date_time, Cdr.end_date_time,
-        Cdr.total_time, Cdr.evse_uid, Cdr.location_ocpi_id,
+        SessionCharge.id.label("charge_id"),
+        SessionCharge.account_id,
+        SessionCharge.kwh,
+        SessionCharge.currency,
+        SessionCharge.cpo_cost_excl_vat,
+        SessionCharge.driver_excl_vat,
+        SessionCharge.driver_incl_vat,
+        SessionCharge.estimate_incl_vat,
+        SessionCharge.vat_rate,
+        SessionCharge.session_fee,
+        SessionCharge.tariff_source,
+        Cdr.ocpi_id.label("cdr_ocpi_id"),
+        Cdr.start_date_time,
+        Cdr.end_date_time,
+        Cdr.total_time,
+        Cdr.evse_uid,
+        Cdr.location_ocpi_id,
         # Only the printed fields of the CDR's location, extracted in SQL: the rest of the CDR document (charging
         # periods, tariffs) is never parsed.
-        location_field("name"), location_field("address"), location_field("city"), location_field("evse_id"),
-        Location.name.label("location_name"), Location.city.label("location_city"),
-        SessionHold.id.label("hold_id"), SessionHold.status.label("hold_status"), SessionHold.adjusted_incl_vat,
+        location_field("name"),
+        location_field("address"),
+        location_field("city"),
+        location_field("evse_id"),
+        Location.name.label("location_name"),
+        Location.city.label("location_city"),
+        SessionHold.id.label("hold_id"),
+        SessionHold.status.label("hold_status"),
+        SessionHold.adjusted_incl_vat,
     )
 
 
@@ -236,17 +260,24 @@ def billable_charges(account_ids: Iterable[int], period_end: dt.datetime) -> dic
     # "On no invoice yet" as a correlated LIMIT 1 probe of the unique index on the line's session: PostgreSQL
     # cannot turn it into a hash anti-join, which would scan every invoice line of the run (millions, growing
     # while the run goes) once per batch when the table statistics lag behind.
-    invoiced = (select(InvoiceLine.id).where(InvoiceLine.session_charge_id == SessionCharge.id)
-                .limit(1).scalar_subquery())
+    invoiced = (
+        select(InvoiceLine.id).where(InvoiceLine.session_charge_id == SessionCharge.id).limit(1).scalar_subquery()
+    )
 
     def query(columns: tuple[Any, ...]) -> Select[Any]:
-        return (select(*columns)
-                .join(Cdr, Cdr.id == SessionCharge.cdr_id)
-                .outerjoin(Location, (Location.country_code == Cdr.country_code)
-                           & (Location.party_id == Cdr.party_id) & (Location.ocpi_id == Cdr.location_ocpi_id))
-                .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-                .where(SessionCharge.account_id.in_(ids), Cdr.start_date_time < period_end, invoiced.is_(None))
-                .order_by(SessionCharge.account_id, Cdr.start_date_time, Cdr.id))
+        return (
+            select(*columns)
+            .join(Cdr, Cdr.id == SessionCharge.cdr_id)
+            .outerjoin(
+                Location,
+                (Location.country_code == Cdr.country_code)
+                & (Location.party_id == Cdr.party_id)
+                & (Location.ocpi_id == Cdr.location_ocpi_id),
+            )
+            .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+            .where(SessionCharge.account_id.in_(ids), Cdr.start_date_time < period_end, invoiced.is_(None))
+            .order_by(SessionCharge.account_id, Cdr.start_date_time, Cdr.id)
+        )
 
     try:
         with db.session.begin_nested():
@@ -281,8 +312,7 @@ def _printable(text: str) -> str:
 
 
 def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None) -> ComposedLine:
-    name = _printable(row.location_name or row.cdr_location_name or row.cdr_location_address
-                      or row.location_ocpi_id)
+    name = _printable(row.location_name or row.cdr_location_name or row.cdr_location_address or row.location_ocpi_id)
     city = _printable(row.location_city or row.cdr_location_city or "")
     evse_id = _printable(row.cdr_location_evse_id or row.evse_uid)
     currency = row.currency
@@ -294,21 +324,40 @@ def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None)
         amount = to_minor_units(adjusted_incl_vat * 100 / (100 + row.vat_rate), currency)
         cpo = min(cpo, amount)
         details = {"adjusted": True, **details}
-    if not (-MAX_INVOICE_MINOR <= amount <= MAX_INVOICE_MINOR and -MAX_INVOICE_MINOR <= cpo <= MAX_INVOICE_MINOR
-            and -MAX_QUANTITY < row.kwh < MAX_QUANTITY):
-        raise CompositionError(f"{row.kwh} kWh for {amount} minor units (CPO cost {cpo}) is more than an "
-                               f"invoice line can hold")
+    if not (
+        -MAX_INVOICE_MINOR <= amount <= MAX_INVOICE_MINOR
+        and -MAX_INVOICE_MINOR <= cpo <= MAX_INVOICE_MINOR
+        and -MAX_QUANTITY < row.kwh < MAX_QUANTITY
+    ):
+        raise CompositionError(
+            f"{row.kwh} kWh for {amount} minor units (CPO cost {cpo}) is more than an invoice line can hold"
+        )
     start, end = row.start_date_time, row.end_date_time
     charge_id = row.charge_id
     return ComposedLine(
         kind=_CREDIT if row.driver_excl_vat < 0 else _SESSION,
-        description=f"{name}, {city}".strip(", "), quantity=row.kwh, unit="kWh", amount_minor=amount,
-        cpo_cost_minor=cpo, fees_minor=amount - cpo, vat_rate=row.vat_rate, session_charge_id=charge_id,
-        session={"charge_id": charge_id, "cdr_id": row.cdr_ocpi_id, "start": start.isoformat(),
-                 "end": end.isoformat(), "duration_minutes": int((end - start).total_seconds() // 60),
-                 "kwh": str(row.kwh), "location_name": name, "city": city,
-                 "evse_id": evse_id, "tariff_source": row.tariff_source},
-        details=details, session_fee=row.session_fee,
+        description=f"{name}, {city}".strip(", "),
+        quantity=row.kwh,
+        unit="kWh",
+        amount_minor=amount,
+        cpo_cost_minor=cpo,
+        fees_minor=amount - cpo,
+        vat_rate=row.vat_rate,
+        session_charge_id=charge_id,
+        session={
+            "charge_id": charge_id,
+            "cdr_id": row.cdr_ocpi_id,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "duration_minutes": int((end - start).total_seconds() // 60),
+            "kwh": str(row.kwh),
+            "location_name": name,
+            "city": city,
+            "evse_id": evse_id,
+            "tariff_source": row.tariff_source,
+        },
+        details=details,
+        session_fee=row.session_fee,
     )
 
 
@@ -317,14 +366,18 @@ def check_fits(composition: Composition) -> None:
     checked when it was made)."""
     if sum(abs(line.amount_minor) for line in composition.lines) * 2 <= MAX_INVOICE_MINOR:
         return  # with VAT below 100 %, nothing on it can come near the limit (the usual case: no VAT computed)
-    for name, value in (("subtotal", composition.subtotal_minor), ("VAT", composition.vat_minor),
-                        ("total", composition.total_minor)):
+    for name, value in (
+        ("subtotal", composition.subtotal_minor),
+        ("VAT", composition.vat_minor),
+        ("total", composition.total_minor),
+    ):
         if not -MAX_INVOICE_MINOR <= value <= MAX_INVOICE_MINOR:
             raise CompositionError(f"the invoice {name} of {value} minor units is more than an invoice can hold")
 
 
-def compose_many(accounts: Sequence[Account], period: str, *, hold_outliers: bool = True,
-                 failed: dict[int, str] | None = None) -> list[Composition]:
+def compose_many(
+    accounts: Sequence[Account], period: str, *, hold_outliers: bool = True, failed: dict[int, str] | None = None
+) -> list[Composition]:
     """The invoice content of each account for ``period`` (not stored), in the order given. New outliers get a
     hold row (in the caller's transaction).
 
@@ -356,8 +409,14 @@ def compose_many(accounts: Sequence[Account], period: str, *, hold_outliers: boo
                 if status is None and hold_outliers:
                     reasons = outlier_reasons(row, row, bounds)
                     if reasons:
-                        new_holds.append({"session_charge_id": row.charge_id, "reasons": reasons,
-                                          "status": _HELD, "created_at": utcnow()})
+                        new_holds.append(
+                            {
+                                "session_charge_id": row.charge_id,
+                                "reasons": reasons,
+                                "status": _HELD,
+                                "created_at": utcnow(),
+                            }
+                        )
                         held.append(row.charge_id)
                         continue
                 adjusted = row.adjusted_incl_vat if status == _ADJUSTED else None

@@ -29,17 +29,27 @@ class BillingError(ValueError):
 
 
 def _buyer(account: Account, email: str | None) -> dict[str, Any]:
-    return {"customer_number": f"{account.id:08d}", "name": account.full_name, "company_name": account.company_name,
-            "street": account.street, "postal_code": account.postal_code, "city": account.city,
-            "country": account.country, "vat_number": account.vat_number, "email": email}
+    return {
+        "customer_number": f"{account.id:08d}",
+        "name": account.full_name,
+        "company_name": account.company_name,
+        "street": account.street,
+        "postal_code": account.postal_code,
+        "city": account.city,
+        "country": account.country,
+        "vat_number": account.vat_number,
+        "email": email,
+    }
 
 
 def buyer_emails(account_ids: Iterable[int]) -> dict[int, str]:
     """The driver's email of each account (the first driver user when there are several), in one query."""
     emails: dict[int, str] = {}
     for account_id, email in db.session.execute(
-            select(User.account_id, User.email).where(User.account_id.in_(list(account_ids)),
-                                                      User.role == Role.DRIVER).order_by(User.id)):
+        select(User.account_id, User.email)
+        .where(User.account_id.in_(list(account_ids)), User.role == Role.DRIVER)
+        .order_by(User.id)
+    ):
         assert account_id is not None  # selected by account_id IN (...)
         emails.setdefault(account_id, email)
     return emails
@@ -55,35 +65,62 @@ class PaymentTerms:
 
 def payment_terms(account_ids: Iterable[int]) -> dict[int, PaymentTerms]:
     """The active payment method of each account (accounts without one are absent), in one query."""
-    return {account_id: PaymentTerms(method_type, mandate if method_type == "sepa_debit" else None)
-            for account_id, method_type, mandate in db.session.execute(
-                select(PaymentMethod.account_id, PaymentMethod.method_type, PaymentMethod.mandate_reference)
-                .where(PaymentMethod.account_id.in_(list(account_ids)),
-                       PaymentMethod.status == PaymentMethodStatus.ACTIVE))}
+    return {
+        account_id: PaymentTerms(method_type, mandate if method_type == "sepa_debit" else None)
+        for account_id, method_type, mandate in db.session.execute(
+            select(PaymentMethod.account_id, PaymentMethod.method_type, PaymentMethod.mandate_reference).where(
+                PaymentMethod.account_id.in_(list(account_ids)), PaymentMethod.status == PaymentMethodStatus.ACTIVE
+            )
+        )
+    }
 
 
 _KIND_TEXT = {kind: kind.value for kind in LineKind}  # a dict look-up: a million lines a month
 
 
 def _line_snapshot(position: int, line: ComposedLine) -> dict[str, Any]:
-    return {"position": position, "kind": _KIND_TEXT[line.kind], "description": line.description,
-            "quantity": str(line.quantity), "unit": line.unit, "session": line.session,
-            "cpo_cost": line.cpo_cost_minor, "fees": line.fees_minor, "amount": line.amount_minor,
-            "vat_rate": format(line.vat_rate.normalize(), "f"), "vat_category": line.vat_category}
+    return {
+        "position": position,
+        "kind": _KIND_TEXT[line.kind],
+        "description": line.description,
+        "quantity": str(line.quantity),
+        "unit": line.unit,
+        "session": line.session,
+        "cpo_cost": line.cpo_cost_minor,
+        "fees": line.fees_minor,
+        "amount": line.amount_minor,
+        "vat_rate": format(line.vat_rate.normalize(), "f"),
+        "vat_category": line.vat_category,
+    }
 
 
 def _period_snapshot(period: str) -> dict[str, str]:
     start, end = period_bounds(period)
     zone = billing_zone()
-    return {"month": period, "start": start.astimezone(zone).date().isoformat(),
-            "end": (end.astimezone(zone) - dt.timedelta(days=1)).date().isoformat()}
+    return {
+        "month": period,
+        "start": start.astimezone(zone).date().isoformat(),
+        "end": (end.astimezone(zone) - dt.timedelta(days=1)).date().isoformat(),
+    }
 
 
-def _build_snapshot(*, kind: InvoiceKind, number: str | None, issue_date: dt.date, due_date: dt.date | None,
-                    period: dict[str, str], currency: str, account: Account, email: str | None,
-                    lines: list[ComposedLine], vat: list[dict[str, Any]], totals: dict[str, int],
-                    credits: Invoice | None, payment: PaymentTerms | None,
-                    session_fee_cap: Decimal | None = None) -> dict[str, Any]:
+def _build_snapshot(
+    *,
+    kind: InvoiceKind,
+    number: str | None,
+    issue_date: dt.date,
+    due_date: dt.date | None,
+    period: dict[str, str],
+    currency: str,
+    account: Account,
+    email: str | None,
+    lines: list[ComposedLine],
+    vat: list[dict[str, Any]],
+    totals: dict[str, int],
+    credits: Invoice | None,
+    payment: PaymentTerms | None,
+    session_fee_cap: Decimal | None = None,
+) -> dict[str, Any]:
     """The frozen snapshot (layout: ``app.billing.invoicing.snapshot``).
 
     ``session_fee_cap``: the monthly cap on session fees of the account's plan at the end of the period (printed
@@ -112,24 +149,40 @@ def _build_snapshot(*, kind: InvoiceKind, number: str | None, issue_date: dt.dat
         "lines": [_line_snapshot(position, line) for position, line in enumerate(lines, start=1)],
         "vat": vat,
         "totals": totals,
-        "session_fees": {"charged": int((session_fees * 100).to_integral()),
-                         "cap": int((session_fee_cap * 100).to_integral()) if session_fee_cap is not None else None},
+        "session_fees": {
+            "charged": int((session_fees * 100).to_integral()),
+            "cap": int((session_fee_cap * 100).to_integral()) if session_fee_cap is not None else None,
+        },
         "credits_invoice": credited,
-        "payment": {"method": payment.method, "mandate_reference": payment.mandate_reference,
-                    "terms_days": current_app.config["INVOICE_PAYMENT_TERMS_DAYS"], "reference": number},
+        "payment": {
+            "method": payment.method,
+            "mandate_reference": payment.mandate_reference,
+            "terms_days": current_app.config["INVOICE_PAYMENT_TERMS_DAYS"],
+            "reference": number,
+        },
     }
 
 
 def _snapshot(invoice: Invoice, account: Account, lines: list[ComposedLine], credits: Invoice | None) -> dict[str, Any]:
     assert invoice.issue_date is not None  # dated by _number_and_freeze, which freezes the snapshot
     return _build_snapshot(
-        kind=invoice.kind, number=invoice.number, issue_date=invoice.issue_date, due_date=invoice.due_date,
-        period=_period_snapshot(invoice.period), currency=invoice.currency, account=account,
-        email=buyer_emails([account.id]).get(account.id), lines=lines, vat=invoice.vat_breakdown,
+        kind=invoice.kind,
+        number=invoice.number,
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        period=_period_snapshot(invoice.period),
+        currency=invoice.currency,
+        account=account,
+        email=buyer_emails([account.id]).get(account.id),
+        lines=lines,
+        vat=invoice.vat_breakdown,
         totals={"subtotal": invoice.subtotal_minor, "vat": invoice.vat_minor, "total": invoice.total_minor},
-        credits=credits, payment=payment_terms([account.id]).get(account.id),
+        credits=credits,
+        payment=payment_terms([account.id]).get(account.id),
         session_fee_cap=_session_fee_caps([account.id], invoice.period).get(account.id)
-        if invoice.kind == InvoiceKind.INVOICE else None)
+        if invoice.kind == InvoiceKind.INVOICE
+        else None,
+    )
 
 
 def _session_fee_caps(account_ids: list[int], period: str) -> dict[int, Decimal | None]:
@@ -142,12 +195,19 @@ def _today() -> dt.date:
 
 
 def _line_row(invoice_id: int | None, position: int, line: ComposedLine) -> dict[str, Any]:
-    return {"invoice_id": invoice_id, "position": position, "kind": line.kind,
-            "session_charge_id": line.session_charge_id, "description": line.description[:255],
-            "details": {**line.details, "session": line.session, "unit": line.unit,
-                        "vat_category": line.vat_category},
-            "quantity": line.quantity, "cpo_cost_minor": line.cpo_cost_minor, "fees_minor": line.fees_minor,
-            "amount_minor": line.amount_minor, "vat_rate": line.vat_rate}
+    return {
+        "invoice_id": invoice_id,
+        "position": position,
+        "kind": line.kind,
+        "session_charge_id": line.session_charge_id,
+        "description": line.description[:255],
+        "details": {**line.details, "session": line.session, "unit": line.unit, "vat_category": line.vat_category},
+        "quantity": line.quantity,
+        "cpo_cost_minor": line.cpo_cost_minor,
+        "fees_minor": line.fees_minor,
+        "amount_minor": line.amount_minor,
+        "vat_rate": line.vat_rate,
+    }
 
 
 def _store_lines(invoice: Invoice, lines: list[ComposedLine]) -> None:
@@ -157,8 +217,9 @@ def _store_lines(invoice: Invoice, lines: list[ComposedLine]) -> None:
         invoice.lines.append(InvoiceLine(**row))
 
 
-def _number_and_freeze(invoice: Invoice, account: Account, lines: list[ComposedLine],
-                       credits: Invoice | None = None) -> None:
+def _number_and_freeze(
+    invoice: Invoice, account: Account, lines: list[ComposedLine], credits: Invoice | None = None
+) -> None:
     """Assign the next number (the last step before commit: it holds the series lock) and freeze."""
     invoice.issue_date = _today()
     if invoice.kind == InvoiceKind.INVOICE:
@@ -205,24 +266,50 @@ def finalize_compositions(compositions: Sequence[Composition], run_id: int | Non
             periods[composition.period] = _period_snapshot(composition.period)
             caps_by_period[composition.period] = _session_fee_caps(account_ids, composition.period)
         snapshot = _build_snapshot(
-            kind=InvoiceKind.INVOICE, number=None, issue_date=issue_date, due_date=due_date,
-            period=periods[composition.period], currency=composition.currency, account=account,
-            email=emails.get(account.id), lines=composition.lines, vat=vat, totals=totals, credits=None,
-            payment=payments.get(account.id), session_fee_cap=caps_by_period[composition.period].get(account.id))
-        invoices.append({
-            "kind": InvoiceKind.INVOICE, "status": InvoiceStatus.FINALIZED, "account_id": account.id,
-            "run_id": run_id, "period": composition.period, "currency": composition.currency, "series": series,
-            "issue_date": issue_date, "due_date": due_date, "subtotal_minor": subtotal, "vat_minor": vat_minor,
-            "total_minor": totals["total"], "vat_breakdown": vat, "snapshot": snapshot,
-            "payment_state": PaymentState.OPEN if totals["total"] > 0 else PaymentState.NOT_DUE,
-            "created_at": finalized_at, "finalized_at": finalized_at})
+            kind=InvoiceKind.INVOICE,
+            number=None,
+            issue_date=issue_date,
+            due_date=due_date,
+            period=periods[composition.period],
+            currency=composition.currency,
+            account=account,
+            email=emails.get(account.id),
+            lines=composition.lines,
+            vat=vat,
+            totals=totals,
+            credits=None,
+            payment=payments.get(account.id),
+            session_fee_cap=caps_by_period[composition.period].get(account.id),
+        )
+        invoices.append(
+            {
+                "kind": InvoiceKind.INVOICE,
+                "status": InvoiceStatus.FINALIZED,
+                "account_id": account.id,
+                "run_id": run_id,
+                "period": composition.period,
+                "currency": composition.currency,
+                "series": series,
+                "issue_date": issue_date,
+                "due_date": due_date,
+                "subtotal_minor": subtotal,
+                "vat_minor": vat_minor,
+                "total_minor": totals["total"],
+                "vat_breakdown": vat,
+                "snapshot": snapshot,
+                "payment_state": PaymentState.OPEN if totals["total"] > 0 else PaymentState.NOT_DUE,
+                "created_at": finalized_at,
+                "finalized_at": finalized_at,
+            }
+        )
         lines.append([_line_row(None, position, line) for position, line in enumerate(composition.lines, 1)])
 
     first = take_numbers(series, len(invoices))  # the series stays locked from here to the commit
     for offset, row in enumerate(invoices):
         row["sequence"] = first + offset
-        row["number"] = row["snapshot"]["number"] = row["snapshot"]["payment"]["reference"] = \
-            number_text(series, first + offset)
+        row["number"] = row["snapshot"]["number"] = row["snapshot"]["payment"]["reference"] = number_text(
+            series, first + offset
+        )
     # A mapped class with a __tablename__ maps a Table (the declarative base types __table__ as a FromClause).
     invoice_ids = insert_returning_ids(cast(Table, Invoice.__table__), invoices)
     line_rows = []
@@ -247,38 +334,72 @@ def credit_invoice(invoice: Invoice, actor: Actor, reason: str, amount_minor: in
         raise BillingError("only a finalized invoice can be credited")
     if not reason.strip():
         raise BillingError("a credit note needs a reason")
-    already = sum(-note.subtotal_minor for note in db.session.scalars(
-        select(Invoice).where(Invoice.credits_invoice_id == invoice.id, Invoice.status == InvoiceStatus.FINALIZED)))
+    already = sum(
+        -note.subtotal_minor
+        for note in db.session.scalars(
+            select(Invoice).where(Invoice.credits_invoice_id == invoice.id, Invoice.status == InvoiceStatus.FINALIZED)
+        )
+    )
     account = db.session.get_one(Account, invoice.account_id)
     if amount_minor is None:
-        lines = [ComposedLine(kind=LineKind.CORRECTION, description=f"Credit: {line.description}"[:255],
-                              quantity=line.quantity, unit=line.details.get("unit", "item"),
-                              amount_minor=-line.amount_minor, cpo_cost_minor=-line.cpo_cost_minor,
-                              fees_minor=-line.fees_minor, vat_rate=line.vat_rate,
-                              vat_category=line.details.get("vat_category", "S"))
-                 for line in invoice.lines]
+        lines = [
+            ComposedLine(
+                kind=LineKind.CORRECTION,
+                description=f"Credit: {line.description}"[:255],
+                quantity=line.quantity,
+                unit=line.details.get("unit", "item"),
+                amount_minor=-line.amount_minor,
+                cpo_cost_minor=-line.cpo_cost_minor,
+                fees_minor=-line.fees_minor,
+                vat_rate=line.vat_rate,
+                vat_category=line.details.get("vat_category", "S"),
+            )
+            for line in invoice.lines
+        ]
     else:
         if amount_minor <= 0:
             raise BillingError("the credited amount must be positive")
         main_rate = max(invoice.lines, key=lambda line: abs(line.amount_minor)).vat_rate
-        lines = [ComposedLine(kind=LineKind.CORRECTION, description=f"Credit: {reason}"[:255],
-                              quantity=Decimal(1), unit="item", amount_minor=-amount_minor, fees_minor=-amount_minor,
-                              vat_rate=main_rate)]
+        lines = [
+            ComposedLine(
+                kind=LineKind.CORRECTION,
+                description=f"Credit: {reason}"[:255],
+                quantity=Decimal(1),
+                unit="item",
+                amount_minor=-amount_minor,
+                fees_minor=-amount_minor,
+                vat_rate=main_rate,
+            )
+        ]
     credited = -sum(line.amount_minor for line in lines)
     if already + credited > invoice.subtotal_minor:
         raise BillingError("the credit notes would exceed the invoice")
     vat = vat_summary(lines)
     subtotal = sum(line.amount_minor for line in lines)
-    note = Invoice(kind=InvoiceKind.CREDIT_NOTE, account_id=invoice.account_id, period=invoice.period,
-                   currency=invoice.currency, credits_invoice_id=invoice.id, subtotal_minor=subtotal,
-                   vat_minor=sum(entry["vat"] for entry in vat), vat_breakdown=vat,
-                   total_minor=subtotal + sum(entry["vat"] for entry in vat), payment_state=PaymentState.NOT_DUE)
+    note = Invoice(
+        kind=InvoiceKind.CREDIT_NOTE,
+        account_id=invoice.account_id,
+        period=invoice.period,
+        currency=invoice.currency,
+        credits_invoice_id=invoice.id,
+        subtotal_minor=subtotal,
+        vat_minor=sum(entry["vat"] for entry in vat),
+        vat_breakdown=vat,
+        total_minor=subtotal + sum(entry["vat"] for entry in vat),
+        payment_state=PaymentState.NOT_DUE,
+    )
     db.session.add(note)
     _store_lines(note, lines)
     db.session.flush()
     _number_and_freeze(note, account, lines, credits=invoice)
-    record("invoice.credit_note", "invoice", invoice.id, actor=actor, reason=reason,
-           details={"credit_note": note.number, "amount_minor": -note.total_minor})
+    record(
+        "invoice.credit_note",
+        "invoice",
+        invoice.id,
+        actor=actor,
+        reason=reason,
+        details={"credit_note": note.number, "amount_minor": -note.total_minor},
+    )
     return note
 
 
@@ -288,13 +409,20 @@ def invoice_by_number(number: str) -> Invoice | None:
 
 def invoices_of(account_id: int, limit: int | None = None) -> list[Invoice]:
     """The account's finalized invoices and credit notes, newest first (all of them, or the latest ``limit``)."""
-    query = (select(Invoice).where(Invoice.account_id == account_id, Invoice.status == InvoiceStatus.FINALIZED)
-             .order_by(Invoice.issue_date.desc(), Invoice.id.desc()))
+    query = (
+        select(Invoice)
+        .where(Invoice.account_id == account_id, Invoice.status == InvoiceStatus.FINALIZED)
+        .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
+    )
     return list(db.session.scalars(query.limit(limit) if limit else query))
 
 
 def public_view(invoice: Invoice) -> dict[str, Any]:
     """The frozen snapshot plus the live payment state: what ``flask billing show`` prints."""
-    return {**(invoice.snapshot or {}), "id": invoice.id, "account_id": invoice.account_id,
-            "payment_state": invoice.payment_state.value,
-            "paid_at": invoice.paid_at.isoformat() if invoice.paid_at else None}
+    return {
+        **(invoice.snapshot or {}),
+        "id": invoice.id,
+        "account_id": invoice.account_id,
+        "payment_state": invoice.payment_state.value,
+        "paid_at": invoice.paid_at.isoformat() if invoice.paid_at else None,
+    }

@@ -48,8 +48,10 @@ def take_numbers(series: str, count: int) -> int:
         raise ValueError("take at least one number")
     _ensure_series(series)
     first: int = db.session.execute(
-        text("UPDATE billing_number_series SET next_number = next_number + :count WHERE series = :series "
-             "RETURNING next_number - :count"),
+        text(
+            "UPDATE billing_number_series SET next_number = next_number + :count WHERE series = :series "
+            "RETURNING next_number - :count"
+        ),
         {"series": series, "count": count},
     ).scalar_one()
     return first

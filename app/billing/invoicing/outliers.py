@@ -25,8 +25,14 @@ from app.charging.models import Cdr
 from app.failures import failure_reason
 from app.rating.models import SessionCharge
 
-DEFAULT_LIMITS = {"max_kwh": "150", "max_average_kw": "350", "max_incl_vat": "150", "max_hours": "48",
-                  "max_estimate_deviation_pct": "50", "min_estimate_deviation": "10"}
+DEFAULT_LIMITS = {
+    "max_kwh": "150",
+    "max_average_kw": "350",
+    "max_incl_vat": "150",
+    "max_hours": "48",
+    "max_estimate_deviation_pct": "50",
+    "min_estimate_deviation": "10",
+}
 
 
 def limits() -> dict[str, Decimal]:
@@ -79,17 +85,22 @@ def _reasons(charge: Any, cdr: Any, bounds: dict[str, Decimal]) -> list[str]:
     deviation = estimate_deviation(charge.driver_incl_vat, charge.estimate_incl_vat, bounds)
     if deviation is not None:
         off = "far" if deviation.is_infinite() else f"{deviation:.0f} %"
-        reasons.append(f"price {charge.driver_incl_vat} is {off} from its estimate {charge.estimate_incl_vat} "
-                       f"(limit {bounds['max_estimate_deviation_pct']} % and {bounds['min_estimate_deviation']})")
+        reasons.append(
+            f"price {charge.driver_incl_vat} is {off} from its estimate {charge.estimate_incl_vat} "
+            f"(limit {bounds['max_estimate_deviation_pct']} % and {bounds['min_estimate_deviation']})"
+        )
     return reasons
 
 
 def outlier_filter(bounds: dict[str, Decimal]) -> ColumnElement[bool]:
     """The same limits as :func:`outlier_reasons`, as SQL, to find candidates among millions of sessions."""
     difference = func.abs(SessionCharge.driver_incl_vat - SessionCharge.estimate_incl_vat)
-    return or_(SessionCharge.kwh > bounds["max_kwh"], SessionCharge.driver_incl_vat > bounds["max_incl_vat"],
-               Cdr.total_time > bounds["max_hours"],
-               (Cdr.total_time > 0) & (SessionCharge.kwh > Cdr.total_time * bounds["max_average_kw"]),
-               SessionCharge.estimate_incl_vat.is_not(None)
-               & (difference > bounds["min_estimate_deviation"])
-               & (difference * 100 > func.abs(SessionCharge.estimate_incl_vat) * bounds["max_estimate_deviation_pct"]))
+    return or_(
+        SessionCharge.kwh > bounds["max_kwh"],
+        SessionCharge.driver_incl_vat > bounds["max_incl_vat"],
+        Cdr.total_time > bounds["max_hours"],
+        (Cdr.total_time > 0) & (SessionCharge.kwh > Cdr.total_time * bounds["max_average_kw"]),
+        SessionCharge.estimate_incl_vat.is_not(None)
+        & (difference > bounds["min_estimate_deviation"])
+        & (difference * 100 > func.abs(SessionCharge.estimate_incl_vat) * bounds["max_estimate_deviation_pct"]),
+    )

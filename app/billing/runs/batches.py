@@ -27,7 +27,7 @@ def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = 
     account handled."""
     ids = list(item_ids)
     for start in range(0, len(ids), runs.MAX_BATCH):
-        batch = ids[start:start + runs.MAX_BATCH]
+        batch = ids[start : start + runs.MAX_BATCH]
         try:
             runs.finalize_items(batch)
             db.session.commit()
@@ -36,8 +36,11 @@ def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = 
             if len(batch) == 1:
                 _fail_item(batch[0], error)
             else:
-                log.warning("invoice run: a batch of %s accounts failed (%s); each is retried on its own",
-                            len(batch), failure_reason(error))
+                log.warning(
+                    "invoice run: a batch of %s accounts failed (%s); each is retried on its own",
+                    len(batch),
+                    failure_reason(error),
+                )
                 _one_by_one(batch, on_done)
                 continue
         if on_done:

@@ -31,8 +31,14 @@ def prepare_delivery(run: InvoiceRun, actor: Actor, reason: str | None = None) -
     if run.status != RunStatus.FINALIZED:
         raise BillingError("the run is not finalized yet")
     invoice_ids = invoices_to_deliver(run.id)
-    record("billing.deliver", "billing_run", run.id, actor=actor, reason=(reason or "").strip()[:1000] or None,
-           details={"invoices": len(invoice_ids)})
+    record(
+        "billing.deliver",
+        "billing_run",
+        run.id,
+        actor=actor,
+        reason=(reason or "").strip()[:1000] or None,
+        details={"invoices": len(invoice_ids)},
+    )
     return invoice_ids
 
 
@@ -41,8 +47,7 @@ def prepare_invoice_delivery(invoice: Invoice, actor: Actor) -> None:
     record("invoice.deliver", "invoice", invoice.id, actor=actor)
 
 
-def dispatch_delivery(invoice_ids: list[int],
-                      on_delivered: Callable[[dict[str, str]], None] | None = None) -> bool:
+def dispatch_delivery(invoice_ids: list[int], on_delivered: Callable[[dict[str, str]], None] | None = None) -> bool:
     """Render, email and collect (or refund) these finalized invoices: inline without a broker, else one
     ``billing.deliver_invoice`` task each. Delivery is idempotent per step, so handing an invoice over twice
     repeats nothing. ``on_delivered`` is told what each invoice delivered inline did. Returns True when done
@@ -82,8 +87,14 @@ def start(run: InvoiceRun, actor: Actor, reason: str | None = None) -> InvoiceRu
     if run.status == RunStatus.FINALIZING:
         failed = runs.progress(run)["failed"]
         runs.start_finalizing(run, actor)
-        record("billing.retry", "billing_run", run.id, actor=actor, reason=(reason or "").strip()[:1000] or None,
-               details={"failed_items": failed})
+        record(
+            "billing.retry",
+            "billing_run",
+            run.id,
+            actor=actor,
+            reason=(reason or "").strip()[:1000] or None,
+            details={"failed_items": failed},
+        )
         return run
     runs.start_finalizing(run, actor)
     _reason_note(run, actor, "finalize", reason)

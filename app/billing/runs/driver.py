@@ -68,6 +68,7 @@ SILENT = RunObserver()
 
 # --- the steps -------------------------------------------------------------------------------------------------
 
+
 def preview(period: str, actor: Actor) -> InvoiceRun:
     """Compute and store the month's preview (a second one refreshes it)."""
     run = runs.preview(period, actor)
@@ -82,8 +83,15 @@ def approve(run: InvoiceRun, actor: Actor, reason: str | None = None) -> Invoice
     return run
 
 
-def finalize(run: InvoiceRun, actor: Actor, reason: str | None = None, *, then_deliver: bool = True,
-             wait_for_workers: bool = False, observer: RunObserver = SILENT) -> InvoiceRun:
+def finalize(
+    run: InvoiceRun,
+    actor: Actor,
+    reason: str | None = None,
+    *,
+    then_deliver: bool = True,
+    wait_for_workers: bool = False,
+    observer: RunObserver = SILENT,
+) -> InvoiceRun:
     """Finalize an approved run, or resume one (its failed accounts are retried, audited with ``reason``).
 
     Without a broker the accounts are finalized here, a committed transaction per batch. With one they go to the
@@ -112,8 +120,7 @@ def finalize(run: InvoiceRun, actor: Actor, reason: str | None = None, *, then_d
     return finished
 
 
-def deliver(run: InvoiceRun, actor: Actor, reason: str | None = None, *,
-            observer: RunObserver = SILENT) -> Delivery:
+def deliver(run: InvoiceRun, actor: Actor, reason: str | None = None, *, observer: RunObserver = SILENT) -> Delivery:
     """PDFs, emails and payment collection of the finalized run's invoices not sent yet: inline without a
     broker, else as tasks. Each step of an invoice is done once, so this also retries what failed. Audited;
     raises ``BillingError`` when the run is not finalized."""
@@ -124,6 +131,7 @@ def deliver(run: InvoiceRun, actor: Actor, reason: str | None = None, *,
         dispatch.dispatch_delivery(invoice_ids)
     else:
         with observer.delivering(len(invoice_ids)) as delivered_one:
+
             def tally(result: dict[str, str]) -> None:
                 outcome = result.get("payment", "no payment due")
                 delivery.payments[outcome] = delivery.payments.get(outcome, 0) + 1
@@ -135,6 +143,7 @@ def deliver(run: InvoiceRun, actor: Actor, reason: str | None = None, *,
 
 
 # --- handing the accounts out ----------------------------------------------------------------------------------
+
 
 def _finalize_pending(run: InvoiceRun, on_done: Callable[[], None]) -> bool:
     """Finalize (eager) or enqueue (broker) every pending item of ``run``; ``on_done`` is called after each

@@ -30,12 +30,16 @@ class HoldError(BillingError):
 
 def held_queue(limit: int = 500) -> list[Row[SessionHold, SessionCharge, Cdr]]:
     """Holds waiting for a decision, oldest session first, with the session they hold."""
-    return list(db.session.execute(
-        select(SessionHold, SessionCharge, Cdr)
-        .join(SessionCharge, SessionCharge.id == SessionHold.session_charge_id)
-        .join(Cdr, Cdr.id == SessionCharge.cdr_id)
-        .where(SessionHold.status == HoldStatus.HELD)
-        .order_by(Cdr.start_date_time, SessionHold.id).limit(limit)).all())
+    return list(
+        db.session.execute(
+            select(SessionHold, SessionCharge, Cdr)
+            .join(SessionCharge, SessionCharge.id == SessionHold.session_charge_id)
+            .join(Cdr, Cdr.id == SessionCharge.cdr_id)
+            .where(SessionHold.status == HoldStatus.HELD)
+            .order_by(Cdr.start_date_time, SessionHold.id)
+            .limit(limit)
+        ).all()
+    )
 
 
 def _check(hold: SessionHold, reason: str) -> str:
@@ -52,15 +56,22 @@ def _check(hold: SessionHold, reason: str) -> str:
     return reason
 
 
-def _decide(hold: SessionHold, status: HoldStatus, actor: Actor, reason: str, action: str,
-            details: dict[str, Any]) -> SessionHold:
+def _decide(
+    hold: SessionHold, status: HoldStatus, actor: Actor, reason: str, action: str, details: dict[str, Any]
+) -> SessionHold:
     hold.status = status
     hold.decided_by = actor.label
     hold.decision_reason = reason
     hold.decided_at = utcnow()
     db.session.flush()
-    record(action, "session_hold", hold.id, actor=actor, reason=reason,
-           details={"session_charge_id": hold.session_charge_id, "held_for": hold.reasons, **details})
+    record(
+        action,
+        "session_hold",
+        hold.id,
+        actor=actor,
+        reason=reason,
+        details={"session_charge_id": hold.session_charge_id, "held_for": hold.reasons, **details},
+    )
     return hold
 
 
@@ -91,8 +102,14 @@ def adjust(hold: SessionHold, actor: Actor, reason: str, adjusted_incl_vat: str 
     amount = parse_amount(adjusted_incl_vat)
     charge = db.session.get_one(SessionCharge, hold.session_charge_id)  # a hold always has its charge (FK)
     hold.adjusted_incl_vat = amount
-    return _decide(hold, HoldStatus.ADJUSTED, actor, reason, "billing.hold.adjust",
-                   {"rated_incl_vat": str(charge.driver_incl_vat), "adjusted_incl_vat": str(amount)})
+    return _decide(
+        hold,
+        HoldStatus.ADJUSTED,
+        actor,
+        reason,
+        "billing.hold.adjust",
+        {"rated_incl_vat": str(charge.driver_incl_vat), "adjusted_incl_vat": str(amount)},
+    )
 
 
 def write_off(hold: SessionHold, actor: Actor, reason: str) -> SessionHold:

@@ -68,8 +68,9 @@ def check_period(period: str) -> str:
 
 
 def run_for(period: str) -> InvoiceRun | None:
-    return db.session.scalar(select(InvoiceRun).where(InvoiceRun.period == period,
-                                                      InvoiceRun.status != RunStatus.CANCELLED))
+    return db.session.scalar(
+        select(InvoiceRun).where(InvoiceRun.period == period, InvoiceRun.status != RunStatus.CANCELLED)
+    )
 
 
 def _uninvoiced(period_end: dt.datetime, *columns: Any) -> Select[Any]:
@@ -77,29 +78,47 @@ def _uninvoiced(period_end: dt.datetime, *columns: Any) -> Select[Any]:
 
     Written as joins and ``NOT EXISTS`` (not ``id IN (subquery)``): over a month of a million sessions PostgreSQL
     then hashes each table once, where the ``IN`` form made it probe two indexes a million times."""
-    return (select(*columns).select_from(SessionCharge).join(Cdr, Cdr.id == SessionCharge.cdr_id)
-            .where(Cdr.start_date_time < period_end, SessionCharge.account_id.is_not(None),
-                   ~exists().where(InvoiceLine.session_charge_id == SessionCharge.id)))
+    return (
+        select(*columns)
+        .select_from(SessionCharge)
+        .join(Cdr, Cdr.id == SessionCharge.cdr_id)
+        .where(
+            Cdr.start_date_time < period_end,
+            SessionCharge.account_id.is_not(None),
+            ~exists().where(InvoiceLine.session_charge_id == SessionCharge.id),
+        )
+    )
 
 
 def _billable(query: Select[Any]) -> Select[Any]:
     """Narrow an :func:`_uninvoiced` query to the sessions that go on an invoice: not held (or released or
     adjusted by finance)."""
-    return (query.outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-            .where(SessionHold.id.is_(None) | SessionHold.status.in_([HoldStatus.RELEASED, HoldStatus.ADJUSTED])))
+    return query.outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id).where(
+        SessionHold.id.is_(None) | SessionHold.status.in_([HoldStatus.RELEASED, HoldStatus.ADJUSTED])
+    )
 
 
 def candidate_accounts(period: str) -> list[int]:
     """Accounts with something to bill: a paid plan during the period or a session not invoiced yet."""
     start, end = period_bounds(period)
-    with_fee = (select(Subscription.account_id).join(Plan, Plan.id == Subscription.plan_id)
-                .where(Plan.monthly_fee > 0, Subscription.starts_at < end,
-                       (Subscription.ends_at.is_(None)) | (Subscription.ends_at > start)))
+    with_fee = (
+        select(Subscription.account_id)
+        .join(Plan, Plan.id == Subscription.plan_id)
+        .where(
+            Plan.monthly_fee > 0,
+            Subscription.starts_at < end,
+            (Subscription.ends_at.is_(None)) | (Subscription.ends_at > start),
+        )
+    )
     with_sessions = _uninvoiced(end, SessionCharge.account_id)
-    already = select(Invoice.account_id).where(Invoice.period == period, Invoice.kind == InvoiceKind.INVOICE,
-                                               Invoice.status == InvoiceStatus.FINALIZED)
-    ids = db.session.scalars(select(Account.id).where(
-        Account.id.in_(with_fee.union(with_sessions)), Account.id.not_in(already)).order_by(Account.id))
+    already = select(Invoice.account_id).where(
+        Invoice.period == period, Invoice.kind == InvoiceKind.INVOICE, Invoice.status == InvoiceStatus.FINALIZED
+    )
+    ids = db.session.scalars(
+        select(Account.id)
+        .where(Account.id.in_(with_fee.union(with_sessions)), Account.id.not_in(already))
+        .order_by(Account.id)
+    )
     return list(ids)
 
 
@@ -108,7 +127,8 @@ def _hold_outliers(period_end: dt.datetime) -> int:
     rows = db.session.execute(
         _uninvoiced(period_end, SessionCharge, Cdr)
         .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-        .where(SessionHold.id.is_(None), outlier_filter(bounds)))
+        .where(SessionHold.id.is_(None), outlier_filter(bounds))
+    )
     count = 0
     for charge, cdr in rows:
         reasons = outlier_reasons(charge, cdr, bounds)
@@ -130,26 +150,50 @@ def unbillable_accounts(period: str, limit: int = 1000) -> dict[int, str]:
     line_limit = Decimal(MAX_INVOICE_MINOR) / 100  # in currency units: every currency we bill has cents
     adjusted = SessionHold.status == HoldStatus.ADJUSTED
     as_rated = SessionHold.status.is_(None) | (SessionHold.status != HoldStatus.ADJUSTED)
-    amounts = or_(*(func.abs(column) > line_limit for column in (
-        SessionCharge.driver_excl_vat, SessionCharge.cpo_cost_excl_vat, SessionCharge.vat_amount,
-        SessionCharge.margin)))
+    amounts = or_(
+        *(
+            func.abs(column) > line_limit
+            for column in (
+                SessionCharge.driver_excl_vat,
+                SessionCharge.cpo_cost_excl_vat,
+                SessionCharge.vat_amount,
+                SessionCharge.margin,
+            )
+        )
+    )
     always = or_(func.abs(SessionCharge.kwh) >= MAX_QUANTITY, func.abs(SessionCharge.vat_rate) > 100)
     adjusted_ids = select(SessionHold.session_charge_id).where(adjusted)
     out_of_range = (
         # The same test on the session's own columns first, so the month's sessions are filtered as they are read
         # and only the few suspects are joined (a separate scan over the whole join doubled this query's time).
         or_(always, amounts, SessionCharge.id.in_(adjusted_ids))
-        & or_(always, adjusted & (func.abs(SessionHold.adjusted_incl_vat) > line_limit), as_rated & amounts))
+        & or_(always, adjusted & (func.abs(SessionHold.adjusted_incl_vat) > line_limit), as_rated & amounts)
+    )
     rows = db.session.execute(
-        _billable(_uninvoiced(end, SessionCharge.account_id, SessionCharge.id, Cdr.ocpi_id, SessionCharge.kwh,
-                              SessionCharge.driver_excl_vat, SessionHold.adjusted_incl_vat))
-        .where(out_of_range).order_by(SessionCharge.account_id, SessionCharge.id).limit(limit))
+        _billable(
+            _uninvoiced(
+                end,
+                SessionCharge.account_id,
+                SessionCharge.id,
+                Cdr.ocpi_id,
+                SessionCharge.kwh,
+                SessionCharge.driver_excl_vat,
+                SessionHold.adjusted_incl_vat,
+            )
+        )
+        .where(out_of_range)
+        .order_by(SessionCharge.account_id, SessionCharge.id)
+        .limit(limit)
+    )
     found: dict[int, str] = {}
     for account_id, charge_id, ocpi_id, kwh, excl_vat, adjusted_incl_vat in rows:
-        price = f"adjusted to {adjusted_incl_vat} incl. VAT" if adjusted_incl_vat is not None \
-            else f"{excl_vat} excl. VAT"
-        found.setdefault(account_id, f"session charge {charge_id} (CDR {ocpi_id!r}): {kwh} kWh, {price}: "
-                                     "figures an invoice cannot hold")
+        price = (
+            f"adjusted to {adjusted_incl_vat} incl. VAT" if adjusted_incl_vat is not None else f"{excl_vat} excl. VAT"
+        )
+        found.setdefault(
+            account_id,
+            f"session charge {charge_id} (CDR {ocpi_id!r}): {kwh} kWh, {price}: figures an invoice cannot hold",
+        )
     return found
 
 
@@ -161,14 +205,25 @@ def _figures(period: str, accounts: list[int], failed: dict[int, str]) -> dict[s
     plans = {plan.id: plan for plan in db.session.scalars(select(Plan))}
     fee_sums: dict[Decimal, list[Any]] = {}
     per_plan_fees: dict[tuple[str, int], Decimal] = {}
-    subscriptions = _add_subscription_fees(period, [a for a in accounts if a not in failed], fee_sums,
-                                           per_plan_fees, failed)
+    subscriptions = _add_subscription_fees(
+        period, [a for a in accounts if a not in failed], fee_sums, per_plan_fees, failed
+    )
     billable = [account_id for account_id in accounts if account_id not in failed]
-    query = (_uninvoiced(end, SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status, func.count(),
-                         func.sum(SessionCharge.driver_excl_vat), func.sum(SessionCharge.vat_amount),
-                         func.sum(SessionCharge.cpo_cost_excl_vat), func.sum(SessionCharge.margin))
-             .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
-             .group_by(SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status))
+    query = (
+        _uninvoiced(
+            end,
+            SessionCharge.vat_rate,
+            SessionCharge.plan_id,
+            SessionHold.status,
+            func.count(),
+            func.sum(SessionCharge.driver_excl_vat),
+            func.sum(SessionCharge.vat_amount),
+            func.sum(SessionCharge.cpo_cost_excl_vat),
+            func.sum(SessionCharge.margin),
+        )
+        .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+        .group_by(SessionCharge.vat_rate, SessionCharge.plan_id, SessionHold.status)
+    )
     if failed:
         query = query.where(SessionCharge.account_id.not_in(list(failed)))
     groups = db.session.execute(query).all()
@@ -191,29 +246,48 @@ def _figures(period: str, accounts: list[int], failed: dict[int, str]) -> dict[s
         sums = per_rate.setdefault(rate, [0, ZERO, ZERO, ZERO, ZERO])
         for index, value in enumerate(fee_figures):
             sums[index] += value
-    with_method = set(db.session.scalars(select(PaymentMethod.account_id).where(
-        PaymentMethod.status == PaymentMethodStatus.ACTIVE)))
-    note = ("amounts before rounding (each invoice line is rounded once at finalization); subscription fees "
-            "prorated by day as the invoices will charge them")
+    with_method = set(
+        db.session.scalars(select(PaymentMethod.account_id).where(PaymentMethod.status == PaymentMethodStatus.ACTIVE))
+    )
+    note = (
+        "amounts before rounding (each invoice line is rounded once at finalization); subscription fees "
+        "prorated by day as the invoices will charge them"
+    )
     if failed:
-        note += (f"; {len(failed)} account(s) left out of these figures: they cannot be invoiced as they stand "
-                 "(failed_accounts says why); finalizing reports them failed until their data is fixed")
+        note += (
+            f"; {len(failed)} account(s) left out of these figures: they cannot be invoiced as they stand "
+            "(failed_accounts says why); finalizing reports them failed until their data is fixed"
+        )
     return {
         "accounts": len(billable),
         "sessions": sum(sums[0] for sums in per_rate.values()),
         "subscriptions": subscriptions,
-        "per_vat_rate": [{"rate": str(rate.normalize()), "sessions": n, "excl_vat": str(excl), "vat": str(vat),
-                          "cpo_cost": str(cpo), "margin": str(margin)}
-                         for rate, (n, excl, vat, cpo, margin) in sorted(per_rate.items())],
-        "per_plan": [{"plan": f"{code} v{version}", "sessions": per_plan.get((code, version), [0, ZERO])[0],
-                      "excl_vat": str(per_plan.get((code, version), [0, ZERO])[1]),
-                      "subscription_fees": str(per_plan_fees.get((code, version), ZERO))}
-                     for code, version in sorted(set(per_plan) | set(per_plan_fees))],
+        "per_vat_rate": [
+            {
+                "rate": str(rate.normalize()),
+                "sessions": n,
+                "excl_vat": str(excl),
+                "vat": str(vat),
+                "cpo_cost": str(cpo),
+                "margin": str(margin),
+            }
+            for rate, (n, excl, vat, cpo, margin) in sorted(per_rate.items())
+        ],
+        "per_plan": [
+            {
+                "plan": f"{code} v{version}",
+                "sessions": per_plan.get((code, version), [0, ZERO])[0],
+                "excl_vat": str(per_plan.get((code, version), [0, ZERO])[1]),
+                "subscription_fees": str(per_plan_fees.get((code, version), ZERO)),
+            }
+            for code, version in sorted(set(per_plan) | set(per_plan_fees))
+        ],
         "held_sessions": held,
         "accounts_without_payment_method": len([a for a in billable if a not in with_method]),
         "accounts_failed": len(failed),
-        "failed_accounts": [{"account_id": account_id, "reason": reason}
-                            for account_id, reason in sorted(failed.items())[:_LISTED]],
+        "failed_accounts": [
+            {"account_id": account_id, "reason": reason} for account_id, reason in sorted(failed.items())[:_LISTED]
+        ],
         "note": note,
     }
 
@@ -224,8 +298,13 @@ _FEE_BATCH = 5000
 _LISTED = 200
 
 
-def _add_subscription_fees(period: str, accounts: list[int], per_rate: dict[Decimal, list[Any]],
-                           per_plan_fees: dict[tuple[str, int], Decimal], failed: dict[int, str]) -> int:
+def _add_subscription_fees(
+    period: str,
+    accounts: list[int],
+    per_rate: dict[Decimal, list[Any]],
+    per_plan_fees: dict[tuple[str, int], Decimal],
+    failed: dict[int, str],
+) -> int:
     """Add the month's subscription fees (prorated by day, VAT as the invoice will apply it) to the per-rate
     sums (count, excl. VAT, VAT, CPO cost, margin) and ``per_plan_fees``; returns how many subscription lines
     the invoices will carry. An account whose fees cannot be added up goes to ``failed`` with why, and adds
@@ -233,15 +312,20 @@ def _add_subscription_fees(period: str, accounts: list[int], per_rate: dict[Deci
     year, month = (int(part) for part in period.split("-"))
     lines = 0
     for start in range(0, len(accounts), _FEE_BATCH):
-        batch = accounts[start:start + _FEE_BATCH]
+        batch = accounts[start : start + _FEE_BATCH]
         fees = prorated_monthly_fees_many(batch, year, month)
-        buyers = dict((account_id, (country, vat_number)) for account_id, country, vat_number in db.session.execute(
-            select(Account.id, Account.country, Account.vat_number).where(Account.id.in_(list(fees)))))
+        buyers = dict(
+            (account_id, (country, vat_number))
+            for account_id, country, vat_number in db.session.execute(
+                select(Account.id, Account.country, Account.vat_number).where(Account.id.in_(list(fees)))
+            )
+        )
         for account_id, account_fees in fees.items():
             try:
                 rate, _category = subscription_vat(*buyers[account_id])
-                figures = [(fee.amount, fee.amount * rate / 100, (fee.plan.code, fee.plan.version))
-                           for fee in account_fees]
+                figures = [
+                    (fee.amount, fee.amount * rate / 100, (fee.plan.code, fee.plan.version)) for fee in account_fees
+                ]
             except Exception as error:  # this account's preview line fails alone
                 failed[account_id] = f"subscription fees: {failure_reason(error)}"
                 continue
@@ -270,8 +354,9 @@ def preview(period: str, actor: Actor) -> InvoiceRun:
     _hold_outliers(end)
     accounts = candidate_accounts(period)
     candidates = set(accounts)
-    failed = {account_id: reason for account_id, reason in unbillable_accounts(period).items()
-              if account_id in candidates}
+    failed = {
+        account_id: reason for account_id, reason in unbillable_accounts(period).items() if account_id in candidates
+    }
     if run is None:
         run = InvoiceRun(period=period, created_by=actor.label)
         db.session.add(run)
@@ -290,8 +375,10 @@ def approve(run: InvoiceRun, actor: Actor) -> InvoiceRun:
         raise BillingError(f"only a previewed run can be approved (this one is {run.status.value})")
     accounts = candidate_accounts(run.period)
     # One multi-row write (COPY on PostgreSQL): a month has a row per account, 100,000 of them and more.
-    insert_rows(cast(Table, RunItem.__table__), [{"run_id": run.id, "account_id": account_id, "status": "pending"}
-                                    for account_id in accounts])
+    insert_rows(
+        cast(Table, RunItem.__table__),
+        [{"run_id": run.id, "account_id": account_id, "status": "pending"} for account_id in accounts],
+    )
     run.accounts_total = len(accounts)
     run.status = RunStatus.APPROVED
     run.approved_by = actor.label
@@ -303,27 +390,38 @@ def approve(run: InvoiceRun, actor: Actor) -> InvoiceRun:
 
 def pending_chunks(run: InvoiceRun, size: int | None = None) -> list[list[int]]:
     size = size or current_app.config.get("BILLING_CHUNK_SIZE") or CHUNK_SIZE
-    ids = list(db.session.scalars(select(RunItem.id).where(RunItem.run_id == run.id, RunItem.status == "pending")
-                                  .order_by(RunItem.id)))
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
+    ids = list(
+        db.session.scalars(
+            select(RunItem.id).where(RunItem.run_id == run.id, RunItem.status == "pending").order_by(RunItem.id)
+        )
+    )
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def mark_item_failed(item_id: int, error: Exception | str) -> None:
     """Record why an account's unit of work failed (the run stays open; a resume retries it), and log it."""
     reason = error if isinstance(error, str) else failure_reason(error)
     account_id = db.session.scalar(
-        update(RunItem).where(RunItem.id == item_id, RunItem.status == "pending")
-        .values(status="failed", error=reason, updated_at=utcnow()).returning(RunItem.account_id))
+        update(RunItem)
+        .where(RunItem.id == item_id, RunItem.status == "pending")
+        .values(status="failed", error=reason, updated_at=utcnow())
+        .returning(RunItem.account_id)
+    )
     if account_id is not None:
         log.warning("invoice run: account %s failed: %s", account_id, reason)
 
 
 def failed_items(run: InvoiceRun, limit: int = 200) -> list[dict[str, Any]]:
     """The run's accounts that failed, with why (oldest first): the CLI and the back office show them."""
-    return [{"account_id": account_id, "reason": error, "at": at.isoformat()}
-            for account_id, error, at in db.session.execute(
-                select(RunItem.account_id, RunItem.error, RunItem.updated_at)
-                .where(RunItem.run_id == run.id, RunItem.status == "failed").order_by(RunItem.id).limit(limit))]
+    return [
+        {"account_id": account_id, "reason": error, "at": at.isoformat()}
+        for account_id, error, at in db.session.execute(
+            select(RunItem.account_id, RunItem.error, RunItem.updated_at)
+            .where(RunItem.run_id == run.id, RunItem.status == "failed")
+            .order_by(RunItem.id)
+            .limit(limit)
+        )
+    ]
 
 
 def finalize_items(item_ids: list[int]) -> None:
@@ -338,22 +436,38 @@ def finalize_items(item_ids: list[int]) -> None:
     # done once the first commits.
     items = db.session.execute(
         select(RunItem.id, RunItem.run_id, RunItem.account_id)
-        .where(RunItem.id.in_(item_ids), RunItem.status == "pending").order_by(RunItem.id)
-        .with_for_update(skip_locked=True)).all()
+        .where(RunItem.id.in_(item_ids), RunItem.status == "pending")
+        .order_by(RunItem.id)
+        .with_for_update(skip_locked=True)
+    ).all()
     if not items:
         return
-    periods = dict(db.session.execute(select(InvoiceRun.id, InvoiceRun.period)
-                                      .where(InvoiceRun.id.in_({item.run_id for item in items}))).all())
+    periods = dict(
+        db.session.execute(
+            select(InvoiceRun.id, InvoiceRun.period).where(InvoiceRun.id.in_({item.run_id for item in items}))
+        ).all()
+    )
     now = utcnow()
     for run_id in sorted({item.run_id for item in items}):
         period = periods[run_id]
         run_items = [item for item in items if item.run_id == run_id]
         account_ids = [item.account_id for item in run_items]
-        existing = set(db.session.scalars(select(Invoice.account_id).where(
-            Invoice.account_id.in_(account_ids), Invoice.period == period, Invoice.kind == InvoiceKind.INVOICE,
-            Invoice.status == InvoiceStatus.FINALIZED)))
-        accounts = {account.id: account for account in db.session.scalars(
-            select(Account).where(Account.id.in_([a for a in account_ids if a not in existing])))}
+        existing = set(
+            db.session.scalars(
+                select(Invoice.account_id).where(
+                    Invoice.account_id.in_(account_ids),
+                    Invoice.period == period,
+                    Invoice.kind == InvoiceKind.INVOICE,
+                    Invoice.status == InvoiceStatus.FINALIZED,
+                )
+            )
+        )
+        accounts = {
+            account.id: account
+            for account in db.session.scalars(
+                select(Account).where(Account.id.in_([a for a in account_ids if a not in existing]))
+            )
+        }
         todo = [accounts[item.account_id] for item in run_items if item.account_id in accounts]
         # An account whose month cannot be composed fails alone, here, with why; the batch goes on without it.
         failed: dict[int, str] = {}
@@ -365,24 +479,45 @@ def finalize_items(item_ids: list[int]) -> None:
         skipped = [item.id for item in run_items if item.account_id not in invoiced and item.account_id not in failed]
         if done:
             # Each item points at its account's invoice of the period: one UPDATE for the whole batch.
-            invoice_of_item = (select(Invoice.id).where(
-                Invoice.account_id == RunItem.account_id, Invoice.period == period,
-                Invoice.kind == InvoiceKind.INVOICE, Invoice.status == InvoiceStatus.FINALIZED)
-                .limit(1).scalar_subquery())
-            db.session.execute(update(RunItem).where(RunItem.id.in_(done))
-                               .values(status="done", invoice_id=invoice_of_item, updated_at=now)
-                               .execution_options(synchronize_session=False))
+            invoice_of_item = (
+                select(Invoice.id)
+                .where(
+                    Invoice.account_id == RunItem.account_id,
+                    Invoice.period == period,
+                    Invoice.kind == InvoiceKind.INVOICE,
+                    Invoice.status == InvoiceStatus.FINALIZED,
+                )
+                .limit(1)
+                .scalar_subquery()
+            )
+            db.session.execute(
+                update(RunItem)
+                .where(RunItem.id.in_(done))
+                .values(status="done", invoice_id=invoice_of_item, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
         if skipped:
-            db.session.execute(update(RunItem).where(RunItem.id.in_(skipped))
-                               .values(status="skipped", invoice_id=None, updated_at=now)
-                               .execution_options(synchronize_session=False))
+            db.session.execute(
+                update(RunItem)
+                .where(RunItem.id.in_(skipped))
+                .values(status="skipped", invoice_id=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def progress(run: InvoiceRun) -> dict[str, int]:
-    counts = dict(db.session.execute(select(RunItem.status, func.count()).where(RunItem.run_id == run.id)
-                                     .group_by(RunItem.status)).all())
-    return {"total": run.accounts_total, "done": counts.get("done", 0), "skipped": counts.get("skipped", 0),
-            "failed": counts.get("failed", 0), "pending": counts.get("pending", 0)}
+    counts = dict(
+        db.session.execute(
+            select(RunItem.status, func.count()).where(RunItem.run_id == run.id).group_by(RunItem.status)
+        ).all()
+    )
+    return {
+        "total": run.accounts_total,
+        "done": counts.get("done", 0),
+        "skipped": counts.get("skipped", 0),
+        "failed": counts.get("failed", 0),
+        "pending": counts.get("pending", 0),
+    }
 
 
 def complete_if_done(run_id: int) -> bool:
@@ -392,16 +527,33 @@ def complete_if_done(run_id: int) -> bool:
     counts = progress(run)
     if counts["pending"] or counts["failed"]:
         return False
-    totals = db.session.execute(select(func.count(Invoice.id), func.coalesce(func.sum(Invoice.total_minor), 0),
-                                       func.coalesce(func.sum(Invoice.vat_minor), 0))
-                                .where(Invoice.run_id == run_id)).one()
-    changed = cast(CursorResult[Any], db.session.execute(
-        update(InvoiceRun).where(InvoiceRun.id == run_id, InvoiceRun.status == RunStatus.FINALIZING)
-        .values(status=RunStatus.FINALIZED, finished_at=utcnow(),
-                results={**counts, "invoices": totals[0], "total_minor": int(totals[1]), "vat_minor": int(totals[2]),
-                         "uninvoiced_sessions": len(uninvoiced_sessions(run.period)),
-                         # Checked once here (it reads every CDR without a charge), shown by the run page.
-                         "unrated_cdrs": unrated_cdrs(run.period, limit=51)}))).rowcount
+    totals = db.session.execute(
+        select(
+            func.count(Invoice.id),
+            func.coalesce(func.sum(Invoice.total_minor), 0),
+            func.coalesce(func.sum(Invoice.vat_minor), 0),
+        ).where(Invoice.run_id == run_id)
+    ).one()
+    changed = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(InvoiceRun)
+            .where(InvoiceRun.id == run_id, InvoiceRun.status == RunStatus.FINALIZING)
+            .values(
+                status=RunStatus.FINALIZED,
+                finished_at=utcnow(),
+                results={
+                    **counts,
+                    "invoices": totals[0],
+                    "total_minor": int(totals[1]),
+                    "vat_minor": int(totals[2]),
+                    "uninvoiced_sessions": len(uninvoiced_sessions(run.period)),
+                    # Checked once here (it reads every CDR without a charge), shown by the run page.
+                    "unrated_cdrs": unrated_cdrs(run.period, limit=51),
+                },
+            )
+        ),
+    ).rowcount
     return bool(changed)
 
 
@@ -412,8 +564,9 @@ def start_finalizing(run: InvoiceRun, actor: Actor) -> InvoiceRun:
         run.status = RunStatus.FINALIZING
         record("billing.finalize", "billing_run", run.id, actor=actor)
     # Failed items get another chance on a resume.
-    db.session.execute(update(RunItem).where(RunItem.run_id == run.id, RunItem.status == "failed")
-                       .values(status="pending", error=None))
+    db.session.execute(
+        update(RunItem).where(RunItem.run_id == run.id, RunItem.status == "failed").values(status="pending", error=None)
+    )
     db.session.flush()
     return run
 
@@ -427,10 +580,15 @@ def uninvoiced_sessions(period: str) -> list[int]:
 def unrated_reasons(period: str, limit: int = 1000) -> dict[str, str]:
     """Why CDRs of :func:`unrated_cdrs` could not be priced, where a rating attempt recorded it: OCPI id → why."""
     _start, end = period_bounds(period)
-    ids = list(db.session.scalars(
-        select(Cdr.id).outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
-        .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None), Cdr.start_date_time < end)
-        .order_by(Cdr.start_date_time, Cdr.id).limit(limit)))
+    ids = list(
+        db.session.scalars(
+            select(Cdr.id)
+            .outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
+            .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None), Cdr.start_date_time < end)
+            .order_by(Cdr.start_date_time, Cdr.id)
+            .limit(limit)
+        )
+    )
     return {ocpi_id: reason for ocpi_id, reason in open_problems(ids, limit=limit).values()}
 
 
@@ -439,7 +597,12 @@ def unrated_cdrs(period: str, limit: int = 1000) -> list[str]:
     plan's, no plan at the time, a tariff that does not parse): on no invoice either, so finance must see them.
     ``flask rating rate-pending`` says why for each."""
     _start, end = period_bounds(period)
-    return list(db.session.scalars(
-        select(Cdr.ocpi_id).outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
-        .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None), Cdr.start_date_time < end)
-        .order_by(Cdr.start_date_time, Cdr.id).limit(limit)))
+    return list(
+        db.session.scalars(
+            select(Cdr.ocpi_id)
+            .outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
+            .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None), Cdr.start_date_time < end)
+            .order_by(Cdr.start_date_time, Cdr.id)
+            .limit(limit)
+        )
+    )

@@ -43,18 +43,36 @@ def _fail(error: PartnerError) -> click.ClickException:
 @click.option("--versions-url", help="Their versions endpoint (needed to register with them).")
 @click.option("--their-token", help="Token A they handed us (needed to register with them).")
 @click.option("--raw-tokens", is_flag=True, help="Send our token unencoded (pre-2.2 peers) instead of base64.")
-def partner_add_command(name: str, country_code: str, party_id: str, role: str, token: str,
-                        versions_url: str | None, their_token: str | None, raw_tokens: bool) -> None:
+def partner_add_command(
+    name: str,
+    country_code: str,
+    party_id: str,
+    role: str,
+    token: str,
+    versions_url: str | None,
+    their_token: str | None,
+    raw_tokens: bool,
+) -> None:
     """Register a CPO or hub that may now run the credentials handshake."""
     try:
-        partner = add_partner(name=name, country_code=country_code, party_id=party_id, role=role, token=token,
-                              versions_url=versions_url, their_token=their_token, send_base64_tokens=not raw_tokens)
+        partner = add_partner(
+            name=name,
+            country_code=country_code,
+            party_id=party_id,
+            role=role,
+            token=token,
+            versions_url=versions_url,
+            their_token=their_token,
+            send_base64_tokens=not raw_tokens,
+        )
     except PartnerError as error:
         raise _fail(error) from error
     db.session.commit()
     kind = "hub" if partner.is_hub else "CPO"
-    click.echo(f"added {kind} {partner.name} ({partner.country_code}/{partner.party_id}) as partner "
-               f"{partner.id}, status {partner.status.value}")
+    click.echo(
+        f"added {kind} {partner.name} ({partner.country_code}/{partner.party_id}) as partner "
+        f"{partner.id}, status {partner.status.value}"
+    )
 
 
 @commands.command("partners")
@@ -67,25 +85,33 @@ def partners_command() -> None:
     for partner in partners:
         kind = "HUB" if partner.is_hub else "CPO"
         registered = partner.registered_at.strftime("%Y-%m-%d %H:%M UTC") if partner.registered_at else "-"
-        click.echo(f"{partner.id:>4}  {partner.name:<24} {kind:<4} {partner.country_code}/{partner.party_id}  "
-                   f"{partner.status.value:<10} version {partner.version or '-':<6} "
-                   f"endpoints {len(partner.endpoints or [])}  registered {registered}  "
-                   f"tokens {'base64' if partner.send_base64_tokens else 'raw'}")
+        click.echo(
+            f"{partner.id:>4}  {partner.name:<24} {kind:<4} {partner.country_code}/{partner.party_id}  "
+            f"{partner.status.value:<10} version {partner.version or '-':<6} "
+            f"endpoints {len(partner.endpoints or [])}  registered {registered}  "
+            f"tokens {'base64' if partner.send_base64_tokens else 'raw'}"
+        )
         for party in sorted(partner.parties, key=lambda p: (p.country_code, p.party_id, p.role)):
-            click.echo(f"        {party.role:<5} {party.country_code}/{party.party_id} {party.status}"
-                       f"{'  ' + party.name if party.name else ''}")
+            click.echo(
+                f"        {party.role:<5} {party.country_code}/{party.party_id} {party.status}"
+                f"{'  ' + party.name if party.name else ''}"
+            )
 
 
 @commands.command("register")
 @click.argument("partner_ref", metavar="PARTNER")
-@click.option("--our-url", envvar="OCPI_PUBLIC_URL",
-              help="Base URL where partners reach us (default: SERVER_NAME), e.g. https://emsp.example.com")
+@click.option(
+    "--our-url",
+    envvar="OCPI_PUBLIC_URL",
+    help="Base URL where partners reach us (default: SERVER_NAME), e.g. https://emsp.example.com",
+)
 def register_command(partner_ref: str, our_url: str | None) -> None:
     """Register with PARTNER (id or name) using the token A they gave us."""
     partner = _partner(partner_ref)
     try:
-        version = handshake.register_with_partner(partner, versions_url=handshake.our_versions_url(our_url),
-                                                  publish=db.session.commit)
+        version = handshake.register_with_partner(
+            partner, versions_url=handshake.our_versions_url(our_url), publish=db.session.commit
+        )
     except PartnerError as error:
         raise _fail(error) from error
     db.session.commit()
@@ -99,8 +125,9 @@ def update_credentials_command(partner_ref: str, our_url: str | None) -> None:
     """Rotate the tokens with PARTNER and fetch its endpoints again (PUT credentials)."""
     partner = _partner(partner_ref)
     try:
-        version = handshake.update_with_partner(partner, versions_url=handshake.our_versions_url(our_url),
-                                                publish=db.session.commit)
+        version = handshake.update_with_partner(
+            partner, versions_url=handshake.our_versions_url(our_url), publish=db.session.commit
+        )
     except PartnerError as error:
         raise _fail(error) from error
     db.session.commit()
@@ -146,7 +173,9 @@ def party_conflicts_command(limit: int) -> None:
         return
     for conflict in conflicts:
         seen = conflict.last_seen_at.strftime("%Y-%m-%d %H:%M UTC")
-        click.echo(f"{seen}  {conflict.country_code}/{conflict.party_id}  {conflict.outcome:<15} "
-                   f"via {conflict.via:<15} by {conflict.claimant.name!r} (partner {conflict.claimant_partner_id})  "
-                   f"held by {conflict.holder}  x{conflict.attempts}")
+        click.echo(
+            f"{seen}  {conflict.country_code}/{conflict.party_id}  {conflict.outcome:<15} "
+            f"via {conflict.via:<15} by {conflict.claimant.name!r} (partner {conflict.claimant_partner_id})  "
+            f"held by {conflict.holder}  x{conflict.attempts}"
+        )
         click.echo(f"        {conflict.message}")

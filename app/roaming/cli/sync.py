@@ -28,8 +28,10 @@ def _report(kind: str, report: ImportReport, seconds: float) -> None:
         click.echo(f"  skipped #{index} (id {oid}): {message}", err=True)
     if report.failed > MAX_ERRORS_SHOWN:
         click.echo(f"  ... and {report.failed - MAX_ERRORS_SHOWN} more", err=True)
-    click.echo(f"{kind}: {report.total} read, {report.stored} stored, {report.stale} older than stored (kept ours), "
-               f"{report.failed} skipped as invalid, in {seconds:.1f}s")
+    click.echo(
+        f"{kind}: {report.total} read, {report.stored} stored, {report.stale} older than stored (kept ours), "
+        f"{report.failed} skipped as invalid, in {seconds:.1f}s"
+    )
 
 
 @commands.command("import-locations")
@@ -74,8 +76,14 @@ def find_partner_by_name(name: str) -> Partner:
 
 @commands.command("pull")
 @click.argument("partner_name")
-@click.option("--module", "modules", type=click.Choice(MODULES), multiple=True, required=True,
-              help="Module to sync (repeat for several).")
+@click.option(
+    "--module",
+    "modules",
+    type=click.Choice(MODULES),
+    multiple=True,
+    required=True,
+    help="Module to sync (repeat for several).",
+)
 @click.option("--limit", default=100, show_default=True, help="Objects per page asked for.")
 def pull_command(partner_name: str, modules: tuple[str, ...], limit: int) -> None:
     """Sync modules from a partner's Sender interface (incremental, resumes after a failure)."""
@@ -92,6 +100,8 @@ def pull_command(partner_name: str, modules: tuple[str, ...], limit: int) -> Non
             raise click.ClickException(f"{exc} (run again to resume)") from exc
         for oid, message in result.errors[:MAX_ERRORS_SHOWN]:
             click.echo(f"  skipped {oid}: {message}", err=True)
-        click.echo(f"{module}: {'resumed, ' if result.resumed else ''}{result.pages} pages, {result.received} "
-                   f"received, {result.stored} stored, {result.stale} older than stored, {len(result.errors)} "
-                   f"skipped, in {time.perf_counter() - started:.1f}s")
+        click.echo(
+            f"{module}: {'resumed, ' if result.resumed else ''}{result.pages} pages, {result.received} "
+            f"received, {result.stored} stored, {result.stale} older than stored, {len(result.errors)} "
+            f"skipped, in {time.perf_counter() - started:.1f}s"
+        )

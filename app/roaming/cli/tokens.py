@@ -22,8 +22,9 @@ def partner_by_ref(ref: str) -> Partner:
     if partner is None:
         key = ref.replace("/", "").replace("*", "").replace("-", "").upper()
         if len(key) == 5:
-            partner = db.session.scalar(select(Partner).where(Partner.country_code == key[:2],
-                                                              Partner.party_id == key[2:]))
+            partner = db.session.scalar(
+                select(Partner).where(Partner.country_code == key[:2], Partner.party_id == key[2:])
+            )
     if partner is None:
         raise click.ClickException(f"no partner {ref!r} (give its id, name or CC/PID)")
     return partner
@@ -35,14 +36,21 @@ def push_tokens_command() -> None:
     from app.roaming.send.token_push import run_push
 
     totals = run_push(commit=True)
-    click.echo(f"enqueued {totals['enqueued']}, delivered {totals['delivered']}, failed {totals['failed']}, "
-               f"still pending {totals['pending']}")
+    click.echo(
+        f"enqueued {totals['enqueued']}, delivered {totals['delivered']}, failed {totals['failed']}, "
+        f"still pending {totals['pending']}"
+    )
 
 
 @commands.command("export-whitelist")
 @click.argument("partner")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
-              help="JSON file to write; the CSV goes next to it with the .csv suffix.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="JSON file to write; the CSV goes next to it with the .csv suffix.",
+)
 def export_whitelist_command(partner: str, out: str) -> None:
     """Write the full token list for PARTNER as OCPI Token JSON and CSV."""
     from app.roaming.send.whitelist import export_whitelist
@@ -63,8 +71,10 @@ def expire_commands_command() -> None:
 
 @commands.command("send-command")
 @click.argument("partner")
-@click.argument("command", type=click.Choice(["START_SESSION", "STOP_SESSION", "UNLOCK_CONNECTOR", "RESERVE_NOW",
-                                              "CANCEL_RESERVATION"]))
+@click.argument(
+    "command",
+    type=click.Choice(["START_SESSION", "STOP_SESSION", "UNLOCK_CONNECTOR", "RESERVE_NOW", "CANCEL_RESERVATION"]),
+)
 @click.option("--card", "card_uid", help="UID of our card to start or reserve with (its Token is sent).")
 @click.option("--location", "location_id")
 @click.option("--evse", "evse_uid")
@@ -93,8 +103,10 @@ def send_command_command(partner: str, command: str, card_uid: str | None, **fie
     db.session.commit()  # before sending: the CPO may post the result to our response_url at once
     sent = dispatch_command(prepared)
     db.session.commit()
-    click.echo(f"{command} {sent.uid}: {sent.response_result or 'not sent'}"
-               + (f" (result expected within {sent.response_timeout} s)" if sent.timeout_at else "")
-               + (f": {sent.result_message}" if sent.result_message else ""))
+    click.echo(
+        f"{command} {sent.uid}: {sent.response_result or 'not sent'}"
+        + (f" (result expected within {sent.response_timeout} s)" if sent.timeout_at else "")
+        + (f": {sent.result_message}" if sent.result_message else "")
+    )
     if sent.result is not None and sent.result != "ACCEPTED":
         raise SystemExit(1)

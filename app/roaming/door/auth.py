@@ -47,8 +47,10 @@ def require_party(partner: Partner, country_code: str, party_id: str) -> tuple[s
     key = party_key(country_code, party_id)
     if key in parties_of(partner):
         return key
-    sender = (request.headers.get("OCPI-from-country-code", "").upper(),
-              request.headers.get("OCPI-from-party-id", "").upper())
+    sender = (
+        request.headers.get("OCPI-from-country-code", "").upper(),
+        request.headers.get("OCPI-from-party-id", "").upper(),
+    )
     via = VIA_ROUTING_HEADERS if partner.is_hub and sender == key else VIA_OBJECT
     conflict = conflict_for(partner, key, via, http_status=403)
     if conflict is not None:

@@ -28,5 +28,6 @@ def echo_request_ids(response: Response) -> Response:
 def versions() -> Response:
     """The Version list. Token A of a partner that has not registered yet is enough: it needs this to start."""
     current_partner(registered=False)
-    return ocpi_response([{"version": number, "url": ocpi_url(endpoint)}
-                          for number, endpoint in SUPPORTED_VERSIONS.items()])
+    return ocpi_response(
+        [{"version": number, "url": ocpi_url(endpoint)} for number, endpoint in SUPPORTED_VERSIONS.items()]
+    )

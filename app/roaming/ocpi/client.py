@@ -38,8 +38,15 @@ class OcpiClientError(RuntimeError):
     ``reason`` is the kind of failure, safe to show to anyone; ``str()`` adds the method and the URL we were
     asked to call (not where redirects led). ``retryable`` is False when the URL itself is refused."""
 
-    def __init__(self, message: str, *, http_status: int | None = None, status_code: int | None = None,
-                 reason: str | None = None, retryable: bool = True) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        status_code: int | None = None,
+        reason: str | None = None,
+        retryable: bool = True,
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.status_code = status_code
@@ -70,8 +77,9 @@ class OcpiClient:
         self.token = token if token is not None else partner.outgoing_token
         self.deadline = deadline
 
-    def headers(self, *, to_country_code: str | None = None, to_party_id: str | None = None,
-                correlation_id: str | None = None) -> dict[str, str]:
+    def headers(
+        self, *, to_country_code: str | None = None, to_party_id: str | None = None, correlation_id: str | None = None
+    ) -> dict[str, str]:
         config = current_app.config
         headers = {
             "Authorization": f"Token {encode_token(self.token or '', self.partner.send_base64_tokens)}",
@@ -87,13 +95,28 @@ class OcpiClient:
         headers["OCPI-to-party-id"] = to_party_id or self.partner.party_id
         return headers
 
-    def request(self, method: str, url: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                expect_envelope: bool = True, **header_options: Any) -> OcpiReply:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        expect_envelope: bool = True,
+        **header_options: Any,
+    ) -> OcpiReply:
         config = current_app.config
         try:
-            fetched = fetch(method, url, headers=self.headers(**header_options), json=json, params=params,
-                            policy=UrlPolicy.from_config(config), limits=FetchLimits.from_config(config),
-                            deadline=self.deadline)
+            fetched = fetch(
+                method,
+                url,
+                headers=self.headers(**header_options),
+                json=json,
+                params=params,
+                policy=UrlPolicy.from_config(config),
+                limits=FetchLimits.from_config(config),
+                deadline=self.deadline,
+            )
         except FetchError as exc:
             raise self._failure(method, url, exc.reason, exc.detail, retryable=exc.retryable) from exc
         status = fetched.status
@@ -103,17 +126,29 @@ class OcpiClient:
             body = None
         if status >= 400:
             status_code = body.get("status_code") if isinstance(body, dict) else None
-            raise self._failure(method, url, f"HTTP {status} from partner", _answer(fetched.content),
-                                http_status=status, status_code=status_code)
+            raise self._failure(
+                method,
+                url,
+                f"HTTP {status} from partner",
+                _answer(fetched.content),
+                http_status=status,
+                status_code=status_code,
+            )
         if not isinstance(body, dict):
-            raise self._failure(method, url, NOT_AN_OCPI_ANSWER, f"HTTP {status}: {_answer(fetched.content)}",
-                                http_status=status)
+            raise self._failure(
+                method, url, NOT_AN_OCPI_ANSWER, f"HTTP {status}: {_answer(fetched.content)}", http_status=status
+            )
         status_code = body.get("status_code")
         if expect_envelope and (not isinstance(status_code, int) or not 1000 <= status_code < 2000):
-            reason = (f"OCPI status {status_code} from partner" if isinstance(status_code, int)
-                      else NOT_AN_OCPI_ANSWER)
-            raise self._failure(method, url, reason, _answer(fetched.content), http_status=status,
-                                status_code=status_code if isinstance(status_code, int) else None)
+            reason = f"OCPI status {status_code} from partner" if isinstance(status_code, int) else NOT_AN_OCPI_ANSWER
+            raise self._failure(
+                method,
+                url,
+                reason,
+                _answer(fetched.content),
+                http_status=status,
+                status_code=status_code if isinstance(status_code, int) else None,
+            )
         return OcpiReply(status, body, fetched.headers)
 
     def _failure(self, method: str, url: str, reason: str, detail: str, **details: Any) -> OcpiClientError:

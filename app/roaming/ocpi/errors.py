@@ -23,4 +23,3 @@ class OcpiError(Exception):
         self.status_code = status_code
         self.message = message
         self.http_status = http_status
-

@@ -23,8 +23,9 @@ QUERY_INT_MAX = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: int() also takes " 12", "1_000" and "١٢"
 
 
-def ocpi_response(data: Any = None, *, http_status: int = 200, status_code: int = SUCCESS,
-                  status_message: str | None = None) -> Response:
+def ocpi_response(
+    data: Any = None, *, http_status: int = 200, status_code: int = SUCCESS, status_message: str | None = None
+) -> Response:
     response = jsonify(envelope(data, status_code, status_message))
     response.status_code = http_status
     return response
@@ -36,8 +37,10 @@ def _int_arg(name: str, default: int, minimum: int, maximum: int | None = None) 
         return default
     value = int(raw) if _DIGITS.fullmatch(raw) else None
     if value is None or not minimum <= value <= QUERY_INT_MAX:
-        raise OcpiError(INVALID_OR_MISSING_PARAMETERS,
-                        f"{name} must be an integer from {minimum} to {QUERY_INT_MAX}, not {raw[:40]!r}")
+        raise OcpiError(
+            INVALID_OR_MISSING_PARAMETERS,
+            f"{name} must be an integer from {minimum} to {QUERY_INT_MAX}, not {raw[:40]!r}",
+        )
     return min(value, maximum) if maximum is not None else value
 
 
@@ -62,8 +65,9 @@ class PageRequest:
         self.max_limit = max_limit
 
 
-def paginated_response(page: PageRequest, total: int, items: Sequence[Any],
-                       serialize: Callable[[Any], dict[str, Any]]) -> Response:
+def paginated_response(
+    page: PageRequest, total: int, items: Sequence[Any], serialize: Callable[[Any], dict[str, Any]]
+) -> Response:
     """The envelope with ``X-Total-Count``, ``X-Limit`` and a ``Link: <...>; rel="next"`` when more remain."""
     response = ocpi_response([serialize(item) for item in items])
     response.headers["X-Total-Count"] = str(total)

@@ -115,8 +115,10 @@ class UrlPolicy:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> UrlPolicy:
         entries: Iterable[str] = config.get("OCPI_ALLOWED_PRIVATE_HOSTS") or ()
-        return cls(require_https=bool(config.get("OCPI_REQUIRE_HTTPS", True)),
-                   allowed_private=tuple(AllowedPrivate.parse(entry) for entry in entries if entry.strip()))
+        return cls(
+            require_https=bool(config.get("OCPI_REQUIRE_HTTPS", True)),
+            allowed_private=tuple(AllowedPrivate.parse(entry) for entry in entries if entry.strip()),
+        )
 
     def admits_private(self, host: str, address: IpAddress, port: int) -> bool:
         return any(entry.admits(host, address, port) for entry in self.allowed_private)
@@ -145,8 +147,14 @@ def is_public_address(address: IpAddress) -> bool:
     if isinstance(address, ipaddress.IPv4Address) and address in SHARED_ADDRESS_SPACE:
         return False
     # is_global alone lets multicast through (224.0.0.0/4 is not "private"), hence the explicit list.
-    return address.is_global and not (address.is_private or address.is_loopback or address.is_link_local
-                                      or address.is_multicast or address.is_reserved or address.is_unspecified)
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
 
 
 class _Lookup(TypedDict, total=False):
@@ -182,8 +190,7 @@ def resolve(host: str, port: int, timeout: float) -> list[str]:
     return outcome["addresses"]
 
 
-def check_url(url: str, policy: UrlPolicy, *, timeout: float = 5.0,
-              resolver: Resolver | None = None) -> CheckedUrl:
+def check_url(url: str, policy: UrlPolicy, *, timeout: float = 5.0, resolver: Resolver | None = None) -> CheckedUrl:
     """Check ``url`` against ``policy``; raise :class:`UrlRefusedError` or return where to connect.
 
     Raises :class:`TimeoutError` when name resolution takes longer than ``timeout``."""

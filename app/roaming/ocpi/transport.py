@@ -103,11 +103,13 @@ class FetchLimits:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FetchLimits:
-        return cls(connect_timeout=float(config["OCPI_CONNECT_TIMEOUT"]),
-                   read_timeout=float(config["OCPI_READ_TIMEOUT"]),
-                   call_seconds=float(config["OCPI_CALL_DEADLINE"]),
-                   max_redirects=int(config["OCPI_MAX_REDIRECTS"]),
-                   max_bytes=int(config["OCPI_MAX_RESPONSE_BYTES"]))
+        return cls(
+            connect_timeout=float(config["OCPI_CONNECT_TIMEOUT"]),
+            read_timeout=float(config["OCPI_READ_TIMEOUT"]),
+            call_seconds=float(config["OCPI_CALL_DEADLINE"]),
+            max_redirects=int(config["OCPI_MAX_REDIRECTS"]),
+            max_bytes=int(config["OCPI_MAX_RESPONSE_BYTES"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,17 @@ class Fetched:
     url: str  # where the answer came from, after redirects
 
 
-def fetch(method: str, url: str, *, headers: Mapping[str, str], policy: UrlPolicy, limits: FetchLimits,
-          json: Any = None, params: Mapping[str, Any] | None = None, deadline: Deadline | None = None) -> Fetched:
+def fetch(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    policy: UrlPolicy,
+    limits: FetchLimits,
+    json: Any = None,
+    params: Mapping[str, Any] | None = None,
+    deadline: Deadline | None = None,
+) -> Fetched:
     """Send one request to a partner, following redirects ourselves; raise :class:`FetchError` on failure."""
     deadline = Deadline.after(limits.call_seconds).earliest(deadline)
     try:
@@ -184,19 +195,27 @@ def _check(url: str, policy: UrlPolicy, limits: FetchLimits, deadline: Deadline)
         raise FetchError(TIMED_OUT, f"{url}: {exc}") from exc
 
 
-def _send(checked: CheckedUrl, hop: _Hop, limits: FetchLimits,
-          deadline: Deadline) -> tuple[int, CaseInsensitiveDict[str], bytes]:
+def _send(
+    checked: CheckedUrl, hop: _Hop, limits: FetchLimits, deadline: Deadline
+) -> tuple[int, CaseInsensitiveDict[str], bytes]:
     remaining = deadline.remaining()
     if remaining <= 0:
         raise FetchError(TIMED_OUT, f"{hop.url}: deadline passed")
-    timeout = urllib3.Timeout(connect=min(limits.connect_timeout, remaining),
-                              read=min(limits.read_timeout, remaining))
+    timeout = urllib3.Timeout(connect=min(limits.connect_timeout, remaining), read=min(limits.read_timeout, remaining))
     with _Watchdog(remaining) as watchdog:
         pool = _pool_for(checked, timeout, watchdog.watch)
         response = None
         try:
-            response = pool.urlopen(hop.method, _path_of(checked.url), body=hop.body, headers=hop.headers,
-                                    retries=False, redirect=False, assert_same_host=False, preload_content=False)
+            response = pool.urlopen(
+                hop.method,
+                _path_of(checked.url),
+                body=hop.body,
+                headers=hop.headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+            )
             headers = CaseInsensitiveDict(dict(response.headers))
             redirect = response.status in REDIRECT_STATUSES and "Location" in headers
             content = b"" if redirect else _read_bounded(response, limits.max_bytes, hop.url)
@@ -297,16 +316,21 @@ class _PinnedConnectionMixin(_ConnectionBase):
     """Connects to the address the guard approved instead of resolving the host name again; the name still
     serves as Host header, TLS server name and certificate name."""
 
-    def __init__(self, *args: Any, pinned_address: str, on_socket: Callable[[socket.socket], None],
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, pinned_address: str, on_socket: Callable[[socket.socket], None], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._pinned_address = pinned_address
         self._on_socket = on_socket
 
     def _new_conn(self) -> socket.socket:
         try:
-            sock = create_connection((self._pinned_address, self.port), self.timeout,
-                                     source_address=self.source_address, socket_options=self.socket_options)
+            sock = create_connection(
+                (self._pinned_address, self.port),
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
         except TimeoutError as exc:
             raise ConnectTimeoutError(self, f"connecting to {self._pinned_address} timed out") from exc
         except OSError as exc:
@@ -331,13 +355,21 @@ class _PinnedHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _PinnedHTTPSConnection
 
 
-def _pool_for(checked: CheckedUrl, timeout: urllib3.Timeout,
-              on_socket: Callable[[socket.socket], None]) -> urllib3.HTTPConnectionPool:
+def _pool_for(
+    checked: CheckedUrl, timeout: urllib3.Timeout, on_socket: Callable[[socket.socket], None]
+) -> urllib3.HTTPConnectionPool:
     """A one-connection pool for one hop: no connection is reused across hops or calls, so every
     connection was made to an address checked for this very hop."""
-    common: dict[str, Any] = {"timeout": timeout, "maxsize": 1, "block": False, "retries": False,
-                              "pinned_address": checked.address, "on_socket": on_socket}
+    common: dict[str, Any] = {
+        "timeout": timeout,
+        "maxsize": 1,
+        "block": False,
+        "retries": False,
+        "pinned_address": checked.address,
+        "on_socket": on_socket,
+    }
     if checked.scheme == "https":
-        return _PinnedHTTPSPool(checked.host, checked.port, cert_reqs="CERT_REQUIRED",
-                                ca_certs=ca_bundle_path(), **common)
+        return _PinnedHTTPSPool(
+            checked.host, checked.port, cert_reqs="CERT_REQUIRED", ca_certs=ca_bundle_path(), **common
+        )
     return _PinnedHTTPPool(checked.host, checked.port, **common)

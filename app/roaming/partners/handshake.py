@@ -93,8 +93,9 @@ def handshake_deadline() -> Deadline:
     return Deadline.after(float(current_app.config["OCPI_HANDSHAKE_DEADLINE"]))
 
 
-def fetch_partner_version(partner: Partner, versions_url: str, token: str,
-                          deadline: Deadline | None = None) -> PartnerVersion:
+def fetch_partner_version(
+    partner: Partner, versions_url: str, token: str, deadline: Deadline | None = None
+) -> PartnerVersion:
     """GET their versions list with ``token``, choose 2.2.1, GET its details. Tolerant: a versions URL that
     already is the 2.2.1 details URL, or a single version object instead of a list, is accepted.
 
@@ -105,18 +106,25 @@ def fetch_partner_version(partner: Partner, versions_url: str, token: str,
         details_url, details = versions_url, data
     else:
         offered = [v for v in (data if isinstance(data, list) else [data]) if isinstance(v, dict)]
-        chosen = next((v for v in offered if str(v.get("version")) == OCPI_VERSION and isinstance(v.get("url"), str)),
-                      None)
+        chosen = next(
+            (v for v in offered if str(v.get("version")) == OCPI_VERSION and isinstance(v.get("url"), str)), None
+        )
         if chosen is None:
             names = ", ".join(str(v.get("version")) for v in offered) or "none"
-            raise PartnerError(f"Unsupported version: {versions_url} offers {names}; we speak {OCPI_VERSION}",
-                               UNSUPPORTED_VERSION, SERVER_ERROR_HTTP_STATUS)
+            raise PartnerError(
+                f"Unsupported version: {versions_url} offers {names}; we speak {OCPI_VERSION}",
+                UNSUPPORTED_VERSION,
+                SERVER_ERROR_HTTP_STATUS,
+            )
         details_url = chosen["url"]
         details = _get_data(client, details_url, "version details")
     endpoints = _endpoints(details)
     if not endpoints:
-        raise PartnerError(f"No matching endpoints: the version details at {details_url} list no usable endpoint",
-                           NO_MATCHING_ENDPOINTS, SERVER_ERROR_HTTP_STATUS)
+        raise PartnerError(
+            f"No matching endpoints: the version details at {details_url} list no usable endpoint",
+            NO_MATCHING_ENDPOINTS,
+            SERVER_ERROR_HTTP_STATUS,
+        )
     return PartnerVersion(OCPI_VERSION, details_url, endpoints)
 
 
@@ -125,8 +133,11 @@ def _get_data(client: OcpiClient, url: str, what: str) -> Any:
         return client.get(url).data
     except OcpiClientError as exc:
         # The reason only: the URL came from the partner and the answer may be an internal service's.
-        raise PartnerError(f"Unable to use the client's API: GET {what} failed: {exc.reason}",
-                           UNABLE_TO_USE_CLIENT_API, SERVER_ERROR_HTTP_STATUS) from exc
+        raise PartnerError(
+            f"Unable to use the client's API: GET {what} failed: {exc.reason}",
+            UNABLE_TO_USE_CLIENT_API,
+            SERVER_ERROR_HTTP_STATUS,
+        ) from exc
 
 
 def _endpoints(details: Any) -> list[dict[str, Any]]:
@@ -139,8 +150,9 @@ def _endpoints(details: Any) -> list[dict[str, Any]]:
             continue
         identifier, url, role = item.get("identifier"), item.get("url"), item.get("role")
         if isinstance(identifier, str) and identifier and isinstance(url, str) and url:
-            endpoints.append({"identifier": identifier, "role": role.upper() if isinstance(role, str) else None,
-                              "url": url})
+            endpoints.append(
+                {"identifier": identifier, "role": role.upper() if isinstance(role, str) else None, "url": url}
+            )
     return endpoints
 
 
@@ -177,8 +189,9 @@ def accept_unregistration(partner: Partner) -> None:
     suspend_partner(partner)
 
 
-def _store_their_credentials(partner: Partner, credentials: Credentials, version: PartnerVersion, *,
-                             registering: bool) -> str:
+def _store_their_credentials(
+    partner: Partner, credentials: Credentials, version: PartnerVersion, *, registering: bool
+) -> str:
     # Two registrations racing with the same token A: the row lock makes the second one see the first.
     db.session.refresh(partner, with_for_update=True)
     if registering and partner.status == PartnerStatus.REGISTERED:
@@ -219,8 +232,9 @@ def our_versions_url(base_url: str | None = None) -> str:
     raise PartnerError("cannot tell the partner where our versions endpoint is: set SERVER_NAME or pass --our-url")
 
 
-def register_with_partner(partner: Partner, *, versions_url: str,
-                          publish: Callable[[], None] = db.session.flush) -> PartnerVersion:
+def register_with_partner(
+    partner: Partner, *, versions_url: str, publish: Callable[[], None] = db.session.flush
+) -> PartnerVersion:
     """Register with the partner using the token A they gave us (``partner.outgoing_token``)."""
     if partner.status == PartnerStatus.REGISTERED:
         raise PartnerError(f"{partner.name} is already registered; rotate the credentials with update-credentials")
@@ -237,8 +251,9 @@ def register_with_partner(partner: Partner, *, versions_url: str,
     return version
 
 
-def update_with_partner(partner: Partner, *, versions_url: str,
-                        publish: Callable[[], None] = db.session.flush) -> PartnerVersion:
+def update_with_partner(
+    partner: Partner, *, versions_url: str, publish: Callable[[], None] = db.session.flush
+) -> PartnerVersion:
     """Rotate tokens (and refresh endpoints) with a partner we are registered with: PUT our new credentials."""
     if partner.status != PartnerStatus.REGISTERED or not partner.outgoing_token:
         raise PartnerError(f"{partner.name} is not registered; register first")
@@ -257,8 +272,9 @@ def unregister_with_partner(partner: Partner, *, force: bool = False) -> None:
             ConfigurationClient(partner).delete(url)
         except OcpiClientError as exc:
             if not force:
-                raise PartnerError(f"DELETE {url} failed: {exc} "
-                                   f"(use --force to suspend {partner.name} anyway)") from exc
+                raise PartnerError(
+                    f"DELETE {url} failed: {exc} (use --force to suspend {partner.name} anyway)"
+                ) from exc
             log.warning("unregister %s: %s; suspended locally anyway", partner.name, exc)
     elif not force and partner.status != PartnerStatus.REGISTERED:
         raise PartnerError(f"{partner.name} is not registered (status {partner.status.value}); use --force to suspend")
@@ -268,28 +284,39 @@ def unregister_with_partner(partner: Partner, *, force: bool = False) -> None:
 def _credentials_url(partner: Partner, version: PartnerVersion) -> str:
     url = version.url_of("credentials")
     if url is None:
-        raise PartnerError(f"No matching endpoints: {partner.name} offers no credentials endpoint in "
-                           f"{version.details_url}", NO_MATCHING_ENDPOINTS)
+        raise PartnerError(
+            f"No matching endpoints: {partner.name} offers no credentials endpoint in {version.details_url}",
+            NO_MATCHING_ENDPOINTS,
+        )
     return url
 
 
-def _exchange(partner: Partner, method: str, credentials_url: str, version: PartnerVersion, versions_url: str,
-              publish: Callable[[], None], deadline: Deadline) -> None:
+def _exchange(
+    partner: Partner,
+    method: str,
+    credentials_url: str,
+    version: PartnerVersion,
+    versions_url: str,
+    publish: Callable[[], None],
+    deadline: Deadline,
+) -> None:
     """Send our credentials with a fresh token B and keep the token C they answer with."""
     token_b = new_token()
     previous_hash = partner.incoming_token_hash
     partner.incoming_token_hash = hash_token(token_b)
     publish()
     try:
-        reply = ConfigurationClient(partner, deadline=deadline).request(method, credentials_url,
-                                                                        json=our_credentials(token_b, versions_url))
+        reply = ConfigurationClient(partner, deadline=deadline).request(
+            method, credentials_url, json=our_credentials(token_b, versions_url)
+        )
         theirs = parse_credentials(reply.data)
     except (OcpiClientError, PartnerError) as exc:
         partner.incoming_token_hash = previous_hash  # token B never became valid at their side
         publish()
         reason = exc.message if isinstance(exc, PartnerError) else str(exc)
-        raise PartnerError(f"{method} {credentials_url}: {reason}",
-                           getattr(exc, "status_code", None) or UNABLE_TO_USE_CLIENT_API) from exc
+        raise PartnerError(
+            f"{method} {credentials_url}: {reason}", getattr(exc, "status_code", None) or UNABLE_TO_USE_CLIENT_API
+        ) from exc
     partner.outgoing_token = theirs.token
     partner.versions_url = theirs.url
     _store_version(partner, version)

@@ -87,10 +87,10 @@ class PartyConflictError(PartnerError):
     """A claim on a party held by another connection (or by us). Carries what operations need to see; plain
     values only, so it can still be recorded after the request's rollback expired every object."""
 
-    def __init__(self, claimant: Partner, party: Party, holder: Holder, via: str, *, prefix: str = "",
-                 http_status: int = 409) -> None:
-        message = (f"{prefix}party {party[0]}/{party[1]} {holder.reason}; a party belongs to exactly one "
-                   "connection")
+    def __init__(
+        self, claimant: Partner, party: Party, holder: Holder, via: str, *, prefix: str = "", http_status: int = 409
+    ) -> None:
+        message = f"{prefix}party {party[0]}/{party[1]} {holder.reason}; a party belongs to exactly one connection"
         super().__init__(message, INVALID_OR_MISSING_PARAMETERS, http_status)
         self.claimant_id = claimant.id
         self.party = party
@@ -107,13 +107,27 @@ def holder_of(party: Party, *, besides: Partner | None = None) -> Holder | None:
     live = [Partner.status != PartnerStatus.SUSPENDED]
     if besides is not None:
         live.append(Partner.id != besides.id)
-    own = db.session.scalar(select(Partner).where(
-        func.upper(Partner.country_code) == country_code, func.upper(Partner.party_id) == party_id, *live).limit(1))
+    own = db.session.scalar(
+        select(Partner)
+        .where(func.upper(Partner.country_code) == country_code, func.upper(Partner.party_id) == party_id, *live)
+        .limit(1)
+    )
     if own is not None:
         return Holder(own)
-    holders = db.session.scalars(select(Partner).join(PartnerParty, PartnerParty.partner_id == Partner.id).where(
-        func.upper(PartnerParty.country_code) == country_code, func.upper(PartnerParty.party_id) == party_id,
-        *live).order_by(Partner.id)).unique().all()
+    holders = (
+        db.session.scalars(
+            select(Partner)
+            .join(PartnerParty, PartnerParty.partner_id == Partner.id)
+            .where(
+                func.upper(PartnerParty.country_code) == country_code,
+                func.upper(PartnerParty.party_id) == party_id,
+                *live,
+            )
+            .order_by(Partner.id)
+        )
+        .unique()
+        .all()
+    )
     direct = [partner for partner in holders if not partner.is_hub]
     if direct:
         return Holder(direct[0])
@@ -125,8 +139,9 @@ def claims_directly(partner: Partner, party: Party) -> bool:
     return not partner.is_hub or party == party_key(partner.country_code, partner.party_id)
 
 
-def conflict_for(claimant: Partner, party: Party, via: str, *, prefix: str = "",
-                 http_status: int = 409) -> PartyConflictError | None:
+def conflict_for(
+    claimant: Partner, party: Party, via: str, *, prefix: str = "", http_status: int = 409
+) -> PartyConflictError | None:
     """The conflict ``claimant`` would cause by claiming ``party``, or None when it may (then call
     :func:`take_party` before storing the claim)."""
     holder = holder_of(party, besides=claimant)
@@ -140,19 +155,32 @@ def take_party(partner: Partner, party: Party, via: str) -> None:
     (recorded as conflicts), and leftovers of suspended connections are dropped. Call after
     :func:`conflict_for` found no conflict. Flushes."""
     direct = claims_directly(partner, party)
-    others = db.session.scalars(select(PartnerParty).where(
-        func.upper(PartnerParty.country_code) == party[0], func.upper(PartnerParty.party_id) == party[1],
-        PartnerParty.partner_id != partner.id)).all()
+    others = db.session.scalars(
+        select(PartnerParty).where(
+            func.upper(PartnerParty.country_code) == party[0],
+            func.upper(PartnerParty.party_id) == party[1],
+            PartnerParty.partner_id != partner.id,
+        )
+    ).all()
     for row in others:
         other = row.partner
         if other.status == PartnerStatus.SUSPENDED:
             log.info("party %s/%s: dropped the claim of suspended partner %s", *party, other.name)
         elif other.is_hub and direct:
-            message = (f"party {party[0]}/{party[1]} ({row.role}) connected directly through {partner.name!r}; "
-                       f"the claim of hub {other.name!r} ended")
+            message = (
+                f"party {party[0]}/{party[1]} ({row.role}) connected directly through {partner.name!r}; "
+                f"the claim of hub {other.name!r} ended"
+            )
             log.warning(message)
-            record_conflict(claimant_id=other.id, party=party, holder_id=partner.id,
-                            holder_label=Holder(partner).label, via=via, outcome=HUB_CLAIM_ENDED, message=message)
+            record_conflict(
+                claimant_id=other.id,
+                party=party,
+                holder_id=partner.id,
+                holder_label=Holder(partner).label,
+                via=via,
+                outcome=HUB_CLAIM_ENDED,
+                message=message,
+            )
         else:  # held by a live connection: conflict_for refuses this claim before we get here
             continue
         other.parties.remove(row)
@@ -162,26 +190,46 @@ def take_party(partner: Partner, party: Party, via: str) -> None:
 def record_refusal(conflict: PartyConflictError) -> PartyConflict:
     """Record a refused claim (for operations). The door calls it after rolling the request back. Flushes."""
     log.warning("party conflict: partner %s refused (%s): %s", conflict.claimant_id, conflict.via, conflict.message)
-    return record_conflict(claimant_id=conflict.claimant_id, party=conflict.party, holder_id=conflict.holder_id,
-                           holder_label=conflict.holder_label, via=conflict.via, outcome=REFUSED,
-                           message=conflict.message)
+    return record_conflict(
+        claimant_id=conflict.claimant_id,
+        party=conflict.party,
+        holder_id=conflict.holder_id,
+        holder_label=conflict.holder_label,
+        via=conflict.via,
+        outcome=REFUSED,
+        message=conflict.message,
+    )
 
 
-def record_conflict(*, claimant_id: int, party: Party, holder_id: int | None, holder_label: str, via: str,
-                    outcome: str, message: str) -> PartyConflict:
+def record_conflict(
+    *, claimant_id: int, party: Party, holder_id: int | None, holder_label: str, via: str, outcome: str, message: str
+) -> PartyConflict:
     """Insert the conflict, or count one more attempt of the same one (same party, claimant, way, outcome)."""
-    key = (PartyConflict.country_code == party[0], PartyConflict.party_id == party[1],
-           PartyConflict.claimant_partner_id == claimant_id, PartyConflict.via == via,
-           PartyConflict.outcome == outcome)
+    key = (
+        PartyConflict.country_code == party[0],
+        PartyConflict.party_id == party[1],
+        PartyConflict.claimant_partner_id == claimant_id,
+        PartyConflict.via == via,
+        PartyConflict.outcome == outcome,
+    )
     now = utcnow()
     row = db.session.scalar(select(PartyConflict).where(*key))
     if row is None:
         try:
             with db.session.begin_nested():
-                row = PartyConflict(country_code=party[0], party_id=party[1], claimant_partner_id=claimant_id,
-                                    holder_partner_id=holder_id, holder=holder_label[:160], via=via,
-                                    outcome=outcome, message=message, attempts=1, first_seen_at=now,
-                                    last_seen_at=now)
+                row = PartyConflict(
+                    country_code=party[0],
+                    party_id=party[1],
+                    claimant_partner_id=claimant_id,
+                    holder_partner_id=holder_id,
+                    holder=holder_label[:160],
+                    via=via,
+                    outcome=outcome,
+                    message=message,
+                    attempts=1,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
                 db.session.add(row)
             return row
         except IntegrityError:  # the same conflict recorded by a concurrent request a moment ago

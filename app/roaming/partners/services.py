@@ -51,9 +51,17 @@ def _invalid(message: str) -> PartnerError:
 # --- partners -------------------------------------------------------------------------------------------------
 
 
-def add_partner(*, name: str, country_code: str, party_id: str, role: str, token: str,
-                versions_url: str | None = None, their_token: str | None = None,
-                send_base64_tokens: bool = True) -> Partner:
+def add_partner(
+    *,
+    name: str,
+    country_code: str,
+    party_id: str,
+    role: str,
+    token: str,
+    versions_url: str | None = None,
+    their_token: str | None = None,
+    send_base64_tokens: bool = True,
+) -> Partner:
     """Register a partner that may call our credentials endpoint with ``token`` (its token A).
 
     ``their_token`` is the token A *they* gave us, for when we register with them (``flask roaming register``).
@@ -76,11 +84,15 @@ def add_partner(*, name: str, country_code: str, party_id: str, role: str, token
         raise _invalid(f"versions_url: not an http(s) URL: {versions_url!r}")
     country_code, party_id = country_code.upper(), party_id.upper()
 
-    clash = db.session.scalar(select(Partner).where(or_(
-        Partner.name == name,
-        (Partner.country_code == country_code) & (Partner.party_id == party_id),
-        Partner.incoming_token_hash == hash_token(token),
-    )))
+    clash = db.session.scalar(
+        select(Partner).where(
+            or_(
+                Partner.name == name,
+                (Partner.country_code == country_code) & (Partner.party_id == party_id),
+                Partner.incoming_token_hash == hash_token(token),
+            )
+        )
+    )
     if clash is not None:
         if clash.name == name:
             raise PartnerError(f"a partner named {name!r} already exists (id {clash.id})")
@@ -89,10 +101,18 @@ def add_partner(*, name: str, country_code: str, party_id: str, role: str, token
         raise PartnerError("that token is already in use by another partner; hand out a fresh one")
     _check_party_is_free((country_code, party_id))
 
-    partner = Partner(name=name, country_code=country_code, party_id=party_id, is_hub=role == "HUB",
-                      status=PartnerStatus.PENDING, incoming_token_hash=hash_token(token),
-                      outgoing_token=their_token, send_base64_tokens=send_base64_tokens,
-                      versions_url=versions_url, endpoints=[])
+    partner = Partner(
+        name=name,
+        country_code=country_code,
+        party_id=party_id,
+        is_hub=role == "HUB",
+        status=PartnerStatus.PENDING,
+        incoming_token_hash=hash_token(token),
+        outgoing_token=their_token,
+        send_base64_tokens=send_base64_tokens,
+        versions_url=versions_url,
+        endpoints=[],
+    )
     db.session.add(partner)
     db.session.flush()
     # Pending already holds the party: a hub that announced it loses it now (a party has one connection).
@@ -127,8 +147,9 @@ def reset_partner_token(partner: Partner, token: str) -> Partner:
     """Hand a (suspended or stuck) partner a new token A: it may register again from scratch."""
     if not CREDENTIALS_TOKEN.match(token or ""):
         raise _invalid("token: must be 1 to 64 printable ASCII characters without spaces")
-    other = db.session.scalar(select(Partner).where(Partner.incoming_token_hash == hash_token(token),
-                                                    Partner.id != partner.id))
+    other = db.session.scalar(
+        select(Partner).where(Partner.incoming_token_hash == hash_token(token), Partner.id != partner.id)
+    )
     if other is not None:
         raise PartnerError("that token is already in use by another partner; hand out a fresh one")
     own = party_key(partner.country_code, partner.party_id)
@@ -231,12 +252,14 @@ def our_credentials(token: str, versions_url: str) -> dict[str, Any]:
     return {
         "token": token,
         "url": versions_url,
-        "roles": [{
-            "role": "EMSP",
-            "party_id": config["COMPANY_PARTY_ID"],
-            "country_code": config["COMPANY_COUNTRY_CODE"],
-            "business_details": {"name": config["COMPANY_NAME"]},
-        }],
+        "roles": [
+            {
+                "role": "EMSP",
+                "party_id": config["COMPANY_PARTY_ID"],
+                "country_code": config["COMPANY_COUNTRY_CODE"],
+                "business_details": {"name": config["COMPANY_NAME"]},
+            }
+        ],
     }
 
 
@@ -250,8 +273,9 @@ def check_roles_belong_to(partner: Partner, credentials: Credentials) -> None:
     if own not in {(role.country_code, role.party_id) for role in credentials.roles}:
         raise _invalid(f"roles: none is {own[0]}/{own[1]}, the party this token was issued to")
     for index, role in enumerate(credentials.roles):
-        conflict = conflict_for(partner, (role.country_code, role.party_id), VIA_CREDENTIALS,
-                                prefix=f"roles[{index}]: ", http_status=400)
+        conflict = conflict_for(
+            partner, (role.country_code, role.party_id), VIA_CREDENTIALS, prefix=f"roles[{index}]: ", http_status=400
+        )
         if conflict is not None:
             raise conflict
 
@@ -270,9 +294,16 @@ def sync_parties(partner: Partner, roles: list[CredentialsRole]) -> None:
     for key, role in wanted.items():
         party = existing.get(key)
         if party is None:
-            partner.parties.append(PartnerParty(country_code=key[0], party_id=key[1], role=key[2],
-                                                name=role.business_details.get("name"), status="CONNECTED",
-                                                last_updated=now))
+            partner.parties.append(
+                PartnerParty(
+                    country_code=key[0],
+                    party_id=key[1],
+                    role=key[2],
+                    name=role.business_details.get("name"),
+                    status="CONNECTED",
+                    last_updated=now,
+                )
+            )
         else:
             party.name = role.business_details.get("name")
             party.status = "CONNECTED"
@@ -300,8 +331,10 @@ def parse_client_info(body: Any, country_code: str, party_id: str) -> ClientInfo
     """Validate a ClientInfo object pushed to ``.../hubclientinfo/{country_code}/{party_id}``."""
     if not isinstance(body, dict):
         raise _invalid("body: expected a ClientInfo JSON object")
-    for name, pattern, hint in (("country_code", COUNTRY_CODE, "2 letters"),
-                                ("party_id", PARTY_ID, "3 letters or digits")):
+    for name, pattern, hint in (
+        ("country_code", COUNTRY_CODE, "2 letters"),
+        ("party_id", PARTY_ID, "3 letters or digits"),
+    ):
         value = body.get(name)
         if not isinstance(value, str) or not pattern.match(value):
             raise _invalid(f"{name}: required, {hint}")
@@ -319,8 +352,9 @@ def parse_client_info(body: Any, country_code: str, party_id: str) -> ClientInfo
         last_updated = parse_ocpi_datetime(raw_updated)
     except (TypeError, ValueError) as exc:
         raise _invalid(f"last_updated: not a valid DateTime: {raw_updated!r}") from exc
-    return ClientInfo(body["country_code"].upper(), body["party_id"].upper(), role.upper(), status.upper(),
-                      last_updated)
+    return ClientInfo(
+        body["country_code"].upper(), body["party_id"].upper(), role.upper(), status.upper(), last_updated
+    )
 
 
 def store_client_info(hub: Partner, info: ClientInfo) -> tuple[PartnerParty, bool]:
@@ -334,9 +368,14 @@ def store_client_info(hub: Partner, info: ClientInfo) -> tuple[PartnerParty, boo
     if conflict is not None:
         raise conflict
     take_party(hub, (info.country_code, info.party_id), VIA_HUBCLIENTINFO)
-    party = db.session.scalar(select(PartnerParty).where(
-        PartnerParty.partner_id == hub.id, PartnerParty.country_code == info.country_code,
-        PartnerParty.party_id == info.party_id, PartnerParty.role == info.role))
+    party = db.session.scalar(
+        select(PartnerParty).where(
+            PartnerParty.partner_id == hub.id,
+            PartnerParty.country_code == info.country_code,
+            PartnerParty.party_id == info.party_id,
+            PartnerParty.role == info.role,
+        )
+    )
     created = party is None
     if party is None:
         party = PartnerParty(country_code=info.country_code, party_id=info.party_id, role=info.role)
@@ -352,12 +391,22 @@ def store_client_info(hub: Partner, info: ClientInfo) -> tuple[PartnerParty, boo
 def find_client_info(hub: Partner, country_code: str, party_id: str) -> PartnerParty | None:
     if not hub.is_hub:
         raise PartnerError("only a hub has ClientInfo objects", CLIENT_ERROR, 403)
-    return db.session.scalar(select(PartnerParty).where(
-        PartnerParty.partner_id == hub.id, PartnerParty.country_code == country_code.upper(),
-        PartnerParty.party_id == party_id.upper()).order_by(PartnerParty.id))
+    return db.session.scalar(
+        select(PartnerParty)
+        .where(
+            PartnerParty.partner_id == hub.id,
+            PartnerParty.country_code == country_code.upper(),
+            PartnerParty.party_id == party_id.upper(),
+        )
+        .order_by(PartnerParty.id)
+    )
 
 
 def client_info_object(party: PartnerParty) -> dict[str, Any]:
-    return {"party_id": party.party_id, "country_code": party.country_code, "role": party.role,
-            "status": party.status, "last_updated": ocpi_timestamp(party.last_updated)}
-
+    return {
+        "party_id": party.party_id,
+        "country_code": party.country_code,
+        "role": party.role,
+        "status": party.status,
+        "last_updated": ocpi_timestamp(party.last_updated),
+    }

@@ -55,25 +55,65 @@ from app.roaming.receive.tariffs import TARIFF_SHAPE
 
 log = logging.getLogger(__name__)
 
-CDR_LOCATION_FIELDS = ("id", "address", "city", "country", "evse_uid", "evse_id", "connector_id",
-                       "connector_standard", "connector_format", "connector_power_type")
+CDR_LOCATION_FIELDS = (
+    "id",
+    "address",
+    "city",
+    "country",
+    "evse_uid",
+    "evse_id",
+    "connector_id",
+    "connector_standard",
+    "connector_format",
+    "connector_power_type",
+)
 
 # The spec's limits of every field (mod_cdrs §Object description), checked on the whole tree before anything is
 # read or looked up (the invoice run reads the stored document back). One deliberate exception: the CdrLocation
 # address and state take the Location's limits (255 and 45, not 45 and 20), since a CPO copies them from the
 # Location, where the same spec allows them; refusing a billable CDR for that would lose the session.
-CDR_LOCATION_SHAPE: Shape = {"id": 36, "name": 255, "address": 255, "city": 45, "postal_code": 10, "state": 45,
-                             "country": 3, "coordinates": GEO_LOCATION, "evse_uid": 36, "evse_id": 48,
-                             "connector_id": 36}
-SIGNED_DATA_SHAPE: Shape = {"encoding_method": 36, "public_key": 512, "url": 512,
-                            "signed_values": {"nature": 32, "plain_data": 5000, "signed_data": 5000}}
+CDR_LOCATION_SHAPE: Shape = {
+    "id": 36,
+    "name": 255,
+    "address": 255,
+    "city": 45,
+    "postal_code": 10,
+    "state": 45,
+    "country": 3,
+    "coordinates": GEO_LOCATION,
+    "evse_uid": 36,
+    "evse_id": 48,
+    "connector_id": 36,
+}
+SIGNED_DATA_SHAPE: Shape = {
+    "encoding_method": 36,
+    "public_key": 512,
+    "url": 512,
+    "signed_values": {"nature": 32, "plain_data": 5000, "signed_data": 5000},
+}
 CDR_SHAPE: Shape = {
-    "country_code": 2, "party_id": 3, "id": 39, "session_id": 36, "cdr_token": CDR_TOKEN_SHAPE,
-    "authorization_reference": 36, "cdr_location": CDR_LOCATION_SHAPE, "meter_id": 255, "currency": 3,
-    "tariffs": TARIFF_SHAPE, "charging_periods": CHARGING_PERIOD_SHAPE, "signed_data": SIGNED_DATA_SHAPE,
-    "total_cost": PRICE_SHAPE, "total_fixed_cost": PRICE_SHAPE, "total_energy_cost": PRICE_SHAPE,
-    "total_time_cost": PRICE_SHAPE, "total_parking_time": SESSION_HOURS, "total_parking_cost": PRICE_SHAPE,
-    "total_reservation_cost": PRICE_SHAPE, "remark": 255, "invoice_reference_id": 39, "credit_reference_id": 39,
+    "country_code": 2,
+    "party_id": 3,
+    "id": 39,
+    "session_id": 36,
+    "cdr_token": CDR_TOKEN_SHAPE,
+    "authorization_reference": 36,
+    "cdr_location": CDR_LOCATION_SHAPE,
+    "meter_id": 255,
+    "currency": 3,
+    "tariffs": TARIFF_SHAPE,
+    "charging_periods": CHARGING_PERIOD_SHAPE,
+    "signed_data": SIGNED_DATA_SHAPE,
+    "total_cost": PRICE_SHAPE,
+    "total_fixed_cost": PRICE_SHAPE,
+    "total_energy_cost": PRICE_SHAPE,
+    "total_time_cost": PRICE_SHAPE,
+    "total_parking_time": SESSION_HOURS,
+    "total_parking_cost": PRICE_SHAPE,
+    "total_reservation_cost": PRICE_SHAPE,
+    "remark": 255,
+    "invoice_reference_id": 39,
+    "credit_reference_id": 39,
 }
 
 
@@ -122,8 +162,13 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
 
 def find_cdr(country_code: str, party_id: str, cdr_id: str) -> Cdr | None:
     """The CDR of the CPO's party with this id in any case, whoever delivered it (one unique-index lookup)."""
-    return db.session.scalar(select(Cdr).where(
-        Cdr.country_code == ci_key(country_code), Cdr.party_id == ci_key(party_id), Cdr.ocpi_id_key == ci_key(cdr_id)))
+    return db.session.scalar(
+        select(Cdr).where(
+            Cdr.country_code == ci_key(country_code),
+            Cdr.party_id == ci_key(party_id),
+            Cdr.ocpi_id_key == ci_key(cdr_id),
+        )
+    )
 
 
 def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
@@ -137,9 +182,15 @@ def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
     fields = _validate(data)
     # Our card behind the token is looked up inside the INSERT (two scalar subqueries): one round trip less.
     card_key = issued_token_key(data["cdr_token"])
-    values = {**fields, "partner_id": partner.id, "data": jsonable(data), "ocpi_id_key": ci_key(fields["ocpi_id"]),
-              "credit_reference_key": ci_key_or_none(fields["credit_reference_id"]),
-              "card_uid": card_key[0] if card_key else None, "card_type": card_key[1] if card_key else None}
+    values = {
+        **fields,
+        "partner_id": partner.id,
+        "data": jsonable(data),
+        "ocpi_id_key": ci_key(fields["ocpi_id"]),
+        "credit_reference_key": ci_key_or_none(fields["credit_reference_id"]),
+        "card_uid": card_key[0] if card_key else None,
+        "card_type": card_key[1] if card_key else None,
+    }
     if fields["credit"]:
         original = find_cdr(fields["country_code"], fields["party_id"], fields["credit_reference_id"])
         values["original_cdr_id"] = original.id if original else None
@@ -153,12 +204,20 @@ def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
             raise RuntimeError(f"CDR {fields['ocpi_id']} conflicted on insert but cannot be found")
         return existing, False
     stored = {key: value for key, value in values.items() if key not in ("card_uid", "card_type")}
-    cdr = attach_as_loaded(Cdr(**stored, id=row.id, received_at=row.received_at, card_id=row.card_id,
-                               account_id=row.account_id))
+    cdr = attach_as_loaded(
+        Cdr(**stored, id=row.id, received_at=row.received_at, card_id=row.card_id, account_id=row.account_id)
+    )
     if not cdr.credit:
         # A credit CDR that arrived before its original (pull order is by last_updated) gets linked now.
-        db.session.execute(_link_credits_statement, {"new_original_id": cdr.id, "b_country_code": cdr.country_code,
-                                                      "b_party_id": cdr.party_id, "b_key": values["ocpi_id_key"]})
+        db.session.execute(
+            _link_credits_statement,
+            {
+                "new_original_id": cdr.id,
+                "b_country_code": cdr.country_code,
+                "b_party_id": cdr.party_id,
+                "b_key": values["ocpi_id_key"],
+            },
+        )
     return cdr, True
 
 
@@ -175,19 +234,27 @@ def _insert_statement() -> Any:
         card = select(Card).where(Card.uid == bindparam("card_uid"), Card.token_type == bindparam("card_type"))
         statement = _insert_statements[dialect] = (
             insert_or_ignore(table)
-            .values(card_id=card.with_only_columns(Card.id).scalar_subquery(),
-                    account_id=card.with_only_columns(Card.account_id).scalar_subquery())
+            .values(
+                card_id=card.with_only_columns(Card.id).scalar_subquery(),
+                account_id=card.with_only_columns(Card.account_id).scalar_subquery(),
+            )
             .on_conflict_do_nothing(index_elements=["country_code", "party_id", "ocpi_id_key"])
-            .returning(table.c.id, table.c.received_at, table.c.card_id, table.c.account_id))
+            .returning(table.c.id, table.c.received_at, table.c.card_id, table.c.account_id)
+        )
     return statement
 
 
 _link_credits_statement = (
     update(cast(Table, Cdr.__table__))  # Core, not ORM: no session synchronisation for a bulk link
-    .where(Cdr.country_code == bindparam("b_country_code"), Cdr.party_id == bindparam("b_party_id"),
-           Cdr.credit == true(),  # "= true": matches the partial index
-           Cdr.credit_reference_key == bindparam("b_key"), Cdr.original_cdr_id.is_(None))
-    .values(original_cdr_id=bindparam("new_original_id")))
+    .where(
+        Cdr.country_code == bindparam("b_country_code"),
+        Cdr.party_id == bindparam("b_party_id"),
+        Cdr.credit == true(),  # "= true": matches the partial index
+        Cdr.credit_reference_key == bindparam("b_key"),
+        Cdr.original_cdr_id.is_(None),
+    )
+    .values(original_cdr_id=bindparam("new_original_id"))
+)
 
 
 def cdr_object(cdr: Cdr) -> dict[str, Any]:

@@ -58,11 +58,15 @@ def read_ocpi_array(path: str | Path) -> list[Any]:
 
 def _batches(items: list[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
     for start in range(0, len(items), size):
-        yield start, items[start:start + size]
+        yield start, items[start : start + size]
 
 
-def _run(items: list[Any], store: Callable[[list[Any]], BatchResult], batch_size: int,
-         progress: Callable[[int, int], None] | None) -> ImportReport:
+def _run(
+    items: list[Any],
+    store: Callable[[list[Any]], BatchResult],
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+) -> ImportReport:
     report = ImportReport(total=len(items))
     for start, batch in _batches(items, batch_size):
         result = store(batch)
@@ -75,13 +79,15 @@ def _run(items: list[Any], store: Callable[[list[Any]], BatchResult], batch_size
     return report
 
 
-def import_locations(path: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                     progress: Callable[[int, int], None] | None = None) -> ImportReport:
+def import_locations(
+    path: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, progress: Callable[[int, int], None] | None = None
+) -> ImportReport:
     """Import a Location array. Commits per batch (this is a batch job, not a service)."""
     return _run(read_ocpi_array(path), lambda batch: upsert_locations(batch, partner=None), batch_size, progress)
 
 
-def import_tariffs(path: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                   progress: Callable[[int, int], None] | None = None) -> ImportReport:
+def import_tariffs(
+    path: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, progress: Callable[[int, int], None] | None = None
+) -> ImportReport:
     """Import a Tariff array (every distinct last_updated becomes a version). Commits per batch."""
     return _run(read_ocpi_array(path), lambda batch: store_tariffs(batch, partner=None), batch_size, progress)

@@ -30,20 +30,68 @@ from app.roaming.receive.limits import (
     WEEKDAY,
 )
 
-EVSE_STATUSES = frozenset({"AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "PLANNED", "REMOVED",
-                           "RESERVED", "UNKNOWN"})
+EVSE_STATUSES = frozenset(
+    {"AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "PLANNED", "REMOVED", "RESERVED", "UNKNOWN"}
+)
 POWER_TYPES = frozenset({"AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"})
 PHASES = {"AC_1_PHASE": 1, "AC_2_PHASE": 2, "AC_2_PHASE_SPLIT": 2, "AC_3_PHASE": 3, "DC": 1}
 
 # The 2.2.1 field names per object: what we output (strict out). Anything else a partner sent stays in data.
-LOCATION_FIELDS = ("country_code", "party_id", "id", "publish", "publish_allowed_to", "name", "address", "city",
-                   "postal_code", "state", "country", "coordinates", "related_locations", "parking_type", "evses",
-                   "directions", "operator", "suboperator", "owner", "facilities", "time_zone", "opening_times",
-                   "charging_when_closed", "images", "energy_mix", "last_updated")
-EVSE_FIELDS = ("uid", "evse_id", "status", "status_schedule", "capabilities", "connectors", "floor_level",
-               "coordinates", "physical_reference", "directions", "parking_restrictions", "images", "last_updated")
-CONNECTOR_FIELDS = ("id", "standard", "format", "power_type", "max_voltage", "max_amperage", "max_electric_power",
-                    "tariff_ids", "terms_and_conditions", "last_updated")
+LOCATION_FIELDS = (
+    "country_code",
+    "party_id",
+    "id",
+    "publish",
+    "publish_allowed_to",
+    "name",
+    "address",
+    "city",
+    "postal_code",
+    "state",
+    "country",
+    "coordinates",
+    "related_locations",
+    "parking_type",
+    "evses",
+    "directions",
+    "operator",
+    "suboperator",
+    "owner",
+    "facilities",
+    "time_zone",
+    "opening_times",
+    "charging_when_closed",
+    "images",
+    "energy_mix",
+    "last_updated",
+)
+EVSE_FIELDS = (
+    "uid",
+    "evse_id",
+    "status",
+    "status_schedule",
+    "capabilities",
+    "connectors",
+    "floor_level",
+    "coordinates",
+    "physical_reference",
+    "directions",
+    "parking_restrictions",
+    "images",
+    "last_updated",
+)
+CONNECTOR_FIELDS = (
+    "id",
+    "standard",
+    "format",
+    "power_type",
+    "max_voltage",
+    "max_amperage",
+    "max_electric_power",
+    "tariff_ids",
+    "terms_and_conditions",
+    "last_updated",
+)
 
 
 # The spec's limits of every field of the objects (mod_locations §Object description and §Data types,
@@ -53,20 +101,45 @@ DISPLAY_TEXT: Shape = {"language": 2, "text": 512}
 GEO_LOCATION: Shape = {"latitude": 10, "longitude": 11}
 IMAGE: Shape = {"url": 255, "thumbnail": 255, "type": 4, "width": PIXELS, "height": PIXELS}
 BUSINESS_DETAILS: Shape = {"name": 100, "website": 255, "logo": IMAGE}
-ENERGY_MIX: Shape = {"energy_sources": {"percentage": PERCENT}, "environ_impact": {"amount": GRAMS_PER_KWH},
-                     "supplier_name": 64, "energy_product_name": 64}
+ENERGY_MIX: Shape = {
+    "energy_sources": {"percentage": PERCENT},
+    "environ_impact": {"amount": GRAMS_PER_KWH},
+    "supplier_name": 64,
+    "energy_product_name": 64,
+}
 CONNECTOR_SHAPE: Shape = {"id": 36, "tariff_ids": 36, "terms_and_conditions": 255}
-EVSE_SHAPE: Shape = {"uid": 36, "evse_id": 48, "connectors": CONNECTOR_SHAPE, "floor_level": 4,
-                     "coordinates": GEO_LOCATION, "physical_reference": 16, "directions": DISPLAY_TEXT, "images": IMAGE}
+EVSE_SHAPE: Shape = {
+    "uid": 36,
+    "evse_id": 48,
+    "connectors": CONNECTOR_SHAPE,
+    "floor_level": 4,
+    "coordinates": GEO_LOCATION,
+    "physical_reference": 16,
+    "directions": DISPLAY_TEXT,
+    "images": IMAGE,
+}
 LOCATION_SHAPE: Shape = {
-    "country_code": 2, "party_id": 3, "id": 36,
+    "country_code": 2,
+    "party_id": 3,
+    "id": 36,
     "publish_allowed_to": {"uid": 36, "visual_number": 64, "issuer": 64, "group_id": 36},
-    "name": 255, "address": 255, "city": 45, "postal_code": 10, "state": 45, "country": 3,
-    "coordinates": GEO_LOCATION, "related_locations": {**GEO_LOCATION, "name": DISPLAY_TEXT}, "evses": EVSE_SHAPE,
-    "directions": DISPLAY_TEXT, "operator": BUSINESS_DETAILS, "suboperator": BUSINESS_DETAILS,
-    "owner": BUSINESS_DETAILS, "time_zone": 255,
+    "name": 255,
+    "address": 255,
+    "city": 45,
+    "postal_code": 10,
+    "state": 45,
+    "country": 3,
+    "coordinates": GEO_LOCATION,
+    "related_locations": {**GEO_LOCATION, "name": DISPLAY_TEXT},
+    "evses": EVSE_SHAPE,
+    "directions": DISPLAY_TEXT,
+    "operator": BUSINESS_DETAILS,
+    "suboperator": BUSINESS_DETAILS,
+    "owner": BUSINESS_DETAILS,
+    "time_zone": 255,
     "opening_times": {"regular_hours": {"weekday": WEEKDAY, "period_begin": 5, "period_end": 5}},
-    "images": IMAGE, "energy_mix": ENERGY_MIX,
+    "images": IMAGE,
+    "energy_mix": ENERGY_MIX,
 }
 
 
@@ -130,8 +203,9 @@ def _coordinate(reader: FieldReader, name: str, limit: int) -> Decimal | None:
     return None if value is None else value.quantize(Decimal("0.0000001"), rounding=ROUND_HALF_UP)
 
 
-def sanitise_power_w(raw: int | None, power_type: str | None, max_voltage: int | None,
-                     max_amperage: int | None) -> int | None:
+def sanitise_power_w(
+    raw: int | None, power_type: str | None, max_voltage: int | None, max_amperage: int | None
+) -> int | None:
     """The usable maximum power of a connector in W, coping with the quirks of real feeds.
 
     Rule (documented for the finder and estimates; the raw value stays untouched in the JSON):
@@ -187,16 +261,36 @@ def _connector(obj: Any, path: str, errors: list[tuple[str, str]]) -> ConnectorR
     if len(errors) > before:
         return None
     # No error collected, so every required field was read (FieldReader returns None for one only with an error).
-    assert (connector_id is not None and standard is not None and fmt is not None and power_type is not None
-            and max_voltage is not None and max_amperage is not None and last_updated is not None)
+    assert (
+        connector_id is not None
+        and standard is not None
+        and fmt is not None
+        and power_type is not None
+        and max_voltage is not None
+        and max_amperage is not None
+        and last_updated is not None
+    )
     power_w = sanitise_power_w(max_electric_power, power_type, max_voltage, max_amperage)
     if power_w is not None and power_w > MAX_POWER_W:
         # Even read in the unit the feed most likely meant: no charger delivers more than 4 MW.
-        r.fail("max_electric_power" if max_electric_power else "max_amperage",
-               f"gives {power_w} W, more than the {MAX_POWER_W} W no charger exceeds")
+        r.fail(
+            "max_electric_power" if max_electric_power else "max_amperage",
+            f"gives {power_w} W, more than the {MAX_POWER_W} W no charger exceeds",
+        )
         return None
-    return ConnectorRecord(connector_id, standard, fmt, power_type, max_voltage, max_amperage,
-                           max_electric_power, power_w, list(tariff_ids), jsonable(r.obj), last_updated)
+    return ConnectorRecord(
+        connector_id,
+        standard,
+        fmt,
+        power_type,
+        max_voltage,
+        max_amperage,
+        max_electric_power,
+        power_w,
+        list(tariff_ids),
+        jsonable(r.obj),
+        last_updated,
+    )
 
 
 def _evse(obj: Any, path: str, errors: list[tuple[str, str]]) -> EvseRecord | None:
@@ -225,8 +319,7 @@ def _evse(obj: Any, path: str, errors: list[tuple[str, str]]) -> EvseRecord | No
     assert uid is not None and status is not None and last_updated is not None
     # JSON numbers again (the HTTP door reads exact Decimals): the data columns are JSON.
     data = jsonable({key: value for key, value in r.obj.items() if key != "connectors"})
-    return EvseRecord(uid, evse_id, status, evse_max_power_kw(connectors), data,
-                      last_updated, connectors)
+    return EvseRecord(uid, evse_id, status, evse_max_power_kw(connectors), data, last_updated, connectors)
 
 
 def validate_connector(obj: Any) -> ConnectorRecord:
@@ -283,10 +376,34 @@ def validate_location(obj: Any) -> LocationRecord:
     raise_collected(errors)
     # No error, so every required field was read (FieldReader returns None for one only with an error; the
     # coordinates are required, so geo was read too).
-    assert (country_code is not None and party_id is not None and ocpi_id is not None and address is not None
-            and city is not None and country is not None and latitude is not None and longitude is not None
-            and publish is not None and last_updated is not None)
+    assert (
+        country_code is not None
+        and party_id is not None
+        and ocpi_id is not None
+        and address is not None
+        and city is not None
+        and country is not None
+        and latitude is not None
+        and longitude is not None
+        and publish is not None
+        and last_updated is not None
+    )
     data = jsonable({key: value for key, value in r.obj.items() if key != "evses"})
-    return LocationRecord(country_code, party_id, ocpi_id, name, address, city, postal_code,
-                          country, latitude, longitude, time_zone, operator_name, publish,
-                          data, last_updated, evses)
+    return LocationRecord(
+        country_code,
+        party_id,
+        ocpi_id,
+        name,
+        address,
+        city,
+        postal_code,
+        country,
+        latitude,
+        longitude,
+        time_zone,
+        operator_name,
+        publish,
+        data,
+        last_updated,
+        evses,
+    )

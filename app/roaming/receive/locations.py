@@ -53,13 +53,27 @@ from app.roaming.receive.location_validation import (
 from app.timestamps import ocpi_timestamp
 
 __all__ = [
-    "BatchResult", "InvalidObjectError", "UnknownObjectError", "connector_object", "evse_object", "get_connector",
-    "get_evse", "get_location", "location_object", "patch_connector", "patch_evse", "patch_location",
-    "upsert_connector", "upsert_evse", "upsert_location", "upsert_locations",
+    "BatchResult",
+    "InvalidObjectError",
+    "UnknownObjectError",
+    "connector_object",
+    "evse_object",
+    "get_connector",
+    "get_evse",
+    "get_location",
+    "location_object",
+    "patch_connector",
+    "patch_evse",
+    "patch_location",
+    "upsert_connector",
+    "upsert_evse",
+    "upsert_location",
+    "upsert_locations",
 ]
 
 
 # ------------------------------------------------------------------------------------------------ reading
+
 
 def _with_children() -> LoaderOption:
     return selectinload(Location.evses).selectinload(Evse.connectors)
@@ -67,9 +81,14 @@ def _with_children() -> LoaderOption:
 
 def get_location(country_code: str, party_id: str, location_id: str) -> Location | None:
     return db.session.scalar(
-        select(Location).options(_with_children()).where(
-            Location.country_code == ci_key(country_code), Location.party_id == ci_key(party_id),
-            Location.ocpi_id_key == ci_key(location_id)))
+        select(Location)
+        .options(_with_children())
+        .where(
+            Location.country_code == ci_key(country_code),
+            Location.party_id == ci_key(party_id),
+            Location.ocpi_id_key == ci_key(location_id),
+        )
+    )
 
 
 def get_evse(location: Location, evse_uid: str) -> Evse | None:
@@ -131,6 +150,7 @@ def location_object(location: Location, *, strict: bool = True) -> dict[str, Any
 
 
 # ------------------------------------------------------------------------------------------------ applying
+
 
 def _apply_connector(connector: Connector, record: ConnectorRecord) -> None:
     connector.connector_id = record.connector_id
@@ -202,8 +222,10 @@ def _check_key(record_value: str, url_value: str, name: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ PUT
 
-def upsert_location(data: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str,
-                    location_id: str | None = None) -> Location:
+
+def upsert_location(
+    data: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str, location_id: str | None = None
+) -> Location:
     """Create or replace a Location (with its EVSEs and connectors). Older than what we hold → not applied."""
     record = validate_location(data)
     _check_key(record.country_code, country_code, "country_code")
@@ -221,8 +243,9 @@ def upsert_location(data: dict[str, Any], *, partner: Partner | None, country_co
     return location
 
 
-def upsert_evse(data: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str,
-                location_id: str, evse_uid: str) -> Evse:
+def upsert_evse(
+    data: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str, location_id: str, evse_uid: str
+) -> Evse:
     """PUT of one EVSE into a known Location; the Location's last_updated follows."""
     record = validate_evse(data)
     if not ci_equal(record.uid, evse_uid):
@@ -242,8 +265,16 @@ def upsert_evse(data: dict[str, Any], *, partner: Partner | None, country_code: 
     return evse
 
 
-def upsert_connector(data: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str,
-                     location_id: str, evse_uid: str, connector_id: str) -> Connector:
+def upsert_connector(
+    data: dict[str, Any],
+    *,
+    partner: Partner | None,
+    country_code: str,
+    party_id: str,
+    location_id: str,
+    evse_uid: str,
+    connector_id: str,
+) -> Connector:
     """PUT of one Connector into a known EVSE; EVSE and Location last_updated follow."""
     record = validate_connector(data)
     if not ci_equal(record.connector_id, connector_id):
@@ -265,13 +296,15 @@ def upsert_connector(data: dict[str, Any], *, partner: Partner | None, country_c
 
 def _refresh_power(evse: Evse) -> None:
     """A connector changed: the EVSE's sanitised maximum power is recomputed from its connectors."""
-    powers = [sanitise_power_w(c.max_electric_power, c.power_type, c.max_voltage, c.max_amperage)
-              for c in evse.connectors]
+    powers = [
+        sanitise_power_w(c.max_electric_power, c.power_type, c.max_voltage, c.max_amperage) for c in evse.connectors
+    ]
     watts = [p for p in powers if p]
     evse.max_power_kw = (Decimal(max(watts)) / 1000).quantize(Decimal("0.001")) if watts else None
 
 
 # ------------------------------------------------------------------------------------------------ PATCH
+
 
 def _patch_time(patch: Any) -> dt.datetime:
     if not isinstance(patch, dict):
@@ -288,8 +321,7 @@ def _same_id(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def _merge_list(current: list[dict[str, Any]], patch: Any, key: str, child: str | None,
-                child_key: str | None) -> Any:
+def _merge_list(current: list[dict[str, Any]], patch: Any, key: str, child: str | None, child_key: str | None) -> Any:
     """Merge a list of partial children into the stored list, matching on ``key`` (uid / id); new ones append."""
     if not isinstance(patch, list):
         return patch  # let validation name the error
@@ -314,8 +346,9 @@ def _merge_object(target: dict[str, Any], patch: dict[str, Any], child: str | No
             target[name] = value
 
 
-def patch_location(patch: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str,
-                   location_id: str) -> Location:
+def patch_location(
+    patch: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str, location_id: str
+) -> Location:
     """Partial update of a Location; ``evses`` in the patch are merged by uid (their connectors by id)."""
     moment = _patch_time(patch)
     location = _require_location(country_code, party_id, location_id)
@@ -328,16 +361,20 @@ def patch_location(patch: dict[str, Any], *, partner: Partner | None, country_co
         else:
             merged[name] = value
     record = validate_location(merged)
-    if (record.country_code, record.party_id, ci_key(record.ocpi_id)) != (location.country_code, location.party_id,
-                                                                          location.ocpi_id_key):
+    if (record.country_code, record.party_id, ci_key(record.ocpi_id)) != (
+        location.country_code,
+        location.party_id,
+        location.ocpi_id_key,
+    ):
         raise InvalidObjectError("country_code, party_id and id of a Location cannot be changed", "id")
     _apply_location(location, record, partner)
     db.session.flush()
     return location
 
 
-def patch_evse(patch: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str,
-               location_id: str, evse_uid: str) -> Evse:
+def patch_evse(
+    patch: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str, location_id: str, evse_uid: str
+) -> Evse:
     """Partial update of an EVSE (typically its status: the live availability). The Location's last_updated
     follows."""
     moment = _patch_time(patch)
@@ -356,8 +393,16 @@ def patch_evse(patch: dict[str, Any], *, partner: Partner | None, country_code: 
     return evse
 
 
-def patch_connector(patch: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str,
-                    location_id: str, evse_uid: str, connector_id: str) -> Connector:
+def patch_connector(
+    patch: dict[str, Any],
+    *,
+    partner: Partner | None,
+    country_code: str,
+    party_id: str,
+    location_id: str,
+    evse_uid: str,
+    connector_id: str,
+) -> Connector:
     moment = _patch_time(patch)
     location = _require_location(country_code, party_id, location_id)
     evse = _require_evse(location, evse_uid)
@@ -378,6 +423,7 @@ def patch_connector(patch: dict[str, Any], *, partner: Partner | None, country_c
 
 # ------------------------------------------------------------------------------------------------ batches
 
+
 @dataclass
 class BatchResult:
     """Outcome of storing many objects: per-object errors are reported, not raised."""
@@ -392,8 +438,9 @@ class BatchResult:
         self.errors.extend((index + offset, oid, msg) for index, oid, msg in other.errors)
 
 
-def upsert_locations(objects: Iterable[Any], *, partner: Partner | None,
-                     allowed_parties: AbstractSet[tuple[str, str]] | None = None) -> BatchResult:
+def upsert_locations(
+    objects: Iterable[Any], *, partner: Partner | None, allowed_parties: AbstractSet[tuple[str, str]] | None = None
+) -> BatchResult:
     """Store many Locations with the same validation and rules as :func:`upsert_location`, but with one query
     to find the existing ones and one flush (the importers and the pull client use this).
 
@@ -426,8 +473,10 @@ def upsert_locations(objects: Iterable[Any], *, partner: Partner | None,
     existing = {
         (loc.country_code, loc.party_id, loc.ocpi_id_key): loc
         for loc in db.session.scalars(
-            select(Location).options(_with_children()).where(
-                tuple_(Location.country_code, Location.party_id, Location.ocpi_id_key).in_(list(records))))
+            select(Location)
+            .options(_with_children())
+            .where(tuple_(Location.country_code, Location.party_id, Location.ocpi_id_key).in_(list(records)))
+        )
     }
     for key, record in records.items():
         location = existing.get(key)

@@ -66,8 +66,9 @@ class PullResult:
     resumed: bool = False
 
 
-def _store_one_by_one(store: Callable[[Partner, dict[str, Any]], Any], partner: Partner,
-                      objects: list[Any]) -> BatchResult:
+def _store_one_by_one(
+    store: Callable[[Partner, dict[str, Any]], Any], partner: Partner, objects: list[Any]
+) -> BatchResult:
     """Sessions and CDRs are stored by their own services, one by one, each in a savepoint."""
     result = BatchResult()
     for index, obj in enumerate(objects):
@@ -76,8 +77,9 @@ def _store_one_by_one(store: Callable[[Partner, dict[str, Any]], Any], partner: 
                 store(partner, obj)
             result.stored += 1
         except (ValueError, LookupError) as exc:  # InvalidObjectError is a ValueError
-            result.errors.append((index, obj.get("id") if isinstance(obj, dict) else None,
-                                  getattr(exc, "message", None) or str(exc)))
+            result.errors.append(
+                (index, obj.get("id") if isinstance(obj, dict) else None, getattr(exc, "message", None) or str(exc))
+            )
     return result
 
 
@@ -100,8 +102,9 @@ def _storer(module: str, partner: Partner) -> Callable[[list[Any]], BatchResult]
 
 
 def _cursor(partner: Partner, module: str) -> PullCursor:
-    cursor = db.session.scalar(select(PullCursor).where(PullCursor.partner_id == partner.id,
-                                                        PullCursor.module == module))
+    cursor = db.session.scalar(
+        select(PullCursor).where(PullCursor.partner_id == partner.id, PullCursor.module == module)
+    )
     if cursor is None:
         cursor = PullCursor(partner_id=partner.id, module=module, objects_received=0)
         db.session.add(cursor)
@@ -157,7 +160,7 @@ def _fetch(client: OcpiClient, url: str, retries: int, backoff: float, sleep: Ca
         except OcpiClientError as exc:
             if attempt >= retries or not exc.retryable:  # a refused URL stays refused
                 raise
-            delay = backoff * (2 ** attempt)
+            delay = backoff * (2**attempt)
             log.warning("pull: %s failed (%s), retry %d in %.1fs", url, exc, attempt + 1, delay)
             attempt += 1
             sleep(delay)
@@ -168,14 +171,23 @@ def _refuse_foreign_page(partner: Partner, module: str, cursor: PullCursor, base
         return
     cursor.last_error = f"{url}: next page is not at the host of {base_url}"
     db.session.commit()
-    raise PullError(f"pull {module} from {partner.name} stopped: the next page link {url} leaves the host of "
-                    f"{base_url}")
+    raise PullError(
+        f"pull {module} from {partner.name} stopped: the next page link {url} leaves the host of {base_url}"
+    )
 
 
-def pull(partner: Partner, module: str, *, limit: int = DEFAULT_LIMIT, retries: int = DEFAULT_RETRIES,
-         backoff: float = DEFAULT_BACKOFF, client: OcpiClient | None = None,
-         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], dt.datetime] = utcnow,
-         progress: Callable[[PullResult], None] | None = None) -> PullResult:
+def pull(
+    partner: Partner,
+    module: str,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    retries: int = DEFAULT_RETRIES,
+    backoff: float = DEFAULT_BACKOFF,
+    client: OcpiClient | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], dt.datetime] = utcnow,
+    progress: Callable[[PullResult], None] | None = None,
+) -> PullResult:
     """Sync one module of a partner's Sender interface (incremental, paged, resumable). Commits per page."""
     store = _storer(module, partner)
     base_url = partner.endpoint_url(module, "SENDER")
@@ -227,4 +239,3 @@ def pull(partner: Partner, module: str, *, limit: int = DEFAULT_LIMIT, retries: 
     cursor.last_error = None
     db.session.commit()
     return result
-

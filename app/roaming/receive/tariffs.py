@@ -43,17 +43,48 @@ from app.timestamps import ocpi_timestamp
 
 log = logging.getLogger(__name__)
 
-TARIFF_FIELDS = ("country_code", "party_id", "id", "currency", "type", "tariff_alt_text", "tariff_alt_url",
-                 "min_price", "max_price", "elements", "start_date_time", "end_date_time", "energy_mix",
-                 "last_updated")
+TARIFF_FIELDS = (
+    "country_code",
+    "party_id",
+    "id",
+    "currency",
+    "type",
+    "tariff_alt_text",
+    "tariff_alt_url",
+    "min_price",
+    "max_price",
+    "elements",
+    "start_date_time",
+    "end_date_time",
+    "energy_mix",
+    "last_updated",
+)
 
-__all__ = ["current_tariff", "delete_tariff", "store_tariff", "store_tariffs", "tariff_in_force", "tariff_object",
-           "tariff_versions", "tariffs_for_connector", "validate_tariff"]
+__all__ = [
+    "current_tariff",
+    "delete_tariff",
+    "store_tariff",
+    "store_tariffs",
+    "tariff_in_force",
+    "tariff_object",
+    "tariff_versions",
+    "tariffs_for_connector",
+    "validate_tariff",
+]
 
 
 class _TariffRecord:
-    def __init__(self, data: dict[str, Any], country_code: str, party_id: str, ocpi_id: str, currency: str,
-                 last_updated: dt.datetime, start: dt.datetime | None, end: dt.datetime | None) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        country_code: str,
+        party_id: str,
+        ocpi_id: str,
+        currency: str,
+        last_updated: dt.datetime,
+        start: dt.datetime | None,
+        end: dt.datetime | None,
+    ) -> None:
         self.data = data
         self.key = (country_code, party_id, ocpi_id)
         self.currency = currency
@@ -67,15 +98,30 @@ class _TariffRecord:
 # within its columns (see receive/limits.py).
 TARIFF_PRICE: Shape = {"excl_vat": TARIFF_AMOUNT, "incl_vat": TARIFF_AMOUNT}
 TARIFF_SHAPE: Shape = {
-    "country_code": 2, "party_id": 3, "id": 36, "currency": 3, "tariff_alt_text": DISPLAY_TEXT,
-    "tariff_alt_url": 255, "min_price": TARIFF_PRICE, "max_price": TARIFF_PRICE,
+    "country_code": 2,
+    "party_id": 3,
+    "id": 36,
+    "currency": 3,
+    "tariff_alt_text": DISPLAY_TEXT,
+    "tariff_alt_url": 255,
+    "min_price": TARIFF_PRICE,
+    "max_price": TARIFF_PRICE,
     "elements": {
         "price_components": {"price": UNIT_PRICE, "vat": VAT_PERCENT, "step_size": SECONDS_OR_WH},
-        "restrictions": {"start_time": 5, "end_time": 5, "start_date": 10, "end_date": 10,
-                         "min_kwh": TARIFF_KWH, "max_kwh": TARIFF_KWH,
-                         "min_current": TARIFF_CURRENT_A, "max_current": TARIFF_CURRENT_A,
-                         "min_power": TARIFF_POWER_KW, "max_power": TARIFF_POWER_KW,
-                         "min_duration": SECONDS_OR_WH, "max_duration": SECONDS_OR_WH},
+        "restrictions": {
+            "start_time": 5,
+            "end_time": 5,
+            "start_date": 10,
+            "end_date": 10,
+            "min_kwh": TARIFF_KWH,
+            "max_kwh": TARIFF_KWH,
+            "min_current": TARIFF_CURRENT_A,
+            "max_current": TARIFF_CURRENT_A,
+            "min_power": TARIFF_POWER_KW,
+            "max_power": TARIFF_POWER_KW,
+            "min_duration": SECONDS_OR_WH,
+            "max_duration": SECONDS_OR_WH,
+        },
     },
     "energy_mix": ENERGY_MIX,
 }
@@ -101,66 +147,101 @@ def validate_tariff(data: Any) -> _TariffRecord:
     except PricingInputError as exc:
         raise InvalidObjectError(str(exc), exc.path) from exc
     # JSON numbers again for the data column (the HTTP door reads exact Decimals).
-    return _TariffRecord(jsonable(data), country_code, party_id, ocpi_id, currency,
-                         last_updated, parsed.start_date_time, parsed.end_date_time)
+    return _TariffRecord(
+        jsonable(data),
+        country_code,
+        party_id,
+        ocpi_id,
+        currency,
+        last_updated,
+        parsed.start_date_time,
+        parsed.end_date_time,
+    )
 
 
 def _versions_query(country_code: str, party_id: str, tariff_id: str) -> Select[TariffVersion]:
     # The id is a CiString: compared through its folded key, whoever sent it in which case.
-    return select(TariffVersion).where(TariffVersion.country_code == ci_key(country_code),
-                                       TariffVersion.party_id == ci_key(party_id),
-                                       TariffVersion.ocpi_id_key == ci_key(tariff_id))
+    return select(TariffVersion).where(
+        TariffVersion.country_code == ci_key(country_code),
+        TariffVersion.party_id == ci_key(party_id),
+        TariffVersion.ocpi_id_key == ci_key(tariff_id),
+    )
 
 
 def tariff_versions(country_code: str, party_id: str, tariff_id: str) -> list[TariffVersion]:
     """All versions, oldest first (by the CPO's last_updated)."""
-    return list(db.session.scalars(
-        _versions_query(country_code, party_id, tariff_id).order_by(TariffVersion.last_updated)))
+    return list(
+        db.session.scalars(_versions_query(country_code, party_id, tariff_id).order_by(TariffVersion.last_updated))
+    )
 
 
-def _store(record: _TariffRecord, partner: Partner | None, received_at: dt.datetime | None,
-           existing: TariffVersion | None) -> TariffVersion:
+def _store(
+    record: _TariffRecord, partner: Partner | None, received_at: dt.datetime | None, existing: TariffVersion | None
+) -> TariffVersion:
     if existing is not None:
         # The same version again: recognised. A re-sent version after a DELETE publishes it again.
         existing.deleted_at = None
         if existing.data != record.data:
             # Changed content under the same last_updated (a CPO bug, seen in the official examples). A version
             # a session has frozen as its price promise never changes; otherwise the latest content wins.
-            frozen = db.session.scalar(select(ChargingSession.id).where(
-                ChargingSession.frozen_tariff_id == existing.id).limit(1))
+            frozen = db.session.scalar(
+                select(ChargingSession.id).where(ChargingSession.frozen_tariff_id == existing.id).limit(1)
+            )
             if frozen is None:
                 existing.data = record.data
                 existing.currency = record.currency
             else:
-                log.warning("tariff %s/%s/%s changed without a new last_updated; version %s is frozen by a "
-                            "session and kept", *record.key, existing.id)
+                log.warning(
+                    "tariff %s/%s/%s changed without a new last_updated; version %s is frozen by a session and kept",
+                    *record.key,
+                    existing.id,
+                )
         return existing
-    version = TariffVersion(partner_id=partner.id if partner is not None else None, country_code=record.key[0],
-                            party_id=record.key[1], ocpi_id=record.key[2], currency=record.currency,
-                            data=record.data, last_updated=record.last_updated,
-                            received_at=received_at or utcnow())
+    version = TariffVersion(
+        partner_id=partner.id if partner is not None else None,
+        country_code=record.key[0],
+        party_id=record.key[1],
+        ocpi_id=record.key[2],
+        currency=record.currency,
+        data=record.data,
+        last_updated=record.last_updated,
+        received_at=received_at or utcnow(),
+    )
     db.session.add(version)
     return version
 
 
-def store_tariff(data: dict[str, Any], *, partner: Partner | None, country_code: str, party_id: str,
-                 tariff_id: str | None = None, received_at: dt.datetime | None = None) -> TariffVersion:
+def store_tariff(
+    data: dict[str, Any],
+    *,
+    partner: Partner | None,
+    country_code: str,
+    party_id: str,
+    tariff_id: str | None = None,
+    received_at: dt.datetime | None = None,
+) -> TariffVersion:
     """Store one version of a tariff (new row per distinct last_updated; same last_updated → same row)."""
     record = validate_tariff(data)
-    for name, stored, url in (("country_code", record.key[0], country_code), ("party_id", record.key[1], party_id),
-                              ("id", record.key[2], tariff_id or record.key[2])):
+    for name, stored, url in (
+        ("country_code", record.key[0], country_code),
+        ("party_id", record.key[1], party_id),
+        ("id", record.key[2], tariff_id or record.key[2]),
+    ):
         if stored.upper() != url.upper():
             raise InvalidObjectError(f"{name} {stored!r} does not match the URL ({url!r})", name)
-    existing = db.session.scalar(_versions_query(*record.key).where(
-        TariffVersion.last_updated == record.last_updated))
+    existing = db.session.scalar(_versions_query(*record.key).where(TariffVersion.last_updated == record.last_updated))
     version = _store(record, partner, received_at, existing)
     db.session.flush()
     return version
 
 
-def store_tariffs(objects: Iterable[Any], *, partner: Partner | None,
-                  allowed_parties: AbstractSet[tuple[str, str]] | None = None,
-                  received_at: dt.datetime | None = None) -> BatchResult:
+def store_tariffs(
+    objects: Iterable[Any],
+    *,
+    partner: Partner | None,
+    allowed_parties: AbstractSet[tuple[str, str]] | None = None,
+    received_at: dt.datetime | None = None,
+) -> BatchResult:
     """Many tariffs at once (importer, pull): per-object errors reported, one query for the known versions."""
     result = BatchResult()
     records: dict[tuple[str, str, str, dt.datetime], _TariffRecord] = {}
@@ -179,9 +260,13 @@ def store_tariffs(objects: Iterable[Any], *, partner: Partner | None,
         return result
     known = {
         (v.country_code, v.party_id, v.ocpi_id_key, v.last_updated): v
-        for v in db.session.scalars(select(TariffVersion).where(
-            tuple_(TariffVersion.country_code, TariffVersion.party_id, TariffVersion.ocpi_id_key).in_(
-                list({key[:3] for key in records}))))
+        for v in db.session.scalars(
+            select(TariffVersion).where(
+                tuple_(TariffVersion.country_code, TariffVersion.party_id, TariffVersion.ocpi_id_key).in_(
+                    list({key[:3] for key in records})
+                )
+            )
+        )
     }
     for key, record in records.items():
         _store(record, partner, received_at, known.get(key))
@@ -208,8 +293,12 @@ def delete_tariff(country_code: str, party_id: str, tariff_id: str, *, at: dt.da
 
 def current_tariff(country_code: str, party_id: str, tariff_id: str) -> TariffVersion | None:
     """The newest version (by the CPO's last_updated) that is not deleted."""
-    return db.session.scalar(_versions_query(country_code, party_id, tariff_id).where(
-        TariffVersion.deleted_at.is_(None)).order_by(TariffVersion.last_updated.desc()).limit(1))
+    return db.session.scalar(
+        _versions_query(country_code, party_id, tariff_id)
+        .where(TariffVersion.deleted_at.is_(None))
+        .order_by(TariffVersion.last_updated.desc())
+        .limit(1)
+    )
 
 
 def _valid_at(version: TariffVersion, at: dt.datetime) -> bool:
@@ -246,8 +335,7 @@ def tariff_in_force(country_code: str, party_id: str, tariff_id: str, at: dt.dat
     return None
 
 
-def tariffs_for_connector(location: Location, evse_uid: str, connector_id: str,
-                          at: dt.datetime) -> list[TariffVersion]:
+def tariffs_for_connector(location: Location, evse_uid: str, connector_id: str, at: dt.datetime) -> list[TariffVersion]:
     """The tariff versions in force at ``at`` for a connector (its tariff_ids, in the CPO's order)."""
     evse = get_evse(location, evse_uid)
     connector = get_connector(evse, connector_id) if evse is not None else None

@@ -160,9 +160,9 @@ def _card_with_standing_statement() -> Select[Card, *tuple[Any, ...]]:
     key = (utcnow().date(), *STANDING_CHECKS)
     if _card_statement is None or _card_statement[0] != key:
         # .expression: the column the attribute stands for in SQL (what select() would take from it).
-        statement: Select[Card, *tuple[Any, ...]] = (
-            select(Card, *_standing_columns(Card.account_id.expression))
-            .where(Card.uid == bindparam("uid"), Card.token_type == bindparam("token_type")))
+        statement: Select[Card, *tuple[Any, ...]] = select(Card, *_standing_columns(Card.account_id.expression)).where(
+            Card.uid == bindparam("uid"), Card.token_type == bindparam("token_type")
+        )
         _card_statement = (key, statement)
     return _card_statement[1]
 
@@ -174,32 +174,50 @@ def find_card(uid: str, token_type: str) -> tuple[Card, Standing] | None:
     ``04de0001`` finds our ``04DE0001`` through the same unique index, with no function on the column."""
     if token_type not in ISSUED_TOKEN_TYPES:
         return None  # AD_HOC_USER / OTHER: we issue none
-    row = db.session.execute(_card_with_standing_statement(),
-                             {"uid": ci_key(uid), "token_type": TokenType(token_type)}).first()
+    row = db.session.execute(
+        _card_with_standing_statement(), {"uid": ci_key(uid), "token_type": TokenType(token_type)}
+    ).first()
     if row is None:
         return None
     return row[0], _standing_from(row[1:])
 
 
-def authorize(partner: Partner, uid: str, token_type: str,
-              location: dict[str, Any] | None) -> dict[str, Any] | None:
+def authorize(partner: Partner, uid: str, token_type: str, location: dict[str, Any] | None) -> dict[str, Any] | None:
     """Decide, log, and return the AuthorizationInfo object; None when the token is unknown (the caller
     answers 404 / 2004). The log row goes through :func:`app.roaming.send.authorization_log.record`."""
     found = find_card(uid, token_type)
     if found is None:
         authorization_log.record(
-            partner_id=partner.id, card_id=None, account_id=None, token_uid=uid[:36], token_type=token_type[:20],
-            allowed=UNKNOWN, reason="unknown token", authorization_reference=None, location_references=location)
+            partner_id=partner.id,
+            card_id=None,
+            account_id=None,
+            token_uid=uid[:36],
+            token_type=token_type[:20],
+            allowed=UNKNOWN,
+            reason="unknown token",
+            authorization_reference=None,
+            location_references=location,
+        )
         return None
     card, standing = found
     decision = decide(card, partner, location, standing)
     reference = uuid.uuid4().hex  # 32 characters, within CiString(36)
     authorization_log.record(
-        partner_id=partner.id, card_id=card.id, account_id=card.account_id, token_uid=uid, token_type=token_type,
-        allowed=decision.allowed, reason=decision.reason[:255], authorization_reference=reference,
-        location_references=location)
-    info: dict[str, Any] = {"allowed": decision.allowed, "token": token_object(card),
-                            "authorization_reference": reference}
+        partner_id=partner.id,
+        card_id=card.id,
+        account_id=card.account_id,
+        token_uid=uid,
+        token_type=token_type,
+        allowed=decision.allowed,
+        reason=decision.reason[:255],
+        authorization_reference=reference,
+        location_references=location,
+    )
+    info: dict[str, Any] = {
+        "allowed": decision.allowed,
+        "token": token_object(card),
+        "authorization_reference": reference,
+    }
     if location is not None and decision.allowed == ALLOWED:
         info["location"] = location  # every EVSE asked for is allowed: we have no per-EVSE rules
     if decision.allowed in INFO_TEXT:
@@ -209,6 +227,11 @@ def authorize(partner: Partner, uid: str, token_type: str,
 
 def authorizations_of(account_id: int, limit: int = 50) -> list[Authorization]:
     """The latest authorizations of an account, newest first (support's account page)."""
-    return list(db.session.scalars(select(Authorization).where(Authorization.account_id == account_id)
-                                   .order_by(Authorization.created_at.desc(), Authorization.id.desc())
-                                   .limit(limit)))
+    return list(
+        db.session.scalars(
+            select(Authorization)
+            .where(Authorization.account_id == account_id)
+            .order_by(Authorization.created_at.desc(), Authorization.id.desc())
+            .limit(limit)
+        )
+    )

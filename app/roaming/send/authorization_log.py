@@ -46,7 +46,8 @@ def writer_for(app: Flask) -> BufferedLogWriter:
     writer: BufferedLogWriter | None = app.extensions.get(EXTENSION_KEY)
     if writer is None:
         writer = app.extensions.setdefault(
-            EXTENSION_KEY, BufferedLogWriter(db.engine, app.config["AUTHORIZATION_LOG_FLUSH_SECONDS"]))
+            EXTENSION_KEY, BufferedLogWriter(db.engine, app.config["AUTHORIZATION_LOG_FLUSH_SECONDS"])
+        )
     return writer
 
 

@@ -41,8 +41,9 @@ def backoff(attempts: int) -> dt.timedelta:
 
 
 def push_partners() -> list[Partner]:
-    partners = db.session.scalars(select(Partner).where(Partner.status == PartnerStatus.REGISTERED)
-                                  .order_by(Partner.id)).all()
+    partners = db.session.scalars(
+        select(Partner).where(Partner.status == PartnerStatus.REGISTERED).order_by(Partner.id)
+    ).all()
     return [partner for partner in partners if partner.endpoint_url("tokens", "RECEIVER")]
 
 
@@ -52,23 +53,34 @@ def enqueue_token_deliveries(now: dt.datetime | None = None) -> int:
     created = 0
     for partner in push_partners():
         newest = db.session.scalar(
-            select(func.max(TokenUpdate.created_at)).join(TokenDelivery, TokenDelivery.token_update_id
-                                                          == TokenUpdate.id)
-            .where(TokenDelivery.partner_id == partner.id))
+            select(func.max(TokenUpdate.created_at))
+            .join(TokenDelivery, TokenDelivery.token_update_id == TokenUpdate.id)
+            .where(TokenDelivery.partner_id == partner.id)
+        )
         since = partner.registered_at or partner.created_at
         if newest is not None:
             since = max(since, newest - STRAGGLER_WINDOW)
-        already = exists().where(TokenDelivery.token_update_id == TokenUpdate.id,
-                                 TokenDelivery.partner_id == partner.id)
+        already = exists().where(
+            TokenDelivery.token_update_id == TokenUpdate.id, TokenDelivery.partner_id == partner.id
+        )
         missing = select(TokenUpdate.id).where(TokenUpdate.created_at >= since, ~already).order_by(TokenUpdate.id)
         ids = db.session.scalars(missing).all()
         if not ids:
             continue
         try:
             with db.session.begin_nested():
-                db.session.add_all([TokenDelivery(token_update_id=update_id, partner_id=partner.id,
-                                                  status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now)
-                                    for update_id in ids])
+                db.session.add_all(
+                    [
+                        TokenDelivery(
+                            token_update_id=update_id,
+                            partner_id=partner.id,
+                            status=DeliveryStatus.PENDING,
+                            attempts=0,
+                            next_attempt_at=now,
+                        )
+                        for update_id in ids
+                    ]
+                )
                 db.session.flush()
             created += len(ids)
         except IntegrityError:
@@ -81,14 +93,19 @@ def _due(now: dt.datetime, limit: int) -> list[tuple[TokenDelivery, TokenUpdate]
     earlier = aliased(TokenDelivery)
     earlier_update = aliased(TokenUpdate)
     blocked = exists().where(
-        earlier.partner_id == TokenDelivery.partner_id, earlier.status == DeliveryStatus.PENDING,
-        earlier.token_update_id < TokenDelivery.token_update_id, earlier_update.id == earlier.token_update_id,
-        earlier_update.card_id == TokenUpdate.card_id)
-    query = (select(TokenDelivery, TokenUpdate)
-             .join(TokenUpdate, TokenUpdate.id == TokenDelivery.token_update_id)
-             .where(and_(TokenDelivery.status == DeliveryStatus.PENDING, TokenDelivery.next_attempt_at <= now),
-                    ~blocked)
-             .order_by(TokenDelivery.token_update_id, TokenDelivery.id).limit(limit))
+        earlier.partner_id == TokenDelivery.partner_id,
+        earlier.status == DeliveryStatus.PENDING,
+        earlier.token_update_id < TokenDelivery.token_update_id,
+        earlier_update.id == earlier.token_update_id,
+        earlier_update.card_id == TokenUpdate.card_id,
+    )
+    query = (
+        select(TokenDelivery, TokenUpdate)
+        .join(TokenUpdate, TokenUpdate.id == TokenDelivery.token_update_id)
+        .where(and_(TokenDelivery.status == DeliveryStatus.PENDING, TokenDelivery.next_attempt_at <= now), ~blocked)
+        .order_by(TokenDelivery.token_update_id, TokenDelivery.id)
+        .limit(limit)
+    )
     if db.session.get_bind().dialect.name == "postgresql":
         # Several workers share the queue: each takes rows the others have not locked.
         query = query.with_for_update(skip_locked=True, of=TokenDelivery)
@@ -139,8 +156,12 @@ def push_due_deliveries(now: dt.datetime | None = None, limit: int = 500) -> tup
 
 
 def pending_count() -> int:
-    return db.session.scalar(select(func.count()).select_from(TokenDelivery)
-                             .where(TokenDelivery.status == DeliveryStatus.PENDING)) or 0
+    return (
+        db.session.scalar(
+            select(func.count()).select_from(TokenDelivery).where(TokenDelivery.status == DeliveryStatus.PENDING)
+        )
+        or 0
+    )
 
 
 def run_push(now: dt.datetime | None = None, *, commit: bool = True, max_rounds: int = 100) -> dict[str, int]:

@@ -30,12 +30,23 @@ from app.roaming.models import Partner
 
 Columns = TypeVarTuple("Columns")
 
-CSV_FIELDS = ("country_code", "party_id", "uid", "type", "contract_id", "visual_number", "issuer", "group_id",
-              "valid", "whitelist", "language", "last_updated")
+CSV_FIELDS = (
+    "country_code",
+    "party_id",
+    "uid",
+    "type",
+    "contract_id",
+    "visual_number",
+    "issuer",
+    "group_id",
+    "valid",
+    "whitelist",
+    "language",
+    "last_updated",
+)
 
 
-def _filtered(query: Select[*Columns], date_from: dt.datetime | None,
-              date_to: dt.datetime | None) -> Select[*Columns]:
+def _filtered(query: Select[*Columns], date_from: dt.datetime | None, date_to: dt.datetime | None) -> Select[*Columns]:
     query = query.where(Card.uid.is_not(None), Card.status != CardStatus.ORDERED)
     if date_from is not None:
         query = query.where(Card.last_updated >= date_from)
@@ -48,17 +59,24 @@ def count_tokens(date_from: dt.datetime | None = None, date_to: dt.datetime | No
     return db.session.scalar(_filtered(select(func.count()).select_from(Card), date_from, date_to)) or 0
 
 
-def token_page(*, date_from: dt.datetime | None, date_to: dt.datetime | None, limit: int, offset: int = 0,
-               after: tuple[dt.datetime, int] | None = None) -> list[tuple[Card, str]]:
+def token_page(
+    *,
+    date_from: dt.datetime | None,
+    date_to: dt.datetime | None,
+    limit: int,
+    offset: int = 0,
+    after: tuple[dt.datetime, int] | None = None,
+) -> list[tuple[Card, str]]:
     """One page of (card, account language). With ``after`` (the last row of the previous page) the page
     starts right after it (keyset); without it, ``offset`` rows are skipped (plain OCPI paging)."""
-    query = _filtered(select(Card, Account.language).join(Account, Account.id == Card.account_id),
-                      date_from, date_to)
+    query = _filtered(select(Card, Account.language).join(Account, Account.id == Card.account_id), date_from, date_to)
     if after is not None:
         moment, card_id = after
         # Written so PostgreSQL can start the index range scan at ``moment``.
-        query = query.where(Card.last_updated >= moment,
-                            or_(Card.last_updated > moment, and_(Card.last_updated == moment, Card.id > card_id)))
+        query = query.where(
+            Card.last_updated >= moment,
+            or_(Card.last_updated > moment, and_(Card.last_updated == moment, Card.id > card_id)),
+        )
     elif offset:
         query = query.offset(offset)
     rows = db.session.execute(query.order_by(Card.last_updated, Card.id).limit(limit)).all()
@@ -107,14 +125,14 @@ def export_whitelist(partner: Partner, out: str | os.PathLike[str]) -> Whitelist
     json_tmp = json_path.with_name(json_path.name + ".part")
     csv_tmp = csv_path.with_name(csv_path.name + ".part")
     count = 0
-    with json_tmp.open("w", encoding="utf-8") as json_file, csv_tmp.open("w", encoding="utf-8",
-                                                                          newline="") as csv_file:
+    with json_tmp.open("w", encoding="utf-8") as json_file, csv_tmp.open("w", encoding="utf-8", newline="") as csv_file:
         writer = csv_writer(csv_file)
         writer.writerow(CSV_FIELDS)
         json_file.write("[")
         for token in iter_token_objects():
-            json_file.write(("," if count else "") + "\n" + json.dumps(token, ensure_ascii=False,
-                                                                       separators=(",", ":")))
+            json_file.write(
+                ("," if count else "") + "\n" + json.dumps(token, ensure_ascii=False, separators=(",", ":"))
+            )
             writer.writerow([_csv_value(token.get(field)) for field in CSV_FIELDS])
             count += 1
         json_file.write("\n]\n")
@@ -127,6 +145,7 @@ def partners_for_file_whitelist() -> list[Partner]:
     """Partners that cannot receive token pushes (no Tokens Receiver endpoint): they get files instead."""
     from app.roaming.models import PartnerStatus
 
-    partners = db.session.scalars(select(Partner).where(Partner.status == PartnerStatus.REGISTERED)
-                                  .order_by(Partner.id)).all()
+    partners = db.session.scalars(
+        select(Partner).where(Partner.status == PartnerStatus.REGISTERED).order_by(Partner.id)
+    ).all()
     return [partner for partner in partners if not partner.endpoint_url("tokens", "RECEIVER")]

@@ -40,23 +40,36 @@ def module_url(cpo: FakeCpo, module: str) -> str:
 
 
 def cpo_credentials(cpo: FakeCpo, token: str) -> dict[str, Any]:
-    return {"token": token, "url": versions_url(cpo),
-            "roles": [{"role": "CPO", "party_id": cpo.party_id, "country_code": cpo.country_code,
-                       "business_details": {"name": cpo.name}}]}
+    return {
+        "token": token,
+        "url": versions_url(cpo),
+        "roles": [
+            {
+                "role": "CPO",
+                "party_id": cpo.party_id,
+                "country_code": cpo.country_code,
+                "business_details": {"name": cpo.name},
+            }
+        ],
+    }
 
 
 def _versions(cpo: FakeCpo, request: Request, values: dict[str, Any]) -> Response:
     offered = cpo.misbehave.get("versions")
     if offered is None:
-        offered = [{"version": "2.1.1", "url": cpo.url("/ocpi/cpo/2.1.1")},
-                   {"version": "2.2.1", "url": cpo.url(DETAILS_PATH)}]
+        offered = [
+            {"version": "2.1.1", "url": cpo.url("/ocpi/cpo/2.1.1")},
+            {"version": "2.2.1", "url": cpo.url(DETAILS_PATH)},
+        ]
     return envelope(offered)
 
 
 def _details(cpo: FakeCpo, request: Request, values: dict[str, Any]) -> Response:
-    endpoints = [{"identifier": module, "role": role, "url": module_url(cpo, module)}
-                 for module, role in CPO_ENDPOINTS
-                 if not (module == "credentials" and cpo.misbehave.get("no_credentials_endpoint"))]
+    endpoints = [
+        {"identifier": module, "role": role, "url": module_url(cpo, module)}
+        for module, role in CPO_ENDPOINTS
+        if not (module == "credentials" and cpo.misbehave.get("no_credentials_endpoint"))
+    ]
     return envelope({"version": "2.2.1", "endpoints": endpoints})
 
 

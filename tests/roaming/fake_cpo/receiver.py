@@ -28,10 +28,16 @@ def _token(cpo: FakeCpo, request: Request, values: dict[str, Any]) -> Response:
     body = values["body"]
     if not isinstance(body, dict) or (request.method == "PUT" and not body.get("uid")):
         return envelope(status_code=2001, status_message="Token object expected", http_status=400)
-    cpo.state.setdefault("tokens", []).append({
-        "method": request.method, "country_code": values["cc"], "party_id": values["pid"], "uid": values["uid"],
-        "type": request.args.get("type", "RFID"), "body": body,
-    })
+    cpo.state.setdefault("tokens", []).append(
+        {
+            "method": request.method,
+            "country_code": values["cc"],
+            "party_id": values["pid"],
+            "uid": values["uid"],
+            "type": request.args.get("type", "RFID"),
+            "body": body,
+        }
+    )
     return envelope()
 
 

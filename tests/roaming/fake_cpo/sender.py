@@ -59,9 +59,12 @@ def _list(module: str):  # type: ignore[no-untyped-def]
             failed.add((module, offset))
             return envelope(status_code=3000, status_message="temporary failure", http_status=500)
         limit = min(limit, cpo.misbehave.get("page_size") or 1000)
-        matching = [obj for moment, obj in _sorted(cpo, module)
-                    if (date_from is None or moment >= date_from) and (date_to is None or moment < date_to)]
-        page = matching[offset:offset + limit]
+        matching = [
+            obj
+            for moment, obj in _sorted(cpo, module)
+            if (date_from is None or moment >= date_from) and (date_to is None or moment < date_to)
+        ]
+        page = matching[offset : offset + limit]
         headers = {"X-Total-Count": str(len(matching)), "X-Limit": str(limit)}
         if offset + len(page) < len(matching) and not cpo.misbehave.get("no_link_header"):
             params = {k: v for k, v in args.items() if k not in ("offset", "limit")}
@@ -77,8 +80,9 @@ def _single(module: str, key: str):  # type: ignore[no-untyped-def]
     def handler(cpo: FakeCpo, request: Request, values: dict[str, Any]) -> Response:
         found = next((o for o in cpo.data.get(module, []) if o.get(key) == values["object_id"]), None)
         if found is None:
-            return envelope(status_code=2003 if module == "locations" else 2000, status_message="unknown",
-                            http_status=404)
+            return envelope(
+                status_code=2003 if module == "locations" else 2000, status_message="unknown", http_status=404
+            )
         return envelope(found)
 
     return handler

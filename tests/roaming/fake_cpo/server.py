@@ -55,10 +55,17 @@ class FakeCpo:
         return [r for r in self.received if r.path.startswith(path_prefix) and (method is None or r.method == method)]
 
 
-def envelope(data: Any = None, status_code: int = 1000, status_message: str | None = None,
-             http_status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body: dict[str, Any] = {"status_code": status_code,
-                            "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+def envelope(
+    data: Any = None,
+    status_code: int = 1000,
+    status_message: str | None = None,
+    http_status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "status_code": status_code,
+        "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     if data is not None:
         body["data"] = data
     if status_message:
@@ -91,8 +98,9 @@ class _WsgiApp:
                 body = json.loads(request.data)
             except ValueError:
                 body = request.get_data(as_text=True)
-        self.cpo.received.append(Recorded(request.method, request.path, dict(request.args),
-                                          dict(request.headers), body))
+        self.cpo.received.append(
+            Recorded(request.method, request.path, dict(request.args), dict(request.headers), body)
+        )
         adapter = self.url_map.bind_to_environ(environ)
         try:
             endpoint, values = adapter.match()
@@ -117,8 +125,7 @@ class RunningCpo:
             module.install(cpo)
         self.server = make_server("127.0.0.1", 0, _WsgiApp(cpo), threaded=True)
         cpo.base_url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def stop(self) -> None:

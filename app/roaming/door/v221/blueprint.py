@@ -12,8 +12,18 @@ bp = Blueprint("ocpi_v221", __name__, url_prefix="/ocpi/2.2.1")
 
 # The ids our URLs carry, with their length in the spec (CiString(n) in each module's request parameters; a
 # command's uid is ours, a UUID of 36, its type an enum of at most 18). Integer ids (our CDR ids) fit the column.
-URL_ID_LENGTHS = {"country_code": 2, "party_id": 3, "location_id": 36, "evse_uid": 36, "connector_id": 36,
-                  "session_id": 36, "tariff_id": 36, "token_uid": 36, "command": 30, "uid": 36}
+URL_ID_LENGTHS = {
+    "country_code": 2,
+    "party_id": 3,
+    "location_id": 36,
+    "evse_uid": 36,
+    "connector_id": 36,
+    "session_id": 36,
+    "tariff_id": 36,
+    "token_uid": 36,
+    "command": 30,
+    "uid": 36,
+}
 URL_INT_MAX = 2**31 - 1
 
 
@@ -30,6 +40,7 @@ def bound_request_body() -> None:
     """No body over ``OCPI_MAX_BODY_BYTES`` is read: 413 (in the OCPI envelope) before the first byte is
     parsed, also for a chunked body without Content-Length (Flask >= 3.1 sets the limit per request)."""
     request.max_content_length = current_app.config["OCPI_MAX_BODY_BYTES"]
+
 
 # Configuration modules are platform-to-platform: routing headers SHALL NOT be used with them
 # (transport_and_format, "Message Routing Headers"). Every other module here is a functional one.
@@ -50,7 +61,7 @@ def add_routing_headers(response: Response) -> Response:
     """A functional module's response is addressed back to the requesting party ("Direct response": TO = the
     party the request came from, FROM = us), so a hub can route it. The requesting party is the request's
     ``OCPI-from-*`` (a hub names the CPO behind it), else the partner that called directly."""
-    module = request.path[len("/ocpi/2.2.1/"):].split("/", 1)[0]
+    module = request.path[len("/ocpi/2.2.1/") :].split("/", 1)[0]
     if module in CONFIGURATION_MODULES:
         return response
     to_country, to_party = request.headers.get("OCPI-from-country-code"), request.headers.get("OCPI-from-party-id")

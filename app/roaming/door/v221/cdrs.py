@@ -50,7 +50,6 @@ def get_cdr(cdr_id: int) -> Response:
     cdr = db.session.get(Cdr, cdr_id)
     # Only a partner that sent the CDR or speaks for its CPO may read it back (a hub that relayed a CDR the CPO
     # had sent directly follows the Location we answered); others get the same 404 as for a missing one.
-    if cdr is None or (cdr.partner_id != partner.id
-                       and (cdr.country_code, cdr.party_id) not in parties_of(partner)):
+    if cdr is None or (cdr.partner_id != partner.id and (cdr.country_code, cdr.party_id) not in parties_of(partner)):
         raise OcpiError(CLIENT_ERROR, f"Unknown CDR {cdr_id}", http_status=404)
     return ocpi_response(cdrs.cdr_object(cdr))

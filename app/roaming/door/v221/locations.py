@@ -34,8 +34,7 @@ def json_body() -> dict[str, Any]:
     return load_json_object()
 
 
-def _stored(country_code: str, party_id: str, location_id: str, evse_uid: str | None,
-            connector_id: str | None) -> bool:
+def _stored(country_code: str, party_id: str, location_id: str, evse_uid: str | None, connector_id: str | None) -> bool:
     """Whether the object a PUT addresses exists already: a new one is answered 201 Created (status_codes)."""
     location = service.get_location(country_code, party_id, location_id)
     if location is None or evse_uid is None:
@@ -70,8 +69,9 @@ def _unknown(message: str) -> OcpiError:
 @bp.get(BASE)
 @bp.get(BASE + "/<evse_uid>")
 @bp.get(BASE + "/<evse_uid>/<connector_id>")
-def get_location(country_code: str, party_id: str, location_id: str, evse_uid: str | None = None,
-                 connector_id: str | None = None) -> Response:
+def get_location(
+    country_code: str, party_id: str, location_id: str, evse_uid: str | None = None, connector_id: str | None = None
+) -> Response:
     require_party(current_partner(), country_code, party_id)
     location = service.get_location(country_code, party_id, location_id)
     if location is None:
@@ -99,18 +99,38 @@ class _ObjectKeys(TypedDict):
 
 
 class _LocationWriter(Protocol):
-    def __call__(self, body: dict[str, Any], /, *, partner: Partner | None, country_code: str, party_id: str,
-                 location_id: str) -> object: ...
+    def __call__(
+        self, body: dict[str, Any], /, *, partner: Partner | None, country_code: str, party_id: str, location_id: str
+    ) -> object: ...
 
 
 class _EvseWriter(Protocol):
-    def __call__(self, body: dict[str, Any], /, *, partner: Partner | None, country_code: str, party_id: str,
-                 location_id: str, evse_uid: str) -> object: ...
+    def __call__(
+        self,
+        body: dict[str, Any],
+        /,
+        *,
+        partner: Partner | None,
+        country_code: str,
+        party_id: str,
+        location_id: str,
+        evse_uid: str,
+    ) -> object: ...
 
 
 class _ConnectorWriter(Protocol):
-    def __call__(self, body: dict[str, Any], /, *, partner: Partner | None, country_code: str, party_id: str,
-                 location_id: str, evse_uid: str, connector_id: str) -> object: ...
+    def __call__(
+        self,
+        body: dict[str, Any],
+        /,
+        *,
+        partner: Partner | None,
+        country_code: str,
+        party_id: str,
+        location_id: str,
+        evse_uid: str,
+        connector_id: str,
+    ) -> object: ...
 
 
 # PUT and PATCH at the three levels differ only in the service function called.
@@ -123,13 +143,18 @@ WRITERS: dict[str, tuple[_LocationWriter, _EvseWriter, _ConnectorWriter]] = {
 @bp.route(BASE, methods=["PUT", "PATCH"])
 @bp.route(BASE + "/<evse_uid>", methods=["PUT", "PATCH"])
 @bp.route(BASE + "/<evse_uid>/<connector_id>", methods=["PUT", "PATCH"])
-def write_location(country_code: str, party_id: str, location_id: str, evse_uid: str | None = None,
-                   connector_id: str | None = None) -> Response:
+def write_location(
+    country_code: str, party_id: str, location_id: str, evse_uid: str | None = None, connector_id: str | None = None
+) -> Response:
     partner = current_partner()
     require_party(partner, country_code, party_id)
     body = json_body()
-    keys: _ObjectKeys = {"partner": partner, "country_code": country_code, "party_id": party_id,
-                         "location_id": location_id}
+    keys: _ObjectKeys = {
+        "partner": partner,
+        "country_code": country_code,
+        "party_id": party_id,
+        "location_id": location_id,
+    }
     location_writer, evse_writer, connector_writer = WRITERS[request.method]
 
     def work() -> object:

@@ -36,8 +36,12 @@ def put_session(country_code: str, party_id: str, session_id: str) -> Response:
     data = load_json_object()
     sessions.check_key(data, country_code, party_id, session_id)
     # The URL is authoritative for the key; tolerate a body that omits it.
-    data = {**data, "country_code": data.get("country_code") or country_code,
-            "party_id": data.get("party_id") or party_id, "id": data.get("id") or session_id}
+    data = {
+        **data,
+        "country_code": data.get("country_code") or country_code,
+        "party_id": data.get("party_id") or party_id,
+        "id": data.get("id") or session_id,
+    }
     # A session we do not hold yet is created: 201; a replacement of a stored one: 200 (status_codes).
     created = sessions.find_session(country_code, party_id, session_id) is None
     sessions.store_session(partner, data)

@@ -37,8 +37,12 @@ def put_tariff(country_code: str, party_id: str, tariff_id: str) -> Response:
     # A tariff we do not hold (or hold only as deleted) is created by this PUT: 201; a new version of a current
     # tariff updates it: 200 (status_codes).
     created = service.current_tariff(country_code, party_id, tariff_id) is None
-    in_transaction(lambda: service.store_tariff(body, partner=partner, country_code=country_code,
-                                                party_id=party_id, tariff_id=tariff_id), CLIENT_ERROR)
+    in_transaction(
+        lambda: service.store_tariff(
+            body, partner=partner, country_code=country_code, party_id=party_id, tariff_id=tariff_id
+        ),
+        CLIENT_ERROR,
+    )
     return ocpi_response(http_status=201 if created else 200)
 
 

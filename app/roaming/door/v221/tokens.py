@@ -56,19 +56,24 @@ def list_tokens() -> Response:
     after, total = _cursor()
     if total is None:
         total = whitelist.count_tokens(page.date_from, page.date_to)
-    rows = whitelist.token_page(date_from=page.date_from, date_to=page.date_to, limit=page.limit,
-                                offset=page.offset, after=after)
+    rows = whitelist.token_page(
+        date_from=page.date_from, date_to=page.date_to, limit=page.limit, offset=page.offset, after=after
+    )
     response = ocpi_response([token_object(card, language=language) for card, language in rows])
     response.headers["X-Total-Count"] = str(total)
     response.headers["X-Limit"] = str(page.limit)
     next_offset = page.offset + len(rows)
     if rows and next_offset < total:
         last = rows[-1][0]
-        params = {key: value for key, value in request.args.items()
-                  if key not in ("offset", "limit", "after", "total")}
-        params.update({"offset": str(next_offset), "limit": str(page.limit),
-                       "after": f"{last.last_updated.astimezone(dt.UTC).isoformat()}~{last.id}",
-                       "total": str(total)})
+        params = {key: value for key, value in request.args.items() if key not in ("offset", "limit", "after", "total")}
+        params.update(
+            {
+                "offset": str(next_offset),
+                "limit": str(page.limit),
+                "after": f"{last.last_updated.astimezone(dt.UTC).isoformat()}~{last.id}",
+                "total": str(total),
+            }
+        )
         response.headers["Link"] = f'<{ocpi_url_of_current_path()}?{urlencode(params)}>; rel="next"'
     return response
 

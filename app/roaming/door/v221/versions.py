@@ -29,8 +29,9 @@ OUR_ENDPOINTS = (
 
 def endpoint_list() -> list[dict[str, str]]:
     base = ocpi_url("ocpi_v221.version_details").rstrip("/")
-    return [{"identifier": identifier, "role": role, "url": f"{base}/{identifier}"}
-            for identifier, role in OUR_ENDPOINTS]
+    return [
+        {"identifier": identifier, "role": role, "url": f"{base}/{identifier}"} for identifier, role in OUR_ENDPOINTS
+    ]
 
 
 @bp.route("", methods=["GET"], strict_slashes=False)
