@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Integer, Numeric, Row, Select, and_, case, cast, false, func, literal, select
@@ -37,12 +37,10 @@ from app.billing.runs.services import check_period
 from app.charging.models import Cdr
 from app.csv_export import csv_writer
 from app.extensions import db
-from app.money import from_minor_units
+from app.money import from_minor_units, quantize, round_price, round_to_cents
 from app.rating.models import SessionCharge
 
 BATCH = 2000
-CENT = Decimal("0.01")
-FOUR_PLACES = Decimal("0.0001")
 
 
 def _amount(minor: int | None, currency: str) -> str:
@@ -378,7 +376,7 @@ class MarginRow:
     def margin_percent(self) -> Decimal | None:
         if not self.revenue:
             return None
-        return (self.margin * 100 / self.revenue).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        return quantize(self.margin * 100 / self.revenue, 1)
 
 
 def _revenue() -> ColumnElement[Decimal]:
@@ -393,7 +391,7 @@ def _revenue() -> ColumnElement[Decimal]:
 
 
 def _four(value: object) -> Decimal:
-    return Decimal(str(value or 0)).quantize(FOUR_PLACES, rounding=ROUND_HALF_UP)
+    return round_price(Decimal(str(value or 0)))
 
 
 def margin_month(month: str) -> list[MarginRow]:
@@ -462,7 +460,7 @@ MARGIN_COLUMNS = [
 
 
 def _cents(value: Decimal) -> str:
-    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+    return str(round_to_cents(value))
 
 
 def margin_csv(rows: list[MarginRow]) -> Iterator[str]:

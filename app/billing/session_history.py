@@ -12,7 +12,7 @@ import datetime as dt
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select
@@ -26,6 +26,7 @@ from app.charging.models import Cdr
 from app.charging.services import cdr_filters, duration_minutes, place_in_cdr
 from app.csv_export import csv_writer
 from app.extensions import db
+from app.money import round_to_cents
 from app.rating.models import SessionCharge
 from app.roaming.models import Location
 
@@ -169,7 +170,7 @@ CSV_COLUMNS = [
 
 
 def _money(value: Decimal) -> str:
-    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    return str(round_to_cents(Decimal(value)))
 
 
 def sessions_csv(account_id: int, filters: SessionFilters) -> Iterator[str]:
