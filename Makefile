@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test venv dev messages translations lint test-sqlite test-postgres browser-check bench clean
+.PHONY: run test venv dev messages translations lint format coverage test-sqlite test-postgres browser-check bench fuzz clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -53,7 +53,19 @@ run: venv translations
 
 lint: dev
 	$(BIN)/ruff check app tests bench wsgi.py
+	$(BIN)/ruff format --check app tests bench wsgi.py
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+# Apply the house formatting (lint checks it).
+format: dev
+	$(BIN)/ruff format app tests bench wsgi.py
+	$(BIN)/ruff check --fix app tests bench wsgi.py
+
+# Line coverage of app/ over the whole suite (SQLite), printed as a table with the total on the last line.
+coverage: dev translations browser-check
+	TEST_DATABASE_URL= $(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage report --sort=cover
 
 # The browser tests need Debian's chromium. Install it when missing and we may (root); otherwise stop with
 # a clear message rather than skipping the browser tests silently.
@@ -77,6 +89,11 @@ test-postgres: dev translations browser-check
 	else echo "PostgreSQL run on $$TEST_DATABASE_URL"; $(BIN)/pytest -q; fi
 
 test: lint test-sqlite test-postgres
+
+# The OCPI receivers and the API under hypothesis-generated hostile input with a larger budget than `make test`
+# (tests/fuzz, 30 examples per receiver there); the cases run are counted at the end of the output.
+fuzz: dev
+	FUZZ_EXAMPLES=1000 $(BIN)/pytest tests/fuzz -q
 
 bench: dev
 	$(BIN)/python bench/run_all.py

@@ -117,9 +117,7 @@ def parse_datetime(value: Any, path: str) -> datetime:
     """RFC 3339 as OCPI allows it; no designator means UTC; offsets are tolerated and converted to UTC."""
     text = _string(value, path)
     if not _DATETIME_RE.fullmatch(text):
-        raise PricingInputError(
-            path, f"expected an RFC 3339 date-time like 2015-06-29T20:39:09Z, got {text!r}"
-        )
+        raise PricingInputError(path, f"expected an RFC 3339 date-time like 2015-06-29T20:39:09Z, got {text!r}")
     try:
         return utc_datetime(text)
     except ValueError as exc:
@@ -195,9 +193,7 @@ def _restrictions(value: Any, path: str) -> Restrictions:
     reservation = obj.get("reservation")
     if reservation is not None:
         if not isinstance(reservation, str) or reservation not in RESERVATION_TYPES:  # a list is unhashable
-            raise PricingInputError(
-                _join(path, "reservation"), f"unknown ReservationRestrictionType {reservation!r}"
-            )
+            raise PricingInputError(_join(path, "reservation"), f"unknown ReservationRestrictionType {reservation!r}")
         kw["reservation"] = reservation
     return Restrictions(**kw)
 
@@ -247,12 +243,8 @@ def parse_tariff(value: Any, path: str = "") -> Tariff:
         country_code=obj.get("country_code") if isinstance(obj.get("country_code"), str) else None,
         party_id=obj.get("party_id") if isinstance(obj.get("party_id"), str) else None,
         type=tariff_type,
-        min_price=None
-        if obj.get("min_price") is None
-        else _price(obj["min_price"], _join(path, "min_price")),
-        max_price=None
-        if obj.get("max_price") is None
-        else _price(obj["max_price"], _join(path, "max_price")),
+        min_price=None if obj.get("min_price") is None else _price(obj["min_price"], _join(path, "min_price")),
+        max_price=None if obj.get("max_price") is None else _price(obj["max_price"], _join(path, "max_price")),
         start_date_time=None
         if obj.get("start_date_time") is None
         else parse_datetime(obj["start_date_time"], _join(path, "start_date_time")),
@@ -308,22 +300,17 @@ def _period(value: Any, path: str) -> ChargingPeriod:
                 )
             kw[_QUANTITY_FIELDS[dtype]] = volume
         elif dtype in _MEASURE_FIELDS:
-            kw[_MEASURE_FIELDS[dtype]] = _number(
-                _req(dim, "volume", dpath), _join(dpath, "volume"), non_negative=False
-            )
+            kw[_MEASURE_FIELDS[dtype]] = _number(_req(dim, "volume", dpath), _join(dpath, "volume"), non_negative=False)
         elif dtype in _AVERAGE_FIELDS:
             averages[dtype] = _number(_req(dim, "volume", dpath), _join(dpath, "volume"), non_negative=False)
         # ENERGY_EXPORT, ENERGY_IMPORT, STATE_OF_CHARGE do not influence the price.
     for dtype, average in averages.items():
         for name in _AVERAGE_FIELDS[dtype]:
             kw.setdefault(name, average)
-    if kw.get("reservation_time", ZERO) > 0 and any(
-        kw.get(k, ZERO) > 0 for k in ("energy", "time", "parking_time")
-    ):
+    if kw.get("reservation_time", ZERO) > 0 and any(kw.get(k, ZERO) > 0 for k in ("energy", "time", "parking_time")):
         raise PricingInputError(
             _join(path, "dimensions"),
-            "a period cannot carry RESERVATION_TIME together with ENERGY/TIME/PARKING_TIME; "
-            "start a new period",
+            "a period cannot carry RESERVATION_TIME together with ENERGY/TIME/PARKING_TIME; start a new period",
         )
     tariff_id = obj.get("tariff_id")
     if tariff_id is not None:
@@ -340,9 +327,7 @@ def parse_cdr(value: Any, path: str = "") -> CdrInput:
         raise PricingInputError(_join(path, "end_date_time"), "is before start_date_time")
     periods_raw = _req(obj, "charging_periods", path)
     if not isinstance(periods_raw, list) or not periods_raw:
-        raise PricingInputError(
-            _join(path, "charging_periods"), "expected a non-empty list of ChargingPeriods"
-        )
+        raise PricingInputError(_join(path, "charging_periods"), "expected a non-empty list of ChargingPeriods")
     periods = tuple(_period(p, f"{_join(path, 'charging_periods')}[{i}]") for i, p in enumerate(periods_raw))
     validate_periods(start, end, periods, _join(path, "charging_periods"))
     cdr_id = obj.get("id")

@@ -110,8 +110,11 @@ def load_json_body(shape: Shape | None = None) -> Any:
     accept ``NaN`` and crash on deep nesting. The size was bounded before reading (``OCPI_MAX_BODY_BYTES``).
     """
     raw = request.get_data(cache=True)
-    if request.content_length is None and request.max_content_length is not None \
-            and len(raw) >= request.max_content_length:
+    if (
+        request.content_length is None
+        and request.max_content_length is not None
+        and len(raw) >= request.max_content_length
+    ):
         # A body without Content-Length (chunked) is cut at the limit, not refused by werkzeug: one that reached
         # it was longer, whatever followed.
         raise RequestEntityTooLarge()
@@ -143,13 +146,15 @@ def check_url_id(name: str, value: Any, max_length: int, int_max: int) -> None:
     elif isinstance(value, str):
         bad = _FORBIDDEN_CHARACTER.search(value)
         if bad:
-            raise InvalidObjectError(f"URL parameter {name} contains a control character (U+{ord(bad.group()):04X})",
-                                     name)
+            raise InvalidObjectError(
+                f"URL parameter {name} contains a control character (U+{ord(bad.group()):04X})", name
+            )
         if len(value) > max_length:
             raise InvalidObjectError(f"URL parameter {name} is longer than {max_length} characters", name)
 
 
 # ------------------------------------------------------------------------------- the whole tree
+
 
 @dataclass(frozen=True)
 class Bounds:
@@ -184,8 +189,7 @@ Shape: TypeAlias = "Mapping[str, int | Bounds | Shape]"
 
 def _shown(key: str) -> str:
     """A key fit for a message (control characters escaped)."""
-    return key.encode("unicode_escape", "backslashreplace").decode("ascii") if _FORBIDDEN_CHARACTER.search(key) \
-        else key
+    return key.encode("unicode_escape", "backslashreplace").decode("ascii") if _FORBIDDEN_CHARACTER.search(key) else key
 
 
 # Where a node of the tree is: (the parent's trail, key or list index), None at the top. The path text is built
@@ -228,8 +232,9 @@ def check_tree(value: Any, shape: Shape | None = None, path: str = "") -> None:
             bad = _forbidden(item)
             if bad:
                 where = _path_of(trail, path)
-                raise InvalidObjectError(f"field {where} contains a control character or lone surrogate "
-                                         f"(U+{ord(bad.group()):04X})", where)
+                raise InvalidObjectError(
+                    f"field {where} contains a control character or lone surrogate (U+{ord(bad.group()):04X})", where
+                )
             if type(limit) is int and len(item) > limit:
                 where = _path_of(trail, path)
                 raise InvalidObjectError(f"field {where} is longer than {limit} characters", where)
@@ -240,8 +245,9 @@ def check_tree(value: Any, shape: Shape | None = None, path: str = "") -> None:
             for key in item:
                 if _forbidden(str(key)):
                     where = _path_of((trail, str(key)), path)
-                    raise InvalidObjectError(f"field name {where} contains a control character or lone surrogate",
-                                             where)
+                    raise InvalidObjectError(
+                        f"field name {where} contains a control character or lone surrogate", where
+                    )
             fields = limit if isinstance(limit, Mapping) else _NO_FIELDS
             for key, child in reversed(item.items()):
                 push((child, fields.get(key), (trail, key), depth + 1))
@@ -284,6 +290,7 @@ def id_text(value: Any) -> str | None:
 
 
 # ------------------------------------------------------------------------------- path functions (first error)
+
 
 def get_path(obj: Any, path: str, default: Any = _MISSING) -> Any:
     """``get_path(cdr, "cdr_location.coordinates.latitude")``; missing → ``default`` (or ``_MISSING``)."""
@@ -387,6 +394,7 @@ def require_enum(obj: Any, path: str, allowed: frozenset[str]) -> str:
 
 
 # ------------------------------------------------------------------------------- FieldReader (every error)
+
 
 class FieldReader:
     """Reads the fields of one JSON object, collecting every error as ``(path, text)`` in a list shared by the

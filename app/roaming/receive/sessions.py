@@ -66,10 +66,18 @@ def _dimension_bounds(energy: Bounds) -> dict[str, Bounds]:
     """Every CdrDimensionType (mod_cdrs) with the physical range of its volume. Pricing reads them, so an
     unknown type is refused (see the reader's docstring on enums)."""
     return {
-        "CURRENT": CURRENT_A, "MAX_CURRENT": CURRENT_A, "MIN_CURRENT": CURRENT_A,
-        "ENERGY": energy, "ENERGY_EXPORT": energy, "ENERGY_IMPORT": energy,
-        "POWER": POWER_KW, "MAX_POWER": POWER_KW, "MIN_POWER": POWER_KW,
-        "TIME": SESSION_HOURS, "PARKING_TIME": SESSION_HOURS, "RESERVATION_TIME": SESSION_HOURS,
+        "CURRENT": CURRENT_A,
+        "MAX_CURRENT": CURRENT_A,
+        "MIN_CURRENT": CURRENT_A,
+        "ENERGY": energy,
+        "ENERGY_EXPORT": energy,
+        "ENERGY_IMPORT": energy,
+        "POWER": POWER_KW,
+        "MAX_POWER": POWER_KW,
+        "MIN_POWER": POWER_KW,
+        "TIME": SESSION_HOURS,
+        "PARKING_TIME": SESSION_HOURS,
+        "RESERVATION_TIME": SESSION_HOURS,
         "STATE_OF_CHARGE": PERCENT,
     }
 
@@ -85,9 +93,18 @@ CDR_TOKEN_SHAPE: Shape = {"country_code": 2, "party_id": 3, "uid": 36, "contract
 CHARGING_PERIOD_SHAPE: Shape = {"tariff_id": 36}
 PRICE_SHAPE: Shape = {"excl_vat": SESSION_AMOUNT, "incl_vat": SESSION_AMOUNT}
 SESSION_SHAPE: Shape = {
-    "country_code": 2, "party_id": 3, "id": 36, "cdr_token": CDR_TOKEN_SHAPE, "authorization_reference": 36,
-    "location_id": 36, "evse_uid": 36, "connector_id": 36, "meter_id": 255, "currency": 3,
-    "charging_periods": CHARGING_PERIOD_SHAPE, "total_cost": PRICE_SHAPE,
+    "country_code": 2,
+    "party_id": 3,
+    "id": 36,
+    "cdr_token": CDR_TOKEN_SHAPE,
+    "authorization_reference": 36,
+    "location_id": 36,
+    "evse_uid": 36,
+    "connector_id": 36,
+    "meter_id": 255,
+    "currency": 3,
+    "charging_periods": CHARGING_PERIOD_SHAPE,
+    "total_cost": PRICE_SHAPE,
 }
 
 
@@ -107,8 +124,9 @@ def card_for_cdr_token(cdr_token: dict[str, Any]) -> Card | None:
     if token_type is None:
         return None
     # Card uids are kept folded (a CiString): a CPO's "04de0001" is our "04DE0001", by one index lookup.
-    return db.session.scalar(select(Card).where(Card.uid == ci_key(str(cdr_token.get("uid"))),
-                                                Card.token_type == token_type))
+    return db.session.scalar(
+        select(Card).where(Card.uid == ci_key(str(cdr_token.get("uid"))), Card.token_type == token_type)
+    )
 
 
 def issued_token_key(cdr_token: dict[str, Any]) -> tuple[str, TokenType] | None:
@@ -133,12 +151,14 @@ def check_times(start: dt.datetime, end: dt.datetime | None) -> None:
     if end < start:
         raise InvalidObjectError("field end_date_time is before start_date_time", "end_date_time")
     if end - start > MAX_SESSION_LENGTH:
-        raise InvalidObjectError(f"field end_date_time is more than {MAX_SESSION_DAYS} days after start_date_time",
-                                 "end_date_time")
+        raise InvalidObjectError(
+            f"field end_date_time is more than {MAX_SESSION_DAYS} days after start_date_time", "end_date_time"
+        )
 
 
-def validate_charging_periods(obj: dict[str, Any], end: dt.datetime | None = None,
-                              dimension_bounds: dict[str, Bounds] = SESSION_DIMENSIONS) -> list[dict[str, Any]]:
+def validate_charging_periods(
+    obj: dict[str, Any], end: dt.datetime | None = None, dimension_bounds: dict[str, Bounds] = SESSION_DIMENSIONS
+) -> list[dict[str, Any]]:
     """The periods' start times (none after ``end`` when given: the periods of a CDR lie within it; one may
     start *before* the start — Dutch CPOs send hour-aligned periods), and every dimension a known type with a
     volume in its physical range (``dimension_bounds``)."""
@@ -153,8 +173,7 @@ def validate_charging_periods(obj: dict[str, Any], end: dt.datetime | None = Non
             raise InvalidObjectError(f"missing required field {path}.start_date_time")
         period_start = to_datetime(period["start_date_time"], f"{path}.start_date_time")
         if end is not None and period_start > end:
-            raise InvalidObjectError(f"field {path}.start_date_time is after end_date_time",
-                                     f"{path}.start_date_time")
+            raise InvalidObjectError(f"field {path}.start_date_time is after end_date_time", f"{path}.start_date_time")
         dimensions = period.get("dimensions")
         if not isinstance(dimensions, list) or not dimensions:
             raise InvalidObjectError(f"missing required field {path}.dimensions")
@@ -163,8 +182,10 @@ def validate_charging_periods(obj: dict[str, Any], end: dt.datetime | None = Non
                 raise InvalidObjectError(f"field {path}.dimensions[{number}] needs type and volume")
             bounds = dimension_bounds.get(dimension["type"]) if isinstance(dimension["type"], str) else None
             if bounds is None:
-                raise InvalidObjectError(f"field {path}.dimensions[{number}].type must be one of "
-                                         f"{', '.join(sorted(dimension_bounds))}", f"{path}.dimensions[{number}].type")
+                raise InvalidObjectError(
+                    f"field {path}.dimensions[{number}].type must be one of {', '.join(sorted(dimension_bounds))}",
+                    f"{path}.dimensions[{number}].type",
+                )
             bounds.check(dimension["volume"], f"{path}.dimensions[{number}].volume")
     return periods
 
@@ -217,9 +238,13 @@ def check_key(data: dict[str, Any], country_code: str, party_id: str, session_id
 
 def find_session(country_code: str, party_id: str, session_id: str) -> ChargingSession | None:
     """The session of the CPO's party with this id in any case, whoever delivered it (one unique-index lookup)."""
-    return db.session.scalar(select(ChargingSession).where(
-        ChargingSession.country_code == ci_key(country_code), ChargingSession.party_id == ci_key(party_id),
-        ChargingSession.ocpi_id_key == ci_key(session_id)))
+    return db.session.scalar(
+        select(ChargingSession).where(
+            ChargingSession.country_code == ci_key(country_code),
+            ChargingSession.party_id == ci_key(party_id),
+            ChargingSession.ocpi_id_key == ci_key(session_id),
+        )
+    )
 
 
 def store_session(partner: Partner | None, data: dict[str, Any]) -> ChargingSession:
@@ -244,8 +269,9 @@ def store_session(partner: Partner | None, data: dict[str, Any]) -> ChargingSess
         db.session.flush()
         return existing
 
-    session = ChargingSession(partner_id=partner.id if partner else None, country_code=country_code,
-                              party_id=party_id, ocpi_id=session_id)
+    session = ChargingSession(
+        partner_id=partner.id if partner else None, country_code=country_code, party_id=party_id, ocpi_id=session_id
+    )
     _apply(session, {**data, "country_code": country_code, "party_id": party_id})
     try:
         with db.session.begin_nested():
@@ -262,8 +288,9 @@ def store_session(partner: Partner | None, data: dict[str, Any]) -> ChargingSess
     return session
 
 
-def patch_session(partner: Partner | None, country_code: str, party_id: str, session_id: str,
-                  patch: dict[str, Any]) -> ChargingSession | None:
+def patch_session(
+    partner: Partner | None, country_code: str, party_id: str, session_id: str, patch: dict[str, Any]
+) -> ChargingSession | None:
     """Apply a PATCH: listed fields replace ours, ``charging_periods`` are appended (mod_sessions §PATCH).
 
     Returns None when the session is unknown. ``last_updated`` is required; an older patch is ignored.
@@ -295,11 +322,11 @@ def patch_session(partner: Partner | None, country_code: str, party_id: str, ses
 
 def session_object(session: ChargingSession) -> dict[str, Any]:
     """The Session as the CPO sent it (OCPI field names), with our normalised key fields."""
-    return {**session.data, "country_code": session.country_code, "party_id": session.party_id,
-            "id": session.ocpi_id}
+    return {**session.data, "country_code": session.country_code, "party_id": session.party_id, "id": session.ocpi_id}
 
 
 # --- price promise -------------------------------------------------------------------------------------------
+
 
 def _freeze_tariff_if_missing(session: ChargingSession) -> None:
     if session.frozen_tariff_id is None:
@@ -326,9 +353,13 @@ def tariff_in_force_for(session: ChargingSession) -> TariffVersion | None:
     tariff_id = _period_tariff_id(session.data)
     if tariff_id is not None:
         return _tariff_version(session.country_code, session.party_id, tariff_id, at)
-    location = db.session.scalar(select(Location).where(
-        Location.country_code == session.country_code, Location.party_id == session.party_id,
-        Location.ocpi_id_key == ci_key(session.location_ocpi_id)))
+    location = db.session.scalar(
+        select(Location).where(
+            Location.country_code == session.country_code,
+            Location.party_id == session.party_id,
+            Location.ocpi_id_key == ci_key(session.location_ocpi_id),
+        )
+    )
     if location is None:
         return None
     tariffs_for_connector: Callable[[Location, str, str, dt.datetime], list[TariffVersion]] | None
@@ -344,9 +375,15 @@ def tariff_in_force_for(session: ChargingSession) -> TariffVersion | None:
         if isinstance(found, list | tuple):
             return found[0] if found else None
         return found
-    connector = db.session.scalar(select(Connector).join(Evse).where(
-        Evse.location_id == location.id, Evse.uid == session.evse_uid,
-        Connector.connector_id == session.connector_id))
+    connector = db.session.scalar(
+        select(Connector)
+        .join(Evse)
+        .where(
+            Evse.location_id == location.id,
+            Evse.uid == session.evse_uid,
+            Connector.connector_id == session.connector_id,
+        )
+    )
     for candidate in (connector.tariff_ids if connector else None) or []:
         version = _tariff_version(session.country_code, session.party_id, candidate, at)
         if version is not None:
@@ -363,10 +400,12 @@ def _tariff_version(country_code: str, party_id: str, tariff_id: str, at: dt.dat
     if tariff_in_force is not None:
         return tariff_in_force(country_code, party_id, tariff_id, at)
     # Fallback: the newest version published before the start, else the oldest we have.
-    base = select(TariffVersion).where(TariffVersion.country_code == country_code,
-                                       TariffVersion.party_id == party_id,
-                                       TariffVersion.ocpi_id_key == ci_key(tariff_id))
-    version = db.session.scalar(base.where(TariffVersion.last_updated <= at)
-                                .order_by(TariffVersion.last_updated.desc()).limit(1))
+    base = select(TariffVersion).where(
+        TariffVersion.country_code == country_code,
+        TariffVersion.party_id == party_id,
+        TariffVersion.ocpi_id_key == ci_key(tariff_id),
+    )
+    version = db.session.scalar(
+        base.where(TariffVersion.last_updated <= at).order_by(TariffVersion.last_updated.desc()).limit(1)
+    )
     return version or db.session.scalar(base.order_by(TariffVersion.last_updated).limit(1))
-

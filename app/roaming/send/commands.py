@@ -34,10 +34,20 @@ from app.roaming.models import Command, Location, Partner
 from app.roaming.ocpi.client import OcpiClient, OcpiClientError
 from app.roaming.ocpi.reader import InvalidObjectError
 
-COMMAND_TYPES = frozenset({"CANCEL_RESERVATION", "RESERVE_NOW", "START_SESSION", "STOP_SESSION",
-                           "UNLOCK_CONNECTOR"})
-RESULT_TYPES = frozenset({"ACCEPTED", "CANCELED_RESERVATION", "EVSE_OCCUPIED", "EVSE_INOPERATIVE", "FAILED",
-                          "NOT_SUPPORTED", "REJECTED", "TIMEOUT", "UNKNOWN_RESERVATION"})
+COMMAND_TYPES = frozenset({"CANCEL_RESERVATION", "RESERVE_NOW", "START_SESSION", "STOP_SESSION", "UNLOCK_CONNECTOR"})
+RESULT_TYPES = frozenset(
+    {
+        "ACCEPTED",
+        "CANCELED_RESERVATION",
+        "EVSE_OCCUPIED",
+        "EVSE_INOPERATIVE",
+        "FAILED",
+        "NOT_SUPPORTED",
+        "REJECTED",
+        "TIMEOUT",
+        "UNKNOWN_RESERVATION",
+    }
+)
 REQUIRED_FIELDS = {
     "START_SESSION": ("token", "location_id"),
     "STOP_SESSION": ("session_id",),
@@ -62,8 +72,9 @@ def response_url(command: str, uid: str) -> str:
     return f"{ocpi_base_url()}/ocpi/2.2.1/commands/{command}/{uid}"
 
 
-def prepare_command(partner: Partner, command: str, payload: dict[str, Any], account: Account | None = None,
-                    card: Card | None = None) -> Command:
+def prepare_command(
+    partner: Partner, command: str, payload: dict[str, Any], account: Account | None = None, card: Card | None = None
+) -> Command:
     """Record the command and its request body (with our ``response_url``). Flushes; nothing is sent."""
     if command not in COMMAND_TYPES:
         raise CommandError(f"unknown command {command}")
@@ -77,17 +88,25 @@ def prepare_command(partner: Partner, command: str, payload: dict[str, Any], acc
         raise CommandError(f"partner {partner.name} has no Commands receiver endpoint")
     uid = uuid.uuid4().hex
     body["response_url"] = response_url(command, uid)
-    row = Command(uid=uid, partner_id=partner.id, account_id=account.id if account else
-                  (card.account_id if card else None), card_id=card.id if card else None, command=command,
-                  request=body)
+    row = Command(
+        uid=uid,
+        partner_id=partner.id,
+        account_id=account.id if account else (card.account_id if card else None),
+        card_id=card.id if card else None,
+        command=command,
+        request=body,
+    )
     db.session.add(row)
     db.session.flush()
     return row
 
 
 def _location_party(partner: Partner, location_id: Any) -> tuple[str, str] | None:
-    rows = db.session.execute(select(Location.country_code, Location.party_id).where(
-        Location.partner_id == partner.id, Location.ocpi_id_key == ci_key(str(location_id))).limit(2)).all()
+    rows = db.session.execute(
+        select(Location.country_code, Location.party_id)
+        .where(Location.partner_id == partner.id, Location.ocpi_id_key == ci_key(str(location_id)))
+        .limit(2)
+    ).all()
     return (rows[0][0], rows[0][1]) if len(rows) == 1 else None
 
 
@@ -99,15 +118,23 @@ def addressee(partner: Partner, body: dict[str, Any]) -> tuple[str, str] | None:
     if body.get("location_id"):
         return _location_party(partner, body["location_id"])
     if body.get("session_id"):
-        row = db.session.execute(select(ChargingSession.country_code, ChargingSession.party_id).where(
-            ChargingSession.partner_id == partner.id,
-            ChargingSession.ocpi_id_key == ci_key(str(body["session_id"])))).first()
+        row = db.session.execute(
+            select(ChargingSession.country_code, ChargingSession.party_id).where(
+                ChargingSession.partner_id == partner.id, ChargingSession.ocpi_id_key == ci_key(str(body["session_id"]))
+            )
+        ).first()
         return (row[0], row[1]) if row else None
     if body.get("reservation_id"):
-        reservation = db.session.scalar(select(Command).where(
-            Command.partner_id == partner.id, Command.command == "RESERVE_NOW",
-            Command.request["reservation_id"].as_string() == str(body["reservation_id"]))
-            .order_by(Command.id.desc()).limit(1))
+        reservation = db.session.scalar(
+            select(Command)
+            .where(
+                Command.partner_id == partner.id,
+                Command.command == "RESERVE_NOW",
+                Command.request["reservation_id"].as_string() == str(body["reservation_id"]),
+            )
+            .order_by(Command.id.desc())
+            .limit(1)
+        )
         if reservation is not None and reservation.request.get("location_id"):
             return _location_party(partner, reservation.request["location_id"])
     return None
@@ -120,8 +147,9 @@ def dispatch_command(command: Command, now: dt.datetime | None = None) -> Comman
     url = f"{(partner.endpoint_url('commands', 'RECEIVER') or '').rstrip('/')}/{command.command}"
     to = addressee(partner, command.request)
     try:
-        reply = OcpiClient(partner).post(url, command.request, to_country_code=to[0] if to else None,
-                                         to_party_id=to[1] if to else None)
+        reply = OcpiClient(partner).post(
+            url, command.request, to_country_code=to[0] if to else None, to_party_id=to[1] if to else None
+        )
     except OcpiClientError as exc:
         _lock(command)
         command.response_result = SEND_FAILED
@@ -154,8 +182,9 @@ def _lock(command: Command) -> None:
     db.session.refresh(command, with_for_update=True)
 
 
-def send_command(partner: Partner, command: str, payload: dict[str, Any], account: Account | None = None,
-                 card: Card | None = None) -> Command:
+def send_command(
+    partner: Partner, command: str, payload: dict[str, Any], account: Account | None = None, card: Card | None = None
+) -> Command:
     return dispatch_command(prepare_command(partner, command, payload, account, card))
 
 
@@ -167,8 +196,9 @@ def _message_text(message: Any) -> str | None:
     return json.dumps(message, ensure_ascii=False, default=str)[:2000]
 
 
-def record_result(partner: Partner, command_type: str, uid: str, result: dict[str, Any],
-                  now: dt.datetime | None = None) -> Command | None:
+def record_result(
+    partner: Partner, command_type: str, uid: str, result: dict[str, Any], now: dt.datetime | None = None
+) -> Command | None:
     """Store the CommandResult POSTed to our response_url. None when no such command of this partner.
 
     Every CommandResultType is final (mod_commands, CommandResultType): the first result stays. A repeated or
@@ -192,15 +222,26 @@ def record_result(partner: Partner, command_type: str, uid: str, result: dict[st
         command.result_message = text
         command.result_at = now
     elif command.timed_out_at is not None and command.late_result is None:
-        log.info("command %s %s: result %s arrived after our timeout; kept as late_result, the command stays %s",
-                 command.command, command.uid, value, command.result)
+        log.info(
+            "command %s %s: result %s arrived after our timeout; kept as late_result, the command stays %s",
+            command.command,
+            command.uid,
+            value,
+            command.result,
+        )
         command.late_result = value
         command.late_result_message = text
         command.late_result_at = now
     else:
         kind = "repeated" if value == (command.late_result or command.result) else "stale"
-        log.warning("command %s %s: %s result %s ignored; the final result is %s", command.command, command.uid,
-                    kind, value, command.result)
+        log.warning(
+            "command %s %s: %s result %s ignored; the final result is %s",
+            command.command,
+            command.uid,
+            kind,
+            value,
+            command.result,
+        )
     db.session.flush()
     return command
 
@@ -211,9 +252,11 @@ def expire_commands(now: dt.datetime | None = None) -> int:
     Rows are locked, and those another transaction holds (a result being recorded) are left for the next run,
     so a result arriving at the same moment is never overwritten by TIMEOUT."""
     now = now or utcnow()
-    due = db.session.scalars(select(Command).where(Command.result.is_(None), Command.timeout_at.is_not(None),
-                                                   Command.timeout_at <= now)
-                             .with_for_update(skip_locked=True)).all()
+    due = db.session.scalars(
+        select(Command)
+        .where(Command.result.is_(None), Command.timeout_at.is_not(None), Command.timeout_at <= now)
+        .with_for_update(skip_locked=True)
+    ).all()
     for command in due:
         command.result = TIMEOUT
         command.result_message = "no CommandResult from the CPO within its timeout"
