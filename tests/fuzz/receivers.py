@@ -18,7 +18,7 @@ from app.extensions import db
 from app.roaming.models import Command, Partner, PartnerStatus
 from app.roaming.ocpi.auth import hash_token
 from tests.fuzz.harness import Base, Receiver
-from tests.roaming.conftest import OcpiTestClient
+from tests.roaming.conftest import OcpiTestClient, add_registered_hub
 from tests.roaming.token_fixtures import card_in
 from tests.shared_data import EXAMPLES
 
@@ -320,20 +320,7 @@ class FuzzEnv:
                 endpoints=[],
             )
         )
-        db.session.add(
-            Partner(
-                name="Fuzz Hub",
-                country_code="DE",
-                party_id="HUB",
-                is_hub=True,
-                status=PartnerStatus.REGISTERED,
-                incoming_token_hash=hash_token(HUB_TOKEN),
-                registered_at=utcnow(),
-                version="2.2.1",
-                endpoints=[],
-            )
-        )
-        db.session.flush()
+        add_registered_hub(HUB_TOKEN, name="Fuzz Hub")
         self.callers = {
             "partner": OcpiTestClient(client),
             "pending": OcpiTestClient(client, token=PENDING_TOKEN),

@@ -17,6 +17,24 @@ from tests.roaming.fake_cpo import FakeCpo, start_fake_cpo
 PARTNER_TOKEN = "partner-token-c-for-tests"
 
 
+def add_registered_hub(token: str, name: str = "Test Hub", country_code: str = "DE", party_id: str = "HUB") -> Partner:
+    """A hub registered with us (flushed): it calls us with ``token`` and relays for the parties it announces."""
+    hub = Partner(
+        name=name,
+        is_hub=True,
+        country_code=country_code,
+        party_id=party_id,
+        status=PartnerStatus.REGISTERED,
+        incoming_token_hash=hash_token(token),
+        registered_at=utcnow(),
+        version="2.2.1",
+        endpoints=[],
+    )
+    db.session.add(hub)
+    db.session.flush()
+    return hub
+
+
 @pytest.fixture
 def partner(db_session) -> Partner:  # type: ignore[no-untyped-def]
     """A CPO (NL/TCP) registered with us; it calls us with PARTNER_TOKEN."""

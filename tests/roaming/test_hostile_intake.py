@@ -18,16 +18,14 @@ import pytest
 from sqlalchemy import select
 
 from app.charging.models import Authorization, Cdr, ChargingSession
-from app.db import utcnow
 from app.extensions import db
-from app.roaming.models import Connector, Evse, Location, Partner, PartnerParty, PartnerStatus, TariffVersion
-from app.roaming.ocpi.auth import hash_token
+from app.roaming.models import Connector, Evse, Location, Partner, PartnerParty, TariffVersion
 from app.roaming.ocpi.reader import InvalidObjectError, check_tree
 from app.roaming.receive.cdrs import store_cdr
 from app.roaming.receive.locations import upsert_locations
 from app.roaming.receive.sessions import CDR_DIMENSIONS, SESSION_DIMENSIONS, store_session
 from app.roaming.receive.tariffs import store_tariffs
-from tests.roaming.conftest import OcpiTestClient
+from tests.roaming.conftest import OcpiTestClient, add_registered_hub
 from tests.roaming.token_fixtures import example
 
 HUB_TOKEN = "hub-token-for-hostile-tests"
@@ -120,20 +118,7 @@ def _caller(client, ocpi: OcpiTestClient, receiver: Receiver) -> OcpiTestClient:
     elif receiver.needs == "session":
         assert ocpi.put("/ocpi/2.2.1/sessions/NL/TCP/101", session()).status_code == 201
     elif receiver.needs == "hub":
-        db.session.add(
-            Partner(
-                name="Hostile Hub",
-                country_code="DE",
-                party_id="HUB",
-                is_hub=True,
-                status=PartnerStatus.REGISTERED,
-                incoming_token_hash=hash_token(HUB_TOKEN),
-                registered_at=utcnow(),
-                version="2.2.1",
-                endpoints=[],
-            )
-        )
-        db.session.flush()
+        add_registered_hub(HUB_TOKEN, name="Hostile Hub")
         return OcpiTestClient(client, token=HUB_TOKEN)
     return ocpi
 
