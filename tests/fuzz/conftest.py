@@ -32,9 +32,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("fuzz")
     for name, tally in sorted(STATS.items()):
         statuses = ", ".join(f"{status}: {count}" for status, count in sorted(tally.statuses.items()))
-        redirected = f", {tally.redirected} redirected" if tally.redirected else ""
         write(
-            f"fuzz: {name}: {tally.cases} cases ({tally.accepted} accepted, {tally.refused} refused{redirected}; "
+            f"fuzz: {name}: {tally.cases} cases ({tally.accepted} accepted, {tally.refused} refused; "
             f"{statuses}), "
             f"{tally.server_errors} server errors"
         )

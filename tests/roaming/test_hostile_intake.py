@@ -652,3 +652,11 @@ def test_the_dimension_types_are_pricings():
     from app.pricing.model import CDR_DIMENSIONS as PRICING_DIMENSIONS
 
     assert set(CDR_DIMENSIONS) == set(SESSION_DIMENSIONS) == set(PRICING_DIMENSIONS)
+
+
+@pytest.mark.parametrize("path", ["/ocpi/2.2.1/locations/NL/TCP//LOC1", "/ocpi/2.2.1/sessions/NL//TCP/1"])
+def test_an_empty_url_segment_gets_an_ocpi_answer_not_an_html_redirect(ocpi: OcpiTestClient, path: str) -> None:
+    """Found by fuzzing: the router merged "a//b" into "a/b" with an HTML 308 to another route."""
+    response = ocpi.get(path)
+    assert response.status_code == 404
+    assert response.get_json()["status_code"] == 2000
