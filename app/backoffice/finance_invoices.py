@@ -1,6 +1,6 @@
 """Finance back office: invoice search, the invoice page with its credit notes, issuing a credit note (audited
 with a reason by ``invoices.credit_invoice``), the PDF, and the read-only list of failed payments with their
-dunning state (the payments module owns that logic). The search and the list come from ``app.billing.reporting``,
+dunning state (the payments module owns that logic). The search and the lists come from ``app.billing.lookups``,
 what "Finish delivery" has left to do from ``app.billing.documents.delivery``."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from app.accounts.models import Role
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
-from app.billing import reporting
+from app.billing import lookups
 from app.billing.collection.services import COLLECTABLE_STATES, amount_due_minor
 from app.billing.documents.delivery import delivery_unfinished
 from app.billing.documents.downloads import (
@@ -57,9 +57,9 @@ class CreditNoteForm(FlaskForm):
 @staff_required(Role.FINANCE)
 def invoice_search() -> str:
     fields = ("number", "customer", "email", "period", "state")
-    filters = reporting.InvoiceSearch(**{key: (request.args.get(key) or "").strip() for key in fields})
+    filters = lookups.InvoiceSearch(**{key: (request.args.get(key) or "").strip() for key in fields})
     try:
-        found = reporting.search_invoices(filters)
+        found = lookups.search_invoices(filters)
     except BillingError:
         abort(400)
     return render_template(
@@ -220,7 +220,7 @@ def invoice_pdf_download(number: str) -> Response:
 def failed_payments() -> str:
     return render_template(
         "backoffice/finance/payments.html",
-        rows=reporting.failed_payments(),
-        to_review=reporting.payments_to_review(),
-        ignored=reporting.ignored_stripe_events(),
+        rows=lookups.failed_payments(),
+        to_review=lookups.payments_to_review(),
+        ignored=lookups.ignored_stripe_events(),
     )

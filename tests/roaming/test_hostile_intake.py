@@ -20,7 +20,8 @@ from sqlalchemy import select
 from app.charging.models import Authorization, Cdr, ChargingSession
 from app.extensions import db
 from app.roaming.models import Connector, Evse, Location, Partner, PartnerParty, TariffVersion
-from app.roaming.ocpi.reader import InvalidObjectError, check_tree
+from app.roaming.ocpi.body import check_tree
+from app.roaming.ocpi.reader import InvalidObjectError
 from app.roaming.receive.cdrs import store_cdr
 from app.roaming.receive.locations import upsert_locations
 from app.roaming.receive.sessions import CDR_DIMENSIONS, SESSION_DIMENSIONS, store_session

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from app.accounts.models import Role
-from app.billing import reporting
+from app.billing import lookups
 from app.billing.collection.dunning_runner import run_dunning
 from app.billing.collection.services import (
     Outcome,
@@ -104,7 +104,7 @@ def test_a_signed_one_cent_success_of_a_1398_invoice_is_a_partial_payment(client
     page = client.get("/balance").get_data(as_text=True)
     assert "€13.97" in page and "€0.01 already received" in page
     # Finance sees it among the payments to review and on the invoice.
-    assert [(row[0].id, row[1].id) for row in reporting.payments_to_review()] == [(payment.id, invoice.id)]
+    assert [(row[0].id, row[1].id) for row in lookups.payments_to_review()] == [(payment.id, invoice.id)]
 
     # The next dunning retry collects the rest (1397) with the saved card, and the invoice is paid.
     save_method(user.account, localstripe, stripe_js.card())
@@ -149,7 +149,7 @@ def test_a_success_in_another_currency_never_pays_the_invoice_and_is_flagged(cli
     )
     assert amount_due_minor(invoice) == 1398  # nothing counted
     assert "We received your payment" not in [mail["Subject"] for mail in mailbox.to(user.email)]
-    assert [row[0].id for row in reporting.payments_to_review()] == [payment.id]
+    assert [row[0].id for row in lookups.payments_to_review()] == [payment.id]
 
 
 def test_an_overpayment_pays_the_invoice_and_is_flagged_for_finance(client):
@@ -162,7 +162,7 @@ def test_an_overpayment_pays_the_invoice_and_is_flagged_for_finance(client):
     assert invoice.payment_state == PaymentState.PAID
     payment = db.session.get(Payment, payment.id)
     assert (payment.amount_received_minor, payment.review) == (2000, PaymentReview.OVERPAID)
-    assert [row[0].id for row in reporting.payments_to_review()] == [payment.id]
+    assert [row[0].id for row in lookups.payments_to_review()] == [payment.id]
 
 
 def test_an_exact_payment_is_not_flagged(client):
@@ -173,7 +173,7 @@ def test_an_exact_payment_is_not_flagged(client):
     db.session.refresh(invoice)
     assert invoice.payment_state == PaymentState.PAID
     assert db.session.get(Payment, payment.id).review is None
-    assert reporting.payments_to_review() == []
+    assert lookups.payments_to_review() == []
 
 
 def test_finance_sees_partial_payments_and_ignored_events(client):
@@ -375,7 +375,7 @@ def test_a_type_we_do_not_handle_is_recorded_as_routine(client):
     response = deliver(client, event("customer.created", {"id": "cus_x", "object": "customer"}, event_id="evt_cus"))
     assert response.status_code == 200
     assert db.session.get(StripeEvent, "evt_cus").ignored_reason == StripeEvent.TYPE_NOT_HANDLED
-    assert reporting.ignored_stripe_events() == []  # not listed for staff
+    assert lookups.ignored_stripe_events() == []  # not listed for staff
 
 
 # --- the signature's time -------------------------------------------------------------------------------------

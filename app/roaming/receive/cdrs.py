@@ -23,10 +23,10 @@ from app.db_session import attach_as_loaded, insert_or_ignore
 from app.extensions import db
 from app.ocpi_ids import ci_key, ci_key_or_none
 from app.roaming.models import Partner
+from app.roaming.ocpi.body import check_tree
 from app.roaming.ocpi.reader import (
     InvalidObjectError,
     Shape,
-    check_tree,
     jsonable,
     optional_bool,
     optional_decimal,

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from app.roaming.ocpi.reader import FieldReader, Shape, check_tree, join_path, jsonable, raise_collected
+from app.roaming.ocpi.body import check_tree
+from app.roaming.ocpi.reader import FieldReader, Shape, join_path, jsonable, raise_collected
 from app.roaming.receive.limits import (
     AMPERAGE_A,
     GRAMS_PER_KWH,

@@ -29,11 +29,11 @@ from app.charging.models import ChargingSession
 from app.extensions import db
 from app.ocpi_ids import ci_key
 from app.roaming.models import Connector, Evse, Location, Partner, TariffVersion
+from app.roaming.ocpi.body import check_tree
 from app.roaming.ocpi.reader import (
     Bounds,
     InvalidObjectError,
     Shape,
-    check_tree,
     jsonable,
     optional_datetime,
     require_datetime,

@@ -27,7 +27,8 @@ from app.ocpi_ids import ci_key
 from app.ocpi_values import parse_ocpi_datetime
 from app.pricing import PricingInputError, parse_tariff
 from app.roaming.models import Location, Partner, TariffVersion
-from app.roaming.ocpi.reader import FieldReader, InvalidObjectError, Shape, check_tree, jsonable, raise_collected
+from app.roaming.ocpi.body import check_tree
+from app.roaming.ocpi.reader import FieldReader, InvalidObjectError, Shape, jsonable, raise_collected
 from app.roaming.receive.limits import (
     SECONDS_OR_WH,
     TARIFF_AMOUNT,

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from app.roaming.ocpi.reader import check_url_id
+from app.roaming.ocpi.body import check_url_id
 
 bp = Blueprint("ocpi_v221", __name__, url_prefix="/ocpi/2.2.1")
 

@@ -10,8 +10,8 @@ from app.public_urls import ocpi_url
 from app.roaming.cdr_listeners import cdr_stored
 from app.roaming.door.auth import current_partner, require_party
 from app.roaming.door.v221.blueprint import bp
+from app.roaming.ocpi.body import load_json_object
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
-from app.roaming.ocpi.reader import load_json_object
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.partners.callers import parties_of
 from app.roaming.receive import cdrs

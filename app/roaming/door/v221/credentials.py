@@ -14,8 +14,9 @@ from app.roaming.door.auth import current_partner, refuse_conflict
 from app.roaming.door.v221.blueprint import bp
 from app.roaming.models import Partner
 from app.roaming.ocpi.auth import candidate_tokens, hash_token
+from app.roaming.ocpi.body import load_json_body
 from app.roaming.ocpi.errors import CLIENT_ERROR, SERVER_ERROR, OcpiError
-from app.roaming.ocpi.reader import Shape, load_json_body
+from app.roaming.ocpi.reader import Shape
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.partners import handshake
 from app.roaming.partners.parties import PartyConflictError

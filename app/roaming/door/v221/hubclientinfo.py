@@ -10,8 +10,8 @@ from flask import Response
 from app.extensions import db
 from app.roaming.door.auth import current_partner, refuse_conflict
 from app.roaming.door.v221.blueprint import bp
+from app.roaming.ocpi.body import load_json_body
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
-from app.roaming.ocpi.reader import load_json_body
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.partners.parties import PartyConflictError
 from app.roaming.partners.services import (

@@ -17,8 +17,9 @@ from app.extensions import db
 from app.roaming.door.auth import current_partner, require_party
 from app.roaming.door.v221.blueprint import bp
 from app.roaming.models import Partner
+from app.roaming.ocpi.body import load_json_object
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_LOCATION, OcpiError
-from app.roaming.ocpi.reader import InvalidObjectError, load_json_object
+from app.roaming.ocpi.reader import InvalidObjectError
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.receive import locations as service
 from app.roaming.receive.location_validation import UnknownObjectError

@@ -7,8 +7,8 @@ from flask import Response
 from app.extensions import db
 from app.roaming.door.auth import current_partner, require_party
 from app.roaming.door.v221.blueprint import bp
+from app.roaming.ocpi.body import load_json_object
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
-from app.roaming.ocpi.reader import load_json_object
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.receive import sessions
 

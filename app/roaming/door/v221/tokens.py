@@ -15,8 +15,9 @@ from app.ocpi_values import utc_datetime
 from app.public_urls import ocpi_url_of_current_path
 from app.roaming.door.auth import current_partner
 from app.roaming.door.v221.blueprint import bp
+from app.roaming.ocpi.body import load_json_body
 from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_TOKEN, OcpiError
-from app.roaming.ocpi.reader import Shape, load_json_body
+from app.roaming.ocpi.reader import Shape
 from app.roaming.ocpi.responses import QUERY_INT_MAX, PageRequest, ocpi_response
 from app.roaming.send import authorization, whitelist
 
