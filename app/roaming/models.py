@@ -30,6 +30,7 @@ class PartnerStatus(enum.StrEnum):
     PENDING = "pending"  # token A handed out, not registered yet
     REGISTERED = "registered"  # credentials exchanged, token C in use
     SUSPENDED = "suspended"  # we stopped talking to them (or they unregistered)
+    REMOVED = "removed"  # the connection is ended for good: its locations are hidden from drivers
 
 
 class Partner(Model):
