@@ -34,6 +34,7 @@ class PreviewForm(FlaskForm):
         _l("Month (YYYY-MM)"),
         validators=[DataRequired(), Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", message=_l("Give a month like 2026-10."))],
         render_kw={"placeholder": "2026-10"},
+        default=runs.last_ended_month,  # a run may cover only a month that has ended
     )
     submit = SubmitField(_l("Compute preview"))
 

@@ -82,7 +82,7 @@ class _ProgressOnTheTerminal(RunObserver):
 def run_command(period: str, dry_run: bool, no_deliver: bool) -> None:
     """Preview a month (--dry-run), or finalize an approved run. Re-running resumes an interrupted run."""
     try:
-        runs.check_period(period)
+        runs.check_month_ended(period)
         if dry_run:
             previewed = driver.preview(period, _actor())
             click.echo(
@@ -134,7 +134,7 @@ def dunning_command() -> None:
 def approve_command(period: str) -> None:
     """Approve the previewed run of a month (finance)."""
     try:
-        run = runs.run_for(runs.check_period(period))
+        run = runs.run_for(runs.check_month_ended(period))
         if run is None:
             raise BillingError(f"no preview for {period}: run `flask billing run --period {period} --dry-run`")
         driver.approve(run, _actor())

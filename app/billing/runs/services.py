@@ -50,7 +50,7 @@ from app.extensions import db
 from app.failures import failure_reason
 from app.payments.models import PaymentMethod, PaymentMethodStatus
 from app.plans.models import Plan, Subscription
-from app.plans.services import prorated_monthly_fees_many
+from app.plans.services import billing_zone, prorated_monthly_fees_many
 from app.rating.models import SessionCharge
 from app.rating.services import open_problems, rate_pending
 
@@ -65,6 +65,29 @@ def check_period(period: str) -> str:
     if not PERIOD.match(period or ""):
         raise BillingError(f"period must look like 2026-10, not {period!r}")
     return period
+
+
+def check_month_ended(period: str, now: dt.datetime | None = None) -> str:
+    """A run may cover only a month that has ended in the seller's time zone (``BILLING_TIMEZONE``).
+
+    A month still running would invoice only part of its sessions, under a due date that can fall before the
+    period ends; a future month would bill sessions of this month under the next one's number. Checked at every
+    step (preview, approve, finalize), so a preview stored before this rule cannot be finalized either."""
+    check_period(period)
+    _start, end = period_bounds(period)
+    if (now or utcnow()) < end:
+        first_day = end.astimezone(billing_zone()).date().isoformat()
+        raise BillingError(
+            f"{period} has not ended yet: a run may cover only a month that has ended (from {first_day} on)"
+        )
+    return period
+
+
+def last_ended_month(now: dt.datetime | None = None) -> str:
+    """The latest month a run may cover: the one before the current month in the seller's time zone."""
+    local = (now or utcnow()).astimezone(billing_zone())
+    year, month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
+    return f"{year:04d}-{month:02d}"
 
 
 def run_for(period: str) -> InvoiceRun | None:
@@ -345,7 +368,7 @@ def preview(period: str, actor: Actor) -> InvoiceRun:
     One bad unit fails alone: a CDR that cannot be rated stays unrated (``not_rated`` says why), a session whose
     figures cannot be checked is held, an account that cannot be invoiced as it stands is left out of the
     figures and listed in ``failed_accounts`` with why."""
-    check_period(period)
+    check_month_ended(period)
     run = run_for(period)
     if run is not None and run.status not in (RunStatus.PREVIEW,):
         raise BillingError(f"the run for {period} is already {run.status.value}")
@@ -373,6 +396,7 @@ def approve(run: InvoiceRun, actor: Actor) -> InvoiceRun:
     """Finance approves the preview: the accounts to invoice are fixed as run items."""
     if run.status != RunStatus.PREVIEW:
         raise BillingError(f"only a previewed run can be approved (this one is {run.status.value})")
+    check_month_ended(run.period)
     accounts = candidate_accounts(run.period)
     # One multi-row write (COPY on PostgreSQL): a month has a row per account, 100,000 of them and more.
     insert_rows(
@@ -560,6 +584,7 @@ def complete_if_done(run_id: int) -> bool:
 def start_finalizing(run: InvoiceRun, actor: Actor) -> InvoiceRun:
     if run.status not in (RunStatus.APPROVED, RunStatus.FINALIZING):
         raise BillingError(f"approve the run first (it is {run.status.value})")
+    check_month_ended(run.period)
     if run.status == RunStatus.APPROVED:
         run.status = RunStatus.FINALIZING
         record("billing.finalize", "billing_run", run.id, actor=actor)
