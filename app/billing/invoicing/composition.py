@@ -61,6 +61,7 @@ class ComposedLine:
     session: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     session_fee: Decimal = ZERO  # our session fee in a session line (the invoice shows the month's total)
+    plan_id: int | None = None  # the plan a session was rated under (the run preview's per-plan figures)
 
 
 @dataclass
@@ -189,6 +190,7 @@ def _charge_columns(location_field: Callable[[str], Any]) -> tuple[Any, ...]:
         SessionCharge.vat_rate,
         SessionCharge.session_fee,
         SessionCharge.tariff_source,
+        SessionCharge.plan_id,
         Cdr.ocpi_id.label("cdr_ocpi_id"),
         Cdr.start_date_time,
         Cdr.end_date_time,
@@ -232,6 +234,7 @@ class BillableCharge(NamedTuple):
     vat_rate: Decimal
     session_fee: Decimal
     tariff_source: str
+    plan_id: int | None
     cdr_ocpi_id: str
     start_date_time: dt.datetime
     end_date_time: dt.datetime
@@ -358,6 +361,7 @@ def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None)
         },
         details=details,
         session_fee=row.session_fee,
+        plan_id=row.plan_id,
     )
 
 
