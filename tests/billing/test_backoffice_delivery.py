@@ -52,6 +52,16 @@ def test_finalizing_in_the_back_office_sends_and_collects_every_invoice(client, 
     assert paid.payment_state == PaymentState.PAID
     assert db.session.scalar(select(Payment).where(Payment.invoice_id == paid.id)).status == "succeeded"
     assert unpaid.payment_state == PaymentState.FAILED  # no method on file: dunning takes over
+    # Each email says what is true for its reader: Karel's is collected; Nora is told how to pay, by when, and
+    # gets no "payment failed" in the same second (her first reminder comes with dunning).
+    karel = mailbox.to("karel@example.com")[0].get_body(("plain",)).get_content()
+    assert "We collect it with your saved payment method" in karel and "no payment method" not in karel
+    assert _subjects(mailbox, "nora@example.com") == ["Your invoice"]
+    nora = mailbox.to("nora@example.com")[0].get_body(("plain",)).get_content()
+    assert "We collect it" not in nora and "you have no payment method on file" in nora
+    assert "Please pay it by " in nora and str(unpaid.due_date.year) in nora
+    assert "http://localhost/balance" in nora  # absolute, on PUBLIC_BASE_URL
+    assert f"with the reference {unpaid.number}" in nora and client.application.config["SELLER"]["iban"] in nora
     assert "billing.deliver" in _actions()
     page = client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
     assert "Every invoice of the run is sent" in page and "Send invoices and collect payments" not in page

@@ -261,6 +261,7 @@ def apply_status(
     now: dt.datetime | None = None,
     on_session: bool = False,
     received: Received | None = None,
+    notify: bool = True,
 ) -> tuple[Outcome, list[PendingEmail]]:
     """Move an attempt (and its invoice) to what Stripe says about its PaymentIntent. Idempotent: applying the
     same status twice changes nothing and sends nothing twice. Used after creating, by webhooks, and after the
@@ -310,7 +311,11 @@ def apply_status(
     if invoice.payment_state == PaymentState.PROCESSING and previous not in LIVE_STATUSES:
         return Outcome.FAILED, []  # another attempt is under way
     emails = dunning.on_payment_failure(
-        invoice, now, amount_minor=payment.amount_minor, message=payment.failure_message, notify=not on_session
+        invoice,
+        now,
+        amount_minor=payment.amount_minor,
+        message=payment.failure_message,
+        notify=notify and not on_session,
     )
     return Outcome.FAILED, emails
 
@@ -439,7 +444,11 @@ def collect_invoice(
     customer = stripe_customer_of(invoice.account_id)
     if method is None or customer is None or not method.is_usable(now.date()):
         payment, _ = _record(invoice, attempt, stripe_id=None, amount_minor=due, message=NO_METHOD_MESSAGE)
-        outcome, emails = apply_status(payment, "no_payment_method", now=now, on_session=on_session)
+        # The first attempt is the run's: the invoice email has just told this driver how to pay by hand, so a
+        # "payment failed" email in the same second would only contradict it. Dunning starts all the same.
+        outcome, emails = apply_status(
+            payment, "no_payment_method", now=now, on_session=on_session, notify=attempt != 1
+        )
         return CollectionResult(invoice, outcome, payment, NO_METHOD_MESSAGE, emails=emails)
 
     params: dict[str, Any] = {

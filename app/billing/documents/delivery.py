@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from app.accounts.models import Role, User
+from app.billing.collection.dunning import balance_url
 from app.billing.documents.downloads import invoice_pdf, invoice_ubl
 from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
 from app.db import utcnow
 from app.extensions import db
 from app.mail import send_template
+from app.payments.services import active_payment_method
 
 
 def _documents(invoice: Invoice) -> list[tuple[str, bytes, str]]:
@@ -50,6 +53,9 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
             select(User).where(User.account_id == invoice.account_id, User.role == Role.DRIVER, User.active.is_(True))
         ).all()
         subject = "Your credit note" if invoice.kind == InvoiceKind.CREDIT_NOTE else "Your invoice"
+        # Say what is true for this driver: we collect with a usable saved method, else they pay by hand.
+        method = active_payment_method(invoice.account_id)
+        collected = method is not None and method.is_usable(utcnow().date())
         for user in recipients:
             send_template(
                 user.email,
@@ -62,6 +68,10 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
                 total=invoice.total_minor,
                 currency=invoice.currency,
                 due_date=invoice.due_date,
+                collected_automatically=collected,
+                pay_url=balance_url(),
+                iban=current_app.config["SELLER"]["iban"],
+                reference=invoice.number,
             )
         db.session.commit()  # the claim (emailed_at) becomes final with the email sent
         done["email"] = str(len(recipients))
