@@ -28,6 +28,7 @@ from app.csv_export import csv_writer
 from app.extensions import db
 from app.money import round_to_cents
 from app.rating.models import SessionCharge
+from app.rating.notes import PricingNote, pricing_notes_of
 from app.roaming.models import Location
 
 PAGE_SIZE = 50
@@ -65,6 +66,7 @@ class SessionLine:
     currency: str
     invoice: str | None
     state: str  # invoiced, to_invoice, under_review, not_charged
+    pricing_notes: tuple[PricingNote, ...] = ()  # why the operator price is what it is (clamped periods)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ def _line(row: Any) -> SessionLine:
         currency=charge.currency,
         invoice=number,
         state=state,
+        pricing_notes=pricing_notes_of(charge),
     )
 
 

@@ -24,6 +24,7 @@ from .estimate import Estimate, PublishedComponent, estimate
 from .markup import DriverPrice, PlanTerms, driver_price
 from .model import CdrInput, ChargingPeriod, Price, PriceComponent, Restrictions, Tariff, TariffElement
 from .parse import loads, parse_cdr, parse_tariff, unwrap_envelope
+from .periods import PeriodNote, fit_periods
 from .result import CostLine, DimensionCost, PriceBreakdown
 from .vat import DEFAULT_VAT_RATES, vat_rate
 
@@ -37,6 +38,7 @@ __all__ = [
     "DimensionCost",
     "DriverPrice",
     "Estimate",
+    "PeriodNote",
     "PlanTerms",
     "Price",
     "PriceBreakdown",
@@ -53,6 +55,7 @@ __all__ = [
     "compile_tariff",
     "driver_price",
     "estimate",
+    "fit_periods",
     "loads",
     "parse_cdr",
     "parse_tariff",

@@ -1,9 +1,10 @@
 """``pricing`` click group: finance's command-line check of a CPO's CDR figures.
 
 A plain click group without Flask; the app registers it (``app.cli.add_command``) so it runs as
-``flask pricing price-cdr ...``. Invalid input ends with a one-line message on stderr and exit code 2,
-so batch
-scripts can tell "the CDR is wrong" (2) from "the command crashed" (1).
+``flask pricing price-cdr ...``. Invalid input ends with a one-line message on stderr and exit code 2, so batch
+scripts can tell "the CDR is wrong" (2) from "the command crashed" (1). A CDR whose charging periods do not fit
+its session (hour-aligned periods starting before it, say) is priced; the JSON's ``notes`` say what was counted
+from where, and each note is repeated on stderr for the person at the terminal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 from .engine import price_session
 from .errors import CurrencyMismatchError, PricingError
 from .parse import loads, parse_cdr, parse_tariff, unwrap_envelope
+from .result import PriceBreakdown
 
 
 def _load(path: str, what: str) -> object:
@@ -27,8 +29,8 @@ def _load(path: str, what: str) -> object:
     return unwrap_envelope(loads(text), what)
 
 
-def price_cdr_files(tariff_path: str, cdr_path: str, timezone_name: str) -> dict[str, object]:
-    """Price the CDR in ``cdr_path`` with the tariff in ``tariff_path``; returns the JSON summary dict."""
+def price_cdr_files(tariff_path: str, cdr_path: str, timezone_name: str) -> PriceBreakdown:
+    """Price the CDR in ``cdr_path`` with the tariff in ``tariff_path``."""
     try:
         tariff = parse_tariff(_load(tariff_path, "Tariff"))
     except PricingError as exc:
@@ -41,7 +43,7 @@ def price_cdr_files(tariff_path: str, cdr_path: str, timezone_name: str) -> dict
         raise CurrencyMismatchError(
             "currency", f"CDR currency {cdr.currency} differs from tariff currency {tariff.currency}"
         )
-    return price_session(tariff, cdr, timezone_name).to_json_dict()
+    return price_session(tariff, cdr, timezone_name)
 
 
 @click.group("pricing")
@@ -66,10 +68,12 @@ def pricing() -> None:
     help="Time zone of the location (IANA name), for time/day restrictions.",
 )
 def price_cdr(tariff_path: str, cdr_path: str, timezone_name: str) -> None:
-    """Price one CDR and print the totals as one JSON object (amounts with 4 decimals)."""
+    """Price one CDR and print the totals as one JSON object (amounts with 4 decimals, notes in words)."""
     try:
-        summary = price_cdr_files(tariff_path, cdr_path, timezone_name)
+        breakdown = price_cdr_files(tariff_path, cdr_path, timezone_name)
     except PricingError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    click.echo(json.dumps(summary))
+    click.echo(json.dumps(breakdown.to_json_dict()))
+    for note in breakdown.notes:
+        click.echo(f"note: {note.text()}", err=True)

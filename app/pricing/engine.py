@@ -11,6 +11,12 @@ Rules implemented (mod_tariffs, mod_cdrs "step_size"), and why the code is shape
 * FLAT is billed once per phase, in the first piece where some FLAT component is active.
 * step_size is applied once per session to the total of a dimension (see ``steps``).
 * min_price/max_price bound the total, excl. and incl. VAT independently.
+* Periods that do not fit the session (hour-aligned periods starting before it, periods out of order or after
+  its end) are counted from where they fit, their dimensions kept, and each such move is a note in the result
+  (see ``periods``).
+* Reported quantities mean what OCPI says: ``total_time`` is the whole session (end - start, charging or not),
+  ``total_parking_time`` the time not charging (see :func:`_parking_hours`). They never change a price: prices
+  come from the periods' dimensions.
 
 Time is handled as integer microseconds since the epoch (UTC) so that the hot loop does no datetime
 arithmetic; local time is UTC plus the zone offset of the stretch (``localtime.local_chunks``).
@@ -29,6 +35,7 @@ from .compiled import Candidate, CompiledComponent, CompiledTariff, PhasePlan, c
 from .errors import CurrencyMismatchError, PricingInputError, TariffNotValidError
 from .localtime import local_chunks, offset_us, resolve_zone, to_us
 from .model import ENERGY, FLAT, PARKING_TIME, TIME, ZERO, CdrInput, ChargingPeriod, Tariff
+from .periods import PeriodNote, fit_periods
 from .restrictions import DAY_US
 from .result import ZERO_COST, CostLine, DimensionCost, PriceBreakdown, q4
 from .steps import SECONDS_PER_HOUR, WH_PER_KWH, billed_quantity
@@ -254,11 +261,18 @@ def price_session(
             f"session start {cdr.start.isoformat()} is outside the tariff's validity "
             f"({_iso(ct.tariff.start_date_time)} .. {_iso(ct.tariff.end_date_time)})",
         )
-    periods = cdr.periods
-    if not periods:
+    if not cdr.periods:
         raise PricingInputError("charging_periods", "at least one charging period is required")
+    if cdr.end < cdr.start:
+        raise PricingInputError("end_date_time", "is before start_date_time")
     end_us = to_us(cdr.end)
+    periods = cdr.periods
+    notes: tuple[PeriodNote, ...] = ()
     starts = [to_us(p.start) for p in periods]
+    if starts[0] < start_us or starts[-1] > end_us or starts != sorted(starts):
+        # Not as OCPI wants it (hour-aligned periods, say): count each period from where it fits, with a note.
+        periods, notes = fit_periods(cdr.start, cdr.end, cdr.periods, zone)
+        starts = [to_us(p.start) for p in periods]
     starts.append(end_us)
     session: list[tuple[int, int, ChargingPeriod]] = []
     reserved: list[tuple[int, int, ChargingPeriod]] = []
@@ -286,7 +300,7 @@ def price_session(
             if t is not None or pk is not None:
                 later = TIME if pk is None or (t is not None and t[0] > pk[0]) else PARKING_TIME
                 acc.round_up(later, SECONDS_PER_HOUR)
-        return _result(ct, acc, session, reserved)
+        return _result(ct, acc, session, reserved, _hours(end_us - start_us), notes)
 
 
 def _iso(value: datetime | None) -> str:
@@ -297,7 +311,32 @@ def _line_order(item: _LineItem) -> tuple[int, int]:
     return _DIM_ORDER[item[0][0]], item[0][1]
 
 
-def _result(ct: CompiledTariff, acc: _Acc, session: list[_Span], reserved: list[_Span]) -> PriceBreakdown:
+def _hours(microseconds: int) -> Decimal:
+    return Decimal(microseconds) / _US_PER_HOUR
+
+
+def _parking_hours(session: list[_Span]) -> Decimal:
+    """OCPI's ``total_parking_time``: the time of the session when no energy was transferred. A period that
+    carries time dimensions (TIME, PARKING_TIME) says it itself: its PARKING_TIME. A period with neither (real CPOs
+    often send ENERGY only) is not charging for its whole length when it transferred no energy, and charging
+    otherwise."""
+    parking = ZERO
+    for a, b, p in session:
+        if p.time or p.parking_time:  # volumes are never negative (parse refuses them)
+            parking += p.parking_time
+        elif not p.energy:
+            parking += _hours(b - a)
+    return parking
+
+
+def _result(
+    ct: CompiledTariff,
+    acc: _Acc,
+    session: list[_Span],
+    reserved: list[_Span],
+    session_hours: Decimal,
+    notes: tuple[PeriodNote, ...],
+) -> PriceBreakdown:
     lines = []
     sums: dict[str, list[Decimal]] = {}
     vat_unknown = False
@@ -328,11 +367,9 @@ def _result(ct: CompiledTariff, acc: _Acc, session: list[_Span], reserved: list[
         sub_excl += s[1]
         sub_incl += s[2]
     total_excl, total_incl, bound = apply_bounds(ct, sub_excl, sub_incl)
-    energy = time = parking = res_time = ZERO
+    energy = res_time = ZERO
     for _a, _b, p in session:
         energy += p.energy
-        time += p.time
-        parking += p.parking_time
     for _a, _b, p in reserved:
         res_time += p.reservation_time
     return PriceBreakdown(
@@ -350,10 +387,11 @@ def _result(ct: CompiledTariff, acc: _Acc, session: list[_Span], reserved: list[
         bound_applied=bound,
         vat_unknown=vat_unknown,
         total_energy=energy,
-        total_time=time + parking,
-        total_parking_time=parking,
+        total_time=session_hours,
+        total_parking_time=_parking_hours(session),
         total_reservation_time=res_time,
         lines=tuple(lines),
+        notes=notes,
     )
 
 

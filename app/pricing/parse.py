@@ -328,8 +328,9 @@ def parse_cdr(value: Any, path: str = "") -> CdrInput:
     periods_raw = _req(obj, "charging_periods", path)
     if not isinstance(periods_raw, list) or not periods_raw:
         raise PricingInputError(_join(path, "charging_periods"), "expected a non-empty list of ChargingPeriods")
+    # Periods that do not fit the session (real CPOs send hour-aligned ones) are accepted: the engine counts them
+    # from where they fit and says so (``periods.fit_periods``).
     periods = tuple(_period(p, f"{_join(path, 'charging_periods')}[{i}]") for i, p in enumerate(periods_raw))
-    validate_periods(start, end, periods, _join(path, "charging_periods"))
     cdr_id = obj.get("id")
     return CdrInput(
         start=start,
@@ -338,15 +339,3 @@ def parse_cdr(value: Any, path: str = "") -> CdrInput:
         periods=periods,
         id=cdr_id if isinstance(cdr_id, str) else None,
     )
-
-
-def validate_periods(start: datetime, end: datetime, periods: tuple[ChargingPeriod, ...], path: str) -> None:
-    """Periods must lie inside the session and be in time order: a period ends where the next one starts."""
-    previous = start
-    for i, period in enumerate(periods):
-        if period.start < previous:
-            what = "session start_date_time" if i == 0 else "the previous period's start"
-            raise PricingInputError(f"{path}[{i}].start_date_time", f"is before {what}")
-        if period.start > end:
-            raise PricingInputError(f"{path}[{i}].start_date_time", "is after the session end_date_time")
-        previous = period.start

@@ -14,6 +14,8 @@ from decimal import Decimal
 
 from app.money import round_price
 
+from .periods import PeriodNote
+
 _ZERO = Decimal(0)
 
 # Round to 4 decimals, half up: the package's one rounding rule (written once, in app.money). Bound to the
@@ -61,9 +63,13 @@ class PriceBreakdown:
     ``total_*`` are bounded by the tariff's min_price/max_price; ``subtotal_*`` are the unbounded sums of the
     dimensions; ``bound_applied`` says which bound changed the total (``"MIN_PRICE"``/``"MAX_PRICE"``/None).
     ``vat_unknown`` is True when some priced component had no VAT in the tariff (then its incl == excl).
-    Quantities: ``total_energy`` kWh metered, ``total_time`` hours charging + parking, ``total_parking_time``
-    hours, ``total_reservation_time`` hours, as given by the CDR (the billed, step-rounded quantities are in
-    the dimension costs).
+    Quantities, as OCPI defines them for a CDR: ``total_energy`` kWh metered; ``total_time`` the whole session
+    in hours (end - start, charging and not charging, whatever dimensions the periods carry);
+    ``total_parking_time`` the hours not charging (the periods' PARKING_TIME, or their length where they carry
+    no time dimension and no energy); ``total_reservation_time`` hours. The billed, step-rounded quantities are
+    in the dimension costs: the reported quantities never change a price.
+    ``notes`` says which charging periods did not fit the session and where they were counted from (see
+    ``periods``); empty for a CDR as OCPI wants it.
     """
 
     currency: str
@@ -84,6 +90,7 @@ class PriceBreakdown:
     total_parking_time: Decimal
     total_reservation_time: Decimal
     lines: tuple[CostLine, ...]
+    notes: tuple[PeriodNote, ...] = ()
 
     @property
     def reservation(self) -> DimensionCost:
@@ -92,7 +99,7 @@ class PriceBreakdown:
         return DimensionCost(t.quantity, t.excl_vat + f.excl_vat, t.incl_vat + f.incl_vat)
 
     def to_json_dict(self) -> dict[str, object]:
-        """CDR-like summary with every amount as a 4-decimal string."""
+        """CDR-like summary with every amount and quantity as a 4-decimal string, and the notes in words."""
 
         def price(cost: DimensionCost) -> dict[str, str]:
             return {"excl_vat": fmt4(cost.excl_vat), "incl_vat": fmt4(cost.incl_vat)}
@@ -108,4 +115,5 @@ class PriceBreakdown:
             "total_parking_cost": price(self.parking_time),
             "total_fixed_cost": price(self.flat),
             "total_reservation_cost": price(self.reservation),
+            "notes": [note.text() for note in self.notes],
         }

@@ -11,19 +11,36 @@ from app.extensions import db
 from app.plans.services import billing_zone
 from app.rating import services
 
+EXAMPLES_PER_REASON = 5
+
 rating_cli = AppGroup("rating", help="Price CDRs for drivers and reconcile with CPOs.")
 
 
 @rating_cli.command("rate-pending")
-@click.option("--limit", type=int, default=None)
-def rate_pending_command(limit: int | None) -> None:
-    """Rate every CDR of a known account that has no charge yet, each on its own; those that cannot be rated are
-    counted and listed with why (also kept for finance: ``flask billing uninvoiced``)."""
-    rated, problems = services.rate_pending(limit)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Try at most this many CDRs.")
+@click.option(
+    "--examples",
+    type=click.IntRange(min=1),
+    default=EXAMPLES_PER_REASON,
+    show_default=True,
+    help="CDR ids shown for each reason.",
+)
+def rate_pending_command(limit: int | None, examples: int) -> None:
+    """Rate every CDR of a known account that has no charge yet, each on its own. Those that cannot be rated are
+    counted by reason, the most frequent first, with a few CDR ids each (every CDR's own reason is kept for
+    finance: ``flask billing uninvoiced``); the exit status is 1 when some could not be rated."""
+    outcome = services.rate_pending_outcome(limit)
     db.session.commit()
-    click.echo(f"rated {rated} CDRs; could not rate {len(problems)}")
-    for problem in problems:
-        click.echo(f"  not rated: {problem}", err=True)
+    click.echo(f"rated {outcome.rated} CDRs; could not rate {len(outcome.not_rated)}")
+    groups = outcome.groups(examples)
+    if not groups:
+        return
+    click.echo(f"not rated, by reason ({len(groups)}):")
+    for group in groups:
+        more = group.count - len(group.examples)
+        ids = ", ".join(group.examples) + (f" and {more} more" if more else "")
+        click.echo(f"  {group.count} × {group.kind}: {ids}")
+    raise SystemExit(1)
 
 
 @rating_cli.command("backfill-estimates")

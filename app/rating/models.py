@@ -49,6 +49,11 @@ class SessionCharge(Model):
     # The invoice run holds a session whose billed price is far from it (``billing.invoicing.outliers``).
     estimate_incl_vat: Mapped[Decimal | None] = mapped_column(AMOUNT)
     breakdown: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # How the CPO part was computed where the CDR did not fit OCPI's shape: one note per charging period counted
+    # from elsewhere than it said (``app.pricing.periods.PeriodNote.to_json_dict``: period, kind, started,
+    # counted_from, reference, text). None when there is nothing to say. Shown where support and the driver
+    # look at the session's price.
+    pricing_notes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     priced_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_rating_session_charges_account_priced", "account_id", "priced_at"),)

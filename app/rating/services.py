@@ -32,19 +32,32 @@ from app.failures import failure_reason
 from app.ocpi_ids import ci_key
 from app.plans.models import Plan
 from app.plans.services import billing_zone, plan_at, terms_of
-from app.pricing import PricingError, compile_tariff, driver_price, parse_cdr, parse_tariff, price_session
+from app.pricing import (
+    PeriodNote,
+    PricingError,
+    compile_tariff,
+    driver_price,
+    parse_cdr,
+    parse_tariff,
+    price_session,
+)
 from app.rating.countries import DEFAULT_ZONES
 from app.rating.models import RatingProblem, ReconciliationFinding, SessionCharge
+from app.rating.problems import (
+    CREDIT_BEFORE_ORIGINAL,
+    NO_ACCOUNT,
+    NO_PLAN,
+    NotRated,
+    PendingOutcome,
+    problem_kind,
+)
+from app.rating.problems import RatingError as RatingError  # defined with the problem kinds; callers know it here
 from app.roaming.models import Location, TariffVersion
 from app.roaming.receive.locations import get_location
 from app.roaming.receive.tariffs import tariffs_for_connector
 
 ZERO = Decimal(0)
 log = logging.getLogger(__name__)
-
-
-class RatingError(ValueError):
-    """The CDR cannot be rated automatically (no plan, unknown VAT country, unpriceable data): finance looks."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,8 @@ class CpoCost:
     incl_vat: Decimal | None
     breakdown: dict[str, Any]
     tariff_version_id: int | None
+    # The charging periods the engine counted from elsewhere than the CDR said (hour-aligned periods...).
+    notes: tuple[PeriodNote, ...] = ()
 
 
 def _time_zone(cdr: Cdr) -> str:
@@ -98,13 +113,23 @@ def cpo_cost(cdr: Cdr) -> CpoCost:
     if frozen is not None:
         breakdown = price_session(compile_tariff(parse_tariff(frozen.data)), cdr_input, _time_zone(cdr))
         return CpoCost(
-            "frozen_tariff", breakdown.total_excl_vat, breakdown.total_incl_vat, breakdown.to_json_dict(), frozen.id
+            "frozen_tariff",
+            breakdown.total_excl_vat,
+            breakdown.total_incl_vat,
+            breakdown.to_json_dict(),
+            frozen.id,
+            breakdown.notes,
         )
     tariff = _cdr_tariff(cdr.data)
     if tariff is not None:
         breakdown = price_session(parse_tariff(tariff), cdr_input, _time_zone(cdr))
         return CpoCost(
-            "cdr_tariffs", breakdown.total_excl_vat, breakdown.total_incl_vat, breakdown.to_json_dict(), None
+            "cdr_tariffs",
+            breakdown.total_excl_vat,
+            breakdown.total_incl_vat,
+            breakdown.to_json_dict(),
+            None,
+            breakdown.notes,
         )
     return CpoCost(
         "cdr_total_cost",
@@ -189,12 +214,12 @@ def rate_cdr(cdr: Cdr) -> SessionCharge:
     if existing is not None:
         return existing
     if cdr.account_id is None:
-        raise RatingError(f"CDR {cdr.ocpi_id} has no account (unknown token)")
+        raise RatingError(f"CDR {cdr.ocpi_id} has no account (unknown token)", NO_ACCOUNT)
     if cdr.credit:
         return _rate_credit(cdr)
     plan = plan_at(cdr.account_id, cdr.start_date_time)
     if plan is None:
-        raise RatingError(f"account {cdr.account_id} had no plan at {cdr.start_date_time.isoformat()}")
+        raise RatingError(f"account {cdr.account_id} had no plan at {cdr.start_date_time.isoformat()}", NO_PLAN)
     try:
         cost = cpo_cost(cdr)
         fees_before = _session_fees_before(cdr.account_id, cdr)
@@ -232,6 +257,7 @@ def rate_cdr(cdr: Cdr) -> SessionCharge:
         margin=price.margin,
         estimate_incl_vat=estimate,
         breakdown={"cpo": cost.breakdown, "plan": {"code": plan.code, "version": plan.version}},
+        pricing_notes=[note.to_json_dict() for note in cost.notes] or None,
     )
     db.session.add(charge)
     db.session.flush()
@@ -294,7 +320,7 @@ def _rate_credit(cdr: Cdr) -> SessionCharge:
         else None
     )
     if original is None:
-        raise RatingError(f"credit CDR {cdr.ocpi_id}: the original CDR is unknown or not rated")
+        raise RatingError(f"credit CDR {cdr.ocpi_id}: the original CDR is unknown or not rated", CREDIT_BEFORE_ORIGINAL)
     charge = SessionCharge(
         cdr_id=cdr.id,
         account_id=original.account_id,
@@ -369,8 +395,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def rate_pending(limit: int | None = None) -> tuple[int, list[str]]:
-    """Rate every CDR with an account that has no charge yet (original CDRs before credits). Returns the number
-    rated and the problems (left for finance), one line each: ``"<CDR id>: <why>"``.
+    """Rate every CDR with an account that has no charge yet (see :func:`rate_pending_outcome`). Returns the
+    number rated and the problems (left for finance), one line each: ``"<CDR id>: <why>"``."""
+    outcome = rate_pending_outcome(limit)
+    return outcome.rated, outcome.lines()
+
+
+def rate_pending_outcome(limit: int | None = None) -> PendingOutcome:
+    """Rate every CDR with an account that has no charge yet (original CDRs before credits): how many were
+    rated, and each one that could not be, with the kind of its problem (for grouping) and the full reason.
 
     Each CDR is rated in its own savepoint: whatever goes wrong with one (not only a :class:`RatingError`: a
     number too large for the decimal context or for a column, data the database refuses) is rolled back for
@@ -384,20 +417,20 @@ def rate_pending(limit: int | None = None) -> tuple[int, list[str]]:
     )
     if limit:
         query = query.limit(limit)
-    rated, problems = 0, []
+    outcome = PendingOutcome()
     for cdr_id, ocpi_id in [(cdr.id, cdr.ocpi_id) for cdr in db.session.scalars(query).all()]:
         try:
             with db.session.begin_nested():
                 rate_cdr(db.session.get_one(Cdr, cdr_id))
-            rated += 1
+            outcome.rated += 1
         except Exception as error:  # one CDR fails alone, whatever the cause (DESIGN.md §5)
             reason = failure_reason(error)
             record_problem(cdr_id, reason)
             log.warning("CDR %s (id %s) not rated: %s", ocpi_id, cdr_id, reason)
-            problems.append(f"{ocpi_id}: {reason}")
+            outcome.not_rated.append(NotRated(cdr_id, ocpi_id, problem_kind(error), reason))
     _forget_solved_problems()
     db.session.flush()
-    return rated, problems
+    return outcome
 
 
 def record_problem(cdr_id: int, reason: str) -> None:

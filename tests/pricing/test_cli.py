@@ -51,7 +51,9 @@ def test_prices_minimal_cdr(tmp_path):
         "total_parking_cost": {"excl_vat": "1.0000", "incl_vat": "1.2000"},
         "total_fixed_cost": {"excl_vat": "0.5000", "incl_vat": "0.6000"},
         "total_reservation_cost": {"excl_vat": "0.0000", "incl_vat": "0.0000"},
+        "notes": [],
     }
+    assert result.stderr == ""
 
 
 def test_accepts_envelope_and_timezone(tmp_path):

@@ -219,7 +219,10 @@ def test_cdr_example_reproduces_its_own_totals():
     cdr = pricing.parse_cdr(cdr_obj)
     r = price(pricing.parse_tariff(cdr_obj["tariffs"][0]), cdr)
     assert totals(r) == (D("4.00"), D("4.40"))  # 1.973 h → 2 h (step 300 s)
-    assert r.to_json_dict()["total_time"] == "1.9730"
+    # total_time is the session's duration, 21:39:09 → 23:37:32 = 1 h 58 min 23 s (the example rounds it to
+    # 1.973); the TIME dimension (1.973 h as metered) is what is billed.
+    assert r.to_json_dict()["total_time"] == "1.9731"
+    assert r.time.quantity == D(2) and r.total_parking_time == 0
 
 
 def test_restriction_example_max_power():

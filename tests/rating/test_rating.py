@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 
 from app.audit.services import Actor
-from app.cards import services as card_services
 from app.charging.models import Cdr, ChargingSession
 from app.extensions import db
 from app.plans import services as plan_services
@@ -99,15 +98,6 @@ def _cdr(
     db.session.add(cdr)
     db.session.flush()
     return cdr
-
-
-@pytest.fixture
-def driver(db_session):  # type: ignore[no-untyped-def]
-    user = make_user()
-    for stretch in plan_services.history(user.account.id):  # start the plan before the test sessions
-        stretch.starts_at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    card = card_services.issue_app_token(user.account, Actor.of(user))
-    return user.account, card
 
 
 def _frozen_session(account_id: int, card_id: int, tariff: dict, session_id: str = "S1") -> ChargingSession:

@@ -19,8 +19,12 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    # Why a charge's CPO price was computed as it was: the charging periods that did not fit the session
+    # (hour-aligned periods of Dutch CPOs) and where they were counted from. NULL: nothing to say.
+    with op.batch_alter_table('rating_session_charges', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('pricing_notes', sa.JSON(), nullable=True))
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('rating_session_charges', schema=None) as batch_op:
+        batch_op.drop_column('pricing_notes')
