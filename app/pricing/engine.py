@@ -31,6 +31,8 @@ from datetime import datetime, tzinfo
 from decimal import Decimal, getcontext, localcontext
 from typing import Any
 
+from app.ocpi_ids import ci_key
+
 from .compiled import Candidate, CompiledComponent, CompiledTariff, PhasePlan, compile_tariff
 from .errors import CurrencyMismatchError, PricingInputError, TariffNotValidError
 from .localtime import local_chunks, offset_us, resolve_zone, to_us
@@ -277,7 +279,8 @@ def price_session(
     session: list[tuple[int, int, ChargingPeriod]] = []
     reserved: list[tuple[int, int, ChargingPeriod]] = []
     for i, p in enumerate(periods):
-        if p.tariff_id is not None and ct.id is not None and p.tariff_id != ct.id:
+        # Tariff ids are CiStrings: a period naming "t1" refers to the tariff "T1".
+        if p.tariff_id is not None and ct.id is not None and ci_key(p.tariff_id) != ci_key(ct.id):
             raise PricingInputError(
                 f"charging_periods[{i}].tariff_id",
                 f"period refers to tariff {p.tariff_id!r} but tariff {ct.id!r} was given",

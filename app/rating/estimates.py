@@ -21,6 +21,7 @@ from app.pricing import Estimate, compile_tariff, estimate, parse_tariff
 from app.rating.countries import DEFAULT_ZONES
 from app.rating.services import RatingError
 from app.roaming.models import Location
+from app.roaming.receive.locations import get_evse
 from app.roaming.receive.tariffs import tariffs_for_connector
 
 EXAMPLE_KWH = Decimal(20)
@@ -52,7 +53,7 @@ def estimate_for_connector(
         raise RatingError(f"no tariff in force for {location.ocpi_id}/{evse_uid}/{connector_id}")
     country = alpha2(location.country)
     zone = location.time_zone or DEFAULT_ZONES.get(country, "UTC")
-    evse = next((evse for evse in location.evses if evse.uid == evse_uid), None)
+    evse = get_evse(location, evse_uid)  # a CiString: the EVSE in whatever case the caller wrote its uid
     max_power = evse.max_power_kw if evse is not None else None
     if max_power is not None and kwh > max_power * Decimal(duration.total_seconds()) / 3600:
         max_power = None  # the example asks for more than the charger can give: price it at its average power

@@ -103,7 +103,11 @@ def _cdr_tariff(data: dict[str, Any]) -> dict[str, Any] | None:
     wanted = next(
         (period.get("tariff_id") for period in data.get("charging_periods") or [] if period.get("tariff_id")), None
     )
-    return next((tariff for tariff in tariffs if tariff.get("id") == wanted), tariffs[0])
+    if not isinstance(wanted, str):
+        return tariffs[0]
+    # Tariff ids are CiStrings: a period's "t1" names the CDR's tariff "T1".
+    key = ci_key(wanted)
+    return next((t for t in tariffs if isinstance(t.get("id"), str) and ci_key(t["id"]) == key), tariffs[0])
 
 
 def cpo_cost(cdr: Cdr) -> CpoCost:

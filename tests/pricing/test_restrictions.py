@@ -304,3 +304,23 @@ def test_zero_length_period_and_vat_flag():
     cdr = session(at("2024-03-01T10:00"), (0, {"energy": 1}), (60, {"energy": 1, "time_min": 60}))
     r = price(two_elements("ENERGY", {}, "1", "1", vat=21), cdr)
     assert r.total_excl_vat == 2 and r.total_incl_vat == D("2.42") and not r.vat_unknown
+
+
+def test_a_period_names_its_tariff_in_any_case():
+    """Tariff ids are CiStrings: a period naming "t" refers to the tariff "T" (a real CPO's lower-case ids)."""
+    t = two_elements("ENERGY", {}, "1", "1")
+    cdr = pricing.parse_cdr(
+        {
+            "start_date_time": "2024-03-01T10:00:00Z",
+            "end_date_time": "2024-03-01T11:00:00Z",
+            "currency": "EUR",
+            "charging_periods": [
+                {
+                    "start_date_time": "2024-03-01T10:00:00Z",
+                    "tariff_id": "t",
+                    "dimensions": [{"type": "ENERGY", "volume": 10}],
+                }
+            ],
+        }
+    )
+    assert price(t, cdr).total_excl_vat == price(t, charge(at("2024-03-01T10:00"), 60, 10)).total_excl_vat
