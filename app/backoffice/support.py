@@ -1,7 +1,9 @@
-"""Support back office: account search, the account page, and audited actions on cards, plans and notes.
+"""Support back office: account search, the account page (profile, plan, cards, sessions and CDRs, authorizations,
+invoices, notes, activity), one session's price breakdown, and audited actions on cards, plans and notes.
 
 Views only translate HTTP to service calls; every action needs the ``support`` role, a CSRF token and a
-reason, and lands in the audit log through the services it calls.
+reason, and lands in the audit log through the services it calls. A closed account refuses every change in those
+services (``AccountClosedError``), whichever page asks; the page then says so in the agent's language.
 """
 
 from __future__ import annotations
@@ -16,20 +18,26 @@ from flask_login import current_user
 
 from app.accounts.models import Account, Role
 from app.accounts.services import AccountError, send_pending
-from app.audit.services import Actor, entries_for, record
+from app.audit.services import Actor, record
 from app.backoffice.access import staff_required
 from app.cards import services as card_services
 from app.cards import stock
 from app.cards.forms import StaffBlockCardForm, StaffNoteForm
 from app.cards.lifecycle import TransitionError
 from app.cards.models import BlockReason, Card, CardStatus
-from app.customer_care import closure, search, support
+from app.customer_care import closure, search, support, wording
+from app.customer_care.activity import activity_page
+from app.customer_care.authorization_history import authorization_page
+from app.customer_care.charging_history import cdr_page, sessions_without_cdr
+from app.customer_care.price_breakdown import session_breakdown
 from app.db import utcnow
 from app.extensions import db
 from app.plans import services as plan_services
 from app.plans.models import Plan
 
 bp = Blueprint("support", __name__, url_prefix="/backoffice/support")
+
+MAX_PAGE = 10_000  # deeper than any account's history; a larger number is a typo, not a page
 
 
 def _actor() -> Actor:
@@ -50,6 +58,17 @@ def _card_or_404(card_id: int) -> Card:
     return card
 
 
+def _page_arg(name: str) -> int:
+    """A page number from the query string: 1 when absent or not a number, at most ``MAX_PAGE``."""
+    value = request.args.get(name, "")
+    return min(max(int(value), 1), MAX_PAGE) if value.isdigit() and len(value) <= 6 else 1
+
+
+def _page_words() -> dict[str, object]:
+    """What every support page formats with: the words for stored codes and the seller's time zone."""
+    return {"words": wording, "seller_time": wording.seller_time, "seller_zone": wording.seller_zone_name()}
+
+
 @bp.get("/")
 @staff_required(Role.SUPPORT)
 def home() -> str:
@@ -57,9 +76,10 @@ def home() -> str:
     hits = search.search_accounts(query) if query else []
     return render_template(
         "backoffice/support/home.html",
-        query=query,
+        query=query[: search.MAX_QUERY_LENGTH],
         hits=hits,
         too_short=bool(query) and len(query.strip()) < search.MIN_QUERY_LENGTH and not query.strip().isdigit(),
+        **_page_words(),
     )
 
 
@@ -69,25 +89,47 @@ def account(account_id: int) -> str:
     account = _account_or_404(account_id)
     from app.billing.invoicing.invoices import invoices_of
     from app.payments.services import active_payment_method
-    from app.roaming.send.authorization import authorizations_of
 
     now = utcnow()
+    cards = card_services.cards_of(account.id)
     return render_template(
         "backoffice/support/account.html",
         account=account,
         user=support.driver_user(account),
-        cards=card_services.cards_of(account.id),
+        cards=cards,
+        cards_by_id={card.id: card for card in cards},
         plan=plan_services.plan_at(account.id, now),
         pending_plan=plan_services.pending_change(account.id, now),
         plan_history=plan_services.history(account.id),
         plans=plan_services.plans_open_to(account),
         payment_method=active_payment_method(account.id),
         notes=support.notes_of(account.id),
-        audit=entries_for("account", account.id, limit=30),
-        authorizations=authorizations_of(account.id, limit=20),
-        invoices=invoices_of(account.id)[:12],
+        activity=activity_page(account.id, cards, _page_arg("activity")),
+        authorizations=authorization_page(account.id, _page_arg("authorizations")),
+        sessions=cdr_page(account.id, _page_arg("sessions")),
+        open_sessions=sessions_without_cdr(account.id),
+        invoices=invoices_of(account.id, limit=12),
+        may_see_invoices=current_user.has_role(Role.FINANCE),
         block_form=StaffBlockCardForm(prefix="block"),
         note_form=StaffNoteForm(prefix="note"),
+        **_page_words(),
+    )
+
+
+@bp.get("/accounts/<int:account_id>/sessions/<int:cdr_id>")
+@staff_required(Role.SUPPORT)
+def session_detail(account_id: int, cdr_id: int) -> str:
+    """Why did this session cost what it did: one CDR of the account, its price built up part by part."""
+    account = _account_or_404(account_id)
+    breakdown = session_breakdown(account.id, cdr_id)
+    if breakdown is None:
+        abort(404)
+    return render_template(
+        "backoffice/support/session.html",
+        account=account,
+        b=breakdown,
+        may_see_invoices=current_user.has_role(Role.FINANCE),
+        **_page_words(),
     )
 
 
@@ -98,6 +140,10 @@ def _back(account_id: int) -> ResponseReturnValue:
 def _run(account_id: int, action: Callable[[], object], success: str) -> ResponseReturnValue:
     try:
         action()
+    except (card_services.AccountClosedError, plan_services.AccountClosedError):
+        db.session.rollback()
+        flash(_("This account is closed: nothing can be ordered or changed on it."), "error")
+        return _back(account_id)
     except (
         TransitionError,
         card_services.CardError,
@@ -119,7 +165,8 @@ def block_card(card_id: int) -> ResponseReturnValue:
     card = _card_or_404(card_id)
     form = StaffBlockCardForm(prefix="block")
     if not form.validate_on_submit():
-        flash(_("Give a reason and a note to block a card."), "error")
+        # No default reason: a block without one chosen is refused, never taken as "lost".
+        flash(_("Choose why the card is blocked and give a note."), "error")
         return _back(card.account_id)
     return _run(
         card.account_id,
@@ -142,7 +189,10 @@ def card_action(card_id: int, action: str) -> ResponseReturnValue:
             lambda: card_services.replace_card(card, _actor(), note=form.note.data),
             _("Card replaced; the new card is ordered."),
         ),
-        "ship": (lambda: card_services.ship_card(card, _actor()), _("Card shipped from stock.")),
+        "ship": (
+            lambda: card_services.ship_card(card, _actor(), note=form.note.data),
+            _("Card shipped from stock."),
+        ),
     }
     operation, message = operations[action]
     return _run(card.account_id, operation, message)
@@ -156,7 +206,9 @@ def order_card(account_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         flash(_("Every support action needs a reason."), "error")
         return _back(account_id)
-    return _run(account_id, lambda: card_services.order_card(account, _actor()), _("Card ordered."))
+    return _run(
+        account_id, lambda: card_services.order_card(account, _actor(), note=form.note.data), _("Card ordered.")
+    )
 
 
 @bp.post("/accounts/<int:account_id>/plan")
@@ -197,6 +249,10 @@ def resend_confirmation(account_id: int) -> ResponseReturnValue:
         return _back(account_id)
     try:
         emails = support.resend_confirmation_by_staff(account, _actor(), form.note.data)
+    except support.AccountClosedError:
+        db.session.rollback()
+        flash(_("This account is closed: nothing can be ordered or changed on it."), "error")
+        return _back(account_id)
     except AccountError as error:
         db.session.rollback()
         flash(_(str(error)), "error")

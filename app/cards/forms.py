@@ -36,10 +36,14 @@ class BlockCardForm(FlaskForm):
 
 
 class StaffBlockCardForm(FlaskForm):
+    # The first choice is empty on purpose: support must pick why (the reason decides who may lift the block and
+    # what the driver and the authorization log are told), never get "lost" because it came first. DataRequired
+    # refuses "".
     reason = SelectField(
         _l("Reason"),
-        validators=[DataRequired()],
+        validators=[DataRequired(message=_l("Choose why the card is blocked."))],
         choices=[
+            ("", _l("Choose a reason")),
             ("lost", _l("Lost")),
             ("stolen", _l("Stolen")),
             ("payment", _l("Payment")),

@@ -34,7 +34,21 @@ class OutOfStockError(CardError):
     pass
 
 
-__all__ = ["CardError", "OutOfStockError", "TransitionError"]
+class AccountClosedError(CardError, TransitionError):
+    """The card's account is closed: nothing can be ordered, shipped, activated, blocked, unblocked or replaced
+    on it (closure already blocked or cancelled every card, and a closed account's cards never come back). Also a
+    ``TransitionError``: callers that catch a refused status change catch this one too."""
+
+
+CLOSED_ACCOUNT_MESSAGE = "This account is closed: nothing can be ordered or changed on it."
+
+__all__ = ["AccountClosedError", "CardError", "OutOfStockError", "TransitionError"]
+
+
+def _refuse_if_closed(account_id: int) -> None:
+    """The rule for every card use case a driver or support starts (not for closure itself, nor for expiry)."""
+    if db.session.get_one(Account, account_id).closed_at is not None:
+        raise AccountClosedError(CLOSED_ACCOUNT_MESSAGE)
 
 
 def _issuer() -> str:
@@ -80,7 +94,13 @@ def _change_status(
         card.id,
         actor=actor,
         reason=reason,
-        details={"from": previous.value, "to": target.value, "account_id": card.account_id},
+        details={
+            "from": previous.value,
+            "to": target.value,
+            "account_id": card.account_id,
+            # Why it was blocked, as a code (the reason above is support's own words, or the code itself).
+            **({"block_reason": card.block_reason.value} if target == CardStatus.BLOCKED and card.block_reason else {}),
+        },
     )
     if card.uid is not None:
         _emit_token_update(card, target.value)
@@ -103,7 +123,10 @@ def order_card(
     label: str | None = None,
     driver_name: str | None = None,
     replaces: Card | None = None,
+    note: str | None = None,
 ) -> Card:
+    """A new RFID card waiting to be shipped; ``note`` (support's reason) is kept in the audit log."""
+    _refuse_if_closed(account.id)
     open_cards = [
         card
         for card in cards_of(account.id)
@@ -128,6 +151,7 @@ def order_card(
         "card",
         card.id,
         actor=actor,
+        reason=(note or "").strip() or None,
         details={"account_id": account.id, "replaces": replaces.id if replaces else None},
     )
     return card
@@ -154,19 +178,22 @@ def _mint_contract_id() -> str:
     raise CardError("could not mint a unique contract id")  # 36^8 ids: only a broken RNG gets here
 
 
-def ship_card(card: Card, actor: Actor) -> Card:
-    """Assign a stock card, mint the eMAID, and mark the card shipped (not yet valid: the driver activates)."""
+def ship_card(card: Card, actor: Actor, note: str | None = None) -> Card:
+    """Assign a stock card, mint the eMAID, and mark the card shipped (not yet valid: the driver activates).
+    ``note`` (support's reason) is kept in the audit log."""
+    _refuse_if_closed(card.account_id)
     lifecycle.check_transition(card.status, CardStatus.SHIPPED)
     stock_card = _take_stock_card()
     card.uid = stock_card.uid
     card.visual_number = stock_card.visual_number
     card.contract_id = _mint_contract_id()
-    _change_status(card, CardStatus.SHIPPED, actor)
+    _change_status(card, CardStatus.SHIPPED, actor, reason=(note or "").strip() or None)
     return card
 
 
 def activate_card(account: Account, visual_number: str, actor: Actor) -> Card:
     """The driver types the number printed on the card; only a shipped card of their own account matches."""
+    _refuse_if_closed(account.id)
     wanted = visual_number.strip().upper().replace(" ", "")
     candidates = [
         card
@@ -189,11 +216,13 @@ def activate_by_operations(card: Card, actor: Actor) -> Card:
     """Staff/operations activate a shipped card directly (card handed over in person, fleet roll-outs)."""
     if not actor.is_staff:
         raise TransitionError("only staff can activate a card without its printed number")
+    _refuse_if_closed(card.account_id)
     _change_status(card, CardStatus.ACTIVE, actor, action="card.activated")
     return card
 
 
 def block_card(card: Card, reason: BlockReason, actor: Actor, note: str | None = None) -> Card:
+    _refuse_if_closed(card.account_id)
     lifecycle.check_block_reason(reason, by_staff=actor.is_staff)
     lifecycle.check_transition(card.status, CardStatus.BLOCKED)
     card.block_reason = reason
@@ -202,6 +231,8 @@ def block_card(card: Card, reason: BlockReason, actor: Actor, note: str | None =
 
 
 def unblock_card(card: Card, actor: Actor, note: str | None = None) -> Card:
+    # Whatever the block reason: a card blocked as lost or for payment before closure keeps that reason.
+    _refuse_if_closed(card.account_id)
     if card.status != CardStatus.BLOCKED:
         raise TransitionError(f"a card that is {card.status.value} is not blocked")
     lifecycle.check_unblock(card.block_reason, by_staff=actor.is_staff)
@@ -211,6 +242,7 @@ def unblock_card(card: Card, actor: Actor, note: str | None = None) -> Card:
 
 def replace_card(card: Card, actor: Actor, note: str | None = None) -> Card:
     """Retire ``card`` at once (it stops working everywhere) and order a new one with the same label."""
+    _refuse_if_closed(card.account_id)
     if (
         card.status == CardStatus.BLOCKED
         and card.block_reason in (BlockReason.PAYMENT, BlockReason.FRAUD, BlockReason.CLOSED)
@@ -243,6 +275,7 @@ def expire_due_cards(now: dt.datetime | None = None) -> int:
 
 def issue_app_token(account: Account, actor: Actor) -> Card:
     """The app's virtual token: active at once, uid generated by us (OCPI APP_USER)."""
+    _refuse_if_closed(account.id)
     for _ in range(5):
         card = Card(
             account_id=account.id,
@@ -281,7 +314,11 @@ def block_all_cards(account_id: int, reason: BlockReason, actor: Actor, note: st
 
 
 def unblock_all_cards(account_id: int, reason: BlockReason, actor: Actor, note: str | None = None) -> list[Card]:
-    """Lift the blocks of one reason (e.g. ``payment`` once the balance is paid); other blocks stay."""
+    """Lift the blocks of one reason (e.g. ``payment`` once the balance is paid); other blocks stay. Nothing is
+    lifted on a closed account: its cards never come back, even one blocked for payment before the closure
+    whose final invoice is paid now (the payment must not fail for it either, so this returns nothing)."""
+    if db.session.get_one(Account, account_id).closed_at is not None:
+        return []
     lifted = []
     for card in cards_of(account_id):
         if card.status == CardStatus.BLOCKED and card.block_reason == reason:

@@ -1,4 +1,8 @@
-"""Support-side account use cases: notes and re-sending the confirmation email, audited."""
+"""Support-side account use cases: notes and re-sending the confirmation email, audited.
+
+A note may still be added to a closed account (support records a call or a letter: the account itself does not
+change); a confirmation email is not sent for one.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,13 @@ def driver_user(account: Account) -> User | None:
     return db.session.scalar(select(User).where(User.account_id == account.id, User.role == Role.DRIVER))
 
 
+class AccountClosedError(AccountError):
+    """A closed account's login is disabled and its email erased: there is nothing to confirm."""
+
+
 def resend_confirmation_by_staff(account: Account, actor: Actor, reason: str) -> list[PendingEmail]:
+    if account.closed_at is not None:
+        raise AccountClosedError("This account is closed: nothing can be ordered or changed on it.")
     user = driver_user(account)
     if user is None:
         raise AccountError("This account has no login.")

@@ -34,6 +34,13 @@ class PlanError(ValueError):
     pass
 
 
+class AccountClosedError(PlanError):
+    """The account is closed: its plan ended with the closure and no plan can be chosen for it any more."""
+
+
+CLOSED_ACCOUNT_MESSAGE = "This account is closed: nothing can be ordered or changed on it."
+
+
 TERM_FIELDS = (
     "monthly_fee",
     "markup_percent",
@@ -304,9 +311,9 @@ def start_of_next_month(moment: dt.datetime) -> dt.datetime:
 
 def subscribe(account: Account, plan: Plan, actor: Actor, *, at: dt.datetime | None = None) -> Subscription:
     """First plan of a new account, in force from ``at`` (now)."""
+    _check_plan_open(account, plan)
     if history(account.id):
         raise PlanError("this account already has a plan; change it instead")
-    _check_plan_open(account, plan)
     subscription = Subscription(account_id=account.id, plan=plan, starts_at=at or utcnow(), created_by=actor.label)
     db.session.add(subscription)
     db.session.flush()
@@ -315,6 +322,9 @@ def subscribe(account: Account, plan: Plan, actor: Actor, *, at: dt.datetime | N
 
 
 def _check_plan_open(account: Account, plan: Plan) -> None:
+    """May ``account`` start ``plan`` now? Every way to a plan (sign-up, a driver's or support's change) asks."""
+    if account.closed_at is not None:
+        raise AccountClosedError(CLOSED_ACCOUNT_MESSAGE)
     if not plan.is_current or not plan.open_to_new:
         raise PlanError("this plan is not open to new subscribers")
     if plan.business_only and not account.is_business:

@@ -195,35 +195,3 @@ def test_stock_page_lists_orders_to_ship(client):
     _support(client)
     page = client.get("/backoffice/support/stock").get_data(as_text=True)
     assert "Second car" in page and "In stock" in page
-
-
-def test_account_page_shows_the_cards_authorizations_with_their_reasons(client):
-    """ "My card does not work": support sees each real-time authorization a CPO asked, its answer and why."""
-    from app.db import utcnow
-    from app.roaming.models import Partner, PartnerStatus
-    from app.roaming.send import authorization
-
-    user, card = _driver_with_card(full_name="Ilse Peeters")
-    cpo = Partner(
-        name="Support CPO",
-        country_code="NL",
-        party_id="SUP",
-        status=PartnerStatus.REGISTERED,
-        incoming_token_hash="0" * 64,
-        registered_at=utcnow(),
-        endpoints=[],
-    )
-    db.session.add(cpo)
-    db.session.flush()
-    assert authorization.authorize(cpo, card.uid, "RFID", {"location_id": "LOC1"})["allowed"] == "ALLOWED"
-    card_services.block_card(card, BlockReason.LOST, Actor.of(user))
-    assert authorization.authorize(cpo, card.uid, "RFID", None)["allowed"] == "BLOCKED"
-    db.session.commit()
-    _support(client)
-
-    page = client.get(f"/backoffice/support/accounts/{user.account.id}").get_data(as_text=True)
-
-    section = page[page.index("Recent authorizations") :]
-    assert section.count(card.uid) == 2
-    assert "card blocked: lost" in section and "card active, account in good standing" in section
-    assert section.index("BLOCKED") < section.index("ALLOWED")  # newest first
