@@ -58,7 +58,16 @@ def _init_extensions(app: Flask) -> None:
     with app.app_context():
         for engine in db.engines.values():
             ping_after_idle(engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "app" / "migrations"), render_as_batch=True)
+    # The finder's spatial index is not a model: `flask db migrate` must not propose to drop it.
+    from app.finder.models import include_in_schema_comparison
+
+    migrate.init_app(
+        app,
+        db,
+        directory=str(PROJECT_ROOT / "app" / "migrations"),
+        render_as_batch=True,
+        include_name=include_in_schema_comparison,
+    )
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale)

@@ -140,6 +140,9 @@ class BaseConfig:
         "vat_number": os.environ.get("SELLER_VAT_NUMBER", "BE0403170701"),
         "iban": os.environ.get("SELLER_IBAN", "BE71096123456769"),
         "email": os.environ.get("SELLER_EMAIL", "billing@voltaro.example"),
+        # The company register entry printed on invoices: "RPR Brussel" / "RPM Bruxelles" (the court seat; the
+        # number is the enterprise number of the VAT number) for a Belgian seller, "KvK 12345678" for a Dutch one.
+        "company_register": os.environ.get("SELLER_COMPANY_REGISTER", "RPR Brussel"),
     }
     INVOICE_PAYMENT_TERMS_DAYS = _env_int("INVOICE_PAYMENT_TERMS_DAYS", 14)
     # Accounts finalized per transaction (and per Celery task) in the monthly run: larger is faster, smaller
@@ -160,6 +163,8 @@ class BaseConfig:
     OCPI_PARTNER_CACHE_SECONDS = _env_float("OCPI_PARTNER_CACHE_SECONDS", 5.0)
     AUTHORIZATION_LOG_BUFFERED = _env_bool("AUTHORIZATION_LOG_BUFFERED", True)
     AUTHORIZATION_LOG_FLUSH_SECONDS = _env_float("AUTHORIZATION_LOG_FLUSH_SECONDS", 0.2)
+    # The operations overview keeps its whole-table counts (locations, EVSEs, connectors per partner) this long.
+    OPERATIONS_FIGURES_CACHE_SECONDS = _env_float("OPERATIONS_FIGURES_CACHE_SECONDS", 60.0)
     # Outgoing OCPI calls go only to URLs safe to fetch (app/roaming/ocpi/safe_urls.py, transport.py): https,
     # and every address the host resolves to public. OCPI_ALLOWED_PRIVATE_HOSTS lists exceptions for private
     # peerings: host names or addresses/CIDRs, each optionally with ":port" ("10.20.0.0/16", "cpo.lan:8443",
@@ -182,6 +187,8 @@ class BaseConfig:
     # receive one object per request; the largest real Location (NDW, 62 EVSEs) is 36 KB, so 1 MB is ~28x.
     # No bulk intake over HTTP needs more (bulk arrives by pull, bounded by OCPI_MAX_RESPONSE_BYTES, or by file).
     OCPI_MAX_BODY_BYTES = _env_int("OCPI_MAX_BODY_BYTES", 1024 * 1024)
+    # Beat pulls every registered partner's Sender modules (roaming.pull_all) every this many seconds.
+    ROAMING_PULL_INTERVAL = _env_float("ROAMING_PULL_INTERVAL", 15 * 60.0)
 
     # Stripe. STRIPE_API_BASE unset = real Stripe; "http://127.0.0.1:8420" = a local `localstripe` emulator,
     # whose fake Stripe.js is served at <api_base>/js.stripe.com/v3/.
@@ -210,6 +217,28 @@ class BaseConfig:
     OPENAPI_VERSION = "3.1.0"
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
+
+    # The charger finder (app/finder): the "typical session" every result is priced for, before charging (the
+    # driver's all-in price, also the order of a price-sorted search), and which spatial index to search with:
+    # "auto" (the database's: SQLite R*Tree, PostgreSQL earthdistance, else the lat/lon B-tree) or "bbox" (always
+    # the B-tree; the benchmark compares both).
+    FINDER_TYPICAL_SESSION_KWH = _env_float("FINDER_TYPICAL_SESSION_KWH", 20.0)
+    FINDER_TYPICAL_SESSION_MINUTES = _env_int("FINDER_TYPICAL_SESSION_MINUTES", 45)
+    FINDER_SPATIAL_INDEX = os.environ.get("FINDER_SPATIAL_INDEX", "auto")
+
+    # Geocoding of typed places (app/finder/geocoding.py). "offline": the shipped gazetteer of Belgian and Dutch
+    # places, no network. "nominatim" | "photon": our own server at GEOCODER_DOMAIN (host[:port][/path]; from
+    # configuration only, never from a request), GEOCODER_TIMEOUT seconds for the whole call. The public
+    # nominatim.openstreetmap.org and photon.komoot.io forbid this use: production refuses them. Answers are cached
+    # in the database, unknown places for a shorter time (a place may be added to the geocoder's data).
+    GEOCODER = os.environ.get("GEOCODER", "offline")
+    GEOCODER_DOMAIN = os.environ.get("GEOCODER_DOMAIN") or None
+    GEOCODER_SCHEME = os.environ.get("GEOCODER_SCHEME", "https")
+    GEOCODER_TIMEOUT = _env_float("GEOCODER_TIMEOUT", 3.0)
+    GEOCODER_USER_AGENT = os.environ.get("GEOCODER_USER_AGENT", "voltaro-emsp-finder/1.0")
+    GEOCODER_COUNTRIES = _env_list("GEOCODER_COUNTRIES", ["BE", "NL"])
+    GEOCODER_CACHE_SECONDS = _env_int("GEOCODER_CACHE_SECONDS", 30 * 24 * 3600)
+    GEOCODER_NEGATIVE_CACHE_SECONDS = _env_int("GEOCODER_NEGATIVE_CACHE_SECONDS", 24 * 3600)
 
     @classmethod
     def validate(cls) -> None:
@@ -243,11 +272,50 @@ class TestConfig(BaseConfig):
     # and a background log writer would write outside it. Both have their own tests that switch them on.
     OCPI_PARTNER_CACHE_SECONDS = 0.0
     AUTHORIZATION_LOG_BUFFERED = False
+    OPERATIONS_FIGURES_CACHE_SECONDS = 0.0
     # The fake CPO listens on http://127.0.0.1:<free port>. The tests of the guard itself switch to the strict
     # production policy (tests/roaming/test_safe_urls.py). Not read from the environment: tests must not depend
     # on the shell they run in.
     OCPI_REQUIRE_HTTPS = False
     OCPI_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
+
+
+# Who issues the invoices. Each has a demo default (``make run``); production refuses to start unless every one is
+# set, so a real invoice can never carry the demo VAT number or IBAN.
+SELLER_IDENTITY_VARIABLES = (
+    "COMPANY_NAME",
+    "SELLER_STREET",
+    "SELLER_POSTAL_CODE",
+    "SELLER_CITY",
+    "SELLER_COUNTRY",
+    "SELLER_VAT_NUMBER",
+    "SELLER_IBAN",
+    "SELLER_EMAIL",
+    "SELLER_COMPANY_REGISTER",
+)
+_DEMO_SELLER_VALUES = {"SELLER_VAT_NUMBER": "BE0403170701", "SELLER_IBAN": "BE71096123456769"}
+
+
+def _iban_is_valid(iban: str) -> bool:
+    """ISO 13616: two letters, two check digits, then the national part; the mod-97 check of the whole."""
+    compact = iban.replace(" ", "").upper()
+    if not (15 <= len(compact) <= 34 and compact[:2].isalpha() and compact[2:4].isdigit() and compact.isalnum()):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+def _check_seller_identity() -> None:
+    missing = [name for name in SELLER_IDENTITY_VARIABLES if not (os.environ.get(name) or "").strip()]
+    if missing:
+        raise ConfigError(f"production invoices need the seller's identity: set {', '.join(missing)}")
+    demo = [name for name, value in _DEMO_SELLER_VALUES.items() if os.environ[name].replace(" ", "") == value]
+    if demo:
+        raise ConfigError(f"production refuses the demo seller's {', '.join(demo)}: set your own")
+    if not _iban_is_valid(os.environ["SELLER_IBAN"]):
+        raise ConfigError("SELLER_IBAN is not a valid IBAN (its check digits do not match)")
+    if len(os.environ["SELLER_COUNTRY"].strip()) != 2:
+        raise ConfigError("SELLER_COUNTRY is a two-letter country code, e.g. BE or NL")
 
 
 class ProductionConfig(BaseConfig):
@@ -270,12 +338,24 @@ class ProductionConfig(BaseConfig):
             raise ConfigError("production needs a real STRIPE_API_KEY")
         if not os.environ.get("STRIPE_WEBHOOK_SECRET"):
             raise ConfigError("production needs STRIPE_WEBHOOK_SECRET to verify Stripe webhooks")
+        _check_seller_identity()
         base_url = _public_base_url_from_env("https") or ""
         if not base_url.startswith("https://"):
             raise ConfigError(
                 "production needs PUBLIC_BASE_URL (https://..., or SERVER_NAME): links in emails "
                 "are built on it, never on the request's Host header"
             )
+        geocoder = os.environ.get("GEOCODER", "offline").strip().lower()
+        geocoder_host = (os.environ.get("GEOCODER_DOMAIN") or "").strip().lower().split("/")[0].rsplit(":", 1)[0]
+        if geocoder != "offline" and geocoder_host.rstrip(".") in PUBLIC_GEOCODER_HOSTS:
+            raise ConfigError(
+                f"production needs GEOCODER_DOMAIN for GEOCODER={geocoder}: our own server (the public "
+                "nominatim.openstreetmap.org and photon.komoot.io forbid our traffic), or GEOCODER=offline"
+            )
+
+
+# Geocoders whose usage policy forbids an application's traffic ("" = geopy's default: the public Nominatim).
+PUBLIC_GEOCODER_HOSTS = frozenset({"", "nominatim.openstreetmap.org", "photon.komoot.io", "photon.komoot.de"})
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

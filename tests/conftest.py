@@ -69,6 +69,27 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     yield application
 
 
+# A real seller's identity, as a deployment sets it: tests that build the production app (its other checks) need
+# one, since production refuses to start without it (tests/test_seller_identity.py deletes them to check that).
+SELLER_ENVIRONMENT = {
+    "COMPANY_NAME": "Laadnet NV",
+    "SELLER_STREET": "Wetstraat 16",
+    "SELLER_POSTAL_CODE": "1000",
+    "SELLER_CITY": "Brussel",
+    "SELLER_COUNTRY": "BE",
+    "SELLER_VAT_NUMBER": "BE0202239951",
+    "SELLER_IBAN": "BE68539007547034",
+    "SELLER_EMAIL": "facturatie@laadnet.example",
+    "SELLER_COMPANY_REGISTER": "RPR Brussel",
+}
+
+
+@pytest.fixture(autouse=True)
+def _seller_identity_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SELLER_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture(autouse=True)
 def _celery_follows_the_session_app(request: pytest.FixtureRequest) -> None:
     """The Celery instance is process-wide and configured by the last ``create_app``. Tests that build other

@@ -1,0 +1,277 @@
+"""Benchmark of the charger finder (app.finder) in-process: the nearest 20 locations within 10 km, with the
+driver's prices, per query (issue 14 target: p95 under 8 ms in-process).
+
+Data (``--size``):
+
+* ``shared``: the 7,609 real Dutch locations and their 994 tariffs (data/ocpi-nl-10-cities), imported with the
+  real importers;
+* ``small`` (1,500), ``70k`` (70,000), ``1m`` (1,000,000): synthetic locations spread like the real data: each is a
+  real location (its EVSEs, connectors and tariff ids, so prices are real) moved by a Gaussian of 1.5 km, imported
+  with the same importer from a generated file; the import is timed (target for 70,000: under 60 s). ``1m`` takes
+  a long while to import (the importer's own speed, ~1,000 locations a second on PostgreSQL): run it by hand.
+
+Queries: ``--queries`` points spread like the data (a real location moved by up to 5 km in each direction), each
+``search_nearby(lat, lon, radius 10 km, limit 20)`` for a visitor (Pay-as-you-go prices), after a warm-up. The
+floor, measured in the same call on the same points: a scipy KD-tree (cKDTree on unit vectors) answering the 20
+nearest within 10 km, in-process, no database, no prices; the ratio finder / KD-tree is reported (these machines
+are shared: ratios hold where absolute times drift). On PostgreSQL the finder is also measured with the plain
+(latitude, longitude) B-tree instead of the earthdistance index (``FINDER_SPATIAL_INDEX=bbox``), to show why the
+index is used. CPU time per query is reported beside the wall time: the difference is waiting (database server,
+or other processes on the machine).
+
+    DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench_emsp python bench/bench_finder.py --size shared
+    python bench/bench_finder.py --database sqlite:////tmp/finder.sqlite3 --size small --queries 200
+
+The database is migrated if needed and its roaming tables are emptied first: never point this at data you want to
+keep. Medians over ``--runs`` runs go to bench/results.json under "finder" → the size (read-modify-write), or to
+``--results``.
+"""
+
+from __future__ import annotations
+
+import os as _os
+from pathlib import Path as _Path
+
+# ../shared beside the checkout (as in CI), or EMSP_SHARED_DIR.
+SHARED = _Path(_os.environ.get("EMSP_SHARED_DIR") or _Path(__file__).resolve().parents[2] / "shared")
+
+import argparse
+import copy
+import datetime as dt
+import gzip
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np
+from flask_migrate import upgrade
+from scipy.spatial import cKDTree
+from scratch_database import ensure_database  # bench/ is the script's folder
+from sqlalchemy import Float, cast, delete, select, text
+
+from app import create_app
+from app.extensions import db
+from app.finder.distance import EARTH_MEAN_RADIUS_KM
+from app.finder.queries import NearbyQuery
+from app.finder.services import search_nearby
+from app.finder.spatial import forget_spatial_index, spatial_index
+from app.plans.services import seed_default_plans
+from app.roaming.models import Connector, Evse, Location, TariffVersion
+from app.roaming.receive.importers import import_locations, import_tariffs
+
+LOCATIONS = SHARED / "data/ocpi-nl-10-cities/locations.json.gz"
+TARIFFS = SHARED / "data/ocpi-nl-10-cities/tariffs.json.gz"
+RESULTS = ROOT / "bench" / "results.json"
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_emsp"
+SIZES = {"small": 1_500, "shared": None, "70k": 70_000, "1m": 1_000_000}
+RADIUS_KM = 10.0
+LIMIT = 20
+TARGET_P95_MS = 8.0
+IMPORT_TARGET_S_PER_70K = 60.0
+SPREAD_KM = 1.5  # synthetic locations: a real one moved by a Gaussian of this many km
+QUERY_JITTER_DEG = (0.045, 0.07)  # query points: a real location moved by up to ~5 km
+
+
+def empty_tables() -> None:
+    # Children first: SQLite's DELETE does not cascade without the ORM, and the R*Tree follows by its trigger.
+    for model in (Connector, Evse, Location, TariffVersion):
+        db.session.execute(delete(model))
+    db.session.commit()
+
+
+def synthetic(real: list[dict[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for number in range(count):
+        obj = copy.deepcopy(rng.choice(real))
+        lat = float(obj["coordinates"]["latitude"]) + rng.gauss(0, SPREAD_KM / 111.2)
+        lon = float(obj["coordinates"]["longitude"]) + rng.gauss(0, SPREAD_KM / 68.5)
+        obj["id"] = f"SYN{number}"
+        obj["coordinates"] = {"latitude": f"{lat:.6f}", "longitude": f"{lon:.6f}"}
+        out.append(obj)
+    return out
+
+
+def load(size: str, workdir: Path) -> dict[str, Any]:
+    """Empty the tables, import the data of ``size``; what was imported and how long it took."""
+    empty_tables()
+    real = json.loads(gzip.decompress(LOCATIONS.read_bytes()))
+    if SIZES[size] is None:
+        path = LOCATIONS
+        objects = real
+    else:
+        objects = synthetic(real, SIZES[size], seed=14)
+        path = workdir / f"synthetic-{size}.json.gz"
+        path.write_bytes(gzip.compress(json.dumps(objects).encode(), compresslevel=1))
+    started = time.perf_counter()
+    report = import_locations(path, batch_size=1000)
+    import_s = time.perf_counter() - started
+    tariffs = import_tariffs(TARIFFS)
+    seed_default_plans()
+    db.session.commit()
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Fresh tables have no statistics until autovacuum comes by; a live database has them. Without them the
+        # planner guesses ~200 EVSEs per location and hash-joins every connector.
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+    return {
+        "n_locations": report.stored,
+        "n_evses": sum(len(o.get("evses", [])) for o in objects),
+        "import_failed": report.failed,
+        "n_tariffs": tariffs.stored,
+        "import_s": round(import_s, 2),
+        "real": real,
+    }
+
+
+def query_points(real: list[dict[str, Any]], count: int, seed: int) -> list[tuple[float, float]]:
+    rng = random.Random(seed)
+    points = []
+    for _ in range(count):
+        obj = rng.choice(real)
+        points.append(
+            (
+                float(obj["coordinates"]["latitude"]) + rng.uniform(-QUERY_JITTER_DEG[0], QUERY_JITTER_DEG[0]),
+                float(obj["coordinates"]["longitude"]) + rng.uniform(-QUERY_JITTER_DEG[1], QUERY_JITTER_DEG[1]),
+            )
+        )
+    return points
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(share: float) -> float:
+        return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+    return {
+        "p50_ms": round(at(0.50) * 1000, 3),
+        "p95_ms": round(at(0.95) * 1000, 3),
+        "p99_ms": round(at(0.99) * 1000, 3),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+    }
+
+
+def run_finder(points: list[tuple[float, float]]) -> tuple[dict[str, float], float, float]:
+    """Latencies of the finder on ``points`` (after a warm-up), its CPU time p50, and the mean number of results."""
+    for lat, lon in points[:20]:
+        search_nearby(NearbyQuery(lat, lon, radius_km=RADIUS_KM, limit=LIMIT))
+    wall, cpu, found = [], [], 0
+    for lat, lon in points:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        page = search_nearby(NearbyQuery(lat, lon, radius_km=RADIUS_KM, limit=LIMIT))
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+        found += len(page.items)
+        db.session.rollback()  # one request, one transaction
+    return percentiles(wall), percentiles(cpu)["p50_ms"], found / len(points)
+
+
+def unit_vectors(coordinates: np.ndarray) -> np.ndarray:
+    lat, lon = np.radians(coordinates[:, 0]), np.radians(coordinates[:, 1])
+    return np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
+
+
+def run_kdtree(points: list[tuple[float, float]]) -> tuple[dict[str, float], float]:
+    """The floor: the 20 nearest within 10 km from a KD-tree on the same locations, in-process."""
+    rows = db.session.execute(select(cast(Location.latitude, Float), cast(Location.longitude, Float))).all()
+    tree = cKDTree(unit_vectors(np.array(rows, dtype=float)))
+    chord = 2 * math.sin(RADIUS_KM / EARTH_MEAN_RADIUS_KM / 2)
+    queries = unit_vectors(np.array(points, dtype=float))
+    for vector in queries[:20]:
+        tree.query(vector, k=LIMIT, distance_upper_bound=chord)
+    wall, found = [], 0
+    for vector in queries:
+        started = time.perf_counter()
+        distances, _ = tree.query(vector, k=LIMIT, distance_upper_bound=chord)
+        wall.append(time.perf_counter() - started)
+        found += int(np.isfinite(distances).sum())
+    return percentiles(wall), found / len(points)
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: round(statistics.median(run[key] for run in runs), 3) for key in runs[0]}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="shared")
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--database", default=os.environ.get("DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.database.startswith("postgresql"):
+        ensure_database(args.database)
+    app = create_app("development", SQLALCHEMY_DATABASE_URI=args.database)
+    with app.app_context(), tempfile.TemporaryDirectory() as workdir:
+        upgrade()
+        forget_spatial_index()
+        data = load(args.size, Path(workdir))
+        real = data.pop("real")
+        index = spatial_index().value
+        postgres = db.session.get_bind().dialect.name == "postgresql"
+        figures: dict[str, list[dict[str, float]]] = {"finder": [], "kdtree": [], "bbox": []}
+        cpu_p50, results_per_query = [], 0.0
+        for run in range(args.runs):
+            points = query_points(real, args.queries, seed=run)
+            finder, cpu, results_per_query = run_finder(points)
+            figures["finder"].append(finder)
+            cpu_p50.append(cpu)
+            figures["kdtree"].append(run_kdtree(points)[0])
+            if postgres:
+                app.config["FINDER_SPATIAL_INDEX"] = "bbox"
+                figures["bbox"].append(run_finder(points)[0])
+                app.config["FINDER_SPATIAL_INDEX"] = "auto"
+            print(f"run {run + 1}: finder {finder} kdtree {figures['kdtree'][-1]}", flush=True)
+        finder, kdtree = median_of(figures["finder"]), median_of(figures["kdtree"])
+        entry: dict[str, Any] = {
+            **data,
+            "database": db.session.get_bind().dialect.name,
+            "spatial_index": index,
+            "queries_per_run": args.queries,
+            "runs": args.runs,
+            "radius_km": RADIUS_KM,
+            "limit": LIMIT,
+            "mean_results_per_query": round(results_per_query, 2),
+            "finder": finder,
+            "finder_cpu_p50_ms": round(statistics.median(cpu_p50), 3),
+            "kdtree": kdtree,
+            "ratio_finder_vs_kdtree_p50": round(finder["p50_ms"] / kdtree["p50_ms"], 1),
+            "ratio_finder_vs_kdtree_p95": round(finder["p95_ms"] / kdtree["p95_ms"], 1),
+            "target_p95_ms": TARGET_P95_MS,
+            "meets_target": finder["p95_ms"] < TARGET_P95_MS,
+            "python": platform.python_version(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+            "unit": "milliseconds per query, in-process, median over runs",
+            "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if SIZES[args.size] == 70_000:
+            entry["import_target_s"] = IMPORT_TARGET_S_PER_70K
+        if figures["bbox"]:
+            bbox = median_of(figures["bbox"])
+            entry["finder_with_lat_lon_btree"] = bbox
+            entry["ratio_btree_vs_index_p95"] = round(bbox["p95_ms"] / finder["p95_ms"], 2)
+        db.session.execute(text("SELECT 1"))  # the connection is alive to the end (a failed run says so here)
+        empty_tables()
+    results = json.loads(args.results.read_text()) if args.results.exists() else {}
+    results.setdefault("finder", {})[args.size] = entry
+    args.results.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(entry, indent=2))
+    return entry
+
+
+if __name__ == "__main__":
+    main()

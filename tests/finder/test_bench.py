@@ -1,0 +1,49 @@
+"""The finder's benchmark runs (its small size, on a SQLite file of its own): no timing is asserted here, only
+that it measures what it says on the data it says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_benchmark_runs_small(tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"other": {"kept": True}}))
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_finder.py"),
+            "--size",
+            "small",
+            "--database",
+            f"sqlite:///{tmp_path / 'bench.sqlite3'}",
+            "--queries",
+            "30",
+            "--runs",
+            "1",
+            "--results",
+            str(results),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads(results.read_text())
+    assert figures["other"] == {"kept": True}  # read-modify-write: other benchmarks' keys stay
+    entry = figures["finder"]["small"]
+    assert (entry["n_locations"], entry["import_failed"], entry["n_tariffs"]) == (1500, 0, 994)
+    assert entry["database"] == "sqlite" and entry["spatial_index"] == "rtree"
+    assert entry["queries_per_run"] == 30 and entry["runs"] == 1
+    assert 0 < entry["mean_results_per_query"] <= 20
+    for measured in (entry["finder"], entry["kdtree"]):
+        assert set(measured) == {"p50_ms", "p95_ms", "p99_ms", "mean_ms"}
+        assert 0 < measured["p50_ms"] <= measured["p95_ms"] <= measured["p99_ms"]
+    assert entry["ratio_finder_vs_kdtree_p95"] > 0 and isinstance(entry["meets_target"], bool)
