@@ -165,6 +165,9 @@ class BaseConfig:
     AUTHORIZATION_LOG_FLUSH_SECONDS = _env_float("AUTHORIZATION_LOG_FLUSH_SECONDS", 0.2)
     # The operations overview keeps its whole-table counts (locations, EVSEs, connectors per partner) this long.
     OPERATIONS_FIGURES_CACHE_SECONDS = _env_float("OPERATIONS_FIGURES_CACHE_SECONDS", 60.0)
+    # Objects a partner sent that we could not store are kept in the quarantine, at most this many pending per
+    # partner (a hostile partner cannot fill the disk; the overflow is counted, see app/roaming/receive/quarantine).
+    OCPI_QUARANTINE_MAX_PENDING = _env_int("OCPI_QUARANTINE_MAX_PENDING", 10_000)
     # Outgoing OCPI calls go only to URLs safe to fetch (app/roaming/ocpi/safe_urls.py, transport.py): https,
     # and every address the host resolves to public. OCPI_ALLOWED_PRIVATE_HOSTS lists exceptions for private
     # peerings: host names or addresses/CIDRs, each optionally with ":port" ("10.20.0.0/16", "cpo.lan:8443",
@@ -225,6 +228,18 @@ class BaseConfig:
     FINDER_TYPICAL_SESSION_KWH = _env_float("FINDER_TYPICAL_SESSION_KWH", 20.0)
     FINDER_TYPICAL_SESSION_MINUTES = _env_int("FINDER_TYPICAL_SESSION_MINUTES", 45)
     FINDER_SPATIAL_INDEX = os.environ.get("FINDER_SPATIAL_INDEX", "auto")
+    # The portal's map page (app/finder/views.py): the tile server (Leaflet URL template; its host is allowed in the
+    # CSP's img-src, app/security.py) and its attribution (HTML), the view a visitor starts from ("lat,lon,zoom"),
+    # the most markers one visible area gets (more: counts on a grid), and the visitors' rate limit (per address,
+    # the page and its endpoints together; a map view costs two requests).
+    FINDER_TILE_URL = os.environ.get("FINDER_TILE_URL", "https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png")
+    FINDER_TILE_ATTRIBUTION = os.environ.get(
+        "FINDER_TILE_ATTRIBUTION",
+        '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+    )
+    FINDER_MAP_VIEW = os.environ.get("FINDER_MAP_VIEW", "51.9,5.1,8")
+    FINDER_MAP_MAX_MARKERS = _env_int("FINDER_MAP_MAX_MARKERS", 1000)
+    FINDER_MAP_RATE_LIMIT = os.environ.get("FINDER_MAP_RATE_LIMIT", "120 per minute;2000 per hour")
 
     # Geocoding of typed places (app/finder/geocoding.py). "offline": the shipped gazetteer of Belgian and Dutch
     # places, no network. "nominatim" | "photon": our own server at GEOCODER_DOMAIN (host[:port][/path]; from

@@ -56,6 +56,7 @@ def test_a_bare_worker_process_knows_every_task_and_schedule():
         "roaming-push-tokens",
         "roaming-expire-commands",
         "roaming-export-whitelists",
+        "roaming-pull-all",
         "rating.rate_pending",
         "billing-run-dunning",
     }
@@ -70,6 +71,8 @@ def test_a_bare_worker_process_knows_every_task_and_schedule():
         "roaming.push_tokens",
         "roaming.expire_commands",
         "roaming.export_whitelists",
+        "roaming.pull_partner",
+        "roaming.pull_all",
     }
 
 

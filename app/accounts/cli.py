@@ -18,7 +18,7 @@ users_cli = AppGroup("users", help="Manage users.")
 @click.option("--role", required=True, type=click.Choice([role.value for role in Role]))
 @click.option("--name", default=None, help="Driver's full name (drivers only).")
 def create_user_command(email: str, password: str, role: str, name: str | None) -> None:
-    """Create a confirmed user with ROLE (driver, support, finance or admin)."""
+    """Create a confirmed user with ROLE (driver, support, finance, operations or admin)."""
     profile = None
     if role == Role.DRIVER:
         profile = services.default_driver_profile(email)

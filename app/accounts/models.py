@@ -24,9 +24,10 @@ class Role(enum.StrEnum):
     SUPPORT = "support"
     FINANCE = "finance"
     ADMIN = "admin"
+    OPERATIONS = "operations"  # the roaming network: partners, hubs, pulls, pushes, quarantine
 
 
-STAFF_ROLES = frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN})
+STAFF_ROLES = frozenset({Role.SUPPORT, Role.FINANCE, Role.OPERATIONS, Role.ADMIN})
 
 # Countries where we sell contracts (billing address / VAT). Charging itself roams everywhere.
 SUPPORTED_COUNTRIES = ("BE", "NL", "LU", "FR", "DE")

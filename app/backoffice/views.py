@@ -1,4 +1,4 @@
-"""Back office shell: a dashboard per role and the audit log."""
+"""Back office shell: a dashboard per role, the audit log, and the operations area nested under it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from sqlalchemy import func, select
 from app.accounts.models import Account, Role, User
 from app.audit import services as audit_services
 from app.backoffice.access import staff_required
+from app.backoffice.operations import bp as operations_bp
 from app.extensions import db
 
 bp = Blueprint("backoffice", __name__, url_prefix="/backoffice")
+# The operations area (/backoffice/operations): registered with the back office wherever the back office is.
+bp.register_blueprint(operations_bp)
 
 
 @bp.get("/")

@@ -50,7 +50,11 @@ class ChargingSession(Model):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     last_updated: Mapped[dt.datetime] = mapped_column(index=True)
 
-    __table_args__ = (UniqueConstraint("country_code", "party_id", "ocpi_id_key"),)
+    __table_args__ = (
+        UniqueConstraint("country_code", "party_id", "ocpi_id_key"),
+        # The operations overview: a partner's newest session (app.roaming.network).
+        Index("ix_roaming_sessions_partner_updated", "partner_id", "last_updated"),
+    )
 
     @validates("ocpi_id")
     def _keep_key(self, _name: str, value: str) -> str:
@@ -105,6 +109,8 @@ class Cdr(Model):
             postgresql_where=text("credit"),
             sqlite_where=text("credit"),
         ),
+        # The operations overview: a partner's newest CDR (app.roaming.network).
+        Index("ix_roaming_cdrs_partner_received", "partner_id", "received_at"),
     )
 
     @validates("ocpi_id")
@@ -135,4 +141,8 @@ class Authorization(Model):
     location_references: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_roaming_authorizations_account_created", "account_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_roaming_authorizations_account_created", "account_id", "created_at"),
+        # The operations overview: a partner's answers of the last 24 hours and its newest (app.roaming.network).
+        Index("ix_roaming_authorizations_partner_created", "partner_id", "created_at"),
+    )

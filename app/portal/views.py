@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
@@ -14,6 +16,7 @@ from app.cards.models import CardStatus
 from app.charging.services import LiveSession, live_sessions_of
 from app.db import utcnow
 from app.plans import services as plan_services
+from app.roaming.network.reach import Reachable, charge_points_reachable
 from app.roaming.places import Place, places_of
 
 bp = Blueprint("portal", __name__)
@@ -29,7 +32,24 @@ def index() -> ResponseReturnValue:
         if current_user.is_staff:
             return redirect(url_for("backoffice.dashboard"))
         return redirect(url_for("portal.dashboard"))
-    return render_template("portal/index.html")
+    reach = charge_points_reachable_cached()
+    return render_template("portal/index.html", reach=reach if reach.evses else None)
+
+
+REACH_CACHE_KEY = "portal.charge_points_reachable"
+REACH_CACHE_SECONDS = 300.0
+
+
+def charge_points_reachable_cached() -> Reachable:
+    """How many charge points our cards work at, counted at most every few minutes per process: the landing page
+    is the busiest page and the figure moves slowly (partners, their locations)."""
+    cached: tuple[float, Reachable] | None = current_app.extensions.get(REACH_CACHE_KEY)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < REACH_CACHE_SECONDS:
+        return cached[1]
+    reach = charge_points_reachable()
+    current_app.extensions[REACH_CACHE_KEY] = (now, reach)
+    return reach
 
 
 def _charging_now(account_id: int) -> list[tuple[LiveSession, Place]]:

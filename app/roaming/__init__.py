@@ -17,4 +17,4 @@ def init_app(app: Flask) -> None:
 
     UrlPolicy.from_config(app.config)  # a misspelt OCPI_ALLOWED_PRIVATE_HOSTS stops the start, not a handshake
     handlers.init_app(app)
-    add_beat_schedule(tasks.BEAT_SCHEDULE)
+    add_beat_schedule(tasks.beat_schedule(app.config))

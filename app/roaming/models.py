@@ -27,9 +27,14 @@ COORDINATE = Numeric(10, 7)
 
 
 class PartnerStatus(enum.StrEnum):
+    """Where a connection stands. Which status may go where, and why, is in ``app.roaming.partners.states``."""
+
     PENDING = "pending"  # token A handed out, not registered yet
     REGISTERED = "registered"  # credentials exchanged, token C in use
-    SUSPENDED = "suspended"  # we stopped talking to them (or they unregistered)
+    # We paused it: credentials kept; our cards are refused there and nothing is pushed, pulled or commanded,
+    # but its sessions and CDRs are still accepted (money that already happened is billed).
+    SUSPENDED = "suspended"
+    UNREGISTERED = "unregistered"  # credentials ended (they DELETEd them, or we unregistered): no traffic at all
     REMOVED = "removed"  # the connection is ended for good: its locations are hidden from drivers
 
 
@@ -57,14 +62,26 @@ class Partner(Model):
     credentials: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # their last credentials object
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     registered_at: Mapped[dt.datetime | None]
+    # The last change of status: when, by whom (a staff email, "cli", "partner NL/TCP") and why.
+    status_changed_at: Mapped[dt.datetime | None]
+    status_changed_by: Mapped[str | None] = mapped_column(String(255))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    # No token of our token list reads older than this for the partner (set when we suspend and when we resume
+    # it), so the partner's next incremental Tokens GET (date_from) picks every token up again.
+    tokens_restated_at: Mapped[dt.datetime | None]
 
     parties: Mapped[list[PartnerParty]] = relationship(back_populates="partner", cascade="all, delete-orphan")
 
     __table_args__ = (UniqueConstraint("country_code", "party_id"),)
 
-    def endpoint_url(self, identifier: str, role: str) -> str | None:
+    def endpoint_url(self, identifier: str, role: str | None) -> str | None:
+        """The URL of a module the partner offers in ``role`` (any role when None). Module identifiers and roles
+        are compared ignoring case: peers send ``"sender"`` or ``"Locations"``."""
         for endpoint in self.endpoints or []:
-            if endpoint.get("identifier") == identifier and endpoint.get("role") == role:
+            their_identifier, their_role = endpoint.get("identifier"), endpoint.get("role")
+            if not isinstance(their_identifier, str) or their_identifier.lower() != identifier.lower():
+                continue
+            if role is None or (isinstance(their_role, str) and their_role.upper() == role.upper()):
                 return endpoint.get("url")
         return None
 
@@ -220,6 +237,8 @@ class TariffVersion(Model):
             "country_code", "party_id", "ocpi_id_key", "last_updated", name="uq_roaming_tariff_versions_version_key"
         ),
         Index("ix_roaming_tariff_versions_key", "country_code", "party_id", "ocpi_id_key", "received_at"),
+        # The operations overview: a partner's newest tariff version (app.roaming.network).
+        Index("ix_roaming_tariff_versions_partner_received", "partner_id", "received_at"),
     )
 
     @validates("ocpi_id")
@@ -250,23 +269,49 @@ class TokenDelivery(Model):
     __table_args__ = (
         UniqueConstraint("token_update_id", "partner_id"),
         Index("ix_roaming_token_deliveries_due", "status", "next_attempt_at"),
+        # The operations overview: a partner's newest delivered token update (app.roaming.network).
+        Index("ix_roaming_token_deliveries_partner_delivered", "partner_id", "delivered_at"),
     )
 
 
+class CommandState(enum.StrEnum):
+    """Where a command stands, as support and the app show it. The question each answers for a retry: could
+    sending it again do the thing twice (a second session)?"""
+
+    SENDING = "sending"  # recorded and committed, the POST to the CPO under way
+    PENDING = "pending"  # the CPO took it (ACCEPTED, or a success we could not read): result awaited
+    ACCEPTED = "accepted"  # the charge point did it (CommandResult ACCEPTED)
+    FAILED = "failed"  # the charge point could not (EVSE_OCCUPIED, FAILED, ...; see ``result``): retry is safe
+    REJECTED = "rejected"  # the CPO refused it (REJECTED, NOT_SUPPORTED, UNKNOWN_SESSION, OCPI 2xxx): nothing done
+    TIMEOUT = "timeout"  # taken by the CPO, no result within its timeout: check before sending again
+    UNKNOWN = "unknown"  # no readable answer (timeout, 5xx, OCPI 3xxx): it may have arrived; never "failed, retry"
+    NOT_SENT = "not_sent"  # it never reached the CPO (no connection): nothing done, retry is safe
+
+
 class Command(Model):
-    """A command we sent to a CPO (START_SESSION, STOP_SESSION, ...) and its asynchronous result."""
+    """A command we sent to a CPO (START_SESSION, STOP_SESSION, ...) and its asynchronous result.
+
+    ``state`` is what happened as far as we know (:class:`CommandState`); ``response_*`` keep the CPO's
+    synchronous answer (its CommandResponse, or why we have none), ``result*`` its asynchronous CommandResult."""
 
     __tablename__ = "roaming_commands"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    uid: Mapped[str] = mapped_column(String(36), unique=True)  # in our response_url
+    # In our response_url: lower-case hex (uuid4), so the CPO's spelling is found folded to lower case.
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("roaming_partners.id", ondelete="RESTRICT"))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
     card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id", ondelete="SET NULL"))
     command: Mapped[str] = mapped_column(String(30))
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    response_result: Mapped[str | None] = mapped_column(String(30))  # CommandResponse.result
+    state: Mapped[CommandState] = mapped_column(str_enum(CommandState), default=CommandState.SENDING, index=True)
+    response_result: Mapped[str | None] = mapped_column(String(30))  # CommandResponse.result, when readable
     response_timeout: Mapped[int | None]
+    # The answer's HTTP status and OCPI status_code, and in words what was wrong with it, or why there was none
+    # ("timed out", "HTTP 502 from partner", "CommandResponse unreadable"); the CPO's own text is only logged.
+    response_http_status: Mapped[int | None]
+    response_status_code: Mapped[int | None]
+    response_problem: Mapped[str | None] = mapped_column(String(255))
     result: Mapped[str | None] = mapped_column(String(30))  # CommandResult.result
     result_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -325,3 +370,65 @@ class DuplicateObject(Model):
     found_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_roaming_duplicate_objects_kind_kept", "kind", "kept_row_id"),)
+
+
+class QuarantinedObject(Model):
+    """An object a partner sent us (pushed to the OCPI door or pulled from its Sender interface) that we could not
+    store, kept raw with the reason, so nothing a partner sends is lost (``app.roaming.receive.quarantine``).
+
+    ``raw`` is the object as JSON text (a pushed body as received; NUL escaped, since PostgreSQL text cannot hold
+    one; at most ``OCPI_MAX_BODY_BYTES``, ``raw_truncated`` beyond). The natural key columns are filled when they
+    are readable (the URL of a push, else the object). The same bad object again counts ``received_count`` on its
+    row: unique on partner + module + ``object_key`` (the folded key, '' when unreadable) + ``content_hash``
+    (SHA-256 of how it came and the whole raw text). Re-processing sets ``resolved_at`` and ``outcome`` once it is
+    stored (or no longer needed); the row stays for audit.
+    """
+
+    __tablename__ = "roaming_quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("roaming_partners.id", ondelete="CASCADE"))
+    module: Mapped[str] = mapped_column(String(20))  # locations, tariffs, sessions, cdrs
+    via: Mapped[str] = mapped_column(String(10))  # push, pull
+    method: Mapped[str | None] = mapped_column(String(10))  # a push's HTTP method (PUT, PATCH, POST)
+    country_code: Mapped[str | None] = mapped_column(String(2))
+    party_id: Mapped[str | None] = mapped_column(String(3))
+    ocpi_id: Mapped[str | None] = mapped_column(String(39))
+    evse_uid: Mapped[str | None] = mapped_column(String(36))  # an EVSE or Connector PUT/PATCH
+    connector_id: Mapped[str | None] = mapped_column(String(36))
+    object_key: Mapped[str] = mapped_column(String(128))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[str] = mapped_column(Text)
+    raw_truncated: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(Text)
+    received_count: Mapped[int] = mapped_column(default=1)
+    first_received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reprocessed_at: Mapped[dt.datetime | None]  # the last re-processing attempt
+    resolved_at: Mapped[dt.datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))  # stored, repeat, stale, superseded
+
+    partner: Mapped[Partner] = relationship()
+
+    __table_args__ = (
+        # Named: the generated name would reach PostgreSQL's 63 characters.
+        UniqueConstraint("partner_id", "module", "object_key", "content_hash", name="uq_roaming_quarantine_object"),
+        Index("ix_roaming_quarantine_pending", "partner_id", "module", "resolved_at"),
+    )
+
+
+class QuarantineOverflow(Model):
+    """Objects of a partner not kept because its pending quarantine was full (``OCPI_QUARANTINE_MAX_PENDING``):
+    counted, not stored, so a hostile partner cannot fill the disk."""
+
+    __tablename__ = "roaming_quarantine_overflow"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("roaming_partners.id", ondelete="CASCADE"))
+    module: Mapped[str] = mapped_column(String(20))
+    dropped: Mapped[int] = mapped_column(default=0)
+    first_dropped_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_dropped_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("partner_id", "module"),)

@@ -97,3 +97,41 @@ def test_partner_location_rule_gives_not_allowed(app, ocpi, partner):
     db.session.expire_all()
     reasons = [row.reason for row in db.session.query(Authorization).filter_by(card_id=card.id)]
     assert any("LOC2" in reason for reason in reasons)
+
+
+# --- real CPOs (issue 13) ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [{}, None, "null"], ids=["empty object", "no body", "null"])
+def test_a_body_without_location_references_authorizes_the_token(ocpi, partner, body):
+    """CPOs without a location to name send ``{}``: "no location references", not a missing location_id."""
+    card = card_in(CardStatus.ACTIVE)
+    path = f"/ocpi/2.2.1/tokens/{card.uid}/authorize?type=RFID"
+    if body == "null":
+        response = ocpi.post(path, data="null", headers={"Content-Type": "application/json"})
+    else:
+        response = ocpi.post(path, json=body)
+    assert response.status_code == 200, response.get_json()
+    info = response.get_json()["data"]
+    assert info["allowed"] == "ALLOWED" and "location" not in info
+    db.session.expire_all()
+    [logged] = db.session.query(Authorization).filter_by(card_id=card.id).all()
+    assert logged.allowed == "ALLOWED" and logged.location_references is None
+
+
+def test_a_cpo_style_request_in_lower_case_allows_our_card(ocpi, partner):
+    """As a CPO sent it: our ``04DE...`` uid in lower case, the type in lower case, an empty body."""
+    card = card_in(CardStatus.ACTIVE)
+    assert card.uid != card.uid.lower()  # the test means something only if the uid has letters
+    response = ocpi.post(f"/ocpi/2.2.1/tokens/{card.uid.lower()}/authorize?type=rfid", json={})
+    assert response.status_code == 200, response.get_json()
+    info = response.get_json()["data"]
+    assert info["allowed"] == "ALLOWED" and info["token"]["uid"] == card.uid and info["token"]["type"] == "RFID"
+
+
+def test_partner_location_rules_compare_party_and_location_ids_in_any_case(app, ocpi, partner, monkeypatch):
+    card = card_in(CardStatus.ACTIVE)
+    monkeypatch.setitem(app.config, "ROAMING_LOCATION_RULES", {"nl/tcp": {"allowed_location_ids": ["Loc1"]}})
+    assert _authorize(ocpi, card.uid, {"location_id": "LOC1"}).get_json()["data"]["allowed"] == "ALLOWED"
+    assert _authorize(ocpi, card.uid, {"location_id": "loc1"}).get_json()["data"]["allowed"] == "ALLOWED"
+    assert _authorize(ocpi, card.uid, {"location_id": "LOC2"}).get_json()["data"]["allowed"] == "NOT_ALLOWED"

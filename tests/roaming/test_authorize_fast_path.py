@@ -60,8 +60,8 @@ def test_partner_cache_answers_without_a_query_and_forgets_on_change(ocpi, partn
     assert ocpi.get("/ocpi/2.2.1/cdrs/0").status_code == 404  # authenticated, then "unknown CDR"
     assert ocpi.get("/ocpi/2.2.1/cdrs/0").status_code == 404
     assert _partner_lookups(statements) == 1
-    # A saved change to any partner clears this process's cache: a suspension takes effect at once here.
-    partner.status = PartnerStatus.SUSPENDED
+    # A saved change to any partner clears this process's cache: a removal takes effect at once here.
+    partner.status = PartnerStatus.REMOVED
     db.session.commit()
     assert ocpi.get("/ocpi/2.2.1/cdrs/0").status_code == 401
     assert _partner_lookups(statements) == 2

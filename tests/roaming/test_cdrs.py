@@ -1,17 +1,25 @@
 """CDRs Receiver over HTTP: the official example, Location header, idempotency, credit CDRs, exact money,
-bad input named with nothing stored."""
+bad input named with nothing stored, fields real CPOs omit derived from what we hold."""
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from decimal import Decimal
 
+from app.audit.services import Actor
+from app.cards import services as card_services
 from app.cards.models import CardStatus
 from app.charging.models import Cdr
 from app.extensions import db
+from app.plans import services as plan_services
+from app.rating.models import SessionCharge
 from app.roaming import cdr_listeners
 from app.roaming.receive.cdrs import store_cdr
+from app.roaming.receive.locations import upsert_locations
+from app.roaming.receive.tariffs import store_tariffs
+from tests.factories import make_user, one_connector_location
 from tests.roaming.token_fixtures import allow_parties, card_in, example, example_text, our_cdr_token
 
 
@@ -142,3 +150,107 @@ def test_a_new_cdr_of_ours_is_announced_once_to_the_listeners(ocpi, partner, mon
         assert _post_raw(ocpi, json.dumps(body)).status_code == (201 if created else 200)
     stored = {cdr.ocpi_id: cdr.id for cdr in _cdrs()}
     assert announced == [stored["OURS-1"]]
+
+
+# --- fields OCPI requires that real CPOs omit, derived from what we hold (never money or energy) -----------------
+
+
+_TARIFF = {**example("cdr_example.json")["tariffs"][0], "country_code": "NL", "party_id": "TCP", "id": "T1"}
+
+
+def _driver_card():  # type: ignore[no-untyped-def]
+    """A card of a driver whose plan started before the CDRs below: they can be rated."""
+    user = make_user()
+    for stretch in plan_services.history(user.account.id):
+        stretch.starts_at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    return card_services.issue_app_token(user.account, Actor.of(user))
+
+
+def _cdr_at_our_location(card, **place: object) -> dict:  # type: ignore[no-untyped-def]
+    """A CDR of NL/TCP at the Location LOC-EST (EVSE uid ``E1``, evse_id ``NL*TCP*E1``, connector ``1``)."""
+    data = {
+        **example("cdr_example.json"),
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": "CDR-DERIVED",
+        "cdr_token": our_cdr_token(card),
+        "start_date_time": "2026-10-01T10:00:00Z",
+        "end_date_time": "2026-10-01T11:30:00Z",
+        "last_updated": "2026-10-01T11:31:00Z",
+    }
+    data["charging_periods"] = [
+        {**data["charging_periods"][0], "start_date_time": "2026-10-01T10:00:00Z", "tariff_id": "T1"}
+    ]
+    data["tariffs"] = [_TARIFF]
+    data["cdr_location"] = {**data["cdr_location"], "id": "LOC-EST", "evse_id": "NL*TCP*E1", **place}
+    return data
+
+
+def _hold_location_and_tariff() -> None:
+    upsert_locations([one_connector_location("T1")], partner=None)
+    store_tariffs([_TARIFF], partner=None)
+    db.session.commit()
+
+
+def test_a_cdr_without_evse_uid_is_stored_with_the_uid_of_our_evse_and_rated(ocpi, partner):
+    _hold_location_and_tariff()
+    card = _driver_card()
+    body = _cdr_at_our_location(card)
+    del body["cdr_location"]["evse_uid"]  # real CPOs omit it; OCPI requires it
+    response = _post_raw(ocpi, json.dumps(body))
+    assert response.status_code == 201, response.get_json()
+    [cdr] = _cdrs()
+    assert cdr.evse_uid == "E1" and cdr.data["cdr_location"]["evse_uid"] == "E1"
+    charge = db.session.query(SessionCharge).filter_by(cdr_id=cdr.id).one()  # billed
+    # The price promise found the connector's tariff through the EVSE's real uid (the evse_id would not).
+    assert charge.account_id == card.account_id and charge.estimate_incl_vat is not None
+
+
+def test_an_evse_uid_we_cannot_look_up_is_the_evse_id_itself(ocpi, partner):
+    body = {**example("cdr_example.json"), "country_code": "NL", "party_id": "TCP"}
+    del body["cdr_location"]["evse_uid"]
+    assert _post_raw(ocpi, json.dumps(body)).status_code == 201  # we hold no Location LOC1
+    assert _cdrs()[0].evse_uid == "BE*BEC*E041503003"
+
+
+def test_the_place_and_duration_come_from_what_we_hold(ocpi, partner):
+    _hold_location_and_tariff()
+    card = _driver_card()
+    body = _cdr_at_our_location(card)
+    for name in (
+        "evse_uid",
+        "connector_id",
+        "connector_standard",
+        "connector_format",
+        "connector_power_type",
+        "address",
+        "city",
+        "country",
+        "coordinates",
+    ):
+        del body["cdr_location"][name]
+    del body["total_time"]
+    del body["cdr_token"]["contract_id"]
+    assert _post_raw(ocpi, json.dumps(body)).status_code == 201
+    [cdr] = _cdrs()
+    place = cdr.data["cdr_location"]
+    assert (place["evse_uid"], place["connector_id"], place["connector_standard"]) == ("E1", "1", "IEC_62196_T2")
+    assert (place["connector_format"], place["connector_power_type"]) == ("SOCKET", "AC_3_PHASE")
+    assert (place["address"], place["city"], place["country"]) == ("Stationsplein 1", "Utrecht", "NLD")
+    assert place["coordinates"] == {"latitude": "52.0894440", "longitude": "5.1102780"}
+    assert cdr.total_time == Decimal("1.5") and cdr.country == "NLD"  # end minus start: 1 h 30 min
+    assert cdr.data["cdr_token"]["contract_id"] == card.contract_id and cdr.account_id == card.account_id
+
+
+def test_what_cannot_be_derived_is_still_refused_naming_it(ocpi, partner):
+    cases = {
+        "cdr_location.evse_uid": lambda d: [d["cdr_location"].pop(k) for k in ("evse_uid", "evse_id")],
+        "cdr_location.connector_standard": lambda d: d["cdr_location"].pop("connector_standard"),  # no Location
+        "cdr_token.contract_id": lambda d: d["cdr_token"].pop("contract_id"),  # another e-MSP's token
+    }
+    for field, damage in cases.items():
+        data = {**copy.deepcopy(example("cdr_example.json")), "country_code": "NL", "party_id": "TCP"}
+        damage(data)
+        response = _post_raw(ocpi, json.dumps(data))
+        assert response.get_json()["status_code"] == 2001 and field in response.get_json()["status_message"], field
+    assert _cdrs() == []

@@ -10,8 +10,8 @@ import pytest
 from app.cards.models import CardStatus
 from app.db import utcnow
 from app.extensions import db
-from app.roaming.models import Command
-from app.roaming.send.commands import CommandError, expire_commands, send_command
+from app.roaming.models import Command, CommandState
+from app.roaming.send.commands import CommandError, expire_commands, resend_is_safe, send_command
 from tests.roaming.fake_cpo.receiver import COMMANDS_PATH
 from tests.roaming.test_token_push import connect
 from tests.roaming.token_fixtures import card_in
@@ -31,7 +31,7 @@ def test_start_session_round_trip(ocpi, partner, fake_cpo):
     assert sent["body"]["token"]["uid"] == card.uid and sent["body"]["location_id"] == "LOC1"
     assert sent["body"]["response_url"].endswith(f"/ocpi/2.2.1/commands/START_SESSION/{command.uid}")
     assert command.response_result == "ACCEPTED" and command.response_timeout == 30
-    assert command.timeout_at is not None and command.result is None
+    assert command.timeout_at is not None and command.result is None and command.state == CommandState.PENDING
     assert command.account_id == card.account_id
 
     # The CPO posts the charge point's answer to our response_url.
@@ -39,7 +39,7 @@ def test_start_session_round_trip(ocpi, partner, fake_cpo):
     assert response.status_code == 200 and response.get_json()["status_code"] == 1000
     db.session.expire_all()
     stored = db.session.get(Command, command.id)
-    assert stored.result == "ACCEPTED" and stored.result_at is not None
+    assert stored.result == "ACCEPTED" and stored.result_at is not None and stored.state == CommandState.ACCEPTED
     assert expire_commands(utcnow() + dt.timedelta(hours=1)) == 0  # answered: never times out
 
 
@@ -49,7 +49,7 @@ def test_timeout_is_recorded(ocpi, partner, fake_cpo):
     command = send_command(partner, "STOP_SESSION", {"session_id": "101"})
     assert expire_commands(utcnow()) == 0
     assert expire_commands(utcnow() + dt.timedelta(seconds=11)) == 1
-    assert command.result == "TIMEOUT" and command.result_message
+    assert command.result == "TIMEOUT" and command.result_message and command.state == CommandState.TIMEOUT
     db.session.commit()
     # A result arriving late is still recorded, beside the TIMEOUT that stays final (test_command_results).
     url = fake_cpo.state["commands"][0]["body"]["response_url"]
@@ -64,6 +64,7 @@ def test_rejected_command_is_final(partner, fake_cpo, db_session):
     fake_cpo.misbehave["command_response"] = "REJECTED"
     command = send_command(partner, "UNLOCK_CONNECTOR", {"location_id": "L", "evse_uid": "E", "connector_id": "1"})
     assert command.response_result == "REJECTED" and command.result == "REJECTED" and command.timeout_at is None
+    assert command.state == CommandState.REJECTED and command.response_status_code == 1000
 
 
 def test_bad_requests(ocpi, partner, fake_cpo):
@@ -82,11 +83,17 @@ def test_bad_requests(ocpi, partner, fake_cpo):
     assert fake_cpo.requests_to(COMMANDS_PATH, "POST")
 
 
-def test_unreachable_cpo_is_recorded(partner, fake_cpo, db_session):
+def test_a_cpo_refusing_our_token_rejects_the_command(partner, fake_cpo, db_session):
+    """HTTP 401: the CPO received the request and did nothing with it. That is a refusal (a resend cannot stop
+    the session twice), not "unreachable" and not a result of the charge point."""
     connect(partner, fake_cpo)
     fake_cpo.accepted_tokens.clear()  # the CPO answers 401
     command = send_command(partner, "STOP_SESSION", {"session_id": "101"})
-    assert command.response_result == "SEND_FAILED" and command.result == "FAILED" and command.result_message
+    assert command.state == CommandState.REJECTED and command.result == "REJECTED"
+    assert command.response_http_status == 401 and command.response_result is None
+    assert command.result_message == "OCPI 2000 (client error), HTTP 401"
+    assert command.response_problem == "HTTP 401 from partner"
+    assert resend_is_safe(command) and "commands" not in fake_cpo.state
 
 
 def test_commands_are_addressed_to_the_cpo_that_owns_the_location(partner, fake_cpo, db_session):
@@ -163,3 +170,14 @@ def test_support_sends_commands_from_the_command_line(app, partner, fake_cpo, db
     assert incomplete.exit_code != 0 and "STOP_SESSION needs session_id" in incomplete.output
     assert unknown_card.exit_code != 0 and "no card with uid NOPE" in unknown_card.output
     assert db.session.query(Command).count() == 2  # refused commands are not recorded
+
+
+def test_no_command_goes_to_a_partner_we_do_not_talk_to(partner, fake_cpo, db_session):
+    from app.roaming.models import PartnerStatus
+
+    connect(partner, fake_cpo)
+    partner.status = PartnerStatus.SUSPENDED
+    db.session.flush()
+    with pytest.raises(CommandError, match="Test CPO is suspended: no commands"):
+        send_command(partner, "STOP_SESSION", {"session_id": "101"})
+    assert db.session.query(Command).count() == 0 and not fake_cpo.received

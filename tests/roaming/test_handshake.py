@@ -141,7 +141,10 @@ def test_second_post_is_405_and_put_rotates_then_delete_unregisters(client, pend
     assert deleted.status_code == 200
     assert deleted.get_json()["status_code"] == 1000
     partner = _reload(pending)
-    assert partner.status == PartnerStatus.SUSPENDED
+    # Their doing, not a suspension of ours: recorded as such.
+    assert partner.status == PartnerStatus.UNREGISTERED
+    assert partner.status_changed_by == "partner NL/EXA"
+    assert partner.status_reason == "they unregistered (DELETE credentials)"
     assert partner.incoming_token_hash is None and partner.outgoing_token is None
     # Afterwards the token is unknown: 401 on every method.
     for method in ("get", "delete"):
@@ -286,3 +289,43 @@ def test_the_other_official_credentials_examples_register_too(client, pending, f
     assert [role["role"] for role in partner.credentials["roles"]] == [
         role["role"] for role in json.loads((EXAMPLES / name).read_text())["roles"]
     ]
+
+
+def test_a_partner_writing_roles_and_endpoints_in_lower_case_registers(client, pending, fake_cpo):
+    """Issue 13: ``"role": "cpo"``, ``"party_id": "exa"``, endpoint roles ``"sender"`` and module identifiers in
+    upper case (the fake CPO's ``lowercase_roles``). Accepted; codes stored upper-case, endpoints found."""
+    fake_cpo.misbehave["lowercase_roles"] = True
+    credentials = _example_credentials(fake_cpo)
+    for role in credentials["roles"]:
+        role.update(role=role["role"].lower(), party_id="exa", country_code="nl")
+    response = OcpiTestClient(client, token=TOKEN_A).post("/ocpi/2.2.1/credentials", json=credentials)
+    assert response.status_code == 200, response.get_json()
+    partner = _reload(pending)
+    assert partner.status == PartnerStatus.REGISTERED
+    assert [(p.role, p.country_code, p.party_id) for p in partner.parties] == [("CPO", "NL", "EXA")]
+    assert {(e["identifier"], e["role"]) for e in partner.endpoints} == set(CPO_ENDPOINTS)
+    assert partner.endpoint_url("tokens", "RECEIVER") == module_url(fake_cpo, "tokens")
+    assert partner.endpoint_url("Tokens", "receiver") == module_url(fake_cpo, "tokens")
+
+    # Rotating works the same way.
+    token_c = response.get_json()["data"]["token"]
+    rotated = OcpiTestClient(client, token=token_c).put(
+        "/ocpi/2.2.1/credentials", json=_example_credentials(fake_cpo, token="their-rotated-b")
+    )
+    assert rotated.status_code == 200, rotated.get_json()
+
+
+def test_without_a_configured_url_the_exchange_is_refused_before_anything_changes(app, client, pending, fake_cpo):
+    previous = app.config["PUBLIC_BASE_URL"]
+    app.config["PUBLIC_BASE_URL"] = None
+    try:
+        response = OcpiTestClient(client, token=TOKEN_A).post(
+            "/ocpi/2.2.1/credentials", json=_example_credentials(fake_cpo)
+        )
+    finally:
+        app.config["PUBLIC_BASE_URL"] = previous
+    assert response.get_json()["status_code"] == 3000
+    assert "cannot tell the partner where our versions endpoint is" in response.get_json()["status_message"]
+    assert fake_cpo.received == []
+    partner = _reload(pending)
+    assert partner.status == PartnerStatus.PENDING and partner.incoming_token_hash == hash_token(TOKEN_A)

@@ -183,3 +183,46 @@ def test_answers_of_functional_modules_are_addressed_back_and_configuration_modu
     assert (direct.headers["OCPI-to-country-code"], direct.headers["OCPI-to-party-id"]) == ("NL", "TCP")
     for path in ("/ocpi/2.2.1/credentials", "/ocpi/2.2.1/hubclientinfo/NL/ALF", "/ocpi/2.2.1"):
         assert "OCPI-to-party-id" not in hub.get(path, headers=via_hub).headers, path
+
+
+def test_a_hub_writing_roles_and_codes_in_lower_case(client, db_session, fake_cpo):
+    """Issue 13: peers send ``"role": "hub"``, ``"party_id": "hub"``, endpoint roles ``"sender"`` and module
+    identifiers in another case. Accepted; codes kept upper-case, endpoints found."""
+    fake_cpo.misbehave["lowercase_roles"] = True
+    add_partner(name="Roaming Hub", country_code="DE", party_id="HUB", role="HUB", token=HUB_TOKEN_A)
+    fake_cpo.accepted_tokens.add("hub-token-b")
+    credentials = {
+        "token": "hub-token-b",
+        "url": versions_url(fake_cpo),
+        "roles": [
+            {"role": "hub", "party_id": "hub", "country_code": "de", "business_details": {"name": "Roaming Hub"}}
+        ],
+    }
+    response = OcpiTestClient(client, token=HUB_TOKEN_A).post("/ocpi/2.2.1/credentials", json=credentials)
+    assert response.status_code == 200, response.get_json()
+    hub = OcpiTestClient(client, token=response.get_json()["data"]["token"])
+    stored = _hub()
+    assert [(p.role, p.country_code, p.party_id) for p in stored.parties] == [("HUB", "DE", "HUB")]
+    assert stored.endpoint_url("locations", "SENDER") == fake_cpo.url("/ocpi/cpo/2.2.1/locations")
+    assert {(e["identifier"], e["role"]) for e in stored.endpoints} >= {
+        ("credentials", "SENDER"),
+        ("tokens", "RECEIVER"),
+    }
+
+    info = {"country_code": "nl", "party_id": "all", "role": "cpo", "status": "connected"}
+    pushed = hub.put("/ocpi/2.2.1/hubclientinfo/nl/all", {**info, "last_updated": "2026-06-01T10:00:00Z"})
+    assert pushed.status_code == 201, pushed.get_json()
+    assert hub.get("/ocpi/2.2.1/hubclientinfo/NL/ALL").get_json()["data"]["status"] == "CONNECTED"
+    party = db.session.scalars(db.select(PartnerParty).filter_by(party_id="ALL")).one()
+    assert (party.country_code, party.role, party.status) == ("NL", "CPO", "CONNECTED")
+
+
+def test_a_suspended_hub_may_not_announce_parties(client, db_session, fake_cpo, hub):
+    from app.audit.services import Actor
+    from app.roaming.partners.lifecycle import suspend
+
+    suspend(_hub(), actor=Actor.system("cli"), reason="hub contract under review")
+    db.session.commit()
+    refused = hub.put("/ocpi/2.2.1/hubclientinfo/NL/ALL", _client_info("NL", "ALL"))
+    assert refused.status_code == 403 and "suspended" in refused.get_json()["status_message"]
+    assert db.session.scalars(db.select(PartnerParty).filter_by(party_id="ALL")).all() == []

@@ -13,6 +13,9 @@ import pytest
 
 from app.roaming.ocpi import safe_urls, transport
 from app.roaming.ocpi.client import OcpiClient, OcpiClientError
+from tests.roaming.fake_cpo import start_fake_cpo
+from tests.roaming.fake_cpo.receiver import TOKENS_PATH
+from tests.roaming.fake_cpo.server import REDIRECT_PREFIX
 from tests.roaming.loopback_servers import (
     ScriptedServer,
     Tarpit,
@@ -89,32 +92,114 @@ def test_redirect_to_an_internal_address_is_refused(partner, server, internal, s
     assert SECRET not in str(failure) and str(internal.port) not in str(failure)
 
 
-def test_redirects_follow_the_method_and_body_rules_and_keep_the_token_home(partner, server, settings):
+def test_redirects_follow_the_method_and_body_rules(partner, server, settings):
+    """Within the partner's origin: 307/308 keep the method, the body and the token; 302/303 turn into GET."""
+    settings(OCPI_ALLOWED_PRIVATE_HOSTS=["127.0.0.1"])
+    server.routes["/echo"] = echo_request()
+    server.routes["/307"] = redirect(server.url("/echo"), 307)
+    server.routes["/308-here"] = redirect("/echo", 308)
+    server.routes["/303"] = redirect("/echo", 303)
+    server.routes["/302"] = redirect("/echo", 302)
+    client = OcpiClient(partner)
+    body = {"hello": "partner"}
+
+    temporary = client.post(server.url("/307"), body).data
+    assert (temporary["method"], json.loads(temporary["body"])) == ("POST", body)
+    assert temporary["authorization"].startswith("Token ")  # same origin: the token goes along
+
+    permanent = client.put(server.url("/308-here"), body).data
+    assert (permanent["method"], json.loads(permanent["body"])) == ("PUT", body)
+    assert permanent["authorization"].startswith("Token ")
+
+    for status in ("303", "302"):
+        rewritten = client.post(server.url(f"/{status}"), body).data
+        assert (rewritten["method"], rewritten["body"]) == ("GET", ""), status
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 307), ("GET", 302), ("PUT", 308), ("POST", 307), ("POST", 303)])
+def test_a_redirect_to_another_origin_is_refused_and_takes_nothing_there(partner, server, settings, method, status):
+    """Our token for a partner (and what we send it: credentials carry a token) stays at its origin: following
+    without the token would only earn a 401 from the other host, so the redirect is refused, not retried."""
     settings(OCPI_ALLOWED_PRIVATE_HOSTS=["127.0.0.1"])
     other = start_scripted()
     try:
         other.scripted.routes["/echo"] = echo_request()
-        server.routes["/echo"] = echo_request()
-        server.routes["/307"] = redirect(other.scripted.url("/echo"), 307)
-        server.routes["/308-here"] = redirect("/echo", 308)
-        server.routes["/303"] = redirect("/echo", 303)
-        server.routes["/302"] = redirect("/echo", 302)
-        client = OcpiClient(partner)
-        body = {"hello": "partner"}
+        server.routes["/moved"] = redirect(other.scripted.url("/echo"), status)
+        body = None if method == "GET" else {"token": "the-token-they-call-us-with"}
 
-        temporary = client.post(server.url("/307"), body).data
-        assert (temporary["method"], json.loads(temporary["body"])) == ("POST", body)
-        assert temporary["authorization"] is None  # another origin: our token for this partner stays home
+        failure = failure_of(lambda: OcpiClient(partner).request(method, server.url("/moved"), json=body))
 
-        permanent = client.put(server.url("/308-here"), body).data
-        assert (permanent["method"], json.loads(permanent["body"])) == ("PUT", body)
-        assert permanent["authorization"].startswith("Token ")  # same origin: the token goes along
-
-        for status in ("303", "302"):
-            rewritten = client.post(server.url(f"/{status}"), body).data
-            assert (rewritten["method"], rewritten["body"]) == ("GET", ""), status
+        assert failure.reason == "redirect to another origin refused"
+        assert failure.retryable is False
+        assert other.scripted.seen == []
     finally:
         other.stop()
+
+
+def test_a_call_without_credentials_or_body_may_follow_a_redirect_to_another_origin(server, settings, app):
+    """The rule is about what a request would hand over: with nothing to hand over, the hop is only guarded."""
+    other = start_scripted()
+    try:
+        other.scripted.routes["/echo"] = echo_request()
+        server.routes["/moved"] = redirect(other.scripted.url("/echo"), 307)
+        fetched = transport.fetch(
+            "GET",
+            server.url("/moved"),
+            headers={"Accept": "application/json"},
+            policy=safe_urls.UrlPolicy(
+                require_https=False, allowed_private=(safe_urls.AllowedPrivate.parse("127.0.0.1"),)
+            ),
+            limits=transport.FetchLimits(),
+        )
+        assert fetched.status == 200 and fetched.url == other.scripted.url("/echo")
+        assert [seen.path for seen in other.scripted.seen] == ["/echo"]
+    finally:
+        other.stop()
+
+
+def test_a_partner_that_redirects_every_call_is_followed_with_method_body_and_token(partner, fake_cpo):
+    """The fake CPO 307s every request to the same path under /moved on its own origin (a real CPO's gateway)."""
+    fake_cpo.accepted_tokens.add(partner.outgoing_token)
+    fake_cpo.misbehave["redirect_every_call"] = True
+    token = {"uid": "0102030405", "type": "RFID", "valid": True}
+
+    answer = OcpiClient(partner).put(fake_cpo.url(f"{TOKENS_PATH}/BE/VLT/0102030405"), token)
+
+    assert answer.status_code == 1000
+    assert [(r.method, r.path) for r in fake_cpo.received] == [
+        ("PUT", f"{TOKENS_PATH}/BE/VLT/0102030405"),
+        ("PUT", f"{REDIRECT_PREFIX}{TOKENS_PATH}/BE/VLT/0102030405"),
+    ]
+    assert fake_cpo.received[1].body == token  # the body went along: 307 repeats the request
+    assert fake_cpo.state["tokens"][0]["body"] == token
+
+
+def test_a_partner_that_redirects_every_call_elsewhere_gets_nothing_there(partner, fake_cpo):
+    """The same switch towards another origin: refused before anything is sent there."""
+    elsewhere = start_fake_cpo()
+    try:
+        elsewhere.cpo.accepted_tokens.add(partner.outgoing_token)
+        fake_cpo.accepted_tokens.add(partner.outgoing_token)
+        fake_cpo.misbehave["redirect_every_call"] = elsewhere.cpo.base_url
+
+        failure = failure_of(
+            lambda: OcpiClient(partner).put(fake_cpo.url(f"{TOKENS_PATH}/BE/VLT/0102030405"), {"uid": "0102030405"})
+        )
+
+        assert failure.reason == "redirect to another origin refused"
+        assert elsewhere.cpo.received == [] and "tokens" not in elsewhere.cpo.state
+    finally:
+        elsewhere.stop()
+
+
+def test_a_redirect_within_the_bound_is_followed(partner, server, settings):
+    settings(OCPI_MAX_REDIRECTS=3)
+    server.routes["/a"] = redirect("/b", 307)
+    server.routes["/b"] = redirect("/c", 308)
+    server.routes["/c"] = redirect("/versions", 301)
+    server.routes["/versions"] = ocpi([{"version": "2.2.1", "url": server.url("/2.2.1")}])
+    assert OcpiClient(partner).get(server.url("/a")).data[0]["version"] == "2.2.1"
+    assert server.paths_seen() == ["/a", "/b", "/c", "/versions"]
 
 
 def test_redirect_loops_stop(partner, server, settings):

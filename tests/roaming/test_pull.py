@@ -12,7 +12,8 @@ import pytest
 from app.charging.models import Cdr, ChargingSession
 from app.extensions import db
 from app.roaming.models import Location, PullCursor, TariffVersion
-from app.roaming.receive.pull import PullError, next_page_url, pull
+from app.roaming.receive.pull import PullError, pull
+from app.roaming.receive.pull_paging import Window, link_problem, next_page
 from tests.roaming.fake_cpo.sender import sender_endpoints
 from tests.shared_data import EXAMPLES as SHARED_EXAMPLES
 from tests.shared_data import NL_DATA
@@ -161,11 +162,72 @@ def test_cli_pull(app, cpo, partner):
     assert f"locations: 3 pages, {N} received, {N} stored" in result.output
 
 
-def test_next_page_url_rules():
-    base = "http://cpo/ocpi/locations?date_to=X&offset=0&limit=10"
-    link = {"Link": '<http://cpo/next?offset=10>; rel="next"', "X-Total-Count": "25"}
-    assert next_page_url(base, link, 10) == "http://cpo/next?offset=10"
-    computed = next_page_url(base, {"X-Total-Count": "25", "X-Limit": "10"}, 10)
-    assert parse_qs(urlsplit(computed).query) == {"date_to": ["X"], "offset": ["10"], "limit": ["10"]}
-    assert next_page_url(base.replace("offset=0", "offset=20"), {"X-Total-Count": "25"}, 5) is None
-    assert next_page_url(base, {}, 10) is None  # neither Link nor a total: last page
+def test_next_page_rules():
+    window = Window("http://cpo/ocpi/locations", None, dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 10)
+    first = window.page(0)
+    assert parse_qs(urlsplit(first).query) == {"date_to": ["2026-11-01T00:00:00Z"], "offset": ["0"], "limit": ["10"]}
+
+    link = {"Link": '<http://cpo/ocpi/locations?cursor=abc>; rel="next"', "X-Total-Count": "25"}
+    assert next_page(window, 0, link, 10, {first}).url == "http://cpo/ocpi/locations?cursor=abc"  # opaque: fine
+    assert next_page(window, 0, link, 10, {first}).offset == 10
+
+    computed = next_page(window, 0, {"X-Total-Count": "25", "X-Limit": "5"}, 10, {first})
+    assert (computed.offset, computed.note) == (10, None)  # no Link but more remain: by offset, quietly
+    assert parse_qs(urlsplit(computed.url).query)["limit"] == ["5"]  # the server's X-Limit caps the page
+    assert next_page(window, 20, {"X-Total-Count": "25"}, 5, {first}).url is None
+    assert next_page(window, 0, {}, 10, {first}).url is None  # neither Link nor a total: last page
+
+
+@pytest.mark.parametrize(
+    ("link", "problem"),
+    [
+        ("http://cpo/ocpi/locations?offset=10", None),
+        ("http://CPO:80/ocpi/locations/?offset=10", None),  # the same origin and path, spelled otherwise
+        ("http://cpo/ocpi/VersionNumber.v_2_2_1/locations?offset=10", "is not at the endpoint's path"),
+        ("http://cpo/ocpi/locations/extra?offset=10", "is not at the endpoint's path"),
+        ("https://cpo/ocpi/locations?offset=10", "leaves the origin"),
+        ("http://cpo:8080/ocpi/locations?offset=10", "leaves the origin"),
+        ("http://other/ocpi/locations?offset=10", "leaves the origin"),
+        ("/ocpi/locations?offset=10", "is not a URL"),
+        ("http://cpo:port/ocpi/locations", "is not a URL"),
+        ("http://cpo/ocpi/locations?offset=0&limit=10", "already fetched"),
+    ],
+)
+def test_which_links_are_pages_of_the_endpoint(link, problem):
+    found = link_problem("http://cpo/ocpi/locations", link, {"http://cpo/ocpi/locations?offset=0&limit=10"})
+    assert found == problem if problem is None else problem in (found or "")
+
+
+def test_a_broken_link_is_replaced_by_the_next_offset_in_the_window():
+    since = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    window = Window("http://cpo/ocpi/locations", since, dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 10)
+    broken = {"Link": '<http://cpo/ocpi/VersionNumber.v_2_2_1/locations?offset=20>; rel="next"'}
+
+    page = next_page(window, 10, broken, 10, set())
+
+    assert page.offset == 20 and "VersionNumber.v_2_2_1" in (page.note or "")
+    assert parse_qs(urlsplit(page.url).query) == {
+        "date_from": ["2026-10-01T00:00:00Z"],
+        "date_to": ["2026-11-01T00:00:00Z"],
+        "offset": ["20"],
+        "limit": ["10"],
+    }
+    assert next_page(window, 10, {**broken, "X-Total-Count": "20"}, 10, set()).url is None  # the total is reached
+    unknown = next_page(window, None, broken, 10, set())  # resumed at a Link without offset: the window again
+    assert unknown.offset == 0 and "offset=0" in (unknown.url or "")
+
+
+def test_cli_pull_without_module_pulls_every_module_and_goes_on_after_a_failure(app, cpo, partner):
+    cpo.data["cdrs"] = [json.loads((EXAMPLES / "cdr_example.json").read_text())]
+    partner.endpoints = [  # the locations endpoint is one our guard refuses: that module fails, the rest go on
+        {**e, "url": "http://10.255.0.1/locations"} if e["identifier"] == "locations" else e for e in partner.endpoints
+    ]
+    db.session.commit()
+
+    result = app.test_cli_runner().invoke(args=["roaming", "pull", "NL/TCP", "--restart"])
+
+    assert result.exit_code != 0
+    assert "locations: pull locations from Test CPO stopped" in result.output and "address not allowed" in result.output
+    assert "tariffs: 1 pages, 0 received" in result.output and "cdrs: 1 pages, 1 received, 1 stored" in result.output
+    assert "pull of locations from Test CPO failed" in result.output
+    assert db.session.query(Cdr).count() == 1

@@ -1,5 +1,6 @@
 """We register with a partner: ``flask roaming partner-add / partners / register / update-credentials /
-unregister`` against the fake CPO over real HTTP."""
+unregister`` against the fake CPO over real HTTP. What we hand out is built on the one configured OCPI base URL
+(here ``OUR_URL``); ``--our-url`` may only repeat it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ from tests.roaming.conftest import OcpiTestClient
 from tests.roaming.fake_cpo.handshake import module_url, versions_url
 
 OUR_URL = "https://emsp.example.test"
+
+
+@pytest.fixture(autouse=True)
+def our_public_url(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Partners reach us at OUR_URL: the one setting every URL we hand out is built on. (Through the test's
+    own monkeypatch, so changes a test makes on top are undone in the right order.)"""
+    monkeypatch.setitem(app.config, "OCPI_BASE_URL", OUR_URL)
 
 
 def _run(app, *args: str):  # type: ignore[no-untyped-def]
@@ -165,7 +173,7 @@ def test_partner_add_refuses_duplicates(app, db_session, fake_cpo):
 
 def test_register_with_the_fake_cpo(app, client, db_session, fake_cpo):
     _add(app, fake_cpo)
-    result = _run(app, "register", "Fake CPO", "--our-url", OUR_URL)
+    result = _run(app, "register", "Fake CPO")  # on the configured base URL
     assert result.exit_code == 0, result.output
     assert "registered with Fake CPO: OCPI 2.2.1, 7 endpoints" in result.output
 
@@ -244,19 +252,21 @@ def test_update_credentials_rotates_both_tokens(app, client, db_session, fake_cp
     assert OcpiTestClient(client, token=new_b).get("/ocpi/versions").status_code == 200
 
 
-def test_unregister_deletes_at_their_side_and_suspends(app, client, db_session, fake_cpo):
+def test_unregister_deletes_at_their_side_and_ends_the_connection(app, client, db_session, fake_cpo):
     _add(app, fake_cpo)
     assert _run(app, "register", "Fake CPO", "--our-url", OUR_URL).exit_code == 0
     token_b = fake_cpo.emsp_credentials["token"]
     partner_id = _partner().id
 
-    result = _run(app, "unregister", str(partner_id))  # by id this time
+    result = _run(app, "unregister", str(partner_id), "--reason", "contract ended")  # by id this time
     assert result.exit_code == 0, result.output
     assert fake_cpo.requests_to("/ocpi/cpo/2.2.1/credentials", "DELETE")
     assert fake_cpo.emsp_credentials is None
     partner = _partner()
-    assert partner.status == PartnerStatus.SUSPENDED
+    assert partner.status == PartnerStatus.UNREGISTERED
+    assert (partner.status_changed_by, partner.status_reason) == ("cli", "contract ended")
     assert partner.outgoing_token is None and partner.incoming_token_hash is None
+    assert "unregistered since" in _run(app, "partners").output
     assert OcpiTestClient(client, token=token_b).get("/ocpi/versions").status_code == 401
 
     # A fresh token A lets them start over.
@@ -289,8 +299,39 @@ def test_register_errors_are_clear_and_change_nothing(app, db_session, fake_cpo)
     assert fake_cpo.requests_to("/ocpi/cpo/2.2.1/credentials") == []
 
     assert "no partner with id or name 'Nobody'" in _run(app, "register", "Nobody").output
-    no_url = _run(app, "register", "Fake CPO")  # no SERVER_NAME in tests, no --our-url
-    assert no_url.exit_code != 0 and "--our-url" in no_url.output
+
+
+def test_register_hands_out_the_configured_url_only(app, db_session, fake_cpo, monkeypatch):
+    _add(app, fake_cpo)
+    other = _run(app, "register", "Fake CPO", "--our-url", "https://elsewhere.example.test")
+    assert other.exit_code != 0
+    assert "is not the configured OCPI base URL 'https://emsp.example.test'" in other.output
+    # The operator's environment says the same through OCPI_PUBLIC_URL.
+    monkeypatch.setenv("OCPI_PUBLIC_URL", "https://stale.example.test")
+    stale = _run(app, "register", "Fake CPO")
+    assert stale.exit_code != 0 and "stale.example.test" in stale.output
+    assert fake_cpo.received == [] and _partner().status == PartnerStatus.PENDING
+
+    monkeypatch.setenv("OCPI_PUBLIC_URL", OUR_URL + "/")  # the same URL, trailing slash aside
+    assert _run(app, "register", "Fake CPO").exit_code == 0
+    assert fake_cpo.emsp_credentials["url"] == f"{OUR_URL}/ocpi/versions"
+
+
+def test_register_refuses_clearly_without_a_configured_url(app, db_session, fake_cpo, monkeypatch):
+    _add(app, fake_cpo)
+    monkeypatch.setitem(app.config, "OCPI_BASE_URL", None)
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", None)
+    result = _run(app, "register", "Fake CPO")
+    assert result.exit_code != 0
+    assert "cannot tell the partner where our versions endpoint is" in result.output
+    assert "PUBLIC_BASE_URL" in result.output
+    assert fake_cpo.received == [] and _partner().status == PartnerStatus.PENDING
+    # A base URL no partner can reach is refused outside development and tests.
+    monkeypatch.setitem(app.config, "OCPI_BASE_URL", "http://localhost:5000")
+    monkeypatch.setitem(app.config, "APP_ENV", "production")
+    loopback = _run(app, "register", "Fake CPO")
+    assert loopback.exit_code != 0 and "no partner can reach" in loopback.output
+    assert fake_cpo.received == []
 
 
 def test_register_unreachable_partner(app, db_session):
@@ -342,3 +383,27 @@ def test_post_refused_by_them_restores_our_token(app, client, db_session, fake_c
     assert result.exit_code != 0 and "HTTP 405" in result.output
     assert _partner().incoming_token_hash == hash_token("our-token-a-for-them")
     assert OcpiTestClient(client, token="our-token-a-for-them").get("/ocpi/versions").status_code == 200
+
+
+def test_register_rotate_and_unregister_with_a_peer_writing_lower_case(app, client, db_session, fake_cpo):
+    """Issue 13: the fake CPO's ``lowercase_roles`` (``"role": "cpo"``, ``"sender"``, ``"CREDENTIALS"``): its
+    credentials endpoint is still found for POST, PUT and DELETE, its parties stored upper-case."""
+    fake_cpo.misbehave["lowercase_roles"] = True
+    _add(app, fake_cpo)
+    registered = _run(app, "register", "Fake CPO")
+    assert registered.exit_code == 0, registered.output
+    partner = _partner()
+    assert [(p.role, p.country_code, p.party_id) for p in partner.parties] == [("CPO", "NL", "TCP")]
+    assert partner.endpoint_url("tokens", "RECEIVER") == module_url(fake_cpo, "tokens")
+    assert _run(app, "update-credentials", "Fake CPO").exit_code == 0
+    assert fake_cpo.requests_to("/ocpi/cpo/2.2.1/credentials", "PUT")
+    assert _run(app, "unregister", "Fake CPO").exit_code == 0
+    assert fake_cpo.requests_to("/ocpi/cpo/2.2.1/credentials", "DELETE") and fake_cpo.emsp_credentials is None
+
+
+def test_partners_lists_every_status_with_who_and_why(app, db_session, fake_cpo):
+    _add(app, fake_cpo)
+    assert _run(app, "register", "Fake CPO").exit_code == 0
+    assert _run(app, "suspend", "Fake CPO", "--reason", "fraud check").exit_code == 0
+    listing = _run(app, "partners").output
+    assert "suspended" in listing and "by cli: fraud check" in listing

@@ -1,4 +1,5 @@
-"""``flask roaming ...``: partners (``partners``), sync and imports (``sync``), tokens and commands (``tokens``).
+"""``flask roaming ...``: partners (``partners``), sync and imports (``sync``), tokens and commands (``tokens``),
+the quarantine of objects we could not store (``quarantine``).
 
 Each module defines its commands on a group of its own; :func:`roaming_cli_group` puts them under ``roaming``,
 called once from ``create_app``.
@@ -8,12 +9,12 @@ from __future__ import annotations
 
 from flask.cli import AppGroup
 
-from app.roaming.cli import partners, sync, tokens
+from app.roaming.cli import partners, quarantine, sync, tokens
 
 
 def roaming_cli_group() -> AppGroup:
     group = AppGroup("roaming", help="OCPI roaming partners, sync, tokens and whitelists.")
-    for module in (partners, sync, tokens):
+    for module in (partners, sync, tokens, quarantine):
         for command in module.commands.commands.values():
             group.add_command(command)
     return group

@@ -1,17 +1,22 @@
-"""``flask roaming import-locations FILE``, ``import-tariffs FILE`` and ``pull PARTNER --module ...``."""
+"""``flask roaming import-locations FILE``, ``import-tariffs FILE`` and ``pull PARTNER [--module ...] [--restart |
+--from DATE]``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import click
 from flask.cli import AppGroup
 from sqlalchemy import or_, select
 
+from app.db import utcnow
 from app.extensions import db
 from app.roaming.models import Partner
+from app.roaming.ocpi.reader import partner_datetime
 from app.roaming.receive.importers import ImportFileError, ImportReport, import_locations, import_tariffs
 from app.roaming.receive.pull import MODULES, PullError, PullResult, pull
+from app.roaming.receive.pull_batch import sender_modules
 
 # Added to ``flask roaming`` by app.roaming.cli.roaming_cli_group().
 commands = AppGroup("roaming-sync")
@@ -81,27 +86,67 @@ def find_partner_by_name(name: str) -> Partner:
     "modules",
     type=click.Choice(MODULES),
     multiple=True,
-    required=True,
-    help="Module to sync (repeat for several).",
+    help="Module to sync (repeat for several; default: every module the partner sends).",
 )
-@click.option("--limit", default=100, show_default=True, help="Objects per page asked for.")
-def pull_command(partner_name: str, modules: tuple[str, ...], limit: int) -> None:
-    """Sync modules from a partner's Sender interface (incremental, resumes after a failure)."""
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="Objects per page asked for."
+)
+@click.option("--restart", is_flag=True, help="Forget the cursor: pull everything again, from the beginning.")
+@click.option(
+    "--from",
+    "since_text",
+    metavar="DATE",
+    help="Forget the cursor and pull what changed from DATE on (2026-11-01, or a date-time in UTC or with offset).",
+)
+def pull_command(
+    partner_name: str, modules: tuple[str, ...], limit: int, restart: bool, since_text: str | None
+) -> None:
+    """Sync modules from a partner's Sender interface (incremental, resumes after a failure).
+
+    Each module on its own: one that fails is reported and the others are pulled; the command then fails."""
+    if restart and since_text is not None:
+        raise click.UsageError("give either --restart or --from, not both")
+    since = _since(since_text) if since_text is not None else None
     partner = find_partner_by_name(partner_name)
-    for module in modules:
+    wanted = [module for module in MODULES if module in modules] if modules else sender_modules(partner)
+    if not wanted:
+        raise click.ClickException(f"partner {partner.name} has no Sender endpoint of {', '.join(MODULES)}")
+    failed = []
+    for module in wanted:
         started = time.perf_counter()
 
         def progress(result: PullResult) -> None:
             click.echo(f"  {result.module}: page {result.pages}, {result.received} objects", err=True)
 
         try:
-            result = pull(partner, module, limit=limit, progress=progress)
+            result = pull(partner, module, limit=limit, progress=progress, restart=restart, since=since)
         except PullError as exc:
-            raise click.ClickException(f"{exc} (run again to resume)") from exc
+            click.echo(f"{module}: {exc}", err=True)
+            failed.append(module)
+            continue
         for oid, message in result.errors[:MAX_ERRORS_SHOWN]:
-            click.echo(f"  skipped {oid}: {message}", err=True)
+            click.echo(f"  quarantined {oid}: {message}", err=True)
+        for note in result.notes:
+            click.echo(f"  note: {note}", err=True)
         click.echo(
             f"{module}: {'resumed, ' if result.resumed else ''}{result.pages} pages, {result.received} "
             f"received, {result.stored} stored, {result.stale} older than stored, {len(result.errors)} "
-            f"skipped, in {time.perf_counter() - started:.1f}s"
+            f"quarantined (`flask roaming quarantine`), in {time.perf_counter() - started:.1f}s"
         )
+    if failed:
+        raise click.ClickException(
+            f"pull of {', '.join(failed)} from {partner.name} failed (run again to resume, or --restart)"
+        )
+
+
+def _since(text: str) -> dt.datetime:
+    """``--from``: an ISO date (midnight UTC) or date-time (UTC without an offset), not in the future."""
+    try:
+        moment = partner_datetime(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text[:40]!r} is not a date (2026-11-01) or date-time (2026-11-01T12:00:00Z)", param_hint="--from"
+        ) from None
+    if moment > utcnow():
+        raise click.BadParameter(f"{text[:40]!r} is in the future", param_hint="--from")
+    return moment

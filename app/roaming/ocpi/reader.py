@@ -1,8 +1,9 @@
 """Reading OCPI objects sent by partners: the one reader for everything roaming receives.
 
 Tolerant in: unknown fields are kept, numbers may arrive as JSON numbers or strings, ids as numbers, timestamps
-with offsets. Strict about what we need: a missing or malformed field raises :class:`InvalidObjectError`
-(OCPI 2001, HTTP 400) naming the field by its JSON path, before anything is stored.
+with offsets or with a space for the ``T`` (:func:`partner_datetime`). Strict about what we need: a missing or
+malformed field raises :class:`InvalidObjectError` (OCPI 2001, HTTP 400) naming the field by its JSON path,
+before anything is stored.
 
 Who owns which rule:
 
@@ -51,6 +52,7 @@ through (HTTP, pull, import), each refused with 2001 naming the field:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -69,6 +71,15 @@ _MISSING = object()
 # can happen after 2100; outside it a value is a zero or sentinel timestamp, not an event.
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+# The forms of an OCPI DateTime partners really write: RFC 3339 (``2026-11-02T12:00:00Z``) and its variants seen
+# in the field: a space or a lower-case t for the ``T`` (``2026-11-02 12:00:00Z``, SQL's way), no zone (UTC, as
+# OCPI says), ``z``, an offset with or without colon, any fraction of a second, no seconds, a date alone. Python's
+# ``fromisoformat`` alone would also read week dates (``2026-W45-1``), the basic form (``20261102T120000``) and
+# any character between date and time: those are no OCPI timestamps, and stay refused.
+_DATETIME_FORM = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?"
+)
 
 
 class InvalidObjectError(OcpiError, ValueError):
@@ -204,10 +215,18 @@ def _in_window(moment: dt.datetime) -> bool:
     return EARLIEST <= moment < LATEST
 
 
+def partner_datetime(value: Any) -> dt.datetime:
+    """A partner's DateTime in any of the forms of ``_DATETIME_FORM`` (surrounding blanks ignored), in UTC.
+    Raises ``ValueError`` for anything else, a value that is not a string included."""
+    if not isinstance(value, str) or not _DATETIME_FORM.fullmatch(value.strip()):
+        raise ValueError(f"not an OCPI DateTime: {str(value)[:40]!r}")
+    return parse_ocpi_datetime(value)
+
+
 def to_datetime(value: Any, path: str) -> dt.datetime:
     """An OCPI DateTime between ``EARLIEST`` and ``LATEST``, in UTC."""
     try:
-        moment = parse_ocpi_datetime(value)
+        moment = partner_datetime(value)
     except (ValueError, TypeError) as exc:
         raise InvalidObjectError(f"field {path} is not a valid DateTime: {str(value)[:40]!r}", path) from exc
     if not _in_window(moment):
@@ -323,7 +342,7 @@ class FieldReader:
         if not self.present(name, True):
             return None
         try:
-            moment = parse_ocpi_datetime(self.obj[name])
+            moment = partner_datetime(self.obj[name])
         except (ValueError, TypeError):
             self.fail(name, "must be an OCPI DateTime")
             return None

@@ -7,7 +7,9 @@
   rebinding); the TLS certificate is still verified against the host name;
 - redirects are followed here, not by a library, at most ``max_redirects`` times, with the method and body
   rules of ``requests`` (302 and 303 turn anything but HEAD into GET, 301 turns POST into GET, and only
-  307/308 resend the body) and the partner's ``Authorization`` dropped when the redirect leaves the origin;
+  307/308 resend the body). Each target passes the guard before anything is sent to it. A redirect to another
+  origin is refused when the request carries credentials (``Authorization``) or a body: every OCPI call does
+  (see :meth:`_Hop.redirected` for why refusing beats following without the token);
 - each hop has a connect and a read timeout, and the whole call a deadline. Socket timeouts alone cannot
   enforce a deadline (a server that sends one byte every few seconds never trips them), so a watchdog timer
   shuts the socket down when the deadline passes and the blocked read returns at once;
@@ -57,6 +59,7 @@ COULD_NOT_CONNECT = "could not connect"
 TLS_FAILED = "TLS handshake failed"
 CONNECTION_FAILED = "connection failed"
 TOO_MANY_REDIRECTS = "too many redirects"
+REDIRECT_LEAVES_ORIGIN = "redirect to another origin refused"
 ANSWER_TOO_LARGE = "answer too large"
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -67,13 +70,16 @@ READ_CHUNK = 64 * 1024
 
 class FetchError(RuntimeError):
     """A call failed. ``reason`` may be shown to the caller; ``detail`` goes to the log only. ``retryable`` is
-    False when trying again cannot help (the URL itself is refused)."""
+    False when trying again cannot help (the URL itself is refused). ``maybe_processed`` is True when an earlier
+    hop answered a redirect that may follow a processed request (301/302/303: "done, see there"); after only
+    307/308 answers (or none) nobody processed the request yet, so a failure on the next hop means never done."""
 
     def __init__(self, reason: str, detail: str, *, retryable: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.detail = detail
         self.retryable = retryable
+        self.maybe_processed = False
 
 
 class Deadline:
@@ -142,14 +148,24 @@ def fetch(
     prepared_headers = {name: value for name, value in prepared.headers.items() if isinstance(value, str)}
     assert len(prepared_headers) == len(prepared.headers)
     hop = _Hop(prepared.url or url, prepared.method or method.upper(), prepared.body, prepared_headers)
-    for _ in range(limits.max_redirects + 1):
-        checked = _check(hop.url, policy, limits, deadline)
-        status, response_headers, content = _send(checked, hop, limits, deadline)
-        location = response_headers.get("Location")
-        if status not in REDIRECT_STATUSES or not location:
-            return Fetched(status, response_headers, content, hop.url)
-        hop = hop.redirected(status, _redirect_target(hop.url, location))
-    raise FetchError(TOO_MANY_REDIRECTS, f"{method} {url}: more than {limits.max_redirects} redirects")
+    checked = _check(hop.url, policy, limits, deadline)
+    maybe_processed = False
+    try:
+        for redirects in range(limits.max_redirects + 1):
+            status, response_headers, content = _send(checked, hop, limits, deadline)
+            location = response_headers.get("Location")
+            if status not in REDIRECT_STATUSES or not location:
+                return Fetched(status, response_headers, content, hop.url)
+            maybe_processed = maybe_processed or status not in REPEAT_REQUEST_STATUSES
+            if redirects == limits.max_redirects:
+                break
+            target = _redirect_target(hop.url, location)
+            checked = _check(target, policy, limits, deadline)  # the guard first: an internal target is named so
+            hop = hop.redirected(status, target)
+        raise FetchError(TOO_MANY_REDIRECTS, f"{method} {url}: more than {limits.max_redirects} redirects")
+    except FetchError as exc:
+        exc.maybe_processed = maybe_processed
+        raise
 
 
 def _redirect_target(current_url: str, location: str) -> str:
@@ -170,7 +186,14 @@ class _Hop:
     headers: dict[str, str]
 
     def redirected(self, status: int, target: str) -> _Hop:
-        """The request to send to ``target`` after a ``status`` redirect (the rules of requests' Session)."""
+        """The request to send to ``target`` after a ``status`` redirect (the rules of requests' Session).
+
+        Our token for a partner is for that partner's origin only, and so is what we send it: a redirect to
+        another origin is refused (not retryable) when the request carries credentials or a body. Following it
+        without the token would be useless and misleading: every OCPI module requires the token, so the other
+        host answers 401 and the operator chases the wrong failure; and a 307/308 would resend the body, which
+        can hold secrets meant for the partner alone (a credentials object carries the token it uses to call
+        us). A request with neither (no OCPI call) may follow it: it hands the other host nothing."""
         method, body, headers = self.method, self.body, dict(self.headers)
         if (status in (302, 303) and method != "HEAD") or (status == 301 and method == "POST"):
             method = "GET"
@@ -178,8 +201,13 @@ class _Hop:
             body = None
             for name in BODY_HEADERS:
                 headers.pop(name, None)
-        if not same_origin(self.url, target):
-            headers.pop("Authorization", None)  # our token for this partner is for this partner's host only
+        credentials = any(name.lower() == "authorization" for name in headers)
+        if not same_origin(self.url, target) and (credentials or body is not None):
+            raise FetchError(
+                REDIRECT_LEAVES_ORIGIN,
+                f"{self.method} {self.url}: HTTP {status} to {target}, another origin",
+                retryable=False,
+            )
         return _Hop(target, method, body, headers)
 
 

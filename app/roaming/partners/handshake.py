@@ -16,6 +16,11 @@ worker. Errors name the kind of failure only ("address not allowed", "timed out"
 Services flush, never commit, with one deliberate hook: while answering our POST/PUT the partner may call our
 versions endpoint with the new token B, so the caller passes ``publish`` (the CLI passes ``commit``) to make
 token B visible to that other request before we send it.
+
+Every status change goes through :mod:`app.roaming.partners.states` (checked, recorded, audited). The URL of
+our versions endpoint we hand out is built on the one configured OCPI base URL (:func:`our_versions_url`).
+Peers are read tolerantly: roles, module identifiers and interface roles in any case (``"cpo"``,
+``"sender"``, ``"Locations"``) are accepted; codes are stored upper-case, identifiers lower-case.
 """
 
 from __future__ import annotations
@@ -24,19 +29,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import current_app, has_request_context
+from flask import current_app
 
+from app.audit.services import Actor
 from app.db import utcnow
 from app.extensions import db
-from app.public_urls import ocpi_url, url_on
+from app.public_urls import PublicUrlNotConfiguredError, partner_reachable_ocpi_base_url, url_on
 from app.roaming.models import Partner, PartnerStatus
 from app.roaming.ocpi.auth import ROUTING_HEADERS, hash_token, new_token
 from app.roaming.ocpi.client import OcpiClient, OcpiClientError
 from app.roaming.ocpi.errors import (
     CLIENT_ERROR,
     NO_MATCHING_ENDPOINTS,
+    SERVER_ERROR,
     UNABLE_TO_USE_CLIENT_API,
     UNSUPPORTED_VERSION,
 )
@@ -46,12 +52,14 @@ from app.roaming.partners.services import (
     Credentials,
     CredentialsRole,
     PartnerError,
+    check_can_come_back,
     check_roles_belong_to,
+    forget_credentials,
     our_credentials,
     parse_credentials,
-    suspend_partner,
     sync_parties,
 )
+from app.roaming.partners.states import Move, apply, check, partner_actor
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +90,7 @@ class PartnerVersion:
 
     def url_of(self, identifier: str) -> str | None:
         """The endpoint URL of a module; for credentials the role is irrelevant (the spec says so)."""
-        return next((e["url"] for e in self.endpoints if e["identifier"] == identifier), None)
+        return next((e["url"] for e in self.endpoints if e["identifier"] == identifier.lower()), None)
 
 
 # --- reading their versions -------------------------------------------------------------------------------------
@@ -142,16 +150,21 @@ def _get_data(client: OcpiClient, url: str, what: str) -> Any:
 
 def _endpoints(details: Any) -> list[dict[str, Any]]:
     """Normalise the Endpoint list to ``{identifier, role, url}``; entries without identifier or url are
-    skipped (tolerant in), roles upper-cased so lookups match."""
+    skipped (tolerant in). ModuleIDs are lower-case in the spec and InterfaceRoles upper-case; peers send either
+    in any case (``"Credentials"``, ``"sender"``), so they are stored that way and lookups match."""
     raw = details.get("endpoints") if isinstance(details, dict) else None
     endpoints = []
     for item in raw if isinstance(raw, list) else []:
         if not isinstance(item, dict):
             continue
         identifier, url, role = item.get("identifier"), item.get("url"), item.get("role")
-        if isinstance(identifier, str) and identifier and isinstance(url, str) and url:
+        if isinstance(identifier, str) and identifier.strip() and isinstance(url, str) and url:
             endpoints.append(
-                {"identifier": identifier, "role": role.upper() if isinstance(role, str) else None, "url": url}
+                {
+                    "identifier": identifier.strip().lower(),
+                    "role": role.strip().upper() if isinstance(role, str) else None,
+                    "url": url,
+                }
             )
     return endpoints
 
@@ -159,12 +172,16 @@ def _endpoints(details: Any) -> list[dict[str, Any]]:
 # --- they register with us ----------------------------------------------------------------------------------------
 
 
+# Whose credentials exist at all: a pending partner holds only our token A.
+_HAS_CREDENTIALS = frozenset({PartnerStatus.REGISTERED, PartnerStatus.SUSPENDED})
+
+
 def accept_registration(partner: Partner, body: Callable[[], Any]) -> str:
     """POST credentials: the partner (holding token A) registers. Returns the new token C for it.
 
     ``body`` gives the request's credentials object: it is read only after the status check, because the
-    spec wants 405 for a registered client whatever it sent."""
-    if partner.status == PartnerStatus.REGISTERED:
+    spec wants 405 for a registered client whatever it sent (a suspended one is registered too)."""
+    if partner.status != PartnerStatus.PENDING:
         raise PartnerError("Already registered: use PUT to update the credentials", CLIENT_ERROR, 405)
     credentials = parse_credentials(body())
     check_roles_belong_to(partner, credentials)
@@ -173,8 +190,9 @@ def accept_registration(partner: Partner, body: Callable[[], Any]) -> str:
 
 
 def accept_update(partner: Partner, body: Callable[[], Any]) -> str:
-    """PUT credentials: new token, endpoints fetched again even when the version is unchanged."""
-    if partner.status != PartnerStatus.REGISTERED:
+    """PUT credentials: new token, endpoints fetched again even when the version is unchanged. A suspended
+    partner may rotate too (a leaked token must be replaceable at any time); it stays suspended."""
+    if partner.status not in _HAS_CREDENTIALS:
         raise PartnerError("Not registered: use POST to register first", CLIENT_ERROR, 405)
     credentials = parse_credentials(body())
     check_roles_belong_to(partner, credentials)
@@ -183,10 +201,12 @@ def accept_update(partner: Partner, body: Callable[[], Any]) -> str:
 
 
 def accept_unregistration(partner: Partner) -> None:
-    """DELETE credentials: both sides end all automated communication; their token stops working."""
-    if partner.status != PartnerStatus.REGISTERED:
+    """DELETE credentials: both sides end all automated communication; their token stops working. Recorded as
+    their doing (``status_changed_by`` names the partner), unlike a suspension, which is ours."""
+    if partner.status not in _HAS_CREDENTIALS:
         raise PartnerError("Not registered", CLIENT_ERROR, 405)
-    suspend_partner(partner)
+    forget_credentials(partner)
+    apply(partner, Move.UNREGISTER, actor=partner_actor(partner), reason="they unregistered (DELETE credentials)")
 
 
 def _store_their_credentials(
@@ -194,18 +214,26 @@ def _store_their_credentials(
 ) -> str:
     # Two registrations racing with the same token A: the row lock makes the second one see the first.
     db.session.refresh(partner, with_for_update=True)
-    if registering and partner.status == PartnerStatus.REGISTERED:
+    if registering and partner.status != PartnerStatus.PENDING:
         raise PartnerError("Already registered: use PUT to update the credentials", CLIENT_ERROR, 405)
+    if not registering and partner.status not in _HAS_CREDENTIALS:
+        raise PartnerError("Not registered: use POST to register first", CLIENT_ERROR, 405)
     token_c = new_token()
     partner.incoming_token_hash = hash_token(token_c)  # token A (or the previous C) stops working now
     partner.outgoing_token = credentials.token
     partner.versions_url = credentials.url
     _store_version(partner, version)
     partner.credentials = {key: value for key, value in credentials.raw.items() if key != "token"}
-    partner.status = PartnerStatus.REGISTERED
     if registering or partner.registered_at is None:
         partner.registered_at = utcnow()
-    sync_parties(partner, credentials.roles)
+    if partner.status != PartnerStatus.SUSPENDED:
+        # A suspended partner holds no party (parties.HOLDING): its parties are taken back when it resumes, so a
+        # rotation meanwhile must not end the claim of a hub that carries them.
+        sync_parties(partner, credentials.roles)
+    if registering:
+        apply(partner, Move.ACCEPT_REGISTRATION, actor=partner_actor(partner), reason="they registered with us")
+    else:
+        apply(partner, Move.ROTATE, actor=partner_actor(partner), reason="they rotated their credentials (PUT)")
     return token_c
 
 
@@ -217,27 +245,39 @@ def _store_version(partner: Partner, version: PartnerVersion) -> None:
 # --- we register with them ----------------------------------------------------------------------------------------
 
 
-def our_versions_url(base_url: str | None = None) -> str:
-    """The absolute URL of our ``/ocpi/versions``: on ``base_url`` (the operator says where we are reachable), else
-    on the configured base URL (never on the request's Host header, see app/public_urls.py). Without a request
-    (the CLI) the base URL must have been configured on purpose: OCPI_BASE_URL or SERVER_NAME."""
-    if base_url:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise PartnerError(f"not an http(s) base URL: {base_url!r}")
-        return url_on(base_url, "ocpi.versions")
-    config = current_app.config
-    if has_request_context() or config.get("SERVER_NAME") or config.get("OCPI_BASE_URL"):
-        return ocpi_url("ocpi.versions")
-    raise PartnerError("cannot tell the partner where our versions endpoint is: set SERVER_NAME or pass --our-url")
+def our_versions_url(claimed_base_url: str | None = None) -> str:
+    """The absolute URL of our ``/ocpi/versions`` that partners are given: on the one configured OCPI base URL
+    (``OCPI_BASE_URL``, else ``PUBLIC_BASE_URL``; never the request's Host header, see app/public_urls.py),
+    refused clearly when none is configured or it is one no partner can reach (a loopback address outside
+    development and tests).
+
+    ``claimed_base_url`` is what an operator believes it is (``--our-url``, ``OCPI_PUBLIC_URL``): it must be the
+    configured one, because every other URL we hand out (endpoints, command ``response_url``, ``Link``) is built on
+    the configuration; a handshake on another host would split the partner's view of us in two."""
+    try:
+        base = partner_reachable_ocpi_base_url()
+    except PublicUrlNotConfiguredError as exc:
+        raise PartnerError(f"cannot tell the partner where our versions endpoint is: {exc}", SERVER_ERROR, 500) from exc
+    if claimed_base_url is not None and claimed_base_url.strip().rstrip("/") != base:
+        raise PartnerError(
+            f"--our-url {claimed_base_url.strip()[:200]!r} is not the configured OCPI base URL {base!r}: every URL "
+            "we hand out is built on one setting (OCPI_BASE_URL, else PUBLIC_BASE_URL); change that instead"
+        )
+    return url_on(base, "ocpi.versions")
 
 
 def register_with_partner(
-    partner: Partner, *, versions_url: str, publish: Callable[[], None] = db.session.flush
+    partner: Partner,
+    *,
+    versions_url: str,
+    publish: Callable[[], None] = db.session.flush,
+    actor: Actor | None = None,
+    reason: str | None = None,
 ) -> PartnerVersion:
-    """Register with the partner using the token A they gave us (``partner.outgoing_token``)."""
-    if partner.status == PartnerStatus.REGISTERED:
-        raise PartnerError(f"{partner.name} is already registered; rotate the credentials with update-credentials")
+    """Register with the partner using the token A they gave us (``partner.outgoing_token``): the first time
+    (pending), or again after the credentials ended (unregistered) or the partner was removed."""
+    check(partner, Move.REGISTER)
+    check_can_come_back(partner)
     if not partner.versions_url:
         raise PartnerError(f"no versions URL known for {partner.name}: add it with --versions-url")
     if not partner.outgoing_token:
@@ -247,38 +287,62 @@ def register_with_partner(
     credentials_url = _credentials_url(partner, version)
     _exchange(partner, "POST", credentials_url, version, versions_url, publish, deadline)
     partner.registered_at = utcnow()
-    db.session.flush()
+    partner.tokens_restated_at = None
+    apply(partner, Move.REGISTER, actor=actor or Actor.system(), reason=reason, details={"version": version.version})
     return version
 
 
 def update_with_partner(
-    partner: Partner, *, versions_url: str, publish: Callable[[], None] = db.session.flush
+    partner: Partner,
+    *,
+    versions_url: str,
+    publish: Callable[[], None] = db.session.flush,
+    actor: Actor | None = None,
+    reason: str | None = None,
 ) -> PartnerVersion:
-    """Rotate tokens (and refresh endpoints) with a partner we are registered with: PUT our new credentials."""
-    if partner.status != PartnerStatus.REGISTERED or not partner.outgoing_token:
-        raise PartnerError(f"{partner.name} is not registered; register first")
+    """Rotate tokens (and refresh endpoints) with a partner we hold credentials of: PUT our new credentials.
+    Our previous token stops working at once; a suspended partner stays suspended."""
+    check(partner, Move.ROTATE)
+    if not partner.outgoing_token:
+        raise PartnerError(f"{partner.name} gave us no token to call it with; register first")
     deadline = handshake_deadline()
     version = fetch_partner_version(partner, partner.versions_url or "", partner.outgoing_token, deadline)
     _exchange(partner, "PUT", _credentials_url(partner, version), version, versions_url, publish, deadline)
+    apply(partner, Move.ROTATE, actor=actor or Actor.system(), reason=reason)
     return version
 
 
-def unregister_with_partner(partner: Partner, *, force: bool = False) -> None:
-    """DELETE our credentials at their side, then stop talking to them. ``force`` suspends locally even when
-    their side cannot be reached (they will get 401 from us from now on)."""
-    url = next((e.get("url") for e in partner.endpoints or [] if e.get("identifier") == "credentials"), None)
-    if partner.status == PartnerStatus.REGISTERED and partner.outgoing_token and url:
-        try:
-            ConfigurationClient(partner).delete(url)
-        except OcpiClientError as exc:
-            if not force:
-                raise PartnerError(
-                    f"DELETE {url} failed: {exc} (use --force to suspend {partner.name} anyway)"
-                ) from exc
-            log.warning("unregister %s: %s; suspended locally anyway", partner.name, exc)
-    elif not force and partner.status != PartnerStatus.REGISTERED:
-        raise PartnerError(f"{partner.name} is not registered (status {partner.status.value}); use --force to suspend")
-    suspend_partner(partner)
+def unregister_with_partner(
+    partner: Partner, *, force: bool = False, actor: Actor | None = None, reason: str | None = None
+) -> None:
+    """DELETE our credentials at their side, then end the connection here (status unregistered). ``force`` ends it
+    locally even when their side cannot be reached, or when we never registered (a pending partner's token A is
+    withdrawn): they get 401 from us from now on."""
+    check(partner, Move.UNREGISTER)
+    if not force and partner.status not in _HAS_CREDENTIALS:
+        raise PartnerError(
+            f"{partner.name} is not registered (status {partner.status.value}); use --force to withdraw its token"
+        )
+    tell_them_we_leave(partner, force=force, command="unregister")
+    forget_credentials(partner)
+    apply(partner, Move.UNREGISTER, actor=actor or Actor.system(), reason=reason or "we unregistered")
+
+
+def tell_them_we_leave(partner: Partner, *, force: bool, command: str) -> bool:
+    """DELETE our credentials at their side when we hold any (registered or suspended, with their token and
+    credentials endpoint). Returns whether they were told. A failed call is a :class:`PartnerError` unless
+    ``force``, with which the caller goes on locally (logged)."""
+    url = partner.endpoint_url("credentials", None)
+    if partner.status not in _HAS_CREDENTIALS or not partner.outgoing_token or not url:
+        return False
+    try:
+        ConfigurationClient(partner).delete(url)
+    except OcpiClientError as exc:
+        if not force:
+            raise PartnerError(f"DELETE {url} failed: {exc} (use --force to {command} {partner.name} anyway)") from exc
+        log.warning("%s %s: %s; done here anyway", command, partner.name, exc)
+        return False
+    return True
 
 
 def _credentials_url(partner: Partner, version: PartnerVersion) -> str:
@@ -321,7 +385,6 @@ def _exchange(
     partner.versions_url = theirs.url
     _store_version(partner, version)
     partner.credentials = {key: value for key, value in theirs.raw.items() if key != "token"}
-    partner.status = PartnerStatus.REGISTERED
     sync_parties(partner, _unclaimed(partner, theirs.roles))
 
 

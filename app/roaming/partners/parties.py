@@ -3,16 +3,19 @@
 A party is held by our own platform (``COMPANY_COUNTRY_CODE``/``COMPANY_PARTY_ID``), by a partner that is
 connected directly (registered or pending: the party a partner was added for, and the parties of its credentials
 roles), or by a hub that announced it (HubClientInfo, its credentials roles, or the ``OCPI-from-*`` routing
-headers of a request it relayed). A suspended partner holds nothing.
+headers of a request it relayed). A suspended, unregistered or removed partner holds nothing: while we pause a
+direct connection a hub may carry its parties (it still delivers the CDRs of its own party), and on resume the
+direct connection takes them back like any direct claim.
 
 The roles do not matter: a hub announcing a directly connected CPO as ``OTHER`` still claims that CPO's party, and
 could otherwise write its locations.
 
 * A hub may announce and speak for only parties nobody else holds, and never ours: anything else is refused
   (:class:`PartyConflictError`, OCPI 2001, nothing stored) and recorded for operations (:class:`PartyConflict`).
-* A direct connection wins over a hub's announcement: when a partner is added (or comes back from suspension, or
-  registers with a role) for a party a hub announced, the hub's claim ends, recorded as a conflict, because the
-  CPO itself is the better source of its own objects and a pending partner must be able to register.
+* A direct connection wins over a hub's announcement: when a partner is added (or comes back: resumed, handed a
+  new token A, registered again; or registers with a role) for a party a hub announced, the hub's claim ends,
+  recorded as a conflict, because the CPO itself is the better source of its own objects and a pending partner
+  must be able to register.
 * Two direct connections never share a party, and no partner may use ours.
 
 Services flush, never commit. A refused claim is recorded by the door after it rolled the request back
@@ -25,7 +28,7 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.db import utcnow
@@ -48,6 +51,10 @@ VIA_OBJECT = "object"  # the country_code/party_id of an object (URL or body)
 VIA_CREDENTIALS = "credentials"
 VIA_PARTNER_ADD = "partner_add"
 VIA_PARTNER_RESET = "partner_reset"  # flask roaming partner-token: pending again
+VIA_PARTNER_RESUME = "partner_resume"  # flask roaming resume: registered again
+
+# The statuses in which a partner holds its parties (see the module docstring).
+HOLDING = frozenset({PartnerStatus.PENDING, PartnerStatus.REGISTERED})
 
 
 def party_key(country_code: str, party_id: str) -> Party:
@@ -104,7 +111,7 @@ def holder_of(party: Party, *, besides: Partner | None = None) -> Holder | None:
     if party == our_party():
         return Holder(None)
     country_code, party_id = party
-    live = [Partner.status != PartnerStatus.SUSPENDED]
+    live: list[ColumnElement[bool]] = [Partner.status.in_(HOLDING)]
     if besides is not None:
         live.append(Partner.id != besides.id)
     own = db.session.scalar(
@@ -152,7 +159,8 @@ def conflict_for(
 
 def take_party(partner: Partner, party: Party, via: str) -> None:
     """Make ``party`` ``partner``'s alone before its claim is stored: a direct claim ends the claims of hubs
-    (recorded as conflicts), and leftovers of suspended connections are dropped. Call after
+    (recorded as conflicts), and leftovers of connections that hold nothing (suspended, unregistered, removed)
+    are dropped. Call after
     :func:`conflict_for` found no conflict. Flushes."""
     direct = claims_directly(partner, party)
     others = db.session.scalars(
@@ -164,8 +172,8 @@ def take_party(partner: Partner, party: Party, via: str) -> None:
     ).all()
     for row in others:
         other = row.partner
-        if other.status == PartnerStatus.SUSPENDED:
-            log.info("party %s/%s: dropped the claim of suspended partner %s", *party, other.name)
+        if other.status not in HOLDING:
+            log.info("party %s/%s: dropped the claim of %s partner %s", *party, other.status.value, other.name)
         elif other.is_hub and direct:
             message = (
                 f"party {party[0]}/{party[1]} ({row.role}) connected directly through {partner.name!r}; "

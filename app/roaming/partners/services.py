@@ -2,7 +2,10 @@
 
 A partner is one OCPI connection: a CPO directly, or a hub carrying many parties. The operator adds it with
 the token A we handed over out of band (``flask roaming partner-add``); the credentials handshake
-(:mod:`app.roaming.partners.handshake`) then turns it into a registered connection. Services here flush, never commit.
+(:mod:`app.roaming.partners.handshake`) then turns it into a registered connection, and
+:mod:`app.roaming.partners.lifecycle` takes it through the rest of its life (suspend, resume, unregister, register
+again, remove; the moves themselves are checked in :mod:`app.roaming.partners.states`). Services here flush,
+never commit.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, or_, select
 
+from app.audit.services import Actor, record
 from app.db import utcnow
 from app.extensions import db
 from app.ocpi_values import parse_ocpi_datetime
@@ -23,6 +27,7 @@ from app.roaming.ocpi.auth import hash_token
 from app.roaming.ocpi.errors import CLIENT_ERROR, INVALID_OR_MISSING_PARAMETERS
 from app.roaming.partners.errors import PartnerError as PartnerError  # re-exported: most callers import it here
 from app.roaming.partners.parties import (
+    HOLDING,
     VIA_CREDENTIALS,
     VIA_HUBCLIENTINFO,
     VIA_PARTNER_ADD,
@@ -33,6 +38,7 @@ from app.roaming.partners.parties import (
     party_key,
     take_party,
 )
+from app.roaming.partners.states import AUDIT_SUBJECT, Move, apply, clean_reason
 from app.timestamps import ocpi_timestamp
 
 ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")  # types.asciidoc, Role enum
@@ -61,8 +67,9 @@ def add_partner(
     versions_url: str | None = None,
     their_token: str | None = None,
     send_base64_tokens: bool = True,
+    actor: Actor | None = None,
 ) -> Partner:
-    """Register a partner that may call our credentials endpoint with ``token`` (its token A).
+    """Register a partner that may call our credentials endpoint with ``token`` (its token A). Audited.
 
     ``their_token`` is the token A *they* gave us, for when we register with them (``flask roaming register``).
     Only a hash of ``token`` is stored: we never need to send it back.
@@ -80,7 +87,7 @@ def add_partner(
     for label, value in (("token", token), ("their_token", their_token)):
         if value is not None and not CREDENTIALS_TOKEN.match(value):
             raise _invalid(f"{label}: must be 1 to 64 printable ASCII characters without spaces")
-    if versions_url is not None and not _is_url(versions_url):
+    if versions_url is not None and not is_url(versions_url):
         raise _invalid(f"versions_url: not an http(s) URL: {versions_url!r}")
     country_code, party_id = country_code.upper(), party_id.upper()
 
@@ -97,7 +104,11 @@ def add_partner(
         if clash.name == name:
             raise PartnerError(f"a partner named {name!r} already exists (id {clash.id})")
         if (clash.country_code, clash.party_id) == (country_code, party_id):
-            raise PartnerError(f"party {country_code}/{party_id} is already partner {clash.name!r} (id {clash.id})")
+            removed = clash.status == PartnerStatus.REMOVED
+            again = " (removed: hand it a new token A with partner-token)" if removed else ""
+            raise PartnerError(
+                f"party {country_code}/{party_id} is already partner {clash.name!r} (id {clash.id}){again}"
+            )
         raise PartnerError("that token is already in use by another partner; hand out a fresh one")
     _check_party_is_free((country_code, party_id))
 
@@ -117,6 +128,13 @@ def add_partner(
     db.session.flush()
     # Pending already holds the party: a hub that announced it loses it now (a party has one connection).
     take_party(partner, (country_code, party_id), VIA_PARTNER_ADD)
+    record(
+        "partner.added",
+        AUDIT_SUBJECT,
+        partner.id,
+        actor=actor,
+        details={"name": name, "party": f"{country_code}/{party_id}", "hub": partner.is_hub},
+    )
     return partner
 
 
@@ -143,35 +161,53 @@ def get_partner(reference: str | int) -> Partner | None:
     return db.session.scalar(select(Partner).where(func.lower(Partner.name) == text.lower()))
 
 
-def reset_partner_token(partner: Partner, token: str) -> Partner:
-    """Hand a (suspended or stuck) partner a new token A: it may register again from scratch."""
+def reset_partner_token(
+    partner: Partner, token: str, *, actor: Actor | None = None, reason: str | None = None
+) -> Partner:
+    """Hand a partner a new token A, whatever its status (unregistered, suspended, removed, or stuck with a lost
+    token C): it is pending again and may register from scratch; its old token stops working now. A suspension
+    ends here, on purpose: the operator lets them in again. Audited."""
     if not CREDENTIALS_TOKEN.match(token or ""):
         raise _invalid("token: must be 1 to 64 printable ASCII characters without spaces")
+    reason = clean_reason(reason)
     other = db.session.scalar(
         select(Partner).where(Partner.incoming_token_hash == hash_token(token), Partner.id != partner.id)
     )
     if other is not None:
         raise PartnerError("that token is already in use by another partner; hand out a fresh one")
-    own = party_key(partner.country_code, partner.party_id)
-    if partner.status == PartnerStatus.SUSPENDED:
-        # Back from suspension: the party is held again (a hub may have carried it meanwhile).
-        _check_party_is_free(own, besides=partner)
+    check_can_come_back(partner)
+    apply(partner, Move.RESET, actor=actor or Actor.system(), reason=reason)
     partner.incoming_token_hash = hash_token(token)
-    partner.status = PartnerStatus.PENDING
     partner.registered_at = None
+    partner.tokens_restated_at = None
     db.session.flush()
-    for row in list(partner.parties):
-        party = party_key(row.country_code, row.party_id)
-        if party != own and conflict_for(partner, party, VIA_PARTNER_RESET) is not None:
-            partner.parties.remove(row)  # another connection took it while we were suspended; it stays theirs
-    for party in sorted({own} | {party_key(p.country_code, p.party_id) for p in partner.parties}):
-        take_party(partner, party, VIA_PARTNER_RESET)
+    reclaim_parties(partner, VIA_PARTNER_RESET)
     return partner
 
 
-def suspend_partner(partner: Partner) -> None:
-    """Stop all traffic both ways: their token no longer opens anything, ours is forgotten."""
-    partner.status = PartnerStatus.SUSPENDED
+def check_can_come_back(partner: Partner) -> None:
+    """A partner that held nothing (suspended, unregistered, removed) may connect again only while its own party
+    is free of other direct connections (a hub's announcement is no obstacle: it ends)."""
+    if partner.status not in HOLDING:
+        _check_party_is_free(party_key(partner.country_code, partner.party_id), besides=partner)
+
+
+def reclaim_parties(partner: Partner, via: str) -> None:
+    """After a partner comes back (new token A, resumed): its own party and the parties it still lists are its
+    own again; a hub's claims on them end (recorded), and a party another connection took meanwhile stays
+    theirs (dropped from this partner). Flushes."""
+    own = party_key(partner.country_code, partner.party_id)
+    for row in list(partner.parties):
+        party = party_key(row.country_code, row.party_id)
+        if party != own and conflict_for(partner, party, via) is not None:
+            partner.parties.remove(row)
+    for party in sorted({own} | {party_key(p.country_code, p.party_id) for p in partner.parties}):
+        take_party(partner, party, via)
+    db.session.flush()
+
+
+def forget_credentials(partner: Partner) -> None:
+    """The credentials ended: their token no longer opens anything, ours is forgotten. Flushes."""
     partner.incoming_token_hash = None
     partner.outgoing_token = None
     db.session.flush()
@@ -198,7 +234,7 @@ class Credentials:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def _is_url(value: Any) -> bool:
+def is_url(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 255 and re.match(r"^https?://[^\s/]+", value) is not None
 
 
@@ -214,7 +250,7 @@ def parse_credentials(body: Any) -> Credentials:
     url = body.get("url")
     if url is None:
         raise _invalid("url: required")
-    if not _is_url(url):
+    if not is_url(url):
         raise _invalid("url: must be the http(s) URL of your versions endpoint (max 255 characters)")
     roles = body.get("roles")
     if not isinstance(roles, list) or not roles:

@@ -8,11 +8,20 @@ response, the same CDR through push and pull, a hub relaying what the CPO sent u
 
 Money is never a float: amounts go from the JSON text to ``Decimal`` columns (see ``app.roaming.ocpi.reader``).
 This module only stores; rating (CPO cost, our fees, VAT) is wired by the billing side on top of it.
+
+Derivable fields: OCPI requires them, real CPOs omit them, and we can derive them from what we hold, so a CDR
+missing only those is accepted with them filled in (and a note logged) rather than refused and its session lost
+(:func:`with_derivable_fields`): ``cdr_location.evse_uid`` from ``evse_id`` (the EVSE of the Location we hold
+with that evse_id, else the evse_id itself), ``evse_id``, ``connector_id`` (an EVSE with one connector) and the
+connector's standard, format and power type from the Location we hold, its address, city, country and
+coordinates, ``total_time`` (end minus start, as the field is defined) and the ``contract_id`` of a token that is
+our card. Never money or energy: a CDR without them is refused.
 """
 
 from __future__ import annotations
 
 import logging
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, true, update
@@ -22,7 +31,7 @@ from app.charging.models import Cdr
 from app.db_session import attach_as_loaded, insert_or_ignore
 from app.extensions import db
 from app.ocpi_ids import ci_key, ci_key_or_none
-from app.roaming.models import Partner
+from app.roaming.models import Evse, Location, Partner
 from app.roaming.ocpi.body import check_tree
 from app.roaming.ocpi.reader import (
     InvalidObjectError,
@@ -37,9 +46,11 @@ from app.roaming.ocpi.reader import (
     require_enum,
     require_object,
     require_str,
+    to_datetime,
 )
 from app.roaming.receive.limits import LATITUDE, LONGITUDE, SESSION_AMOUNT, SESSION_HOURS, SESSION_KWH
 from app.roaming.receive.location_validation import GEO_LOCATION
+from app.roaming.receive.locations import get_connector, get_evse, get_location
 from app.roaming.receive.sessions import (
     AUTH_METHODS,
     CDR_DIMENSIONS,
@@ -47,9 +58,12 @@ from app.roaming.receive.sessions import (
     CHARGING_PERIOD_SHAPE,
     PRICE_SHAPE,
     check_times,
+    held_text,
     issued_token_key,
+    missing,
     validate_cdr_token,
     validate_charging_periods,
+    with_contract_id,
 )
 from app.roaming.receive.tariffs import TARIFF_SHAPE
 
@@ -118,10 +132,8 @@ CDR_SHAPE: Shape = {
 
 
 def _validate(data: dict[str, Any]) -> dict[str, Any]:
-    """Check every field we rely on; the error names the first missing or malformed one."""
-    if not isinstance(data, dict):
-        raise InvalidObjectError("a CDR must be a JSON object")
-    check_tree(data, CDR_SHAPE)
+    """Check every field we rely on (after :func:`check_tree`); the error names the first missing or malformed
+    one."""
     fields: dict[str, Any] = {
         "country_code": require_str(data, "country_code", 2).upper(),
         "party_id": require_str(data, "party_id", 3).upper(),
@@ -179,6 +191,10 @@ def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
     The insert itself settles "new or repeat" (``ON CONFLICT DO NOTHING`` on the natural key): no lookup
     before it and no savepoint around it, which matters when a hub delivers a backlog of thousands.
     """
+    if not isinstance(data, dict):
+        raise InvalidObjectError("a CDR must be a JSON object")
+    check_tree(data, CDR_SHAPE)  # before the first lookup: PostgreSQL cannot even compare a NUL
+    data = with_derivable_fields(data)
     fields = _validate(data)
     # Our card behind the token is looked up inside the INSERT (two scalar subqueries): one round trip less.
     card_key = issued_token_key(data["cdr_token"])
@@ -219,6 +235,119 @@ def store_cdr(partner: Partner, data: dict[str, Any]) -> tuple[Cdr, bool]:
             },
         )
     return cdr, True
+
+
+# ------------------------------------------------------------------------------------------------ derivable fields
+
+CDR_PLACE_DERIVABLE = (
+    "evse_uid",
+    "evse_id",
+    "connector_id",
+    "connector_standard",
+    "connector_format",
+    "connector_power_type",
+    "address",
+    "city",
+    "country",
+    "coordinates",
+)
+_CONNECTOR_FIELDS = (
+    ("connector_standard", "standard"),
+    ("connector_format", "format"),
+    ("connector_power_type", "power_type"),
+)
+_HOUR = Decimal(3600)
+
+
+def with_derivable_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The CDR with the derivable fields it lacks filled in (a copy; see the module docstring). The CPO's own
+    values are never replaced; what cannot be derived stays missing, for the validation to name. Looks anything
+    up only when a field is missing."""
+    derived: list[str] = []
+    place = data.get("cdr_location")
+    if isinstance(place, dict) and any(missing(place.get(name)) for name in CDR_PLACE_DERIVABLE):
+        filled = _fill_place(data, dict(place), derived)
+        if derived:
+            data = {**data, "cdr_location": filled}
+    if missing(data.get("total_time")):
+        hours = _duration_hours(data)
+        if hours is not None:
+            data = {**data, "total_time": hours}
+            derived.append("total_time")
+    token = with_contract_id(data.get("cdr_token"))
+    if token is not None:
+        data = {**data, "cdr_token": token}
+        derived.append("cdr_token.contract_id")
+    if derived:
+        log.info(
+            "CDR %s/%s/%s lacked %s: derived from what we hold",
+            data.get("country_code"),
+            data.get("party_id"),
+            data.get("id"),
+            ", ".join(derived),
+        )
+    return data
+
+
+def _fill_place(data: dict[str, Any], place: dict[str, Any], derived: list[str]) -> dict[str, Any]:
+    """``place`` (a copy of the CdrLocation) completed from the Location we hold, as far as it names one."""
+
+    def fill(name: str, value: Any) -> None:
+        if missing(place.get(name)) and value is not None and value != "":
+            place[name] = value
+            derived.append(f"cdr_location.{name}")
+
+    country_code, party_id = held_text(data.get("country_code")), held_text(data.get("party_id"))
+    location_id = held_text(place.get("id"))
+    location = get_location(country_code, party_id, location_id) if country_code and party_id and location_id else None
+    evse_id = held_text(place.get("evse_id"))
+    if missing(place.get("evse_uid")) and evse_id is not None:
+        by_evse_id = _evse_with_evse_id(location, evse_id)
+        fill("evse_uid", by_evse_id.uid if by_evse_id is not None else evse_id if len(evse_id) <= 36 else None)
+    evse_uid = held_text(place.get("evse_uid"))
+    evse = get_evse(location, evse_uid) if location is not None and evse_uid is not None else None
+    if evse is not None:
+        fill("evse_id", evse.evse_id)
+        if len(evse.connectors) == 1:
+            fill("connector_id", evse.connectors[0].connector_id)
+    connector_id = held_text(place.get("connector_id"))
+    connector = get_connector(evse, connector_id) if evse is not None and connector_id is not None else None
+    if connector is not None:
+        for name, attribute in _CONNECTOR_FIELDS:
+            fill(name, getattr(connector, attribute))
+    if location is not None:
+        fill("address", location.address)
+        fill("city", location.city)
+        fill("country", location.country)
+        coordinates = place.get("coordinates")
+        if coordinates is None or (
+            isinstance(coordinates, dict)
+            and (missing(coordinates.get("latitude")) or missing(coordinates.get("longitude")))
+        ):
+            place["coordinates"] = {"latitude": str(location.latitude), "longitude": str(location.longitude)}
+            derived.append("cdr_location.coordinates")
+    return place
+
+
+def _evse_with_evse_id(location: Location | None, evse_id: str) -> Evse | None:
+    if location is None:
+        return None
+    key = ci_key(evse_id)  # a CiString, like every OCPI id
+    return next((evse for evse in location.evses if evse.evse_id and ci_key(evse.evse_id) == key), None)
+
+
+def _duration_hours(data: dict[str, Any]) -> Decimal | None:
+    """``total_time`` as OCPI defines it: the whole session, end minus start, in hours (the column's 6 places)."""
+    try:
+        start = to_datetime(data.get("start_date_time"), "start_date_time")
+        end = to_datetime(data.get("end_date_time"), "end_date_time")
+    except InvalidObjectError:
+        return None  # the validation names them
+    if end < start:
+        return None
+    length = end - start
+    microseconds = (length.days * 86_400 + length.seconds) * 1_000_000 + length.microseconds
+    return (Decimal(microseconds) / 1_000_000 / _HOUR).quantize(Decimal("0.000001"), ROUND_HALF_UP)
 
 
 # The statements of store_cdr are built once per process: building them per CDR (a few dozen bound values)

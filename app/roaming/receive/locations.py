@@ -431,11 +431,13 @@ class BatchResult:
     stored: int = 0
     stale: int = 0  # older than what we hold: acknowledged, not applied
     errors: list[tuple[int, str | None, str]] = field(default_factory=list)  # (index, object id, message)
+    new_cdr_ids: list[int] = field(default_factory=list)  # new CDRs of our accounts: the listeners are told
 
     def add(self, other: BatchResult, offset: int = 0) -> None:
         self.stored += other.stored
         self.stale += other.stale
         self.errors.extend((index + offset, oid, msg) for index, oid, msg in other.errors)
+        self.new_cdr_ids.extend(other.new_cdr_ids)
 
 
 def upsert_locations(

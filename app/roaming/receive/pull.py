@@ -13,9 +13,14 @@ exponential backoff before the run gives up.
 ``date_to`` is the run's start (exclusive on the server): objects changed while we page are picked up by the
 next run rather than shifting the pages under us.
 
-A next-page ``Link`` must stay at the origin (scheme, host, port) of the module's endpoint: the partner's token
-goes with every page, and a Link elsewhere would hand it to another host (or point us at an internal one; the
-client's SSRF guard checks every URL as well).
+Pulls that cannot get stuck (issue 13, real peers): a next-page ``Link`` is followed only when it is a page of
+the module's endpoint (same origin, same path, only the query differs; never a page already fetched). Otherwise
+the run pages by offset on the endpoint (``pull_paging``), notes it on the cursor and goes on; a cursor left on
+such a link by an earlier run pages its window again from offset 0. A server that answers the same objects for
+every offset stops the run (with the error on the cursor) instead of looping. ``restart`` forgets the cursor
+(everything again), ``since`` starts from a date; a completed run clears the cursor's last error and leaves its
+notes there (``note: ...``), where the operator sees them. Only a REGISTERED partner is pulled from, and one
+run per cursor at a time (``pull_lock``: beat, "pull now" and the CLI may meet).
 
 This is a batch job: it commits per page (services underneath only flush).
 """
@@ -28,20 +33,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import requests
 from sqlalchemy import select
 
+from app.charging.models import Cdr
 from app.db import utcnow
 from app.extensions import db
-from app.roaming.models import Partner, PullCursor
+from app.roaming.cdr_listeners import cdr_stored
+from app.roaming.models import Partner, PartnerStatus, PullCursor
 from app.roaming.ocpi.client import OcpiClient, OcpiClientError
-from app.roaming.ocpi.safe_urls import same_origin
 from app.roaming.partners.callers import parties_of
 from app.roaming.receive.locations import BatchResult, upsert_locations
+from app.roaming.receive.pull_lock import exclusive_run
+from app.roaming.receive.pull_paging import (
+    NextPage,
+    Window,
+    link_problem,
+    next_page,
+    page_fingerprint,
+    query_int,
+    shown,
+)
 from app.roaming.receive.tariffs import store_tariffs
-from app.timestamps import ocpi_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +62,12 @@ MODULES = ("locations", "tariffs", "sessions", "cdrs")
 DEFAULT_LIMIT = 100
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 1.0  # seconds; doubled per retry
+MAX_CURSOR_TEXT = 2000  # the cursor's last error or notes: partners' URLs in it are bounded too
 
 
 class PullError(RuntimeError):
-    """A page kept failing after the retries; the cursor remembers where to resume."""
+    """The pull cannot start (partner not registered, no endpoint, a run already under way) or stopped (a page
+    kept failing after the retries, a server repeating its page); the cursor remembers where to resume."""
 
 
 @dataclass
@@ -64,41 +79,94 @@ class PullResult:
     stale: int = 0
     errors: list[tuple[str | None, str]] = field(default_factory=list)  # (object id, message)
     resumed: bool = False
+    notes: list[str] = field(default_factory=list)  # what went otherwise than asked (a Link not followed...)
+
+
+def _party_refused(obj: Any, allowed: frozenset[tuple[str, str]] | None) -> str | None:
+    """Why an object of another party than the partner's may not be stored (the door's rule), or None. A key that
+    is not a short printable text is left to the store, which names the field."""
+    if allowed is None or not isinstance(obj, dict):
+        return None
+    country_code, party_id = obj.get("country_code"), obj.get("party_id")
+    if not (isinstance(country_code, str) and isinstance(party_id, str)):
+        return None
+    if not (len(country_code) <= 2 and len(party_id) <= 3 and (country_code + party_id).isprintable()):
+        return None
+    if (country_code.upper(), party_id.upper()) in allowed:
+        return None
+    return f"party {country_code.upper()}/{party_id.upper()} not allowed"
 
 
 def _store_one_by_one(
-    store: Callable[[Partner, dict[str, Any]], Any], partner: Partner, objects: list[Any]
+    store: Callable[[Partner, dict[str, Any]], Any],
+    partner: Partner,
+    objects: list[Any],
+    allowed: frozenset[tuple[str, str]] | None = None,
 ) -> BatchResult:
-    """Sessions and CDRs are stored by their own services, one by one, each in a savepoint."""
+    """Sessions and CDRs are stored by their own services, one by one, each in a savepoint: one that fails is
+    reported (and quarantined, see :func:`_storer`) and the page goes on."""
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    from app.failures import failure_reason
+
     result = BatchResult()
     for index, obj in enumerate(objects):
+        oid = obj.get("id") if isinstance(obj, dict) else None
+        refused = _party_refused(obj, allowed)
+        if refused is not None:
+            result.errors.append((index, oid, refused))
+            continue
         try:
             with db.session.begin_nested():
-                store(partner, obj)
+                stored = store(partner, obj)
             result.stored += 1
+            if isinstance(stored, tuple) and isinstance(stored[0], Cdr) and stored[1] and stored[0].account_id:
+                result.new_cdr_ids.append(stored[0].id)  # store_cdr answers (cdr, created)
         except (ValueError, LookupError) as exc:  # InvalidObjectError is a ValueError
-            result.errors.append(
-                (index, obj.get("id") if isinstance(obj, dict) else None, getattr(exc, "message", None) or str(exc))
-            )
+            result.errors.append((index, oid, getattr(exc, "message", None) or str(exc)))
+        except (DataError, IntegrityError) as exc:  # the database refused what validation let through
+            result.errors.append((index, oid, failure_reason(exc)))
     return result
 
 
 def _storer(module: str, partner: Partner) -> Callable[[list[Any]], BatchResult]:
+    """How a page of ``module`` is stored. What cannot be stored is quarantined with its reason in the page's
+    transaction (committed with the cursor), so the cursor never moves past an object that is lost."""
+    from app.roaming.receive.quarantine import keep_pulled
+
     # Objects must belong to the partner's parties; a hub carries many parties, we accept what it relays.
     allowed = None if partner.is_hub else parties_of(partner)
+    store: Callable[[list[Any]], BatchResult]
     if module == "locations":
-        return lambda objects: upsert_locations(objects, partner=partner, allowed_parties=allowed)
-    if module == "tariffs":
-        return lambda objects: store_tariffs(objects, partner=partner, allowed_parties=allowed)
-    if module == "sessions":
-        from app.roaming.receive.sessions import store_session  # written in parallel (sessions engineer); lazy
 
-        return lambda objects: _store_one_by_one(store_session, partner, objects)
-    if module == "cdrs":
+        def store(objects: list[Any]) -> BatchResult:
+            return upsert_locations(objects, partner=partner, allowed_parties=allowed)
+
+    elif module == "tariffs":
+
+        def store(objects: list[Any]) -> BatchResult:
+            return store_tariffs(objects, partner=partner, allowed_parties=allowed)
+
+    elif module == "sessions":
+        from app.roaming.receive.sessions import store_session
+
+        def store(objects: list[Any]) -> BatchResult:
+            return _store_one_by_one(store_session, partner, objects, allowed)
+
+    elif module == "cdrs":
         from app.roaming.receive.cdrs import store_cdr
 
-        return lambda objects: _store_one_by_one(store_cdr, partner, objects)
-    raise ValueError(f"unknown module {module!r}; expected one of {', '.join(MODULES)}")
+        def store(objects: list[Any]) -> BatchResult:
+            return _store_one_by_one(store_cdr, partner, objects, allowed)
+
+    else:
+        raise ValueError(f"unknown module {module!r}; expected one of {', '.join(MODULES)}")
+    partner_id = partner.id
+
+    def store_or_keep(objects: list[Any]) -> BatchResult:
+        return keep_pulled(partner_id, module, objects, store(objects))
+
+    return store_or_keep
 
 
 def _cursor(partner: Partner, module: str) -> PullCursor:
@@ -112,38 +180,15 @@ def _cursor(partner: Partner, module: str) -> PullCursor:
     return cursor
 
 
-def _with_query(url: str, **params: Any) -> str:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    query.update({k: str(v) for k, v in params.items() if v is not None})
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _query_int(url: str, name: str) -> int | None:
-    value = dict(parse_qsl(urlsplit(url).query)).get(name)
-    return int(value) if value and value.isdigit() else None
-
-
-def _header_int(headers: Any, name: str) -> int | None:
-    value = headers.get(name)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def next_page_url(current_url: str, headers: Any, received: int) -> str | None:
-    """Where to go next: Link rel="next" if given; else offset arithmetic when X-Total-Count says more remain."""
-    links = requests.utils.parse_header_links(headers.get("Link", "")) if headers.get("Link") else []
-    for link in links:
-        if link.get("rel") == "next" and link.get("url"):
-            return link["url"]
-    total = _header_int(headers, "X-Total-Count")
-    offset = _query_int(current_url, "offset") or 0
-    if received and total is not None and offset + received < total:
-        limit = _query_int(current_url, "limit") or _header_int(headers, "X-Limit")
-        return _with_query(current_url, offset=offset + received, limit=limit)
-    return None
+def reset_cursor(partner: Partner, module: str, *, since: dt.datetime | None = None) -> PullCursor:
+    """Forget where the pull of ``module`` stands: the next run pulls everything (``since`` None) or what changed
+    from ``since`` on, and an interrupted run is not resumed. Flushes; the caller commits."""
+    cursor = _cursor(partner, module)
+    cursor.synced_until = since
+    cursor.run_started_at = None
+    cursor.next_url = None
+    db.session.flush()
+    return cursor
 
 
 def _unwrap(objects: Any) -> list[Any]:
@@ -166,14 +211,26 @@ def _fetch(client: OcpiClient, url: str, retries: int, backoff: float, sleep: Ca
             sleep(delay)
 
 
-def _refuse_foreign_page(partner: Partner, module: str, cursor: PullCursor, base_url: str, url: str) -> None:
-    if same_origin(base_url, url):
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_CURSOR_TEXT else text[: MAX_CURSOR_TEXT - 1] + "…"
+
+
+def _note(
+    partner: Partner, module: str, cursor: PullCursor, result: PullResult, note: str | None, problem: str | None
+) -> None:
+    """Log and keep on the cursor what went otherwise than asked, once per kind of ``problem`` and run."""
+    if note is None or note in result.notes or (problem and any(problem in noted for noted in result.notes)):
         return
-    cursor.last_error = f"{url}: next page is not at the host of {base_url}"
+    log.warning("pull %s from %s: %s", module, partner.name, note)
+    result.notes.append(note)
+    cursor.last_error = _bounded("note: " + "; ".join(result.notes))
+
+
+def _fail(partner: Partner, module: str, cursor: PullCursor, url: str, error: str) -> PullError:
+    """Keep why the run stopped on the cursor (committed with the pages before) and say it."""
+    cursor.last_error = _bounded(f"{shown(url)}: {error}")
     db.session.commit()
-    raise PullError(
-        f"pull {module} from {partner.name} stopped: the next page link {url} leaves the host of {base_url}"
-    )
+    return PullError(f"pull {module} from {partner.name} stopped at {shown(url)}: {error}")
 
 
 def pull(
@@ -187,55 +244,85 @@ def pull(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], dt.datetime] = utcnow,
     progress: Callable[[PullResult], None] | None = None,
+    restart: bool = False,
+    since: dt.datetime | None = None,
 ) -> PullResult:
-    """Sync one module of a partner's Sender interface (incremental, paged, resumable). Commits per page."""
+    """Sync one module of a partner's Sender interface (incremental, paged, resumable). Commits per page.
+
+    ``restart`` forgets the cursor: everything is pulled again (stored objects are recognised, not doubled);
+    ``since`` forgets it too and pulls what changed from then on. Either starts a new run instead of resuming."""
+    if partner.status != PartnerStatus.REGISTERED:
+        raise PullError(f"partner {partner.name} is {partner.status}: nothing is pulled from it")
     store = _storer(module, partner)
     base_url = partner.endpoint_url(module, "SENDER")
     if not base_url:
         raise PullError(f"partner {partner.name} has no {module} SENDER endpoint")
     client = client or OcpiClient(partner)
     cursor = _cursor(partner, module)
-    result = PullResult(module)
-    if cursor.run_started_at is not None and cursor.next_url:
-        url, result.resumed = cursor.next_url, True
-    else:
-        run_start = clock()
-        cursor.run_started_at = run_start
-        date_from = ocpi_timestamp(cursor.synced_until) if cursor.synced_until else None
-        url = _with_query(base_url, date_from=date_from, date_to=ocpi_timestamp(run_start), offset=0, limit=limit)
+    db.session.commit()  # the cursor exists for every run from here on: its id names the run's lock
+    with exclusive_run(cursor.id) as ours:
+        if not ours:
+            raise PullError(f"a pull of {module} from {partner.name} is already running; this one is not started")
+        if restart or since is not None:
+            reset_cursor(partner, module, since=since)
+        result = PullResult(module)
+        run_start = cursor.run_started_at
+        resume_at = cursor.next_url if run_start is not None else None
+        if run_start is None or not resume_at:
+            run_start = cursor.run_started_at = clock()
+        window = Window(base_url, cursor.synced_until, run_start, limit)
+        url = window.page(0)
+        offset: int | None = 0  # of the page at url; unknown for a partner's Link without one
+        if resume_at:
+            result.resumed = True
+            problem = link_problem(base_url, resume_at)
+            if problem is None:
+                url, offset = resume_at, query_int(resume_at, "offset")
+            else:  # left there by an earlier version, or the partner's endpoint moved since
+                note = f"the page to resume at {problem} ({shown(resume_at)}): its run is paged again by offset from 0"
+                _note(partner, module, cursor, result, note, problem)
         cursor.next_url = url
-    db.session.commit()
+        db.session.commit()
 
-    next_url: str | None = url
-    while next_url:
-        _refuse_foreign_page(partner, module, cursor, base_url, next_url)  # e.g. resumed from an old cursor
-        try:
-            reply = _fetch(client, next_url, retries, backoff, sleep)
-        except OcpiClientError as exc:
-            cursor.last_error = f"{next_url}: {exc}"
-            db.session.commit()
-            raise PullError(f"pull {module} from {partner.name} stopped at {next_url}: {exc}") from exc
-        objects = _unwrap(reply.data)
-        batch = store(objects)
-        result.pages += 1
-        result.received += len(objects)
-        result.stored += batch.stored
-        result.stale += batch.stale
-        result.errors.extend((oid, message) for _, oid, message in batch.errors)
-        # An empty page ends the run even if a Link is sent: following it could loop forever.
-        next_url = next_page_url(next_url, reply.headers, len(objects)) if objects else None
-        if next_url:
-            # Before the cursor moves: a rerun fetches this page again rather than the foreign link.
-            _refuse_foreign_page(partner, module, cursor, base_url, next_url)
-        cursor.next_url = next_url
-        cursor.objects_received = (cursor.objects_received or 0) + len(objects)
-        db.session.commit()  # the page and the cursor together: a rerun resumes after this page
-        if progress is not None:
-            progress(result)
+        fetched: set[str] = set()
+        previous_page: tuple[Any, ...] | None = None
+        next_url: str | None = url
+        while next_url:
+            try:
+                reply = _fetch(client, next_url, retries, backoff, sleep)
+            except OcpiClientError as exc:
+                raise _fail(partner, module, cursor, next_url, str(exc)) from exc
+            fetched.add(next_url)
+            objects = _unwrap(reply.data)
+            batch = store(objects)
+            result.pages += 1
+            result.received += len(objects)
+            result.stored += batch.stored
+            result.stale += batch.stale
+            result.errors.extend((oid, message) for _, oid, message in batch.errors)
+            fingerprint = page_fingerprint(objects)
+            if objects and fingerprint is not None and fingerprint == previous_page:
+                # The objects are kept (stored again: no change); paging on would repeat this page forever.
+                raise _fail(partner, module, cursor, next_url, "the same objects as the page before (offset ignored?)")
+            previous_page = fingerprint
+            # An empty page ends the run even if a Link is sent: following it could loop forever.
+            page = next_page(window, offset, reply.headers, len(objects), fetched) if objects else NextPage(None)
+            _note(partner, module, cursor, result, page.note, page.problem)
+            next_url, offset = page.url, page.offset
+            cursor.next_url = next_url
+            cursor.objects_received = (cursor.objects_received or 0) + len(objects)
+            db.session.commit()  # the page and the cursor together: a rerun resumes after this page
+            for cdr_id in batch.new_cdr_ids:
+                # After the commit, as the OCPI door does: rating queues each new CDR of ours (a pulled CDR was
+                # otherwise rated only by the periodic rate-pending run).
+                cdr_stored(cdr_id)
+            if progress is not None:
+                progress(result)
 
-    cursor.synced_until = cursor.run_started_at
-    cursor.run_started_at = None
-    cursor.next_url = None
-    cursor.last_error = None
-    db.session.commit()
-    return result
+        cursor.synced_until = cursor.run_started_at
+        cursor.run_started_at = None
+        cursor.next_url = None
+        # A completed run clears the last error; what it noted stays visible until a run without notes.
+        cursor.last_error = _bounded("note: " + "; ".join(result.notes)) if result.notes else None
+        db.session.commit()
+        return result

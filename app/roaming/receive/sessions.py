@@ -11,6 +11,10 @@ acknowledged and ignored, so a delayed retry never overwrites newer data.
 
 Price promise: when a session is first stored we freeze the tariff version in force at its start
 (``frozen_tariff_id``); the driver is billed from that version whatever the CPO publishes later.
+
+Derivable fields: a required field that real CPOs omit but that we can derive from what we hold is filled in
+(and a note logged) rather than refusing the session: the ``contract_id`` of a token that is our card, the
+``connector_id`` of an EVSE we know with a single connector. Never money or energy.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from app.roaming.ocpi.reader import (
     Bounds,
     InvalidObjectError,
     Shape,
+    id_text,
     jsonable,
     optional_datetime,
     require_datetime,
@@ -54,6 +59,7 @@ from app.roaming.receive.limits import (
     SESSION_HOURS,
     SESSION_KWH,
 )
+from app.roaming.receive.locations import get_evse, get_location
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +142,62 @@ def issued_token_key(cdr_token: dict[str, Any]) -> tuple[str, TokenType] | None:
     return (ci_key(str(cdr_token.get("uid"))), token_type) if token_type is not None else None
 
 
+def missing(value: Any) -> bool:
+    """Whether a field counts as not sent (absent, null or blank), as the reader's ``require`` sees it."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def held_text(value: Any) -> str | None:
+    """A key field as text for a lookup (numbers tolerated), None when missing."""
+    text = id_text(value)
+    return text.strip() if text is not None and text.strip() else None
+
+
+def with_contract_id(cdr_token: Any) -> dict[str, Any] | None:
+    """A copy of a ``CdrToken`` without ``contract_id`` that has our card's, when the token is our card (we issued
+    both); None when nothing can be derived."""
+    if not isinstance(cdr_token, dict) or not missing(cdr_token.get("contract_id")):
+        return None
+    card = card_for_cdr_token(cdr_token)
+    if card is None or not card.contract_id:
+        return None
+    return {**cdr_token, "contract_id": card.contract_id}
+
+
+def _with_derivable_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The Session with what we can derive filled in (see the module docstring); the CPO's values are kept."""
+    derived: list[str] = []
+    token = with_contract_id(data.get("cdr_token"))
+    if token is not None:
+        data = {**data, "cdr_token": token}
+        derived.append("cdr_token.contract_id")
+    if missing(data.get("connector_id")):
+        connector_id = _single_connector_id(data)
+        if connector_id is not None:
+            data = {**data, "connector_id": connector_id}
+            derived.append("connector_id")
+    if derived:
+        log.info(
+            "session %s/%s/%s lacked %s: derived from what we hold",
+            data.get("country_code"),
+            data.get("party_id"),
+            data.get("id"),
+            ", ".join(derived),
+        )
+    return data
+
+
+def _single_connector_id(data: dict[str, Any]) -> str | None:
+    """The connector of the session's EVSE when the Location we hold gives that EVSE exactly one."""
+    keys = [held_text(data.get(name)) for name in ("country_code", "party_id", "location_id", "evse_uid")]
+    if None in keys:
+        return None
+    country_code, party_id, location_id, evse_uid = (key or "" for key in keys)
+    location = get_location(country_code, party_id, location_id)
+    evse = get_evse(location, evse_uid) if location is not None else None
+    return evse.connectors[0].connector_id if evse is not None and len(evse.connectors) == 1 else None
+
+
 def validate_cdr_token(obj: dict[str, Any], path: str) -> dict[str, Any]:
     token = require_object(obj, path)
     for field in ("country_code", "party_id", "uid", "contract_id"):
@@ -192,6 +254,7 @@ def validate_charging_periods(
 
 def _apply(session: ChargingSession, data: dict[str, Any]) -> None:
     """Validate a full Session object and copy it onto the row (the checks name the failing field)."""
+    data = _with_derivable_fields(data)
     for field in ("country_code", "party_id"):
         require_str(data, field, 3)
     require_str(data, "id", 36)

@@ -13,7 +13,7 @@ Decision order (first match wins):
 2. card blocked for payment reasons                           → ``NO_CREDIT``
 3. card blocked for any other reason, or not activated yet    → ``BLOCKED``
 4. account not in good standing (:func:`account_standing`)    → ``NO_CREDIT``
-5. a partner rule refuses the location                        → ``NOT_ALLOWED``
+5. the partner is suspended (we paused it), or a partner rule refuses the location → ``NOT_ALLOWED``
 6. otherwise                                                  → ``ALLOWED``
 
 Every answer is logged in :class:`~app.roaming.models.Authorization` with its reason (support shows it on the
@@ -38,7 +38,7 @@ from app.charging.models import Authorization
 from app.db import utcnow
 from app.extensions import db
 from app.ocpi_ids import ci_key
-from app.roaming.models import Partner
+from app.roaming.models import Partner, PartnerStatus
 from app.roaming.send import authorization_log
 
 ALLOWED = "ALLOWED"
@@ -99,13 +99,15 @@ def account_standing(account_id: int) -> Standing:
 
 def configured_location_rule(partner: Partner, card: Card, location: dict[str, Any] | None) -> str | None:
     """Config ``ROAMING_LOCATION_RULES = {"NL/TCP": {"allowed_location_ids": [...]}}`` limits where our cards
-    may charge on one partner's network (e.g. a pilot that covers some sites only)."""
+    may charge on one partner's network (e.g. a pilot that covers some sites only). Party codes and location
+    ids are CiStrings: ``nl/tcp`` and ``loc1`` in the configuration or from the CPO match ``NL/TCP``, ``LOC1``."""
     rules = current_app.config.get("ROAMING_LOCATION_RULES") or {}
-    rule = rules.get(f"{partner.country_code}/{partner.party_id}".upper())
+    party = ci_key(f"{partner.country_code}/{partner.party_id}")
+    rule = next((value for key, value in rules.items() if ci_key(str(key)) == party), None)
     if not rule or location is None:
         return None
     allowed = rule.get("allowed_location_ids")
-    if allowed is not None and str(location.get("location_id")) not in {str(item) for item in allowed}:
+    if allowed is not None and ci_key(str(location.get("location_id"))) not in {ci_key(str(item)) for item in allowed}:
         return f"location {location.get('location_id')} is not open to our drivers on this network"
     return None
 
@@ -135,6 +137,8 @@ def decide(card: Card, partner: Partner, location: dict[str, Any] | None, standi
         return Decision(BLOCKED, f"card not active ({card.status.value})")
     if standing != Standing.GOOD:
         return Decision(NO_CREDIT, f"account standing: {standing.value}")
+    if partner.status == PartnerStatus.SUSPENDED:  # we paused this partner: no new charging on its network
+        return Decision(NOT_ALLOWED, "partner suspended: our cards are not authorized on its network")
     for rule in PARTNER_RULES:
         refusal = rule(partner, card, location)
         if refusal:

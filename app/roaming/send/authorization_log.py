@@ -11,11 +11,13 @@ the rows are kept and retried with the next one, up to :data:`MAX_PENDING_ROWS`.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Engine
 
 from app.batching import BackgroundBatcher
@@ -70,3 +72,22 @@ class BufferedLogWriter(BackgroundBatcher[dict[str, Any]]):
                 # The answers did not depend on these rows: do not wait for the WAL flush.
                 connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
             connection.execute(insert(Authorization), rows)
+
+
+# --- reading the log (operations) -------------------------------------------------------------------------------
+
+
+def answers_since(partner_ids: Sequence[int], since: dt.datetime) -> list[tuple[int, str, str, int]]:
+    """How we answered these partners since ``since``: (partner id, answer, reason, count), counted by the
+    database over the index on (partner_id, created_at), so only the window's rows are read, however long the
+    log. The reasons are the decision's own texts (a handful per answer; a partner's location rule names the
+    location), so the groups stay few."""
+    if not partner_ids:
+        return []
+    rows = db.session.execute(
+        select(Authorization.partner_id, Authorization.allowed, Authorization.reason, func.count())
+        .where(Authorization.partner_id.in_(list(partner_ids)), Authorization.created_at >= since)
+        .group_by(Authorization.partner_id, Authorization.allowed, Authorization.reason)
+    )
+    # partner_id is NULL only for rows of a deleted partner, which the IN above leaves out.
+    return [(int(partner_id or 0), allowed, reason, count) for partner_id, allowed, reason, count in rows]

@@ -9,6 +9,10 @@ Two steps, both safe to re-run and to run on many workers:
 2. :func:`push_due_deliveries` PUTs the token snapshot of each due delivery. Per (partner, card) the updates go
    strictly in order: update N+1 is not sent before N succeeded (an older state must never overwrite a newer
    one in the CPO's cache). Failures are retried with exponential backoff, forever: a token change must land.
+
+Only registered partners are pushed to. A suspended partner's deliveries wait (the updates made meanwhile are
+fanned out after it resumes, through the straggler window) and then go out in order; an unregistered partner's
+wait for a new registration; a removed partner's were dropped when it was removed.
 """
 
 from __future__ import annotations
@@ -102,7 +106,12 @@ def _due(now: dt.datetime, limit: int) -> list[tuple[TokenDelivery, TokenUpdate]
     query = (
         select(TokenDelivery, TokenUpdate)
         .join(TokenUpdate, TokenUpdate.id == TokenDelivery.token_update_id)
-        .where(and_(TokenDelivery.status == DeliveryStatus.PENDING, TokenDelivery.next_attempt_at <= now), ~blocked)
+        .join(Partner, Partner.id == TokenDelivery.partner_id)
+        .where(
+            and_(TokenDelivery.status == DeliveryStatus.PENDING, TokenDelivery.next_attempt_at <= now),
+            Partner.status == PartnerStatus.REGISTERED,  # nothing is pushed to a suspended partner
+            ~blocked,
+        )
         .order_by(TokenDelivery.token_update_id, TokenDelivery.id)
         .limit(limit)
     )
@@ -156,9 +165,13 @@ def push_due_deliveries(now: dt.datetime | None = None, limit: int = 500) -> tup
 
 
 def pending_count() -> int:
+    """Deliveries still to push to registered partners (a suspended or unregistered partner's wait apart)."""
     return (
         db.session.scalar(
-            select(func.count()).select_from(TokenDelivery).where(TokenDelivery.status == DeliveryStatus.PENDING)
+            select(func.count())
+            .select_from(TokenDelivery)
+            .join(Partner, Partner.id == TokenDelivery.partner_id)
+            .where(TokenDelivery.status == DeliveryStatus.PENDING, Partner.status == PartnerStatus.REGISTERED)
         )
         or 0
     )

@@ -5,7 +5,11 @@ Versions live at ``/ocpi/cpo/versions`` and ``/ocpi/cpo/2.2.1``; every module at
 credentials (405 when already registered), accepts its token B from then on and answers with a fresh token C;
 PUT rotates both; DELETE forgets them.
 
-Switches in ``cpo.misbehave``: ``versions`` (a list replacing the offered versions), ``no_credentials_endpoint``.
+Switches in ``cpo.misbehave``: ``versions`` (a list replacing the offered versions), ``no_credentials_endpoint``,
+``lowercase_roles`` (a peer that does not write the spec's case: its credentials roles read ``"role": "cpo"``
+with lower-case ``country_code``/``party_id``, its endpoints ``"role": "sender"`` and upper-case module
+identifiers such as ``"CREDENTIALS"``), ``refuse_unregister`` (DELETE credentials answered HTTP 500, our
+credentials kept).
 """
 
 from __future__ import annotations
@@ -40,14 +44,15 @@ def module_url(cpo: FakeCpo, module: str) -> str:
 
 
 def cpo_credentials(cpo: FakeCpo, token: str) -> dict[str, Any]:
+    lower = bool(cpo.misbehave.get("lowercase_roles"))
     return {
         "token": token,
         "url": versions_url(cpo),
         "roles": [
             {
-                "role": "CPO",
-                "party_id": cpo.party_id,
-                "country_code": cpo.country_code,
+                "role": "cpo" if lower else "CPO",
+                "party_id": cpo.party_id.lower() if lower else cpo.party_id,
+                "country_code": cpo.country_code.lower() if lower else cpo.country_code,
                 "business_details": {"name": cpo.name},
             }
         ],
@@ -65,8 +70,13 @@ def _versions(cpo: FakeCpo, request: Request, values: dict[str, Any]) -> Respons
 
 
 def _details(cpo: FakeCpo, request: Request, values: dict[str, Any]) -> Response:
+    lower = bool(cpo.misbehave.get("lowercase_roles"))
     endpoints = [
-        {"identifier": module, "role": role, "url": module_url(cpo, module)}
+        {
+            "identifier": module.upper() if lower else module,
+            "role": role.lower() if lower else role,
+            "url": module_url(cpo, module),
+        }
         for module, role in CPO_ENDPOINTS
         if not (module == "credentials" and cpo.misbehave.get("no_credentials_endpoint"))
     ]
@@ -90,6 +100,8 @@ def _credentials(cpo: FakeCpo, request: Request, values: dict[str, Any]) -> Resp
     if request.method == "DELETE":
         if not registered:
             return envelope(status_code=2000, status_message="not registered", http_status=405)
+        if cpo.misbehave.get("refuse_unregister"):
+            return envelope(status_code=3000, status_message="cannot unregister now", http_status=500)
         cpo.accepted_tokens.discard(cpo.emsp_credentials["token"])
         cpo.accepted_tokens.discard(cpo.state.pop("token_c", ""))
         cpo.emsp_credentials = None

@@ -9,12 +9,21 @@ Misbehaviour switches (``cpo.misbehave``):
 - ``fail_once_at_offset``: answer HTTP 500 once for the page at that offset;
 - ``fail_at_offset``: answer HTTP 500 for that offset for as long as the switch is set;
 - ``wrap_single_in_list``: every object wrapped in a one-item list;
-- ``page_size``: the server's maximum limit (it answers fewer objects than asked).
+- ``page_size``: the server's maximum limit (it answers fewer objects than asked);
+- ``broken_link_path``: the next page's ``Link`` has its path mangled the way a real peer does it
+  (``/ocpi/cpo/VersionNumber.v_2_2_1/locations?...``: the enum's name where the version belongs); that path
+  answers 404, like the peer's;
+- ``link_origin``: the next page's ``Link`` names another origin (the value, e.g. ``"http://127.0.0.1:4321"``)
+  with the right path: following it would hand our token to another host;
+- ``space_timestamps``: every DateTime served (``last_updated``, ``start_date_time``, ...) has a space instead of
+  the ``T`` (``2026-11-02 12:00:00Z``); ``"without_z"`` drops the ``Z`` as well (``2026-11-02 12:00:00``, UTC by
+  OCPI's rule). Fractions of seconds in the data are served as they are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +33,8 @@ from tests.roaming.fake_cpo.server import FakeCpo, envelope
 
 MODULES = ("locations", "tariffs", "sessions", "cdrs")
 PREFIX = "/ocpi/cpo/2.2.1"
+BROKEN_PREFIX = "/ocpi/cpo/VersionNumber.v_2_2_1"  # what a real peer put in its Link instead of PREFIX
+DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")  # the start of an OCPI DateTime
 
 
 def _parse(value: str) -> dt.datetime:
@@ -69,11 +80,31 @@ def _list(module: str):  # type: ignore[no-untyped-def]
         if offset + len(page) < len(matching) and not cpo.misbehave.get("no_link_header"):
             params = {k: v for k, v in args.items() if k not in ("offset", "limit")}
             params.update(offset=str(offset + len(page)), limit=str(limit))
-            headers["Link"] = f'<{request.base_url}?{urlencode(params)}>; rel="next"'
+            next_url = request.base_url
+            if cpo.misbehave.get("broken_link_path"):
+                next_url = next_url.replace(PREFIX, BROKEN_PREFIX, 1)
+            if cpo.misbehave.get("link_origin"):
+                next_url = next_url.replace(request.host_url.rstrip("/"), cpo.misbehave["link_origin"], 1)
+            headers["Link"] = f'<{next_url}?{urlencode(params)}>; rel="next"'
+        style = cpo.misbehave.get("space_timestamps")
+        if style:
+            page = [_spaced(obj, without_z=style == "without_z") for obj in page]
         data: list[Any] = [[obj] for obj in page] if cpo.misbehave.get("wrap_single_in_list") else page
         return envelope(data, headers=headers)
 
     return handler
+
+
+def _spaced(value: Any, *, without_z: bool) -> Any:
+    """A copy of ``value`` with every DateTime written ``2026-11-02 12:00:00Z`` (or without the ``Z``)."""
+    if isinstance(value, dict):
+        return {key: _spaced(item, without_z=without_z) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_spaced(item, without_z=without_z) for item in value]
+    if isinstance(value, str) and DATETIME.match(value):
+        spaced = value[:10] + " " + value[11:]
+        return spaced.removesuffix("Z") if without_z else spaced
+    return value
 
 
 def _single(module: str, key: str):  # type: ignore[no-untyped-def]

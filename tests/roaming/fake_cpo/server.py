@@ -1,10 +1,21 @@
-"""Core of the fake CPO: a werkzeug WSGI app on a free loopback port with a route table."""
+"""Core of the fake CPO: a werkzeug WSGI app on a free loopback port with a route table.
+
+Misbehaviour switches of the core (``cpo.misbehave``; the handler modules document their own):
+
+- ``redirect_every_call``: answer every request first with ``307 Temporary Redirect`` to the same path under
+  ``REDIRECT_PREFIX`` (query kept), and serve it there, once: a request already under the prefix is served, not
+  redirected again. ``True`` redirects within this server (same origin); a base URL such as
+  ``"http://localhost:1234"`` redirects to that origin instead (another server, or this one by another name).
+  The answer served under the prefix builds its links on the original path (a proxy in front of the API), so
+  the Link of the next page points at the endpoint the partner announced, which redirects again.
+"""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import importlib
+import io
 import json
 import threading
 from collections.abc import Callable
@@ -14,6 +25,8 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+REDIRECT_PREFIX = "/moved"
 
 Handler = Callable[["FakeCpo", Request, dict[str, Any]], Response]
 HANDLER_MODULES = ("handshake", "sender", "receiver")
@@ -92,15 +105,19 @@ class _WsgiApp:
 
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
         request = Request(environ)
-        body: Any = None
-        if request.data:
-            try:
-                body = json.loads(request.data)
-            except ValueError:
-                body = request.get_data(as_text=True)
-        self.cpo.received.append(
-            Recorded(request.method, request.path, dict(request.args), dict(request.headers), body)
-        )
+        redirect_to = self.cpo.misbehave.get("redirect_every_call")
+        if redirect_to:
+            if not request.path.startswith(REDIRECT_PREFIX + "/"):
+                self._record(request)
+                return _redirect(request, redirect_to)(environ, start_response)
+            self._record(request)  # recorded under the prefix: tests see that the redirect was followed
+            body = request.get_data()  # read once: the request seen by the handler reads it again
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["PATH_INFO"] = environ["PATH_INFO"][len(REDIRECT_PREFIX) :]
+            request = Request(environ)
+        else:
+            self._record(request)
         adapter = self.url_map.bind_to_environ(environ)
         try:
             endpoint, values = adapter.match()
@@ -108,8 +125,32 @@ class _WsgiApp:
             return envelope(status_code=2000, status_message="no such route", http_status=404)(environ, start_response)
         if token_of(request) not in self.cpo.accepted_tokens:
             return envelope(status_code=2000, status_message="unknown token", http_status=401)(environ, start_response)
-        response = self.handlers[endpoint](self.cpo, request, {**values, "body": body})
+        response = self.handlers[endpoint](self.cpo, request, {**values, "body": _body_of(request)})
         return response(environ, start_response)
+
+    def _record(self, request: Request) -> None:
+        self.cpo.received.append(
+            Recorded(request.method, request.path, dict(request.args), dict(request.headers), _body_of(request))
+        )
+
+
+def _body_of(request: Request) -> Any:
+    """The JSON body, the text when it is not JSON, None when there is none (werkzeug caches the data)."""
+    body: Any = None
+    if request.data:
+        try:
+            body = json.loads(request.data)
+        except ValueError:
+            body = request.get_data(as_text=True)
+    return body
+
+
+def _redirect(request: Request, redirect_to: Any) -> Response:
+    """307 to the same path under REDIRECT_PREFIX, on this origin (``True``) or on the origin given."""
+    origin = redirect_to.rstrip("/") if isinstance(redirect_to, str) else request.host_url.rstrip("/")
+    query = request.query_string.decode()
+    location = f"{origin}{REDIRECT_PREFIX}{request.path}" + (f"?{query}" if query else "")
+    return Response(b"", status=307, headers={"Location": location})
 
 
 class RunningCpo:

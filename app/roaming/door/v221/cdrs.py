@@ -10,6 +10,7 @@ from app.public_urls import ocpi_url
 from app.roaming.cdr_listeners import cdr_stored
 from app.roaming.door.auth import current_partner, require_party
 from app.roaming.door.v221.blueprint import bp
+from app.roaming.door.v221.locations import keeps_refused
 from app.roaming.ocpi.body import load_json_object
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
 from app.roaming.ocpi.responses import ocpi_response
@@ -23,6 +24,7 @@ def _cdr_url(cdr_id: int) -> str:
 
 @bp.post("/cdrs")
 @bp.post("/cdrs/")
+@keeps_refused("cdrs")
 def post_cdr() -> Response:
     partner = current_partner()
     data = load_json_object()

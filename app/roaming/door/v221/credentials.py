@@ -1,5 +1,9 @@
 """OCPI 2.2.1 credentials module (credentials.asciidoc): a partner registers with us, rotates its token, and
-unregisters. The handshake logic lives in :mod:`app.roaming.partners.handshake`; this file is only the HTTP door."""
+unregisters. The handshake logic lives in :mod:`app.roaming.partners.handshake`; this file is only the HTTP door.
+
+A suspended partner may still GET, rotate (PUT) and unregister (DELETE): it stays suspended when it rotates. The
+``url`` we answer with is on the one configured OCPI base URL; without one the exchange is refused (OCPI 3000)
+before anything changes."""
 
 from __future__ import annotations
 
@@ -55,7 +59,11 @@ def _token_used(partner: Partner) -> str:
 def get_credentials() -> Response:
     """Our credentials object for the caller: the token it authenticated with (we store no plain token C)."""
     partner = current_partner(registered=False)
-    return ocpi_response(our_credentials(_token_used(partner), handshake.our_versions_url()))
+    try:
+        versions_url = handshake.our_versions_url()
+    except PartnerError as error:
+        raise _ocpi_error(error) from error
+    return ocpi_response(our_credentials(_token_used(partner), versions_url))
 
 
 def _handshake_slots() -> threading.BoundedSemaphore:
@@ -86,13 +94,14 @@ def _exchange(accept: Callable[[Partner, Callable[[], Any]], str]) -> Response:
 
 def _exchange_in_slot(partner: Partner, accept: Callable[[Partner, Callable[[], Any]], str]) -> Response:
     try:
+        versions_url = handshake.our_versions_url()  # refused before the partner is called when unknown
         token_c = accept(partner, _body)
     except PartyConflictError as conflict:  # a role naming a party another connection (or we) holds: recorded
         raise refuse_conflict(conflict) from conflict
     except PartnerError as error:
         db.session.rollback()
         raise _ocpi_error(error) from error
-    answer = our_credentials(token_c, handshake.our_versions_url())
+    answer = our_credentials(token_c, versions_url)
     db.session.commit()
     return ocpi_response(answer)
 

@@ -2,29 +2,36 @@
 level, ``/ocpi/2.2.1/locations/{country_code}/{party_id}/{location_id}[/{evse_uid}[/{connector_id}]]``.
 
 One transaction per request: the services only flush; we commit when the whole request succeeded and roll
-back otherwise, so a refused object leaves nothing behind. Bad input → HTTP 400 / 2001 naming the field;
-unknown object → HTTP 404 / 2003 (Unknown Location).
+back otherwise, so a refused object leaves nothing behind but its quarantined copy (``keeps_refused``, used by
+every module's door that receives objects). Bad input → HTTP 400 / 2001 naming the field; unknown object →
+HTTP 404 / 2003 (Unknown Location).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
-from typing import Any, Protocol, TypedDict, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar, cast
 
-from flask import Response, request
+from flask import Response, g, request
 
 from app.extensions import db
 from app.roaming.door.auth import current_partner, require_party
 from app.roaming.door.v221.blueprint import bp
 from app.roaming.models import Partner
 from app.roaming.ocpi.body import load_json_object
-from app.roaming.ocpi.errors import INVALID_OR_MISSING_PARAMETERS, UNKNOWN_LOCATION, OcpiError
+from app.roaming.ocpi.errors import UNKNOWN_LOCATION, OcpiError
 from app.roaming.ocpi.reader import InvalidObjectError
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.receive import locations as service
+from app.roaming.receive import quarantine
 from app.roaming.receive.location_validation import UnknownObjectError
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
+View = TypeVar("View", bound=Callable[..., Response])
 
 BASE = "/locations/<country_code>/<party_id>/<location_id>"
 
@@ -52,15 +59,56 @@ def in_transaction(work: Callable[[], T], unknown_status: int) -> T:
         result = work()
         db.session.commit()
         return result
-    except InvalidObjectError as exc:
+    except InvalidObjectError:
         db.session.rollback()
-        raise OcpiError(INVALID_OR_MISSING_PARAMETERS, exc.message) from exc
+        raise  # answered 400/2001 naming the field, and kept by keeps_refused
     except UnknownObjectError as exc:
         db.session.rollback()
         raise OcpiError(unknown_status, str(exc), http_status=404) from exc
     except Exception:
         db.session.rollback()
         raise
+
+
+def keeps_refused(module: str) -> Callable[[View], View]:
+    """The view's refused object (400/2001 naming the field) is kept in the quarantine with the reason
+    (:mod:`app.roaming.receive.quarantine`), so nothing a partner sends is lost; the answer stays the 2001."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def keeping(**url: str) -> Response:
+            try:
+                return view(**url)
+            except InvalidObjectError as exc:
+                _quarantine(module, exc, url)
+                raise
+
+        return cast(View, keeping)
+
+    return decorate
+
+
+def _quarantine(module: str, error: InvalidObjectError, url: dict[str, str]) -> None:
+    """Roll the request's work back and commit only the quarantined object (its own unit of work). A failure to
+    keep it is logged; the partner still gets its 2001."""
+    partner = g.get("ocpi_partner")
+    if partner is None:  # refused before we knew who called: nothing is kept for an unknown caller
+        return
+    partner_id = partner.id  # read before the rollback expires it
+    db.session.rollback()
+    keys = quarantine.ObjectKeys(
+        country_code=url["country_code"].upper() if "country_code" in url else None,
+        party_id=url["party_id"].upper() if "party_id" in url else None,
+        ocpi_id=url.get("location_id") or url.get("session_id") or url.get("tariff_id"),
+        evse_uid=url.get("evse_uid"),
+        connector_id=url.get("connector_id"),
+    )
+    try:
+        quarantine.keep_pushed(partner_id, module, request.method, request.get_data(cache=True), error.message, keys)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not quarantine a refused %s object of partner %s", module, partner_id)
 
 
 def _unknown(message: str) -> OcpiError:
@@ -144,6 +192,7 @@ WRITERS: dict[str, tuple[_LocationWriter, _EvseWriter, _ConnectorWriter]] = {
 @bp.route(BASE, methods=["PUT", "PATCH"])
 @bp.route(BASE + "/<evse_uid>", methods=["PUT", "PATCH"])
 @bp.route(BASE + "/<evse_uid>/<connector_id>", methods=["PUT", "PATCH"])
+@keeps_refused("locations")
 def write_location(
     country_code: str, party_id: str, location_id: str, evse_uid: str | None = None, connector_id: str | None = None
 ) -> Response:

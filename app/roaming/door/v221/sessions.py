@@ -7,6 +7,7 @@ from flask import Response
 from app.extensions import db
 from app.roaming.door.auth import current_partner, require_party
 from app.roaming.door.v221.blueprint import bp
+from app.roaming.door.v221.locations import keeps_refused
 from app.roaming.ocpi.body import load_json_object
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
 from app.roaming.ocpi.responses import ocpi_response
@@ -30,6 +31,7 @@ def get_session(country_code: str, party_id: str, session_id: str) -> Response:
 
 
 @bp.put(SESSION_URL)
+@keeps_refused("sessions")
 def put_session(country_code: str, party_id: str, session_id: str) -> Response:
     partner = current_partner()
     require_party(partner, country_code, party_id)
@@ -50,6 +52,7 @@ def put_session(country_code: str, party_id: str, session_id: str) -> Response:
 
 
 @bp.patch(SESSION_URL)
+@keeps_refused("sessions")
 def patch_session(country_code: str, party_id: str, session_id: str) -> Response:
     partner = current_partner()
     require_party(partner, country_code, party_id)

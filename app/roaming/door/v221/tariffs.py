@@ -12,7 +12,7 @@ from flask import Response
 
 from app.roaming.door.auth import current_partner, require_party
 from app.roaming.door.v221.blueprint import bp
-from app.roaming.door.v221.locations import in_transaction, json_body
+from app.roaming.door.v221.locations import in_transaction, json_body, keeps_refused
 from app.roaming.ocpi.errors import CLIENT_ERROR, OcpiError
 from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.receive import tariffs as service
@@ -30,6 +30,7 @@ def get_tariff(country_code: str, party_id: str, tariff_id: str) -> Response:
 
 
 @bp.put(PATH)
+@keeps_refused("tariffs")
 def put_tariff(country_code: str, party_id: str, tariff_id: str) -> Response:
     partner = current_partner()
     require_party(partner, country_code, party_id)

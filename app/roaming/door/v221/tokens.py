@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 from flask import Response, current_app, request
 
-from app.cards.tokens import token_object
 from app.extensions import db
+from app.ocpi_ids import ci_key
 from app.ocpi_values import utc_datetime
 from app.public_urls import ocpi_url_of_current_path
 from app.roaming.door.auth import current_partner
@@ -52,15 +52,16 @@ def _row_number(text: str) -> int:
 @bp.get("/tokens")
 @bp.get("/tokens/")
 def list_tokens() -> Response:
-    current_partner()
+    # As the partner reads it: every token invalid while we suspend it (whitelist.TokenView).
+    view = whitelist.TokenView.for_partner(current_partner())
     page = PageRequest()
     after, total = _cursor()
     if total is None:
-        total = whitelist.count_tokens(page.date_from, page.date_to)
+        total = whitelist.count_tokens(page.date_from, page.date_to, view)
     rows = whitelist.token_page(
-        date_from=page.date_from, date_to=page.date_to, limit=page.limit, offset=page.offset, after=after
+        date_from=page.date_from, date_to=page.date_to, limit=page.limit, offset=page.offset, after=after, view=view
     )
-    response = ocpi_response([token_object(card, language=language) for card, language in rows])
+    response = ocpi_response([view.token_object(card, language=language) for card, language in rows])
     response.headers["X-Total-Count"] = str(total)
     response.headers["X-Limit"] = str(page.limit)
     next_offset = page.offset + len(rows)
@@ -80,10 +81,13 @@ def list_tokens() -> Response:
 
 
 def _location_references() -> dict[str, Any] | None:
+    """The optional LocationReferences body. No body, ``null`` and ``{}`` all mean "no location references"
+    (CPOs without a location to name send ``{}``): the token is authorized as such. An object that names
+    something must name the location."""
     if not request.get_data(cache=True).strip():
         return None
     body = load_json_body(LOCATION_REFERENCES_SHAPE)
-    if body is None:
+    if body is None or body == {}:
         return None
     if not isinstance(body, dict):
         raise OcpiError(INVALID_OR_MISSING_PARAMETERS, "LocationReferences must be a JSON object")
@@ -106,7 +110,8 @@ def authorize_token(token_uid: str) -> Response:
         # COMMIT round trips around the one query. Must come before the first query of the request.
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     partner = current_partner()
-    token_type = request.args.get("type") or "RFID"
+    # An enum, upper-case in the spec; a CPO's ``rfid`` means the same (no other value folds to one of them).
+    token_type = ci_key(request.args.get("type") or "RFID")
     if token_type not in TOKEN_TYPES:
         raise OcpiError(INVALID_OR_MISSING_PARAMETERS, f"type must be one of {', '.join(sorted(TOKEN_TYPES))}")
     info = authorization.authorize(partner, token_uid, token_type, _location_references())
