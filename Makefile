@@ -39,9 +39,13 @@ STRIPE_EMULATOR_PORT ?= 8420
 
 # Without STRIPE_API_KEY the app talks to a local Stripe emulator (localstripe) started here and stopped with
 # the server; with real Stripe test keys in the environment it talks to Stripe.
+# The shared Dutch charge points (7,609 locations, 994 tariffs) fill the demo's map; the path is relative to the
+# repository root (CI: /tmp/ciclone beside /tmp/shared). A missing folder is skipped with a message.
+DEMO_CHARGE_POINTS ?= ../shared/data/ocpi-nl-10-cities
+
 run: venv translations
 	$(BIN)/flask db upgrade
-	$(BIN)/flask demo seed
+	$(BIN)/flask demo seed --charge-points $(DEMO_CHARGE_POINTS)
 	@if [ -z "$$STRIPE_API_KEY" ]; then \
 	  $(BIN)/python app/payments/emulator.py $(STRIPE_EMULATOR_PORT) & emulator=$$!; \
 	  trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; \
@@ -94,6 +98,7 @@ test: lint test-sqlite test-postgres
 # (tests/fuzz, 30 examples per receiver there); the cases run are counted at the end of the output.
 fuzz: dev
 	FUZZ_EXAMPLES=1000 $(BIN)/pytest tests/fuzz -q
+	API_CONTRACT_EXAMPLES=200 $(BIN)/pytest tests/api/test_contract.py -q
 
 bench: dev
 	$(BIN)/python bench/run_all.py

@@ -105,13 +105,13 @@ def _init_packages(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
-    from app.api.status import blp as api_status_blp
+    from app.api import register_api
     from app.backoffice.finance import bp as finance_bp
     from app.backoffice.support import bp as support_bp
     from app.backoffice.views import bp as backoffice_bp
     from app.cards.views import bp as cards_bp
     from app.customer_care.views import bp as customer_care_bp
-    from app.extensions import api, csrf
+    from app.extensions import csrf
     from app.plans.views import bp as plans_bp
     from app.portal.views import bp as portal_bp
     from app.roaming.door.v221 import bp as ocpi_v221_bp
@@ -142,13 +142,15 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(stripe_webhooks_bp)
     app.register_blueprint(cards_bp)
     app.register_blueprint(plans_bp)
+    from app.finder.views import bp as finder_bp
+
+    app.register_blueprint(finder_bp)
     # Machine doors authenticate with tokens or signatures, not cookies: no CSRF there.
     app.register_blueprint(ocpi_versions_bp)
     app.register_blueprint(ocpi_v221_bp)
     csrf.exempt(ocpi_versions_bp)
     csrf.exempt(ocpi_v221_bp)
-    api.register_blueprint(api_status_blp)
-    csrf.exempt(api_status_blp)
+    register_api(app)  # the app's JSON API (bearer tokens, no CSRF): app/api
 
 
 def _register_cli(app: Flask) -> None:

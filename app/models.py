@@ -1,5 +1,6 @@
 """Imports every model module so ``db.metadata`` knows all tables (for Alembic and ``create_all``)."""
 
+from app.accounts import api_tokens as api_tokens_models  # noqa: F401
 from app.accounts import models as accounts_models  # noqa: F401
 from app.audit import models as audit_models  # noqa: F401
 from app.billing import models as billing_models  # noqa: F401

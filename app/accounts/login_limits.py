@@ -13,7 +13,15 @@ from flask import request
 
 from app.accounts.models import normalize_email
 
+# One counter per account for every door that signs in with a password (the portal's login, the app's
+# /api/v1/auth/token): a limit shared under this scope, so splitting the guesses between doors gains nothing.
+LOGIN_ACCOUNT_SCOPE = "login-account"
+
 
 def login_account_key() -> str:
-    email = normalize_email(request.form.get("email") or "")
-    return "login-account:" + hashlib.sha256(email.encode()).hexdigest()
+    return account_key_for(request.form.get("email") or "")
+
+
+def account_key_for(email: str) -> str:
+    """The limiter key of the attempts on ``email`` (with :data:`LOGIN_ACCOUNT_SCOPE`)."""
+    return "login-account:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()

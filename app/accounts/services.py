@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import links
+from app.accounts.api_tokens import RevokedReason, revoke_all_devices
 from app.accounts.models import LANGUAGES, SUPPORTED_COUNTRIES, Account, Role, User, normalize_email
 from app.accounts.passwords import (
     MIN_PASSWORD_LENGTH,
@@ -258,8 +259,10 @@ def reset_password(token: str, new_password: str) -> User:
 def set_password(user: User, new_password: str) -> None:
     _check_password(new_password)
     user.password_hash = hash_password(new_password)
-    # Whoever knew the old password may hold a session: all of them end (the caller logs this browser in anew).
+    # Whoever knew the old password may hold a session: all of them end (the caller logs this browser in anew),
+    # the app's signed-in devices too.
     end_all_sessions(user)
+    revoke_all_devices(user, RevokedReason.PASSWORD_CHANGED)
 
 
 def change_password(user: User, current_password: str, new_password: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from app.accounts import services
 from app.accounts.access import driver_required, login_required
+from app.accounts.api_tokens import RevokedReason, device_of_user, live_devices_of, revoke_all_devices, revoke_device
 from app.accounts.forms import (
     ChangePasswordForm,
     EmailOnlyForm,
@@ -18,7 +19,7 @@ from app.accounts.forms import (
     ResetPasswordForm,
     SignupForm,
 )
-from app.accounts.login_limits import login_account_key
+from app.accounts.login_limits import LOGIN_ACCOUNT_SCOPE, login_account_key
 from app.accounts.redirects import local_path_or_none
 from app.accounts.sessions import end_all_sessions
 from app.extensions import FlaskForm, db, limiter
@@ -99,7 +100,9 @@ def resend_confirmation() -> ResponseReturnValue:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: _limit("LOGIN_RATE_LIMIT"), methods=["POST"])
-@limiter.limit(lambda: _limit("LOGIN_ACCOUNT_RATE_LIMIT"), key_func=login_account_key, methods=["POST"])
+@limiter.shared_limit(
+    lambda: _limit("LOGIN_ACCOUNT_RATE_LIMIT"), LOGIN_ACCOUNT_SCOPE, key_func=login_account_key, methods=["POST"]
+)
 def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("portal.index"))
@@ -147,8 +150,23 @@ def logout() -> WerkzeugResponse:
 @bp.post("/profile/sign-out-everywhere")
 @login_required
 def sign_out_everywhere() -> WerkzeugResponse:
-    """The profile's button for a driver who lost a phone or logged in on someone else's computer."""
+    """The profile's button for a driver who lost a phone or logged in on someone else's computer: every browser
+    and every device signed in to the app."""
+    revoke_all_devices(current_user._get_current_object(), RevokedReason.EVERYWHERE)
     return _log_out_everywhere(_("You are logged out on all your devices."))
+
+
+@bp.post("/profile/devices/<int:device_id>/sign-out")
+@driver_required
+def sign_out_device(device_id: int) -> WerkzeugResponse:
+    """Sign one device out of the app (a lost phone); someone else's device is a 404. (CSRF: CSRFProtect.)"""
+    device = device_of_user(current_user.id, device_id)
+    if device is None:
+        abort(404)
+    revoke_device(device, RevokedReason.DEVICE_SIGNED_OUT)
+    db.session.commit()
+    flash(_("%(device)s is signed out of the app.", device=device.name), "info")
+    return redirect(url_for("accounts.profile"))
 
 
 @bp.route("/password/reset", methods=["GET", "POST"])
@@ -202,7 +220,16 @@ def profile() -> ResponseReturnValue:
             session["lang"] = account.language
             flash(_("Your profile is saved."), "success")
             return redirect(url_for("accounts.profile"))
-    return render_template("portal/accounts/profile.html", form=form, password_form=password_form)
+    return _profile_page(form, password_form)
+
+
+def _profile_page(form: ProfileForm, password_form: ChangePasswordForm, status: int = 200) -> ResponseReturnValue:
+    return render_template(
+        "portal/accounts/profile.html",
+        form=form,
+        password_form=password_form,
+        devices=live_devices_of(current_user.id),
+    ), status
 
 
 @bp.post("/profile/password")
@@ -221,4 +248,4 @@ def change_password() -> ResponseReturnValue:
             login_user(current_user._get_current_object())  # re-issue the session with the new version
             flash(_("Your password is changed."), "success")
             return redirect(url_for("accounts.profile"))
-    return render_template("portal/accounts/profile.html", form=form, password_form=password_form), 400
+    return _profile_page(form, password_form, 400)

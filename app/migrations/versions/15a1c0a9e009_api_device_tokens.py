@@ -18,15 +18,41 @@ branch_labels = None
 depends_on = None
 
 
+REVOKED_REASONS = ('signed_out', 'device_signed_out', 'everywhere', 'password_changed', 'refresh_reused',
+                   'too_many_devices')
+
+
 def upgrade():
-    # Nullable: invoices issued before carry their number as the reference (frozen in their snapshot), credit
-    # notes none. A unique index: one reference, one invoice (NULLs do not collide).
-    with op.batch_alter_table('billing_invoices', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('payment_reference', sa.String(length=25), nullable=True))
-        batch_op.create_index('ix_billing_invoices_payment_reference', ['payment_reference'], unique=True)
+    # One row per signed-in phone of the driver's app: SHA-256 digests of its current access and refresh tokens
+    # (never the tokens), the refresh token's family (theft detection: an old token of a family revokes it), and
+    # the APP_USER token issued for that phone.
+    op.create_table('api_devices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('access_token_hash', sa.String(length=64), nullable=False),
+    sa.Column('access_expires_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('refresh_family', sa.String(length=22), nullable=False),
+    sa.Column('refresh_token_hash', sa.String(length=64), nullable=False),
+    sa.Column('refresh_expires_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_reason', sa.Enum(*REVOKED_REASONS, name='revokedreason', native_enum=False, length=20),
+              nullable=True),
+    sa.Column('app_token_card_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['app_token_card_id'], ['cards.id'], name=op.f('fk_api_devices_app_token_card_id_cards'),
+                            ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_devices_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_devices')),
+    sa.UniqueConstraint('access_token_hash', name=op.f('uq_api_devices_access_token_hash')),
+    sa.UniqueConstraint('refresh_family', name=op.f('uq_api_devices_refresh_family'))
+    )
+    with op.batch_alter_table('api_devices', schema=None) as batch_op:
+        batch_op.create_index('ix_api_devices_user_revoked', ['user_id', 'revoked_at'], unique=False)
 
 
 def downgrade():
-    with op.batch_alter_table('billing_invoices', schema=None) as batch_op:
-        batch_op.drop_index('ix_billing_invoices_payment_reference')
-        batch_op.drop_column('payment_reference')
+    with op.batch_alter_table('api_devices', schema=None) as batch_op:
+        batch_op.drop_index('ix_api_devices_user_revoked')
+    op.drop_table('api_devices')
