@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
-from wtforms import RadioField, StringField, TextAreaField
+from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.accounts.models import Role
@@ -42,6 +42,20 @@ log = logging.getLogger(__name__)
 bp = Blueprint("finance_invoices", __name__, url_prefix="/backoffice/finance")
 
 
+# What the customer reads on the credit note, by code (``snapshot.CREDIT_REASONS``; the PDF translates the same
+# texts from its own catalogue). Finance's ``reason`` stays internal: the audit log only.
+CUSTOMER_REASON_CHOICES = [
+    ("invoice_correction", _l("Correction of your invoice")),
+    ("billing_error", _l("Correction of a billing error")),
+    ("session_price", _l("Correction of the price of a charging session")),
+    ("not_your_session", _l("A charging session that was not yours")),
+    ("subscription", _l("Correction of your subscription fee")),
+    ("charged_twice", _l("Amount charged twice")),
+    ("goodwill", _l("Goodwill gesture")),
+    ("contract_ended", _l("Refund after the end of your contract")),
+]
+
+
 class CreditNoteForm(FlaskForm):
     scope = RadioField(
         _l("Credit"),
@@ -50,13 +64,19 @@ class CreditNoteForm(FlaskForm):
         validators=[DataRequired()],
     )
     amount = StringField(_l("Amount excl. VAT"), validators=[Optional(), Length(max=20)])
-    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=1000)])
+    # Chosen explicitly (no silent default): the empty first choice fails DataRequired.
+    customer_reason = SelectField(
+        _l("Reason shown to the customer"),
+        choices=[("", _l("Choose the reason the customer reads")), *CUSTOMER_REASON_CHOICES],
+        validators=[DataRequired()],
+    )
+    reason = TextAreaField(_l("Internal note"), validators=[DataRequired(), Length(max=1000)])
 
 
 @bp.get("/invoices")
 @staff_required(Role.FINANCE)
 def invoice_search() -> str:
-    fields = ("number", "customer", "email", "period", "state")
+    fields = ("number", "customer", "email", "period", "state", "reference")
     filters = lookups.InvoiceSearch(**{key: (request.args.get(key) or "").strip() for key in fields})
     try:
         found = lookups.search_invoices(filters)
@@ -128,7 +148,13 @@ def credit(number: str) -> ResponseReturnValue:
             amount_minor = to_minor_units(parse_amount(form.amount.data or ""), invoice.currency)
             if amount_minor <= 0:
                 raise BillingError("the credited amount must be positive")
-        note = invoices.credit_invoice(invoice, Actor.of(current_user), form.reason.data, amount_minor)
+        note = invoices.credit_invoice(
+            invoice,
+            Actor.of(current_user),
+            form.reason.data,
+            amount_minor,
+            customer_reason=form.customer_reason.data,
+        )
     except (BillingError, HoldError) as error:
         db.session.rollback()
         field = form.amount if form.scope.data == "amount" else form.reason

@@ -1,6 +1,6 @@
-"""What finance looks up in the back office: invoices by number, customer, email, month and payment state, the
-payments to review, the Stripe events we could not use, and failed payments. (Exports and the margin report are
-in :mod:`app.billing.reporting`.)"""
+"""What finance looks up in the back office: invoices by number, structured payment reference, customer, email,
+month and payment state, the payments to review, the Stripe events we could not use, and failed payments.
+(Exports and the margin report are in :mod:`app.billing.reporting`.)"""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import Row, and_, false, select
 
 from app.accounts.models import Account, Role, User
 from app.billing.invoicing.invoices import BillingError
+from app.billing.invoicing.numbering import compact_reference
 from app.billing.models import (
     Dunning,
     Invoice,
@@ -22,22 +23,27 @@ from app.billing.runs.services import check_period
 from app.extensions import db
 
 SEARCH_LIMIT = 100  # matches shown; finance narrows the search beyond that
+MAX_REFERENCE = 25  # the longest structured reference (an RF one: RF, 2 check digits, 21 characters)
+MAX_REFERENCE_TYPED = 200  # what is read of a typed reference (a pasted bank statement line with its spaces)
 
 
 @dataclass(frozen=True)
 class InvoiceSearch:
     """Finance's invoice search; every field optional. ``number`` and ``email`` match by prefix, ``customer`` is the
-    customer number (leading zeros optional), ``period`` a month like 2026-10, ``state`` a payment state."""
+    customer number (leading zeros optional), ``period`` a month like 2026-10, ``state`` a payment state,
+    ``reference`` the structured payment reference a bank transfer quoted, as printed or typed (with or without
+    the +++, slashes and spaces: ``+++260/0000/00170+++``, ``260000000170``, ``RF42 2026 0000 01``)."""
 
     number: str = ""
     customer: str = ""
     email: str = ""
     period: str = ""
     state: str = ""
+    reference: str = ""
 
     @property
     def given(self) -> bool:
-        return any((self.number, self.customer, self.email, self.period, self.state))
+        return any((self.number, self.customer, self.email, self.period, self.state, self.reference))
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,11 @@ def search_invoices(search: InvoiceSearch, limit: int = SEARCH_LIMIT) -> Invoice
         query = query.where(Invoice.period == search.period) if _is_month(search.period) else query.where(false())
     if search.state:
         query = query.where(Invoice.payment_state == PaymentState(search.state))
+    if search.reference:
+        compact = compact_reference(search.reference[:MAX_REFERENCE_TYPED])
+        # The exact reference (the unique index), never a prefix: a transfer quotes all of it.
+        fits = 0 < len(compact) <= MAX_REFERENCE
+        query = query.where(Invoice.payment_reference == compact) if fits else query.where(false())
     rows = db.session.execute(query.order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit + 1)).all()
     return InvoiceMatches(rows=list(rows[:limit]), more=len(rows) > limit)
 

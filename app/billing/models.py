@@ -86,6 +86,10 @@ class Invoice(Model):
     series: Mapped[str | None] = mapped_column(String(20))
     number: Mapped[str | None] = mapped_column(String(32), unique=True)
     sequence: Mapped[int | None] = mapped_column(Integer)
+    # The structured payment reference (compact: Belgian OGM digits or an ISO 11649 RF reference) the customer
+    # quotes when paying by transfer, frozen at finalization (``invoicing.numbering.invoice_payment_reference``);
+    # finance matches a bank transfer by it. None for credit notes and for invoices issued before it existed.
+    payment_reference: Mapped[str | None] = mapped_column(String(25))
     issue_date: Mapped[dt.date | None]
     due_date: Mapped[dt.date | None]
     credits_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("billing_invoices.id", ondelete="RESTRICT"))
@@ -121,6 +125,7 @@ class Invoice(Model):
         UniqueConstraint("series", "sequence"),
         Index("ix_billing_invoices_account", "account_id", "created_at"),
         Index("ix_billing_invoices_payment", "payment_state"),
+        Index("ix_billing_invoices_payment_reference", "payment_reference", unique=True),
     )
 
 

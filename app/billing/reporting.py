@@ -176,9 +176,16 @@ LINE_COLUMNS = [
     "currency",
     "cpo_cost_excl_vat",
     "fees_excl_vat",
+    "correction_excl_vat",
     "amount_excl_vat",
     "vat_rate",
+    "vat_country",
 ]
+
+
+def _vat_country() -> ColumnElement[str]:
+    """The country whose VAT a line carries (``details.vat_country``; '' on lines frozen before lines said it)."""
+    return func.coalesce(InvoiceLine.details["vat_country"].as_string(), literal(""))
 
 
 def line_rows(period: str | None) -> Iterator[list[object]]:
@@ -202,6 +209,7 @@ def line_rows(period: str | None) -> Iterator[list[object]]:
                 InvoiceLine.fees_minor,
                 InvoiceLine.amount_minor,
                 InvoiceLine.vat_rate,
+                _vat_country(),
             )
             .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
             .outerjoin(SessionCharge, SessionCharge.id == InvoiceLine.session_charge_id)
@@ -229,6 +237,7 @@ def line_rows(period: str | None) -> Iterator[list[object]]:
         fees,
         amount,
         rate,
+        vat_country,
     ) in db.session.execute(query):
         assert issued is not None  # lines of finalized invoices only: every one has its issue date
         yield [
@@ -246,8 +255,11 @@ def line_rows(period: str | None) -> Iterator[list[object]]:
             currency,
             _amount(cpo, currency),
             _amount(fees, currency),
+            # Finance's correction of an adjusted session: what the amount has beyond CPO cost and fees.
+            _amount(amount - cpo - fees, currency),
             _amount(amount, currency),
             format(Decimal(rate).normalize(), "f"),
+            vat_country,
         ]
 
 
@@ -267,6 +279,7 @@ class VatRow:
     documents: int
     base_minor: int
     vat_minor: int
+    country: str = ""  # whose VAT ('' for lines frozen before lines named it)
 
 
 def _half_up_vat(base: ColumnElement[Any], rate: ColumnElement[Any]) -> ColumnElement[int]:
@@ -278,8 +291,10 @@ def _half_up_vat(base: ColumnElement[Any], rate: ColumnElement[Any]) -> ColumnEl
 
 
 def vat_per_rate(period: str | None = None) -> list[VatRow]:
-    """Per period, document kind, currency and VAT rate: the taxable base and the VAT, with the VAT rounded per
-    invoice and rate (as printed on each invoice), then summed. Adds up to the invoices' ``vat_minor``."""
+    """Per period, document kind, currency, VAT rate and the country whose VAT it is: the taxable base and the VAT,
+    with the VAT rounded per invoice, rate and country (as printed on each invoice), then summed. Adds up to the
+    invoices' ``vat_minor``."""
+    country = _vat_country().label("country")
     per_document = (
         _finalized(
             select(
@@ -288,25 +303,28 @@ def vat_per_rate(period: str | None = None) -> list[VatRow]:
                 Invoice.currency.label("currency"),
                 InvoiceLine.invoice_id.label("invoice_id"),
                 InvoiceLine.vat_rate.label("rate"),
+                country,
                 func.sum(InvoiceLine.amount_minor).label("base"),
             ).join(Invoice, Invoice.id == InvoiceLine.invoice_id),
             period,
         )
-        .group_by(Invoice.period, Invoice.kind, Invoice.currency, InvoiceLine.invoice_id, InvoiceLine.vat_rate)
+        .group_by(Invoice.period, Invoice.kind, Invoice.currency, InvoiceLine.invoice_id, InvoiceLine.vat_rate, country)
         .subquery()
     )
+    columns = per_document.c
     query = (
         select(
-            per_document.c.period,
-            per_document.c.kind,
-            per_document.c.currency,
-            per_document.c.rate,
-            func.count(func.distinct(per_document.c.invoice_id)),
-            func.sum(per_document.c.base),
-            func.sum(_half_up_vat(per_document.c.base, per_document.c.rate)),
+            columns.period,
+            columns.kind,
+            columns.currency,
+            columns.rate,
+            columns.country,
+            func.count(func.distinct(columns.invoice_id)),
+            func.sum(columns.base),
+            func.sum(_half_up_vat(columns.base, columns.rate)),
         )
-        .group_by(per_document.c.period, per_document.c.kind, per_document.c.currency, per_document.c.rate)
-        .order_by(per_document.c.period, per_document.c.kind, per_document.c.currency, per_document.c.rate.desc())
+        .group_by(columns.period, columns.kind, columns.currency, columns.rate, columns.country)
+        .order_by(columns.period, columns.kind, columns.currency, columns.rate.desc(), columns.country)
     )
     return [
         VatRow(
@@ -317,12 +335,13 @@ def vat_per_rate(period: str | None = None) -> list[VatRow]:
             documents,
             int(base or 0),
             int(vat or 0),
+            vat_country or "",
         )
-        for month, kind, currency, rate, documents, base, vat in db.session.execute(query)
+        for month, kind, currency, rate, vat_country, documents, base, vat in db.session.execute(query)
     ]
 
 
-VAT_COLUMNS = ["period", "kind", "currency", "vat_rate", "documents", "base_excl_vat", "vat"]
+VAT_COLUMNS = ["period", "kind", "currency", "vat_rate", "vat_country", "documents", "base_excl_vat", "vat"]
 
 
 def vat_csv(rows: list[VatRow]) -> Iterator[str]:
@@ -334,6 +353,7 @@ def vat_csv(rows: list[VatRow]) -> Iterator[str]:
                 row.kind,
                 row.currency,
                 format(row.rate, "f"),
+                row.country,
                 row.documents,
                 _amount(row.base_minor, row.currency),
                 _amount(row.vat_minor, row.currency),

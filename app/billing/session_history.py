@@ -2,7 +2,10 @@
 with the state billing gives it (invoiced, on the next invoice, under review, not charged).
 
 The session's state and total depend on the rating (``SessionCharge``), the holds of the outlier guard and the
-invoices, so they are billing's rules and stay here; which CDRs the filters select and what a CDR says of its
+invoices, so they are billing's rules and stay here. A session finance adjusted keeps what the operator charged and
+our fees as rated: the difference to finance's price is its own ``correction`` (excl. VAT, negative when lowered),
+with a reason code the page prints in the driver's language, never finance's internal note. So operator price +
+fees + correction = the total excl. VAT, as on the invoice; which CDRs the filters select and what a CDR says of its
 place and duration are the charging records' own (``app.charging.services``).
 """
 
@@ -19,6 +22,7 @@ from sqlalchemy import Select, and_, func, select
 
 from app.billing.invoicing.composition import period_bounds
 from app.billing.invoicing.invoices import BillingError
+from app.billing.invoicing.snapshot import CORRECTION_REVIEWED
 from app.billing.models import HoldStatus, Invoice, InvoiceLine, InvoiceStatus, SessionHold
 from app.billing.runs.services import check_period
 from app.cards import services as card_services
@@ -67,6 +71,8 @@ class SessionLine:
     invoice: str | None
     state: str  # invoiced, to_invoice, under_review, not_charged
     pricing_notes: tuple[PricingNote, ...] = ()  # why the operator price is what it is (clamped periods)
+    correction: Decimal = Decimal(0)  # excl. VAT: finance's correction of an adjusted session (negative: lowered)
+    correction_reason: str | None = None  # a code (invoicing.snapshot.CORRECTION_REASONS), shown translated
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ def _line(row: Any) -> SessionLine:
     charge, cdr, name, city, hold_status, adjusted, number = row
     place = place_in_cdr(cdr)
     total = charge.driver_incl_vat
+    correction, reason = Decimal(0), None
     state = "invoiced" if number else "to_invoice"
     if hold_status == HoldStatus.HELD and not number:
         state = "under_review"
@@ -123,6 +130,10 @@ def _line(row: Any) -> SessionLine:
         state, total = "not_charged", Decimal(0)
     elif hold_status == HoldStatus.ADJUSTED and adjusted is not None:
         total = adjusted
+        # The same base the invoice line is billed at (finance's price without VAT, rounded to cents).
+        adjusted_excl_vat = round_to_cents(adjusted * 100 / (100 + charge.vat_rate))
+        correction = adjusted_excl_vat - round_to_cents(charge.driver_excl_vat)
+        reason = CORRECTION_REVIEWED if correction else None
     return SessionLine(
         start=cdr.start_date_time,
         card_id=cdr.card_id,
@@ -137,6 +148,8 @@ def _line(row: Any) -> SessionLine:
         invoice=number,
         state=state,
         pricing_notes=pricing_notes_of(charge),
+        correction=correction,
+        correction_reason=reason,
     )
 
 
@@ -169,6 +182,7 @@ CSV_COLUMNS = [
     "total_incl_vat",
     "invoice",
     "state",
+    "correction_excl_vat",
 ]
 
 
@@ -203,6 +217,7 @@ def sessions_csv(account_id: int, filters: SessionFilters) -> Iterator[str]:
                 _money(line.total),
                 line.invoice or "",
                 line.state,
+                _money(line.correction),
             ]
         )
         if count % CSV_BATCH == 0:

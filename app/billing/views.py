@@ -1,20 +1,29 @@
-"""Portal pages of a driver's billing: their invoices (PDF download) and their charging sessions (filters, CSV).
+"""Portal pages of a driver's billing: their invoices (list, one invoice's page, PDF download) and their charging
+sessions (filters, CSV).
 
-A driver reaches only their own invoices and sessions: anything else answers 404, as if it did not exist.
+A driver reaches only their own invoices and sessions: anything else answers 404, as if it did not exist. The
+invoice's page shows its live payment state (paid and when, or what is still due and how to pay it: online, or by
+transfer with the structured reference and the EPC "scan to pay" code); the PDF stays as it was issued.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
 from app.accounts.access import driver_required, owned_or_404
 from app.billing import session_history as history
+from app.billing.collection.services import amount_due_minor
 from app.billing.documents.downloads import PdfUnavailableError, invoice_pdf, invoice_ubl, offers_ubl
+from app.billing.documents.epc_qr import epc_payload, qr_svg
 from app.billing.invoicing import invoices
 from app.billing.invoicing.invoices import BillingError
-from app.billing.models import InvoiceStatus
+from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, PaymentState
 from app.cards import services as card_services
 from app.extensions import db
 
@@ -29,6 +38,65 @@ def invoice_list() -> str:
         "portal/billing/invoices.html",
         invoices=rows,
         with_ubl={invoice.number for invoice in rows if offers_ubl(invoice)},
+    )
+
+
+def _transfer(invoice: Invoice, due_minor: int) -> dict[str, Any] | None:
+    """How to pay what is due by transfer (IBAN, reference, the EPC QR code for that amount), or None when the
+    driver has nothing to transfer: nothing due, a SEPA debit under way, or an invoice we are collecting with
+    their saved method (a transfer on top would pay it twice) unless that collection failed."""
+    snapshot = invoice.snapshot or {}
+    seller, payment = snapshot.get("seller") or {}, snapshot.get("payment") or {}
+    collected = payment.get("method") is not None and invoice.payment_state == PaymentState.OPEN
+    if due_minor <= 0 or invoice.payment_state == PaymentState.PROCESSING or collected or not seller.get("iban"):
+        return None
+    reference = payment.get("reference") or invoice.number or ""
+    try:
+        payload = epc_payload(
+            name=seller.get("name") or "",
+            iban=seller["iban"],
+            bic=seller.get("bic"),
+            amount_minor=due_minor,
+            reference=reference,
+            currency=invoice.currency,
+        )
+    except ValueError:  # not in euros, or nothing an EPC code can carry: the transfer details alone
+        payload = None
+    return {
+        "iban": seller["iban"],
+        "name": seller.get("name") or "",
+        "reference": reference,
+        # segno's SVG of our own payload (digits, letters and the seller's name, which segno does not embed).
+        "qr": Markup(qr_svg(payload, scale=4)) if payload else None,  # noqa: S704 - SVG made by segno
+    }
+
+
+def _line_views(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """The snapshot's lines for the page, each session's start read back as a datetime."""
+    views = []
+    for line in sorted(snapshot.get("lines") or [], key=lambda line: line["position"]):
+        session = line.get("session") or {}
+        start = dt.datetime.fromisoformat(session["start"]) if session.get("start") else None
+        views.append({**line, "start": start, "kwh": session.get("kwh")})
+    return views
+
+
+@bp.get("/invoices/<number>")
+@driver_required
+def invoice_detail(number: str) -> str:
+    """One invoice or credit note with its live payment state: paid (and when), or what is due and how to pay."""
+    invoice = owned_or_404(invoices.invoice_by_number(number))
+    if invoice.status != InvoiceStatus.FINALIZED:
+        abort(404)
+    due = amount_due_minor(invoice) if invoice.kind == InvoiceKind.INVOICE else 0
+    return render_template(
+        "portal/billing/invoice.html",
+        invoice=invoice,
+        snapshot=invoice.snapshot or {},
+        due=due,
+        transfer=_transfer(invoice, due),
+        lines=_line_views(invoice.snapshot or {}),
+        has_ubl=offers_ubl(invoice),
     )
 
 

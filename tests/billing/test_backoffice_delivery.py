@@ -3,6 +3,8 @@ a credit note issued on a paid invoice is sent to the driver and refunded throug
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -61,7 +63,10 @@ def test_finalizing_in_the_back_office_sends_and_collects_every_invoice(client, 
     assert "We collect it" not in nora and "you have no payment method on file" in nora
     assert "Please pay it by " in nora and str(unpaid.due_date.year) in nora
     assert "http://localhost/balance" in nora  # absolute, on PUBLIC_BASE_URL
-    assert f"with the reference {unpaid.number}" in nora and client.application.config["SELLER"]["iban"] in nora
+    # The structured payment reference the invoice prints (a Belgian seller's +++ communication), not its number.
+    reference = unpaid.snapshot["payment"]["reference"]
+    assert re.fullmatch(r"\+\+\+\d{3}/\d{4}/\d{5}\+\+\+", reference)
+    assert f"with the reference {reference}" in nora and client.application.config["SELLER"]["iban"] in nora
     assert "billing.deliver" in _actions()
     page = client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
     assert "Every invoice of the run is sent" in page and "Send invoices and collect payments" not in page
@@ -125,7 +130,10 @@ def test_a_credit_note_on_a_paid_invoice_is_sent_and_refunded(client, mailbox, l
     page_url = f"/backoffice/finance/invoices/{invoice.number}"
 
     response = submit_form(
-        client, f"{page_url}/credit", {"scope": "amount", "amount": "1.00", "reason": "late start"}, form_url=page_url
+        client,
+        f"{page_url}/credit",
+        {"scope": "amount", "amount": "1.00", "customer_reason": "session_price", "reason": "late start"},
+        form_url=page_url,
     )
 
     assert response.status_code == 302

@@ -322,20 +322,34 @@ def test_credit_notes_from_the_invoice_page(app, client):
     page = client.get(page_url).get_data(as_text=True)
     assert "Greet Goodwill" in page and "Gent Zuid, Gent" in page and "Issue credit note" in page
 
-    no_reason = submit_form(client, f"{page_url}/credit", {"scope": "full", "reason": ""}, form_url=page_url)
+    no_reason = submit_form(
+        client,
+        f"{page_url}/credit",
+        {"scope": "full", "customer_reason": "billing_error", "reason": ""},
+        form_url=page_url,
+    )
     too_much = submit_form(
-        client, f"{page_url}/credit", {"scope": "amount", "amount": "99", "reason": "x"}, form_url=page_url
+        client,
+        f"{page_url}/credit",
+        {"scope": "amount", "amount": "99", "customer_reason": "goodwill", "reason": "x"},
+        form_url=page_url,
     )
     assert no_reason.status_code == 400 and too_much.status_code == 400
     assert "exceed" in too_much.get_data(as_text=True)
     garbage = submit_form(
-        client, f"{page_url}/credit", {"scope": "amount", "amount": "1.2.3", "reason": "x"}, form_url=page_url
+        client,
+        f"{page_url}/credit",
+        {"scope": "amount", "amount": "1.2.3", "customer_reason": "goodwill", "reason": "x"},
+        form_url=page_url,
     )
     assert garbage.status_code == 400
     assert db.session.scalar(select(Invoice).where(Invoice.kind == InvoiceKind.CREDIT_NOTE)) is None
 
     response = submit_form(
-        client, f"{page_url}/credit", {"scope": "amount", "amount": "1.00", "reason": "late start"}, form_url=page_url
+        client,
+        f"{page_url}/credit",
+        {"scope": "amount", "amount": "1.00", "customer_reason": "session_price", "reason": "late start"},
+        form_url=page_url,
     )
     assert response.status_code == 302
     note = db.session.scalar(select(Invoice).where(Invoice.kind == InvoiceKind.CREDIT_NOTE))
@@ -349,7 +363,10 @@ def test_credit_notes_from_the_invoice_page(app, client):
     assert invoice.number in note_page and "Issue credit note" not in note_page
 
     rest = submit_form(
-        client, f"{page_url}/credit", {"scope": "amount", "amount": "6.85", "reason": "rest"}, form_url=page_url
+        client,
+        f"{page_url}/credit",
+        {"scope": "amount", "amount": "6.85", "customer_reason": "goodwill", "reason": "rest"},
+        form_url=page_url,
     )
     assert rest.status_code == 302  # 1.00 + 6.85 = the whole 7.85 excl. VAT
     assert client.get("/backoffice/finance/invoices/NOPE-1").status_code == 404

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from app.audit.services import Actor
 from app.billing.documents.ubl import render_ubl
 from app.billing.invoicing import composition
+from app.billing.invoicing.numbering import invoice_payment_reference, printed_reference
 from app.billing.invoicing.outliers import limits, outlier_reasons
 from app.billing.models import Invoice, InvoiceLine, RunItem, SessionHold
 from app.billing.runs import batches
@@ -118,7 +119,11 @@ def test_a_batch_numbers_in_account_order_and_a_second_delivery_changes_nothing(
     invoice_of = {row.account_id: row for row in db.session.scalars(select(Invoice))}
     assert all(item.status == "done" and item.invoice_id == invoice_of[item.account_id].id for item in items)
     snapshot = invoice_of[drivers[0][0].account.id].snapshot
-    assert snapshot["number"] == snapshot["payment"]["reference"] == invoice_of[drivers[0][0].account.id].number
+    assert snapshot["number"] == invoice_of[drivers[0][0].account.id].number
+    # The structured payment reference follows the number's sequence: +++260/0000/00170+++ is INV-2026-000001's.
+    first = invoice_of[drivers[0][0].account.id]
+    assert first.payment_reference == invoice_payment_reference(first.issue_date.year, first.sequence, "BE")
+    assert snapshot["payment"]["reference"] == printed_reference(first.payment_reference)
     assert db.session.scalar(select(func.count(InvoiceLine.id))) == 4
     assert runs.complete_if_done(run.id)
 
@@ -393,7 +398,7 @@ def test_the_sepa_mandate_reference_is_frozen_into_the_invoice_and_its_ubl(app, 
         "method": "sepa_debit",
         "mandate_reference": "NXDSYREGC9PSMKWY",
         "terms_days": app.config["INVOICE_PAYMENT_TERMS_DAYS"],
-        "reference": invoice_of[sepa_user.account.id].number,
+        "reference": printed_reference(invoice_of[sepa_user.account.id].payment_reference),
     }
     assert invoice_of[card_user.account.id].snapshot["payment"]["method"] == "card"
     assert invoice_of[card_user.account.id].snapshot["payment"]["mandate_reference"] is None

@@ -73,7 +73,9 @@ def test_month_run_makes_one_legal_invoice_per_account(app, db_session):
     amounts = [line.amount_minor for line in payg_invoice.lines]
     assert amounts == [785, 453]
     assert payg_invoice.subtotal_minor == 1238
-    assert payg_invoice.vat_breakdown == [{"rate": "21", "category": "S", "base": 1238, "vat": 260}]  # 259.98
+    assert payg_invoice.vat_breakdown == [
+        {"rate": "21", "category": "S", "country": "BE", "base": 1238, "vat": 260}  # 259.98
+    ]
     assert payg_invoice.total_minor == 1498
 
     comfort_invoice = next(invoice for invoice in found if invoice.account_id == comfort.id)

@@ -81,8 +81,8 @@ def check_snapshot(snapshot: dict[str, Any]) -> None:
         raise SnapshotError(f"credit note {snapshot['number']} does not name the invoice it credits")
     lines, totals = snapshot["lines"], snapshot["totals"]
     for line in lines:
-        if line["cpo_cost"] + line["fees"] != line["amount"]:
-            raise SnapshotError(f"line {line['position']}: CPO price + fees != amount")
+        if line["cpo_cost"] + line["fees"] + line_correction(line) != line["amount"]:
+            raise SnapshotError(f"line {line['position']}: CPO price + fees + correction != amount")
     if sum(line["amount"] for line in lines) != totals["subtotal"]:
         raise SnapshotError("sum of line amounts != subtotal")
     if sum(row["vat"] for row in snapshot["vat"]) != totals["vat"]:
@@ -93,9 +93,32 @@ def check_snapshot(snapshot: dict[str, Any]) -> None:
     for line in lines:
         rate = Decimal(line["vat_rate"])
         bases[rate] = bases.get(rate, 0) + line["amount"]
-    declared = {Decimal(row["rate"]): row["base"] for row in snapshot["vat"]}
+    declared: dict[Decimal, int] = {}
+    for row in snapshot["vat"]:  # one row per rate and country since VAT says whose it is: add them up per rate
+        declared[Decimal(row["rate"])] = declared.get(Decimal(row["rate"]), 0) + row["base"]
     if bases != declared:
         raise SnapshotError(f"VAT bases per rate {declared} do not match the lines {bases}")
+
+
+def line_correction(line: dict[str, Any]) -> int:
+    """A line's correction (finance adjusted a held session's price): 0 when it has none, as every line frozen
+    before corrections were shown apart."""
+    correction: int = line.get("correction") or 0
+    return correction
+
+
+def vat_per_category(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """The snapshot's VAT rows merged per category and rate (base and VAT added up), highest rate first: what
+    EN 16931 wants (one VAT breakdown per category and rate, BR-CO-18), whereas the snapshot keeps the countries
+    apart (Belgian and Dutch VAT at 21 % are two rows there)."""
+    merged: dict[tuple[str, Decimal], dict[str, Any]] = {}
+    for row in snapshot["vat"]:
+        rate = Decimal(row["rate"])
+        key = (tax_category(snapshot, rate), rate)
+        entry = merged.setdefault(key, {"rate": row["rate"], "base": 0, "vat": 0})
+        entry["base"] += row["base"]
+        entry["vat"] += row["vat"]
+    return [merged[key] for key in sorted(merged, key=lambda key: (-key[1], key[0]))]
 
 
 def is_cross_border_b2b(snapshot: dict[str, Any]) -> bool:
@@ -192,6 +215,43 @@ def enterprise_number(vat_number: str | None) -> str | None:
             digits = "0" + digits
         return digits if len(digits) == 10 else None
     return None
+
+
+def enterprise_number_text(number: str) -> str:
+    """A Belgian enterprise number as printed: 0403170701 → 0403.170.701."""
+    return f"{number[:4]}.{number[4:7]}.{number[7:]}"
+
+
+@dataclass(frozen=True)
+class CompanyRegister:
+    """The seller's company register entry: what the invoice prints (``text``), and the registration number and
+    its ISO 6523 scheme for the e-invoices' legal entity (0208 Belgian enterprise number, 0106 Dutch KvK)."""
+
+    text: str
+    number: str | None
+    scheme: str | None
+
+
+# ISO 6523 ICD of the registers we know how to read from SELLER_COMPANY_REGISTER.
+KVK_SCHEME = "0106"
+BELGIAN_ENTERPRISE_SCHEME = "0208"
+
+
+def company_register(party: dict[str, Any]) -> CompanyRegister | None:
+    """The register entry of a party (the seller) from its snapshot: ``company_register`` as configured, with the
+    number it needs. A Belgian register (RPR/RPM and its court seat, "RPR Brussel") names no number: the
+    enterprise number is the one in the BE VAT number ("RPR Brussel 0403.170.701"). A Dutch one is written with
+    its number ("KvK 12345678"). None when the snapshot has no entry (frozen before it existed)."""
+    entry = " ".join(str(party.get("company_register") or "").split())
+    if not entry:
+        return None
+    digits = "".join(char for char in entry if char.isdigit())
+    if entry.upper().startswith("KVK") and len(digits) == 8:
+        return CompanyRegister(entry, digits, KVK_SCHEME)
+    company_id = enterprise_number(party.get("vat_number"))
+    if company_id and not digits:
+        return CompanyRegister(f"{entry} {enterprise_number_text(company_id)}", company_id, BELGIAN_ENTERPRISE_SCHEME)
+    return CompanyRegister(entry, None, None)
 
 
 def buyer_display_name(buyer: dict[str, Any]) -> str:

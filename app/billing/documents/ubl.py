@@ -20,7 +20,16 @@ Peppol validator rejects (R061): the snapshot, not this writer, has to supply it
 
 Tax categories: S (standard) for a positive rate, AE (reverse charge, with exemption reason VATEX-EU-AE) for a
 zero rate to a business in another EU country, Z otherwise: see ``common.tax_category``. Composition decides
-the rates; this module only labels them.
+the rates; this module only labels them. The snapshot keeps VAT per rate *and country* (Belgian and Dutch VAT at
+21 % apart); EN 16931 has one breakdown per category and rate, so the rows are added up per category and rate
+(``common.vat_per_category``).
+
+The seller's company register (BT-30 legal registration identifier, BT-33 additional legal information): the
+Belgian enterprise number (scheme 0208) or the Dutch KvK number (scheme 0106) as ``PartyLegalEntity/CompanyID``,
+the register entry as printed ("RPR Brussel 0403.170.701", "KvK 12345678") as ``CompanyLegalForm``.
+
+A line finance corrected (an adjusted held session) states its net amount, the correction included, like any
+line; what the CPO charged, our fees and the correction are given as item properties.
 """
 
 from __future__ import annotations
@@ -31,18 +40,22 @@ from typing import Any
 from lxml import etree
 
 from app.billing.documents.common import (
+    BELGIAN_ENTERPRISE_SCHEME,
     REVERSE_CHARGE,
     REVERSE_CHARGE_REASON,
     REVERSE_CHARGE_REASON_CODE,
     amount_text,
     buyer_display_name,
     check_snapshot,
+    company_register,
     decimal_text,
     enterprise_number,
+    line_correction,
     local_date,
     price_text,
     priced_quantity,
     tax_category,
+    vat_per_category,
     xml_sign,
 )
 
@@ -71,7 +84,6 @@ VAT_EAS = {
     "FI": "0213",
     "PL": "9945",
 }
-BELGIAN_ENTERPRISE_SCHEME = "0208"
 # UNCL4461 payment means: 59 SEPA direct debit, 48 bank card, 58 SEPA credit transfer.
 PAYMENT_MEANS = {"sepa_debit": "59", "card": "48", None: "58"}
 
@@ -116,7 +128,7 @@ class _Builder:
             self.el(element, "cbc:TaxExemptionReason", REVERSE_CHARGE_REASON)
         self.el(self.el(element, "cac:TaxScheme"), "cbc:ID", "VAT")
 
-    def party(self, parent: etree._Element, tag: str, data: dict[str, Any], name: str) -> None:
+    def party(self, parent: etree._Element, tag: str, data: dict[str, Any], name: str, *, seller: bool = False) -> None:
         party = self.el(self.el(parent, tag), "cac:Party")
         address = endpoint(data)
         if address:
@@ -140,9 +152,14 @@ class _Builder:
             self.el(self.el(tax_scheme, "cac:TaxScheme"), "cbc:ID", "VAT")
         legal = self.el(party, "cac:PartyLegalEntity")
         self.el(legal, "cbc:RegistrationName", name)
+        register = company_register(data) if seller else None
         company_id = enterprise_number(data.get("vat_number"))
-        if company_id:
+        if register and register.number and register.scheme:
+            self.el(legal, "cbc:CompanyID", register.number, schemeID=register.scheme)
+        elif company_id:
             self.el(legal, "cbc:CompanyID", company_id, schemeID=BELGIAN_ENTERPRISE_SCHEME)
+        if register:  # BT-33, the seller's additional legal information (Peppol allows it for the seller only)
+            self.el(legal, "cbc:CompanyLegalForm", register.text)
         contact_name = data.get("name") if data.get("company_name") else None
         if contact_name or data.get("email"):
             contact = self.el(party, "cac:Contact")
@@ -191,7 +208,7 @@ class _Builder:
             self.el(reference, "cbc:ID", s["credits_invoice"]["number"])
             if s["credits_invoice"].get("issue_date"):
                 self.el(reference, "cbc:IssueDate", s["credits_invoice"]["issue_date"])
-        self.party(root, "cac:AccountingSupplierParty", seller, seller["name"])
+        self.party(root, "cac:AccountingSupplierParty", seller, seller["name"], seller=True)
         self.party(root, "cac:AccountingCustomerParty", buyer, buyer_display_name(buyer))
 
         payment = s.get("payment") or {}
@@ -212,7 +229,7 @@ class _Builder:
 
         tax_total = self.el(root, "cac:TaxTotal")
         self.money(tax_total, "cbc:TaxAmount", totals["vat"])
-        for row in sorted(s["vat"], key=lambda row: -Decimal(row["rate"])):
+        for row in vat_per_category(s):
             subtotal = self.el(tax_total, "cac:TaxSubtotal")
             self.money(subtotal, "cbc:TaxableAmount", row["base"])
             self.money(subtotal, "cbc:TaxAmount", row["vat"])
@@ -246,11 +263,14 @@ class _Builder:
             self.el(self.el(item, "cac:SellersItemIdentification"), "cbc:ID", session["evse_id"])
         self.tax_category(item, "cac:ClassifiedTaxCategory", line["vat_rate"], with_reason=False)
         if session:
+            correction = line_correction(line)
             properties = (
                 ("Session", session.get("cdr_id")),
                 ("kWh", session.get("kwh")),
                 ("CPO price", amount_text(line["cpo_cost"] * self.sign, self.currency)),
                 ("Fees", amount_text(line["fees"] * self.sign, self.currency)),
+                ("Correction", amount_text(correction * self.sign, self.currency) if correction else None),
+                ("Card", session.get("card")),
             )
             for name, value in properties:
                 if value:

@@ -5,7 +5,14 @@ the sum of that rate's lines and rounded once; totals are sums of rounded figure
 
 VAT: a session carries the VAT of the country where the charging took place (decided when it was rated). The
 subscription fee carries the seller's country rate; for a business buyer with a VAT number in another EU
-country it is reverse-charged (0 %, category AE) — the buyer accounts for the VAT.
+country it is reverse-charged (0 %, category AE) — the buyer accounts for the VAT, in their country. Every line
+names the country whose VAT applies (``vat_country``), and the VAT is summed per rate, category *and* country:
+Belgian and Dutch VAT at 21 % are two taxes, printed (and rounded) apart.
+
+A session finance adjusted (a held outlier, ``runs.holds.adjust``) keeps what the CPO charged and our fees as
+rated; the difference to finance's price is the line's ``correction_minor`` (negative when we lowered the price),
+with a reason code for the driver (``CORRECTION_REVIEWED``), never finance's internal decision reason. So on every
+line: CPO cost + fees + correction = amount, and the margin (amount - CPO cost) may be negative.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from sqlalchemy.exc import DataError
 
 from app.accounts.models import Account
 from app.billing.invoicing.outliers import limits, outlier_reasons
+from app.billing.invoicing.snapshot import CORRECTION_REVIEWED
 from app.billing.models import HoldStatus, InvoiceLine, LineKind, SessionHold
+from app.cards.models import Card, TokenType
 from app.charging.models import Cdr
 from app.db import utcnow
 from app.extensions import db
@@ -62,6 +71,10 @@ class ComposedLine:
     details: dict[str, Any] = field(default_factory=dict)
     session_fee: Decimal = ZERO  # our session fee in a session line (the invoice shows the month's total)
     plan_id: int | None = None  # the plan a session was rated under (the run preview's per-plan figures)
+    # amount = cpo_cost + fees + correction: finance's correction of an adjusted session (negative: lowered).
+    correction_minor: int = 0
+    correction_reason: str | None = None  # a reason code for the customer (CORRECTION_REVIEWED), never free text
+    vat_country: str = ""  # ISO alpha-2 of the country whose VAT applies (where the charging took place)
 
 
 @dataclass
@@ -99,14 +112,15 @@ def period_bounds(period: str) -> tuple[dt.datetime, dt.datetime]:
 
 
 def vat_summary(lines: list[ComposedLine]) -> list[dict[str, Any]]:
-    bases: dict[tuple[Decimal, str], int] = {}
+    """VAT per rate, category and country (the country whose VAT it is), each rounded once on its base."""
+    bases: dict[tuple[Decimal, str, str], int] = {}
     for line in lines:
-        key = (line.vat_rate, line.vat_category)
+        key = (line.vat_rate, line.vat_category, line.vat_country)
         bases[key] = bases.get(key, 0) + line.amount_minor
     summary = []
-    for (rate, category), base in sorted(bases.items(), key=lambda item: (-item[0][0], item[0][1])):
+    for (rate, category, country), base in sorted(bases.items(), key=lambda item: (-item[0][0], *item[0][1:])):
         vat = round_to_whole(Decimal(base) * rate / 100)
-        summary.append({"rate": _rate_text(rate), "category": category, "base": base, "vat": vat})
+        summary.append({"rate": _rate_text(rate), "category": category, "country": country, "base": base, "vat": vat})
     return summary
 
 
@@ -134,12 +148,19 @@ def _subscription_vat(account: Account) -> tuple[Decimal, str]:
     return subscription_vat(account.country, account.vat_number)
 
 
+def subscription_vat_country(account: Account, category: str) -> str:
+    """Whose VAT the subscription fee carries: the seller's country's, or for a reverse charge the buyer's (the
+    service is supplied where the business buyer is established, and they account for the VAT there)."""
+    return account.country.upper() if category == "AE" else _seller_country().upper()
+
+
 def subscription_lines(account: Account, period: str, fees: list[ProratedFee] | None = None) -> list[ComposedLine]:
     """The subscription lines of ``account`` for ``period``; ``fees`` when the caller loaded them for a batch."""
     year, month = (int(part) for part in period.split("-"))
     if fees is None:
         fees = prorated_monthly_fees_many([account.id], year, month).get(account.id, [])
     rate, category = _subscription_vat(account)
+    vat_country = subscription_vat_country(account, category)
     days = calendar.monthrange(year, month)[1]
     lines = []
     for fee in fees:
@@ -156,6 +177,7 @@ def subscription_lines(account: Account, period: str, fees: list[ProratedFee] | 
                 fees_minor=amount,
                 vat_rate=rate,
                 vat_category=category,
+                vat_country=vat_country,
                 details={"plan": fee.plan.code, "version": fee.plan.version, "days": fee.days, "days_in_month": days},
             )
         )
@@ -175,6 +197,12 @@ _HOLDS_NUL = Cdr.data.cast(Text).contains("\\u0000", autoescape=True)
 
 def _cdr_location_unless_nul(field: str) -> Any:
     return case((_HOLDS_NUL, None), else_=Cdr.data[("cdr_location", field)].as_string()).label(f"cdr_location_{field}")
+
+
+def _cpo_cost_of(dimension: str) -> Any:
+    """What the CPO charged for one dimension of the session, excl. VAT (a 4-decimal string of the rating's
+    breakdown; None when the CPO part came from the CDR's total)."""
+    return SessionCharge.breakdown[("cpo", dimension, "excl_vat")].as_string().label(dimension)
 
 
 def _charge_columns(location_field: Callable[[str], Any]) -> tuple[Any, ...]:
@@ -208,6 +236,11 @@ def _charge_columns(location_field: Callable[[str], Any]) -> tuple[Any, ...]:
         SessionHold.id.label("hold_id"),
         SessionHold.status.label("hold_status"),
         SessionHold.adjusted_incl_vat,
+        SessionCharge.country.label("vat_country"),
+        Card.visual_number.label("card_number"),
+        Card.token_type.label("card_type"),
+        _cpo_cost_of("total_time_cost"),
+        _cpo_cost_of("total_parking_cost"),
     )
 
 
@@ -250,6 +283,11 @@ class BillableCharge(NamedTuple):
     hold_id: int | None
     hold_status: HoldStatus | None
     adjusted_incl_vat: Decimal | None
+    vat_country: str
+    card_number: str | None
+    card_type: TokenType | None
+    total_time_cost: str | None
+    total_parking_cost: str | None
 
 
 def billable_charges(account_ids: Iterable[int], period_end: dt.datetime) -> dict[int, list[BillableCharge]]:
@@ -278,6 +316,7 @@ def billable_charges(account_ids: Iterable[int], period_end: dt.datetime) -> dic
                 & (Location.ocpi_id == Cdr.location_ocpi_id),
             )
             .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
+            .outerjoin(Card, Card.id == Cdr.card_id)
             .where(SessionCharge.account_id.in_(ids), Cdr.start_date_time < period_end, invoiced.is_(None))
             .order_by(SessionCharge.account_id, Cdr.start_date_time, Cdr.id)
         )
@@ -314,22 +353,28 @@ def _printable(text: str) -> str:
     return text if text.isprintable() else "".join(char if char.isprintable() else " " for char in text).strip()
 
 
+def _charges_time(cost: str | None) -> bool:
+    """Whether a dimension's CPO cost (a decimal string of the rating's breakdown) charged anything."""
+    return cost is not None and Decimal(cost) != 0
+
+
 def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None) -> ComposedLine:
     name = _printable(row.location_name or row.cdr_location_name or row.cdr_location_address or row.location_ocpi_id)
     city = _printable(row.location_city or row.cdr_location_city or "")
     evse_id = _printable(row.cdr_location_evse_id or row.evse_uid)
     currency = row.currency
     cpo = _minor(row.cpo_cost_excl_vat, currency)
-    amount = _minor(row.driver_excl_vat, currency)
+    rated = amount = _minor(row.driver_excl_vat, currency)
     details: dict[str, Any] = {"session_fee": str(row.session_fee)}
+    correction, reason = 0, None
     if adjusted_incl_vat is not None:
-        # Finance adjusted the price (incl. VAT) of a held session: keep the VAT rate, derive the base.
+        # Finance adjusted the price (incl. VAT) of a held session: keep the VAT rate, derive the base. What the
+        # CPO charged and our fees stay as rated; the difference is the line's own, visible correction.
         amount = to_minor_units(adjusted_incl_vat * 100 / (100 + row.vat_rate), currency)
-        cpo = min(cpo, amount)
+        correction, reason = amount - rated, CORRECTION_REVIEWED
         details = {"adjusted": True, **details}
     if not (
-        -MAX_INVOICE_MINOR <= amount <= MAX_INVOICE_MINOR
-        and -MAX_INVOICE_MINOR <= cpo <= MAX_INVOICE_MINOR
+        all(-MAX_INVOICE_MINOR <= figure <= MAX_INVOICE_MINOR for figure in (amount, cpo, rated, correction))
         and -MAX_QUANTITY < row.kwh < MAX_QUANTITY
     ):
         raise CompositionError(
@@ -337,6 +382,7 @@ def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None)
         )
     start, end = row.start_date_time, row.end_date_time
     charge_id = row.charge_id
+    card_type = row.card_type
     return ComposedLine(
         kind=_CREDIT if row.driver_excl_vat < 0 else _SESSION,
         description=f"{name}, {city}".strip(", "),
@@ -344,8 +390,11 @@ def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None)
         unit="kWh",
         amount_minor=amount,
         cpo_cost_minor=cpo,
-        fees_minor=amount - cpo,
+        fees_minor=rated - cpo,
+        correction_minor=correction,
+        correction_reason=reason if correction else None,
         vat_rate=row.vat_rate,
+        vat_country=row.vat_country,
         session_charge_id=charge_id,
         session={
             "charge_id": charge_id,
@@ -358,6 +407,11 @@ def _session_line(row: BillableCharge, adjusted_incl_vat: Decimal | None = None)
             "city": city,
             "evse_id": evse_id,
             "tariff_source": row.tariff_source,
+            # The card the session was charged with: its printed number (an app token has none: "App").
+            "card": _printable(row.card_number) if row.card_number else None,
+            "card_type": card_type.value if card_type is not None else None,
+            # Whether the CPO charged time (charging or parking): the invoice then shows a price per minute too.
+            "time_charged": _charges_time(row.total_time_cost) or _charges_time(row.total_parking_cost),
         },
         details=details,
         session_fee=row.session_fee,

@@ -14,8 +14,15 @@ from sqlalchemy import Table, select
 from app.accounts.models import Account, Role, User
 from app.audit.services import Actor, record
 from app.billing.invoicing.composition import ComposedLine, Composition, period_bounds, vat_summary
-from app.billing.invoicing.numbering import number_text, series_for, take_number, take_numbers
-from app.billing.invoicing.snapshot import SNAPSHOT_VERSION
+from app.billing.invoicing.numbering import (
+    invoice_payment_reference,
+    number_text,
+    printed_reference,
+    series_for,
+    take_number,
+    take_numbers,
+)
+from app.billing.invoicing.snapshot import CREDIT_REASONS, DEFAULT_CREDIT_REASON, SNAPSHOT_VERSION
 from app.billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, PaymentState
 from app.db import utcnow
 from app.db_bulk import insert_returning_ids, insert_rows
@@ -79,7 +86,7 @@ _KIND_TEXT = {kind: kind.value for kind in LineKind}  # a dict look-up: a millio
 
 
 def _line_snapshot(position: int, line: ComposedLine) -> dict[str, Any]:
-    return {
+    snapshot = {
         "position": position,
         "kind": _KIND_TEXT[line.kind],
         "description": line.description,
@@ -91,7 +98,12 @@ def _line_snapshot(position: int, line: ComposedLine) -> dict[str, Any]:
         "amount": line.amount_minor,
         "vat_rate": format(line.vat_rate.normalize(), "f"),
         "vat_category": line.vat_category,
+        "vat_country": line.vat_country,
     }
+    if line.correction_minor:
+        snapshot["correction"] = line.correction_minor
+        snapshot["correction_reason"] = line.correction_reason
+    return snapshot
 
 
 def _period_snapshot(period: str) -> dict[str, str]:
@@ -120,6 +132,7 @@ def _build_snapshot(
     credits: Invoice | None,
     payment: PaymentTerms | None,
     session_fee_cap: Decimal | None = None,
+    credit_reason: str | None = None,
 ) -> dict[str, Any]:
     """The frozen snapshot (layout: ``app.billing.invoicing.snapshot``).
 
@@ -128,7 +141,11 @@ def _build_snapshot(
 
     ``payment.mandate_reference`` is the SEPA Direct Debit mandate the invoice will be collected under (None for
     a card or no method): Peppol BIS 3.0 rule R061 requires it with payment means 59, and the customer must be
-    told under which mandate they are debited (SEPA rulebook pre-notification)."""
+    told under which mandate they are debited (SEPA rulebook pre-notification).
+
+    ``payment.reference`` is the invoice number until the number is taken; then the invoice's structured payment
+    reference (:func:`_freeze_reference`). ``credit_reason`` is a credit note's reason for the customer (a code
+    of ``snapshot.CREDIT_REASONS``)."""
     session_fees = sum((line.session_fee for line in lines if line.kind == LineKind.SESSION), Decimal(0))
     payment = payment or PaymentTerms()
     credited: dict[str, Any] | None = None
@@ -154,6 +171,7 @@ def _build_snapshot(
             "cap": int((session_fee_cap * 100).to_integral()) if session_fee_cap is not None else None,
         },
         "credits_invoice": credited,
+        **({"credit_reason": credit_reason} if credit_reason else {}),
         "payment": {
             "method": payment.method,
             "mandate_reference": payment.mandate_reference,
@@ -163,7 +181,13 @@ def _build_snapshot(
     }
 
 
-def _snapshot(invoice: Invoice, account: Account, lines: list[ComposedLine], credits: Invoice | None) -> dict[str, Any]:
+def _snapshot(
+    invoice: Invoice,
+    account: Account,
+    lines: list[ComposedLine],
+    credits: Invoice | None,
+    credit_reason: str | None = None,
+) -> dict[str, Any]:
     assert invoice.issue_date is not None  # dated by _number_and_freeze, which freezes the snapshot
     return _build_snapshot(
         kind=invoice.kind,
@@ -182,6 +206,7 @@ def _snapshot(invoice: Invoice, account: Account, lines: list[ComposedLine], cre
         session_fee_cap=_session_fee_caps([account.id], invoice.period).get(account.id)
         if invoice.kind == InvoiceKind.INVOICE
         else None,
+        credit_reason=credit_reason,
     )
 
 
@@ -201,7 +226,14 @@ def _line_row(invoice_id: int | None, position: int, line: ComposedLine) -> dict
         "kind": line.kind,
         "session_charge_id": line.session_charge_id,
         "description": line.description[:255],
-        "details": {**line.details, "session": line.session, "unit": line.unit, "vat_category": line.vat_category},
+        "details": {
+            **line.details,
+            "session": line.session,
+            "unit": line.unit,
+            "vat_category": line.vat_category,
+            "vat_country": line.vat_country,
+            **({"correction_reason": line.correction_reason} if line.correction_reason else {}),
+        },
         "quantity": line.quantity,
         "cpo_cost_minor": line.cpo_cost_minor,
         "fees_minor": line.fees_minor,
@@ -217,10 +249,23 @@ def _store_lines(invoice: Invoice, lines: list[ComposedLine]) -> None:
         invoice.lines.append(InvoiceLine(**row))
 
 
+def _freeze_reference(row: dict[str, Any], year: int) -> None:
+    """Give a numbered invoice row its structured payment reference (column compact, snapshot as printed)."""
+    snapshot = row["snapshot"]
+    compact = invoice_payment_reference(year, row["sequence"], snapshot["seller"]["country"])
+    row["payment_reference"] = compact
+    snapshot["payment"]["reference"] = printed_reference(compact)
+
+
 def _number_and_freeze(
-    invoice: Invoice, account: Account, lines: list[ComposedLine], credits: Invoice | None = None
+    invoice: Invoice,
+    account: Account,
+    lines: list[ComposedLine],
+    credits: Invoice | None = None,
+    credit_reason: str | None = None,
 ) -> None:
-    """Assign the next number (the last step before commit: it holds the series lock) and freeze."""
+    """Assign the next number (the last step before commit: it holds the series lock) and freeze. A credit note
+    is paid by nobody: its payment reference stays its number, and it gets no structured one."""
     invoice.issue_date = _today()
     if invoice.kind == InvoiceKind.INVOICE:
         invoice.due_date = invoice.issue_date + dt.timedelta(days=current_app.config["INVOICE_PAYMENT_TERMS_DAYS"])
@@ -228,7 +273,11 @@ def _number_and_freeze(
     invoice.sequence, invoice.number = take_number(invoice.series)
     invoice.status = InvoiceStatus.FINALIZED
     invoice.finalized_at = utcnow()
-    invoice.snapshot = _snapshot(invoice, account, lines, credits)
+    invoice.snapshot = _snapshot(invoice, account, lines, credits, credit_reason)
+    if invoice.kind == InvoiceKind.INVOICE:
+        frozen: dict[str, Any] = {"sequence": invoice.sequence, "snapshot": invoice.snapshot}
+        _freeze_reference(frozen, invoice.issue_date.year)
+        invoice.payment_reference = frozen["payment_reference"]
     db.session.flush()
 
 
@@ -307,9 +356,8 @@ def finalize_compositions(compositions: Sequence[Composition], run_id: int | Non
     first = take_numbers(series, len(invoices))  # the series stays locked from here to the commit
     for offset, row in enumerate(invoices):
         row["sequence"] = first + offset
-        row["number"] = row["snapshot"]["number"] = row["snapshot"]["payment"]["reference"] = number_text(
-            series, first + offset
-        )
+        row["number"] = row["snapshot"]["number"] = number_text(series, first + offset)
+        _freeze_reference(row, issue_date.year)
     # A mapped class with a __tablename__ maps a Table (the declarative base types __table__ as a FromClause).
     invoice_ids = insert_returning_ids(cast(Table, Invoice.__table__), invoices)
     line_rows = []
@@ -327,13 +375,30 @@ def finalize_composition(composition: Composition, run_id: int | None = None) ->
     return db.session.get(Invoice, invoice_id) if invoice_id is not None else None
 
 
-def credit_invoice(invoice: Invoice, actor: Actor, reason: str, amount_minor: int | None = None) -> Invoice:
+def _correction_of(line: InvoiceLine) -> int:
+    """An invoice line's correction (finance's adjustment): what its amount has beyond CPO cost and fees."""
+    return line.amount_minor - line.cpo_cost_minor - line.fees_minor
+
+
+def credit_invoice(
+    invoice: Invoice,
+    actor: Actor,
+    reason: str,
+    amount_minor: int | None = None,
+    *,
+    customer_reason: str = DEFAULT_CREDIT_REASON,
+) -> Invoice:
     """A credit note against a finalized invoice: all of it, or ``amount_minor`` (excl. VAT, at the invoice's
-    main VAT rate). Numbered in its own series and referencing the invoice."""
+    main VAT rate). Numbered in its own series and referencing the invoice.
+
+    ``reason`` is finance's internal note: it goes to the audit log only. What the customer reads is
+    ``customer_reason``, a code of ``snapshot.CREDIT_REASONS`` printed in their language on the credit note."""
     if invoice.status != InvoiceStatus.FINALIZED or invoice.kind != InvoiceKind.INVOICE:
         raise BillingError("only a finalized invoice can be credited")
     if not reason.strip():
         raise BillingError("a credit note needs a reason")
+    if customer_reason not in CREDIT_REASONS:
+        raise BillingError(f"unknown reason for the customer: {customer_reason!r}")
     already = sum(
         -note.subtotal_minor
         for note in db.session.scalars(
@@ -342,33 +407,41 @@ def credit_invoice(invoice: Invoice, actor: Actor, reason: str, amount_minor: in
     )
     account = db.session.get_one(Account, invoice.account_id)
     if amount_minor is None:
+        # The credited lines as they were (location and city, or the plan): the credit note says it credits them.
         lines = [
             ComposedLine(
                 kind=LineKind.CORRECTION,
-                description=f"Credit: {line.description}"[:255],
+                description=line.description,
                 quantity=line.quantity,
                 unit=line.details.get("unit", "item"),
                 amount_minor=-line.amount_minor,
                 cpo_cost_minor=-line.cpo_cost_minor,
                 fees_minor=-line.fees_minor,
+                correction_minor=-_correction_of(line),
+                correction_reason=line.details.get("correction_reason") if _correction_of(line) else None,
                 vat_rate=line.vat_rate,
                 vat_category=line.details.get("vat_category", "S"),
+                vat_country=line.details.get("vat_country", ""),
+                session=line.details.get("session"),
             )
             for line in invoice.lines
         ]
     else:
         if amount_minor <= 0:
             raise BillingError("the credited amount must be positive")
-        main_rate = max(invoice.lines, key=lambda line: abs(line.amount_minor)).vat_rate
+        main = max(invoice.lines, key=lambda line: abs(line.amount_minor))
         lines = [
             ComposedLine(
                 kind=LineKind.CORRECTION,
-                description=f"Credit: {reason}"[:255],
+                # The customer's reason in English (the e-invoices' item name); the PDF prints it translated.
+                description=CREDIT_REASONS[customer_reason],
                 quantity=Decimal(1),
                 unit="item",
                 amount_minor=-amount_minor,
                 fees_minor=-amount_minor,
-                vat_rate=main_rate,
+                vat_rate=main.vat_rate,
+                vat_category=main.details.get("vat_category", "S"),
+                vat_country=main.details.get("vat_country", ""),
             )
         ]
     credited = -sum(line.amount_minor for line in lines)
@@ -391,14 +464,14 @@ def credit_invoice(invoice: Invoice, actor: Actor, reason: str, amount_minor: in
     db.session.add(note)
     _store_lines(note, lines)
     db.session.flush()
-    _number_and_freeze(note, account, lines, credits=invoice)
+    _number_and_freeze(note, account, lines, credits=invoice, credit_reason=customer_reason)
     record(
         "invoice.credit_note",
         "invoice",
         invoice.id,
         actor=actor,
         reason=reason,
-        details={"credit_note": note.number, "amount_minor": -note.total_minor},
+        details={"credit_note": note.number, "amount_minor": -note.total_minor, "customer_reason": customer_reason},
     )
     return note
 

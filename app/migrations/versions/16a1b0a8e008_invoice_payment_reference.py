@@ -19,8 +19,14 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    # Nullable: invoices issued before carry their number as the reference (frozen in their snapshot), credit
+    # notes none. A unique index: one reference, one invoice (NULLs do not collide).
+    with op.batch_alter_table('billing_invoices', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('payment_reference', sa.String(length=25), nullable=True))
+        batch_op.create_index('ix_billing_invoices_payment_reference', ['payment_reference'], unique=True)
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('billing_invoices', schema=None) as batch_op:
+        batch_op.drop_index('ix_billing_invoices_payment_reference')
+        batch_op.drop_column('payment_reference')
