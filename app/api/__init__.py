@@ -24,6 +24,8 @@ RESOURCE_MODULES = (
     "plans",
     "payment_method",
     "sessions",
+    "live",
+    "commands",
     "invoices",
     "balance",
     "estimate",

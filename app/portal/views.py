@@ -13,13 +13,15 @@ from app.billing.collection import services as collection
 from app.billing.invoicing import invoices
 from app.cards import services as card_services
 from app.cards.models import CardStatus
-from app.charging.services import LiveSession, live_sessions_of
 from app.db import utcnow
 from app.plans import services as plan_services
+from app.portal.charging import bp as charging_bp
+from app.portal.live import live_panel, panel_tag
 from app.roaming.network.reach import Reachable, charge_points_reachable
-from app.roaming.places import Place, places_of
 
 bp = Blueprint("portal", __name__)
+# The charging controls (/charging/...: live panel, start, stop) are the portal's too: registered inside it.
+bp.register_blueprint(charging_bp)
 
 # Cards the driver still has to do something with, or that work: shown on the dashboard (replaced and expired
 # ones only on the cards page).
@@ -52,22 +54,19 @@ def charge_points_reachable_cached() -> Reachable:
     return reach
 
 
-def _charging_now(account_id: int) -> list[tuple[LiveSession, Place]]:
-    """The account's sessions under way (charging says which) with the place the CPO published (roaming's)."""
-    sessions = live_sessions_of(account_id)
-    places = places_of(session.location for session in sessions)
-    return [(session, places[session.location]) for session in sessions]
-
-
 @bp.get("/dashboard")
 @driver_required
 def dashboard() -> str:
-    """At a glance: charging now, the cards, the plan, the latest invoices and what is still to pay."""
+    """At a glance: charging now (with the cost so far and a stop button; the page polls ``portal.charging.live``),
+    the cards, the plan, the latest invoices and what is still to pay."""
     account = current_user.account
+    live_items = live_panel(account.id)
     return render_template(
         "portal/dashboard.html",
         account=account,
-        live_sessions=_charging_now(account.id),
+        live_items=live_items,
+        live_tag=panel_tag(live_items),
+        live_poll_seconds=current_app.config.get("LIVE_SESSION_POLL_SECONDS", 15),
         cards=[card for card in card_services.cards_of(account.id) if card.status in DASHBOARD_CARD_STATUSES],
         plan=plan_services.plan_at(account.id, utcnow()),
         latest_invoices=invoices.invoices_of(account.id, limit=3),

@@ -31,6 +31,7 @@ from app.extensions import limiter
 from tests.api.data import build_history
 from tests.api.helpers import SignedIn
 from tests.payments.emulator import LocalStripe
+from tests.roaming.remote_fixtures import live_session_and_stop
 
 EXAMPLES = int(os.environ.get("API_CONTRACT_EXAMPLES", os.environ.get("FUZZ_EXAMPLES", "4")))
 CHECKS = [
@@ -55,6 +56,7 @@ def _own_ids(driver: SignedIn, history: Any) -> dict[str, int]:
         "session_id": history.sessions[0].cdr_id,
         "invoice_id": history.invoice.id,
         "device_id": driver.device.id,
+        "command_id": live_session_and_stop(driver.account.id, history.active_card.id)[1].id,
     }
 
 

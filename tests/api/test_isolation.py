@@ -15,9 +15,12 @@ from app.cards.models import Card, TokenUpdate
 from app.extensions import db
 from tests.api.data import build_history, october_invoice, run_month
 from tests.api.helpers import SignedIn, call, problem
+from tests.roaming.remote_fixtures import live_session_and_stop
 
 # (method, path template) → (the id of the other driver's object to try, the problem code expected, JSON body)
 CASES: dict[tuple[str, str], tuple[str, str, Any]] = {
+    ("POST", "/api/v1/sessions/{session_id}/stop"): ("live_session", "session_not_found", None),
+    ("GET", "/api/v1/commands/{command_id}"): ("command", "command_not_found", None),
     ("GET", "/api/v1/cards/{card_id}"): ("card", "card_not_found", None),
     ("POST", "/api/v1/cards/{card_id}/block"): ("card", "card_not_found", {"reason": "stolen"}),
     ("POST", "/api/v1/cards/{card_id}/unblock"): ("card", "card_not_found", None),
@@ -72,6 +75,8 @@ def test_another_drivers_objects_are_404_and_stay_as_they_are(
         "invoice": theirs.invoice.id,
         "device": other_driver.device.id,
     }
+    live_session, stop = live_session_and_stop(other_driver.account.id, theirs.active_card.id)
+    ids["live_session"], ids["command"] = live_session.id, stop.id
     before = _snapshot(other_driver)
     for (method, template), (kind, code, body) in CASES.items():
         name = template[template.index("{") + 1 : template.index("}")]
