@@ -16,7 +16,7 @@ _CSP_DIRECTIVES: dict[str, list[str]] = {
     "script-src": ["'self'", "https://js.stripe.com", "https://*.js.stripe.com"],
     "frame-src": ["https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com"],
     "connect-src": ["'self'", "https://api.stripe.com"],
-    "img-src": ["'self'", "data:", "https://*.tile.openstreetmap.org"],
+    "img-src": ["'self'", "data:"],  # + the map's tile server (FINDER_TILE_URL), see tile_source()
     "style-src": ["'self'"],
     "font-src": ["'self'"],
     "object-src": ["'none'"],
@@ -31,13 +31,30 @@ def _origin(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
+def tile_source(url_template: str | None) -> str | None:
+    """The CSP source of the map's tile server, from its Leaflet URL template: the subdomain placeholder becomes a
+    wildcard ("https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png" → "https://*.tile.openstreetmap.org"). None
+    when the host has another placeholder, which CSP cannot express: the tiles are then refused and the map page
+    works as a list."""
+    parts = urlsplit(url_template or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    host = parts.netloc
+    if host.startswith("{") and "}." in host:
+        host = "*." + host.split("}.", 1)[1]
+    if "{" in host or "}" in host:
+        return None
+    return f"{parts.scheme}://{host}"
+
+
 def content_security_policy(config: Mapping[str, Any]) -> str:
     """The policy for this app: the defaults plus the configured Stripe.js / Stripe API origins (a local
-    localstripe emulator serves both from one origin)."""
+    localstripe emulator serves both from one origin) and the map's tile server."""
     directives = {name: list(sources) for name, sources in _CSP_DIRECTIVES.items()}
     js_origin = _origin(config.get("STRIPE_JS_URL"))
     api_origin = _origin(config.get("STRIPE_API_BASE"))
     for name, origin in (
+        ("img-src", tile_source(config.get("FINDER_TILE_URL"))),
         ("script-src", js_origin),
         ("frame-src", js_origin),
         ("connect-src", js_origin),
@@ -51,12 +68,12 @@ def content_security_policy(config: Mapping[str, Any]) -> str:
 
 CONTENT_SECURITY_POLICY = content_security_policy({})
 
-# The policy depends on two settings only; building it on every response cost a tenth of a millisecond.
-_policies: dict[tuple[str | None, str | None], str] = {}
+# The policy depends on three settings only; building it on every response cost a tenth of a millisecond.
+_policies: dict[tuple[str | None, str | None, str | None], str] = {}
 
 
 def _policy_for(config: Mapping[str, Any]) -> str:
-    key = (config.get("STRIPE_JS_URL"), config.get("STRIPE_API_BASE"))
+    key = (config.get("STRIPE_JS_URL"), config.get("STRIPE_API_BASE"), config.get("FINDER_TILE_URL"))
     policy = _policies.get(key)
     if policy is None:
         policy = _policies[key] = content_security_policy(config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask.cli import AppGroup
 
@@ -27,13 +29,22 @@ DEMO_USERS = [
     ("driver@example.com", Role.DRIVER),
     ("support@example.com", Role.SUPPORT),
     ("finance@example.com", Role.FINANCE),
+    ("operations@example.com", Role.OPERATIONS),
     ("admin@example.com", Role.ADMIN),
 ]
 
 
 @demo_cli.command("seed")
-def seed_command() -> None:
-    """Create the demo driver, support, finance and admin users (idempotent)."""
+@click.option(
+    "--charge-points",
+    "charge_points",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A folder with OCPI locations.json.gz and tariffs.json.gz to import (make run: the shared Dutch data).",
+)
+def seed_command(charge_points: Path | None) -> None:
+    """Create the demo driver, support, finance, operations and admin users (idempotent); with --charge-points,
+    import charge points for the map and a demo hub that relays them (idempotent: a re-run updates)."""
     seed_default_plans()
     click.echo("Demo users (email / password / role):")
     for email, role in DEMO_USERS:
@@ -44,9 +55,11 @@ def seed_command() -> None:
             state = "created"
         else:
             state = "exists, password unchanged"
-        click.echo(f"  {email:<24} {DEMO_PASSWORD:<18} {role.value:<8} ({state})")
+        click.echo(f"  {email:<24} {DEMO_PASSWORD:<18} {role.value:<10} ({state})")
     _seed_cards()
     db.session.commit()
+    if charge_points is not None:
+        _seed_charge_points(charge_points)
 
 
 def _seed_cards() -> None:
@@ -70,3 +83,25 @@ def _seed_cards() -> None:
         card_services.ship_card(card, actor)
         card_services.activate_by_operations(card, actor)
         click.echo(f"Demo driver's card: {card.visual_number} ({card.contract_id}), active.")
+
+
+def _seed_charge_points(folder: Path) -> None:
+    """The map's charge points (app/demo/charge_points.py); a missing folder is skipped with a message."""
+    from app.demo.charge_points import ChargePointFilesMissingError, charge_point_files, import_charge_points
+
+    try:
+        charge_point_files(folder)
+    except ChargePointFilesMissingError as exc:
+        click.echo(f"Charge points: skipped ({exc}); the map starts empty.")
+        return
+    click.echo(f"Charge points: importing {folder} (a re-run updates, never duplicates) ...")
+    report = import_charge_points(folder)
+    for kind, result in (("tariffs", report.tariffs), ("locations", report.locations)):
+        click.echo(
+            f"  {kind}: {result.total} read, {result.stored} stored, {result.stale} older than stored, "
+            f"{result.failed} skipped as invalid"
+        )
+    hub = "registered" if report.hub_created else "exists"
+    click.echo(f"  demo hub: {hub}, {len(report.parties_added)} parties added as CONNECTED")
+    for country_code, party_id, holder in report.parties_refused:
+        click.echo(f"  party {country_code}/{party_id} left to {holder}")

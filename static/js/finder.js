@@ -1,0 +1,463 @@
+// The charger finder's map page (templates/finder/map.html). Without this script the page is a search form and a
+// server-rendered list; with it, a Leaflet map whose markers come from /map/markers for the visible area only
+// (the server bounds them; clusters are drawn here), a list that follows the map (/map/results) and a details
+// panel (/map/locations/.../panel). Words come translated from the page's JSON settings block; no inline script.
+(function () {
+  "use strict";
+
+  const settingsElement = document.getElementById("finder-settings");
+  if (!settingsElement) {
+    return;
+  }
+  const settings = JSON.parse(settingsElement.textContent);
+  const words = settings.strings;
+  const root = document.getElementById("finder");
+  const form = document.getElementById("finder-form");
+  const statusBox = document.getElementById("finder-status");
+  const results = document.getElementById("finder-results");
+  const panel = document.getElementById("finder-panel");
+  const panelBody = document.getElementById("finder-panel-body");
+  const closeButton = document.getElementById("finder-close");
+  const hint = document.getElementById("finder-hint");
+  const notice = document.getElementById("finder-notice");
+  const locateButton = document.getElementById("finder-locate");
+  const mapElement = document.getElementById("finder-map");
+
+  // The point distances are measured from: the searched place or the driver's position (none while browsing).
+  let origin = settings.start ? { lat: settings.start.lat, lon: settings.start.lon } : null;
+  let opener = null; // what opened the panel: focus goes back there when it closes
+  const pending = {}; // the request in flight per kind, aborted when a newer one starts
+  let busy = 0; // requests in flight or about to start: aria-busy on the page's root while any is
+
+  function working(delta) {
+    busy = Math.max(0, busy + delta);
+    root.setAttribute("aria-busy", busy > 0 ? "true" : "false");
+  }
+  working(0);
+
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  }
+
+  function say(text, kind) {
+    statusBox.replaceChildren();
+    if (!text) {
+      return;
+    }
+    const line = document.createElement("p");
+    line.className = "alert" + (kind === "error" ? " alert--error" : "");
+    line.textContent = text;
+    statusBox.appendChild(line);
+  }
+
+  function showHint(text) {
+    hint.textContent = text || "";
+    hint.hidden = !text;
+  }
+
+  // The filters of the form, as the endpoints read them (check boxes repeat "connector").
+  function filterParams() {
+    const params = new URLSearchParams();
+    for (const [name, value] of new FormData(form)) {
+      if (name !== "q" && String(value).trim() !== "") {
+        params.append(name, String(value).trim());
+      }
+    }
+    return params;
+  }
+
+  function withOrigin(url) {
+    if (!origin) {
+      return url;
+    }
+    const separator = url.includes("?") ? "&" : "?";
+    return url + separator + new URLSearchParams({ lat: origin.lat.toFixed(6), lon: origin.lon.toFixed(6) });
+  }
+
+  async function fetchFrom(kind, url, accept) {
+    if (pending[kind]) {
+      pending[kind].abort();
+    }
+    const controller = new AbortController();
+    pending[kind] = controller;
+    working(1);
+    try {
+      const response = await fetch(url, { headers: { Accept: accept }, signal: controller.signal, credentials: "same-origin" });
+      if (!response.ok) {
+        let detail = null;
+        try {
+          detail = (await response.json()).detail;
+        } catch (error) {
+          detail = null;
+        }
+        const failure = new Error(detail || response.statusText);
+        failure.status = response.status;
+        failure.detail = detail;
+        throw failure;
+      }
+      return await (accept === "application/json" ? response.json() : response.text());
+    } finally {
+      if (pending[kind] === controller) {
+        pending[kind] = null;
+      }
+      working(-1);
+    }
+  }
+
+  function failed(error) {
+    if (error.name === "AbortError") {
+      return;
+    }
+    say(error.status === 429 ? words.busy : words.failed, "error");
+  }
+
+  // --- the details panel ---------------------------------------------------------------------------------------
+
+  async function openPanel(url, from) {
+    opener = from || null;
+    try {
+      panelBody.innerHTML = await fetchFrom("panel", withOrigin(url), "text/html");
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    panel.hidden = false;
+    root.classList.add("finder--panel-open");
+    const title = document.getElementById("finder-panel-title");
+    (title || closeButton).focus();
+  }
+
+  function closePanel() {
+    if (panel.hidden) {
+      return;
+    }
+    panel.hidden = true;
+    root.classList.remove("finder--panel-open");
+    panelBody.replaceChildren();
+    const back = opener && document.body.contains(opener) ? opener : document.getElementById("finder-list-title");
+    if (back) {
+      if (!back.hasAttribute("tabindex") && !back.matches("a, button, input, select, textarea")) {
+        back.setAttribute("tabindex", "-1");
+      }
+      back.focus();
+    }
+    opener = null;
+  }
+
+  closeButton.addEventListener("click", closePanel);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !panel.hidden) {
+      event.preventDefault();
+      closePanel();
+    }
+  });
+
+  // --- the list ---------------------------------------------------------------------------------------------------
+
+  function isPlainClick(event) {
+    return event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
+  }
+
+  results.addEventListener("click", async (event) => {
+    if (!isPlainClick(event)) {
+      return;
+    }
+    const item = event.target.closest("a[data-panel]");
+    if (item) {
+      event.preventDefault();
+      openPanel(item.dataset.panel, item);
+      return;
+    }
+    const more = event.target.closest("a[data-more]");
+    if (more) {
+      event.preventDefault();
+      await showMore(more);
+    }
+  });
+
+  async function showMore(link) {
+    let html;
+    try {
+      html = await fetchFrom("more", link.dataset.more, "text/html");
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    const page = document.createElement("template");
+    page.innerHTML = html;
+    const list = results.querySelector(".finder-results");
+    const items = Array.from(page.content.querySelectorAll(".finder-result"));
+    items.forEach((item) => list.appendChild(item));
+    const next = page.content.querySelector(".finder-more");
+    const paragraph = link.closest(".finder-more");
+    if (next) {
+      paragraph.replaceWith(next);
+    } else {
+      paragraph.remove();
+    }
+    const first = items.length ? items[0].querySelector("a") : null;
+    if (first) {
+      first.focus();
+    }
+  }
+
+  // --- without Leaflet (not loaded, blocked): the list and the panel still work --------------------------------------
+
+  function showNotice(text) {
+    notice.textContent = text;
+    notice.hidden = false;
+  }
+
+  if (!window.L || !window.L.markerClusterGroup) {
+    root.classList.add("finder--no-map");
+    showNotice(words.noTiles);
+    return;
+  }
+  const L = window.L;
+
+  // --- the map ------------------------------------------------------------------------------------------------------
+
+  const urlParams = new URLSearchParams(window.location.search);
+  const map = L.map(mapElement, { keyboard: true, minZoom: 3, maxZoom: 19, zoomControl: true });
+  mapElement.setAttribute("aria-label", words.map);
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
+  const tiles = L.tileLayer(settings.tiles.url, {
+    attribution: settings.tiles.attribution + " · " + escapeHtml(settings.placeAttribution),
+    maxZoom: 19,
+    crossOrigin: false,
+  });
+  let tileLoaded = false;
+  let tileErrors = 0;
+  tiles.on("tileload", () => {
+    tileLoaded = true;
+    root.classList.remove("finder--no-tiles");
+    notice.hidden = true;
+  });
+  tiles.on("tileerror", () => {
+    tileErrors += 1;
+    if (!tileLoaded && tileErrors >= 2 && !root.classList.contains("finder--no-tiles")) {
+      // The tile server cannot be reached: say so; the markers and the list still work.
+      root.classList.add("finder--no-tiles");
+      showNotice(words.noTiles);
+      map.invalidateSize();
+    }
+  });
+  tiles.addTo(map);
+
+  // Markers and the server's grid counts (cells) cluster together: a cell weighs its count, so overlapping
+  // cells merge into one bubble with the sum, and every bubble names its count for screen readers.
+  function countIcon(count) {
+    const size = count < 10 ? "small" : count < 100 ? "medium" : "large";
+    const label = words.cluster.replace("{count}", String(count));
+    return L.divIcon({
+      className: "marker-cluster marker-cluster-" + size,
+      html: '<div><span aria-hidden="true">' + count + '</span><span class="visually-hidden">' + escapeHtml(label) + "</span></div>",
+      iconSize: [40, 40],
+    });
+  }
+  const cluster = L.markerClusterGroup({
+    showCoverageOnHover: false,
+    chunkedLoading: true,
+    maxClusterRadius: 45,
+    iconCreateFunction: (group) =>
+      countIcon(group.getAllChildMarkers().reduce((sum, marker) => sum + (marker.options.count || 1), 0)),
+  });
+  cluster.addTo(map);
+  let here = null; // the driver's position, when they asked
+
+  // Leaflet makes markers focusable buttons but leaves Enter and Space to us (it fires "keypress" on the layer).
+  function isActivateKey(event) {
+    return event.key === "Enter" || event.key === " ";
+  }
+
+  function onActivateKey(layer, action) {
+    layer.on("keypress", (event) => {
+      if (isActivateKey(event.originalEvent)) {
+        event.originalEvent.preventDefault();
+        action();
+      }
+    });
+  }
+
+  // A cluster of markers, by keyboard: zoom in on it (spread it out where the map cannot zoom further).
+  cluster.on("clusterkeypress", (event) => {
+    if (!isActivateKey(event.originalEvent)) {
+      return;
+    }
+    event.originalEvent.preventDefault();
+    if (map.getZoom() >= map.getMaxZoom()) {
+      event.layer.spiderfy();
+    } else {
+      event.layer.zoomToBounds({ padding: [30, 30] });
+    }
+  });
+
+  function markerFor(item) {
+    const kind = item.dc ? "dc" : "ac";
+    const state = item.available ? "" : " finder-marker--busy";
+    const icon = L.divIcon({
+      className: "finder-marker finder-marker--" + kind + state,
+      html: '<span aria-hidden="true">' + escapeHtml(item.kw || "") + '</span><span class="visually-hidden">' + escapeHtml(item.label) + "</span>",
+      iconSize: [32, 32],
+      iconAnchor: [16, 16],
+    });
+    const marker = L.marker([item.lat, item.lon], { icon: icon, keyboard: true, title: item.label, riseOnHover: true });
+    const open = () => openPanel(item.panel, marker.getElement());
+    marker.on("click", open);
+    onActivateKey(marker, open);
+    return marker;
+  }
+
+  function cellFor(cell) {
+    const label = words.cluster.replace("{count}", String(cell.count));
+    const marker = L.marker([cell.lat, cell.lon], { icon: countIcon(cell.count), keyboard: true, title: label, count: cell.count });
+    const zoomIn = () => {
+      const [south, west, north, east] = cell.bounds;
+      if (north - south < 1e-4 && east - west < 1e-4) {
+        map.setView([cell.lat, cell.lon], Math.min(map.getZoom() + 3, 18));
+      } else {
+        map.fitBounds([[south, west], [north, east]], { padding: [30, 30] });
+      }
+    };
+    marker.on("click", zoomIn);
+    onActivateKey(marker, zoomIn);
+    return marker;
+  }
+
+  function clamp(value, low, high) {
+    return Math.min(high, Math.max(low, value));
+  }
+
+  function visibleBox() {
+    const bounds = map.getBounds();
+    return [
+      clamp(bounds.getWest(), -180, 180),
+      clamp(bounds.getSouth(), -90, 90),
+      clamp(bounds.getEast(), -180, 180),
+      clamp(bounds.getNorth(), -90, 90),
+    ];
+  }
+
+  function tooLarge(box) {
+    return box[3] - box[1] > settings.maxSpan.lat || box[2] - box[0] > settings.maxSpan.lon;
+  }
+
+  async function loadMarkers() {
+    const box = visibleBox();
+    if (tooLarge(box)) {
+      cluster.clearLayers();
+      showHint(words.zoomIn);
+      return;
+    }
+    const params = filterParams();
+    params.set("bbox", box.map((value) => value.toFixed(5)).join(","));
+    let answer;
+    try {
+      answer = await fetchFrom("markers", settings.urls.markers + "?" + params, "application/json");
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    cluster.clearLayers();
+    cluster.addLayers(answer.markers.map(markerFor).concat(answer.clusters.map(cellFor)));
+    showHint(answer.total === 0 ? words.empty : "");
+  }
+
+  async function loadList() {
+    const center = map.getCenter();
+    const corner = map.getBounds().getNorthEast();
+    const radius = clamp(map.distance(center, corner) / 1000, 0.5, settings.maxRadiusKm);
+    const params = filterParams();
+    params.set("lat", center.lat.toFixed(6));
+    params.set("lon", center.lng.toFixed(6));
+    params.set("radius_km", radius.toFixed(3));
+    try {
+      results.innerHTML = await fetchFrom("list", settings.urls.results + "?" + params, "text/html");
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  function rememberView() {
+    const params = filterParams();
+    const center = map.getCenter();
+    params.set("lat", center.lat.toFixed(5));
+    params.set("lon", center.lng.toFixed(5));
+    params.set("z", String(map.getZoom()));
+    window.history.replaceState(null, "", settings.urls.page + "?" + params);
+  }
+
+  let timer = null;
+  function refreshSoon() {
+    if (timer === null) {
+      working(1);
+    }
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => {
+      timer = null;
+      rememberView();
+      loadMarkers();
+      loadList();
+      working(-1); // the two loads count themselves from here
+    }, 250);
+  }
+
+  map.on("moveend", refreshSoon);
+
+  form.addEventListener("change", (event) => {
+    if (event.target.name !== "q") {
+      refreshSoon();
+    }
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const query = form.elements.q.value.trim();
+    if (!query) {
+      refreshSoon(); // "Apply filters"
+      return;
+    }
+    say(words.searching);
+    let place;
+    try {
+      place = await fetchFrom("place", settings.urls.place + "?" + new URLSearchParams({ q: query }), "application/json");
+    } catch (error) {
+      if (error.name !== "AbortError") {
+        say(error.status === 429 ? words.busy : error.detail || words.failed, "error");
+      }
+      return;
+    }
+    origin = { lat: place.lat, lon: place.lon };
+    say(words.found.replace("{place}", place.label));
+    closePanel();
+    map.setView([place.lat, place.lon], 13);
+  });
+
+  if ("geolocation" in navigator) {
+    locateButton.hidden = false;
+    locateButton.addEventListener("click", () => {
+      say(words.locating);
+      navigator.geolocation.getCurrentPosition(
+        (position) => {
+          origin = { lat: position.coords.latitude, lon: position.coords.longitude };
+          if (here) {
+            here.remove();
+          }
+          here = L.circleMarker([origin.lat, origin.lon], { radius: 8, className: "finder-here" }).bindTooltip(words.yourLocation);
+          here.addTo(map);
+          say("");
+          map.setView([origin.lat, origin.lon], 14);
+        },
+        () => say(words.noLocation, "error"),
+        { enableHighAccuracy: false, timeout: 10000, maximumAge: 60000 },
+      );
+    });
+  }
+
+  const zoom = parseInt(urlParams.get("z") || "", 10);
+  if (settings.start) {
+    map.setView([settings.start.lat, settings.start.lon], Number.isInteger(zoom) ? clamp(zoom, 3, 19) : 13);
+  } else {
+    map.setView([settings.view.lat, settings.view.lon], settings.view.zoom);
+  }
+})();
