@@ -19,7 +19,6 @@ from app.extensions import db
 from app.roaming.models import Partner, PartnerStatus
 from app.roaming.send import authorization
 from tests.billing.sessions import rated_session
-from tests.browser.conftest import browser, live_server  # noqa: F401  (fixtures)
 from tests.factories import add_stock, give_payment_method, make_user
 
 pytestmark = pytest.mark.browser
@@ -50,7 +49,7 @@ def _overflow(page) -> list[str]:  # type: ignore[no-untyped-def]
     )
 
 
-def test_account_page_and_price_breakdown_fit_a_phone(live_server, browser, tmp_path):  # noqa: F811
+def test_account_page_and_price_breakdown_fit_a_phone(live_server, browser, tmp_path):
     shots = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     with live_server.app.app_context():
