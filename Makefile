@@ -35,7 +35,18 @@ messages: dev
 translations: venv
 	$(BIN)/pybabel compile -d app/translations -f --statistics
 
+# Ports of `make run`: `make run PORT=5001 STRIPE_EMULATOR_PORT=8421` where 5000 or 8420 is taken. The links we
+# hand out follow PORT (in development PUBLIC_BASE_URL defaults to http://127.0.0.1:$FLASK_RUN_PORT).
+PORT ?= 5000
 STRIPE_EMULATOR_PORT ?= 8420
+# The periodic jobs run under `make run` too: a Celery worker and beat on an embedded broker (kombu's SQLAlchemy
+# transport on a SQLite file of its own, so it never locks the app's database), or on the broker CELERY_BROKER_URL
+# names (Redis); the web process queues its jobs there instead of running them inline. Token updates are pushed
+# every RUN_TOKEN_PUSH_SECONDS (30 s in production) so a card blocked in the portal reaches the partners at once.
+EMBEDDED_BROKER ?= sqla+sqlite:///$(CURDIR)/instance/celery-broker.sqlite3
+BEAT_SCHEDULE_FILE ?= instance/celerybeat-schedule
+RUN_TOKEN_PUSH_SECONDS ?= 5
+CELERY_LOG_LEVEL ?= WARNING
 
 # Without STRIPE_API_KEY the app talks to a local Stripe emulator (localstripe) started here and stopped with
 # the server; with real Stripe test keys in the environment it talks to Stripe.
@@ -46,14 +57,22 @@ DEMO_CHARGE_POINTS ?= ../shared/data/ocpi-nl-10-cities
 run: venv translations
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo seed --charge-points $(DEMO_CHARGE_POINTS)
-	@if [ -z "$$STRIPE_API_KEY" ]; then \
-	  $(BIN)/python app/payments/emulator.py $(STRIPE_EMULATOR_PORT) & emulator=$$!; \
-	  trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; \
-	  echo "Stripe emulator (localstripe) on http://127.0.0.1:$(STRIPE_EMULATOR_PORT)"; \
-	  STRIPE_API_BASE=http://127.0.0.1:$(STRIPE_EMULATOR_PORT) $(BIN)/flask run --host 127.0.0.1 --port 5000; \
-	else \
-	  $(BIN)/flask run --host 127.0.0.1 --port 5000; \
-	fi
+	@children=""; trap 'kill $$children 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
+	if [ -z "$$CELERY_BROKER_URL" ]; then broker="the embedded broker ($(EMBEDDED_BROKER))"; \
+	else broker="the broker of CELERY_BROKER_URL"; fi; \
+	export FLASK_RUN_PORT=$(PORT) CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(EMBEDDED_BROKER)}"; \
+	export CELERY_BEAT_INTERVALS="$${CELERY_BEAT_INTERVALS:-roaming-push-tokens=$(RUN_TOKEN_PUSH_SECONDS)}"; \
+	if [ -z "$$STRIPE_API_KEY" ]; then \
+	  export STRIPE_API_BASE=http://127.0.0.1:$(STRIPE_EMULATOR_PORT); \
+	  $(BIN)/python app/payments/emulator.py $(STRIPE_EMULATOR_PORT) & children="$$children $$!"; \
+	  echo "Stripe emulator (localstripe) on $$STRIPE_API_BASE"; \
+	fi; \
+	$(BIN)/celery --quiet -A app.worker worker --pool threads --concurrency 4 --loglevel $(CELERY_LOG_LEVEL) \
+	  & children="$$children $$!"; \
+	$(BIN)/celery --quiet -A app.worker beat --schedule $(BEAT_SCHEDULE_FILE) --loglevel $(CELERY_LOG_LEVEL) \
+	  & children="$$children $$!"; \
+	echo "Celery worker and beat on $$broker; beat intervals changed: $$CELERY_BEAT_INTERVALS"; \
+	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 lint: dev
 	$(BIN)/ruff check app tests bench wsgi.py

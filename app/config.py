@@ -38,6 +38,23 @@ def _env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _env_intervals(name: str) -> dict[str, float]:
+    """``"entry=seconds,entry=seconds"`` (beat schedule entries and their intervals); unset or empty: none."""
+    intervals: dict[str, float] = {}
+    for item in (os.environ.get(name) or "").split(","):
+        if not item.strip():
+            continue
+        entry, _, seconds = item.partition("=")
+        try:
+            interval = float(seconds)
+        except ValueError:
+            interval = float("nan")
+        if not entry.strip() or not interval > 0:  # also NaN
+            raise ConfigError(f"{name}: {item.strip()!r} is not entry=seconds with a positive number of seconds")
+        intervals[entry.strip()] = interval
+    return intervals
+
+
 def _public_base_url_from_env(default_scheme: str = "http") -> str | None:
     """``PUBLIC_BASE_URL`` (``PORTAL_BASE_URL``, its former name), else ``PREFERRED_URL_SCHEME://SERVER_NAME``
     when SERVER_NAME is set. See app/public_urls.py: links are never built from the request's Host header."""
@@ -65,6 +82,9 @@ class BaseConfig:
     APP_ENV = "base"
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'emsp.sqlite3'}")
+    # SQLite (the embedded default) lets one writer at a time in: how long a unit of work waits for the others before
+    # it fails with "database is locked" (app.db.configure_sqlite). Ignored on PostgreSQL.
+    SQLITE_BUSY_TIMEOUT_SECONDS = _env_float("SQLITE_BUSY_TIMEOUT_SECONDS", 15.0)
     # Pooled connections are pinged only after sitting idle this long (app.db.ping_after_idle), not on
     # every checkout: a ping is a database round trip on every request.
     DB_PING_AFTER_IDLE_SECONDS = _env_float("DB_PING_AFTER_IDLE_SECONDS", 10.0)
@@ -123,6 +143,9 @@ class BaseConfig:
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or None
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
     CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+    # Periodic jobs at other intervals than their packages' own, "entry=seconds,..." with the beat schedule's entry
+    # names (app/jobs.py; beat refuses an unknown name). `make run` pushes token updates every 5 s instead of 30 s.
+    CELERY_BEAT_INTERVALS = _env_intervals("CELERY_BEAT_INTERVALS")
     # With a broker, new CDRs are sent for rating in batches this often (app/rating/queueing.py).
     RATING_DISPATCH_SECONDS = _env_float("RATING_DISPATCH_SECONDS", 0.2)
 
@@ -262,7 +285,8 @@ class BaseConfig:
 
 class DevelopmentConfig(BaseConfig):
     APP_ENV = "development"
-    PUBLIC_BASE_URL = _public_base_url_from_env() or "http://127.0.0.1:5000"  # where `make run` serves
+    # Where `make run` serves: its PORT reaches `flask run` as FLASK_RUN_PORT, and the worker, as the same variable.
+    PUBLIC_BASE_URL = _public_base_url_from_env() or f"http://127.0.0.1:{os.environ.get('FLASK_RUN_PORT') or 5000}"
     # A partner simulator on this machine is the usual development peer.
     OCPI_REQUIRE_HTTPS = _env_bool("OCPI_REQUIRE_HTTPS", False)
     OCPI_ALLOWED_PRIVATE_HOSTS = _env_list("OCPI_ALLOWED_PRIVATE_HOSTS", ["127.0.0.0/8", "::1", "localhost"])
@@ -279,6 +303,7 @@ class TestConfig(BaseConfig):
     ARGON2_PARALLELISM = 1
     MAIL_SERVER = None
     CELERY_BROKER_URL = None
+    CELERY_BEAT_INTERVALS: dict[str, float] = {}
     # The test client's host; not read from the environment (tests must not depend on the shell).
     PUBLIC_BASE_URL = "http://localhost"
     OCPI_BASE_URL = None

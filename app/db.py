@@ -2,7 +2,7 @@
 
 Every table in the project derives from :class:`Base` (through ``db.Model``), so constraint names are
 predictable (Alembic can drop and alter them on SQLite and PostgreSQL alike) and every timestamp is stored
-as timezone-aware UTC.
+as timezone-aware UTC. :func:`configure_sqlite` makes the embedded SQLite file safe for several writers.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import enum
 import time
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, MetaData, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import CompoundSelect, DateTime, Enum, MetaData, Select, event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
@@ -88,28 +88,83 @@ class TimestampMixin:
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-@event.listens_for(Engine, "connect")
-def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
-    """Make SQLite behave transactionally like PostgreSQL.
+SQLITE_BEGIN = "BEGIN IMMEDIATE"
+_BEGIN_PENDING = "sqlite_begin_pending"  # in Connection.info: a transaction is open but SQLite's BEGIN not yet sent
 
-    pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINTs (which the tests and nested units
-    of work rely on); we switch it off and emit BEGIN ourselves (see ``_sqlite_begin``). Foreign keys are off
-    by default in SQLite; we want them enforced.
+
+def configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
+    """Make a SQLite engine of ours safe for several writers (web threads, a worker, background writers).
+
+    - **WAL**: readers never wait for a writer, nor a writer for readers; ``synchronous=NORMAL`` is WAL's own
+      recommended setting (a commit survives a crash of the application; only a power cut may lose the last ones).
+    - **Writers begin IMMEDIATE, at their first write**: SQLite has one write lock. With its default (deferred)
+      BEGIN a unit of work that read first (nearly all of ours: find the partner, then store its session) holds a
+      read snapshot, and when it then writes after another connection has committed, SQLite refuses at once with
+      "database is locked", whatever the busy timeout: the HTTP 500s of issue 17. So no snapshot is held before
+      the first write: until then each statement reads the latest committed data on its own (PostgreSQL's READ
+      COMMITTED does the same), and the first statement that is not a plain read (a write, a ``SELECT ... FOR
+      UPDATE``, a SAVEPOINT, DDL, a pragma) is preceded by ``BEGIN IMMEDIATE``, which waits up to the busy timeout
+      for the other writer and then holds the lock to COMMIT: from there the unit of work is alone. A unit of work
+      that only reads never takes the lock, so a page, a partner's GET, a job polling or calling a partner between
+      its commits never makes a writer wait. (Taking the lock at the transaction's start instead, the SQLAlchemy
+      recipe, made every read-only transaction left open, e.g. across a job's HTTP call, stop every writer.)
+    - **Our own BEGIN** (pysqlite's ``isolation_level=None``, SQLAlchemy's recipe for pysqlite): pysqlite would
+      otherwise begin only before INSERT/UPDATE/DELETE, leaving SAVEPOINTs (``begin_nested``) outside the
+      transaction; a rollback now undoes everything since BEGIN, savepoints included.
+    - **Foreign keys on** (off by default in SQLite).
+
+    Listeners on this engine only, not on every SQLAlchemy engine of the process: Celery's embedded broker (kombu's
+    SQLAlchemy transport) runs its own transactions on its own SQLite file. PostgreSQL engines are left alone.
     """
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
+    if engine.dialect.name != "sqlite":
+        return
+    busy_timeout_ms = max(0, round(busy_timeout_seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA journal_mode=WAL")  # stored in the file: a no-op after the first connection
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        # WAL lets readers (the web app, a progress poll) run while a worker writes.
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # asked for no transaction (a read-only fast path): each statement runs on its own
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection is not None and dbapi_connection.isolation_level is not None:
+            # SQLAlchemy's reset after an AUTOCOMMIT use hands the connection back in pysqlite's legacy mode.
+            dbapi_connection.isolation_level = None
+        connection.info[_BEGIN_PENDING] = True
 
-@event.listens_for(Engine, "begin")
-def _sqlite_begin(connection: Any) -> None:
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN")
+    @event.listens_for(engine, "before_cursor_execute")
+    def _begin_before_first_write(
+        connection: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        if connection.info.get(_BEGIN_PENDING) and not _only_reads(statement, context):
+            connection.info[_BEGIN_PENDING] = False
+            cursor.execute(SQLITE_BEGIN)
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _transaction_ended(connection: Connection) -> None:
+        connection.info.pop(_BEGIN_PENDING, None)
+
+    @event.listens_for(engine, "checkin")
+    def _forget_on_checkin(dbapi_connection: Any, connection_record: Any) -> None:
+        connection_record.info.pop(_BEGIN_PENDING, None)  # a connection returned without COMMIT/ROLLBACK events
+
+
+def _only_reads(statement: str, context: Any) -> bool:
+    """A plain SELECT: compiled from a SELECT construct without FOR UPDATE (SQLite's compiler leaves that clause
+    out, so the construct is asked), or SQL text that starts with SELECT. Anything else counts as a write."""
+    element = getattr(getattr(context, "compiled", None), "statement", None)
+    if isinstance(element, Select | CompoundSelect):
+        return getattr(element, "_for_update_arg", None) is None
+    return statement.lstrip()[:6].upper() == "SELECT"
 
 
 def ping_after_idle(engine: Engine, idle_seconds: float) -> None:

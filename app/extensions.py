@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from celery import Celery
+from flask import Flask
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -14,10 +16,23 @@ from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
-from app.db import Base
+from app.db import Base, configure_sqlite
 from app.security import is_machine_request
 
-db = SQLAlchemy(model_class=Base)
+
+class _SQLAlchemy(SQLAlchemy):
+    """Flask-SQLAlchemy whose SQLite engines get the project's settings (WAL, busy timeout, immediate transactions,
+    foreign keys: :func:`app.db.configure_sqlite`) the moment they are made, before any connection is opened.
+    ``_make_engine`` is Flask-SQLAlchemy's one place where every engine is created (the pinned 3.1 calls it for
+    each bind in ``init_app``); PostgreSQL engines pass through unchanged."""
+
+    def _make_engine(self, bind_key: str | None, options: dict[str, Any], app: Flask) -> sa.engine.Engine:
+        engine = super()._make_engine(bind_key, options, app)
+        configure_sqlite(engine, busy_timeout_seconds=app.config.get("SQLITE_BUSY_TIMEOUT_SECONDS", 15.0))
+        return engine
+
+
+db = _SQLAlchemy(model_class=Base)
 
 if TYPE_CHECKING:
     from flask_sqlalchemy.model import Model as _FlaskSQLAlchemyModel

@@ -1,18 +1,26 @@
 """Celery bound to the Flask app: every task runs inside an app context.
 
-Without a broker (the embedded default and the tests) tasks run inline (eager), so the same code path works
-on a laptop and on many worker machines.
+Without a broker (the tests, a plain ``flask`` command) tasks run inline (eager), so the same code path works on a
+laptop and on many worker machines. ``make run`` starts a worker and beat on an embedded broker (kombu's SQLAlchemy
+transport on ``instance/celery-broker.sqlite3``, a SQLite file of its own) or on Redis when ``CELERY_BROKER_URL``
+is set, and the web process queues to it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+import sqlalchemy as sa
 from celery import Task
 from flask import Flask, has_app_context
 
+from app.config import ConfigError
 from app.extensions import celery
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,13 +72,33 @@ def _forget_broker_state() -> None:
     celery.__dict__.pop("amqp", None)
 
 
+# kombu's SQLAlchemy transport on a SQLite file: the broker `make run` starts when CELERY_BROKER_URL is not set.
+EMBEDDED_BROKER_SCHEME = "sqla+sqlite:"
+# How long a SQLite connection of the embedded broker waits for another (the web process publishing while the
+# worker polls); pysqlite's default is 5 s.
+EMBEDDED_BROKER_BUSY_TIMEOUT_SECONDS = 30
+# The embedded broker marks a delivered message invisible and keeps its row (kombu's SQLAlchemy transport has no
+# delete on ack): without this purge the file grows by every beat tick, forever.
+PURGE_SCHEDULE = {"jobs-purge-delivered-messages": {"task": "jobs.purge_delivered_messages", "schedule": 3600.0}}
+PURGE_DELIVERED_AFTER = dt.timedelta(hours=1)
+
+
+def is_embedded_broker(broker_url: str | None) -> bool:
+    return bool(broker_url) and str(broker_url).startswith(EMBEDDED_BROKER_SCHEME)
+
+
 def init_celery(app: Flask) -> None:
     broker = app.config.get("CELERY_BROKER_URL")
     queue = app.config.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
     if (celery.conf.broker_url, celery.conf.task_default_queue) != (broker or "memory://", queue):
         _forget_broker_state()
+    embedded = is_embedded_broker(broker)
     celery.conf.update(
         broker_url=broker or "memory://",
+        # kombu passes these to create_engine for its SQLite file (the Redis transport has its own).
+        broker_transport_options=(
+            {"connect_args": {"timeout": EMBEDDED_BROKER_BUSY_TIMEOUT_SECONDS}} if embedded else {}
+        ),
         result_backend=app.config.get("CELERY_RESULT_BACKEND") or None,
         task_always_eager=not broker,
         task_eager_propagates=True,
@@ -81,10 +109,51 @@ def init_celery(app: Flask) -> None:
         task_default_queue=queue,
         timezone="UTC",
         flask_app=app,
+        emsp_beat_intervals=dict(app.config.get("CELERY_BEAT_INTERVALS") or {}),
     )
+    if embedded:
+        add_beat_schedule(PURGE_SCHEDULE)
     app.extensions["celery"] = celery
 
 
 def add_beat_schedule(schedule: dict[str, dict[str, Any]]) -> None:
-    """Add a package's periodic tasks to beat (called from each package's ``init_app``, never on import)."""
-    celery.conf.beat_schedule = {**(celery.conf.beat_schedule or {}), **schedule}
+    """Add a package's periodic tasks to beat (called from each package's ``init_app``, never on import). An
+    entry named in ``CELERY_BEAT_INTERVALS`` runs at that interval instead of its own."""
+    intervals: dict[str, float] = celery.conf.get("emsp_beat_intervals") or {}
+    adjusted = {
+        name: {**entry, "schedule": intervals[name]} if name in intervals else entry for name, entry in schedule.items()
+    }
+    celery.conf.beat_schedule = {**(celery.conf.beat_schedule or {}), **adjusted}
+
+
+def check_beat_intervals() -> None:
+    """Refuse a ``CELERY_BEAT_INTERVALS`` entry that names no periodic task (a typo would silently keep the
+    default interval). Called by the worker and beat entry point, once every package added its schedule."""
+    intervals: dict[str, float] = celery.conf.get("emsp_beat_intervals") or {}
+    unknown = sorted(set(intervals) - set(celery.conf.beat_schedule or {}))
+    if unknown:
+        known = ", ".join(sorted(celery.conf.beat_schedule or {}))
+        raise ConfigError(f"CELERY_BEAT_INTERVALS names no periodic task: {', '.join(unknown)} (known: {known})")
+
+
+@task(name="jobs.purge_delivered_messages")
+def purge_delivered_messages() -> int:
+    """Delete the embedded broker's rows of messages delivered more than an hour ago; returns how many. A message
+    a worker holds unacknowledged is in the worker's memory (and put back when it stops), not in its row."""
+    broker = str(celery.conf.broker_url or "")
+    if not is_embedded_broker(broker):
+        return 0
+    # kombu stamps the row when it delivers the message, with the local naive time (its column's onupdate).
+    cutoff = dt.datetime.now() - PURGE_DELIVERED_AFTER
+    engine = sa.create_engine(
+        broker.removeprefix("sqla+"), connect_args={"timeout": EMBEDDED_BROKER_BUSY_TIMEOUT_SECONDS}
+    )
+    try:
+        with engine.begin() as connection:
+            deleted = connection.execute(
+                sa.text("DELETE FROM kombu_message WHERE visible = 0 AND timestamp < :cutoff"), {"cutoff": cutoff}
+            ).rowcount
+    finally:
+        engine.dispose()
+    log.info("embedded broker: %d delivered messages purged", deleted)
+    return int(deleted)

@@ -115,9 +115,10 @@ def _due(now: dt.datetime, limit: int) -> list[tuple[TokenDelivery, TokenUpdate]
         .order_by(TokenDelivery.token_update_id, TokenDelivery.id)
         .limit(limit)
     )
-    if db.session.get_bind().dialect.name == "postgresql":
-        # Several workers share the queue: each takes rows the others have not locked.
-        query = query.with_for_update(skip_locked=True, of=TokenDelivery)
+    # Several workers share the queue: each takes rows the others have not locked (PostgreSQL). On SQLite the same
+    # request takes the one write lock at once (app/db.py): concurrent push runs then go one after the other,
+    # rather than each sending every update again (and an older token state after a newer one).
+    query = query.with_for_update(skip_locked=True, of=TokenDelivery)
     return [(delivery, update) for delivery, update in db.session.execute(query).all()]
 
 
