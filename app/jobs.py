@@ -90,11 +90,17 @@ def is_embedded_broker(broker_url: str | None) -> bool:
 def init_celery(app: Flask) -> None:
     broker = app.config.get("CELERY_BROKER_URL")
     queue = app.config.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
-    if (celery.conf.broker_url, celery.conf.task_default_queue) != (broker or "memory://", queue):
+    broker_url = broker or "memory://"
+    if (celery.conf.broker_write_url, celery.conf.task_default_queue) != (broker_url, queue):
         _forget_broker_state()
     embedded = is_embedded_broker(broker)
     celery.conf.update(
-        broker_url=broker or "memory://",
+        # Celery's own `broker_url` prefers the CELERY_BROKER_URL environment variable over its configuration, so
+        # an app created with another broker (a test beside a CI that exports Redis, a script) would send there.
+        # Publishing and consuming go through the read and write URLs, which take the app's configuration first.
+        broker_url=broker_url,
+        broker_read_url=broker_url,
+        broker_write_url=broker_url,
         # kombu passes these to create_engine for its SQLite file (the Redis transport has its own).
         broker_transport_options=(
             {"connect_args": {"timeout": EMBEDDED_BROKER_BUSY_TIMEOUT_SECONDS}} if embedded else {}
@@ -140,7 +146,7 @@ def check_beat_intervals() -> None:
 def purge_delivered_messages() -> int:
     """Delete the embedded broker's rows of messages delivered more than an hour ago; returns how many. A message
     a worker holds unacknowledged is in the worker's memory (and put back when it stops), not in its row."""
-    broker = str(celery.conf.broker_url or "")
+    broker = str(celery.conf.broker_write_url or "")  # the app's broker, whatever the environment says
     if not is_embedded_broker(broker):
         return 0
     # kombu stamps the row when it delivers the message, with the local naive time (its column's onupdate).
