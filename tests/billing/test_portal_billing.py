@@ -126,6 +126,9 @@ def test_session_history_filters_and_csv(app, client):
     foreign_card = client.get("/sessions", query_string={"card": other_card.id}).get_data(as_text=True)
     assert "0 sessions" in foreign_card
     assert client.get("/sessions", query_string={"month": "10-2026"}).status_code == 400
+    for out_of_range in ("0000-01", "0001-01", "9999-12"):  # the month's bounds overflowed: a 500 before
+        assert client.get("/sessions", query_string={"month": out_of_range}).status_code == 400
+        assert client.get("/sessions.csv", query_string={"month": out_of_range}).status_code == 400
     assert client.get("/sessions", query_string={"card": "x"}).status_code == 400
 
     response = client.get("/sessions.csv", query_string={"month": "2026-10", "card": app_card.id})

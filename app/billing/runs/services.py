@@ -55,7 +55,9 @@ from app.plans.services import billing_zone
 from app.rating.models import SessionCharge
 from app.rating.services import open_problems, rate_pending
 
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# A month of this century: year 0000 or 9999 would overflow the date arithmetic of its bounds (a 500 before),
+# and no e-MSP bills sessions outside it.
+PERIOD = re.compile(r"^20\d{2}-(0[1-9]|1[0-2])$")
 ZERO = Decimal(0)
 CHUNK_SIZE = 500  # accounts per Celery task / inline batch, unless BILLING_CHUNK_SIZE says otherwise
 MAX_BATCH = 500  # accounts per transaction: bounds the memory of a batch and the work a failure repeats
