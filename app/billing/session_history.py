@@ -102,7 +102,7 @@ def _sessions_query(account_id: int, filters: SessionFilters) -> Select[*tuple[A
             and_(
                 Location.country_code == Cdr.country_code,
                 Location.party_id == Cdr.party_id,
-                Location.ocpi_id == Cdr.location_ocpi_id,
+                Location.ocpi_id_key == func.upper(Cdr.location_ocpi_id),  # CiString: the CPO may spell it otherwise
             ),
         )
         .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)

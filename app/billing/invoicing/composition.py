@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import Select, Text, case, insert, select
+from sqlalchemy import Select, Text, case, func, insert, select
 from sqlalchemy.exc import DataError
 
 from app.accounts.models import Account
@@ -313,7 +313,7 @@ def billable_charges(account_ids: Iterable[int], period_end: dt.datetime) -> dic
                 Location,
                 (Location.country_code == Cdr.country_code)
                 & (Location.party_id == Cdr.party_id)
-                & (Location.ocpi_id == Cdr.location_ocpi_id),
+                & (Location.ocpi_id_key == func.upper(Cdr.location_ocpi_id)),  # CiString, folded as ci_key
             )
             .outerjoin(SessionHold, SessionHold.session_charge_id == SessionCharge.id)
             .outerjoin(Card, Card.id == Cdr.card_id)
