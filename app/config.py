@@ -263,6 +263,8 @@ class BaseConfig:
     FINDER_MAP_VIEW = os.environ.get("FINDER_MAP_VIEW", "51.9,5.1,8")
     FINDER_MAP_MAX_MARKERS = _env_int("FINDER_MAP_MAX_MARKERS", 1000)
     FINDER_MAP_RATE_LIMIT = os.environ.get("FINDER_MAP_RATE_LIMIT", "120 per minute;2000 per hour")
+    # The finder's JSON API (/api/v1/locations, /api/v1/geocode): one budget per signed-in account, else per address.
+    FINDER_API_RATE_LIMIT = os.environ.get("FINDER_API_RATE_LIMIT", "120 per minute;2000 per hour")
 
     # Geocoding of typed places (app/finder/geocoding.py). "offline": the shipped gazetteer of Belgian and Dutch
     # places, no network. "nominatim" | "photon": our own server at GEOCODER_DOMAIN (host[:port][/path]; from

@@ -29,6 +29,8 @@ RESOURCE_MODULES = (
     "invoices",
     "balance",
     "estimate",
+    "locations",
+    "geocode",
 )
 
 API_DESCRIPTION = """The driver's app API.

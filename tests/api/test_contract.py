@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.accounts import api_tokens
 from app.extensions import limiter
+from app.finder.route import encode_polyline
 from tests.api.data import build_history
 from tests.api.helpers import SignedIn
 from tests.payments.emulator import LocalStripe
@@ -50,8 +51,12 @@ CONTRACT_SETTINGS = settings(
 )
 
 
-def _own_ids(driver: SignedIn, history: Any) -> dict[str, int]:
+def _own_ids(driver: SignedIn, history: Any) -> dict[str, int | str]:
     return {
+        # The published location of the history, by its OCPI ids (GET /api/v1/locations/{country_code}/...).
+        "country_code": "NL",
+        "party_id": "TCP",
+        "id": history.location.ocpi_id,
         "card_id": history.active_card.id,
         "session_id": history.sessions[0].cdr_id,
         "invoice_id": history.invoice.id,
@@ -69,6 +74,10 @@ def test_every_operation_keeps_the_contract(
     own_queries = {
         "GET /api/v1/estimate": {"location": history.location.id, "evse_uid": "E1", "connector_id": "1"},
         "GET /api/v1/sessions": {"card": history.active_card.id, "month": "2026-10"},
+        # The finder around the history's location (Utrecht), so that its answers carry a priced location.
+        "GET /api/v1/locations/nearby": {"lat": 52.09, "lon": 5.11},
+        "GET /api/v1/locations/along-route": {"polyline": encode_polyline([(52.08, 5.11), (52.10, 5.11)])},
+        "GET /api/v1/geocode": {"q": "Utrecht"},
     }
     calls: dict[str, int] = {}
     operations = [result.ok() for result in schema.get_all_operations()]
