@@ -46,7 +46,7 @@ WORKER_ARGS = ("--quiet", "-A", "app.worker", "worker", "--pool", "threads", "--
 BEAT_ARGS = ("--quiet", "-A", "app.worker", "beat", "--schedule")
 # Each wait: beat's default push interval (30 s) alone would not decide it, the test's interval (2 s) does. Generous:
 # on a loaded CI machine a worker process takes many seconds to import the app before it takes its first job.
-DEADLINE_SECONDS = 60
+DEADLINE_SECONDS = 120
 
 
 @pytest.fixture
