@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from app.extensions import db
+from app.ocpi_ids import ci_key
 from app.roaming.models import Connector, Evse, Location
+from app.roaming.send.remote import REMOTE_CAPABILITY
 
 REMOVED = "REMOVED"
 
@@ -129,3 +131,19 @@ def read_page(ids: Iterable[int]) -> dict[int, PageLocation]:
             PageConnector(row[7], row[8], row[9], row[10], row[11], row[12], row[13], row[14], tuple(row[15] or ()))
         )
     return locations
+
+
+_CAPABILITIES = select(Evse.uid, Evse.data["capabilities"]).where(
+    Evse.location_id == bindparam("id"), Evse.status != REMOVED
+)
+
+
+def remote_startable_evses(location_id: int) -> frozenset[str]:
+    """The uids of the location's live EVSEs that the CPO says can be started remotely (OCPI capability
+    ``REMOTE_START_STOP_CAPABLE``, compared as the remote start service compares it). Only the details panel asks:
+    the result pages do not read the EVSEs' JSON documents."""
+    startable = set()
+    for uid, capabilities in db.session.execute(_CAPABILITIES, {"id": location_id}):
+        if isinstance(capabilities, list) and REMOTE_CAPABILITY in {ci_key(str(item)) for item in capabilities}:
+            startable.add(uid)
+    return frozenset(startable)

@@ -1,33 +1,39 @@
 """The charger finder's portal door: the map page ``/map`` for drivers and visitors.
 
-- ``GET /map``: the page. Without JavaScript it is a search form and, for a searched place (``q``) or a point
-  (``lat``, ``lon``), the server-rendered list of the nearest results with their prices (pages by ``cursor``);
-  with JavaScript (``static/js/finder.js``) it is also a Leaflet map whose markers, list and details come from
-  the endpoints below.
+- ``GET /map``: the page. Without JavaScript it is a search form and the server-rendered list of results with
+  their prices (pages by ``cursor``): near a searched place (``q``) or a point (``lat``, ``lon``), nearest first
+  or cheapest first for the driver (``sort=distance|price``); or along a route (``mode=route``): a route handed
+  over as a Google encoded ``polyline`` (a link from the app or a phone's navigation) or a typed start and
+  destination (``from``, ``to``: the straight line between them, named so; see :mod:`app.finder.route_request`),
+  within ``corridor_km``, in the order of the route. With JavaScript (``static/js/finder.js``) it is also a
+  Leaflet map (with the route drawn) whose markers, list and details come from the endpoints below.
 - ``GET /map/markers?bbox=west,south,east,north&<filters>``: JSON, the locations in the visible area
   (:mod:`app.finder.area`: markers, or grid cells when the area holds more than ``FINDER_MAP_MAX_MARKERS``).
-- ``GET /map/results?lat=&lon=&radius_km=&<filters>&cursor=``: the list, as an HTML fragment, nearest first.
+- ``GET /map/results?lat=&lon=&radius_km=&sort=&<filters>&cursor=`` (nearest or cheapest first), or
+  ``?polyline=&corridor_km=&<filters>&cursor=`` (along the route): the list, as an HTML fragment.
 - ``GET /map/place?q=``: JSON, a typed place geocoded (404 unknown, 503 geocoder down: "try again").
 - ``GET /map/locations/<cc>/<party>/<id>`` (page) and ``.../panel`` (fragment): one location with the driver's
-  price under their plan (a visitor: Pay-as-you-go), the CPO tariff in words and the navigation links.
+  price under their plan (a visitor: Pay-as-you-go), the CPO tariff in words, the navigation links and, for a
+  signed-in driver, "Start charging" on each EVSE the CPO can start remotely (the portal's start page; visitors
+  are asked to sign in).
 
 The filters have the API's names (``connector``, repeated or comma-separated, ``min_power_kw``, ``power_type``,
 ``available``, ``operator``, ``open_now``, ``my_cards``), parsed by :func:`app.finder.queries.parse_filters`. Bad
 parameters of the data endpoints answer 400 with a JSON problem naming the parameter; the page shows them. Anonymous
 use is rate-limited (``FINDER_MAP_RATE_LIMIT``, one budget for the page and its endpoints, per address).
+
+A polyline in the address is bounded by what the web server accepts in a request line (gunicorn: 4094 bytes by
+default, ~ a few hundred route points); longer routes are for the JSON API (``/api/v1/locations/along-route``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlencode
 
-from babel import Locale
-from babel.dates import get_day_names
-from babel.numbers import format_decimal, parse_pattern
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
@@ -40,17 +46,36 @@ from app.accounts.models import Account
 from app.db import utcnow
 from app.errors import render_http_error
 from app.extensions import db, limiter
-from app.finder.area import AreaMarkers, Marker, known_operators, markers_in_area, parse_bbox
+from app.finder.area import Marker, known_operators, markers_in_area, parse_bbox
+from app.finder.display import TEMPLATE_FILTERS, StartOffer, area_json, map_settings, start_offer
 from app.finder.filters import NO_FILTERS, Filters
 from app.finder.geocoding import GeocoderUnavailableError, InvalidPlaceQueryError, Place, geocode_place
 from app.finder.prices import plan_for
-from app.finder.queries import MAX_NUMBER_LENGTH, MAX_RADIUS_KM, FinderInputError, parse_filters, parse_nearby
+from app.finder.queries import (
+    DEFAULT_CORRIDOR_KM,
+    MAX_NUMBER_LENGTH,
+    FinderInputError,
+    NearbyQuery,
+    RouteQuery,
+    SortOrder,
+    parse_filters,
+    parse_nearby,
+    parse_route,
+)
 from app.finder.results import LocationResult, SearchPage
-from app.finder.services import location_details, search_nearby
-from app.i18n import format_money
-from app.money import to_minor_units
+from app.finder.route_request import (
+    ROUTE,
+    PageSearchError,
+    RouteRequest,
+    find_place,
+    route_request,
+    search_mode,
+)
+from app.finder.services import location_details, search_along_route, search_nearby
 
 bp = Blueprint("finder", __name__, url_prefix="/map")
+for _name, _filter in TEMPLATE_FILTERS.items():
+    bp.add_app_template_filter(_filter, _name)
 
 # The endpoints the page's script calls: their refusals are JSON, whatever went wrong.
 DATA_ENDPOINTS = frozenset({"finder.markers", "finder.results", "finder.place", "finder.panel"})
@@ -59,6 +84,7 @@ RESULTS_PER_PAGE = 20
 # The connector standards offered as check boxes (friendly names of app.finder.filters), with their labels.
 CONNECTOR_CHOICES = (("type2", "Type 2"), ("ccs", "CCS"), ("chademo", "CHAdeMO"), ("type1", "Type 1"))
 MIN_POWER_CHOICES = ("3.7", "11", "22", "50", "100", "150")
+CORRIDOR_CHOICES = ("1", "2", "5", "10", "25")  # km on either side of the route (at most MAX_CORRIDOR_KM)
 MAX_LOCATION_ID_LENGTH = 36  # OCPI CiString(36)
 
 
@@ -152,39 +178,7 @@ def _unexpected(error: Exception) -> ResponseReturnValue:
     return render_http_error(InternalServerError())
 
 
-# --- formatting for the templates --------------------------------------------------------------------------------
-
-
-@bp.app_template_filter("finder_price")
-def finder_price(amount: Decimal, currency: str) -> str:
-    """A price as the invoice will round it: half-up to cents (Babel alone would round half-even)."""
-    return format_money(to_minor_units(amount, currency), currency, minor_units=True)
-
-
-@bp.app_template_filter("kw")
-def format_kw(value: Decimal | None) -> str:
-    """A power in kW: "11", "3.7", "150" (at most one decimal; the feeds' 11.04 is an 11 kW charger)."""
-    if value is None:
-        return ""
-    return format_decimal(value, format="#,##0.#", locale=str(get_locale()))
-
-
-@bp.app_template_filter("km")
-def format_km(value: Decimal | None) -> str:
-    """A distance: "350 m" under a kilometre, "1.6 km" under 10 km, "24 km" beyond."""
-    if value is None:
-        return ""
-    locale = str(get_locale())
-    if value < 1:
-        return str(_("%(metres)s m", metres=format_decimal(round(value * 1000, -1), format="#,##0", locale=locale)))
-    pattern = "#,##0.#" if value < 10 else "#,##0"
-    return str(_("%(km)s km", km=format_decimal(value, format=pattern, locale=locale)))
-
-
-@bp.app_template_filter("weekday")
-def weekday_name(iso_weekday: int) -> str:
-    """1 (Monday) … 7 (Sunday) → the day's name in the current language."""
-    return str(get_day_names("wide", locale=str(get_locale()))[iso_weekday - 1])
+# --- helpers for the templates ---------------------------------------------------------------------------------
 
 
 def _plan_name() -> str:
@@ -205,184 +199,149 @@ def _location_urls(item: LocationResult | Marker, extra: Mapping[str, str]) -> t
     return _url("finder.location", key, extra), _url("finder.panel", key, extra)
 
 
+def _sort_args(query: NearbyQuery) -> dict[str, str]:
+    """The order in the links of later pages (a cursor belongs to one order); the default is left out."""
+    return {} if query.sort == SortOrder.DISTANCE else {"sort": query.sort.value}
+
+
+def _route_args(params: Mapping[str, str], route_polyline: str, query: RouteQuery) -> dict[str, str]:
+    """The route in the page's links: the typed places when there are (the page names them again), else the
+    polyline."""
+    places = {name: params[name].strip() for name in ("from", "to") if (params.get(name) or "").strip()}
+    where = places if len(places) == 2 else {"polyline": route_polyline}
+    return {"mode": ROUTE, **where, "corridor_km": f"{query.corridor_km:g}"}
+
+
 # --- the page -----------------------------------------------------------------------------------------------------
 
 
-def _map_settings(center: Place | tuple[float, float] | None) -> dict[str, Any]:
-    """What the script needs: tiles, views, endpoints and its words (translated here)."""
-    config = current_app.config
-    view = [float(part) for part in str(config["FINDER_MAP_VIEW"]).split(",")]
-    if isinstance(center, Place):
-        start: dict[str, Any] | None = {"lat": center.latitude, "lon": center.longitude, "label": center.label}
-    elif center is not None:
-        start = {"lat": center[0], "lon": center[1], "label": None}
-    else:
-        start = None
-    return {
-        "tiles": {"url": config["FINDER_TILE_URL"], "attribution": config["FINDER_TILE_ATTRIBUTION"]},
-        "placeAttribution": _("Place names and postcodes: © GeoNames (www.geonames.org), CC BY 4.0"),
-        "view": {"lat": view[0], "lon": view[1], "zoom": int(view[2])},
-        "start": start,
-        "maxSpan": {"lat": 6.0, "lon": 10.0},
-        "maxRadiusKm": MAX_RADIUS_KM,
-        "urls": {
-            "markers": url_for("finder.markers"),
-            "results": url_for("finder.results"),
-            "place": url_for("finder.place"),
-            "page": url_for("finder.map_page"),
-        },
-        "strings": {
-            "map": _("Map of charge points"),
-            "zoomIn": _("Zoom in to see the charge points of this area."),
-            "cluster": _("{count} locations here: zoom in"),
-            "noTiles": _("The map cannot be shown right now. The list below still works."),
-            "searching": _("Searching…"),
-            "found": _("Showing charge points near {place}."),
-            "locating": _("Finding your location…"),
-            "noLocation": _("Your location is not available. Search for a place instead."),
-            "failed": _("Something went wrong. Please try again."),
-            "busy": _("Too many requests. Please wait a minute and try again."),
-            "empty": _("No charge point here matches your filters."),
-            "yourLocation": _("Your location"),
-        },
-    }
+@dataclass
+class _PageSearch:
+    """What the page found for its parameters, and the links of the list's next page."""
+
+    status: int = 200
+    error: str | None = None
+    place: Place | None = None
+    point: tuple[float, float] | None = None
+    route: RouteRequest | None = None
+    corridor_km: float = DEFAULT_CORRIDOR_KM
+    sort: SortOrder = SortOrder.DISTANCE
+    page: SearchPage | None = None
+    link_args: dict[str, str] = field(default_factory=dict)  # what each result's links carry
+    next_url: str | None = None  # the list's next page as a fragment (the script)
+    next_page_url: str | None = None  # the same as the whole page (without the script)
+
+    def refuse(self, status: int, error: str) -> None:
+        self.status, self.error = status, error
+
+
+def _search_near(found: _PageSearch, params: Mapping[str, str], query: str) -> None:
+    if query:
+        found.place = find_place(query, language=str(get_locale()))
+        found.point = (found.place.latitude, found.place.longitude)
+    elif params.get("lat") or params.get("lon"):
+        found.point = _origin(params)
+        if found.point is None:
+            raise PageSearchError(400, _("This location is not valid."), "lat")
+    if found.point is None:
+        return
+    search = parse_nearby(
+        {"limit": str(RESULTS_PER_PAGE), **params, "lat": repr(found.point[0]), "lon": repr(found.point[1])}
+    )
+    found.sort = search.sort
+    found.page = search_nearby(search, account=_driver_account())
+    origin = {"lat": repr(search.lat), "lon": repr(search.lon)}
+    found.link_args = {**_filter_args(params), **origin}
+    cursor = found.page.next_cursor
+    if cursor:
+        more = {**origin, "radius_km": repr(search.radius_km), **_sort_args(search), "cursor": cursor}
+        found.next_url = _url("finder.results", _filter_args(params), more)
+        again = {"q": query} if query else origin
+        found.next_page_url = _url(
+            "finder.map_page", _filter_args(params), again, _sort_args(search), {"cursor": cursor}
+        )
+
+
+def _search_route(found: _PageSearch, params: Mapping[str, str]) -> None:
+    chosen = (params.get("corridor_km") or "").strip()
+    if chosen in CORRIDOR_CHOICES:
+        found.corridor_km = float(chosen)  # the form keeps the driver's choice, even before a route is given
+    found.route = route_request(params, language=str(get_locale()))
+    if found.route is None:
+        return
+    search = parse_route({"limit": str(RESULTS_PER_PAGE), **params, "polyline": found.route.polyline})
+    found.corridor_km = search.corridor_km
+    found.page = search_along_route(search, account=_driver_account())
+    found.link_args = _filter_args(params)
+    cursor = found.page.next_cursor
+    if cursor:
+        carried = _route_args(params, found.route.polyline, search)
+        fragment = {**carried, "polyline": found.route.polyline, "cursor": cursor}
+        found.next_url = _url("finder.results", _filter_args(params), fragment)
+        found.next_page_url = _url("finder.map_page", _filter_args(params), carried, {"cursor": cursor})
 
 
 @bp.get("")
 @limited
 def map_page() -> ResponseReturnValue:
     params = _params()
-    status = 200
-    error: str | None = None
-    place: Place | None = None
-    page: SearchPage | None = None
-    point: tuple[float, float] | None = None
     query = (request.args.get("q") or "").strip()
+    found = _PageSearch()
+    mode = "near"
     try:
         filters = parse_filters(params)
     except FinderInputError as exc:
-        filters, status, error = NO_FILTERS, 400, _("This filter is not valid: %(name)s.", name=exc.parameter)
-    if query and error is None:
+        filters = NO_FILTERS
+        found.refuse(400, _("This filter is not valid: %(name)s.", name=exc.parameter))
+    if found.error is None:
         try:
-            place = geocode_place(query, language=str(get_locale()))
-            db.session.commit()  # the geocoder's answer is cached
-        except InvalidPlaceQueryError:
-            status, error = 400, _("Type a place, an address or a postcode (at most 200 characters).")
-        except GeocoderUnavailableError:
-            status, error = 503, _("Searching places does not work right now. Please try again in a moment.")
-        else:
-            if place is None:
-                error = _("We could not find “%(place)s”. Try a city, a town or a postcode.", place=query[:200])
+            mode = search_mode(params)
+            if mode == ROUTE:
+                _search_route(found, params)
             else:
-                point = (place.latitude, place.longitude)
-    elif error is None and (params.get("lat") or params.get("lon")):
-        point = _origin(params)
-        if point is None:
-            status, error = 400, _("This location is not valid.")
-    next_url = None
-    if point is not None:
-        try:
-            search = parse_nearby(
-                {"limit": str(RESULTS_PER_PAGE), **params, "lat": repr(point[0]), "lon": repr(point[1])}
-            )
-            page = search_nearby(search, account=_driver_account())
+                _search_near(found, params, query)
+        except PageSearchError as exc:
+            found.refuse(exc.status, exc.message)
         except FinderInputError as exc:
-            status, error = 400, _("This search is not valid: %(name)s.", name=exc.parameter)
-        else:
-            if page.next_cursor:
-                more = {"lat": repr(search.lat), "lon": repr(search.lon), "radius_km": repr(search.radius_km)}
-                next_url = _url("finder.results", _filter_args(params), more, {"cursor": page.next_cursor})
-    origin = {"lat": repr(point[0]), "lon": repr(point[1])} if point else {}
-    next_args = {**_filter_args(params), **({"q": query} if query and place else origin)}
+            found.refuse(400, _("This search is not valid: %(name)s.", name=exc.parameter))
+    db.session.commit()  # the geocoder's answers are cached, found or not; the searches write nothing
     return (
         render_template(
             "finder/map.html",
             query=query,
-            place=place,
-            page=page,
-            error=error,
+            mode=mode,
+            found=found,
+            place=found.place,
+            route=found.route,
+            page=found.page,
+            error=found.error,
             filters=filters,
             params=params,
+            sort=found.sort.value,
+            corridor=Decimal(f"{found.corridor_km:g}"),
+            corridor_text=f"{found.corridor_km:g}",
+            corridor_choices=CORRIDOR_CHOICES,
             selected_connectors=set((params.get("connector") or "").lower().split(",")),
             connector_choices=CONNECTOR_CHOICES,
             min_power_choices=MIN_POWER_CHOICES,
             operators=known_operators(),
             is_driver=_driver_account() is not None,
             plan_name=_plan_name(),
-            settings=_map_settings(place or point),
-            link_args={**_filter_args(params), **origin},
+            settings=map_settings(
+                mode=mode, place=found.place, point=found.point, route=found.route, corridor_km=found.corridor_km
+            ),
+            link_args=found.link_args,
             has_filters=filters != NO_FILTERS,
             min_power_text=format(filters.min_power_kw.normalize(), "f") if filters.min_power_kw is not None else "",
-            next_url=next_url,
-            next_page_url=_url("finder.map_page", next_args, {"cursor": page.next_cursor})
-            if page is not None and page.next_cursor
-            else None,
+            next_url=found.next_url,
+            next_page_url=found.next_page_url,
             location_urls=_location_urls,
         ),
-        status,
+        found.status,
     )
 
 
 # --- the data endpoints --------------------------------------------------------------------------------------------
-
-
-class _MarkerWriter:
-    """Markers as JSON, a thousand at a time: the words, the number format and the link prefix are looked up once
-    per request, not once per marker (Babel and ``url_for`` cost more than the search itself)."""
-
-    def __init__(self, filter_args: Mapping[str, str]) -> None:
-        locale = Locale.parse(str(get_locale()))
-        self._symbols = locale.number_symbols
-        self._power = _("%(kw)s kW")
-        self._available = _("available")
-        self._busy = _("none available now")
-        # The routes ``finder.location`` and ``finder.panel``, built once with placeholders.
-        self._page = url_for("finder.location", country_code="CC", party_id="PTY", location_id="ID")
-        self._query = ("?" + urlencode(filter_args)) if filter_args else ""
-        self._pattern = parse_pattern("#,##0.#")
-        self._locale = locale
-
-    def _kw(self, value: Decimal | None) -> str:
-        return "" if value is None else self._pattern.apply(value, self._locale)
-
-    def _url(self, marker: Marker) -> str:
-        parts = (quote(marker.country_code, safe=""), quote(marker.party_id, safe=""), quote(marker.ocpi_id, safe=""))
-        return self._page.removesuffix("/CC/PTY/ID") + "/" + "/".join(parts)
-
-    def marker(self, marker: Marker) -> dict[str, Any]:
-        kw = self._kw(marker.max_power_kw)
-        power = (self._power % {"kw": kw}) + (" DC" if marker.dc else " AC") if kw else ("DC" if marker.dc else "AC")
-        state = self._available if marker.available else self._busy
-        url = self._url(marker)
-        return {
-            "id": f"{marker.country_code}/{marker.party_id}/{marker.ocpi_id}",
-            "lat": marker.lat,
-            "lon": marker.lon,
-            # The marker's own figure, whole kW (a 32-pixel circle has room for "175", not "174.8").
-            "kw": str(int(marker.max_power_kw.to_integral_value(ROUND_HALF_UP))) if marker.max_power_kw else None,
-            "dc": marker.dc,
-            "available": marker.available,
-            "label": f"{marker.name or marker.address}, {power}, {state}",
-            "url": url + self._query,
-            "panel": url + "/panel" + self._query,
-        }
-
-
-def _area_json(area: AreaMarkers, filter_args: Mapping[str, str]) -> dict[str, Any]:
-    writer = _MarkerWriter(filter_args)
-    return {
-        "total": area.total,
-        "markers": [writer.marker(marker) for marker in area.markers],
-        "clusters": [
-            {
-                "count": cell.count,
-                "lat": cell.lat,
-                "lon": cell.lon,
-                "bounds": [cell.south, cell.west, cell.north, cell.east],
-            }
-            for cell in area.cells
-        ],
-    }
 
 
 @bp.get("/markers")
@@ -395,33 +354,61 @@ def markers() -> ResponseReturnValue:
     except FinderInputError as exc:
         return _bad_parameter(exc)
     limit = int(current_app.config["FINDER_MAP_MAX_MARKERS"])
-    return jsonify(_area_json(markers_in_area(box, filters, limit=limit, at=utcnow()), _filter_args(params)))
+    return jsonify(area_json(markers_in_area(box, filters, limit=limit, at=utcnow()), _filter_args(params)))
+
+
+def _results_fragment(
+    page: SearchPage, link_args: Mapping[str, str], next_url: str | None, next_page: str | None
+) -> str:
+    return render_template(
+        "finder/_results.html",
+        page=page,
+        plan_name=_plan_name(),
+        link_args=link_args,
+        next_url=next_url,
+        next_page_url=next_page,
+        location_urls=_location_urls,
+    )
+
+
+def _route_results(params: Mapping[str, str]) -> ResponseReturnValue:
+    try:
+        query = parse_route({"limit": str(RESULTS_PER_PAGE), **params})
+        page = search_along_route(query, account=_driver_account())
+    except FinderInputError as exc:  # a bad polyline or corridor, a cursor of another search
+        return _bad_parameter(exc)
+    if not page.next_cursor:
+        return _results_fragment(page, _filter_args(params), None, None)
+    carried = _route_args(params, query.polyline, query)
+    fragment = {**carried, "polyline": query.polyline, "cursor": page.next_cursor}
+    return _results_fragment(
+        page,
+        _filter_args(params),
+        _url("finder.results", _filter_args(params), fragment),
+        _url("finder.map_page", _filter_args(params), carried, {"cursor": page.next_cursor}),
+    )
 
 
 @bp.get("/results")
 @limited
 def results() -> ResponseReturnValue:
     params = _params()
+    if "polyline" in params:
+        return _route_results(params)
     try:
         query = parse_nearby({"limit": str(RESULTS_PER_PAGE), **params})
-    except FinderInputError as exc:
-        return _bad_parameter(exc)
-    try:
         page = search_nearby(query, account=_driver_account())
-    except FinderInputError as exc:  # a cursor of another search
+    except FinderInputError as exc:  # a bad parameter, a cursor of another search
         return _bad_parameter(exc)
     origin = {"lat": repr(query.lat), "lon": repr(query.lon)}
-    more_args = {**_filter_args(params), **origin, "radius_km": repr(query.radius_km)}
-    return render_template(
-        "finder/_results.html",
-        page=page,
-        plan_name=_plan_name(),
-        link_args={**_filter_args(params), **origin},
-        next_url=_url("finder.results", more_args, {"cursor": page.next_cursor}) if page.next_cursor else None,
-        next_page_url=_url("finder.map_page", _filter_args(params), origin, {"cursor": page.next_cursor})
-        if page.next_cursor
-        else None,
-        location_urls=_location_urls,
+    if not page.next_cursor:
+        return _results_fragment(page, {**_filter_args(params), **origin}, None, None)
+    more = {**origin, "radius_km": repr(query.radius_km), **_sort_args(query), "cursor": page.next_cursor}
+    return _results_fragment(
+        page,
+        {**_filter_args(params), **origin},
+        _url("finder.results", _filter_args(params), more),
+        _url("finder.map_page", _filter_args(params), origin, _sort_args(query), {"cursor": page.next_cursor}),
     )
 
 
@@ -442,6 +429,10 @@ def place() -> ResponseReturnValue:
 
 
 # --- one location -------------------------------------------------------------------------------------------------
+
+
+def _start_offer(found: LocationResult, page_url: str) -> StartOffer:
+    return start_offer(found, page_url, driver=_driver_account() is not None, signed_in=current_user.is_authenticated)
 
 
 def _details(country_code: str, party_id: str, location_id: str) -> tuple[LocationResult, dict[str, str]]:
@@ -465,8 +456,13 @@ def _details(country_code: str, party_id: str, location_id: str) -> tuple[Locati
 def location(country_code: str, party_id: str, location_id: str) -> ResponseReturnValue:
     found, params = _details(country_code, party_id, location_id)
     back = {**_filter_args(params), **{k: params[k] for k in ("q", "lat", "lon") if params.get(k)}}
+    page_url, _panel_url = _location_urls(found, _filter_args(params))
     return render_template(
-        "finder/location.html", location=found, plan_name=_plan_name(), back_url=_url("finder.map_page", back)
+        "finder/location.html",
+        location=found,
+        plan_name=_plan_name(),
+        back_url=_url("finder.map_page", back),
+        start=_start_offer(found, page_url),
     )
 
 
@@ -477,4 +473,10 @@ def panel(country_code: str, party_id: str, location_id: str) -> ResponseReturnV
     page_url, _panel_url = _location_urls(
         found, {**_filter_args(params), **{k: params[k] for k in ("lat", "lon") if params.get(k)}}
     )
-    return render_template("finder/_panel.html", location=found, plan_name=_plan_name(), page_url=page_url)
+    return render_template(
+        "finder/_panel.html",
+        location=found,
+        plan_name=_plan_name(),
+        page_url=page_url,
+        start=_start_offer(found, page_url),
+    )

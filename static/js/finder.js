@@ -1,7 +1,10 @@
 // The charger finder's map page (templates/finder/map.html). Without this script the page is a search form and a
 // server-rendered list; with it, a Leaflet map whose markers come from /map/markers for the visible area only
-// (the server bounds them; clusters are drawn here), a list that follows the map (/map/results) and a details
-// panel (/map/locations/.../panel). Words come translated from the page's JSON settings block; no inline script.
+// (the server bounds them; clusters are drawn here), a list that follows the map (/map/results, nearest or cheapest
+// first) and a details panel (/map/locations/.../panel). Along a route (settings.route: a shared polyline, or the
+// straight line between two typed places, resolved by the server on a normal form submission) the route is drawn
+// and the list stays the route's, in its order, re-asked when the filters or the corridor change. Words come
+// translated from the page's JSON settings block; no inline script.
 (function () {
   "use strict";
 
@@ -22,6 +25,16 @@
   const notice = document.getElementById("finder-notice");
   const locateButton = document.getElementById("finder-locate");
   const mapElement = document.getElementById("finder-map");
+  const sortSelect = document.getElementById("finder-sort");
+  const sortControl = document.getElementById("finder-sort-control");
+  const orderNote = document.getElementById("finder-order");
+  const initialParams = new URLSearchParams(window.location.search);
+  // Fields of the form that are not filters: the searches read them, the marker and list requests do not.
+  const SEARCH_FIELDS = new Set(["q", "mode", "from", "to", "corridor_km", "polyline", "sort"]);
+
+  // The route searched along (drawn on the map; the list follows it, not the map), or null.
+  let route = settings.route;
+  let routeLayer = null;
 
   // The point distances are measured from: the searched place or the driver's position (none while browsing).
   let origin = settings.start ? { lat: settings.start.lat, lon: settings.start.lon } : null;
@@ -59,11 +72,49 @@
   function filterParams() {
     const params = new URLSearchParams();
     for (const [name, value] of new FormData(form)) {
-      if (name !== "q" && String(value).trim() !== "") {
+      if (!SEARCH_FIELDS.has(name) && String(value).trim() !== "") {
         params.append(name, String(value).trim());
       }
     }
     return params;
+  }
+
+  // The list's order near a place (the sort control sits by the list, in the form by its form attribute).
+  function sortParams(params) {
+    if (sortSelect && sortSelect.value && sortSelect.value !== "distance") {
+      params.set("sort", sortSelect.value);
+    }
+    return params;
+  }
+
+  function corridor() {
+    return form.elements.corridor_km.value || String(route.corridorKm);
+  }
+
+  // The route in an address: the typed places when the page was asked with them (it names them again), else
+  // the polyline.
+  function routeParams(params, withPolyline) {
+    params.set("mode", "route");
+    const from = initialParams.get("from");
+    const to = initialParams.get("to");
+    if (route.straight && from && to) {
+      params.set("from", from);
+      params.set("to", to);
+    }
+    if (withPolyline || !(route.straight && from && to)) {
+      params.set("polyline", route.polyline);
+    }
+    params.set("corridor_km", corridor());
+    return params;
+  }
+
+  function showOrderControls() {
+    if (sortControl) {
+      sortControl.hidden = Boolean(route);
+    }
+    if (orderNote) {
+      orderNote.hidden = !route;
+    }
   }
 
   function withOrigin(url) {
@@ -363,11 +414,24 @@
     showHint(answer.total === 0 ? words.empty : "");
   }
 
+  async function loadRouteList() {
+    const params = routeParams(filterParams(), true);
+    try {
+      results.innerHTML = await fetchFrom("list", settings.urls.results + "?" + params, "text/html");
+    } catch (error) {
+      failed(error);
+    }
+  }
+
   async function loadList() {
+    if (route) {
+      await loadRouteList();
+      return;
+    }
     const center = map.getCenter();
     const corner = map.getBounds().getNorthEast();
     const radius = clamp(map.distance(center, corner) / 1000, 0.5, settings.maxRadiusKm);
-    const params = filterParams();
+    const params = sortParams(filterParams());
     params.set("lat", center.lat.toFixed(6));
     params.set("lon", center.lng.toFixed(6));
     params.set("radius_km", radius.toFixed(3));
@@ -379,7 +443,7 @@
   }
 
   function rememberView() {
-    const params = filterParams();
+    const params = route ? routeParams(filterParams(), false) : sortParams(filterParams());
     const center = map.getCenter();
     params.set("lat", center.lat.toFixed(5));
     params.set("lon", center.lng.toFixed(5));
@@ -388,7 +452,11 @@
   }
 
   let timer = null;
-  function refreshSoon() {
+  let listToo = false;
+  // What changed decides what reloads: a move reloads the markers (and the list near a place: it follows the
+  // map); a filter reloads both; along a route the list follows the route, not the map.
+  function refreshSoon(list) {
+    listToo = listToo || list;
     if (timer === null) {
       working(1);
     }
@@ -397,24 +465,67 @@
       timer = null;
       rememberView();
       loadMarkers();
-      loadList();
-      working(-1); // the two loads count themselves from here
+      if (listToo) {
+        loadList();
+      }
+      listToo = false;
+      working(-1); // the loads count themselves from here
     }, 250);
   }
 
-  map.on("moveend", refreshSoon);
+  map.on("moveend", () => refreshSoon(!route));
 
   form.addEventListener("change", (event) => {
-    if (event.target.name !== "q") {
-      refreshSoon();
+    const name = event.target.name;
+    if (name === "corridor_km") {
+      if (route) {
+        refreshSoon(true);
+      }
+    } else if (!SEARCH_FIELDS.has(name)) {
+      refreshSoon(true);
     }
   });
 
+  if (sortSelect) {
+    document.getElementById("finder-sort-apply").hidden = true; // the list follows the choice at once
+    sortSelect.addEventListener("change", () => refreshSoon(true));
+  }
+
+  // --- the route --------------------------------------------------------------------------------------------------
+
+  function drawRoute() {
+    const line = L.polyline(route.points, { className: "finder-route", weight: 5, opacity: 0.85, interactive: false });
+    const ends = [
+      [route.points[0], words.routeStart, "finder-route-end finder-route-end--start"],
+      [route.points[route.points.length - 1], words.routeEnd, "finder-route-end"],
+    ].map(([point, label, className]) => L.circleMarker(point, { radius: 7, className: className }).bindTooltip(label));
+    routeLayer = L.layerGroup([line].concat(ends)).addTo(map);
+    return line.getBounds();
+  }
+
+  // Back to searching near a place (a place typed, "use my location"): the route is no longer drawn nor listed.
+  function leaveRoute() {
+    if (!route) {
+      return;
+    }
+    route = null;
+    if (routeLayer) {
+      routeLayer.remove();
+      routeLayer = null;
+    }
+    form.querySelector("input[name=mode][value=near]").checked = true;
+    showOrderControls();
+  }
+
   form.addEventListener("submit", async (event) => {
+    if (form.elements.mode.value === "route") {
+      return; // the server geocodes both places and searches along the route: a normal submission
+    }
     event.preventDefault();
+    leaveRoute();
     const query = form.elements.q.value.trim();
     if (!query) {
-      refreshSoon(); // "Apply filters"
+      refreshSoon(true); // "Apply filters"
       return;
     }
     say(words.searching);
@@ -439,6 +550,7 @@
       say(words.locating);
       navigator.geolocation.getCurrentPosition(
         (position) => {
+          leaveRoute();
           origin = { lat: position.coords.latitude, lon: position.coords.longitude };
           if (here) {
             here.remove();
@@ -455,7 +567,15 @@
   }
 
   const zoom = parseInt(urlParams.get("z") || "", 10);
-  if (settings.start) {
+  const kept = [parseFloat(urlParams.get("lat") || ""), parseFloat(urlParams.get("lon") || "")];
+  if (route) {
+    const bounds = drawRoute();
+    if (Number.isInteger(zoom) && kept.every(Number.isFinite)) {
+      map.setView(kept, clamp(zoom, 3, 19)); // the view the driver left (a reload)
+    } else {
+      map.fitBounds(bounds, { padding: [30, 30], maxZoom: 15 });
+    }
+  } else if (settings.start) {
     map.setView([settings.start.lat, settings.start.lon], Number.isInteger(zoom) ? clamp(zoom, 3, 19) : 13);
   } else {
     map.setView([settings.view.lat, settings.view.lon], settings.view.zoom);

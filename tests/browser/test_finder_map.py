@@ -1,7 +1,9 @@
 """The charger finder's map page in a real browser: a driver searches a place by name, filters DC ≥ 50 kW, opens
-a location (from its marker, by keyboard), checks its price and its navigation links; on a desktop and on a phone
-(390×844, no sideways scrolling), in English, Dutch and French; with tiles that cannot load (the list still
-works) and without JavaScript at all.
+a location (from its marker, by keyboard), checks its price, its navigation links and the invitation to sign in to
+start charging; on a desktop and on a phone (390×844, no sideways scrolling), in English, Dutch and French; with
+tiles that cannot load (the list still works) and without JavaScript at all. Also: the list sorted by the driver's
+price (kept in the address), and a search along a route between two typed places (the straight line, drawn), by
+keyboard on a phone.
 
 Tiles come from a tile host the browser never reaches: Playwright answers its requests with a blank tile (or
 refuses them), so nothing leaves this machine."""
@@ -29,6 +31,8 @@ from app.roaming.receive.locations import get_location
 from tests.browser.conftest import LiveServer, make_live_app, running
 from tests.finder.builders import CCS_150KW, TYPE2_11KW, TYPE2_22KW, add_location, connector, energy_tariff, evse
 
+AMERSFOORT = (52.155, 5.3875)  # where the offline gazetteer puts "Amersfoort"
+
 pytestmark = pytest.mark.browser
 
 UTRECHT = (52.09083, 5.12222)
@@ -53,12 +57,15 @@ TILE = blank_tile()
 
 @pytest.fixture
 def map_server(app: Flask, tmp_path: Path) -> Iterator[tuple[LiveServer, Decimal]]:
-    """A live server with three chargers in Utrecht (11 kW and 22 kW Type 2, 150 kW CCS); answers the CCS's
-    Pay-as-you-go price of a typical session (what the page must show a visitor)."""
+    """A live server with four chargers in Utrecht (11 kW and 22 kW Type 2, 150 kW CCS, and a cheaper 11 kW Type 2
+    a bit farther), two on the way to Amersfoort (11 kW Type 2, 150 kW CCS); answers the Utrecht CCS's
+    Pay-as-you-go price of a typical session (what the page must show a visitor). The CCS can be started
+    remotely."""
     live_app = make_live_app(app, tmp_path, FINDER_TILE_URL=TILE_HOST + "/{z}/{x}/{y}.png")
     with live_app.app_context():
         energy_tariff("AC", "0.39")
         energy_tariff("DC", "0.59")
+        energy_tariff("CHEAP", "0.25")
         step = 0.0015
         add_location(
             UTRECHT[0] + step,
@@ -77,10 +84,28 @@ def map_server(app: Flask, tmp_path: Path) -> Iterator[tuple[LiveServer, Decimal
         add_location(
             UTRECHT[0] - 2 * step,
             UTRECHT[1] - 2 * step,
-            evse("E1", connector(CCS_150KW, tariff_ids=["DC"])),
+            {**evse("E1", connector(CCS_150KW, tariff_ids=["DC"])), "capabilities": ["REMOTE_START_STOP_CAPABLE"]},
             id="JAARBEURS",
             name="Jaarbeurs Snelladen",
         )
+        add_location(
+            UTRECHT[0] + 4 * step,
+            UTRECHT[1],
+            evse("E1", connector(TYPE2_11KW, tariff_ids=["CHEAP"])),
+            id="GRIFTPARK",
+            name="Griftpark",
+        )
+        for fraction, name, kind, tariff in (
+            (0.5, "Zeist", TYPE2_11KW, "AC"),
+            (0.8, "Leusden Snelladen", CCS_150KW, "DC"),
+        ):
+            add_location(
+                UTRECHT[0] + (AMERSFOORT[0] - UTRECHT[0]) * fraction,
+                UTRECHT[1] + (AMERSFOORT[1] - UTRECHT[1]) * fraction,
+                evse("E1", connector(kind, tariff_ids=[tariff])),
+                id=name.split()[0].upper(),
+                name=name,
+            )
         db.session.commit()
         stored = get_location("NL", "TCP", "JAARBEURS")
         payg = plan_services.current_version("payg")
@@ -153,6 +178,10 @@ def check_details(page: Any, expected_price: str) -> None:
         f"https://www.openstreetmap.org/directions?engine=fossgis_osrm_car&route=;{point}",
         f"geo:{point}",
     ]
+    # A visitor is asked to sign in to start charging here (the CPO can start this EVSE remotely).
+    sign_in = panel.locator("a[href^='/login?next=']")
+    assert sign_in.count() == 1 and "/map/locations/NL/TCP/JAARBEURS" in (sign_in.get_attribute("href") or "")
+    assert panel.locator("a[href^='/charging/start']").count() == 0
 
 
 def test_a_visitor_finds_a_fast_charger_with_its_price_on_a_desktop(map_server, browser):
@@ -240,4 +269,75 @@ def test_without_javascript_the_searched_place_lists_its_chargers_and_their_pric
     results.locator("a", has_text="Jaarbeurs").click()
     assert page.locator("[data-price]").inner_text() == format_currency(price, "EUR", locale="fr_BE")
     assert page.locator(".finder-nav a").count() == 5
+    context.close()
+
+
+def result_names(page: Any) -> list[str]:
+    names: list[str] = page.locator("#finder-results .finder-result__name").all_inner_texts()
+    return names
+
+
+def test_in_french_the_list_sorts_by_the_drivers_price_and_the_address_keeps_it(map_server, browser):
+    server, _price = map_server
+    context, page, errors = open_page(browser, DESKTOP, "fr-BE")
+    page.goto(server.url + "/map")
+    settled(page)
+    assert page.locator("#finder-sort-apply").is_hidden()  # the list follows the choice at once
+    page.locator("#finder-q").fill("Utrecht")
+    page.keyboard.press("Enter")
+    settled(page)
+    nearest = result_names(page)
+    assert nearest[:3] == ["Neude", "Domplein", "Jaarbeurs Snelladen"] and "Griftpark" in nearest
+    page.locator("#finder-sort").select_option("price")
+    settled(page)
+    cheapest = result_names(page)
+    assert cheapest[0] == "Griftpark" and cheapest[-1] == "Jaarbeurs Snelladen"
+    assert "sort=price" in page.url
+    page.reload()
+    settled(page)
+    assert page.locator("#finder-sort").input_value() == "price" and result_names(page)[0] == "Griftpark"
+    page.screenshot(path="/tmp/finder_desktop_fr_sorted.png")
+    assert errors == []
+    context.close()
+
+
+def test_on_a_phone_in_dutch_a_route_between_two_typed_places_lists_the_chargers_on_the_way(map_server, browser):
+    server, _price = map_server
+    context, page, errors = open_page(browser, PHONE, "nl-NL")
+    page.goto(server.url + "/map")
+    settled(page)
+    assert page.locator("#finder-from").is_hidden()  # one way of searching at a time
+    # By keyboard: the mode, both places, Enter.
+    page.locator("input[name=mode][value=near]").focus()
+    page.keyboard.press("ArrowRight")  # radio buttons move with the arrow keys
+    assert page.locator("input[name=mode][value=route]").is_checked()
+    assert page.locator("#finder-q").is_hidden() and page.locator("#finder-from").is_visible()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "finder-from"
+    page.keyboard.type("Utrecht")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Amersfoort")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    settled(page)
+    status = page.locator("#finder-status").inner_text()
+    assert "Utrecht, Nederland" in status and "Amersfoort, Nederland" in status
+    names = result_names(page)
+    assert names.index("Zeist") < names.index("Leusden Snelladen") and "Jaarbeurs Snelladen" in names
+    assert page.locator("#finder-order").is_visible() and page.locator("#finder-sort-control").is_hidden()
+    assert page.locator("path.finder-route").count() == 1  # the straight line, drawn
+    no_sideways_scrolling(page)
+    # The filters hold along the route: fast DC chargers only, still in the order of the route.
+    page.locator("#finder-filters summary").click()
+    page.locator("#finder-current").select_option("DC")
+    settled(page)
+    assert result_names(page) == ["Jaarbeurs Snelladen", "Leusden Snelladen"]
+    assert "mode=route" in page.url and "power_type=DC" in page.url and "from=Utrecht" in page.url
+    page.locator("#finder-results .finder-result a", has_text="Leusden").click()
+    page.locator("#finder-panel").wait_for(state="visible")
+    assert page.locator("#finder-panel-title").inner_text() == "Leusden Snelladen"
+    assert page.locator("#finder-panel [data-price]").count() == 1
+    no_sideways_scrolling(page)
+    page.screenshot(path="/tmp/finder_phone_nl_route.png")
+    assert errors == []
     context.close()
