@@ -53,10 +53,11 @@ CELERY_LOG_LEVEL ?= WARNING
 # The shared Dutch charge points (7,609 locations, 994 tariffs) fill the demo's map; the path is relative to the
 # repository root (CI: /tmp/ciclone beside /tmp/shared). A missing folder is skipped with a message.
 DEMO_CHARGE_POINTS ?= ../shared/data/ocpi-nl-10-cities
+# The demo seed runs once the emulator is up (its invoices are paid through it) and before the worker starts, with
+# its jobs inline (no broker): its invoice runs finish in the seed.
 
 run: venv translations
 	$(BIN)/flask db upgrade
-	$(BIN)/flask demo seed --charge-points $(DEMO_CHARGE_POINTS)
 	@children=""; trap 'kill $$children 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
 	if [ -z "$$CELERY_BROKER_URL" ]; then broker="the embedded broker ($(EMBEDDED_BROKER))"; \
 	else broker="the broker of CELERY_BROKER_URL"; fi; \
@@ -67,6 +68,7 @@ run: venv translations
 	  $(BIN)/python app/payments/emulator.py $(STRIPE_EMULATOR_PORT) & children="$$children $$!"; \
 	  echo "Stripe emulator (localstripe) on $$STRIPE_API_BASE"; \
 	fi; \
+	env -u CELERY_BROKER_URL $(BIN)/flask demo seed --charge-points $(DEMO_CHARGE_POINTS) || exit 1; \
 	$(BIN)/celery --quiet -A app.worker worker --pool threads --concurrency 4 --loglevel $(CELERY_LOG_LEVEL) \
 	  & children="$$children $$!"; \
 	$(BIN)/celery --quiet -A app.worker beat --schedule $(BEAT_SCHEDULE_FILE) --loglevel $(CELERY_LOG_LEVEL) \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -43,8 +44,9 @@ DEMO_USERS = [
     help="A folder with OCPI locations.json.gz and tariffs.json.gz to import (make run: the shared Dutch data).",
 )
 def seed_command(charge_points: Path | None) -> None:
-    """Create the demo driver, support, finance, operations and admin users (idempotent); with --charge-points,
-    import charge points for the map and a demo hub that relays them (idempotent: a re-run updates)."""
+    """Create the demo driver, support, finance, operations and admin users, then the living demo (a demo CPO,
+    months of sessions and invoices, other drivers, a session charging now; needs the Stripe emulator); with
+    --charge-points, import charge points for the map and a demo hub that relays them. Idempotent."""
     seed_default_plans()
     click.echo("Demo users (email / password / role):")
     for email, role in DEMO_USERS:
@@ -58,6 +60,7 @@ def seed_command(charge_points: Path | None) -> None:
         click.echo(f"  {email:<24} {DEMO_PASSWORD:<18} {role.value:<10} ({state})")
     _seed_cards()
     db.session.commit()
+    _seed_living_demo()
     if charge_points is not None:
         _seed_charge_points(charge_points)
 
@@ -83,6 +86,29 @@ def _seed_cards() -> None:
         card_services.ship_card(card, actor)
         card_services.activate_by_operations(card, actor)
         click.echo(f"Demo driver's card: {card.visual_number} ({card.contract_id}), active.")
+
+
+def _seed_living_demo() -> None:
+    """The demo CPO, months of sessions and invoices, hundreds of drivers, a session charging now
+    (app/demo/living.py); skipped with a message when it cannot be built here (no Stripe emulator)."""
+    from app.demo.living import LivingDemoSkippedError, seed_living_demo
+
+    started = time.monotonic()
+    try:
+        report = seed_living_demo()
+    except LivingDemoSkippedError as exc:
+        click.echo(f"Living demo: skipped ({exc}).")
+        return
+    partner = "registered" if report.partner_created else "exists"
+    made = report.history
+    click.echo(f"Living demo ({time.monotonic() - started:.1f} s): demo CPO {partner}; {report.drivers} other drivers")
+    click.echo(f"  sessions: {made.sessions_stored} stored, {made.rated} rated; charging now: {made.live_session}")
+    for problem in made.rating_problems:
+        click.echo(f"  not rated: {problem}")
+    for period, done in made.runs.items():
+        click.echo(f"  run {period}: {done}")
+    if made.credit_note:
+        click.echo(f"  credit note {made.credit_note} on the oldest month's invoice of driver@example.com")
 
 
 def _seed_charge_points(folder: Path) -> None:
