@@ -10,10 +10,12 @@ from flask.cli import AppGroup
 
 from app.accounts import services
 from app.accounts.models import Role
+from app.demo.generate_cli import generate_command
 from app.extensions import db
 from app.plans.services import seed_default_plans
 
 demo_cli = AppGroup("demo", help="Demo data.")
+demo_cli.add_command(generate_command)
 
 DEMO_PASSWORD = "demo-password-1"
 
