@@ -82,6 +82,18 @@ class ProfileForm(ProfileFields):
     submit = SubmitField(_l("Save"))
 
 
+class NotificationEmailForm(FlaskForm):
+    notification_email = EmailField(
+        _l("Email for notices"),
+        validators=[Optional(), Email(), Length(max=254)],
+        description=_l(
+            "Invoices, payment messages and card notices. Leave it empty to receive them at your sign-in address."
+        ),
+        render_kw={"autocomplete": "email"},
+    )
+    submit = SubmitField(_l("Save address"))
+
+
 class LoginForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), Email()], render_kw={"autocomplete": "email"})
     password = PasswordField(

@@ -46,6 +46,11 @@ class Account(TimestampMixin, Model):
     language: Mapped[str] = mapped_column(String(2), default="en")
     company_name: Mapped[str | None] = mapped_column(String(200))
     vat_number: Mapped[str | None] = mapped_column(String(20))
+    # Where the account's notices go (invoices, payment failures, card events) instead of its sign-in addresses;
+    # only a confirmed address is used. One waiting for its confirmation link stays apart until then
+    # (``app.accounts.notices``).
+    notification_email: Mapped[str | None] = mapped_column(String(254))
+    notification_email_pending: Mapped[str | None] = mapped_column(String(254))
     # Closing keeps the billing identity for the legal retention period, then anonymises it.
     closed_at: Mapped[dt.datetime | None]
     anonymised_at: Mapped[dt.datetime | None]
@@ -55,6 +60,13 @@ class Account(TimestampMixin, Model):
     __table_args__ = (
         # Support searches names by prefix, case-insensitively (text_pattern_ops on PostgreSQL, see migration).
         Index("ix_accounts_full_name_lower", func.lower(full_name)),
+        # Finance finds invoices by any part of the name: a trigram index on PostgreSQL only (migration 16b2b0abe013).
+        Index(
+            "ix_accounts_full_name_trgm",
+            func.lower(full_name).label("full_name_lower"),
+            postgresql_using="gin",
+            postgresql_ops={"full_name_lower": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
         CheckConstraint("language IN ('nl', 'fr', 'en')", name="language"),
         CheckConstraint("length(country) = 2", name="country"),
     )

@@ -8,6 +8,8 @@ when the app is created, the way billing plugs its rule into roaming's ``STANDIN
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 from app.accounts.models import Account
@@ -16,6 +18,22 @@ from app.audit.services import Actor
 
 class PlanRefusedError(ValueError):
     """The chosen plan may not start for this account (closed to new subscribers, business accounts only...)."""
+
+
+@dataclass(frozen=True)
+class PlanOffer:
+    """A plan as sign-up compares it: what it costs on top of the operator's price, in the page's language."""
+
+    code: str
+    name: str
+    description: str
+    currency: str
+    monthly_fee: Decimal
+    markup_per_kwh: Decimal
+    markup_percent: Decimal
+    session_fee: Decimal
+    session_fee_cap_per_month: Decimal | None
+    business_only: bool
 
 
 class PlanCatalogue(Protocol):
@@ -27,6 +45,9 @@ class PlanCatalogue(Protocol):
 
     def choices(self, language: str) -> list[tuple[str, str]]:
         """``(code, name in language)`` of the plans open to new drivers, cheapest first."""
+
+    def offers(self, language: str) -> list[PlanOffer]:
+        """The same plans as :meth:`choices`, with their prices, for the sign-up page's comparison."""
 
     def find(self, code: str) -> Any | None:
         """The current version of the plan ``code``, or None when there is no such plan."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -22,12 +24,14 @@ from app.accounts.passwords import (
     verify_password,
 )
 from app.accounts.plan_choice import PlanRefusedError, plan_catalogue
+from app.accounts.postcodes import InvalidPostcodeError, normalise_postcode
 from app.accounts.sessions import end_all_sessions
 from app.accounts.vat_numbers import InvalidVatNumberError, validate_vat_number
 from app.audit.services import Actor
 from app.audit.services import record as record_audit
 from app.db import utcnow
 from app.extensions import db
+from app.i18n import N_
 from app.mail import queue_template
 from app.public_urls import portal_url
 
@@ -35,7 +39,7 @@ from app.public_urls import portal_url
 class AccountError(ValueError):
     """A use case refused its input; ``field`` names the offending field when there is one."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str | LazyString, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
@@ -71,24 +75,28 @@ class DriverProfile:
 def _clean_profile(profile: DriverProfile) -> DriverProfile:
     for name in ("full_name", "street", "postal_code", "city"):
         if not getattr(profile, name).strip():
-            raise AccountError("This field is required.", name)
+            raise AccountError(_l("This field is required."), name)
     if profile.country not in SUPPORTED_COUNTRIES:
-        raise AccountError("We do not offer contracts in this country yet.", "country")
+        raise AccountError(_l("We do not offer contracts in this country yet."), "country")
     if profile.language not in LANGUAGES:
-        raise AccountError("Unsupported language.", "language")
+        raise AccountError(_l("Unsupported language."), "language")
     company = (profile.company_name or "").strip() or None
     vat = (profile.vat_number or "").strip() or None
     if vat and not company:
-        raise AccountError("A VAT number needs a company name.", "company_name")
+        raise AccountError(_l("A VAT number needs a company name."), "company_name")
     if vat:
         try:
             vat = validate_vat_number(vat)
         except InvalidVatNumberError as exc:
-            raise AccountError(str(exc), "vat_number") from exc
+            raise AccountError(exc.args[0], "vat_number") from exc
+    try:
+        postal_code = normalise_postcode(profile.country, profile.postal_code)
+    except InvalidPostcodeError as exc:
+        raise AccountError(exc.args[0], "postal_code") from exc
     return DriverProfile(
         full_name=profile.full_name.strip(),
         street=profile.street.strip(),
-        postal_code=profile.postal_code.strip().upper(),
+        postal_code=postal_code,
         city=profile.city.strip(),
         country=profile.country,
         language=profile.language,
@@ -99,7 +107,7 @@ def _clean_profile(profile: DriverProfile) -> DriverProfile:
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"Use at least {MIN_PASSWORD_LENGTH} characters.", "password")
+        raise AccountError(_l("Use at least %(count)s characters.", count=MIN_PASSWORD_LENGTH), "password")
 
 
 def find_user_by_email(email: str) -> User | None:
@@ -123,7 +131,7 @@ def register_driver(
     plans = plan_catalogue()
     plan = plans.find(plan_code or plans.default_code)
     if plan is None:
-        raise AccountError("Choose one of the plans offered.", "plan")
+        raise AccountError(_l("Choose one of the plans offered."), "plan")
     # The expensive step, taken whether or not the address is known (hashing only for a new one answered a known
     # address in 8 ms and a new one in 190 ms).
     password_hash = hash_password(password)
@@ -142,7 +150,7 @@ def register_driver(
     try:
         plans.subscribe(account, plan, Actor.of(user))
     except PlanRefusedError as error:
-        raise AccountError(str(error), "plan") from error
+        raise AccountError(error.args[0], "plan") from error
     return user, [confirmation_email(user)]
 
 
@@ -151,7 +159,7 @@ def already_registered_email(email: str, language: str) -> PendingEmail:
         to=email,
         template="already_registered",
         language=language,
-        subject="You already have an account",
+        subject=N_("You already have an account"),
         context={"login_url": portal_url("accounts.login"), "reset_url": portal_url("accounts.reset_request")},
     )
 
@@ -162,7 +170,7 @@ def confirmation_email(user: User) -> PendingEmail:
         to=user.email,
         template="confirm_email",
         language=user.preferred_language,
-        subject="Confirm your email address",
+        subject=N_("Confirm your email address"),
         context={
             "confirm_url": portal_url("accounts.confirm", token=token),
             "name": user.account.full_name if user.account else user.email,
@@ -175,19 +183,6 @@ def resend_confirmation(email: str) -> list[PendingEmail]:
     if user is None or user.is_confirmed:
         return []
     return [confirmation_email(user)]
-
-
-def confirm_email(token: str) -> User | None:
-    payload = links.read_confirm_token(token)
-    if payload is None:
-        return None
-    user = db.session.get(User, payload.get("uid"))
-    if user is None or user.email != payload.get("email"):
-        return None
-    if user.email_confirmed_at is None:
-        user.email_confirmed_at = utcnow()
-        db.session.flush()
-    return user
 
 
 class LoginRefusedError(AccountError):
@@ -228,7 +223,7 @@ def request_password_reset(email: str) -> list[PendingEmail]:
             to=user.email,
             template="reset_password",
             language=user.preferred_language,
-            subject="Reset your password",
+            subject=N_("Reset your password"),
             context={"reset_url": portal_url("accounts.reset_password", token=token)},
         )
     ]
@@ -247,7 +242,7 @@ def user_for_reset_token(token: str) -> User | None:
 def reset_password(token: str, new_password: str) -> User:
     user = user_for_reset_token(token)
     if user is None:
-        raise AccountError("This reset link is invalid, expired or already used.")
+        raise AccountError(_l("This reset link is invalid, expired or already used."))
     set_password(user, new_password)
     # Receiving the link proves control of the mailbox.
     if user.email_confirmed_at is None:
@@ -267,13 +262,13 @@ def set_password(user: User, new_password: str) -> None:
 
 def change_password(user: User, current_password: str, new_password: str) -> None:
     if not verify_password(user.password_hash, current_password):
-        raise AccountError("Your current password is not correct.", "current_password")
+        raise AccountError(_l("Your current password is not correct."), "current_password")
     set_password(user, new_password)
 
 
 def update_profile(user: User, profile: DriverProfile) -> Account:
     if user.account is None:
-        raise AccountError("Only drivers have a profile.")
+        raise AccountError(_l("Only drivers have a profile."))
     cleaned = _clean_profile(profile)
     account = user.account
     for name, value in cleaned.__dict__.items():
@@ -302,7 +297,10 @@ def create_user(
         raise AccountError(f"A user with email {email} already exists.", "email")
     account = None
     if role == Role.DRIVER:
-        account = Account(**_clean_profile(profile or default_driver_profile(email)).__dict__)
+        # Without a profile the account gets the placeholder address ("-"), which is no postal code: stored as it
+        # is, for the driver to fill in on the profile page (where it is checked like any other).
+        cleaned = _clean_profile(profile) if profile is not None else default_driver_profile(email)
+        account = Account(**cleaned.__dict__)
         db.session.add(account)
     user = User(
         email=email,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import lazy_gettext as _l
+
 _SHAPES = {
     "BE": re.compile(r"^BE[01]\d{9}$"),
     "NL": re.compile(r"^NL\d{9}B\d{2}$"),
@@ -31,11 +33,13 @@ def validate_vat_number(raw: str) -> str:
     country = number[:2]
     shape = _SHAPES.get(country)
     if shape is None:
-        raise InvalidVatNumberError(f"VAT numbers from {country or '?'} are not supported")
+        raise InvalidVatNumberError(_l("VAT numbers from %(country)s are not supported.", country=country or "?"))
     if not shape.match(number):
-        raise InvalidVatNumberError(f"{number} does not have the shape of a {country} VAT number")
+        raise InvalidVatNumberError(
+            _l("%(number)s does not have the shape of a %(country)s VAT number.", number=number, country=country)
+        )
     if country == "BE":
         digits = number[2:]
         if 97 - int(digits[:8]) % 97 != int(digits[8:]):
-            raise InvalidVatNumberError(f"{number} fails the Belgian check digits")
+            raise InvalidVatNumberError(_l("%(number)s fails the Belgian check digits.", number=number))
     return number

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from app.accounts import services
+from app.accounts import confirmation, notices, services
 from app.accounts.access import driver_required, login_required
 from app.accounts.api_tokens import RevokedReason, device_of_user, live_devices_of, revoke_all_devices, revoke_device
 from app.accounts.forms import (
     ChangePasswordForm,
     EmailOnlyForm,
     LoginForm,
+    NotificationEmailForm,
     ProfileForm,
     ResetPasswordForm,
     SignupForm,
 )
 from app.accounts.login_limits import LOGIN_ACCOUNT_SCOPE, login_account_key
+from app.accounts.plan_choice import plan_catalogue
 from app.accounts.redirects import local_path_or_none
 from app.accounts.sessions import end_all_sessions
 from app.extensions import FlaskForm, db, limiter
@@ -47,9 +50,9 @@ def _profile_from(form: ProfileForm | SignupForm) -> services.DriverProfile:
 def _attach_error(form: FlaskForm, error: services.AccountError) -> None:
     field = getattr(form, error.field, None) if error.field else None
     if field is not None:
-        field.errors = [*field.errors, _(str(error))]
+        field.errors = [*field.errors, str(error)]
     else:
-        form.form_errors.append(_(str(error)))
+        form.form_errors.append(str(error))
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -71,18 +74,27 @@ def signup() -> ResponseReturnValue:
             services.send_pending(emails)
             # Same page for new and already-known addresses: no account enumeration.
             return render_template("portal/accounts/check_email.html", email=form.email.data)
-    return render_template("portal/accounts/signup.html", form=form)
+    # Each plan's prices side by side, in the page's language, from the catalogue (never written into the page).
+    offers = plan_catalogue().offers(str(get_locale()))
+    return render_template("portal/accounts/signup.html", form=form, offers=offers)
 
 
 @bp.get("/confirm/<token>")
 def confirm(token: str) -> ResponseReturnValue:
-    user = services.confirm_email(token)
-    if user is None:
-        flash(_("This confirmation link is invalid or has expired. Request a new one below."), "error")
-        return redirect(url_for("accounts.resend_confirmation"))
-    db.session.commit()
-    flash(_("Your email address is confirmed. You can log in now."), "success")
-    return redirect(url_for("accounts.login"))
+    """The sign-up email's link: confirms the address and signs the driver in, or says what to do instead."""
+    signed_in = current_user.id if current_user.is_authenticated else None
+    result = confirmation.open_confirmation_link(token, signed_in)
+    if result.outcome == confirmation.ConfirmOutcome.SIGNED_IN and result.user is not None:
+        db.session.commit()
+        login_user(result.user)
+        flash(_("Your email address is confirmed and you are signed in. Welcome!"), "success")
+        return redirect(url_for("portal.index"))
+    db.session.rollback()
+    return render_template(
+        "portal/accounts/confirm_result.html",
+        outcome=result.outcome.value,
+        link_email=result.user.email if result.user is not None else None,
+    )
 
 
 @bp.route("/confirm", methods=["GET", "POST"])
@@ -124,8 +136,8 @@ def login() -> ResponseReturnValue:
         db.session.commit()
         # With "keep me logged in", a new remember-me cookie at each login (see app.accounts.session_tokens).
         login_user(user, remember=bool(form.remember.data))
-        if user.account is not None:
-            session["lang"] = user.account.language
+        # A language chosen in this browser before logging in wins (app.i18n.select_locale); without one, the
+        # account's language applies.
         target = local_path_or_none(request.args.get("next"))
         return redirect(target or url_for("portal.index"))
     return render_template("portal/accounts/login.html", form=form, show_resend=False)
@@ -223,13 +235,65 @@ def profile() -> ResponseReturnValue:
     return _profile_page(form, password_form)
 
 
-def _profile_page(form: ProfileForm, password_form: ChangePasswordForm, status: int = 200) -> ResponseReturnValue:
+def _profile_page(
+    form: ProfileForm,
+    password_form: ChangePasswordForm,
+    status: int = 200,
+    notify_form: NotificationEmailForm | None = None,
+) -> ResponseReturnValue:
+    account = current_user.account
+    if notify_form is None:
+        notify_form = NotificationEmailForm(prefix="notify", formdata=None)
+        notify_form.notification_email.data = account.notification_email_pending or account.notification_email
     return render_template(
         "portal/accounts/profile.html",
         form=form,
         password_form=password_form,
+        notify_form=notify_form,
+        account=account,
         devices=live_devices_of(current_user.id),
     ), status
+
+
+@bp.post("/profile/notification-email")
+@driver_required
+@limiter.limit(lambda: _limit("RESET_RATE_LIMIT"))  # each new address is mailed a link
+def notification_email() -> ResponseReturnValue:
+    """Where the account's notices go: a new address is used once confirmed by the link mailed to it."""
+    form = ProfileForm(obj=current_user.account, formdata=None)
+    notify_form = NotificationEmailForm(prefix="notify")
+    if notify_form.validate_on_submit():
+        try:
+            emails = notices.set_notification_email(current_user, notify_form.notification_email.data)
+        except services.AccountError as error:
+            db.session.rollback()
+            _attach_error(notify_form, error)
+        else:
+            db.session.commit()
+            services.send_pending(emails)
+            if emails:
+                flash(
+                    _("We sent a link to %(email)s. Open it to receive your notices there.", email=emails[0].to), "info"
+                )
+            else:
+                flash(
+                    _("Your notices go to %(email)s.", email=notices.notice_addresses(current_user.account_id)[0]),
+                    "success",
+                )
+            return redirect(url_for("accounts.profile"))
+    return _profile_page(form, ChangePasswordForm(prefix="pw"), 400, notify_form)
+
+
+@bp.get("/profile/notification-email/confirm/<token>")
+def confirm_notification_email(token: str) -> ResponseReturnValue:
+    """The link of the confirmation mail (signed, so it works on the phone that opened the mail, signed in or not)."""
+    account = notices.confirm_notification_email(token)
+    if account is None:
+        flash(_("This confirmation link is invalid or has expired. Set the address again in your profile."), "error")
+        return redirect(url_for("accounts.profile"))
+    db.session.commit()
+    flash(_("Confirmed: your notices go to %(email)s.", email=account.notification_email), "success")
+    return redirect(url_for("accounts.profile"))
 
 
 @bp.post("/profile/password")

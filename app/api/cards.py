@@ -25,6 +25,7 @@ from app.cards import services
 from app.cards.lifecycle import DRIVER_BLOCK_REASONS, TransitionError
 from app.cards.models import BlockReason, Card, CardStatus, TokenType
 from app.extensions import db
+from app.i18n import message_of
 from app.payments.services import may_activate_cards
 
 blp = ApiBlueprint(
@@ -98,7 +99,7 @@ def own_card(card_id: int) -> Card:
 
 
 def _refused(error: Exception, code: str) -> ApiProblem:
-    return ApiProblem(409, code, _l(str(error)), detail=str(error))
+    return ApiProblem(409, code, message_of(error), detail=str(error))
 
 
 def _act(action: Callable[[], Card]) -> Card:
@@ -159,7 +160,7 @@ def activate(body: dict[str, Any]) -> dict[str, Any]:
         card = services.activate_card(account, body["visual_number"], _actor())
     except services.CardError as error:
         db.session.rollback()
-        raise field_problem("visual_number", _l(str(error)), code="card_number_unknown") from None
+        raise field_problem("visual_number", message_of(error), code="card_number_unknown") from None
     db.session.commit()
     return present(card)
 

@@ -8,6 +8,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields
 
+from app.accounts.services import send_pending
 from app.api.auth import current_account, current_driver
 from app.api.blueprints import ApiBlueprint
 from app.api.problems import ApiProblem, field_problem
@@ -15,8 +16,10 @@ from app.api.schemas import MoneyOut, RateOut, decimal_text, money, rate, text
 from app.audit.services import Actor
 from app.db import utcnow
 from app.extensions import db
+from app.i18n import message_of
 from app.plans import services
 from app.plans.models import Plan
+from app.plans.notices import plan_change_emails
 
 blp = ApiBlueprint("api_plan", __name__, tag="Plan", url_prefix="/api/v1/plan", description="The driver's plan")
 
@@ -80,12 +83,15 @@ def _state() -> dict[str, Any]:
 
 
 def _change_to(plan: Plan) -> None:
+    account = current_account()
     try:
-        services.change_plan(current_account(), plan, Actor.of(current_driver()))
+        subscription = services.change_plan(account, plan, Actor.of(current_driver()))
     except services.PlanError as error:
         db.session.rollback()
-        raise ApiProblem(409, "plan_refused", _l(str(error)), detail=str(error)) from None
+        raise ApiProblem(409, "plan_refused", message_of(error), detail=str(error)) from None
+    emails = plan_change_emails(account, subscription)
     db.session.commit()
+    send_pending(emails)
 
 
 @blp.route("", methods=["GET"])
@@ -116,5 +122,12 @@ def cancel_scheduled_change() -> dict[str, Any]:
     current = services.plan_at(account.id, now)
     if current is None or services.pending_change(account.id, now) is None:
         raise ApiProblem(404, "no_scheduled_change", _l("No plan change is scheduled."))
-    _change_to(current)
+    try:
+        stretch = services.cancel_pending_change(account, Actor.of(current_driver()), now=now)
+    except services.PlanError as error:
+        db.session.rollback()
+        raise ApiProblem(409, "plan_refused", message_of(error), detail=str(error)) from None
+    emails = plan_change_emails(account, stretch, cancelled=True)
+    db.session.commit()
+    send_pending(emails)
     return _state()

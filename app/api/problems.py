@@ -120,7 +120,9 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
         for index, value in enumerate(messages):
             flat.update(_flatten(value, f"{prefix}.{index}" if prefix else str(index)))
     else:
-        flat.setdefault(prefix or "body", []).append(_(str(messages)))
+        # A plain string is one of marshmallow's own messages (a msgid); our schemas' lazy messages render
+        # themselves in the caller's language.
+        flat.setdefault(prefix or "body", []).append(_(messages) if isinstance(messages, str) else str(messages))
     return flat
 
 

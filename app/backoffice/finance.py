@@ -15,8 +15,11 @@ from sqlalchemy import func, select
 
 from app.accounts.models import Role
 from app.backoffice.access import staff_required
+from app.billing import lookups
 from app.billing import reporting as exports
 from app.billing.models import HoldStatus, Invoice, InvoiceRun, InvoiceStatus, PaymentState, RunStatus, SessionHold
+from app.billing.runs.services import last_ended_month
+from app.customer_care.charge_points import PartyKey, operator_names
 from app.extensions import db
 from app.rating import reports
 
@@ -113,12 +116,15 @@ def export_csv(kind: str) -> Response:
     return _csv_response(chunks, f"{kind}-{period or 'all'}.csv")
 
 
-def _margin_months() -> tuple[str, str, list[str]]:
+def _margin_months(*, default_latest: bool = False) -> tuple[str, str, list[str]]:
     first = _month_arg("from")
     last = _month_arg("to")
     if first is None:
         if last is None:
-            return "", "", []
+            if not default_latest:
+                return "", "", []
+            # A first visit shows the latest invoiced month (else the last month that has ended), not a blank.
+            last = lookups.latest_period() or last_ended_month()
         first = last
     elif last is None:
         last = first
@@ -130,13 +136,16 @@ def _margin_months() -> tuple[str, str, list[str]]:
 @bp.get("/margin")
 @staff_required(Role.FINANCE)
 def margin() -> str:
-    first, last, months = _margin_months()
+    first, last, months = _margin_months(default_latest=True)
+    rows = exports.margin_report(months) if months else []
     return render_template(
         "backoffice/finance/margin.html",
         first=first,
         last=last,
         months=months,
-        rows=exports.margin_report(months) if months else [],
+        rows=rows,
+        cpo_names=operator_names(PartyKey(row.country_code, row.party_id) for row in rows),
+        party_key=PartyKey,
     )
 
 

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
-from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.accounts.models import Role
@@ -71,13 +71,22 @@ class CreditNoteForm(FlaskForm):
         validators=[DataRequired()],
     )
     reason = TextAreaField(_l("Internal note"), validators=[DataRequired(), Length(max=1000)])
+    # A credit note is numbered and sent (and may refund money): it cannot be withdrawn.
+    confirm = BooleanField(
+        _l("I understand that a credit note cannot be withdrawn."),
+        validators=[DataRequired(_l("Tick “I understand” to confirm: this step cannot be undone."))],
+    )
 
 
 @bp.get("/invoices")
 @staff_required(Role.FINANCE)
 def invoice_search() -> str:
-    fields = ("number", "customer", "email", "period", "state", "reference")
+    fields = ("number", "customer", "name", "email", "period", "state", "reference")
     filters = lookups.InvoiceSearch(**{key: (request.args.get(key) or "").strip() for key in fields})
+    # A first visit shows the latest invoiced month instead of an empty page.
+    latest = None if filters.given else lookups.latest_period()
+    if latest is not None:
+        filters = lookups.InvoiceSearch(period=latest)
     try:
         found = lookups.search_invoices(filters)
     except BillingError:
@@ -88,6 +97,7 @@ def invoice_search() -> str:
         more=found.more,
         filters=filters,
         searched=filters.given,
+        latest=latest,
         states=[state.value for state in PaymentState],
     )
 
@@ -158,7 +168,7 @@ def credit(number: str) -> ResponseReturnValue:
     except (BillingError, HoldError) as error:
         db.session.rollback()
         field = form.amount if form.scope.data == "amount" else form.reason
-        field.errors = [*field.errors, _(str(error))]
+        field.errors = [*field.errors, str(error)]
         return _detail(invoice, form, 400)
     db.session.commit()
     flash(_("Credit note %(number)s issued.", number=note.number), "success")
@@ -219,7 +229,7 @@ def rerender(number: str) -> ResponseReturnValue:
         rerender_pdf(invoice, Actor.of(current_user), form.reason.data)
     except BillingError as error:
         db.session.rollback()
-        flash(_(str(error)), "error")
+        flash(str(error), "error")
         return redirect(url_for("finance_invoices.invoice_detail", number=invoice.number))
     db.session.commit()
     flash(_("The PDF of %(number)s was rendered again from its frozen data.", number=invoice.number), "success")

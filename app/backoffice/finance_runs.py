@@ -9,14 +9,15 @@ from collections.abc import Callable
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
-from wtforms import StringField, SubmitField, TextAreaField
+from wtforms import BooleanField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from app.accounts.models import Role
+from app.accounts.models import Account, Role
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
 from app.billing.documents import delivery
@@ -25,6 +26,8 @@ from app.billing.models import HoldStatus, InvoiceRun, RunItem, RunStatus, Sessi
 from app.billing.runs import dispatch, driver, holds
 from app.billing.runs import services as runs
 from app.extensions import FlaskForm, db
+from app.i18n import format_money
+from app.plans.models import Plan
 
 bp = Blueprint("finance_runs", __name__, url_prefix="/backoffice/finance")
 
@@ -41,6 +44,8 @@ class PreviewForm(FlaskForm):
 
 class RunStepForm(FlaskForm):
     reason = TextAreaField(_l("Reason (optional)"), validators=[Optional(), Length(max=1000)])
+    # Required by the view for a step that cannot be undone (finalizing an approved run).
+    confirm = BooleanField(_l("I understand that this cannot be undone."))
 
 
 class HoldDecisionForm(FlaskForm):
@@ -84,7 +89,7 @@ def new_preview() -> ResponseReturnValue:
         run = driver.preview(form.period.data, _actor())
     except BillingError as error:
         db.session.rollback()
-        form.period.errors = [*form.period.errors, _(str(error))]
+        form.period.errors = [*form.period.errors, str(error)]
         return _runs_page(form, 400)
     flash(_("Preview of %(period)s computed.", period=run.period), "success")
     return redirect(url_for("finance_runs.run_detail", run_id=run.id))
@@ -102,6 +107,12 @@ def run_detail(run_id: int) -> str:
     unrated = (run.results or {}).get("unrated_cdrs") or []  # checked when the run completed
     held = db.session.scalar(select(func.count(SessionHold.id)).where(SessionHold.status == HoldStatus.HELD))
     to_deliver = delivery.undelivered_count(run.id) if run.status == RunStatus.FINALIZED else 0
+    # The preview keeps plans as "code vN"; finance reads their names in the page's language.
+    language = str(get_locale())
+    plan_names = {
+        f"{plan.code} v{plan.version}": f"{plan.name_in(language)} (v{plan.version})"
+        for plan in db.session.scalars(select(Plan))
+    }
     return render_template(
         "backoffice/finance/run.html",
         run=run,
@@ -114,24 +125,62 @@ def run_detail(run_id: int) -> str:
         form=RunStepForm(),
         audit=entries_for("billing_run", run.id, limit=20),
         eager=dispatch.is_eager(),
+        plan_names=plan_names,
     )
 
 
-def _step(run_id: int, step: Callable[[InvoiceRun, str], object], message: str) -> ResponseReturnValue:
-    """Take one step of the run through ``runs.driver`` (which commits it); a refused step changes nothing."""
+def _step(
+    run_id: int,
+    step: Callable[[InvoiceRun, str], object],
+    message: str | Callable[[InvoiceRun], tuple[str, str]],
+    *,
+    confirm: Callable[[InvoiceRun], bool] = lambda _run: False,
+) -> ResponseReturnValue:
+    """Take one step of the run through ``runs.driver`` (which commits it); a refused step changes nothing.
+
+    ``confirm`` says whether the step cannot be undone for this run: then the form must carry the ticked "I
+    understand" box (checked here, so it holds without JavaScript and for a hand-made POST). ``message`` is the
+    success message, or a function of the run after the step giving (message, category): what happened, not
+    what was hoped."""
     run = _run_or_404(run_id)
     form = RunStepForm()
     if not form.validate_on_submit():
         flash(_("The form expired or the reason is too long; try again."), "error")
         return redirect(url_for("finance_runs.run_detail", run_id=run.id))
+    if confirm(run) and not form.confirm.data:
+        flash(_("Tick “I understand” to confirm: this step cannot be undone."), "error")
+        return redirect(url_for("finance_runs.run_detail", run_id=run.id))
     try:
         step(run, form.reason.data)
     except BillingError as error:
         db.session.rollback()
-        flash(_(str(error)), "error")
+        flash(str(error), "error")
         return redirect(url_for("finance_runs.run_detail", run_id=run.id))
-    flash(message, "success")
+    text, category = message(run) if callable(message) else (message, "success")
+    flash(text, category)
     return redirect(url_for("finance_runs.run_detail", run_id=run.id))
+
+
+def finalize_outcome(run: InvoiceRun) -> tuple[str, str]:
+    """What finalizing did, said as it stands after the step: inline (no workers) the run is already finished or
+    has failed accounts; only with workers is it still running."""
+    db.session.refresh(run)
+    counts = runs.progress(run)
+    if run.status == RunStatus.FINALIZED:
+        results = run.results or {}
+        return _(
+            "Run finalized: %(invoices)s invoice(s), %(total)s incl. VAT.",
+            invoices=results.get("invoices", 0),
+            total=format_money(int(results.get("total_minor", 0)), "EUR", minor_units=True),
+        ), "success"
+    if counts["failed"]:
+        return _(
+            "Finalizing stopped with %(count)s failed account(s); the others are finalized. Fix the cause, then retry.",
+            count=counts["failed"],
+        ), "error"
+    if dispatch.is_eager() or not counts["pending"]:
+        return _("Every account is finalized; complete the run below."), "info"
+    return _("Finalizing started: the workers are on it and the progress is shown below."), "info"
 
 
 @bp.post("/runs/<int:run_id>/preview")
@@ -159,7 +208,8 @@ def finalize(run_id: int) -> ResponseReturnValue:
     return _step(
         run_id,
         lambda run, reason: driver.finalize(run, _actor(), reason),
-        _("Finalizing started; progress is shown below."),
+        finalize_outcome,
+        confirm=lambda run: run.status == RunStatus.APPROVED,  # the first finalize numbers the invoices
     )
 
 
@@ -179,7 +229,20 @@ def deliver(run_id: int) -> ResponseReturnValue:
 @bp.get("/holds")
 @staff_required(Role.FINANCE)
 def hold_queue() -> str:
-    return render_template("backoffice/finance/holds.html", rows=holds.held_queue(), form=HoldDecisionForm())
+    rows = holds.held_queue()
+    account_ids = {charge.account_id for _hold, charge, _cdr in rows if charge.account_id}
+    names = (
+        dict(db.session.execute(select(Account.id, Account.full_name).where(Account.id.in_(account_ids))).all())
+        if account_ids
+        else {}
+    )
+    return render_template(
+        "backoffice/finance/holds.html",
+        rows=rows,
+        names=names,
+        may_see_accounts=current_user.has_role(Role.SUPPORT),
+        form=HoldDecisionForm(),
+    )
 
 
 @bp.post("/holds/<int:hold_id>/<any(release, adjust, write_off):action>")
@@ -211,7 +274,7 @@ def decide_hold(hold_id: int, action: str) -> ResponseReturnValue:
         operation()
     except BillingError as error:
         db.session.rollback()
-        flash(_(str(error)), "error")
+        flash(str(error), "error")
         return redirect(url_for("finance_runs.hold_queue"))
     db.session.commit()
     flash(message, "success")

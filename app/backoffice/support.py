@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.accounts.models import Account, Role
-from app.accounts.services import AccountError, send_pending
+from app.accounts.services import AccountError, PendingEmail, send_pending
 from app.audit.services import Actor, record
 from app.backoffice.access import staff_required
 from app.cards import services as card_services
@@ -34,6 +34,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.plans import services as plan_services
 from app.plans.models import Plan
+from app.plans.notices import plan_change_emails
 
 bp = Blueprint("support", __name__, url_prefix="/backoffice/support")
 
@@ -137,9 +138,21 @@ def _back(account_id: int) -> ResponseReturnValue:
     return redirect(url_for("support.account", account_id=account_id))
 
 
+# Support actions that cannot be undone: the form carries a ticked "I understand" box (``_note_action.html``),
+# checked here so the rule holds without JavaScript and for any POST.
+IRREVERSIBLE = {"replace", "plan", "close"}
+
+
+def _unconfirmed(account_id: int) -> ResponseReturnValue | None:
+    if request.form.get("confirm") == "y":
+        return None
+    flash(_("Tick “I understand” to confirm: this step cannot be undone."), "error")
+    return _back(account_id)
+
+
 def _run(account_id: int, action: Callable[[], object], success: str) -> ResponseReturnValue:
     try:
-        action()
+        outcome = action()
     except (card_services.AccountClosedError, plan_services.AccountClosedError):
         db.session.rollback()
         flash(_("This account is closed: nothing can be ordered or changed on it."), "error")
@@ -152,9 +165,12 @@ def _run(account_id: int, action: Callable[[], object], success: str) -> Respons
         closure.ClosureError,
     ) as error:
         db.session.rollback()
-        flash(_(str(error)), "error")
+        flash(str(error), "error")
         return _back(account_id)
     db.session.commit()
+    # An action may hand back the emails it prepared (a plan change): sent once its work is committed.
+    if isinstance(outcome, list):
+        send_pending([email for email in outcome if isinstance(email, PendingEmail)])
     flash(success, "success")
     return _back(account_id)
 
@@ -195,6 +211,8 @@ def card_action(card_id: int, action: str) -> ResponseReturnValue:
         ),
     }
     operation, message = operations[action]
+    if action in IRREVERSIBLE and (refused := _unconfirmed(card.account_id)) is not None:
+        return refused
     return _run(card.account_id, operation, message)
 
 
@@ -221,9 +239,11 @@ def change_plan(account_id: int) -> ResponseReturnValue:
     if plan is None or not form.validate_on_submit():
         flash(_("Choose a plan and give a reason."), "error")
         return _back(account_id)
+    if (refused := _unconfirmed(account_id)) is not None:
+        return refused
     return _run(
         account_id,
-        lambda: plan_services.change_plan(account, plan, _actor(), reason=form.note.data),
+        lambda: plan_change_emails(account, plan_services.change_plan(account, plan, _actor(), reason=form.note.data)),
         _("Plan changed."),
     )
 
@@ -255,7 +275,7 @@ def resend_confirmation(account_id: int) -> ResponseReturnValue:
         return _back(account_id)
     except AccountError as error:
         db.session.rollback()
-        flash(_(str(error)), "error")
+        flash(str(error), "error")
         return _back(account_id)
     db.session.commit()
     send_pending(emails)
@@ -271,6 +291,8 @@ def close_account(account_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         flash(_("Every support action needs a reason."), "error")
         return _back(account_id)
+    if (refused := _unconfirmed(account_id)) is not None:
+        return refused
     return _run(
         account_id,
         lambda: closure.close_account(account, _actor(), reason=form.note.data),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Row, and_, false, select
+from sqlalchemy import Row, and_, false, func, select
 
 from app.accounts.models import Account, Role, User
 from app.billing.invoicing.invoices import BillingError
@@ -24,6 +24,7 @@ from app.extensions import db
 
 SEARCH_LIMIT = 100  # matches shown; finance narrows the search beyond that
 MAX_REFERENCE = 25  # the longest structured reference (an RF one: RF, 2 check digits, 21 characters)
+MAX_NAME_TYPED = 200  # what is read of a typed customer name
 MAX_REFERENCE_TYPED = 200  # what is read of a typed reference (a pasted bank statement line with its spaces)
 
 
@@ -32,10 +33,13 @@ class InvoiceSearch:
     """Finance's invoice search; every field optional. ``number`` and ``email`` match by prefix, ``customer`` is the
     customer number (leading zeros optional), ``period`` a month like 2026-10, ``state`` a payment state,
     ``reference`` the structured payment reference a bank transfer quoted, as printed or typed (with or without
-    the +++, slashes and spaces: ``+++260/0000/00170+++``, ``260000000170``, ``RF42 2026 0000 01``)."""
+    the +++, slashes and spaces: ``+++260/0000/00170+++``, ``260000000170``, ``RF42 2026 0000 01``), ``name`` a
+    part of the customer's name, in any case ("peeters" finds "Jan Peeters"; a trigram index serves it on
+    PostgreSQL)."""
 
     number: str = ""
     customer: str = ""
+    name: str = ""
     email: str = ""
     period: str = ""
     state: str = ""
@@ -43,7 +47,7 @@ class InvoiceSearch:
 
     @property
     def given(self) -> bool:
-        return any((self.number, self.customer, self.email, self.period, self.state, self.reference))
+        return any((self.number, self.customer, self.name, self.email, self.period, self.state, self.reference))
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,16 @@ def _like_prefix(value: str) -> str:
     """A LIKE pattern matching values that start with ``value`` literally (wildcards in it are not wildcards)."""
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"{escaped}%"
+
+
+def _like_part(value: str) -> str:
+    """A LIKE pattern matching values that contain ``value`` literally."""
+    return "%" + _like_prefix(value)
+
+
+def latest_period() -> str | None:
+    """The latest month with a finalized invoice: what finance looks at first."""
+    return db.session.scalar(select(func.max(Invoice.period)).where(Invoice.status == InvoiceStatus.FINALIZED))
 
 
 def _is_month(period: str) -> bool:
@@ -85,6 +99,10 @@ def search_invoices(search: InvoiceSearch, limit: int = SEARCH_LIMIT) -> Invoice
     if search.customer:
         digits = search.customer.lstrip("0") or "0"
         query = query.where(Invoice.account_id == int(digits)) if digits.isdigit() else query.where(false())
+    if search.name:
+        # lower() on both sides: the expression the trigram index (migration 16b2b0abe013) is built on.
+        pattern = _like_part(search.name[:MAX_NAME_TYPED].lower())
+        query = query.where(func.lower(Account.full_name).like(pattern, escape="\\"))
     if search.email:
         query = query.where(User.email.like(_like_prefix(search.email.lower()), escape="\\"))
     if search.period:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import force_locale, gettext
 from sqlalchemy import Select, and_, func, select
 
 from app.billing.invoicing.composition import period_bounds
@@ -30,7 +31,9 @@ from app.charging.models import Cdr
 from app.charging.services import cdr_filters, duration_minutes, place_in_cdr
 from app.csv_export import csv_writer
 from app.extensions import db
+from app.i18n import N_
 from app.money import round_to_cents
+from app.plans.services import billing_zone
 from app.rating.models import SessionCharge
 from app.rating.notes import PricingNote, pricing_notes_of
 from app.roaming.models import Location
@@ -59,6 +62,7 @@ class SessionLine:
     """One session as the driver sees it; amounts excl. VAT except ``total``."""
 
     start: dt.datetime
+    cdr_id: int  # the session's page: billing.session_detail
     card_id: int | None
     location: str
     city: str
@@ -136,6 +140,7 @@ def _line(row: Any) -> SessionLine:
         reason = CORRECTION_REVIEWED if correction else None
     return SessionLine(
         start=cdr.start_date_time,
+        cdr_id=cdr.id,
         card_id=cdr.card_id,
         location=name or place.name,
         city=city or place.city,
@@ -166,58 +171,92 @@ def session_page(account_id: int, filters: SessionFilters, page: int) -> Session
     )
 
 
-CSV_COLUMNS = [
-    "start",
-    "end",
-    "location",
-    "city",
-    "evse_id",
-    "card",
-    "kwh",
-    "duration_minutes",
-    "currency",
-    "cpo_price_excl_vat",
-    "our_fees_excl_vat",
-    "vat_rate",
-    "total_incl_vat",
-    "invoice",
-    "state",
-    "correction_excl_vat",
-]
+# The export's columns: (msgid of the header, in the driver's language; the header of a time names the zone).
+CSV_COLUMNS = (
+    N_("Start (%(zone)s)"),
+    N_("End (%(zone)s)"),
+    N_("Location"),
+    N_("City"),
+    N_("Charge point (EVSE)"),
+    N_("Charge card"),
+    N_("kWh"),
+    N_("Duration (minutes)"),
+    N_("Currency"),
+    N_("Operator price excl. VAT"),
+    N_("Our fees excl. VAT"),
+    N_("VAT rate (%%)"),
+    N_("Total incl. VAT"),
+    N_("Invoice"),
+    N_("State"),
+    N_("Correction excl. VAT"),
+)
+CSV_STATES = {
+    "invoiced": N_("Invoiced"),
+    "to_invoice": N_("On your next invoice"),
+    "under_review": N_("Under review"),
+    "not_charged": N_("Not charged"),
+}
+# Excel reads a CSV with the list separator and decimal mark of the computer's regional settings: in Dutch and
+# French (Belgium, the Netherlands, France) that is ";" and ",", so a comma-separated file lands in one column and
+# "6.50" is no number. We write each language's own convention ("sep=;" would also split the columns, but Excel
+# then ignores the byte-order mark and garbles "Liège", and the amounts would still be text). The byte-order mark
+# tells Excel the file is UTF-8; other programs skip it.
+CSV_DIALECTS = {"nl": (";", ","), "fr": (";", ",")}
+CSV_DEFAULT_DIALECT = (",", ".")
+CSV_BOM = "\ufeff"
+CSV_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # local time: a date and time Excel recognises in every language
 
 
-def _money(value: Decimal) -> str:
-    return str(round_to_cents(Decimal(value)))
+def csv_dialect(language: str) -> tuple[str, str]:
+    """(field separator, decimal mark) of the session export in ``language``."""
+    return CSV_DIALECTS.get(language, CSV_DEFAULT_DIALECT)
 
 
-def sessions_csv(account_id: int, filters: SessionFilters) -> Iterator[str]:
-    """Every session the filters select as CSV text, streamed in chunks of ``CSV_BATCH`` rows."""
+def sessions_csv(account_id: int, filters: SessionFilters, language: str) -> Iterator[str]:
+    """Every session the filters select as CSV text in ``language`` (headers, states, separator and decimal mark),
+    times in the billing time zone, streamed in chunks of ``CSV_BATCH`` rows."""
+    separator, decimal_mark = csv_dialect(language)
+    zone = billing_zone()
+    with force_locale(language):
+        header = [gettext(column, zone=zone.key) for column in CSV_COLUMNS]
+        states = {code: gettext(label) for code, label in CSV_STATES.items()}
+
+    def number(value: Decimal) -> str:
+        return format(value, "f").replace(".", decimal_mark)
+
+    def money(value: Decimal) -> str:
+        return number(round_to_cents(Decimal(value)))
+
+    def local(moment: dt.datetime) -> str:
+        return moment.astimezone(zone).strftime(CSV_TIME_FORMAT)
+
     cards = {card.id: card.visual_number or card.label or str(card.id) for card in card_services.cards_of(account_id)}
     buffer = io.StringIO()
-    writer = csv_writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    buffer.write(CSV_BOM)
+    writer = csv_writer(buffer, delimiter=separator)
+    writer.writerow(header)
     query = _sessions_query(account_id, filters).execution_options(yield_per=CSV_BATCH)
     for count, row in enumerate(db.session.execute(query), start=1):
         line = _line(row)
         charge, cdr = row[0], row[1]
         writer.writerow(
             [
-                cdr.start_date_time.isoformat(),
-                cdr.end_date_time.isoformat(),
+                local(cdr.start_date_time),
+                local(cdr.end_date_time),
                 line.location,
                 line.city,
                 place_in_cdr(cdr).evse_id,
                 cards.get(cdr.card_id, ""),
-                format(Decimal(charge.kwh).normalize(), "f"),
+                number(Decimal(charge.kwh).normalize()),
                 line.minutes,
                 charge.currency,
-                _money(charge.cpo_cost_excl_vat),
-                _money(line.fees),
-                format(Decimal(charge.vat_rate).normalize(), "f"),
-                _money(line.total),
+                money(charge.cpo_cost_excl_vat),
+                money(line.fees),
+                number(Decimal(charge.vat_rate).normalize()),
+                money(line.total),
                 line.invoice or "",
-                line.state,
-                _money(line.correction),
+                states[line.state],
+                money(line.correction),
             ]
         )
         if count % CSV_BATCH == 0:

@@ -12,11 +12,13 @@ import datetime as dt
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
 from app.accounts.access import driver_required, owned_or_404
+from app.billing import session_detail as session_details
 from app.billing import session_history as history
 from app.billing.collection.services import amount_due_minor
 from app.billing.documents.downloads import PdfUnavailableError, invoice_pdf, invoice_ubl, offers_ubl
@@ -167,12 +169,24 @@ def session_history() -> str:
     )
 
 
+@bp.get("/sessions/<int:cdr_id>")
+@driver_required
+def session_detail(cdr_id: int) -> str:
+    """One session with its price built up: the operator's parts and tariff, our fees, VAT, total, card, invoice.
+    Another driver's session (or one not priced yet) is a 404."""
+    detail = session_details.session_detail(current_user.account_id, cdr_id)
+    if detail is None:
+        abort(404)
+    return render_template("portal/billing/session.html", s=detail, line=detail.line)
+
+
 @bp.get("/sessions.csv")
 @driver_required
 def session_csv() -> Response:
     filters = _filters()
     name = "sessions" + (f"-{filters.month}" if filters.month else "") + ".csv"
-    chunks = history.sessions_csv(current_user.account_id, filters)
+    # In the page's language (the driver's, or the one chosen in this browser): headers, states, separator.
+    chunks = history.sessions_csv(current_user.account_id, filters, str(get_locale()))
     return Response(
         stream_with_context(chunks),
         mimetype="text/csv",

@@ -5,6 +5,8 @@ Kept apart from the services so the whole lifecycle reads in one screen and test
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
 from app.cards.models import BlockReason, CardStatus
 
 ALLOWED_TRANSITIONS: dict[CardStatus, frozenset[CardStatus]] = {
@@ -29,20 +31,20 @@ class TransitionError(ValueError):
 
 def check_transition(current: CardStatus, target: CardStatus) -> None:
     if target not in ALLOWED_TRANSITIONS[current]:
-        raise TransitionError(f"a card that is {current.value} cannot become {target.value}")
+        raise TransitionError(
+            _l("A card that is %(current)s cannot become %(target)s.", current=current.value, target=target.value)
+        )
 
 
 def check_unblock(reason: BlockReason | None, *, by_staff: bool) -> None:
     if reason in NEVER_UNBLOCK:
-        raise TransitionError("cards of a closed account cannot be unblocked")
+        raise TransitionError(_l("Cards of a closed account cannot be unblocked."))
     if reason in STAFF_ONLY_UNBLOCK and not by_staff:
-        raise TransitionError(
-            f"a card blocked for {reason.value if reason else 'this reason'} can only be unblocked by support"
-        )
+        raise TransitionError(_l("A card blocked for this reason can only be unblocked by support."))
 
 
 def check_block_reason(reason: BlockReason, *, by_staff: bool) -> None:
     if reason == BlockReason.CLOSED:
-        raise TransitionError("use account closure to block cards for a closed account")
+        raise TransitionError(_l("Use account closure to block cards for a closed account."))
     if not by_staff and reason not in DRIVER_BLOCK_REASONS:
-        raise TransitionError("drivers can block a card as lost or stolen")
+        raise TransitionError(_l("Drivers can block a card as lost or stolen."))

@@ -10,12 +10,14 @@ import datetime as dt
 import secrets
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import Account
 from app.audit.services import Actor, record
 from app.cards import emaid, lifecycle
+from app.cards.activation import printed_number_key
 from app.cards.lifecycle import TransitionError
 from app.cards.models import BlockReason, Card, CardStatus, StockCard, TokenType, TokenUpdate, WhitelistType
 from app.cards.tokens import token_object
@@ -40,7 +42,7 @@ class AccountClosedError(CardError, TransitionError):
     ``TransitionError``: callers that catch a refused status change catch this one too."""
 
 
-CLOSED_ACCOUNT_MESSAGE = "This account is closed: nothing can be ordered or changed on it."
+CLOSED_ACCOUNT_MESSAGE = _l("This account is closed: nothing can be ordered or changed on it.")
 
 __all__ = ["AccountClosedError", "CardError", "OutOfStockError", "TransitionError"]
 
@@ -133,7 +135,7 @@ def order_card(
         if card.status in (CardStatus.ORDERED, CardStatus.SHIPPED, CardStatus.ACTIVE, CardStatus.BLOCKED)
     ]
     if len(open_cards) >= MAX_OPEN_CARDS_PER_ACCOUNT:
-        raise CardError(f"an account can hold at most {MAX_OPEN_CARDS_PER_ACCOUNT} cards")
+        raise CardError(_l("An account can hold at most %(count)s cards.", count=MAX_OPEN_CARDS_PER_ACCOUNT))
     card = Card(
         account_id=account.id,
         token_type=TokenType.RFID,
@@ -164,7 +166,7 @@ def _take_stock_card() -> StockCard:
         query = query.with_for_update(skip_locked=True)
     stock_card = db.session.scalar(query)
     if stock_card is None:
-        raise OutOfStockError("no cards in stock; import a new batch first")
+        raise OutOfStockError(_l("No cards in stock; import a new batch first."))
     stock_card.assigned_at = utcnow()
     return stock_card
 
@@ -194,18 +196,18 @@ def ship_card(card: Card, actor: Actor, note: str | None = None) -> Card:
 def activate_card(account: Account, visual_number: str, actor: Actor) -> Card:
     """The driver types the number printed on the card; only a shipped card of their own account matches."""
     _refuse_if_closed(account.id)
-    wanted = visual_number.strip().upper().replace(" ", "")
+    wanted = printed_number_key(visual_number)
     candidates = [
         card
         for card in cards_of(account.id)
-        if card.status == CardStatus.SHIPPED and (card.visual_number or "").upper().replace(" ", "") == wanted
+        if wanted and card.status == CardStatus.SHIPPED and printed_number_key(card.visual_number or "") == wanted
     ]
     if not candidates:
-        raise CardError("No card waiting for activation has this number. Check the number printed on the card.")
+        raise CardError(_l("No card waiting for activation has this number. Check the number printed on the card."))
     if current_app.config.get("REQUIRE_PAYMENT_METHOD_FOR_ACTIVATION", True) and not has_valid_payment_method(
         account.id
     ):
-        raise CardError("Add a valid payment method before activating a card.")
+        raise CardError(_l("Add a valid payment method before activating a card."))
     card = candidates[0]
     _change_status(card, CardStatus.ACTIVE, actor, action="card.activated")
     # A replacement becoming active retires nothing more: the old card was replaced when ordered.
@@ -215,7 +217,7 @@ def activate_card(account: Account, visual_number: str, actor: Actor) -> Card:
 def activate_by_operations(card: Card, actor: Actor) -> Card:
     """Staff/operations activate a shipped card directly (card handed over in person, fleet roll-outs)."""
     if not actor.is_staff:
-        raise TransitionError("only staff can activate a card without its printed number")
+        raise TransitionError(_l("Only staff can activate a card without its printed number."))
     _refuse_if_closed(card.account_id)
     _change_status(card, CardStatus.ACTIVE, actor, action="card.activated")
     return card
@@ -234,7 +236,7 @@ def unblock_card(card: Card, actor: Actor, note: str | None = None) -> Card:
     # Whatever the block reason: a card blocked as lost or for payment before closure keeps that reason.
     _refuse_if_closed(card.account_id)
     if card.status != CardStatus.BLOCKED:
-        raise TransitionError(f"a card that is {card.status.value} is not blocked")
+        raise TransitionError(_l("This card is not blocked."))
     lifecycle.check_unblock(card.block_reason, by_staff=actor.is_staff)
     _change_status(card, CardStatus.ACTIVE, actor, reason=note, action="card.unblocked")
     return card
@@ -248,7 +250,7 @@ def replace_card(card: Card, actor: Actor, note: str | None = None) -> Card:
         and card.block_reason in (BlockReason.PAYMENT, BlockReason.FRAUD, BlockReason.CLOSED)
         and not actor.is_staff
     ):
-        raise TransitionError("a card blocked by support can only be replaced by support")
+        raise TransitionError(_l("A card blocked by support can only be replaced by support."))
     lifecycle.check_transition(card.status, CardStatus.REPLACED)
     _change_status(card, CardStatus.REPLACED, actor, reason=note, action="card.replaced")
     account = db.session.get_one(Account, card.account_id)

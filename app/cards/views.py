@@ -59,7 +59,7 @@ def order() -> ResponseReturnValue:
         )
     except services.CardError as error:
         db.session.rollback()
-        form.form_errors.append(_(str(error)))
+        form.form_errors.append(str(error))
         return _list_page(order_form=form, status=400)
     db.session.commit()
     flash(_("Your card is ordered. We will post it within two working days."), "success")
@@ -76,7 +76,7 @@ def activate() -> ResponseReturnValue:
         card = services.activate_card(current_user.account, form.visual_number.data, Actor.of(current_user))
     except services.CardError as error:
         db.session.rollback()
-        form.visual_number.errors = [*form.visual_number.errors, _(str(error))]
+        form.visual_number.errors = [*form.visual_number.errors, str(error)]
         return _list_page(activate_form=form, status=400)
     db.session.commit()
     flash(_("Card %(number)s is active. Happy charging!", number=card.visual_number), "success")
@@ -104,7 +104,7 @@ def _act(card_id: int, action: Callable[[Card], object], success: str) -> Respon
         result = action(card)
     except (TransitionError, services.CardError) as error:
         db.session.rollback()
-        flash(_(str(error)), "error")
+        flash(str(error), "error")
         return redirect(url_for("cards.detail", card_id=card_id))
     db.session.commit()
     flash(success, "success")

@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.accounts.models import Account, AccountNote, User
@@ -68,6 +69,8 @@ def export_account_data(account: Account) -> dict[str, Any]:
             "language": account.language,
             "company_name": account.company_name,
             "vat_number": account.vat_number,
+            "notification_email": account.notification_email,
+            "notification_email_pending": account.notification_email_pending,
             "created_at": _iso(account.created_at),
             "closed_at": _iso(account.closed_at),
         },
@@ -138,7 +141,7 @@ def close_account(account: Account, actor: Actor, reason: str) -> None:
     """Close now: cards blocked (reason ``closed``), open orders cancelled, plan ended, logins disabled and
     contact data erased. The final invoice for the open period is made by the next billing run."""
     if account.closed_at is not None:
-        raise ClosureError("This account is already closed.")
+        raise ClosureError(_l("This account is already closed."))
     now = utcnow()
     block_all_cards(account.id, BlockReason.CLOSED, actor, note=reason)
     for card in cards_of(account.id):
@@ -155,6 +158,8 @@ def close_account(account: Account, actor: Actor, reason: str) -> None:
         user.email = f"closed-{user.id}@closed.invalid"
         user.password_hash = "!"  # noqa: S105  (not a password: an argon2 hash can never equal "!")
         user.session_version += 1
+    account.notification_email = None  # a closed account gets no notices, and keeps no address of its driver
+    account.notification_email_pending = None
     account.closed_at = now
     db.session.flush()
     record("account.close", "account", account.id, actor=actor, reason=reason)

@@ -6,6 +6,7 @@ change); a confirmation email is not sent for one.
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.accounts.models import Account, AccountNote, Role, User
@@ -17,7 +18,7 @@ from app.extensions import db
 def add_note(account: Account, text: str, actor: Actor) -> AccountNote:
     text = text.strip()
     if not text:
-        raise AccountError("A note cannot be empty.", "text")
+        raise AccountError(_l("A note cannot be empty."), "text")
     note = AccountNote(account_id=account.id, author_user_id=actor.user_id, author_label=actor.label, text=text)
     db.session.add(note)
     db.session.flush()
@@ -43,11 +44,11 @@ class AccountClosedError(AccountError):
 
 def resend_confirmation_by_staff(account: Account, actor: Actor, reason: str) -> list[PendingEmail]:
     if account.closed_at is not None:
-        raise AccountClosedError("This account is closed: nothing can be ordered or changed on it.")
+        raise AccountClosedError(_l("This account is closed: nothing can be ordered or changed on it."))
     user = driver_user(account)
     if user is None:
-        raise AccountError("This account has no login.")
+        raise AccountError(_l("This account has no login."))
     if user.is_confirmed:
-        raise AccountError("The email address is already confirmed.")
+        raise AccountError(_l("The email address is already confirmed."))
     record("account.resend_confirmation", "account", account.id, actor=actor, reason=reason)
     return [confirmation_email(user)]

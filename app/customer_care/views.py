@@ -42,7 +42,7 @@ def close() -> ResponseReturnValue:
                 close_account(current_user.account, Actor.of(current_user), reason="closed by the driver")
             except ClosureError as error:
                 db.session.rollback()
-                form.form_errors.append(_(str(error)))
+                form.form_errors.append(str(error))
             else:
                 db.session.commit()
                 logout_user()

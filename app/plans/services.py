@@ -17,6 +17,7 @@ from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.accounts.models import Account
@@ -38,7 +39,7 @@ class AccountClosedError(PlanError):
     """The account is closed: its plan ended with the closure and no plan can be chosen for it any more."""
 
 
-CLOSED_ACCOUNT_MESSAGE = "This account is closed: nothing can be ordered or changed on it."
+CLOSED_ACCOUNT_MESSAGE = _l("This account is closed: nothing can be ordered or changed on it.")
 
 
 TERM_FIELDS = (
@@ -268,13 +269,7 @@ def history(account_id: int) -> list[Subscription]:
 
 def plan_at(account_id: int, moment: dt.datetime) -> Plan | None:
     """The plan version whose terms applied to the account at ``moment``."""
-    subscription = db.session.scalar(
-        select(Subscription).where(
-            Subscription.account_id == account_id,
-            Subscription.starts_at <= moment,
-            (Subscription.ends_at.is_(None)) | (Subscription.ends_at > moment),
-        )
-    )
+    subscription = _stretch_at(account_id, moment)
     return subscription.plan if subscription else None
 
 
@@ -296,11 +291,53 @@ def session_fee_caps_at(account_ids: Iterable[int], moment: dt.datetime) -> dict
     return {account_id: cap for account_id, cap in rows}
 
 
+def _stretch_at(account_id: int, moment: dt.datetime) -> Subscription | None:
+    return db.session.scalar(
+        select(Subscription).where(
+            Subscription.account_id == account_id,
+            Subscription.starts_at <= moment,
+            (Subscription.ends_at.is_(None)) | (Subscription.ends_at > moment),
+        )
+    )
+
+
 def pending_change(account_id: int, now: dt.datetime | None = None) -> Subscription | None:
     now = now or utcnow()
     return db.session.scalar(
         select(Subscription).where(Subscription.account_id == account_id, Subscription.starts_at > now)
     )
+
+
+def effective_day(subscription: Subscription) -> dt.date:
+    """The calendar day (billing time zone) a stretch starts: what the plan page, the email and the back office
+    print. A downgrade starts at local midnight of the 1st, which is still the last day of the month in UTC, so
+    the UTC date would name the wrong day."""
+    return subscription.starts_at.astimezone(billing_zone()).date()
+
+
+def cancel_pending_change(account: Account, actor: Actor, *, now: dt.datetime | None = None) -> Subscription:
+    """Drop the plan change scheduled for next month: the current plan stays, open-ended. Returns the current
+    stretch; :class:`PlanError` when nothing is scheduled."""
+    now = now or utcnow()
+    if account.closed_at is not None:
+        raise AccountClosedError(CLOSED_ACCOUNT_MESSAGE)
+    scheduled = pending_change(account.id, now)
+    current = _stretch_at(account.id, now)
+    if scheduled is None or current is None:
+        raise PlanError(_l("No plan change is scheduled."))
+    dropped = scheduled.plan.code
+    db.session.delete(scheduled)
+    db.session.flush()  # the DELETE must reach the database before the open stretch is reopened
+    current.ends_at = None
+    db.session.flush()
+    record(
+        "plan.change_cancelled",
+        "account",
+        account.id,
+        actor=actor,
+        details={"plan": current.plan.code, "dropped": dropped},
+    )
+    return current
 
 
 def start_of_next_month(moment: dt.datetime) -> dt.datetime:
@@ -313,7 +350,7 @@ def subscribe(account: Account, plan: Plan, actor: Actor, *, at: dt.datetime | N
     """First plan of a new account, in force from ``at`` (now)."""
     _check_plan_open(account, plan)
     if history(account.id):
-        raise PlanError("this account already has a plan; change it instead")
+        raise PlanError(_l("This account already has a plan; change it instead."))
     subscription = Subscription(account_id=account.id, plan=plan, starts_at=at or utcnow(), created_by=actor.label)
     db.session.add(subscription)
     db.session.flush()
@@ -326,9 +363,9 @@ def _check_plan_open(account: Account, plan: Plan) -> None:
     if account.closed_at is not None:
         raise AccountClosedError(CLOSED_ACCOUNT_MESSAGE)
     if not plan.is_current or not plan.open_to_new:
-        raise PlanError("this plan is not open to new subscribers")
+        raise PlanError(_l("This plan is not open to new subscribers."))
     if plan.business_only and not account.is_business:
-        raise PlanError("this plan is for business accounts")
+        raise PlanError(_l("This plan is for business accounts."))
 
 
 def change_plan(
@@ -337,13 +374,7 @@ def change_plan(
     """Switch plan: upgrades at once, downgrades at the start of next month. Returns the new stretch."""
     now = now or utcnow()
     _check_plan_open(account, plan)
-    current = db.session.scalar(
-        select(Subscription).where(
-            Subscription.account_id == account.id,
-            Subscription.starts_at <= now,
-            (Subscription.ends_at.is_(None)) | (Subscription.ends_at > now),
-        )
-    )
+    current = _stretch_at(account.id, now)
     if current is None:
         return subscribe(account, plan, actor, at=now)
     # A newer choice replaces a scheduled one.

@@ -16,12 +16,16 @@ from app.cards.models import CardStatus
 from app.db import utcnow
 from app.plans import services as plan_services
 from app.portal.charging import bp as charging_bp
+from app.portal.legal import bp as legal_bp
 from app.portal.live import live_panel, panel_tag
+from app.portal.steps import start_steps
 from app.roaming.network.reach import Reachable, charge_points_reachable
 
 bp = Blueprint("portal", __name__)
 # The charging controls (/charging/...: live panel, start, stop) are the portal's too: registered inside it.
 bp.register_blueprint(charging_bp)
+# Terms, privacy notice and contact: public pages of the portal (/terms, /privacy, /contact).
+bp.register_blueprint(legal_bp)
 
 # Cards the driver still has to do something with, or that work: shown on the dashboard (replaced and expired
 # ones only on the cards page).
@@ -61,13 +65,15 @@ def dashboard() -> str:
     the cards, the plan, the latest invoices and what is still to pay."""
     account = current_user.account
     live_items = live_panel(account.id)
+    all_cards = card_services.cards_of(account.id)
     return render_template(
         "portal/dashboard.html",
+        steps=start_steps(account.id, all_cards),
         account=account,
         live_items=live_items,
         live_tag=panel_tag(live_items),
         live_poll_seconds=current_app.config.get("LIVE_SESSION_POLL_SECONDS", 15),
-        cards=[card for card in card_services.cards_of(account.id) if card.status in DASHBOARD_CARD_STATUSES],
+        cards=[card for card in all_cards if card.status in DASHBOARD_CARD_STATUSES],
         plan=plan_services.plan_at(account.id, utcnow()),
         latest_invoices=invoices.invoices_of(account.id, limit=3),
         open_balance=collection.open_balance_minor(account.id),

@@ -112,7 +112,7 @@ def test_replace_ship_change_plan_note_and_resend(client, mailbox):
     submit_form(
         client,
         f"/backoffice/support/cards/{card.id}/replace",
-        {"note-note": "damaged chip"},
+        {"note-note": "damaged chip", "confirm": "y"},
         form_url=page_url,
         prefix="note-",
     )
@@ -132,7 +132,7 @@ def test_replace_ship_change_plan_note_and_resend(client, mailbox):
     submit_form(
         client,
         f"/backoffice/support/accounts/{user.account.id}/plan",
-        {"plan_id": str(comfort.id), "note-note": "goodwill upgrade"},
+        {"plan_id": str(comfort.id), "note-note": "goodwill upgrade", "confirm": "y"},
         form_url=page_url,
         prefix="note-",
     )

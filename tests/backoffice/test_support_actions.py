@@ -117,9 +117,9 @@ def test_a_closed_account_refuses_every_support_action_with_a_clear_message(clie
     # The buttons are gone, but a form kept open in another tab (or a crafted request) still reaches the services.
     for action, data in (
         (f"{url}/order-card", {"note-note": "customer asked"}),
-        (f"{url}/plan", {"plan_id": str(comfort.id), "note-note": "goodwill"}),
+        (f"{url}/plan", {"plan_id": str(comfort.id), "note-note": "goodwill", "confirm": "y"}),
         (f"/backoffice/support/cards/{card.id}/unblock", {"note-note": "found again"}),
-        (f"/backoffice/support/cards/{card.id}/replace", {"note-note": "new card"}),
+        (f"/backoffice/support/cards/{card.id}/replace", {"note-note": "new card", "confirm": "y"}),
         (f"{url}/resend-confirmation", {"note-note": "asked again"}),
     ):
         response = submit_form(client, action, data, form_url=url, prefix="note-", follow_redirects=True)

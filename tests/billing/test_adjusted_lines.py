@@ -107,9 +107,9 @@ def test_the_driver_and_finance_see_the_correction_and_its_reason(app, client):
         assert shown in page, shown
     assert "4711" not in page
     rows = _csv(client.get("/sessions.csv"))
-    adjusted = next(row for row in rows if row["kwh"] == "162")
-    assert (adjusted["cpo_price_excl_vat"], adjusted["our_fees_excl_vat"]) == ("49.10", "8.45")
-    assert (adjusted["correction_excl_vat"], adjusted["total_incl_vat"]) == ("-16.23", "50.00")
+    adjusted = next(row for row in rows if row["kWh"] == "162")
+    assert (adjusted["Operator price excl. VAT"], adjusted["Our fees excl. VAT"]) == ("49.10", "8.45")
+    assert (adjusted["Correction excl. VAT"], adjusted["Total incl. VAT"]) == ("-16.23", "50.00")
 
     submit_form(client, "/logout", {}, form_url="/invoices")
     _finance(client)

@@ -42,7 +42,7 @@ def test_finalizing_in_the_back_office_sends_and_collects_every_invoice(client, 
     run = runs.run_for("2026-10")
     _post(client, f"{RUNS}/{run.id}/approve", {}, form_url=f"{RUNS}/{run.id}")
 
-    _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+    _post(client, f"{RUNS}/{run.id}/finalize", {"confirm": "y"}, form_url=f"{RUNS}/{run.id}")
 
     db.session.expire_all()
     assert db.session.get(InvoiceRun, run.id).status == RunStatus.FINALIZED
@@ -89,7 +89,7 @@ def test_an_invoice_stripe_could_not_be_asked_for_is_collected_by_sending_again(
     app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # Stripe unreachable while the run is sent
     reset_stripe_client(app)
     try:
-        _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+        _post(client, f"{RUNS}/{run.id}/finalize", {"confirm": "y"}, form_url=f"{RUNS}/{run.id}")
     finally:
         app.config["STRIPE_API_BASE"] = stripe_base
         reset_stripe_client(app)
@@ -112,7 +112,7 @@ def test_sending_is_refused_before_the_run_is_finalized(client):
     _post(client, RUNS, {"period": "2026-10"})
     run = runs.run_for("2026-10")
     _post(client, f"{RUNS}/{run.id}/deliver", {}, form_url=f"{RUNS}/{run.id}")
-    assert "the run is not finalized yet" in client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
+    assert "The run is not finalized yet" in client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
     assert "billing.deliver" not in _actions()
 
 
@@ -124,7 +124,7 @@ def test_a_credit_note_on_a_paid_invoice_is_sent_and_refunded(client, mailbox, l
     _post(client, RUNS, {"period": "2026-10"})
     run = runs.run_for("2026-10")
     _post(client, f"{RUNS}/{run.id}/approve", {}, form_url=f"{RUNS}/{run.id}")
-    _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+    _post(client, f"{RUNS}/{run.id}/finalize", {"confirm": "y"}, form_url=f"{RUNS}/{run.id}")
     invoice = db.session.scalar(select(Invoice))
     assert invoice.payment_state == PaymentState.PAID
     page_url = f"/backoffice/finance/invoices/{invoice.number}"
@@ -132,7 +132,13 @@ def test_a_credit_note_on_a_paid_invoice_is_sent_and_refunded(client, mailbox, l
     response = submit_form(
         client,
         f"{page_url}/credit",
-        {"scope": "amount", "amount": "1.00", "customer_reason": "session_price", "reason": "late start"},
+        {
+            "scope": "amount",
+            "amount": "1.00",
+            "customer_reason": "session_price",
+            "reason": "late start",
+            "confirm": "y",
+        },
         form_url=page_url,
     )
 

@@ -39,8 +39,8 @@ def test_the_drivers_session_export_neutralises_a_cpos_location_name(app, client
     response = client.get("/sessions.csv")
     assert response.status_code == 200
     [row] = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    assert row["location"] == "'" + HOSTILE
-    assert row["total_incl_vat"][0].isdigit()  # amounts are still numbers
+    assert row["Location"] == "'" + HOSTILE
+    assert row["Total incl. VAT"][0].isdigit()  # amounts are still numbers
 
 
 def test_finance_exports_neutralise_a_customers_name(app, client):

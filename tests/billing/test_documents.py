@@ -210,7 +210,7 @@ LANGUAGE_CASES = {
         "total": "€12.44",
         "vat": "€2.16",
         "labels": ["Invoice", "VAT number", "Due date", "Taxable amount", "Charging sessions", "Total incl. VAT"],
-        "date": "Nov 15, 2026",
+        "date": "15 Nov 2026",
         "page": "Page 1 of 1",
     },
 }
@@ -290,7 +290,7 @@ def test_reverse_charge_note_is_printed() -> None:
     [text] = pdf_pages(render_invoice_pdf(reverse_charge()))
     assert "Reverse charge: VAT to be accounted for by the recipient" in text
     assert "NL859048490B01" in text
-    assert "Please transfer €10.28 by Nov 15, 2026 to IBAN BE71 0961 2345 6769" in text
+    assert "Please transfer €10.28 by 15 Nov 2026 to IBAN BE71 0961 2345 6769" in text
 
 
 def test_inconsistent_snapshot_is_refused() -> None:

@@ -153,12 +153,12 @@ def test_preview_approve_finalize_through_the_back_office(client):
     page = client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
     assert run.preview["accounts"] == 2 and run.preview["sessions"] == 3
     assert "Accounts to invoice" in page and "Approve run" in page and "Finalize run" not in page
-    assert "21 %" in page and "payg v1" in page  # per VAT rate and per plan
+    assert "21 %" in page and "Pay as you go (v1)" in page  # per VAT rate and per plan, named
 
     # Finalizing before approval is refused and changes nothing.
-    refused = _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+    refused = _post(client, f"{RUNS}/{run.id}/finalize", {"confirm": "y"}, form_url=f"{RUNS}/{run.id}")
     assert refused.status_code == 302
-    assert "approve the run first" in client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
+    assert "Approve the run first" in client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
     assert db.session.get(InvoiceRun, run.id).status == RunStatus.PREVIEW
 
     _post(client, f"{RUNS}/{run.id}/approve", {"reason": "checked against last month"}, form_url=f"{RUNS}/{run.id}")
@@ -167,7 +167,7 @@ def test_preview_approve_finalize_through_the_back_office(client):
     assert [entry.reason for entry in _audit("billing.run_note")] == ["checked against last month"]
     assert _audit("billing.approve")[0].actor_label.startswith("user")
 
-    _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+    _post(client, f"{RUNS}/{run.id}/finalize", {"confirm": "y"}, form_url=f"{RUNS}/{run.id}")
     db.session.expire_all()
     run = db.session.get(InvoiceRun, run.id)
     assert run.status == RunStatus.FINALIZED and run.results["invoices"] == 2
@@ -198,13 +198,13 @@ def test_failed_accounts_are_shown_and_retried(client, monkeypatch):
         return invoiced
 
     monkeypatch.setattr(runs, "finalize_compositions", crashing)
-    _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+    _post(client, f"{RUNS}/{run.id}/finalize", {"confirm": "y"}, form_url=f"{RUNS}/{run.id}")
     page = client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
     assert "Failed accounts" in page and "RuntimeError: PDF worker killed" in page and "Retry failed" in page
     assert f"{crash_for:08d}" in page
 
     monkeypatch.setattr(runs, "finalize_compositions", real)
-    _post(client, f"{RUNS}/{run.id}/finalize", {"reason": "worker fixed"}, form_url=f"{RUNS}/{run.id}")
+    _post(client, f"{RUNS}/{run.id}/finalize", {"reason": "worker fixed", "confirm": "y"}, form_url=f"{RUNS}/{run.id}")
     db.session.expire_all()
     assert db.session.get(InvoiceRun, run.id).status == RunStatus.FINALIZED
     assert sorted(invoice.sequence for invoice in db.session.scalars(select(Invoice))) == [1, 2, 3]
@@ -236,7 +236,7 @@ def test_hold_decisions_change_what_the_next_run_bills_and_are_audited(client):
     # Bad input changes nothing: no reason, an amount that is not one, a negative amount.
     _post(client, url.format(held[written_off.id].id, "write_off"), {"reason": " "}, form_url=hold_page)
     assert "needs a reason" in client.get(hold_page).get_data(as_text=True)
-    for amount, message in (("abc", "not an amount"), ("-5", "cannot be negative"), ("12.345", "at most 2 decimals")):
+    for amount, message in (("abc", "Not an amount"), ("-5", "cannot be negative"), ("12.345", "at most 2 decimals")):
         _post(client, url.format(held[adjusted.id].id, "adjust"), {"amount": amount, "reason": "x"}, form_url=hold_page)
         assert message in client.get(hold_page).get_data(as_text=True)
     db.session.expire_all()
@@ -280,7 +280,7 @@ def test_hold_decisions_change_what_the_next_run_bills_and_are_audited(client):
     run = runs.run_for("2026-10")
     _post(client, f"{RUNS}/{run.id}/preview", {}, form_url=f"{RUNS}/{run.id}")
     _post(client, f"{RUNS}/{run.id}/approve", {}, form_url=f"{RUNS}/{run.id}")
-    _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+    _post(client, f"{RUNS}/{run.id}/finalize", {"confirm": "y"}, form_url=f"{RUNS}/{run.id}")
     invoice = db.session.scalar(select(Invoice))
     by_session = {line.session_charge_id: line.amount_minor for line in invoice.lines}
     assert set(by_session) == {normal.id, adjusted.id, released.id}  # the written-off one is not billed
@@ -298,7 +298,7 @@ def test_hold_services_refuse_bad_input(db_session):
     db.session.flush()
     with pytest.raises(holds.HoldError, match="reason"):
         holds.release(hold, FINANCE, "")
-    with pytest.raises(holds.HoldError, match="not an amount"):
+    with pytest.raises(holds.HoldError, match="Not an amount"):
         holds.adjust(hold, FINANCE, "why", "NaN")
     with pytest.raises(holds.HoldError, match="negative"):
         holds.adjust(hold, FINANCE, "why", "-1")
@@ -325,13 +325,13 @@ def test_credit_notes_from_the_invoice_page(app, client):
     no_reason = submit_form(
         client,
         f"{page_url}/credit",
-        {"scope": "full", "customer_reason": "billing_error", "reason": ""},
+        {"scope": "full", "customer_reason": "billing_error", "reason": "", "confirm": "y"},
         form_url=page_url,
     )
     too_much = submit_form(
         client,
         f"{page_url}/credit",
-        {"scope": "amount", "amount": "99", "customer_reason": "goodwill", "reason": "x"},
+        {"scope": "amount", "amount": "99", "customer_reason": "goodwill", "reason": "x", "confirm": "y"},
         form_url=page_url,
     )
     assert no_reason.status_code == 400 and too_much.status_code == 400
@@ -339,7 +339,7 @@ def test_credit_notes_from_the_invoice_page(app, client):
     garbage = submit_form(
         client,
         f"{page_url}/credit",
-        {"scope": "amount", "amount": "1.2.3", "customer_reason": "goodwill", "reason": "x"},
+        {"scope": "amount", "amount": "1.2.3", "customer_reason": "goodwill", "reason": "x", "confirm": "y"},
         form_url=page_url,
     )
     assert garbage.status_code == 400
@@ -348,7 +348,13 @@ def test_credit_notes_from_the_invoice_page(app, client):
     response = submit_form(
         client,
         f"{page_url}/credit",
-        {"scope": "amount", "amount": "1.00", "customer_reason": "session_price", "reason": "late start"},
+        {
+            "scope": "amount",
+            "amount": "1.00",
+            "customer_reason": "session_price",
+            "reason": "late start",
+            "confirm": "y",
+        },
         form_url=page_url,
     )
     assert response.status_code == 302
@@ -365,7 +371,7 @@ def test_credit_notes_from_the_invoice_page(app, client):
     rest = submit_form(
         client,
         f"{page_url}/credit",
-        {"scope": "amount", "amount": "6.85", "customer_reason": "goodwill", "reason": "rest"},
+        {"scope": "amount", "amount": "6.85", "customer_reason": "goodwill", "reason": "rest", "confirm": "y"},
         form_url=page_url,
     )
     assert rest.status_code == 302  # 1.00 + 6.85 = the whole 7.85 excl. VAT
@@ -387,7 +393,14 @@ def test_invoice_search(app, client):
         page = client.get("/backoffice/finance/invoices", query_string=query).get_data(as_text=True)
         return {number for number in (ann_invoice.number, bob_invoice.number) if f">{number}</a>" in page}
 
-    assert found() == set()  # no search yet
+    # No search yet: the latest invoiced month is shown, not an empty page.
+    assert found() == {ann_invoice.number, bob_invoice.number}
+    assert "The latest invoiced month, 2026-10" in client.get("/backoffice/finance/invoices").get_data(as_text=True)
+    # A part of the customer's name, in any case.
+    assert found(name="nn sear") == {ann_invoice.number}
+    assert found(name="SEARCH") == {ann_invoice.number, bob_invoice.number}
+    assert found(name="%") == set()  # wildcards are literal
+    assert found(name="carla") == set()
     assert found(number=ann_invoice.number) == {ann_invoice.number}
     assert found(number=ann_invoice.number[:4].lower()) == {ann_invoice.number, bob_invoice.number}
     assert found(customer=f"{bob.account.id:08d}") == {bob_invoice.number}

@@ -381,9 +381,9 @@ def test_a_paid_invoice_is_marked_as_paid_in_the_portal(app, client):
     login(client, user)
     listing = client.get("/invoices").get_data(as_text=True)
     assert f'href="/invoices/{invoice.number}"' in listing
-    assert re.search(r"Paid</span>\s*<br><span class=\"muted\" data-paid-on>on Nov 3, 2026</span>", listing)
+    assert re.search(r"Paid</span>\s*<br><span class=\"muted\" data-paid-on>on 3 Nov 2026</span>", listing)
     page = client.get(f"/invoices/{invoice.number}").get_data(as_text=True)
-    assert 'data-invoice-state="paid"' in page and "Paid</strong> · on Nov 3, 2026" in page
+    assert 'data-invoice-state="paid"' in page and "Paid</strong> · on 3 Nov 2026" in page
     assert "How to pay" not in page and "epc-qr" not in page
     assert client.get(f"/invoices/{invoice.number}.pdf").status_code == 200  # the download still works
 
@@ -438,7 +438,7 @@ def test_a_credit_note_shows_the_customers_reason_never_the_internal_note(app, c
     response = submit_form(
         client,
         f"{page_url}/credit",
-        {"scope": "amount", "amount": "1.00", "customer_reason": "billing_error", "reason": INTERNAL},
+        {"scope": "amount", "amount": "1.00", "customer_reason": "billing_error", "reason": INTERNAL, "confirm": "y"},
         form_url=page_url,
     )
     assert response.status_code == 302
@@ -474,11 +474,11 @@ def test_a_credit_note_needs_a_known_customer_reason(app, client):
     page_url = f"/backoffice/finance/invoices/{invoice.number}"
     for chosen in ({}, {"customer_reason": ""}, {"customer_reason": "because"}):
         response = submit_form(
-            client, f"{page_url}/credit", {"scope": "full", "reason": "x", **chosen}, form_url=page_url
+            client, f"{page_url}/credit", {"scope": "full", "reason": "x", "confirm": "y", **chosen}, form_url=page_url
         )
         assert response.status_code == 400, chosen
     assert db.session.scalar(select(Invoice).where(Invoice.kind == InvoiceKind.CREDIT_NOTE)) is None
-    with pytest.raises(BillingError, match="unknown reason"):
+    with pytest.raises(BillingError, match="Unknown reason"):
         invoices.credit_invoice(invoice, FINANCE, "x", customer_reason="because")
 
 

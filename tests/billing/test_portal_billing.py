@@ -137,15 +137,18 @@ def test_session_history_filters_and_csv(app, client):
     assert len(rows) == 1
     row = rows[0]
     # CPO 20 × 0.30 + 0.50 = 6.50 excl. VAT; our fees 20 × 0.05 + 0.35 = 1.35; total 7.85 × 1.21 = 9.4985.
-    assert (row["kwh"], row["cpo_price_excl_vat"], row["our_fees_excl_vat"], row["vat_rate"]) == (
+    # The driver's language is English: English headers and states, "," and "." (tests/billing/test_session_csv.py).
+    assert (row["kWh"], row["Operator price excl. VAT"], row["Our fees excl. VAT"], row["VAT rate (%)"]) == (
         "20",
         "6.50",
         "1.35",
         "21",
     )
-    assert row["total_incl_vat"] == str(october_first.driver_incl_vat.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-    assert row["duration_minutes"] == "60" and row["invoice"] == "" and row["state"] == "to_invoice"
+    assert row["Total incl. VAT"] == str(
+        october_first.driver_incl_vat.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    )
+    assert row["Duration (minutes)"] == "60" and row["Invoice"] == "" and row["State"] == "On your next invoice"
     everything = list(csv.DictReader(io.StringIO(client.get("/sessions.csv").get_data(as_text=True))))
     assert len(everything) == 4
-    assert {r["invoice"] for r in everything} == {september_invoice.number, ""}
-    assert {r["state"] for r in everything} == {"invoiced", "to_invoice", "under_review"}
+    assert {r["Invoice"] for r in everything} == {september_invoice.number, ""}
+    assert {r["State"] for r in everything} == {"Invoiced", "On your next invoice", "Under review"}

@@ -319,5 +319,5 @@ def test_run_refuses_bad_periods_and_out_of_order_steps(app, db_session):
     assert "approve it first" in cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"]).output
     assert "no preview" in cli.invoke(args=["billing", "approve", "--period", "2026-10"]).output
     cli.invoke(args=["billing", "run", "--period", "2026-10", "--dry-run"])
-    assert "approve the run first" in cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"]).output
+    assert "Approve the run first" in cli.invoke(args=["billing", "run", "--period", "2026-10", "--no-deliver"]).output
     assert db.session.scalar(select(InvoiceRun)).status == RunStatus.PREVIEW

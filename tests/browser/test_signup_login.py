@@ -40,7 +40,11 @@ def test_signup_confirm_login_logout_reset(live_server, page, tmp_path):
     assert page.get_by_role("heading", name="Check your email").is_visible()
 
     page.goto(_last_link(live_server.outbox, "browser.driver@example.com"))
-    assert "Your email address is confirmed" in page.content()
+    # The link signs the new driver in (tests/test_confirmation_link.py); later logins use the password.
+    assert "Your email address is confirmed and you are signed in" in page.content()
+    assert page.get_by_role("heading", name="Hello Browser Driver").is_visible()
+    page.get_by_role("button", name="Log out").click()
+    page.goto(live_server.url + "/login")
 
     page.get_by_label("Email").fill("browser.driver@example.com")
     page.get_by_label("Password").fill("browser-password-1")

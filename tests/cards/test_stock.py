@@ -99,6 +99,6 @@ def test_issue_cli_prints_an_ocpi_token(app, db_session, tmp_path: Path):
     parse_emaid(token["contract_id"])  # valid check digit
 
     no_stock = app.test_cli_runner().invoke(args=["cards", "issue", "--email", "ops@example.com"])
-    assert no_stock.exit_code == 1 and "no cards in stock" in no_stock.output
+    assert no_stock.exit_code == 1 and "No cards in stock" in no_stock.output
     unknown = app.test_cli_runner().invoke(args=["cards", "issue", "--email", "nobody@example.com"])
     assert unknown.exit_code == 1

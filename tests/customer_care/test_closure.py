@@ -73,7 +73,9 @@ def test_support_closes_on_request_and_retention_then_anonymises(client):
     page = f"/backoffice/support/accounts/{user.account.id}"
     export = client.get(f"{page}/export.json")
     assert json.loads(export.data)["account"]["full_name"] == "Carla Cease"
-    submit_form(client, f"{page}/close", {"note-note": "letter of 3 Nov"}, form_url=page, prefix="note-")
+    submit_form(
+        client, f"{page}/close", {"note-note": "letter of 3 Nov", "confirm": "y"}, form_url=page, prefix="note-"
+    )
     account = user.account
     assert account.closed_at is not None
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "account.close"))

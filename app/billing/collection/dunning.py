@@ -33,7 +33,8 @@ import datetime as dt
 from flask import current_app
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 
-from app.accounts.models import Account, Role, User
+from app.accounts.models import Account
+from app.accounts.notices import notice_addresses
 from app.accounts.services import PendingEmail
 from app.audit.services import Actor, record
 from app.billing.models import Dunning, Invoice, InvoiceKind, InvoiceStatus, PaymentState
@@ -41,6 +42,7 @@ from app.cards.models import BlockReason
 from app.cards.services import block_all_cards, unblock_all_cards
 from app.db import utcnow
 from app.extensions import db
+from app.i18n import N_
 from app.public_urls import portal_url
 from app.roaming.send.authorization import STANDING_CHECKS, Standing, StandingCheck
 
@@ -115,16 +117,12 @@ def balance_url() -> str:
 
 
 def billing_emails(account_id: int, template: str, subject: str, **context: object) -> list[PendingEmail]:
-    """One email per active driver login of the account, in the account's language (sent after commit)."""
+    """One email per address of the account's notices (``accounts.notices``: its confirmed notification address,
+    else its active driver logins), in the account's language (sent after commit)."""
     account = db.session.get(Account, account_id)
     if account is None or account.anonymised_at is not None:
         return []
-    recipients = sorted(
-        user.email
-        for user in db.session.scalars(
-            select(User).where(User.account_id == account_id, User.role == Role.DRIVER, User.active.is_(True))
-        )
-    )
+    recipients = notice_addresses(account_id)
     context = {"name": account.full_name, "balance_url": balance_url(), **context}
     return [
         PendingEmail(to=email, template=template, language=account.language, subject=subject, context=dict(context))
@@ -169,7 +167,7 @@ def on_payment_failure(
         return billing_emails(
             invoice.account_id,
             "payment_failed",
-            "Your payment did not go through",
+            N_("Your payment did not go through"),
             next_attempt_at=dunning.next_attempt_at,
             **context,
         )
@@ -183,7 +181,7 @@ def on_payment_failure(
     return billing_emails(
         invoice.account_id,
         "payment_reminder",
-        "Reminder: your invoice is still unpaid",
+        N_("Reminder: your invoice is still unpaid"),
         next_attempt_at=dunning.next_attempt_at,
         stage=dunning.stage,
         retries=len(schedule_days()),
@@ -219,7 +217,7 @@ def _exhaust(invoice: Invoice, dunning: Dunning, now: dt.datetime, context: dict
     return billing_emails(
         invoice.account_id,
         "cards_blocked_unpaid",
-        "Your charge cards are blocked",
+        N_("Your charge cards are blocked"),
         cards_blocked=len(blocked),
         **context,
     )
@@ -237,7 +235,7 @@ def on_payment_success(invoice: Invoice, now: dt.datetime, *, amount_minor: int)
     return billing_emails(
         invoice.account_id,
         "payment_received",
-        "We received your payment",
+        N_("We received your payment"),
         paid_at=invoice.paid_at,
         **invoice_context(invoice, amount_minor),
     )

@@ -15,12 +15,13 @@ from flask import current_app
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import OperationalError
 
-from app.accounts.models import Role, User
+from app.accounts.notices import notice_addresses
 from app.billing.collection.dunning import balance_url
 from app.billing.documents.downloads import invoice_pdf, invoice_ubl
 from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
 from app.db import utcnow
 from app.extensions import db
+from app.i18n import N_
 from app.mail import send_template
 from app.payments.services import active_payment_method
 
@@ -49,16 +50,14 @@ def deliver_invoice(invoice_id: int) -> dict[str, str]:
     db.session.commit()
     done = {"invoice": invoice.number, "documents": ",".join(name for name, _, _ in attachments)}
     if invoice.emailed_at is None and _claim_email(invoice.id):
-        recipients = db.session.scalars(
-            select(User).where(User.account_id == invoice.account_id, User.role == Role.DRIVER, User.active.is_(True))
-        ).all()
-        subject = "Your credit note" if invoice.kind == InvoiceKind.CREDIT_NOTE else "Your invoice"
+        recipients = notice_addresses(invoice.account_id)  # the notification address, else the driver logins
+        subject = N_("Your credit note") if invoice.kind == InvoiceKind.CREDIT_NOTE else N_("Your invoice")
         # Say what is true for this driver: we collect with a usable saved method, else they pay by hand.
         method = active_payment_method(invoice.account_id)
         collected = method is not None and method.is_usable(utcnow().date())
-        for user in recipients:
+        for address in recipients:
             send_template(
-                user.email,
+                address,
                 "invoice",
                 invoice.snapshot.get("language", "en"),
                 subject,

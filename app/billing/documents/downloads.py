@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from flask_babel import lazy_gettext as _l
+
 from app.audit.services import Actor, record
 from app.billing.invoicing.invoices import BillingError
 from app.billing.invoicing.snapshot import receives_ubl
@@ -31,14 +33,14 @@ def _documents() -> _Documents:
     try:
         from app.billing import documents
     except ImportError as error:
-        raise PdfUnavailableError("invoice documents are not available") from error
+        raise PdfUnavailableError(_l("Invoice documents are not available.")) from error
     return documents
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice's PDF bytes; renders and stores it (flush, the caller commits) when none is stored yet."""
     if invoice.status != InvoiceStatus.FINALIZED or not invoice.snapshot:
-        raise PdfUnavailableError("only a finalized invoice has a PDF")
+        raise PdfUnavailableError(_l("Only a finalized invoice has a PDF."))
     if invoice.pdf:
         return invoice.pdf
     invoice.pdf = _documents().render_customer_pdf(invoice.snapshot)
@@ -65,9 +67,9 @@ def rerender_pdf(invoice: Invoice, actor: Actor, reason: str) -> bytes:
     """Render the stored PDF again from the frozen snapshot (after a template or font fix), replacing the one
     the customer got: only on purpose, with a reason, audited. The snapshot, and so every figure, stays."""
     if not reason.strip():
-        raise BillingError("re-rendering needs a reason")
+        raise BillingError(_l("Re-rendering the PDF needs a reason."))
     if invoice.status != InvoiceStatus.FINALIZED or not invoice.snapshot:
-        raise PdfUnavailableError("only a finalized invoice has a PDF")
+        raise PdfUnavailableError(_l("Only a finalized invoice has a PDF."))
     invoice.pdf = _documents().render_customer_pdf(invoice.snapshot)
     invoice.pdf_rendered_at = utcnow()
     record("invoice.rerender_pdf", "invoice", invoice.id, actor=actor, reason=reason.strip()[:1000])

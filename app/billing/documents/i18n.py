@@ -31,6 +31,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 
 from app.billing.documents.common import DEFAULT_TIMEZONE
 from app.config import PROJECT_ROOT
+from app.i18n import date_locale
 from app.money import from_minor_units
 
 DOCUMENT_LANGUAGES = ("nl", "fr", "en")
@@ -116,7 +117,7 @@ class Formatter:
         if not value:
             return ""
         day = dt.date.fromisoformat(value) if isinstance(value, str) else value
-        return format_date(day, style, locale=self.locale)
+        return format_date(day, style, locale=date_locale(self.locale))  # day first, in English too
 
     def local(self, value: str | dt.datetime) -> dt.datetime:
         moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -125,7 +126,7 @@ class Formatter:
         return moment.astimezone(self.zone)
 
     def short_date(self, value: str | dt.datetime) -> str:
-        return format_date(self.local(value).date(), "short", locale=self.locale)
+        return format_date(self.local(value).date(), "short", locale=date_locale(self.locale))
 
     def time(self, value: str | dt.datetime) -> str:
         return format_datetime(self.local(value), "HH:mm", locale=self.locale)

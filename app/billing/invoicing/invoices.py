@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Table, select
 
 from app.accounts.models import Account, Role, User
@@ -50,8 +51,18 @@ def _buyer(account: Account, email: str | None) -> dict[str, Any]:
 
 
 def buyer_emails(account_ids: Iterable[int]) -> dict[int, str]:
-    """The driver's email of each account (the first driver user when there are several), in one query."""
-    emails: dict[int, str] = {}
+    """The email the invoice names for each account: its confirmed notification address (where the invoice is
+    mailed, ``accounts.notices``), else its first driver user's, in two queries."""
+    account_ids = list(account_ids)
+    emails: dict[int, str] = {
+        account_id: address
+        for account_id, address in db.session.execute(
+            select(Account.id, Account.notification_email).where(
+                Account.id.in_(account_ids), Account.notification_email.is_not(None)
+            )
+        )
+        if address
+    }
     for account_id, email in db.session.execute(
         select(User.account_id, User.email)
         .where(User.account_id.in_(list(account_ids)), User.role == Role.DRIVER)
@@ -394,11 +405,11 @@ def credit_invoice(
     ``reason`` is finance's internal note: it goes to the audit log only. What the customer reads is
     ``customer_reason``, a code of ``snapshot.CREDIT_REASONS`` printed in their language on the credit note."""
     if invoice.status != InvoiceStatus.FINALIZED or invoice.kind != InvoiceKind.INVOICE:
-        raise BillingError("only a finalized invoice can be credited")
+        raise BillingError(_l("Only a finalized invoice can be credited."))
     if not reason.strip():
-        raise BillingError("a credit note needs a reason")
+        raise BillingError(_l("A credit note needs a reason."))
     if customer_reason not in CREDIT_REASONS:
-        raise BillingError(f"unknown reason for the customer: {customer_reason!r}")
+        raise BillingError(_l("Unknown reason for the customer: %(reason)r.", reason=customer_reason))
     already = sum(
         -note.subtotal_minor
         for note in db.session.scalars(
@@ -428,7 +439,7 @@ def credit_invoice(
         ]
     else:
         if amount_minor <= 0:
-            raise BillingError("the credited amount must be positive")
+            raise BillingError(_l("The credited amount must be positive."))
         main = max(invoice.lines, key=lambda line: abs(line.amount_minor))
         lines = [
             ComposedLine(
@@ -446,7 +457,7 @@ def credit_invoice(
         ]
     credited = -sum(line.amount_minor for line in lines)
     if already + credited > invoice.subtotal_minor:
-        raise BillingError("the credit notes would exceed the invoice")
+        raise BillingError(_l("The credit notes would exceed the invoice."))
     vat = vat_summary(lines)
     subtotal = sum(line.amount_minor for line in lines)
     note = Invoice(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from app.audit.services import Actor, record
 from app.billing.models import Invoice, InvoiceRun, RunStatus
@@ -29,7 +30,7 @@ def prepare_delivery(run: InvoiceRun, actor: Actor, reason: str | None = None) -
 
     db.session.refresh(run)  # the run may have been completed by a statement since it was loaded
     if run.status != RunStatus.FINALIZED:
-        raise BillingError("the run is not finalized yet")
+        raise BillingError(_l("The run is not finalized yet."))
     invoice_ids = invoices_to_deliver(run.id)
     record(
         "billing.deliver",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Row, select
 
 from app.audit.services import Actor, record
@@ -44,15 +45,15 @@ def held_queue(limit: int = 500) -> list[Row[SessionHold, SessionCharge, Cdr]]:
 
 def _check(hold: SessionHold, reason: str) -> str:
     if hold.status != HoldStatus.HELD:
-        raise HoldError(f"this session was already decided ({hold.status.value})")
+        raise HoldError(_l("This session was already decided."))
     invoiced = db.session.scalar(select(InvoiceLine.id).where(InvoiceLine.session_charge_id == hold.session_charge_id))
     if invoiced is not None:
-        raise HoldError("this session is already on an invoice")
+        raise HoldError(_l("This session is already on an invoice."))
     reason = (reason or "").strip()
     if not reason:
-        raise HoldError("a decision on a held session needs a reason")
+        raise HoldError(_l("A decision on a held session needs a reason."))
     if len(reason) > MAX_REASON:
-        raise HoldError(f"the reason is longer than {MAX_REASON} characters")
+        raise HoldError(_l("The reason is longer than %(count)s characters.", count=MAX_REASON))
     return reason
 
 
@@ -86,13 +87,13 @@ def parse_amount(value: str | Decimal) -> Decimal:
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value).strip().replace(",", "."))
     except (InvalidOperation, ValueError) as error:
-        raise HoldError(f"not an amount: {value!r}") from error
+        raise HoldError(_l("Not an amount: %(value)r.", value=value)) from error
     if not amount.is_finite():
-        raise HoldError(f"not an amount: {value!r}")
+        raise HoldError(_l("Not an amount: %(value)r.", value=value))
     if amount < 0:
-        raise HoldError("the adjusted amount cannot be negative")
+        raise HoldError(_l("The amount cannot be negative."))
     if amount != amount.quantize(Decimal("0.01")):
-        raise HoldError("the adjusted amount has at most 2 decimals")
+        raise HoldError(_l("The amount has at most 2 decimals."))
     return amount
 
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import CursorResult, Select, Table, exists, func, or_, select, update
 
 from app.accounts.models import Account
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 
 def check_period(period: str) -> str:
     if not PERIOD.match(period or ""):
-        raise BillingError(f"period must look like 2026-10, not {period!r}")
+        raise BillingError(_l("The month must look like 2026-10, not %(period)r.", period=period))
     return period
 
 
@@ -81,7 +82,11 @@ def check_month_ended(period: str, now: dt.datetime | None = None) -> str:
     if (now or utcnow()) < end:
         first_day = end.astimezone(billing_zone()).date().isoformat()
         raise BillingError(
-            f"{period} has not ended yet: a run may cover only a month that has ended (from {first_day} on)"
+            _l(
+                "%(period)s has not ended yet: a run may cover only a month that has ended (from %(day)s on).",
+                period=period,
+                day=first_day,
+            )
         )
     return period
 
@@ -315,7 +320,9 @@ def preview(period: str, actor: Actor) -> InvoiceRun:
     check_month_ended(period)
     run = run_for(period)
     if run is not None and run.status not in (RunStatus.PREVIEW,):
-        raise BillingError(f"the run for {period} is already {run.status.value}")
+        raise BillingError(
+            _l("The run for %(period)s is past its preview: it cannot be computed again.", period=period)
+        )
     _start, end = period_bounds(period)
     rated, unrated = rate_pending()  # CDRs that could not be rated on arrival get another chance
     _hold_outliers(end)
@@ -339,7 +346,7 @@ def preview(period: str, actor: Actor) -> InvoiceRun:
 def approve(run: InvoiceRun, actor: Actor) -> InvoiceRun:
     """Finance approves the preview: the accounts to invoice are fixed as run items."""
     if run.status != RunStatus.PREVIEW:
-        raise BillingError(f"only a previewed run can be approved (this one is {run.status.value})")
+        raise BillingError(_l("Only a run in preview can be approved."))
     check_month_ended(run.period)
     accounts = candidate_accounts(run.period)
     # One multi-row write (COPY on PostgreSQL): a month has a row per account, 100,000 of them and more.
@@ -527,7 +534,7 @@ def complete_if_done(run_id: int) -> bool:
 
 def start_finalizing(run: InvoiceRun, actor: Actor) -> InvoiceRun:
     if run.status not in (RunStatus.APPROVED, RunStatus.FINALIZING):
-        raise BillingError(f"approve the run first (it is {run.status.value})")
+        raise BillingError(_l("Approve the run first."))
     check_month_ended(run.period)
     if run.status == RunStatus.APPROVED:
         run.status = RunStatus.FINALIZING

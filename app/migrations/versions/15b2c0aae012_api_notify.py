@@ -1,4 +1,4 @@
-"""app API: reserved for the notification email
+"""app API: the notification email of an account (issue 15)
 
 Revision ID: 15b2c0aae012
 Revises: 14d4f0a7e011
@@ -19,8 +19,13 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    # The account's notification address (confirmed) and the one awaiting its confirmation link.
+    with op.batch_alter_table("accounts") as batch:
+        batch.add_column(sa.Column("notification_email", sa.String(length=254), nullable=True))
+        batch.add_column(sa.Column("notification_email_pending", sa.String(length=254), nullable=True))
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table("accounts") as batch:
+        batch.drop_column("notification_email_pending")
+        batch.drop_column("notification_email")

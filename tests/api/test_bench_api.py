@@ -1,0 +1,53 @@
+"""The API benchmark runs (its small size, on a SQLite file of its own, gunicorn on loopback): no timing is
+asserted here, only that it measures what it says on the data it says and keeps the other benchmarks' figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_api_benchmark_runs_small(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"other": {"kept": True}}))
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_api.py"),
+            "--size",
+            "small",
+            "--database",
+            f"sqlite:///{tmp_path / 'bench.sqlite3'}",
+            "--duration",
+            "2",
+            "--results",
+            str(results),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads(results.read_text())
+    assert figures["other"] == {"kept": True}  # read-modify-write: other benchmarks' keys stay
+    entry = figures["api"]
+    assert (entry["size"], entry["accounts"], entry["charging_accounts"], entry["database"]) == (
+        "small",
+        500,
+        5,
+        "sqlite",
+    )
+    # Every request of the load was answered, and answered 200 (a refused token would show as 401 here).
+    assert entry["errors"] == 0 and entry["requests"] == int(entry["rate_per_s"] * entry["duration_s"])
+    assert set(entry["statuses"]) == {"/api/v1/sessions/active 200", "/api/v1/cards 200"}
+    for measured in (entry, *entry["by_path"].values()):
+        assert 0 < measured["p50_ms"] <= measured["p90_ms"] <= measured["p99_ms"] <= measured["max_ms"]
+    assert entry["token_check_median_ms"] > 0 and entry["argon2_verify_median_ms"] > 0
+    assert entry["ratio_argon2_vs_token_check"] > 1
+    assert isinstance(entry["meets_target"], bool) and isinstance(entry["token_check_meets_target"], bool)
