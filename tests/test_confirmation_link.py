@@ -96,3 +96,24 @@ def test_a_link_for_an_address_since_changed_is_refused(client, mailbox):
     html = client.get(f"/confirm/{token}").get_data(as_text=True)
     assert "does not work" in html
     assert not _user().is_confirmed
+
+
+def test_a_link_opened_in_another_browser_confirms_but_signs_nobody_in(app, client, mailbox):
+    """Login CSRF: someone who signs up with their own address and sends the link to a victim must not get the
+    victim signed into that account (where the victim might save their own payment card)."""
+    link = _signed_up(client, mailbox)
+    victim = app.test_client()
+    html = victim.get(link).get_data(as_text=True)
+    assert "Your email address is confirmed" in html and "does not sign you in here" in html
+    assert _user().email_confirmed_at is not None
+    assert victim.get("/dashboard").status_code == 302  # not signed in
+    assert client.get(link).status_code == 200  # used now: not even the sign-up browser is signed in by it
+
+
+def test_a_link_asked_for_again_signs_in_the_browser_that_asked(app, client, mailbox):
+    _signed_up(client, mailbox)
+    laptop = app.test_client()
+    submit_form(laptop, "/confirm", {"email": EMAIL.upper()})
+    link = mailbox.last_link(EMAIL)
+    assert laptop.get(link).status_code == 302
+    assert laptop.get("/dashboard").status_code == 200

@@ -22,12 +22,16 @@ from app.accounts.forms import (
     SignupForm,
 )
 from app.accounts.login_limits import LOGIN_ACCOUNT_SCOPE, login_account_key
+from app.accounts.models import normalize_email
 from app.accounts.plan_choice import plan_catalogue
 from app.accounts.redirects import local_path_or_none
 from app.accounts.sessions import end_all_sessions
 from app.extensions import FlaskForm, db, limiter
 
 bp = Blueprint("accounts", __name__)
+# The address this browser signed up or asked for a confirmation link with (in its signed session cookie): the
+# link signs in only here (app.accounts.confirmation).
+SIGNING_UP_EMAIL = "signing_up_email"
 
 
 def _limit(key: str) -> str:
@@ -72,6 +76,7 @@ def signup() -> ResponseReturnValue:
         else:
             db.session.commit()
             services.send_pending(emails)
+            session[SIGNING_UP_EMAIL] = normalize_email(form.email.data)  # the link signs in this browser only
             # Same page for new and already-known addresses: no account enumeration.
             return render_template("portal/accounts/check_email.html", email=form.email.data)
     # Each plan's prices side by side, in the page's language, from the catalogue (never written into the page).
@@ -83,9 +88,12 @@ def signup() -> ResponseReturnValue:
 def confirm(token: str) -> ResponseReturnValue:
     """The sign-up email's link: confirms the address and signs the driver in, or says what to do instead."""
     signed_in = current_user.id if current_user.is_authenticated else None
-    result = confirmation.open_confirmation_link(token, signed_in)
-    if result.outcome == confirmation.ConfirmOutcome.SIGNED_IN and result.user is not None:
+    result = confirmation.open_confirmation_link(token, signed_in, session.get(SIGNING_UP_EMAIL))
+    if result.outcome == confirmation.ConfirmOutcome.CONFIRMED:
         db.session.commit()
+    elif result.outcome == confirmation.ConfirmOutcome.SIGNED_IN and result.user is not None:
+        db.session.commit()
+        session.pop(SIGNING_UP_EMAIL, None)
         login_user(result.user)
         flash(_("Your email address is confirmed and you are signed in. Welcome!"), "success")
         return redirect(url_for("portal.index"))
@@ -105,6 +113,7 @@ def resend_confirmation() -> ResponseReturnValue:
         emails = services.resend_confirmation(form.email.data)
         db.session.commit()
         services.send_pending(emails)
+        session[SIGNING_UP_EMAIL] = normalize_email(form.email.data)
         flash(_("If an unconfirmed account exists for that address, we sent a new confirmation link."), "info")
         return redirect(url_for("accounts.login"))
     return render_template("portal/accounts/resend_confirmation.html", form=form)
