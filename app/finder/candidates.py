@@ -77,7 +77,7 @@ def _place_condition(shape: tuple[object, ...]) -> ColumnElement[bool]:
     return area_condition(shape)
 
 
-def _location_conditions(filters: Filters) -> list[ColumnElement[bool]]:
+def location_conditions(filters: Filters) -> list[ColumnElement[bool]]:
     conditions = visible()
     if filters.operator:
         # lower() on both sides: the same folding of the column and of the name on each database.
@@ -95,9 +95,9 @@ def _statement(shape: tuple[object, ...], filters: Filters) -> Select[Any]:
     if not filters.on_connector:
         live = select(Evse.id).where(Evse.location_id == Location.id, Evse.status != REMOVED).exists()
         return select(Location.id, cast(Location.latitude, Float), cast(Location.longitude, Float)).where(
-            place, *_location_conditions(filters), live
+            place, *location_conditions(filters), live
         )
-    conditions = [place, *_location_conditions(filters), Evse.status != REMOVED]
+    conditions = [place, *location_conditions(filters), Evse.status != REMOVED]
     if filters.connector_types:
         conditions.append(func.upper(Connector.standard).in_(sorted(filters.connector_types)))
     if filters.current == Current.DC:

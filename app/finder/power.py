@@ -24,6 +24,7 @@ power is unknown (None): shown as unknown, and never matching a minimum-power fi
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from app.roaming.receive.location_validation import sanitise_power_w
 
@@ -44,6 +45,9 @@ def _plausible(watts: int | None, power_type: str) -> bool:
     return watts <= (DC_MAX_W if is_dc(power_type) else AC_MAX_W)
 
 
+# Pure functions of four small values that repeat across connectors (a few hundred combinations in a country's
+# feed): kept per process, as every result page asks them for each of its ~80 connectors.
+@lru_cache(maxsize=8192)
 def connector_power_w(
     power_type: str, max_voltage: int | None, max_amperage: int | None, max_electric_power: int | None
 ) -> int | None:
@@ -57,6 +61,7 @@ def connector_power_w(
     return nominal if _plausible(nominal, power_type) else None
 
 
+@lru_cache(maxsize=8192)
 def connector_power_kw(
     power_type: str, max_voltage: int | None, max_amperage: int | None, max_electric_power: int | None
 ) -> Decimal | None:

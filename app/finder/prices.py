@@ -8,6 +8,15 @@ one query, each version parsed and compiled once, and each distinct estimate (ve
 computed once. ``estimate_for_connector`` asks the database once per tariff id and parses the tariff on every
 call, ~1 ms a connector: a page of 20 results would spend its whole budget there.
 
+Across requests (per process): what a search reads of the tariff versions each time is light (ids, dates and a
+fingerprint of the content: md5 of the JSON text on PostgreSQL, the text itself on SQLite); the content, its
+parsed and compiled tariff are kept per (version id, fingerprint), so a version whose content changes in place
+(a CPO re-sending it under the same ``last_updated``, see :mod:`app.roaming.receive.tariffs`) is read again. An
+estimate is kept too, keyed by everything it depends on (version and fingerprint, the plan's terms, country,
+zone, EVSE power, the typical session, the country's VAT rate), but only for a tariff whose price cannot depend
+on the moment: no time of day, day of week or date restriction and no validity period. Any other tariff is
+priced at the request's instant, as before.
+
 A connector without a tariff in force, or whose tariff cannot be priced for this driver (another currency than
 the plan's, a country without a VAT rate), has an *unknown* price that says why; the finder never guesses one.
 """
@@ -20,19 +29,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, Text, and_, bindparam, cast, func, or_, select, tuple_
 
 from app.accounts.models import Account
 from app.countries import alpha2
 from app.extensions import db
 from app.ocpi_ids import ci_key
 from app.ocpi_values import parse_ocpi_datetime
-from app.plans.models import Plan
-from app.plans.services import DEFAULT_PLAN_CODE, current_version, plan_at, terms_of
+from app.plans.models import Plan, Subscription
+from app.plans.services import DEFAULT_PLAN_CODE, TERM_FIELDS, current_version, plan_at, terms_of
 from app.pricing import (
     CompiledTariff,
     CurrencyMismatchError,
@@ -111,6 +121,39 @@ def plan_for(account: Account | None, at: dt.datetime) -> Plan | None:
     return current_version(DEFAULT_PLAN_CODE)
 
 
+@dataclass(frozen=True, slots=True)
+class DriverPlan:
+    """The plan version a book prices with, as plain values: its code and terms (what a price depends on)."""
+
+    code: str
+    terms: PlanTerms
+
+
+_TERM_COLUMNS = tuple(getattr(Plan, name) for name in TERM_FIELDS)
+_DEFAULT_PLAN = select(Plan.code, *_TERM_COLUMNS).where(Plan.code == bindparam("code"), Plan.superseded_at.is_(None))
+_ACCOUNT_PLAN = (
+    select(Plan.code, *_TERM_COLUMNS)
+    .join(Subscription, Subscription.plan_id == Plan.id)
+    .where(
+        Subscription.account_id == bindparam("account_id"),
+        Subscription.starts_at <= bindparam("at"),
+        or_(Subscription.ends_at.is_(None), Subscription.ends_at > bindparam("at")),
+    )
+)
+
+
+def driver_plan(account: Account | None, at: dt.datetime) -> DriverPlan | None:
+    """:func:`plan_for` as plain values, without loading the plan as an object (one small query a search)."""
+    row = None
+    if account is not None:
+        row = db.session.execute(_ACCOUNT_PLAN, {"account_id": account.id, "at": at}).first()
+    if row is None:
+        row = db.session.execute(_DEFAULT_PLAN, {"code": DEFAULT_PLAN_CODE}).first()
+    if row is None:
+        return None
+    return DriverPlan(row[0], PlanTerms(**dict(zip(TERM_FIELDS, row[1:], strict=True))))
+
+
 class VersionLike(Protocol):
     """A tariff version as :func:`version_in_force` reads it: the ORM row or a plain :class:`Version`."""
 
@@ -136,6 +179,7 @@ class Version:
     received_at: dt.datetime
     deleted_at: dt.datetime | None
     data: dict[str, Any]
+    fingerprint: str = ""  # of ``data`` as stored (see the module): the process cache's key with ``id``
 
 
 V = TypeVar("V", bound=VersionLike)
@@ -163,33 +207,108 @@ def version_in_force(versions: list[V], at: dt.datetime) -> V | None:
     return None
 
 
-_VERSIONS = (
-    select(
-        TariffVersion.id,
-        TariffVersion.country_code,
-        TariffVersion.party_id,
-        TariffVersion.ocpi_id_key,
-        TariffVersion.last_updated,
-        TariffVersion.received_at,
-        TariffVersion.deleted_at,
-        TariffVersion.data,
-    )
-    .where(
-        tuple_(TariffVersion.country_code, TariffVersion.party_id, TariffVersion.ocpi_id_key).in_(
-            bindparam("keys", expanding=True)
+def _content_fingerprint(dialect: str) -> ColumnElement[str]:
+    """A fingerprint of a version's stored JSON text: md5 on PostgreSQL (32 characters over the network instead
+    of the document); SQLite has no md5 and runs in-process, so the text itself."""
+    text = cast(TariffVersion.data, Text)
+    return (func.md5(text) if dialect == "postgresql" else text).label("fingerprint")
+
+
+@lru_cache(maxsize=4)
+def _versions_statement(dialect: str) -> Select[*tuple[Any, ...]]:
+    """Every version of the tariffs named, without their content (the process has it, see the module)."""
+    return (
+        select(
+            TariffVersion.id,
+            TariffVersion.country_code,
+            TariffVersion.party_id,
+            TariffVersion.ocpi_id_key,
+            TariffVersion.last_updated,
+            TariffVersion.received_at,
+            TariffVersion.deleted_at,
+            _content_fingerprint(dialect),
         )
+        .where(
+            tuple_(TariffVersion.country_code, TariffVersion.party_id, TariffVersion.ocpi_id_key).in_(
+                bindparam("keys", expanding=True)
+            )
+        )
+        .order_by(TariffVersion.last_updated)
     )
-    .order_by(TariffVersion.last_updated)
-)
+
+
+@lru_cache(maxsize=4)
+def _contents_statement(dialect: str) -> Select[Any]:
+    return select(TariffVersion.id, TariffVersion.data, _content_fingerprint(dialect)).where(
+        TariffVersion.id.in_(bindparam("ids", expanding=True))
+    )
+
+
+_TIMED_RESTRICTIONS = ("start_time", "end_time", "start_date", "end_date", "day_of_week")
+
+
+def _depends_on_time(tariff: Tariff) -> bool:
+    """Whether the price of a session may depend on when it starts (beyond which version is in force)."""
+    if tariff.start_date_time is not None or tariff.end_date_time is not None:
+        return True
+    return any(
+        getattr(element.restrictions, name) is not None for element in tariff.elements for name in _TIMED_RESTRICTIONS
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """One version's content as the process keeps it: the JSON, the parsed tariff (or why it cannot be), the
+    compiled one, and whether its prices depend on the moment."""
+
+    data: dict[str, Any]
+    parsed: Tariff | PricingError
+    compiled: CompiledTariff | None
+    timed: bool
+
+
+def _content_of(data: dict[str, Any]) -> _Content:
+    try:
+        parsed: Tariff | PricingError = parse_tariff(data)
+    except PricingError as exc:
+        parsed = exc
+    if isinstance(parsed, PricingError):
+        return _Content(data, parsed, None, True)
+    return _Content(data, parsed, compile_tariff(parsed), _depends_on_time(parsed))
+
+
+# Process-wide caches (see the module). Bounded by emptying: a full cache is cleared rather than kept ordered (a
+# dict's get and set are atomic under the GIL; the worker threads may race to fill the same entry, harmlessly).
+_CACHE_LIMIT = 50_000
+_contents: dict[tuple[int, str], _Content] = {}
+_estimates: dict[tuple[object, ...], Estimate | PricingError] = {}
+
+
+def _remember(cache: dict[Any, Any], key: object, value: object) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+def forget_cached_prices() -> None:
+    """Empty the process's caches (tests; they are exact without it)."""
+    _contents.clear()
+    _estimates.clear()
 
 
 class PriceBook:
     """The prices of one search (one request): tariff versions, compiled tariffs and estimates are cached in it,
     never across requests (a version's content may still change until a session freezes it)."""
 
-    def __init__(self, plan: Plan | None, *, at: dt.datetime, kwh: Decimal, duration: dt.timedelta) -> None:
-        self.plan = plan
-        self.terms: PlanTerms | None = terms_of(plan) if plan is not None else None
+    def __init__(
+        self, plan: Plan | DriverPlan | None, *, at: dt.datetime, kwh: Decimal, duration: dt.timedelta
+    ) -> None:
+        self.plan_code: str | None = None if plan is None else plan.code
+        self.terms: PlanTerms | None = None
+        if isinstance(plan, DriverPlan):
+            self.terms = plan.terms
+        elif plan is not None:
+            self.terms = terms_of(plan)
         self.at = at
         self.kwh = kwh
         self.duration = duration
@@ -197,7 +316,7 @@ class PriceBook:
         self._versions: dict[TariffKey, list[Version]] = {}
         self._by_id: dict[int, Version] = {}
         self._chosen: dict[tuple[str, str, tuple[str, ...]], Version | None] = {}
-        self._parsed: dict[int, Tariff | PricingError] = {}
+        self._content: dict[int, _Content] = {}
         self._prices: dict[tuple[int, str, str, Decimal | None], SessionPrice] = {}
         self._seconds = Decimal(duration.total_seconds())
 
@@ -205,7 +324,7 @@ class PriceBook:
     def for_driver(cls, account: Account | None, *, at: dt.datetime) -> PriceBook:
         config = current_app.config
         return cls(
-            plan_for(account, at),
+            driver_plan(account, at),
             at=at,
             kwh=Decimal(str(config["FINDER_TYPICAL_SESSION_KWH"])),
             duration=dt.timedelta(minutes=int(config["FINDER_TYPICAL_SESSION_MINUTES"])),
@@ -222,10 +341,27 @@ class PriceBook:
             return
         for key in wanted:
             self._versions[key] = []
-        for row in db.session.execute(_VERSIONS, {"keys": list(wanted)}):
-            version = Version(*row)
-            self._versions[(version.country_code, version.party_id, version.ocpi_id_key)].append(version)
-            self._by_id[version.id] = version
+        dialect = db.session.get_bind().dialect.name
+        rows = db.session.execute(_versions_statement(dialect), {"keys": list(wanted)}).all()
+        missing = [row[0] for row in rows if (row[0], row[7]) not in _contents]
+        if missing:
+            for version_id, data, fingerprint in db.session.execute(_contents_statement(dialect), {"ids": missing}):
+                _remember(_contents, (version_id, fingerprint), _content_of(data))
+        for version_id, country_code, party_id, key, last_updated, received_at, deleted_at, fingerprint in rows:
+            content = _contents.get((version_id, fingerprint))
+            if content is None:  # changed again between the two reads: read it on its own
+                data = db.session.scalar(select(TariffVersion.data).where(TariffVersion.id == version_id))
+                if data is None:
+                    continue  # deleted meanwhile
+                content = _content_of(data)
+            version = Version(
+                *(version_id, country_code, party_id, key, last_updated, received_at, deleted_at),
+                content.data,
+                fingerprint,
+            )
+            self._content[version_id] = content
+            self._versions[(country_code, party_id, key)].append(version)
+            self._by_id[version_id] = version
 
     def version(self, version_id: int) -> Version | None:
         """A version this book has read (the one a price names)."""
@@ -245,21 +381,20 @@ class PriceBook:
         self._chosen[key] = chosen
         return chosen
 
-    def parsed(self, version: Version) -> Tariff | PricingError:
-        found = self._parsed.get(version.id)
-        if found is None:
-            try:
-                found = parse_tariff(version.data)
-            except PricingError as exc:
-                found = exc
-            self._parsed[version.id] = found
+    def _content_for(self, version: Version) -> _Content:
+        found = self._content.get(version.id)
+        if found is None:  # a Version built elsewhere (tests): parse it here
+            found = self._content[version.id] = _content_of(version.data)
         return found
+
+    def parsed(self, version: Version) -> Tariff | PricingError:
+        return self._content_for(version).parsed
 
     # --- prices --------------------------------------------------------------------------------------------------
 
     def price(self, ref: ConnectorRef) -> SessionPrice:
         """The typical session at this connector for the book's plan (see the module)."""
-        if self.plan is None:
+        if self.plan_code is None:
             return self._unknown(PriceUnknown.NO_PLAN)
         version = self.tariff_of(ref)
         if version is None:
@@ -278,13 +413,13 @@ class PriceBook:
         return found
 
     def _session_price(self, version: Version, country: str, zone: str, max_power: Decimal | None) -> SessionPrice:
-        assert self.plan is not None  # price() answered NO_PLAN before
+        assert self.plan_code is not None  # price() answered NO_PLAN before
         result = self._compute(version, country, zone, max_power)
         if isinstance(result, PricingError):
             return self._unknown(_why(result), version_id=version.id, detail=str(result))
         driver = result.example_driver
         return SessionPrice(
-            plan_code=self.plan.code,
+            plan_code=self.plan_code,
             kwh=self.kwh,
             minutes=self.minutes,
             currency=driver.currency,
@@ -304,7 +439,7 @@ class PriceBook:
 
     def _unknown(self, why: PriceUnknown, *, version_id: int | None = None, detail: str | None = None) -> SessionPrice:
         return SessionPrice(
-            plan_code=self.plan.code if self.plan is not None else None,
+            plan_code=self.plan_code,
             kwh=self.kwh,
             minutes=self.minutes,
             tariff_version_id=version_id,
@@ -314,10 +449,34 @@ class PriceBook:
 
     def _compute(self, version: Version, country: str, zone: str, max_power: Decimal | None) -> Estimate | PricingError:
         assert self.terms is not None  # price() answered NO_PLAN before
-        tariff = self.parsed(version)
-        if isinstance(tariff, PricingError):
-            return tariff
-        compiled: CompiledTariff = compile_tariff(tariff)
+        content = self._content_for(version)
+        if content.compiled is None:
+            assert isinstance(content.parsed, PricingError)
+            return content.parsed
+        if content.timed:
+            return self._estimate(content.compiled, country, zone, max_power)
+        # Independent of the moment: the same for every search with these inputs (see the module).
+        key = (
+            version.id,
+            version.fingerprint,
+            self.terms,
+            country,
+            zone,
+            max_power,
+            self.kwh,
+            self.duration,
+            self.vat_table.get(country),
+        )
+        found = _estimates.get(key)
+        if found is None:
+            found = self._estimate(content.compiled, country, zone, max_power)
+            _remember(_estimates, key, found)
+        return found
+
+    def _estimate(
+        self, compiled: CompiledTariff, country: str, zone: str, max_power: Decimal | None
+    ) -> Estimate | PricingError:
+        assert self.terms is not None
         try:
             return estimate(
                 compiled,

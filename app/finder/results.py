@@ -216,11 +216,13 @@ def build_results(
     book: PriceBook,
     *,
     at: dt.datetime,
+    pages: Mapping[int, PageLocation] | None = None,
 ) -> tuple[LocationResult, ...]:
     """The page's results in ``order`` ((location id, distance km, along route km) each); ``matching``: per
-    location, the connectors (``roaming_connectors.id``) that meet the search's filters (None: all)."""
+    location, the connectors (``roaming_connectors.id``) that meet the search's filters (None: all). ``pages``:
+    the locations already read with their EVSEs and connectors (:mod:`app.finder.nearest`), else read here."""
     entries = list(order)
-    locations = read_page(entry[0] for entry in entries)
+    locations = pages if pages is not None else read_page(entry[0] for entry in entries)
     wanted = {location_id: None if ids is None else set(ids) for location_id, ids in matching.items()}
     book.load(
         connector_ref(location, evse, connector)

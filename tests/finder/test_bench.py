@@ -40,6 +40,7 @@ def test_the_benchmark_runs_small(tmp_path):
     assert figures["other"] == {"kept": True}  # read-modify-write: other benchmarks' keys stay
     entry = figures["finder"]["small"]
     assert (entry["n_locations"], entry["import_failed"], entry["n_tariffs"]) == (1500, 0, 994)
+    assert entry["n_evses"] > 1500 and entry["bulk_write_s"] > 0  # the copies, written in bulk
     assert entry["database"] == "sqlite" and entry["spatial_index"] == "rtree"
     assert entry["queries_per_run"] == 30 and entry["runs"] == 1
     assert 0 < entry["mean_results_per_query"] <= 20
@@ -47,3 +48,33 @@ def test_the_benchmark_runs_small(tmp_path):
         assert set(measured) == {"p50_ms", "p95_ms", "p99_ms", "mean_ms"}
         assert 0 < measured["p50_ms"] <= measured["p95_ms"] <= measured["p99_ms"]
     assert entry["ratio_finder_vs_kdtree_p95"] > 0 and isinstance(entry["meets_target"], bool)
+
+
+def test_the_http_benchmark_runs_small(tmp_path):
+    """bench_finder_http.py at its smallest: gunicorn (2 workers) on a SQLite file, a few requests per phase."""
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"other": {"kept": True}}))
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_finder_http.py"),
+            *("--size", "small", "--database", f"sqlite:///{tmp_path / 'http.sqlite3'}"),
+            *("--requests", "20", "--clients", "2", "--seconds", "1", "--runs", "1"),
+            *("--results", str(results)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads(results.read_text())
+    assert figures["other"] == {"kept": True}
+    entry = figures["finder_http"]["small"]
+    assert (entry["n_locations"], entry["import_failed"], entry["n_tariffs"]) == (1500, 0, 994)
+    assert entry["database"] == "sqlite" and entry["requests_per_run"] == 20
+    assert 0 < entry["mean_results_per_query"] <= 20 and entry["requests_per_s"] > 0
+    for measured in (entry["http_one_client"], entry["http_under_load"], entry["kdtree"]):
+        assert 0 < measured["p50_ms"] <= measured["p95_ms"] <= measured["p99_ms"]
+    assert entry["ratio_http_vs_kdtree_p95"] > 0 and isinstance(entry["meets_target"], bool)
