@@ -1,0 +1,50 @@
+"""The Locations importer's benchmark runs (its small size, on a SQLite file of its own): no timing is asserted
+here, only that it measures what it says on the data it says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_benchmark_runs_small(tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"other": {"kept": True}, "locations": {"70k": {"kept": True}}}))
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_locations.py"),
+            "--size",
+            "small",
+            "--database",
+            f"sqlite:///{tmp_path / 'bench.sqlite3'}",
+            "--runs",
+            "1",
+            "--baseline-slice",
+            "40",
+            "--results",
+            str(results),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads(results.read_text())
+    assert figures["other"] == {"kept": True}  # read-modify-write: other benchmarks' keys stay
+    assert figures["locations"]["70k"] == {"kept": True}  # and the other sizes
+    entry = figures["locations"]["small"]
+    assert (entry["n_locations"], entry["database"], entry["runs"]) == (300, "sqlite", 1)
+    assert entry["n_evses"] >= 300 and entry["n_connectors"] >= entry["n_evses"]
+    for name in ("import_s", "reimport_s", "import_one_process_s", "per_object_path_per_1000_s"):
+        assert entry[name] > 0, name
+    for name in ("import_cpu_s", "reimport_cpu_s", "import_one_process_cpu_s"):
+        assert entry[name] >= 0, name
+    assert entry["ratio_per_object_vs_import"] > 0 and entry["ratio_import_vs_reimport"] > 0
+    assert "pull_s" not in entry and "meets_target" not in entry  # the pull and the targets: other sizes
