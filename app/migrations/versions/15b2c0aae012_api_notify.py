@@ -1,7 +1,7 @@
 """app API: the notification email of an account (issue 15)
 
 Revision ID: 15b2c0aae012
-Revises: 14d4f0a7e011
+Revises: 15a1c0a9e009
 Create Date: 2026-12-07 02:40:00.000000
 
 """
@@ -13,7 +13,7 @@ import app.db
 
 # revision identifiers, used by Alembic.
 revision = '15b2c0aae012'
-down_revision = '14d4f0a7e011'
+down_revision = '15a1c0a9e009'
 branch_labels = None
 depends_on = None
 
