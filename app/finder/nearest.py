@@ -33,7 +33,7 @@ from sqlalchemy.orm import aliased
 from app.extensions import db
 from app.finder.candidates import REMOVED, Candidate, location_conditions
 from app.finder.filters import Filters
-from app.finder.page import PageConnector, PageEvse, PageLocation
+from app.finder.page import LOCATION_COLUMNS, PageConnector, PageEvse, PageLocation
 from app.roaming.models import Connector, Evse, Location
 
 
@@ -77,21 +77,7 @@ def _statement(filters: Filters) -> Select[Any]:
             shown,
             cast(Location.latitude, Float),
             cast(Location.longitude, Float),
-            Location.country_code,
-            Location.party_id,
-            Location.ocpi_id,
-            Location.name,
-            Location.address,
-            Location.city,
-            Location.postal_code,
-            Location.country,
-            Location.latitude,
-            Location.longitude,
-            Location.time_zone,
-            Location.operator_name,
-            Location.last_updated,
-            Location.data["opening_times"],
-            Location.data["coordinates"],
+            *LOCATION_COLUMNS,
             Evse.id,
             Evse.uid,
             Evse.evse_id,

@@ -67,9 +67,9 @@ class PageLocation:
     evses: list[PageEvse] = field(default_factory=list)
 
 
-# Built once: the statements are the same for every page, only the ids change (an expanding parameter).
-_LOCATIONS = select(
-    Location.id,
+# What a result shows of a location, in the order page_location reads them (after the id); app.finder.nearest
+# selects the same in its one-statement walk.
+LOCATION_COLUMNS = (
     Location.country_code,
     Location.party_id,
     Location.ocpi_id,
@@ -85,7 +85,9 @@ _LOCATIONS = select(
     Location.last_updated,
     Location.data["opening_times"],
     Location.data["coordinates"],
-).where(Location.id.in_(bindparam("ids", expanding=True)))
+)
+# Built once: the statements are the same for every page, only the ids change (an expanding parameter).
+_LOCATIONS = select(Location.id, *LOCATION_COLUMNS).where(Location.id.in_(bindparam("ids", expanding=True)))
 
 _EVSES_AND_CONNECTORS = (
     select(
