@@ -3,39 +3,14 @@ asserted here, only that it measures what it says on the data it says and keeps 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench_runs import run_small
 
 
 def test_the_api_benchmark_runs_small(tmp_path: Path) -> None:
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps({"other": {"kept": True}}))
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_api.py"),
-            "--size",
-            "small",
-            "--database",
-            f"sqlite:///{tmp_path / 'bench.sqlite3'}",
-            "--duration",
-            "2",
-            "--results",
-            str(results),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    figures = json.loads(results.read_text())
-    assert figures["other"] == {"kept": True}  # read-modify-write: other benchmarks' keys stay
+    sqlite = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
+    figures = run_small("bench_api.py", tmp_path, "--size", "small", "--database", sqlite, "--duration", "2")
     entry = figures["api"]
     assert (entry["size"], entry["accounts"], entry["charging_accounts"], entry["database"]) == (
         "small",

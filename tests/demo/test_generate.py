@@ -8,10 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import subprocess
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
@@ -32,9 +29,9 @@ from app.roaming.models import Connector, Evse, Location, Partner, PartnerParty,
 from app.roaming.receive.cdrs import store_cdr
 from app.roaming.receive.location_validation import validate_location
 from app.roaming.receive.tariffs import validate_tariff
+from tests.bench_runs import run_small
 from tests.factories import make_user
 
-ROOT = Path(__file__).resolve().parents[2]
 OCTOBER = dt.datetime(2026, 9, 30, 22, tzinfo=dt.UTC)  # 1 October, 00:00 in Brussels (billing time zone)
 SMALL = ["--accounts", "40", "--cards-per-account", "1.6", "--cdrs", "240", "--locations", "25"]
 GENERATED_TABLES = (
@@ -252,30 +249,8 @@ def test_bad_options_change_nothing(app, db_session):
 
 
 def test_the_benchmark_runs_small(tmp_path):
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps({"other": {"kept": True}}))
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_demo_generate.py"),
-            "--size",
-            "small",
-            "--database",
-            f"sqlite:///{tmp_path / 'bench.sqlite3'}",
-            "--runs",
-            "1",
-            "--results",
-            str(results),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    figures = json.loads(results.read_text())
-    assert figures["other"] == {"kept": True}
+    sqlite = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
+    figures = run_small("bench_demo_generate.py", tmp_path, "--size", "small", "--database", sqlite, "--runs", "1")
     entry = figures["demo_generate"]["small"]
     assert entry["tables"]["roaming_cdrs"]["rows"] == 1000 and entry["tables"]["accounts"]["rows"] == 200
     assert entry["tables"]["roaming_cdrs"]["rows_per_s"] > 0 and entry["total_s"] > 0 and entry["process_cpu_s"] > 0

@@ -3,41 +3,14 @@ that it measures what it says on the data it says."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench_runs import run_small
 
 
 def test_the_benchmark_runs_small(tmp_path):
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps({"other": {"kept": True}}))
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_finder.py"),
-            "--size",
-            "small",
-            "--database",
-            f"sqlite:///{tmp_path / 'bench.sqlite3'}",
-            "--queries",
-            "30",
-            "--runs",
-            "1",
-            "--results",
-            str(results),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    sqlite = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
+    figures = run_small(
+        "bench_finder.py", tmp_path, "--size", "small", "--database", sqlite, "--queries", "30", "--runs", "1"
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    figures = json.loads(results.read_text())
-    assert figures["other"] == {"kept": True}  # read-modify-write: other benchmarks' keys stay
     entry = figures["finder"]["small"]
     assert (entry["n_locations"], entry["import_failed"], entry["n_tariffs"]) == (1500, 0, 994)
     assert entry["n_evses"] > 1500 and entry["bulk_write_s"] > 0  # the copies, written in bulk
@@ -52,25 +25,12 @@ def test_the_benchmark_runs_small(tmp_path):
 
 def test_the_http_benchmark_runs_small(tmp_path):
     """bench_finder_http.py at its smallest: gunicorn (2 workers) on a SQLite file, a few requests per phase."""
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps({"other": {"kept": True}}))
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_finder_http.py"),
-            *("--size", "small", "--database", f"sqlite:///{tmp_path / 'http.sqlite3'}"),
-            *("--requests", "20", "--clients", "2", "--seconds", "1", "--runs", "1"),
-            *("--results", str(results)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    figures = run_small(
+        "bench_finder_http.py",
+        tmp_path,
+        *("--size", "small", "--database", f"sqlite:///{tmp_path / 'http.sqlite3'}"),
+        *("--requests", "20", "--clients", "2", "--seconds", "1", "--runs", "1"),
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    figures = json.loads(results.read_text())
-    assert figures["other"] == {"kept": True}
     entry = figures["finder_http"]["small"]
     assert (entry["n_locations"], entry["import_failed"], entry["n_tariffs"]) == (1500, 0, 994)
     assert entry["database"] == "sqlite" and entry["requests_per_run"] == 20

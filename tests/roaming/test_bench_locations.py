@@ -3,41 +3,23 @@ here, only that it measures what it says on the data it says."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench_runs import run_small
 
 
 def test_the_benchmark_runs_small(tmp_path):
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps({"other": {"kept": True}, "locations": {"70k": {"kept": True}}}))
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_locations.py"),
-            "--size",
-            "small",
-            "--database",
-            f"sqlite:///{tmp_path / 'bench.sqlite3'}",
-            "--runs",
-            "1",
-            "--baseline-slice",
-            "40",
-            "--results",
-            str(results),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    figures = run_small(
+        "bench_locations.py",
+        tmp_path,
+        "--size",
+        "small",
+        "--database",
+        f"sqlite:///{tmp_path / 'bench.sqlite3'}",
+        "--runs",
+        "1",
+        "--baseline-slice",
+        "40",
+        before={"other": {"kept": True}, "locations": {"70k": {"kept": True}}},
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    figures = json.loads(results.read_text())
-    assert figures["other"] == {"kept": True}  # read-modify-write: other benchmarks' keys stay
     assert figures["locations"]["70k"] == {"kept": True}  # and the other sizes
     entry = figures["locations"]["small"]
     assert (entry["n_locations"], entry["database"], entry["runs"]) == (300, "sqlite", 1)
