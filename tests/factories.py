@@ -22,6 +22,8 @@ def driver_profile(**overrides: object) -> services.DriverProfile:
         "country": "BE",
         "language": "en",
     }
+    if overrides.get("country") == "NL" and "postal_code" not in overrides:  # an address the NL rules accept
+        values.update(street="Oudegracht 1", postal_code="3511 AB", city="Utrecht")
     values.update(overrides)
     return services.DriverProfile(**values)  # type: ignore[arg-type]
 

@@ -478,7 +478,7 @@ def test_the_back_office_run_page_shows_the_accounts_left_out_and_failed(client)
     assert f"{bad.id:08d}" in page and f"session charge {charge.id} (CDR" in page
 
     _post(client, f"{RUNS}/{run.id}/approve", {}, form_url=f"{RUNS}/{run.id}")
-    _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+    _post(client, f"{RUNS}/{run.id}/finalize", {"confirm": "y"}, form_url=f"{RUNS}/{run.id}")
     page = client.get(f"{RUNS}/{run.id}").get_data(as_text=True)
     assert "1 account(s) failed" in page and "Retry failed" in page
     assert "more than an invoice line can hold" in page

@@ -61,7 +61,7 @@ def _back_office_run(client, period: str) -> InvoiceRun:  # type: ignore[no-unty
     _post(client, RUNS, {"period": period})
     run = runs.run_for(period)
     _post(client, f"{RUNS}/{run.id}/approve", {}, form_url=f"{RUNS}/{run.id}")
-    _post(client, f"{RUNS}/{run.id}/finalize", {}, form_url=f"{RUNS}/{run.id}")
+    _post(client, f"{RUNS}/{run.id}/finalize", {"confirm": "y"}, form_url=f"{RUNS}/{run.id}")
     db.session.expire_all()
     return db.session.get(InvoiceRun, run.id)
 

@@ -128,10 +128,10 @@ def test_an_hour_aligned_cdr_is_rated_with_its_note_and_invoiced_once(app, clien
     # The driver sees why: the note under the session in their history (times in the portal's zone, Brussels).
     login(client, user)
     page = client.get("/sessions?month=2026-10").get_data(as_text=True)
-    page = page.replace("\u202f", " ").replace("\xa0", " ")  # CLDR's (narrow) no-break spaces in "2:00 PM"
-    assert (
-        "The operator's metering period from 10/14/26, 2:00 PM began before your session (10/14/26, 2:20 PM): "
-        "it was counted from 10/14/26, 2:20 PM." in page
+    page = page.replace("\u202f", " ").replace("\xa0", " ")  # CLDR's (narrow) no-break spaces, where used
+    assert (  # English dates day first, 24-hour times, as the driver in Belgium and the Netherlands reads them
+        "The operator's metering period from 14/10/2026, 14:00 began before your session (14/10/2026, 14:20): "
+        "it was counted from 14/10/2026, 14:20." in page
     )
 
     # The month's run invoices it once; a second run of the month adds nothing.
