@@ -25,6 +25,18 @@ STAFF_ONLY_UNBLOCK = frozenset({BlockReason.PAYMENT, BlockReason.FRAUD, BlockRea
 NEVER_UNBLOCK = frozenset({BlockReason.CLOSED})
 
 
+# Each status as a word in a sentence ("A card that is blocked cannot become ordered."), in the reader's language:
+# the stored values are English codes.
+STATUS_WORDS = {
+    CardStatus.ORDERED: _l("ordered"),
+    CardStatus.SHIPPED: _l("shipped"),
+    CardStatus.ACTIVE: _l("active"),
+    CardStatus.BLOCKED: _l("blocked"),
+    CardStatus.REPLACED: _l("replaced"),
+    CardStatus.EXPIRED: _l("expired"),
+}
+
+
 class TransitionError(ValueError):
     """A status change the lifecycle does not allow, or not for this actor."""
 
@@ -32,7 +44,11 @@ class TransitionError(ValueError):
 def check_transition(current: CardStatus, target: CardStatus) -> None:
     if target not in ALLOWED_TRANSITIONS[current]:
         raise TransitionError(
-            _l("A card that is %(current)s cannot become %(target)s.", current=current.value, target=target.value)
+            _l(
+                "A card that is %(current)s cannot become %(target)s.",
+                current=STATUS_WORDS[current],
+                target=STATUS_WORDS[target],
+            )
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from flask_babel import force_locale
 
 from app.audit.models import AuditEntry
 from app.audit.services import Actor
@@ -181,3 +182,19 @@ def test_block_all_cards_for_payment_and_lift_them(db_session):
     lifted = services.unblock_all_cards(user.account.id, BlockReason.PAYMENT, Actor.system("billing"))
     assert lifted == [second] and second.status == CardStatus.ACTIVE
     assert card.status == CardStatus.BLOCKED and card.block_reason == BlockReason.LOST
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("nl", "Een pas met status geblokkeerd kan niet de status besteld krijgen."),
+        ("fr", "Une carte à l'état bloquée ne peut pas passer à l'état commandée."),
+        ("en", "A card that is blocked cannot become ordered."),
+    ],
+)
+def test_a_refused_move_names_the_statuses_in_the_readers_language(app, language, expected):
+    """The stored statuses are English codes: a Dutch or French page must not show them (issue 16, Language)."""
+    with pytest.raises(TransitionError) as refused:
+        check_transition(CardStatus.BLOCKED, CardStatus.ORDERED)
+    with app.test_request_context(), force_locale(language):
+        assert str(refused.value) == expected
