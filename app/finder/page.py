@@ -120,7 +120,7 @@ def read_page(ids: Iterable[int]) -> dict[int, PageLocation]:
     if not wanted:
         return {}
     locations = {
-        row[0]: PageLocation(*row)  # type: ignore[call-arg]  # the columns in the dataclass's order
+        row[0]: PageLocation(*row)  # the columns in the dataclass's order
         for row in db.session.execute(_LOCATIONS, {"ids": wanted})
     }
     evses: dict[int, PageEvse] = {}
