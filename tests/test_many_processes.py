@@ -42,6 +42,9 @@ BIN = Path(sys.executable).parent
 CONFIGURED = os.environ.get("CELERY_BROKER_URL")
 REDIS = CONFIGURED if CONFIGURED and CONFIGURED.startswith("redis") else "redis://127.0.0.1:6379/0"
 PASSWORD = "two-machines-pass-1"
+# Rate limits are counted in the shared Redis per address typed: an address of its own per run, so two runs (SQLite
+# then PostgreSQL, or a re-run within the minute) never share a limit.
+EMAIL = f"lotte-{uuid.uuid4().hex[:8]}@example.com"
 ATTEMPTS_PER_MINUTE = 4  # the per-account login limit the processes run with
 DEADLINE_SECONDS = 120  # generous: a loaded machine takes many seconds to boot a worker and answer its first page
 
@@ -79,7 +82,7 @@ def shared_database(tmp_path: Path) -> Iterator[str]:
         upgrade()
         seed_default_plans()
         profile = accounts.DriverProfile("Lotte Janssens", "Kouter 1", "9000", "Gent", "BE", "nl")
-        accounts.create_user("lotte@example.com", PASSWORD, Role.DRIVER, profile=profile, actor_label="test")
+        accounts.create_user(EMAIL, PASSWORD, Role.DRIVER, profile=profile, actor_label="test")
         db.session.commit()
         db.engine.dispose()
     yield url
@@ -189,7 +192,7 @@ def _log_in(browser: requests.Session, web: str, password: str) -> requests.Resp
     token = _csrf(browser, f"{web}/login")
     return browser.post(
         f"{web}/login",
-        data={"csrf_token": token, "email": "lotte@example.com", "password": password},
+        data={"csrf_token": token, "email": EMAIL, "password": password},
         allow_redirects=False,
         timeout=10,
     )
@@ -216,7 +219,7 @@ def test_two_web_processes_and_two_workers_share_sessions_limits_and_jobs(machin
     for web in (first, second):
         asker = requests.Session()
         token = _csrf(asker, f"{web}/password/reset")
-        sent = asker.post(f"{web}/password/reset", data={"csrf_token": token, "email": "lotte@example.com"}, timeout=10)
+        sent = asker.post(f"{web}/password/reset", data={"csrf_token": token, "email": EMAIL}, timeout=10)
         assert sent.status_code == 200
     outbox = machines.folder / "outbox"
     mails = machines.wait_for("two reset mails", lambda: len(list(outbox.glob("*.eml"))) >= 2 and outbox.glob("*.eml"))
