@@ -33,7 +33,7 @@ from sqlalchemy.orm import aliased
 from app.extensions import db
 from app.finder.candidates import REMOVED, Candidate, location_conditions
 from app.finder.filters import Filters
-from app.finder.page import LOCATION_COLUMNS, PageConnector, PageEvse, PageLocation
+from app.finder.page import EVSE_CONNECTOR_COLUMNS, LOCATION_COLUMNS, PageConnector, PageEvse, PageLocation
 from app.roaming.models import Connector, Evse, Location
 
 
@@ -78,21 +78,7 @@ def _statement(filters: Filters) -> Select[Any]:
             cast(Location.latitude, Float),
             cast(Location.longitude, Float),
             *LOCATION_COLUMNS,
-            Evse.id,
-            Evse.uid,
-            Evse.evse_id,
-            Evse.status,
-            Evse.last_updated,
-            Evse.max_power_kw,
-            Connector.id,
-            Connector.connector_id,
-            Connector.standard,
-            Connector.format,
-            Connector.power_type,
-            Connector.max_voltage,
-            Connector.max_amperage,
-            Connector.max_electric_power,
-            Connector.tariff_ids,
+            *EVSE_CONNECTOR_COLUMNS,
         )
         .select_from(
             near.join(Location, Location.id == near.c.id).outerjoin(

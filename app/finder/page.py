@@ -89,25 +89,27 @@ LOCATION_COLUMNS = (
 # Built once: the statements are the same for every page, only the ids change (an expanding parameter).
 _LOCATIONS = select(Location.id, *LOCATION_COLUMNS).where(Location.id.in_(bindparam("ids", expanding=True)))
 
+# What a result shows of an EVSE and its connector, in the order the pages read them (after the location's id);
+# app.finder.nearest selects the same.
+EVSE_CONNECTOR_COLUMNS = (
+    Evse.id,
+    Evse.uid,
+    Evse.evse_id,
+    Evse.status,
+    Evse.last_updated,
+    Evse.max_power_kw,
+    Connector.id,
+    Connector.connector_id,
+    Connector.standard,
+    Connector.format,
+    Connector.power_type,
+    Connector.max_voltage,
+    Connector.max_amperage,
+    Connector.max_electric_power,
+    Connector.tariff_ids,
+)
 _EVSES_AND_CONNECTORS = (
-    select(
-        Evse.location_id,
-        Evse.id,
-        Evse.uid,
-        Evse.evse_id,
-        Evse.status,
-        Evse.last_updated,
-        Evse.max_power_kw,
-        Connector.id,
-        Connector.connector_id,
-        Connector.standard,
-        Connector.format,
-        Connector.power_type,
-        Connector.max_voltage,
-        Connector.max_amperage,
-        Connector.max_electric_power,
-        Connector.tariff_ids,
-    )
+    select(Evse.location_id, *EVSE_CONNECTOR_COLUMNS)
     .join(Connector, Connector.evse_id == Evse.id)
     .where(Evse.location_id.in_(bindparam("ids", expanding=True)), Evse.status != REMOVED)
     .order_by(Evse.location_id, Evse.id, Connector.id)
