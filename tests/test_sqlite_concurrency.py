@@ -39,7 +39,7 @@ from app.extensions import db, limiter
 from app.plans import services as plan_services
 from app.plans.services import seed_default_plans
 from app.rating.models import SessionCharge
-from app.rating.services import rate_pending
+from app.rating.pending import rate_pending
 from app.roaming.send.authorization_log import flush_pending, writer_for
 from app.roaming.send.token_push import run_push
 from tests.browser.conftest import LiveServer

@@ -40,7 +40,7 @@ from app.charging.models import Cdr, ChargingSession
 from app.demo.network import DEMO_CPO_PARTY, SITES, DemoSession, DemoSite
 from app.extensions import db
 from app.plans.services import billing_zone
-from app.rating.services import rate_pending
+from app.rating.pending import rate_pending
 from app.roaming.models import Partner
 from app.roaming.receive.cdrs import store_cdr
 from app.roaming.receive.sessions import patch_session, store_session

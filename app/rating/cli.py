@@ -9,7 +9,8 @@ from flask.cli import AppGroup
 
 from app.extensions import db
 from app.plans.services import billing_zone
-from app.rating import services
+from app.rating import pending, services
+from app.rating.problems import PendingOutcome
 
 EXAMPLES_PER_REASON = 5
 
@@ -29,8 +30,11 @@ def rate_pending_command(limit: int | None, examples: int) -> None:
     """Rate every CDR of a known account that has no charge yet, each on its own. Those that cannot be rated are
     counted by reason, the most frequent first, with a few CDR ids each (every CDR's own reason is kept for
     finance: ``flask billing uninvoiced``); the exit status is 1 when some could not be rated."""
-    outcome = services.rate_pending_outcome(limit)
-    db.session.commit()
+    outcome = PendingOutcome()
+    for batch in pending.rate_pending_batches(limit):
+        db.session.commit()  # each batch is kept as soon as it is rated: an interrupted pass loses nothing
+        outcome.rated += batch.rated
+        outcome.not_rated.extend(batch.not_rated)
     click.echo(f"rated {outcome.rated} CDRs; could not rate {len(outcome.not_rated)}")
     groups = outcome.groups(examples)
     if not groups:

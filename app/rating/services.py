@@ -15,20 +15,17 @@ run holds a session billed far from it for finance (``app.billing.invoicing.outl
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import func, select
 
 from app.charging.models import Cdr, ChargingSession
 from app.countries import alpha2
-from app.db import utcnow
 from app.extensions import db
-from app.failures import failure_reason
 from app.ocpi_ids import ci_key
 from app.plans.models import Plan
 from app.plans.services import billing_zone, plan_at, terms_of
@@ -42,22 +39,14 @@ from app.pricing import (
     price_session,
 )
 from app.rating.countries import DEFAULT_ZONES
-from app.rating.models import RatingProblem, ReconciliationFinding, SessionCharge
-from app.rating.problems import (
-    CREDIT_BEFORE_ORIGINAL,
-    NO_ACCOUNT,
-    NO_PLAN,
-    NotRated,
-    PendingOutcome,
-    problem_kind,
-)
+from app.rating.models import ReconciliationFinding, SessionCharge
+from app.rating.problems import CREDIT_BEFORE_ORIGINAL, NO_ACCOUNT, NO_PLAN
 from app.rating.problems import RatingError as RatingError  # defined with the problem kinds; callers know it here
 from app.roaming.models import Location, TariffVersion
 from app.roaming.receive.locations import get_location
 from app.roaming.receive.tariffs import tariffs_for_connector
 
 ZERO = Decimal(0)
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -396,79 +385,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _jsonable(item) for key, item in value.items()}
     return value
-
-
-def rate_pending(limit: int | None = None) -> tuple[int, list[str]]:
-    """Rate every CDR with an account that has no charge yet (see :func:`rate_pending_outcome`). Returns the
-    number rated and the problems (left for finance), one line each: ``"<CDR id>: <why>"``."""
-    outcome = rate_pending_outcome(limit)
-    return outcome.rated, outcome.lines()
-
-
-def rate_pending_outcome(limit: int | None = None) -> PendingOutcome:
-    """Rate every CDR with an account that has no charge yet (original CDRs before credits): how many were
-    rated, and each one that could not be, with the kind of its problem (for grouping) and the full reason.
-
-    Each CDR is rated in its own savepoint: whatever goes wrong with one (not only a :class:`RatingError`: a
-    number too large for the decimal context or for a column, data the database refuses) is rolled back for
-    that CDR alone, recorded as its :class:`RatingProblem`, logged, and the others are rated. Flushes; the
-    caller commits."""
-    query = (
-        select(Cdr)
-        .outerjoin(SessionCharge, SessionCharge.cdr_id == Cdr.id)
-        .where(SessionCharge.id.is_(None), Cdr.account_id.is_not(None))
-        .order_by(Cdr.credit, Cdr.start_date_time, Cdr.id)
-    )
-    if limit:
-        query = query.limit(limit)
-    outcome = PendingOutcome()
-    for cdr_id, ocpi_id in [(cdr.id, cdr.ocpi_id) for cdr in db.session.scalars(query).all()]:
-        try:
-            with db.session.begin_nested():
-                rate_cdr(db.session.get_one(Cdr, cdr_id))
-            outcome.rated += 1
-        except Exception as error:  # one CDR fails alone, whatever the cause (DESIGN.md §5)
-            reason = failure_reason(error)
-            record_problem(cdr_id, reason)
-            log.warning("CDR %s (id %s) not rated: %s", ocpi_id, cdr_id, reason)
-            outcome.not_rated.append(NotRated(cdr_id, ocpi_id, problem_kind(error), reason))
-    _forget_solved_problems()
-    db.session.flush()
-    return outcome
-
-
-def record_problem(cdr_id: int, reason: str) -> None:
-    """Record (or update) why a CDR could not be rated, in its own savepoint (flushes)."""
-    with db.session.begin_nested():
-        problem = db.session.scalar(select(RatingProblem).where(RatingProblem.cdr_id == cdr_id))
-        if problem is None:
-            db.session.add(RatingProblem(cdr_id=cdr_id, reason=reason))
-        else:
-            problem.reason = reason
-            problem.attempts += 1
-            problem.last_failed_at = utcnow()
-
-
-def _forget_solved_problems() -> None:
-    """Problems whose CDR has a charge by now (rated later, once its data or our tariffs were fixed)."""
-    db.session.execute(
-        delete(RatingProblem)
-        .where(exists().where(SessionCharge.cdr_id == RatingProblem.cdr_id))
-        .execution_options(synchronize_session=False)
-    )
-
-
-def open_problems(cdr_ids: list[int] | None = None, limit: int = 1000) -> dict[int, tuple[str, str]]:
-    """Why CDRs could not be rated: CDR id → (its OCPI id, the latest reason), for CDRs still without a charge
-    (all of them, or those among ``cdr_ids``), oldest problem first."""
-    query = (
-        select(RatingProblem.cdr_id, Cdr.ocpi_id, RatingProblem.reason)
-        .join(Cdr, Cdr.id == RatingProblem.cdr_id)
-        .outerjoin(SessionCharge, SessionCharge.cdr_id == RatingProblem.cdr_id)
-        .where(SessionCharge.id.is_(None))
-        .order_by(RatingProblem.id)
-        .limit(limit)
-    )
-    if cdr_ids is not None:
-        query = query.where(RatingProblem.cdr_id.in_(cdr_ids))
-    return {cdr_id: (ocpi_id, reason) for cdr_id, ocpi_id, reason in db.session.execute(query)}

@@ -15,7 +15,8 @@ from app.charging.models import Cdr
 from app.extensions import db
 from app.failures import failure_reason
 from app.jobs import task
-from app.rating.services import rate_cdr, rate_pending, record_problem
+from app.rating.pending import rate_pending_batches, record_problem
+from app.rating.services import rate_cdr
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,12 @@ def _rate_one(cdr_id: int) -> str:
 
 @task(name="rating.rate_pending")
 def rate_pending_task() -> dict[str, int]:
-    rated, problems = rate_pending()  # each problem is logged and recorded there
-    db.session.commit()
-    return {"rated": rated, "not_rated": len(problems)}
+    rated = not_rated = 0
+    for batch in rate_pending_batches():  # each problem is logged and recorded there
+        db.session.commit()  # batch by batch: a pass after a long outage stays small in memory and in the database
+        rated += batch.rated
+        not_rated += len(batch.not_rated)
+    return {"rated": rated, "not_rated": not_rated}
 
 
 BEAT_SCHEDULE = {

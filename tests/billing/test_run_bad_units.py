@@ -29,6 +29,7 @@ from app.charging.models import Cdr
 from app.extensions import db
 from app.failures import failure_reason
 from app.plans import services as plan_services
+from app.rating import pending
 from app.rating import services as rating
 from app.rating.models import RatingProblem, SessionCharge
 from tests.billing.sessions import TARIFF, rated_session
@@ -156,7 +157,7 @@ def test_rate_pending_rates_the_others_when_one_cdr_cannot_be_rated(app, db_sess
         assert "INSERT" not in problems[overflowing.id].reason  # no SQL statement, no other rows' data
 
     # Tried again (every 5 minutes, every preview): still one problem per CDR, counted.
-    rated, problems_again = rating.rate_pending()
+    rated, problems_again = pending.rate_pending()
     assert rated == 0 and len(problems_again) == unrated
     assert db.session.get(RatingProblem, problems[huge.id].id).attempts == 2
     # Fixed data: the CDR is rated and its problem is forgotten.
@@ -168,7 +169,7 @@ def test_rate_pending_rates_the_others_when_one_cdr_cannot_be_rated(app, db_sess
         ],
     }
     db.session.flush()
-    rating.rate_pending()
+    pending.rate_pending()
     assert huge.id not in {problem.cdr_id for problem in db.session.scalars(select(RatingProblem))}
 
 
@@ -184,7 +185,7 @@ def test_the_rating_tasks_rate_each_cdr_alone_and_keep_why(app, db_session):
     assert rate_cdr_task.delay(huge.id).get() == "not rated"
     problem = db.session.scalar(select(RatingProblem).where(RatingProblem.cdr_id == huge.id))
     assert problem.attempts == 2 and "out of range" in problem.reason
-    assert rating.open_problems() == {huge.id: ("T-HUGE", problem.reason)}
+    assert pending.open_problems() == {huge.id: ("T-HUGE", problem.reason)}
 
 
 # --- the invoice run -------------------------------------------------------------------------------------------

@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import InvalidOperation
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.pricing import PricingInputError
-from app.rating import services
+from app.rating import pending
 from app.rating.models import RatingProblem, SessionCharge
 from app.rating.problems import NO_PLAN, NotRated, RatingError, group_problems, problem_kind
 from tests.rating.test_rating import START, TARIFF, _cdr
@@ -87,7 +87,7 @@ def test_rate_pending_exits_0_when_everything_was_rated(app, driver):
 def test_the_outcome_keeps_the_old_lines_for_the_invoice_runs_preview(driver):
     account, card = driver
     _mixed_bag(account.id, card.id)
-    rated, lines = services.rate_pending()
+    rated, lines = pending.rate_pending()
     assert rated == 1 and len(lines) == 4
     assert f"EARLY-1: account {account.id} had no plan at 2025-06-01T00:00:00+00:00" in lines
 
@@ -112,3 +112,37 @@ def test_groups_are_ordered_by_count_then_reason():
         ("a", 2, ("C1", "C4")),
         ("c", 1, ("C3",)),
     ]
+
+
+def test_a_pass_reads_and_rates_in_batches_each_cdr_tried_once(driver):
+    """At national scale the pass cannot load every pending CDR at once: it reads a batch at a time in rating
+    order, moves past the ones that failed (no CDR tried twice in a pass) and lets the caller commit each batch."""
+    account, card = driver
+    ids = _mixed_bag(account.id, card.id)
+    batches = list(pending.rate_pending_batches(batch_size=2))
+    assert [batch.rated + len(batch.not_rated) for batch in batches] == [2, 2, 1]
+    tried = [problem.cdr_id for batch in batches for problem in batch.not_rated]
+    assert sorted(tried) == sorted(ids[name] for name in ("EARLY-1", "EARLY-2", "NEG", "US"))
+    assert sum(batch.rated for batch in batches) == 1
+    assert list(pending.rate_pending_batches(limit=3, batch_size=2)) != []  # the failures are pending still
+    assert db.session.scalar(select(SessionCharge.cdr_id)) == ids["GOOD"]
+
+
+def test_the_command_keeps_each_batch_it_rated(app, driver, monkeypatch):
+    """The command commits batch by batch: a pass that dies half-way keeps what it rated before."""
+    account, card = driver
+    for number in range(3):
+        _cdr(account.id, card.id, ocpi_id=f"B{number}", tariffs=[TARIFF], start=START + dt.timedelta(hours=number))
+    db.session.commit()
+    batches = pending.rate_pending_batches
+
+    def dies_after_the_first_batch(limit=None, batch_size=pending.BATCH_SIZE):  # type: ignore[no-untyped-def]
+        produced = batches(limit, batch_size=1)
+        yield next(produced)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(pending, "rate_pending_batches", dies_after_the_first_batch)
+    result = app.test_cli_runner().invoke(args=["rating", "rate-pending"])
+    assert isinstance(result.exception, RuntimeError)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(SessionCharge.id))) == 1

@@ -12,7 +12,7 @@ from app.audit.services import Actor
 from app.charging.models import Cdr, ChargingSession
 from app.extensions import db
 from app.plans import services as plan_services
-from app.rating import services
+from app.rating import pending, services
 from app.rating.models import ReconciliationFinding
 from app.roaming.models import TariffVersion
 from tests.factories import make_user
@@ -229,7 +229,7 @@ def test_problems_are_reported_not_guessed(driver):
     early = _cdr(account.id, card.id, ocpi_id="E1", tariffs=[TARIFF], start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
     with pytest.raises(services.RatingError, match="no plan"):
         services.rate_cdr(early)
-    rated, problems = services.rate_pending()
+    rated, problems = pending.rate_pending()
     assert rated == 0 and len(problems) == 2
 
 
@@ -258,7 +258,7 @@ def test_periodic_task_rates_what_arrival_did_not(driver):
     account, card = driver
     missed = _cdr(account.id, card.id, ocpi_id="MISSED1", tariffs=[TARIFF])  # stored, its task never ran
     assert rate_pending_task.delay().get() == {"rated": 1, "not_rated": 0}
-    assert services.rate_pending() == (0, [])
+    assert pending.rate_pending() == (0, [])
     assert missed.id is not None
     assert celery.conf.beat_schedule["rating.rate_pending"]["schedule"] == 300.0
 

@@ -54,7 +54,7 @@ from app.payments.models import PaymentMethod, PaymentMethodStatus
 from app.plans.models import Plan, Subscription
 from app.plans.services import billing_zone
 from app.rating.models import SessionCharge
-from app.rating.services import open_problems, rate_pending
+from app.rating.pending import open_problems, rate_pending
 
 # A month of this century: year 0000 or 9999 would overflow the date arithmetic of its bounds (a 500 before),
 # and no e-MSP bills sessions outside it.
