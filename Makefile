@@ -121,8 +121,10 @@ fuzz: dev
 	FUZZ_EXAMPLES=1000 $(BIN)/pytest tests/fuzz -q
 	API_CONTRACT_EXAMPLES=200 $(BIN)/pytest tests/api/test_contract.py -q
 
+# The figures go to bench/results.json, and the readable table in bench/README.md is rendered from them, also
+# when a benchmark failed (its old figures stay, with their date).
 bench: dev
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py; status=$$?; $(BIN)/python bench/report.py; exit $$status
 
 clean:
 	rm -rf $(VENV) instance/test.sqlite3 .pytest_cache .ruff_cache
