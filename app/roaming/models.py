@@ -264,6 +264,7 @@ class TokenDelivery(Model):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[dt.datetime | None]  # when it was last tried: the partner's health (app.roaming.network)
     delivered_at: Mapped[dt.datetime | None]
 
     __table_args__ = (

@@ -1,10 +1,12 @@
-"""reserved for issue 17's partner-health work; dropped if unused
+"""partner health: when each token delivery was last tried (issue 17)
 
 Revision ID: 17b2c0b1e015
 Revises: 17a1c0b0e014
 Create Date: 2026-12-07 06:00:00.000000
 
-Reserved: empty until its work lands.
+A partner that fails shows when it last failed, with its last error, beside when a token last reached it
+(app.roaming.network). Nullable, no default: adding it rewrites nothing, and deliveries tried before it
+simply have no time.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -20,8 +22,10 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    with op.batch_alter_table('roaming_token_deliveries', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('last_attempt_at', app.db.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('roaming_token_deliveries', schema=None) as batch_op:
+        batch_op.drop_column('last_attempt_at')

@@ -85,6 +85,8 @@ class TokenPushes:
     pending: int = 0
     failing: int = 0
     oldest_pending_at: dt.datetime | None = None  # when the oldest waiting token change was made
+    last_failed_at: dt.datetime | None = None  # the newest failed attempt among those still waiting
+    last_error: str | None = None  # what that attempt met (the partner's answer or our client's failure)
 
 
 @dataclass(frozen=True)

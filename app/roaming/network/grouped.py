@@ -157,19 +157,51 @@ def cursors(ids: list[int]) -> dict[int, list[Cursor]]:
 
 
 def token_pushes(ids: list[int]) -> dict[int, TokenPushes]:
-    """Deliveries still pending per partner (few: each is retried until it lands), over the index on status."""
+    """Deliveries still pending per partner (few: each is retried until it lands), over the index on status; and,
+    for a partner whose deliveries fail, the newest failed attempt and its error (its health)."""
+    failing = (TokenDelivery.status == DeliveryStatus.PENDING) & (TokenDelivery.attempts > 0)
     rows = db.session.execute(
         select(
             TokenDelivery.partner_id,
             func.count(),
             func.count(case((TokenDelivery.attempts > 0, 1))),
             func.min(TokenUpdate.created_at),
+            func.max(case((failing, TokenDelivery.last_attempt_at))),
         )
         .join(TokenUpdate, TokenUpdate.id == TokenDelivery.token_update_id)
         .where(TokenDelivery.status == DeliveryStatus.PENDING, _for(TokenDelivery.partner_id, ids))
         .group_by(TokenDelivery.partner_id)
     )
-    return {partner_id: TokenPushes(pending, failing, _utc(oldest)) for partner_id, pending, failing, oldest in rows}
+    errors = _last_delivery_errors(ids, failing)
+    return {
+        partner_id: TokenPushes(pending, failing_count, _utc(oldest), _utc(last_failed), errors.get(partner_id))
+        for partner_id, pending, failing_count, oldest, last_failed in rows
+    }
+
+
+def _last_delivery_errors(ids: list[int], failing: ColumnElement[bool]) -> dict[int, str | None]:
+    """Per partner, the error of its most recently tried delivery among those still failing: one statement, the
+    newest attempt ranked first within each partner (deliveries tried before attempts were timed come last)."""
+    ranked = (
+        select(
+            TokenDelivery.partner_id,
+            TokenDelivery.last_error,
+            func.row_number()
+            .over(
+                partition_by=TokenDelivery.partner_id,
+                order_by=(TokenDelivery.last_attempt_at.desc().nulls_last(), TokenDelivery.id.desc()),
+            )
+            .label("newest"),
+        )
+        .where(failing, _for(TokenDelivery.partner_id, ids))
+        .subquery()
+    )
+    return {
+        partner_id: error
+        for partner_id, error in db.session.execute(
+            select(ranked.c.partner_id, ranked.c.last_error).where(ranked.c.newest == 1)
+        )
+    }
 
 
 def quarantine(ids: list[int]) -> dict[int, dict[str, QuarantineCount]]:

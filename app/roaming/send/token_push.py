@@ -9,6 +9,13 @@ Two steps, both safe to re-run and to run on many workers:
 2. :func:`push_due_deliveries` PUTs the token snapshot of each due delivery. Per (partner, card) the updates go
    strictly in order: update N+1 is not sent before N succeeded (an older state must never overwrite a newer
    one in the CPO's cache). Failures are retried with exponential backoff, forever: a token change must land.
+   A partner that gives no answer at all (timed out, no connection, its URL refused) is left alone for the rest of
+   the run: its other deliveries wait, still due, for the next run, so a partner that hangs costs one deadline per
+   run rather than one per token (and never holds a worker, nor the rows it locked, for hours). A partner that
+   answers with an error is still tried for its other tokens: the error may be this token's.
+
+Each attempt is recorded on the delivery (``attempts``, ``last_attempt_at``, ``last_error``, ``next_attempt_at``):
+the operations pages read a partner's health from them (``app.roaming.network``).
 
 Only registered partners are pushed to. A suspended partner's deliveries wait (the updates made meanwhile are
 fanned out after it resumes, through the straggler window) and then go out in order; an unregistered partner's
@@ -18,9 +25,11 @@ wait for a new registration; a removed partner's were dropped when it was remove
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
+from collections.abc import Collection
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -92,8 +101,9 @@ def enqueue_token_deliveries(now: dt.datetime | None = None) -> int:
     return created
 
 
-def _due(now: dt.datetime, limit: int) -> list[tuple[TokenDelivery, TokenUpdate]]:
-    """Due deliveries that have no earlier pending delivery for the same partner and card."""
+def _due(now: dt.datetime, limit: int, skipped: Collection[int] = ()) -> list[tuple[TokenDelivery, TokenUpdate]]:
+    """Due deliveries that have no earlier pending delivery for the same partner and card (none for the partners
+    ``skipped``)."""
     earlier = aliased(TokenDelivery)
     earlier_update = aliased(TokenUpdate)
     blocked = exists().where(
@@ -112,6 +122,7 @@ def _due(now: dt.datetime, limit: int) -> list[tuple[TokenDelivery, TokenUpdate]
             Partner.status == PartnerStatus.REGISTERED,  # nothing is pushed to a suspended partner
             ~blocked,
         )
+        .where(TokenDelivery.partner_id.not_in(skipped) if skipped else true())
         .order_by(TokenDelivery.token_update_id, TokenDelivery.id)
         .limit(limit)
     )
@@ -122,45 +133,65 @@ def _due(now: dt.datetime, limit: int) -> list[tuple[TokenDelivery, TokenUpdate]
     return [(delivery, update) for delivery, update in db.session.execute(query).all()]
 
 
-def deliver(delivery: TokenDelivery, update: TokenUpdate, partner: Partner, now: dt.datetime) -> bool:
-    """PUT one token snapshot; record success or schedule the retry. Returns True when delivered."""
+class Attempt(enum.Enum):
+    """How one delivery attempt went."""
+
+    DELIVERED = "delivered"
+    REFUSED = "refused"  # the partner answered with an error: retried later, its other tokens are still tried
+    NO_ANSWER = "no_answer"  # timed out, no connection, URL refused: retried later, the partner left for this run
+
+
+def attempt_delivery(delivery: TokenDelivery, update: TokenUpdate, partner: Partner, now: dt.datetime) -> Attempt:
+    """PUT one token snapshot; record success or schedule the retry."""
     base = (partner.endpoint_url("tokens", "RECEIVER") or "").rstrip("/")
     token = update.token
     url = f"{base}/{token['country_code']}/{token['party_id']}/{token['uid']}"
     delivery.attempts += 1
+    delivery.last_attempt_at = now
     try:
         OcpiClient(partner).put(url, token, params={"type": token.get("type", update.token_type)})
     except OcpiClientError as exc:
         delivery.last_error = str(exc)[:2000]
         delivery.next_attempt_at = now + backoff(delivery.attempts)
-        return False
+        # No HTTP answer at all: the partner's other deliveries would meet the same (and each wait a deadline).
+        return Attempt.NO_ANSWER if exc.http_status is None else Attempt.REFUSED
     delivery.status = DeliveryStatus.DELIVERED
     delivery.delivered_at = now
     delivery.last_error = None
-    return True
+    return Attempt.DELIVERED
 
 
-def push_due_deliveries(now: dt.datetime | None = None, limit: int = 500) -> tuple[int, int]:
+def push_due_deliveries(
+    now: dt.datetime | None = None, limit: int = 500, unanswered: set[int] | None = None
+) -> tuple[int, int]:
     """Push due deliveries, one per (partner, card) per round, in update order. Returns (delivered, failed).
+
+    ``unanswered`` (partner ids) carries the partners that gave no answer from one round to the next: they are
+    not tried again in this run, and a partner that gives none in this round is added.
 
     Flushes; the caller commits (the CLI and the task commit after each call and call again while work
     remains, so a crash loses at most one batch of bookkeeping — and a repeated PUT is harmless).
     """
     now = now or utcnow()
+    unanswered = unanswered if unanswered is not None else set()
     delivered = failed = 0
     partners: dict[int, Partner] = {}
     failed_keys: set[tuple[int, int]] = set()
-    for delivery, update in _due(now, limit):
+    for delivery, update in _due(now, limit, skipped=set(unanswered)):
         key = (delivery.partner_id, update.card_id)
-        if key in failed_keys:
-            continue  # an earlier update of this card failed in this round: keep the order
+        if key in failed_keys or delivery.partner_id in unanswered:
+            continue  # an earlier update of this card failed this round (keep the order), or no answer this run
         partner = partners.get(delivery.partner_id) or db.session.get_one(Partner, delivery.partner_id)
         partners[delivery.partner_id] = partner
-        if deliver(delivery, update, partner, now):
+        outcome = attempt_delivery(delivery, update, partner, now)
+        if outcome == Attempt.DELIVERED:
             delivered += 1
-        else:
-            failed += 1
-            failed_keys.add(key)
+            continue
+        failed += 1
+        failed_keys.add(key)
+        if outcome == Attempt.NO_ANSWER:
+            unanswered.add(delivery.partner_id)
+            log.warning("token push: partner %s gave no answer; its other deliveries wait for the next run", partner.id)
     db.session.flush()
     return delivered, failed
 
@@ -183,8 +214,9 @@ def run_push(now: dt.datetime | None = None, *, commit: bool = True, max_rounds:
     totals = {"enqueued": enqueue_token_deliveries(now), "delivered": 0, "failed": 0}
     if commit:
         db.session.commit()
+    unanswered: set[int] = set()  # partners that gave no answer in this run: left alone until the next one
     for _ in range(max_rounds):
-        delivered, failed = push_due_deliveries(now)
+        delivered, failed = push_due_deliveries(now, unanswered=unanswered)
         if commit:
             db.session.commit()
         totals["delivered"] += delivered
@@ -195,4 +227,4 @@ def run_push(now: dt.datetime | None = None, *, commit: bool = True, max_rounds:
     return totals
 
 
-__all__ = ["backoff", "enqueue_token_deliveries", "push_due_deliveries", "run_push"]
+__all__ = ["Attempt", "attempt_delivery", "backoff", "enqueue_token_deliveries", "push_due_deliveries", "run_push"]

@@ -8,6 +8,11 @@ Misbehaviour switches of the core (``cpo.misbehave``; the handler modules docume
   ``"http://localhost:1234"`` redirects to that origin instead (another server, or this one by another name).
   The answer served under the prefix builds its links on the original path (a proxy in front of the API), so
   the Link of the next page points at the endpoint the partner announced, which redirects again.
+- ``outage``: the whole CPO is down, every route alike (token pushes, pulls, commands, credentials), until the
+  switch is cleared. ``"500"``: every request is answered HTTP 500 with OCPI 3000; ``"hang"``: no answer for
+  ``outage_hang_seconds`` (default 30, so past any client deadline a test sets), or until the outage ends, then
+  HTTP 503. Either way nothing is acted on; the requests are recorded in ``received`` as usual and counted in
+  ``state["outage_requests"]``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import importlib
 import io
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +124,9 @@ class _WsgiApp:
             request = Request(environ)
         else:
             self._record(request)
+        outage = self.cpo.misbehave.get("outage")
+        if outage:
+            return _outage(self.cpo, str(outage))(environ, start_response)
         adapter = self.url_map.bind_to_environ(environ)
         try:
             endpoint, values = adapter.match()
@@ -132,6 +141,23 @@ class _WsgiApp:
         self.cpo.received.append(
             Recorded(request.method, request.path, dict(request.args), dict(request.headers), _body_of(request))
         )
+
+
+_COUNT_LOCK = threading.Lock()
+
+
+def _outage(cpo: FakeCpo, mode: str) -> Response:
+    """What a CPO that is down answers: HTTP 500 at once (``"500"``), or nothing for a long while (``"hang"``)."""
+    with _COUNT_LOCK:
+        cpo.state["outage_requests"] = cpo.state.get("outage_requests", 0) + 1
+    if mode == "hang":
+        until = time.monotonic() + float(cpo.misbehave.get("outage_hang_seconds", 30.0))
+        while time.monotonic() < until and cpo.misbehave.get("outage") == "hang":
+            time.sleep(0.02)
+        return envelope(status_code=3000, status_message="service unavailable", http_status=503)
+    if mode != "500":
+        raise ValueError(f"unknown outage mode {mode!r}: '500' or 'hang'")
+    return envelope(status_code=3000, status_message="internal server error", http_status=500)
 
 
 def _body_of(request: Request) -> Any:
@@ -170,6 +196,7 @@ class RunningCpo:
         self.thread.start()
 
     def stop(self) -> None:
+        self.cpo.misbehave.pop("outage", None)  # a request still hanging ends now
         self.server.shutdown()
         self.thread.join(timeout=5)
 
