@@ -20,6 +20,7 @@ one stood and gets every object once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from app.extensions import db
 from app.roaming.models import DeliveryStatus, Partner, PartnerStatus, PullCursor, TokenDelivery
 from app.roaming.network.overview import partner_overview
 from app.roaming.ocpi.auth import hash_token
+from app.roaming.receive import pull_batch
 from app.roaming.receive.pull import PullError, pull
 from app.roaming.send.token_push import backoff, run_push
 from tests.factories import login, make_user
@@ -282,3 +284,28 @@ def test_pull_during_the_outage_keeps_its_cursor_and_gets_everything_once_after(
     assert (again.received, again.stored) == (0, 0)  # nothing twice
     healthy = partner_overview(partner.id)
     assert healthy is not None and all(not cursor.last_error for cursor in healthy.cursors)
+
+
+def test_a_partner_that_gives_no_answer_has_its_other_modules_left_for_the_next_run(
+    partner: Partner, cpo: FakeCpo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic pull asks each module of a partner in turn, each with its retries: against a partner that
+    hangs that is minutes per module. Once one module got no answer at all, the others wait for the next run (their
+    cursors untouched); a partner that answers with an error still has its other modules pulled."""
+    partner.endpoints = [*partner.endpoints, *(e for e in sender_endpoints(cpo) if e["identifier"] == "tariffs")]
+    db.session.commit()
+    monkeypatch.setattr(pull_batch, "pull", functools.partial(pull, retries=0))
+
+    cpo.misbehave["outage"] = "hang"
+    report = pull_batch.pull_partner_modules(partner.id)
+    assert list(report) == ["tariffs", "cdrs"]
+    assert "timed out" in report["tariffs"]["error"] and report["tariffs"]["no_answer"]
+    assert report["cdrs"] == {"skipped": "the partner gave no answer to tariffs: pulled in the next run"}
+    assert len(cpo.requests_to("/ocpi/cpo/2.2.1/cdrs")) == 0
+    cursors = {c.module: c for c in db.session.scalars(select(PullCursor).where(PullCursor.partner_id == partner.id))}
+    assert set(cursors) == {"tariffs"}  # the skipped module's cursor was not even made
+
+    cpo.misbehave["outage"] = "500"
+    report = pull_batch.pull_partner_modules(partner.id)
+    assert "HTTP 500" in report["tariffs"]["error"] and not report["tariffs"]["no_answer"]
+    assert "HTTP 500" in report["cdrs"]["error"]  # an answer, even an error: the next module is asked all the same

@@ -67,7 +67,13 @@ MAX_CURSOR_TEXT = 2000  # the cursor's last error or notes: partners' URLs in it
 
 class PullError(RuntimeError):
     """The pull cannot start (partner not registered, no endpoint, a run already under way) or stopped (a page
-    kept failing after the retries, a server repeating its page); the cursor remembers where to resume."""
+    kept failing after the retries, a server repeating its page); the cursor remembers where to resume.
+    ``no_answer``: the partner gave no HTTP answer at all (timed out, no connection), so its other modules would
+    wait out the same deadlines."""
+
+    def __init__(self, message: str, *, no_answer: bool = False) -> None:
+        super().__init__(message)
+        self.no_answer = no_answer
 
 
 @dataclass
@@ -226,11 +232,13 @@ def _note(
     cursor.last_error = _bounded("note: " + "; ".join(result.notes))
 
 
-def _fail(partner: Partner, module: str, cursor: PullCursor, url: str, error: str) -> PullError:
+def _fail(
+    partner: Partner, module: str, cursor: PullCursor, url: str, error: str, *, no_answer: bool = False
+) -> PullError:
     """Keep why the run stopped on the cursor (committed with the pages before) and say it."""
     cursor.last_error = _bounded(f"{shown(url)}: {error}")
     db.session.commit()
-    return PullError(f"pull {module} from {partner.name} stopped at {shown(url)}: {error}")
+    return PullError(f"pull {module} from {partner.name} stopped at {shown(url)}: {error}", no_answer=no_answer)
 
 
 def pull(
@@ -291,7 +299,9 @@ def pull(
             try:
                 reply = _fetch(client, next_url, retries, backoff, sleep)
             except OcpiClientError as exc:
-                raise _fail(partner, module, cursor, next_url, str(exc)) from exc
+                # No HTTP answer (timed out, no connection); a URL our guard refuses is this module's alone.
+                no_answer = exc.http_status is None and exc.retryable
+                raise _fail(partner, module, cursor, next_url, str(exc), no_answer=no_answer) from exc
             fetched.add(next_url)
             objects = _unwrap(reply.data)
             batch = store(objects)

@@ -3,9 +3,10 @@
 
 A batch fails one unit and goes on: the unit is one module of one partner. A module that fails (the partner is
 down, a page keeps failing, an unexpected error) is reported with why, and the partner's other modules and the
-other partners are pulled all the same; the failed module's cursor says where its next run resumes. Every
-module's pull commits its own pages (``pull.pull``); a run already under way for a cursor is not started twice
-(``pull_lock``).
+other partners are pulled all the same; the failed module's cursor says where its next run resumes. Only a
+partner that gives no answer at all (timed out, no connection) has its remaining modules left for the next run:
+each would wait out the same deadlines. Every module's pull commits its own pages (``pull.pull``); a run already
+under way for a cursor is not started twice (``pull_lock``).
 
 Only REGISTERED partners are pulled from (hubs and CPOs alike): a suspended, unregistered or removed one is
 skipped, with the reason in the report.
@@ -59,7 +60,18 @@ def pull_partner_modules(
     if partner.status != PartnerStatus.REGISTERED:
         return {"partner": {"skipped": f"partner {partner.name} is {partner.status}: nothing is pulled from it"}}
     wanted = [module for module in MODULES if module in modules] if modules else sender_modules(partner)
-    return {module: _pull_one(partner_id, module, restart=restart) for module in wanted}
+    report: dict[str, dict[str, Any]] = {}
+    silent_at: str | None = None
+    for module in wanted:
+        if silent_at is not None:
+            # It gave no answer at all to the module before: asking for this one would only wait out the same
+            # deadlines and retries (minutes per module). Its cursor is untouched; the next run pulls it.
+            report[module] = {"skipped": f"the partner gave no answer to {silent_at}: pulled in the next run"}
+            continue
+        report[module] = _pull_one(partner_id, module, restart=restart)
+        if report[module].get("no_answer"):
+            silent_at = module
+    return report
 
 
 def _pull_one(partner_id: int, module: str, *, restart: bool) -> dict[str, Any]:
@@ -70,7 +82,7 @@ def _pull_one(partner_id: int, module: str, *, restart: bool) -> dict[str, Any]:
         result = pull(partner, module, restart=restart)
     except PullError as exc:  # the cursor holds the error and where to resume
         log.warning("pull %s from %s failed: %s", module, partner.name, exc)
-        return {"error": str(exc)}
+        return {"error": str(exc), "no_answer": exc.no_answer}
     except Exception as exc:  # one unit fails, the batch goes on (DESIGN §5)
         db.session.rollback()
         log.exception("pull %s from partner %s failed", module, partner_id)
