@@ -143,6 +143,9 @@ class BaseConfig:
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or None
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
     CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+    # Redis broker: seconds after which a task a worker took but never acknowledged (the worker was killed) is
+    # given to another worker. Longer than the longest countdown (mail's last retry, 16 min); docs/deploy.md.
+    CELERY_BROKER_VISIBILITY_TIMEOUT = _env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 1800)
     # Periodic jobs at other intervals than their packages' own, "entry=seconds,..." with the beat schedule's entry
     # names (app/jobs.py; beat refuses an unknown name). `make run` pushes token updates every 5 s instead of 30 s.
     CELERY_BEAT_INTERVALS = _env_intervals("CELERY_BEAT_INTERVALS")
@@ -225,6 +228,8 @@ class BaseConfig:
         f"{STRIPE_API_BASE.rstrip('/')}/js.stripe.com/v3/" if STRIPE_API_BASE else "https://js.stripe.com/v3/"
     )
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or None
+    # How long a Stripe call waits for its answer before it counts as failed and is retried (payments/stripe_client.py).
+    STRIPE_READ_TIMEOUT_SECONDS = _env_float("STRIPE_READ_TIMEOUT_SECONDS", 30.0)
     # A charge card can only be activated while the account has a valid payment method.
     REQUIRE_PAYMENT_METHOD_FOR_ACTIVATION = _env_bool("REQUIRE_PAYMENT_METHOD_FOR_ACTIVATION", True)
 
@@ -243,6 +248,10 @@ class BaseConfig:
     OPENAPI_VERSION = "3.1.0"
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
+    # A device's "last used" goes to a per-process buffer written in one batch this often, not in the request
+    # (app/accounts/api_tokens.py: note_use).
+    API_LAST_USED_BUFFERED = _env_bool("API_LAST_USED_BUFFERED", True)
+    API_LAST_USED_FLUSH_SECONDS = _env_float("API_LAST_USED_FLUSH_SECONDS", 1.0)
 
     # The charger finder (app/finder): the "typical session" every result is priced for, before charging (the
     # driver's all-in price, also the order of a price-sorted search), and which spatial index to search with:
@@ -314,6 +323,7 @@ class TestConfig(BaseConfig):
     # and a background log writer would write outside it. Both have their own tests that switch them on.
     OCPI_PARTNER_CACHE_SECONDS = 0.0
     AUTHORIZATION_LOG_BUFFERED = False
+    API_LAST_USED_BUFFERED = False
     OPERATIONS_FIGURES_CACHE_SECONDS = 0.0
     # The fake CPO listens on http://127.0.0.1:<free port>. The tests of the guard itself switch to the strict
     # production policy (tests/roaming/test_safe_urls.py). Not read from the environment: tests must not depend

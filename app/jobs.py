@@ -83,15 +83,46 @@ PURGE_SCHEDULE = {"jobs-purge-delivered-messages": {"task": "jobs.purge_delivere
 PURGE_DELIVERED_AFTER = dt.timedelta(hours=1)
 
 
+# Brokers that are Redis (kombu's redis transport, plain or over TLS, or through Sentinel).
+REDIS_SCHEMES = ("redis://", "rediss://", "sentinel://")
+
+
 def is_embedded_broker(broker_url: str | None) -> bool:
     return bool(broker_url) and str(broker_url).startswith(EMBEDDED_BROKER_SCHEME)
+
+
+def is_redis_broker(broker_url: str | None) -> bool:
+    return str(broker_url or "").startswith(REDIS_SCHEMES)
+
+
+def _transport_options(app: Flask, broker_url: str | None) -> dict[str, Any]:
+    """What the broker's transport is told beyond its URL.
+
+    Embedded broker: kombu passes ``connect_args`` to ``create_engine`` for its SQLite file.
+
+    Redis: a task is acknowledged only when it is done (``task_acks_late``); until then Redis keeps it in its
+    *unacked* set, and a worker that dies without a word (SIGKILL, the machine lost) never gives it back. Any
+    worker's sweep (at its start, then every ~100 s) puts back a task unacknowledged for longer than
+    ``visibility_timeout``, for another worker to run again (each task is idempotent). kombu's default is an hour;
+    ``CELERY_BROKER_VISIBILITY_TIMEOUT`` (30 min) brings a dead worker's tasks back sooner, yet must stay longer
+    than the longest countdown a task is retried with (mail: 16 min), since a worker holds a task with a countdown
+    unacknowledged until it is due: shorter, and Redis would hand it to a second worker as well. A task still
+    running after it is handed out again too: harmless (every task is idempotent), but done twice. See
+    docs/deploy.md."""
+    if is_embedded_broker(broker_url):
+        return {"connect_args": {"timeout": EMBEDDED_BROKER_BUSY_TIMEOUT_SECONDS}}
+    if is_redis_broker(broker_url):
+        return {"visibility_timeout": int(app.config["CELERY_BROKER_VISIBILITY_TIMEOUT"])}
+    return {}
 
 
 def init_celery(app: Flask) -> None:
     broker = app.config.get("CELERY_BROKER_URL")
     queue = app.config.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
     broker_url = broker or "memory://"
-    if (celery.conf.broker_write_url, celery.conf.task_default_queue) != (broker_url, queue):
+    options = _transport_options(app, broker)
+    current = (celery.conf.broker_write_url, celery.conf.task_default_queue, celery.conf.broker_transport_options)
+    if current != (broker_url, queue, options):
         _forget_broker_state()
     embedded = is_embedded_broker(broker)
     celery.conf.update(
@@ -101,10 +132,7 @@ def init_celery(app: Flask) -> None:
         broker_url=broker_url,
         broker_read_url=broker_url,
         broker_write_url=broker_url,
-        # kombu passes these to create_engine for its SQLite file (the Redis transport has its own).
-        broker_transport_options=(
-            {"connect_args": {"timeout": EMBEDDED_BROKER_BUSY_TIMEOUT_SECONDS}} if embedded else {}
-        ),
+        broker_transport_options=options,
         result_backend=app.config.get("CELERY_RESULT_BACKEND") or None,
         task_always_eager=not broker,
         task_eager_propagates=True,

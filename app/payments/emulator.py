@@ -4,18 +4,25 @@
 ``python -m localstripe`` listens on every interface and pickles its store to the shared
 ``/tmp/localstripe.pickle`` after each write (and reloads it at start), which would leak state between
 concurrent test runs; this runner binds 127.0.0.1 and keeps the store in memory. It also teaches localstripe the
-filters of the real API that our code uses (:func:`_list_setup_intents`).
+filters of the real API that our code uses (:func:`_list_setup_intents`) and, with ``--idempotent``, Stripe's
+idempotent requests (:func:`_idempotent`), which localstripe ignores: a charge retried after a time-out must find
+the first one (``tests/faults/test_stripe_outage.py``). That is off by default: the suite's emulator lives for the
+whole session while each test's database is rolled back, so account ids and invoice numbers, and with them our
+idempotency keys, come again with other parameters (real Stripe would refuse those too, for 24 hours).
 
-Usage: python -m app.payments.emulator PORT
+Usage: python -m app.payments.emulator PORT [--idempotent]
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from localstripe import resources, server
+from localstripe.errors import UserError
 
 
 def _list_setup_intents(
@@ -37,10 +44,53 @@ def _list_setup_intents(
     return listing
 
 
+# (API key, Idempotency-Key) → (path and body of the first request, its answer): kept for the emulator's life
+# (Stripe keeps them 24 hours).
+_answers: dict[tuple[str, str], tuple[tuple[str, bytes], web.Response]] = {}
+_in_flight: dict[tuple[str, str], asyncio.Lock] = {}
+
+
+@web.middleware
+async def _idempotent(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+    """Stripe's idempotent requests: a POST with an ``Idempotency-Key`` that was seen before is not executed again;
+    the first request's answer is replayed (header ``Idempotent-Replayed: true``), and the same key with other
+    parameters is refused (400 ``idempotency_error``). A request with a key still executing waits for it."""
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key:
+        return await handler(request)
+    scope = (request.headers.get("Authorization", ""), key)
+    fingerprint = (request.path, await request.read())
+    async with _in_flight.setdefault(scope, asyncio.Lock()):
+        if scope in _answers:
+            first, answer = _answers[scope]
+            if first != fingerprint:
+                error = {
+                    "type": "idempotency_error",
+                    "message": "Keys for idempotent requests can only be used with the same parameters they were "
+                    "first used with.",
+                }
+                return web.json_response({"error": error}, status=400)
+            return web.Response(
+                body=answer.body,
+                status=answer.status,
+                content_type=answer.content_type,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        try:
+            response = await handler(request)
+        except UserError as error:
+            response = error.to_response()
+        if isinstance(response, web.Response) and response.status != 401:  # Stripe keeps what it executed
+            _answers[scope] = (fingerprint, response)
+        return response
+
+
 def main() -> None:
     port = int(sys.argv[1])
     resources.Store.dump_to_disk = lambda self: None
     resources.SetupIntent._api_list_all = classmethod(_list_setup_intents)
+    if "--idempotent" in sys.argv[2:]:
+        server.app.middlewares.insert(1, _idempotent)  # after the error middleware, before authentication
     web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 

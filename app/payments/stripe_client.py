@@ -14,20 +14,22 @@ from flask import Flask, current_app
 
 # Stripe answers in well under a second; a stuck connection must not hold a worker for the library's 80 s default.
 CONNECT_TIMEOUT_SECONDS = 5
-READ_TIMEOUT_SECONDS = 30
-# The library retries connection errors, 409s and 5xx with exponential back-off; POSTs carry an idempotency
-# key (ours, or one the library generates), so a retried create never creates twice.
+READ_TIMEOUT_SECONDS = 30.0  # unless STRIPE_READ_TIMEOUT_SECONDS says otherwise
+# The library retries connection errors, time-outs, 409s and 5xx with exponential back-off; POSTs carry an
+# idempotency key (ours, or one the library generates), so a retried create never creates twice, also when the
+# first one reached Stripe and only its answer was lost (a time-out). A call that still fails is a StripeError
+# (``APIConnectionError`` for a refused, reset or timed-out connection): collection makes it an outcome.
 MAX_NETWORK_RETRIES = 2
 
 _EXTENSION_KEY = "stripe_client"
 
 
-def _build(api_key: str, api_base: str | None) -> stripe.StripeClient:
+def _build(api_key: str, api_base: str | None, read_timeout: float) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base} if api_base else None,
         max_network_retries=MAX_NETWORK_RETRIES,
-        http_client=stripe.RequestsClient(timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)),
+        http_client=stripe.RequestsClient(timeout=(CONNECT_TIMEOUT_SECONDS, read_timeout)),
     )
 
 
@@ -37,9 +39,11 @@ def stripe_client(app: Flask | None = None) -> stripe.StripeClient:
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     api_key = app.config["STRIPE_API_KEY"]
     api_base = (app.config.get("STRIPE_API_BASE") or "").rstrip("/") or None
+    read_timeout = float(app.config.get("STRIPE_READ_TIMEOUT_SECONDS") or READ_TIMEOUT_SECONDS)
+    settings = (api_key, api_base, read_timeout)
     cached = app.extensions.get(_EXTENSION_KEY)
-    if cached is None or cached[0] != (api_key, api_base):
-        cached = ((api_key, api_base), _build(api_key, api_base))
+    if cached is None or cached[0] != settings:
+        cached = (settings, _build(*settings))
         app.extensions[_EXTENSION_KEY] = cached
     return cached[1]
 

@@ -8,7 +8,10 @@ from app.jobs import task
 
 @task(name="billing.finalize_chunk", acks_late=True)
 def finalize_chunk(run_id: int, item_ids: list[int]) -> None:
-    """Finalize a chunk of run items; a worker that dies mid-chunk leaves its items pending for a resume."""
+    """Finalize a chunk of run items. A worker that dies mid-chunk commits none of it, and the task, acknowledged
+    only when done, runs again on another worker (with Redis once ``CELERY_BROKER_VISIBILITY_TIMEOUT`` has passed),
+    which finalizes what is still pending: done items are skipped, items another worker holds are left to it
+    (``tests/faults/test_worker_killed.py``). Finalizing the run again hands out every pending item sooner."""
     batches.finalize_chunk(run_id, item_ids)
 
 
