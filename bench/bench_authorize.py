@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import random
 import sys
@@ -44,12 +45,17 @@ P99_TARGET_MS = 10.0
 PEAK_STEPS = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500)
 
 
-async def _load(base_url: str, rate: float, duration: float, paths: list[str], method: str) -> dict[str, Any]:
+async def _load(
+    base_url: str, rate: float, duration: float, paths: list[str], method: str, tally_allowed: bool = False
+) -> dict[str, Any]:
+    """The open-loop load; with ``tally_allowed``, also counts the ``allowed`` field of the 200 answers' data
+    (AuthorizationInfo: ALLOWED, BLOCKED, ...), read after the response's latency was taken."""
     import aiohttp
 
     headers = {"Authorization": auth_header(), "Content-Type": "application/json"}
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    allowed: dict[str, int] = {}
     errors = 0
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
@@ -63,12 +69,16 @@ async def _load(base_url: str, rate: float, duration: float, paths: list[str], m
                     headers=headers,
                     data=b'{"location_id": "LOC1"}' if method == "POST" else None,
                 ) as resp:
-                    await resp.read()
+                    body = await resp.read()
+                    answered = time.perf_counter()
                     statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                    if tally_allowed and resp.status == 200:
+                        value = json.loads(body)["data"]["allowed"]
+                        allowed[value] = allowed.get(value, 0) + 1
             except Exception:
                 errors += 1
                 return
-            latencies.append((time.perf_counter() - scheduled) * 1000)
+            latencies.append((answered - scheduled) * 1000)
 
         total = int(rate * duration)
         start = time.perf_counter() + 0.2
@@ -86,6 +96,7 @@ async def _load(base_url: str, rate: float, duration: float, paths: list[str], m
         "ok": len(latencies),
         "errors": errors,
         "statuses": statuses,
+        **({"allowed": allowed} if tally_allowed else {}),
         "achieved_rate": round(len(latencies) / elapsed, 1),
         "p50_ms": round(percentile(latencies, 0.50), 2),
         "p90_ms": round(percentile(latencies, 0.90), 2),
@@ -98,11 +109,13 @@ def _worker(queue: multiprocessing.Queue, *args: Any) -> None:
     queue.put(asyncio.run(_load(*args)))
 
 
-def run_load(base_url: str, rate: float, duration: float, paths: list[str], method: str) -> dict[str, Any]:
+def run_load(
+    base_url: str, rate: float, duration: float, paths: list[str], method: str, tally_allowed: bool = False
+) -> dict[str, Any]:
     """The load generator runs in its own process so it does not share a GIL with anything measured."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_worker, args=(queue, base_url, rate, duration, paths, method))
+    process = context.Process(target=_worker, args=(queue, base_url, rate, duration, paths, method, tally_allowed))
     process.start()
     result = queue.get(timeout=duration + 120)
     process.join(timeout=30)

@@ -170,11 +170,11 @@ def _worker(item_ids: list[int]) -> int:
     return len(item_ids)
 
 
-def _prepare(app) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
-    """Preview and approve; returns the run id and both durations."""
+def _prepare(app, period: str = PERIOD) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
+    """Preview and approve the run of ``period``; returns the run id and both durations."""
     with app.app_context():
         started = time.perf_counter()
-        run = runs.preview(PERIOD, Actor.system("bench"))
+        run = runs.preview(period, Actor.system("bench"))
         db.session.commit()
         previewed = time.perf_counter()
         runs.approve(run, Actor.system("bench"))
@@ -183,12 +183,17 @@ def _prepare(app) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
         return run.id, previewed - started, time.perf_counter() - previewed
 
 
-def _finalize(app, run_id: int, workers: int) -> float:  # type: ignore[no-untyped-def]
+def _finalize(app, run_id: int, workers: int, pool=None) -> float:  # type: ignore[no-untyped-def]
+    """Finalize the run's chunks inline (1 worker) or in ``workers`` processes; ``pool``: processes started
+    already with ``_init_worker`` (a caller that shares them between steps), used instead of new ones."""
     started = time.perf_counter()
     with app.app_context():
         chunks = runs.pending_chunks(db.session.get(InvoiceRun, run_id), size=CHUNK)
         db.session.rollback()
-    if workers == 1:
+    if pool is not None:
+        for _done in pool.imap_unordered(_worker, chunks):
+            pass
+    elif workers == 1:
         with app.app_context():
             for chunk in chunks:
                 batches.process_items(chunk)
