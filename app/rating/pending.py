@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, exists, select, tuple_
+from sqlalchemy import ColumnElement, Select, delete, exists, select, tuple_
 
 from app.charging.models import Cdr
 from app.db import utcnow
@@ -67,25 +67,64 @@ def rate_pending_batches(limit: int | None = None, batch_size: int = BATCH_SIZE)
     Each CDR is rated in its own savepoint: whatever goes wrong with one (not only a :class:`RatingError`: a
     number too large for the decimal context or for a column, data the database refuses) is rolled back for
     that CDR alone, recorded as its :class:`RatingProblem`, logged, and the others are rated."""
-    after: _Position | None = None
     left = limit
+    # The first batch straight from the anti-join: when it is not full it is everything pending (the usual case of
+    # the periodic pass: one query). A full one means many are pending (after an outage, a generated data set):
+    # then the pass walks on in rating order along ix_roaming_cdrs_rating_order, a window of CDRs at a time, and
+    # rates the ones without a charge, so each query costs its window, not the whole table's anti-join again.
+    first = db.session.execute(_pending_after(None).limit(batch_size if left is None else min(batch_size, left))).all()
+    if not first:
+        return
+    yield _rate_rows([(row.id, row.ocpi_id) for row in first])
+    if left is not None:
+        left -= len(first)
+    if len(first) < batch_size:
+        return
+    after = _Position(credit=first[-1].credit, start=first[-1].start_date_time, cdr_id=first[-1].id)
     while left is None or left > 0:
-        size = batch_size if left is None else min(batch_size, left)
-        rows = db.session.execute(_pending_after(after).limit(size)).all()
-        if not rows:
-            break
-        outcome = PendingOutcome()
-        for cdr_id, ocpi_id, _credit, _start in rows:
-            _rate_or_record(cdr_id, ocpi_id, outcome)
-        last = rows[-1]
-        after = _Position(credit=last.credit, start=last.start_date_time, cdr_id=last.id)
+        window = db.session.execute(_window_after(after, batch_size)).all()
+        if not window:
+            return
+        pending = [(row.id, row.ocpi_id) for row in window if not row.charged]
         if left is not None:
-            left -= len(rows)
-        _forget_solved_problems()
-        db.session.flush()
-        yield outcome
-        if len(rows) < size:
-            break
+            pending = pending[:left]
+            left -= len(pending)
+        last = window[-1]
+        after = _Position(credit=last.credit, start=last.start_date_time, cdr_id=last.id)
+        if pending:
+            yield _rate_rows(pending)
+        if len(window) < batch_size:
+            return
+
+
+def _rate_rows(rows: list[tuple[int, str]]) -> PendingOutcome:
+    outcome = PendingOutcome()
+    for cdr_id, ocpi_id in rows:
+        _rate_or_record(cdr_id, ocpi_id, outcome)
+    _forget_solved_problems()
+    db.session.flush()
+    return outcome
+
+
+def _window_after(after: _Position, size: int) -> Select[int, str, bool, dt.datetime, bool]:
+    """The next ``size`` CDRs of known accounts after ``after`` in rating order, each with whether it has a charge."""
+    window = (
+        select(Cdr.id, Cdr.ocpi_id, Cdr.credit, Cdr.start_date_time)
+        .where(Cdr.account_id.is_not(None), _past(after))
+        .order_by(Cdr.credit, Cdr.start_date_time, Cdr.id)
+        .limit(size)
+        .subquery()
+    )
+    charged = exists().where(SessionCharge.cdr_id == window.c.id)
+    return select(
+        window.c.id, window.c.ocpi_id, window.c.credit, window.c.start_date_time, charged.label("charged")
+    ).order_by(window.c.credit, window.c.start_date_time, window.c.id)
+
+
+def _past(after: _Position) -> ColumnElement[bool]:
+    # Past the last CDR tried: the ones rated have left the pending set anyway, the ones that failed must not be
+    # tried again in the same pass.
+    return tuple_(Cdr.credit, Cdr.start_date_time, Cdr.id) > tuple_(after.credit, after.start, after.cdr_id)
 
 
 def _pending_after(after: _Position | None) -> Select[int, str, bool, dt.datetime]:
@@ -96,11 +135,7 @@ def _pending_after(after: _Position | None) -> Select[int, str, bool, dt.datetim
         .order_by(Cdr.credit, Cdr.start_date_time, Cdr.id)
     )
     if after is not None:
-        # Past the last CDR tried: the ones rated have left the pending set anyway, the ones that failed must not
-        # be tried again in the same pass.
-        query = query.where(
-            tuple_(Cdr.credit, Cdr.start_date_time, Cdr.id) > tuple_(after.credit, after.start, after.cdr_id)
-        )
+        query = query.where(_past(after))
     return query
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.pricing import PricingInputError
-from app.rating import pending
+from app.rating import pending, services
 from app.rating.models import RatingProblem, SessionCharge
 from app.rating.problems import NO_PLAN, NotRated, RatingError, group_problems, problem_kind
 from tests.rating.test_rating import START, TARIFF, _cdr
@@ -146,3 +146,20 @@ def test_the_command_keeps_each_batch_it_rated(app, driver, monkeypatch):
     assert isinstance(result.exception, RuntimeError)
     db.session.rollback()
     assert db.session.scalar(select(func.count(SessionCharge.id))) == 1
+
+
+def test_the_walk_goes_past_windows_that_are_all_rated(driver):
+    """Past a full first batch the pass walks the CDRs in rating order a window at a time: a window of CDRs that are
+    all rated already yields nothing and the walk goes on to the pending ones after it."""
+    account, card = driver
+    cdrs = [
+        _cdr(account.id, card.id, ocpi_id=f"W{number}", tariffs=[TARIFF], start=START + dt.timedelta(hours=number))
+        for number in range(5)
+    ]
+    db.session.flush()
+    for rated in cdrs[2:4]:
+        services.rate_cdr(rated)
+    db.session.commit()
+    batches = list(pending.rate_pending_batches(batch_size=2))
+    assert [batch.rated for batch in batches] == [2, 1]
+    assert db.session.scalar(select(func.count(SessionCharge.id))) == 5
