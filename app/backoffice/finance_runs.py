@@ -20,6 +20,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 from app.accounts.models import Account, Role
 from app.audit.services import Actor, entries_for
 from app.backoffice.access import staff_required
+from app.billing.collection.outages import waiting_for_provider
 from app.billing.documents import delivery
 from app.billing.invoicing.invoices import BillingError
 from app.billing.models import HoldStatus, InvoiceRun, RunItem, RunStatus, SessionHold
@@ -119,6 +120,7 @@ def run_detail(run_id: int) -> str:
         progress=runs.progress(run),
         failed=failed,
         to_deliver=to_deliver,
+        waiting=waiting_for_provider(run.id) if run.status == RunStatus.FINALIZED else [],
         uninvoiced=uninvoiced,
         unrated=unrated,
         held_now=held,

@@ -272,6 +272,28 @@ class Payment(Model):
     )
 
 
+class CollectionOutage(Model):
+    """A collection attempt that met a Stripe outage (unreachable, no answer in time, the retry refused): whether
+    Stripe charged is unknown. Until it is resolved every collection of the invoice resumes this attempt (same
+    number, same idempotency key) and first looks for the PaymentIntent the attempt may have created (through its
+    metadata), so a retry never charges twice, also once Stripe has forgotten the key (24 hours). The resume job
+    (``billing.resume_collection``) tries it again by itself at ``next_try_at``, with growing delays; finance sees
+    it on the run page. ``app.billing.collection.outages`` keeps it."""
+
+    __tablename__ = "billing_collection_outages"
+
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("billing_invoices.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    since: Mapped[dt.datetime]  # the first try of the attempt that met the outage
+    last_failed_at: Mapped[dt.datetime]
+    tries: Mapped[int] = mapped_column(default=1)  # tries of the attempt that met it
+    reason: Mapped[str] = mapped_column(String(500))  # why the last one failed, in one line
+    # When the resume job has something to do: try again (unresolved), or finish what the outage held up
+    # (resolved: a credit note issued meanwhile refunded); None when nothing is left.
+    next_try_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    resolved_at: Mapped[dt.datetime | None]  # Stripe's answer for the attempt is recorded (its Payment row)
+
+
 class Dunning(Model):
     """Where an unpaid invoice stands in the reminder schedule (3, 7, 14 days, then cards blocked)."""
 

@@ -4,11 +4,13 @@
 ``python -m localstripe`` listens on every interface and pickles its store to the shared
 ``/tmp/localstripe.pickle`` after each write (and reloads it at start), which would leak state between
 concurrent test runs; this runner binds 127.0.0.1 and keeps the store in memory. It also teaches localstripe the
-filters of the real API that our code uses (:func:`_list_setup_intents`) and, with ``--idempotent``, Stripe's
-idempotent requests (:func:`_idempotent`), which localstripe ignores: a charge retried after a time-out must find
-the first one (``tests/faults/test_stripe_outage.py``). That is off by default: the suite's emulator lives for the
-whole session while each test's database is rolled back, so account ids and invoice numbers, and with them our
-idempotency keys, come again with other parameters (real Stripe would refuse those too, for 24 hours).
+filters of the real API that our code uses (:func:`_list_setup_intents`, :func:`_list_payment_intents`) and,
+with ``--idempotent``, Stripe's idempotent requests (:func:`_idempotent`), which localstripe ignores: a charge
+retried after a time-out must find the first one (``tests/faults/test_stripe_outage.py``); there
+``DELETE /_config/idempotency_keys`` makes it forget them, as Stripe does after 24 hours. That is off by
+default: the suite's emulator lives for the whole session while each test's database is rolled back, so account
+ids and invoice numbers, and with them our idempotency keys, come again with other parameters (real Stripe would
+refuse those too, for 24 hours).
 
 Usage: python -m app.payments.emulator PORT [--idempotent]
 """
@@ -44,8 +46,23 @@ def _list_setup_intents(
     return listing
 
 
-# (API key, Idempotency-Key) → (path and body of the first request, its answer): kept for the emulator's life
-# (Stripe keeps them 24 hours).
+def _list_payment_intents(
+    cls: Any,
+    url: str,
+    customer: str | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> Any:
+    """``GET /v1/payment_intents?customer=...``: Stripe lists a customer's PaymentIntents; localstripe 1.15 refuses
+    every filter of this list. Collection looks there for the PaymentIntent of an attempt whose answer an outage
+    took away (app/billing/collection/outages.py). Paged as localstripe pages: oldest first (Stripe: newest)."""
+    listing = resources.StripeObject._api_list_all.__func__(cls, url, limit=limit, starting_after=starting_after)
+    listing._list = [intent for intent in listing._list if customer in (None, intent.customer)]
+    return listing
+
+
+# (API key, Idempotency-Key) → (path and body of the first request, its answer): kept until forgotten (Stripe
+# keeps them 24 hours; ``DELETE /_config/idempotency_keys`` forgets them all, as 24 hours later).
 _answers: dict[tuple[str, str], tuple[tuple[str, bytes], web.Response]] = {}
 _in_flight: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -85,12 +102,22 @@ async def _idempotent(request: web.Request, handler: Callable[[web.Request], Awa
         return response
 
 
+async def _forget_idempotency_keys(request: web.Request) -> web.Response:
+    """``DELETE /_config/idempotency_keys``: forget every idempotent request, as Stripe does 24 hours after it: a
+    request sent again with its key is executed again (``tests/faults/test_stripe_outage_resume.py``)."""
+    forgotten = len(_answers)
+    _answers.clear()
+    return web.json_response({"forgotten": forgotten})
+
+
 def main() -> None:
     port = int(sys.argv[1])
     resources.Store.dump_to_disk = lambda self: None
     resources.SetupIntent._api_list_all = classmethod(_list_setup_intents)
+    resources.PaymentIntent._api_list_all = classmethod(_list_payment_intents)
     if "--idempotent" in sys.argv[2:]:
         server.app.middlewares.insert(1, _idempotent)  # after the error middleware, before authentication
+        server.app.router.add_delete("/_config/idempotency_keys", _forget_idempotency_keys)
     web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 

@@ -9,11 +9,11 @@ import requests
 from sqlalchemy import select
 
 from app.accounts.services import send_pending
-from app.billing.collection import dunning
+from app.billing.collection import dunning, outages
 from app.billing.collection import services as collection
 from app.billing.collection.refunds import refund_credit_note
 from app.billing.collection.services import Outcome, collect_invoice
-from app.billing.models import Dunning, InvoiceKind, Payment, PaymentState
+from app.billing.models import CollectionOutage, Dunning, InvoiceKind, Payment, PaymentState
 from app.extensions import db
 from app.payments import services as payment_services
 from app.payments.stripe_client import reset_stripe_client
@@ -29,6 +29,7 @@ from tests.billing.conftest import (
 )
 from tests.factories import make_user
 from tests.payments import stripe_js
+from tests.payments.emulator import API_KEY
 
 pytestmark = pytest.mark.usefixtures("stripe_app")
 
@@ -222,17 +223,96 @@ def test_only_finalized_invoices_are_collected(db_session, localstripe):
         collect_invoice(invoice)
 
 
-def test_stripe_unreachable_is_an_error_outcome_that_records_nothing(db_session, localstripe, stripe_app):
+def test_stripe_unreachable_is_an_error_outcome_that_records_only_the_outage(db_session, localstripe, stripe_app):
     user = driver()
     save_method(user.account, localstripe, stripe_js.card())
     invoice = finalized_invoice(user.account.id, 1000)
     stripe_app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # discard port: connection refused
     reset_stripe_client(stripe_app)
-    result = collect_invoice(invoice, attempt=1)
-    assert result.outcome == Outcome.ERROR
+    result = collect_invoice(invoice, attempt=1, now=NOW)
+    assert result.outcome == Outcome.ERROR and result.attempt == 1
     assert invoice.payment_state == PaymentState.OPEN
     assert db.session.scalars(select(Payment)).all() == []
     assert db.session.get(Dunning, invoice.id) is None
+    # What finance sees, and when the resume job tries again.
+    outage = db.session.get(CollectionOutage, (invoice.id, 1))
+    assert (outage.since, outage.tries, outage.next_try_at, outage.resolved_at) == (
+        NOW,
+        1,
+        NOW + dt.timedelta(minutes=5),
+        None,
+    )
+    assert outage.reason.startswith("Stripe could not be reached") and "Connection refused" in outage.reason
+
+
+def test_an_attempt_that_met_an_outage_is_resumed_by_the_next_collection_not_replaced(
+    db_session, localstripe, stripe_app
+):
+    user = driver()
+    save_method(user.account, localstripe, stripe_js.card())
+    invoice = finalized_invoice(user.account.id, 1000)
+    working = stripe_app.config["STRIPE_API_BASE"]
+    stripe_app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"
+    reset_stripe_client(stripe_app)
+    assert collect_invoice(invoice, attempt=1, now=NOW).outcome == Outcome.ERROR
+    stripe_app.config["STRIPE_API_BASE"] = working
+    reset_stripe_client(stripe_app)
+
+    # "Pay now" asks for a new attempt; the one left waiting is taken instead (its PaymentIntent may exist).
+    paid = collection.pay_open_balance(user.account.id)
+
+    assert paid.status == "paid"
+    assert [(p.attempt, p.status) for p in collection.payments_of(invoice)] == [(1, "succeeded")]
+    assert [i["metadata"]["attempt"] for i in intents_for(localstripe, invoice.number)] == ["1"]
+    assert db.session.get(CollectionOutage, (invoice.id, 1)).resolved_at is not None
+
+
+def test_the_payment_intent_a_lost_try_made_is_found_by_its_metadata_and_recorded(db_session, localstripe, monkeypatch):
+    monkeypatch.setattr(outages, "PAGE_SIZE", 1)  # the customer's list is read page by page to its end
+    user = driver()
+    method = save_method(user.account, localstripe, stripe_js.card(DECLINED_ON_CHARGE))
+    customer = payment_services.stripe_customer_of(user.account.id).stripe_customer_id
+    invoice = finalized_invoice(user.account.id, 1500)
+    other = finalized_invoice(user.account.id, 900, period="2026-09")
+
+    def lost_try(of, attempt):  # type: ignore[no-untyped-def]
+        """What a try whose answer never came made at Stripe: a confirmed PaymentIntent with our metadata."""
+        answer = requests.post(
+            f"{localstripe.url}/v1/payment_intents",
+            auth=(API_KEY, ""),
+            timeout=10,
+            data={
+                "amount": of.total_minor,
+                "currency": "eur",
+                "customer": customer,
+                "payment_method": method.stripe_payment_method_id,
+                "confirm": "true",
+                "off_session": "true",
+                "metadata[invoice_number]": of.number,
+                "metadata[invoice_id]": str(of.id),
+                "metadata[account_id]": str(of.account_id),
+                "metadata[attempt]": str(attempt),
+            },
+        )
+        assert answer.status_code == 402  # declined, as this card always is; the PaymentIntent stays
+        [made] = [i["id"] for i in intents_for(localstripe, of.number) if i["metadata"]["attempt"] == str(attempt)]
+        return made
+
+    lost_try(other, 1)  # the customer's other PaymentIntents are not this attempt's
+    lost_try(invoice, 2)
+    made = lost_try(invoice, 1)
+    outages.note_outage(invoice.id, 1, "no answer", NOW)
+
+    result = collect_invoice(invoice, now=NOW + dt.timedelta(minutes=5))
+
+    assert result.outcome == Outcome.FAILED and result.attempt == 1  # declined: dunning starts
+    assert (result.payment.stripe_id, result.payment.status, result.payment.amount_minor) == (
+        made,
+        "requires_payment_method",
+        1500,
+    )
+    assert db.session.get(Dunning, invoice.id) is not None
+    assert len(intents_for(localstripe, invoice.number)) == 2  # nothing new made
 
 
 def test_a_credit_note_on_a_paid_invoice_is_refunded_once(db_session, localstripe):

@@ -14,7 +14,7 @@ from app.audit.services import Actor
 from app.billing.collection.dunning_runner import run_dunning
 from app.billing.collection.services import Outcome, collect_invoice
 from app.billing.collection.tasks import collect_invoice_task, run_dunning_task
-from app.billing.models import Dunning, Payment, PaymentState
+from app.billing.models import CollectionOutage, Dunning, Payment, PaymentState
 from app.cards import services as card_services
 from app.cards.models import BlockReason, CardStatus, TokenUpdate
 from app.extensions import db
@@ -124,7 +124,7 @@ def test_a_retry_that_works_stops_dunning(db_session, localstripe, mailbox):
     assert run_dunning(NOW + 7 * DAY).retried == 0
 
 
-def test_a_stripe_outage_postpones_the_retry_without_losing_a_step(db_session, localstripe, stripe_app):
+def test_a_stripe_outage_leaves_the_retry_in_flight_for_the_resume_job(db_session, localstripe, stripe_app):
     user, _ = driver_with_cards(localstripe)
     invoice = finalized_invoice(user.account.id, 1500)
     first_collection(invoice)
@@ -136,8 +136,13 @@ def test_a_stripe_outage_postpones_the_retry_without_losing_a_step(db_session, l
     assert (report.retried, report.errors) == (0, 1)
     schedule = db.session.get(Dunning, invoice.id)
     db.session.refresh(schedule)
-    assert (schedule.stage, schedule.next_attempt_at) == (0, NOW + 3 * DAY)
+    # The retry was made (counted) and waits for Stripe's answer, which the resume job fetches (its own tests:
+    # tests/faults/test_stripe_outage_resume.py); no second payment row, no new retry from the next dunning run.
+    assert (schedule.stage, schedule.next_attempt_at) == (1, None)
+    outage = db.session.get(CollectionOutage, (invoice.id, 2))
+    assert (outage.tries, outage.next_try_at) == (1, NOW + 3 * DAY + dt.timedelta(minutes=5))
     assert len(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)).all()) == 1
+    assert run_dunning(NOW + 30 * DAY).retried == 0
 
 
 def test_celery_tasks_collect_and_run_dunning(db_session, localstripe, mailbox):

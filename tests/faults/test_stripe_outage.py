@@ -1,23 +1,27 @@
-"""Fault: Stripe unreachable, then slow, during collection (issue 17, "Faults, as tests in the suite").
+"""Fault: Stripe slow, then unreachable, during collection (issue 17, "Faults, as tests in the suite").
 
 The Stripe emulator (localstripe, ``app/payments/emulator.py``) sits behind a small HTTP proxy of the test's own that
 is switched between three states:
 
-- ``down``: every connection is reset (RST) once the request is read: nothing reaches Stripe;
 - ``slow``: the request goes through to Stripe, which executes it (the card is charged), but the answer is held
   back longer than the client waits (``STRIPE_READ_TIMEOUT_SECONDS``): the worst case, where we do not know that
   Stripe charged;
+- ``down``: every connection is reset (RST) once the request is read: nothing reaches Stripe;
 - ``up``: requests and answers pass.
 
-The proxy records every request that creates a PaymentIntent with its ``Idempotency-Key``, and whether Stripe
-answered it as a replay of an earlier request with that key (``Idempotent-Replayed``).
+The proxy records every request (state, method, path) and, for each that creates a PaymentIntent, its
+``Idempotency-Key`` and whether Stripe answered it as a replay of an earlier request with that key
+(``Idempotent-Replayed``).
 
-Collection runs through its two batches: the run's delivery (``runs.driver.deliver``: documents, email, first
-attempt) for two invoices, and the hourly dunning batch (``run_dunning``) for an invoice whose first attempt was
-declined. While Stripe is down and while it is slow, the batches finish, report each failure and leave every
-invoice finalized and unpaid; once it is up, running them again collects each invoice exactly once: the retried
-charge carries the same key as every try before it, so the PaymentIntent Stripe made while we timed out is the
-one we record, and Stripe holds one PaymentIntent per invoice and attempt.
+Collection runs through its batches: the run's delivery (``runs.driver.deliver``: documents, email, first attempt)
+for two invoices, the hourly dunning batch (``run_dunning``) for an invoice whose first attempt was declined, and
+the resume job (``resume_collection``, every minute) that takes up attempts that met an outage. While Stripe is
+slow and while it is down, the batches finish, report each failure, record it (when, why, the next try) and leave
+every invoice finalized and unpaid. A try of an attempt that met an outage first looks for the PaymentIntent the
+lost try made (the customer's PaymentIntents, by metadata), so once Stripe is up each invoice is recorded paid
+with the PaymentIntent Stripe made while we timed out: one per invoice and attempt, never a second create.
+The same outage with an amount changed meanwhile, keys Stripe forgot, and the resume job doing it all without
+finance: ``test_stripe_outage_resume.py``.
 """
 
 from __future__ import annotations
@@ -39,21 +43,35 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import requests
 import stripe
 from flask import Flask
 from sqlalchemy import select
 
+from app.accounts.models import Role
 from app.audit.services import Actor
 from app.billing.collection import services as collection
 from app.billing.collection.dunning_runner import run_dunning
+from app.billing.collection.resume import ResumeReport, resume_collection
 from app.billing.documents.delivery import undelivered_count
-from app.billing.models import Dunning, Invoice, InvoiceRun, InvoiceStatus, Payment, PaymentState, RunStatus
+from app.billing.models import (
+    CollectionOutage,
+    Dunning,
+    Invoice,
+    InvoiceRun,
+    InvoiceStatus,
+    Payment,
+    PaymentState,
+    RunStatus,
+)
 from app.billing.runs import driver
+from app.db import utcnow
 from app.extensions import db
 from app.payments.stripe_client import reset_stripe_client
 from tests.billing.conftest import DECLINED_ON_CHARGE, finalized_invoice, intents_for, save_method
 from tests.billing.sessions import rated_session
 from tests.billing.test_runs import OCT, _driver
+from tests.factories import login, make_user
 from tests.payments import stripe_js
 from tests.payments.emulator import RUNNER, START_TIMEOUT_SECONDS, LocalStripe, point_app_at, restore_app
 
@@ -79,6 +97,7 @@ class StripeProxy:
     def __init__(self, upstream: str) -> None:
         self.state = "up"
         self.creates: list[Create] = []
+        self.requests: list[tuple[str, str, str]] = []  # (state, method, path without the query)
         self._lock = threading.Lock()
         self._forwarding = threading.Condition()
         self._pending = 0  # requests passed on to Stripe whose answer has not come back yet
@@ -100,6 +119,8 @@ class StripeProxy:
             def _relay(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 state = proxy.state
+                with proxy._lock:
+                    proxy.requests.append((state, self.command, self.path.split("?")[0]))
                 create = None
                 if self.command == "POST" and self.path.split("?")[0] == "/v1/payment_intents":
                     form = parse_qs(body.decode())
@@ -171,6 +192,15 @@ class StripeProxy:
         with self._lock:
             return [create for create in self.creates if create.invoice == invoice]
 
+    def seen(self, state: str, method: str | None = None, path: str | None = None) -> int:
+        """How many requests came while the proxy was in ``state`` (of that method, to that path)."""
+        with self._lock:
+            return sum(
+                1
+                for seen_state, seen_method, seen_path in self.requests
+                if seen_state == state and method in (None, seen_method) and path in (None, seen_path)
+            )
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -214,6 +244,8 @@ def proxy(app: Flask, localstripe: LocalStripe, monkeypatch: pytest.MonkeyPatch)
     # The Stripe client backs off at least 0.5 s before each of its retries (1.25 s per failed call): the same
     # retries, paced faster, keep the test short.
     monkeypatch.setattr(stripe._http_client.HTTPClient, "INITIAL_DELAY", 0.05)
+    # Each test starts with a Stripe that knows no idempotency key yet (the emulator serves the whole module).
+    requests.delete(f"{localstripe.url}/_config/idempotency_keys", timeout=10).raise_for_status()
     started = StripeProxy(localstripe.url)
     previous = point_app_at(app, localstripe)
     previous_timeout = app.config.get("STRIPE_READ_TIMEOUT_SECONDS")
@@ -234,14 +266,18 @@ def _switch(app: Flask, proxy: StripeProxy, state: str) -> None:
     app.config["STRIPE_READ_TIMEOUT_SECONDS"] = READ_TIMEOUT if state == "slow" else None
 
 
-def _collect(proxy: StripeProxy, run_id: int) -> tuple[driver.Delivery, dict[str, int]]:
-    """The two batches of collection: the run's delivery (first attempts) and the dunning batch (retries)."""
+def _collect(
+    proxy: StripeProxy, run_id: int, resume_in: dt.timedelta | None = None
+) -> tuple[driver.Delivery, dict[str, int], dict[str, int]]:
+    """The batches of collection: the run's delivery (first attempts), the dunning batch (retries) and, when
+    ``resume_in`` says when, the resume job (attempts that met an outage, once their next try is due)."""
     run = db.session.get_one(InvoiceRun, run_id)
     delivery = driver.deliver(run, Actor.system("finance-test"))
     dunning = run_dunning(DUNNING_DAY, commit=True)
+    resumed = resume_collection(utcnow() + resume_in) if resume_in is not None else ResumeReport()
     db.session.expire_all()
     proxy.settle()
-    return delivery, dunning.as_dict()
+    return delivery, dunning.as_dict(), resumed.as_dict()
 
 
 def _unpaid(*invoices: Invoice) -> bool:
@@ -254,8 +290,15 @@ def _unpaid(*invoices: Invoice) -> bool:
     )
 
 
-def test_collection_survives_stripe_down_and_slow_and_charges_each_invoice_once(
-    app, db_session, mailbox, localstripe, proxy, caplog
+def _outage(invoice: Invoice, attempt: int) -> CollectionOutage:
+    outage = db.session.get(CollectionOutage, (invoice.id, attempt))
+    assert outage is not None, (invoice.number, attempt)
+    db.session.refresh(outage)
+    return outage
+
+
+def test_collection_survives_stripe_slow_and_down_and_charges_each_invoice_once(
+    app, db_session, client, mailbox, localstripe, proxy, caplog
 ):
     caplog.set_level(logging.WARNING, logger="app.billing.collection")
     # Two drivers with a good card and a session in October: the run's invoices. A third whose card was declined
@@ -280,54 +323,69 @@ def test_collection_survives_stripe_down_and_slow_and_charges_each_invoice_once(
     invoices = list(db.session.scalars(select(Invoice).where(Invoice.run_id == run.id).order_by(Invoice.id)))
     assert sorted(invoice.account_id for invoice in invoices) == sorted(account.id for account in payers)
     every = [*invoices, retried]
+    attempt_of = {invoice.number: 2 if invoice is retried else 1 for invoice in every}
+    login(client, make_user(Role.FINANCE))
 
-    # Stripe down: both batches finish, count the failures, and change nothing.
-    _switch(app, proxy, "down")
-    delivery, dunning = _collect(proxy, run.id)
+    # Stripe slow: each charge reaches Stripe and succeeds there, but its answer comes too late, three times. Both
+    # batches finish, count the failures, record them, and change nothing else.
+    _switch(app, proxy, "slow")
+    delivery, dunning, _ = _collect(proxy, run.id)
     assert delivery.payments == {"error": 2}
     assert dunning["errors"] == 1 and dunning["paid"] == dunning["failed"] == 0
-    assert _unpaid(*every)
+    assert _unpaid(*every)  # we do not know yet that Stripe charged them
     assert undelivered_count(run.id) == 2  # the run page: "2 invoices are not sent yet"
-    assert db.session.get_one(Dunning, retried.id).next_attempt_at <= DUNNING_DAY  # still due, not moved on
-    assert db.session.get_one(Dunning, retried.id).stage == 0
+    # The dunning retry was made (counted, in flight): the resume job ends it, the dunning batch does not retry.
+    assert (db.session.get_one(Dunning, retried.id).stage, db.session.get_one(Dunning, retried.id).next_attempt_at) == (
+        1,
+        None,
+    )
     assert db.session.scalars(select(Payment.attempt).where(Payment.invoice_id == retried.id)).all() == [1]
     assert not any(db.session.scalars(select(Payment.id).where(Payment.invoice_id.in_([i.id for i in invoices]))))
     unavailable = [record.getMessage() for record in caplog.records if "Stripe unavailable" in record.getMessage()]
     assert len(unavailable) == 3 and all(any(i.number in line for line in unavailable) for i in every)
     for invoice in every:
-        assert len([c for c in proxy.creates_for(invoice.number) if c.state == "down"]) == 3  # the client retried
-        reached = [i["metadata"]["attempt"] for i in intents_for(localstripe, invoice.number)]
-        assert reached == (["1"] if invoice is retried else [])  # nothing reached Stripe
-
-    # Stripe slow: each charge reaches Stripe and succeeds there, but its answer comes too late, three times.
-    _switch(app, proxy, "slow")
-    delivery, dunning = _collect(proxy, run.id)
-    assert delivery.payments == {"error": 2}
-    assert dunning["errors"] == 1 and dunning["paid"] == 0
-    assert _unpaid(*every)  # we do not know yet that Stripe charged them
-    assert undelivered_count(run.id) == 2
-    assert db.session.get_one(Dunning, retried.id).stage == 0
-    for invoice in every:
         slow = [c for c in proxy.creates_for(invoice.number) if c.state == "slow"]
-        assert len(slow) == 3 and [c.replayed for c in slow] == [False, True, True]
+        assert len(slow) == 3 and [c.replayed for c in slow] == [False, True, True]  # the client retried
         succeeded = [i for i in intents_for(localstripe, invoice.number) if i["status"] == "succeeded"]
         assert len(succeeded) == 1  # three requests, one charge: the idempotency key
+        outage = _outage(invoice, attempt_of[invoice.number])
+        assert outage.tries == 1 and outage.resolved_at is None and "did not answer in time" in outage.reason
 
-    # Stripe up: the same batches collect every invoice, once.
+    # Stripe down: finance presses "deliver" again, the resume job comes by; each try of those attempts first looks
+    # for the PaymentIntent the lost try made, which fails too: nothing is created, nothing changes.
+    _switch(app, proxy, "down")
+    delivery, dunning, resumed = _collect(proxy, run.id, dt.timedelta(hours=2))
+    assert delivery.payments == {"error": 2}
+    assert dunning["retried"] == dunning["errors"] == 0
+    assert resumed["waiting"] == 3 and resumed["paid"] == 0
+    assert _unpaid(*every)
+    assert proxy.seen("down", "POST", "/v1/payment_intents") == 0  # no charge tried while we cannot see Stripe
+    assert proxy.seen("down", "GET", "/v1/payment_intents") == 5 * 3  # five look-ups, each tried three times
+    for invoice in every:
+        outage = _outage(invoice, attempt_of[invoice.number])
+        assert outage.tries == (2 if invoice is retried else 3) and "Connection aborted" in outage.reason
+    page = client.get(f"/backoffice/finance/runs/{run.id}").get_data(as_text=True)
+    assert "2 invoices are waiting for the payment provider since" in page
+    assert all(invoice.number in page for invoice in invoices) and "Connection aborted" in page
+
+    # Stripe up: the same batches find the PaymentIntent each lost try made and record it, once; nothing new is
+    # created at Stripe.
+    created_before = proxy.seen("up", "POST", "/v1/payment_intents")  # the declined first attempt, before all this
     _switch(app, proxy, "up")
-    delivery, dunning = _collect(proxy, run.id)
+    delivery, dunning, resumed = _collect(proxy, run.id, dt.timedelta(hours=4))  # the next tries are due
     assert delivery.payments == {"paid": 2}
-    assert dunning["paid"] == 1 and dunning["errors"] == 0
+    assert dunning["retried"] == 0
+    assert resumed["paid"] == 1 and resumed["finished"] == 3 and resumed["waiting"] == 0
     assert undelivered_count(run.id) == 0
+    assert proxy.seen("up", "POST", "/v1/payment_intents") == created_before
     for invoice in every:
         db.session.refresh(invoice)
         assert invoice.status == InvoiceStatus.FINALIZED and invoice.payment_state == PaymentState.PAID
-        attempt = 2 if invoice is retried else 1
+        attempt = attempt_of[invoice.number]
         key = f"emsp-invoice-{invoice.number}-attempt-{attempt}"
         tries = [c for c in proxy.creates_for(invoice.number) if c.attempt == str(attempt)]
-        assert [c.state for c in tries] == ["down"] * 3 + ["slow"] * 3 + ["up"]
+        assert [c.state for c in tries] == ["slow"] * 3
         assert {c.key for c in tries} == {key}  # every try of the charge, over the outage, with one key
-        assert tries[-1].replayed  # Stripe answered with the PaymentIntent it made while we timed out
         charges = [i for i in intents_for(localstripe, invoice.number) if i["metadata"]["attempt"] == str(attempt)]
         assert len(charges) == 1 and charges[0]["status"] == "succeeded"  # one PaymentIntent for the charge
         assert charges[0]["amount"] == invoice.total_minor
@@ -337,9 +395,15 @@ def test_collection_survives_stripe_down_and_slow_and_charges_each_invoice_once(
         assert [(p.attempt, p.stripe_id, p.amount_received_minor) for p in payments] == [
             (attempt, charges[0]["id"], invoice.total_minor)
         ]
+        outage = _outage(invoice, attempt)
+        assert outage.resolved_at is not None and outage.next_try_at is None
     assert len(intents_for(localstripe, retried.number)) == 2  # the declined first attempt and the paid retry
+    assert "waiting for the payment provider" not in client.get(f"/backoffice/finance/runs/{run.id}").get_data(
+        as_text=True
+    )
 
     # Collecting again finds nothing to do and asks Stripe nothing.
-    before = len(proxy.creates)
-    delivery, dunning = _collect(proxy, run.id)
-    assert delivery.invoices == 0 and dunning["retried"] == 0 and len(proxy.creates) == before
+    before = len(proxy.requests)
+    delivery, dunning, resumed = _collect(proxy, run.id, dt.timedelta(days=2))
+    assert delivery.invoices == 0 and dunning["retried"] == 0 and not any(resumed.values())
+    assert len(proxy.requests) == before

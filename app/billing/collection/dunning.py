@@ -11,8 +11,8 @@ invoice is left.
 
 - ``stage`` = retries made so far (each failed retry sent one reminder);
 - ``next_attempt_at`` = when the dunning batch (:mod:`app.billing.collection.dunning_runner`) retries next;
-  ``None`` while an attempt is in flight (SEPA takes days; its webhook decides), after success, and once the
-  cards are blocked;
+  ``None`` while an attempt is in flight (SEPA takes days; its webhook decides; a retry that met a Stripe outage
+  waits for the resume job, :mod:`app.billing.collection.resume`), after success, and once the cards are blocked;
 - ``cards_blocked_at`` = when the schedule ran out.
 
 This module is the policy, called by collection (:mod:`app.billing.collection.services`) after each attempt;

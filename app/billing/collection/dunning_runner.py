@@ -82,7 +82,8 @@ def retry_invoice(invoice_id: int, now: dt.datetime) -> CollectionResult | None:
 
 def run_dunning(now: dt.datetime | None = None, *, commit: bool = True, limit: int | None = None) -> DunningReport:
     """Retry every invoice whose next attempt is due. With ``commit=True`` each invoice is its own unit of
-    work (committed, then its emails sent); a Stripe outage leaves the invoice due for the next run."""
+    work (committed, then its emails sent). A retry that meets a Stripe outage is made all the same (the stage
+    counted, ``next_attempt_at`` empty: in flight) and left to the resume job, which ends it."""
     now = now or utcnow()
     report = DunningReport()
     for invoice_id in due_invoice_ids(now, limit):
@@ -90,19 +91,21 @@ def run_dunning(now: dt.datetime | None = None, *, commit: bool = True, limit: i
             # A savepoint per invoice: a failure undoes this invoice's step only.
             with db.session.begin_nested():
                 result = retry_invoice(invoice_id, now)
-                if result is not None and result.outcome == Outcome.ERROR:
-                    # Stripe unreachable: undo the step so the invoice stays due for the next run.
-                    raise _RetryLaterError(result.message or "payment provider unavailable")
-        except _RetryLaterError as error:
-            log.warning("dunning retry of invoice %s postponed: %s", invoice_id, error)
-            report.errors += 1
-            continue
         except Exception:
             log.exception("dunning retry of invoice %s failed", invoice_id)
             report.errors += 1
             if not commit:
                 raise
             db.session.rollback()
+            continue
+        if result is not None and result.outcome == Outcome.ERROR:
+            # Stripe unreachable: the retry stays in flight, its outage recorded; the resume job
+            # (``billing.resume_collection``) takes it up with the same attempt and key, and its answer moves
+            # dunning on as any retry's does.
+            log.warning("dunning retry of invoice %s waits for the payment provider", invoice_id)
+            report.errors += 1
+            if commit:
+                db.session.commit()
             continue
         if result is None or result.outcome in (Outcome.ALREADY, Outcome.NOT_DUE):
             report.skipped += 1
@@ -125,7 +128,3 @@ def run_dunning(now: dt.datetime | None = None, *, commit: bool = True, limit: i
         else:
             report.emails.extend(result.emails)
     return report
-
-
-class _RetryLaterError(Exception):
-    pass

@@ -65,6 +65,24 @@ def refunded_minor(invoice: Invoice) -> int:
     return int(total or 0)
 
 
+def credit_notes_without_refund(invoice_id: int) -> list[Invoice]:
+    """Finalized credit notes of the invoice with no refund recorded yet: a payment of the invoice that brought in
+    more than was left due (asked before they were issued) is given back through them."""
+    refunded = select(Payment.invoice_id).where(Payment.kind == REFUND)
+    return list(
+        db.session.scalars(
+            select(Invoice)
+            .where(
+                Invoice.credits_invoice_id == invoice_id,
+                Invoice.kind == InvoiceKind.CREDIT_NOTE,
+                Invoice.status == InvoiceStatus.FINALIZED,
+                Invoice.id.notin_(refunded),
+            )
+            .order_by(Invoice.id)
+        )
+    )
+
+
 def refund_credit_note(credit_note: Invoice, *, now: dt.datetime | None = None) -> RefundResult:
     """Send a credit note's amount back through Stripe, on the original invoice's successful PaymentIntent.
 

@@ -10,10 +10,19 @@ Attempts and idempotency
     the same PaymentIntent instead of charging again. On PostgreSQL the invoice row is locked while collecting,
     so two workers never collect one invoice at once.
 
+After an outage
+    A try that gets no answer from Stripe is recorded as an outage of its attempt
+    (:mod:`app.billing.collection.outages`). Until Stripe's answer for it is recorded, every collection of the
+    invoice (the resume job ``billing.resume_collection``, finance's "deliver", dunning, "pay now") resumes
+    that attempt: same number and key, and first it looks for the PaymentIntent the lost try may have made
+    (through its metadata) and records that one, whatever it was for. So neither an amount changed meanwhile
+    (a credit note: Stripe refuses the key with other parameters, ``IdempotencyError``, and the same look-up
+    answers) nor a key Stripe forgot after 24 hours ever charges twice.
+
 Outcomes, never exceptions
     A decline, a missing payment method or a card that needs 3-D Secure off-session is an outcome
-    (:class:`Outcome.FAILED`, dunning starts), not an error. Only a Stripe outage gives :class:`Outcome.ERROR`
-    (nothing recorded, state unchanged: retry later).
+    (:class:`Outcome.FAILED`, dunning starts), not an error. Only a Stripe outage gives :class:`Outcome.ERROR`:
+    no payment recorded, the invoice unchanged, the attempt's outage recorded (when, why, the next try).
 
 Side effects
     Services flush, never commit. Emails are returned in ``result.emails``; the caller commits and then calls
@@ -45,7 +54,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.services import PendingEmail
-from app.billing.collection import dunning
+from app.billing.collection import dunning, outages
 from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentReview, PaymentState
 from app.db import utcnow
 from app.extensions import db
@@ -66,6 +75,7 @@ COLLECTABLE_STATES = (PaymentState.OPEN, PaymentState.FAILED, PaymentState.UNCOL
 
 NO_METHOD_MESSAGE = "No usable payment method on file: add a card or SEPA mandate in the portal."
 AUTH_REQUIRED_MESSAGE = "Your bank asks you to confirm this payment: pay it from the portal."
+UNAVAILABLE_MESSAGE = "The payment provider could not be reached."
 
 
 class Outcome(enum.StrEnum):
@@ -75,7 +85,7 @@ class Outcome(enum.StrEnum):
     REQUIRES_ACTION = "requires_action"  # on-session only: the browser completes 3-D Secure
     NOT_DUE = "not_due"  # nothing to collect (zero total, fully credited)
     ALREADY = "already"  # nothing done: this attempt exists or the invoice is not collectable
-    ERROR = "error"  # Stripe unreachable: nothing recorded, try again later
+    ERROR = "error"  # Stripe unreachable: only the outage recorded; the resume job tries again
 
 
 @dataclass
@@ -86,6 +96,7 @@ class CollectionResult:
     message: str | None = None
     client_secret: str | None = None  # REQUIRES_ACTION: for Stripe.js in the driver's browser
     emails: list[PendingEmail] = field(default_factory=list)
+    attempt: int | None = None  # the attempt collected (set by :func:`collect_invoice`)
 
 
 class CollectionError(ValueError):
@@ -400,19 +411,34 @@ def collect_invoice(
 ) -> CollectionResult:
     """Collect a finalized invoice with the account's saved card or SEPA mandate.
 
-    ``attempt=None`` makes a new attempt (next number); an explicit ``attempt`` that already exists returns it
-    untouched (the run's first collection passes ``attempt=1`` so a re-run never tries twice). ``on_session``
-    is for "pay now": the driver is present, so 3-D Secure is handed to the browser instead of failing, and no
-    failure email is sent.
+    ``attempt=None`` makes a new attempt (next number), unless an attempt of the invoice met an outage that is
+    not resolved: that one is resumed (:mod:`app.billing.collection.outages`). An explicit ``attempt`` that
+    already exists returns it untouched (the run's first collection passes ``attempt=1`` so a re-run never tries
+    twice). ``on_session`` is for "pay now": the driver is present, so 3-D Secure is handed to the browser
+    instead of failing, and no failure email is sent.
     """
     now = now or utcnow()
     if invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.FINALIZED or not invoice.number:
         raise CollectionError("only a finalized invoice can be collected")
     _lock(invoice)
-    if attempt is not None:
-        existing = _payment(invoice.id, CHARGE, attempt)
-        if existing is not None:
-            return CollectionResult(invoice, Outcome.ALREADY, existing, "this attempt was already made")
+    # An attempt whose answer an outage took away is resumed, never replaced: its PaymentIntent may exist.
+    attempt = attempt or outages.waiting_attempt(invoice.id) or _next_attempt(invoice.id)
+    result = _collect(invoice, attempt, on_session, now)
+    result.attempt = attempt
+    if result.outcome != Outcome.ERROR:
+        outages.resolve(invoice.id, attempt, now)  # Stripe answered (or nothing is left to ask it)
+    return result
+
+
+def _collect(invoice: Invoice, attempt: int, on_session: bool, now: dt.datetime) -> CollectionResult:
+    existing = _payment(invoice.id, CHARGE, attempt)
+    if existing is not None:
+        return CollectionResult(invoice, Outcome.ALREADY, existing, "this attempt was already made")
+    if outages.unresolved(invoice.id, attempt) is not None:
+        # An earlier try of this attempt met an outage: find what it made before making anything.
+        recovered = _recover(invoice, attempt, now, on_session)
+        if recovered is not None:
+            return recovered
     if invoice.total_minor <= 0:
         if invoice.payment_state in COLLECTABLE_STATES:
             invoice.payment_state = PaymentState.NOT_DUE
@@ -431,14 +457,13 @@ def collect_invoice(
     try:
         settled = _cancel_waiting(invoice, now)
     except stripe.StripeError as error:
-        log.warning("collecting %s: could not cancel a waiting attempt (%s)", invoice.number, error)
-        return CollectionResult(invoice, Outcome.ERROR, message="The payment provider could not be reached.")
+        log.warning("collecting %s: could not cancel a waiting attempt", invoice.number)
+        return _unavailable(invoice, attempt, error, now)
     # A waiting attempt may have been paid after all (in full or in part): never charge again for that.
     due = amount_due_minor(invoice)
     if invoice.payment_state not in COLLECTABLE_STATES or due <= 0:
         outcome = Outcome.PAID if invoice.payment_state == PaymentState.PAID else Outcome.ALREADY
         return CollectionResult(invoice, outcome, message="a waiting attempt was paid", emails=settled)
-    attempt = attempt or _next_attempt(invoice.id)
 
     method = active_payment_method(invoice.account_id)
     customer = stripe_customer_of(invoice.account_id)
@@ -490,12 +515,28 @@ def collect_invoice(
         payment, _ = _record(invoice, attempt, stripe_id=None, amount_minor=due, message=message)
         outcome, emails = apply_status(payment, "failed", message=message, now=now, on_session=on_session)
         return CollectionResult(invoice, outcome, payment, message, emails=emails)
+    except stripe.IdempotencyError as error:
+        # The key was used before with other parameters: a try of this attempt reached Stripe, its answer was
+        # lost and the amount due changed since (a credit note). What that try made is the attempt's result.
+        log.warning("collecting %s: attempt %s was tried before with other parameters", invoice.number, attempt)
+        recovered = _recover(invoice, attempt, now, on_session)
+        if recovered is None or recovered.outcome == Outcome.ERROR:
+            return recovered or _unavailable(invoice, attempt, error, now)
+        # Kept as an outage of the attempt (resolved by the caller): the resume job then gives back what a credit
+        # note issued meanwhile made too much.
+        outages.note_outage(invoice.id, attempt, outages.outage_reason(error), now)
+        return recovered
     except stripe.StripeError as error:
-        log.warning("collecting %s: Stripe unavailable (%s: %s)", invoice.number, type(error).__name__, error)
-        return CollectionResult(invoice, Outcome.ERROR, message="The payment provider could not be reached.")
+        return _unavailable(invoice, attempt, error, now)
+    return _record_intent(invoice, attempt, intent, due, now, on_session)
 
+
+def _record_intent(
+    invoice: Invoice, attempt: int, intent: Any, amount_minor: int, now: dt.datetime, on_session: bool
+) -> CollectionResult:
+    """Record the attempt's PaymentIntent and apply what Stripe says about it."""
     message = _field(_field(intent, "last_payment_error"), "message")
-    payment, _ = _record(invoice, attempt, stripe_id=intent.id, amount_minor=due, message=message)
+    payment, _ = _record(invoice, attempt, stripe_id=intent.id, amount_minor=amount_minor, message=message)
     outcome, emails = apply_status(
         payment, intent.status, message=message, now=now, on_session=on_session, received=received_of(intent)
     )
@@ -507,6 +548,40 @@ def collect_invoice(
         client_secret=intent.client_secret if outcome == Outcome.REQUIRES_ACTION else None,
         emails=emails,
     )
+
+
+def _recover(invoice: Invoice, attempt: int, now: dt.datetime, on_session: bool) -> CollectionResult | None:
+    """The PaymentIntent an earlier try of the attempt created (its answer was lost), found through its metadata
+    and recorded with what Stripe says of it now; ``None`` when that try created none, so the attempt is made
+    now. The amount recorded is the one that try asked, which a credit note may have changed since: paid in full,
+    the credit note is then refunded (``refunds.refund_credit_note``, from the resume job)."""
+    customer = stripe_customer_of(invoice.account_id)
+    if customer is None:
+        return None  # no Stripe customer: no PaymentIntent can have been made
+    try:
+        intent = outages.find_attempt_intent(customer.stripe_customer_id, invoice.id, attempt)
+    except stripe.StripeError as error:
+        return _unavailable(invoice, attempt, error, now)
+    if intent is None:
+        return None
+    log.warning(
+        "collecting %s: attempt %s found at Stripe after an outage: %s (%s)",
+        invoice.number,
+        attempt,
+        intent.id,
+        intent.status,
+    )
+    asked = _field(intent, "amount")
+    amount = asked if type(asked) is int else amount_due_minor(invoice)
+    return _record_intent(invoice, attempt, intent, amount, now, on_session)
+
+
+def _unavailable(invoice: Invoice, attempt: int, error: stripe.StripeError, now: dt.datetime) -> CollectionResult:
+    """Stripe did not answer (or refused a retry it could not match): the attempt waits for the provider."""
+    reason = outages.outage_reason(error)
+    log.warning("collecting %s: Stripe unavailable (%s)", invoice.number, reason)
+    outages.note_outage(invoice.id, attempt, reason, now)
+    return CollectionResult(invoice, Outcome.ERROR, message=UNAVAILABLE_MESSAGE)
 
 
 def settle_by_credit(invoice: Invoice, now: dt.datetime | None = None) -> list[PendingEmail]:

@@ -5,38 +5,36 @@ Schedule (``BEAT_SCHEDULE``, added to the beat schedule by the package's ``init_
 
 - ``billing.run_dunning`` every hour: retry the invoices whose next dunning attempt is due, remind, and block
   the cards of accounts whose schedule ran out.
+- ``billing.resume_collection`` every minute: collect again the attempts that met a Stripe outage once their
+  next try has come (5, 15, 60 minutes after, then hourly), with the same attempt and key, and refund the credit
+  notes issued meanwhile if they turned out paid (:mod:`app.billing.collection.resume`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.accounts.services import send_pending
 from app.billing.collection.dunning_runner import run_dunning
-from app.billing.collection.services import Outcome, collect_invoice
+from app.billing.collection.resume import resume_collection
+from app.billing.collection.services import collect_invoice
 from app.billing.models import Invoice
-from app.extensions import celery, db
+from app.extensions import db
 from app.jobs import task
 
 BEAT_SCHEDULE = {
     "billing-run-dunning": {"task": "billing.run_dunning", "schedule": 3600.0},
+    "billing-resume-collection": {"task": "billing.resume_collection", "schedule": 60.0},
 }
 
 
-# celery ships no types, and app.jobs.task covers plain tasks only (a bound task takes itself first).
-@celery.task(name="billing.collect_invoice", bind=True, max_retries=5, default_retry_delay=300)  # type: ignore[untyped-decorator]
-def collect_invoice_task(self: Any, invoice_id: int, attempt: int | None = 1) -> str:
+@task(name="billing.collect_invoice")
+def collect_invoice_task(invoice_id: int, attempt: int | None = 1) -> str:
     """Collect a freshly finalized invoice (attempt 1 by default, so a re-delivered task never charges twice).
-    Retried later when Stripe is unreachable."""
+    When Stripe is unreachable the attempt's outage is committed and ``billing.resume_collection`` takes it up
+    (the same attempt and key, its PaymentIntent looked for first)."""
     invoice = db.session.get(Invoice, invoice_id)
     if invoice is None:
         return "missing"
     result = collect_invoice(invoice, attempt=attempt)
-    if result.outcome == Outcome.ERROR:
-        db.session.rollback()
-        if not celery.conf.task_always_eager:
-            raise self.retry()
-        return result.outcome.value
     db.session.commit()
     send_pending(result.emails)
     return result.outcome.value
@@ -45,3 +43,8 @@ def collect_invoice_task(self: Any, invoice_id: int, attempt: int | None = 1) ->
 @task(name="billing.run_dunning")
 def run_dunning_task() -> dict[str, int]:
     return run_dunning(commit=True).as_dict()
+
+
+@task(name="billing.resume_collection")
+def resume_collection_task() -> dict[str, int]:
+    return resume_collection(commit=True).as_dict()
