@@ -1,8 +1,10 @@
 """``make bench``: run every ``bench/bench_*.py`` on PostgreSQL and collect figures in bench/results.json.
 
-Each script writes its own key into bench/results.json. A scratch database (``bench_emsp``) on the local
-PostgreSQL server is created once and handed to the scripts as ``DATABASE_URL``; set ``BENCH_DATABASE_URL`` to
-use another one. Scripts can also be run one by one (see each script's ``--help``).
+Each script writes its own key into bench/results.json (``bench_load_and_batch.py``: "load_and_batch",
+``bench_soak.py``: "soak", ...). A scratch database (``bench_emsp``) on the local PostgreSQL server is created once
+and handed to the scripts as ``DATABASE_URL``; set ``BENCH_DATABASE_URL`` to use another one. Scripts can also be
+run one by one (see each script's ``--help``), or a few through this runner by name:
+``.venv/bin/python bench/run_all.py bench_load_and_batch bench_soak``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ def main() -> int:
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     ensure_database(url)
     scripts = sorted(HERE.glob("bench_*.py"))
+    wanted = {name.removesuffix(".py") for name in sys.argv[1:]}
+    if wanted:
+        unknown = wanted - {script.stem for script in scripts}
+        if unknown:
+            print("no such benchmark: " + ", ".join(sorted(unknown)))
+            return 2
+        scripts = [script for script in scripts if script.stem in wanted]
     failures = []
     for script in scripts:
         print(f"== {script.name}", flush=True)

@@ -111,6 +111,15 @@ class Cdr(Model):
         ),
         # The operations overview: a partner's newest CDR (app.roaming.network).
         Index("ix_roaming_cdrs_partner_received", "partner_id", "received_at"),
+        # Deleting a CDR looks for the credit CDRs that name it (original_cdr_id, ON DELETE RESTRICT): without this
+        # index, a scan of every CDR per CDR deleted. Only credits carry the link, hence partial (small, and an
+        # ordinary CDR's insert does not touch it).
+        Index(
+            "ix_roaming_cdrs_original_cdr_id",
+            "original_cdr_id",
+            postgresql_where=text("original_cdr_id IS NOT NULL"),
+            sqlite_where=text("original_cdr_id IS NOT NULL"),
+        ),
     )
 
     @validates("ocpi_id")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import queue
 import random
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Table, func, select, text
 
-from app.db_bulk import insert_rows
+from app.db_bulk import copy_rows, insert_lines, insert_rows
 from app.demo import generate_catalogue as catalogue
 from app.extensions import db
 from app.plans.services import billing_zone
@@ -50,6 +52,7 @@ class GenerateReport:
     seconds: float = 0.0
     first_account_id: int = 0
     outliers: dict[str, int] = field(default_factory=dict)  # huge_kwh, zero_kwh, very_long, late
+    indexes_deferred: bool = False  # sessions' and CDRs' indexes and foreign keys built at the end (empty tables)
 
 
 @dataclass(frozen=True)
@@ -78,39 +81,125 @@ class ConnectorRef:
     longitude: str
 
 
+@dataclass
+class _Chunk:
+    """Rows for one table: as dicts, or as COPY text lines of ``columns``."""
+
+    table: Table
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    columns: tuple[str, ...] = ()
+    lines: list[str] | None = None
+
+
 class Writer:
-    """Rows into tables in chunks, with the time spent writing per table, ids allocated after the maximum."""
+    """Rows into tables in chunks, with the time spent writing per table, ids allocated after the maximum.
+
+    On PostgreSQL the chunks are written by a thread of the writer's own while the caller builds the next ones:
+    the server takes in one chunk (parsing, WAL, indexes) on the other core while this process makes the next,
+    instead of each waiting for the other. At most two chunks wait in line. The thread has the session's
+    connection to itself while it writes: anything else that needs the database first waits for it to be done
+    (:meth:`first_id` for a table it has not seen, :meth:`finish`, :meth:`close`). A failed write is raised in the
+    caller at its next call."""
 
     def __init__(self, report: GenerateReport) -> None:
         self.report = report
         self.next_ids: dict[str, int] = {}
+        self._queue: queue.Queue[_Chunk | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._discard = False
 
     def first_id(self, table: Table, count: int) -> int:
         """Reserve ``count`` ids of ``table``; returns the first."""
         if table.name not in self.next_ids:
+            self.drain()
             self.next_ids[table.name] = (db.session.scalar(select(func.max(table.c.id))) or 0) + 1
         first = self.next_ids[table.name]
         self.next_ids[table.name] = first + count
         return first
 
     def write(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        figure = self.report.tables.setdefault(table.name, TableFigure())
-        started = time.perf_counter()
-        for start in range(0, len(rows), CHUNK_ROWS):
-            insert_rows(table, rows[start : start + CHUNK_ROWS])
-        figure.seconds += time.perf_counter() - started
-        figure.rows += len(rows)
+        """Rows as dicts (``app.db_bulk.insert_rows``)."""
+        self._hand_over(_Chunk(table, rows=rows))
 
-    def finish(self) -> None:
+    def write_lines(self, table: Table, columns: tuple[str, ...], lines: list[str]) -> None:
+        """Rows already written as COPY text (``app.db_bulk.insert_lines``)."""
+        self._hand_over(_Chunk(table, columns=columns, lines=lines))
+
+    def _hand_over(self, chunk: _Chunk) -> None:
+        if db.session.get_bind().dialect.name != "postgresql":
+            self._write(chunk, None)
+            return
+        self._raise_failure()
+        if self._queue is None:
+            self._queue = queue.Queue(maxsize=2)
+            driver_connection = db.session.connection().connection.driver_connection
+            self._thread = threading.Thread(
+                target=self._run, args=(self._queue, driver_connection), name="demo-generate-writer", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(chunk)
+
+    def _write(self, chunk: _Chunk, driver_connection: Any) -> None:
+        figure = self.report.tables.setdefault(chunk.table.name, TableFigure())
+        started = time.perf_counter()
+        if chunk.lines is not None:
+            for start in range(0, len(chunk.lines), CHUNK_ROWS):
+                insert_lines(chunk.table, chunk.columns, chunk.lines[start : start + CHUNK_ROWS], driver_connection)
+            figure.rows += len(chunk.lines)
+        else:
+            for start in range(0, len(chunk.rows), CHUNK_ROWS):
+                if driver_connection is None:
+                    insert_rows(chunk.table, chunk.rows[start : start + CHUNK_ROWS])
+                else:
+                    copy_rows(chunk.table, chunk.rows[start : start + CHUNK_ROWS], driver_connection)
+            figure.rows += len(chunk.rows)
+        figure.seconds += time.perf_counter() - started
+
+    def _run(self, pending: queue.Queue[_Chunk | None], driver_connection: Any) -> None:
+        while (chunk := pending.get()) is not None:
+            try:
+                if self._failure is None and not self._discard:  # after a failure, only empty the line
+                    self._write(chunk, driver_connection)
+            except BaseException as error:  # handed to the caller's thread, raised there
+                self._failure = error
+            finally:
+                pending.task_done()
+        pending.task_done()
+
+    def drain(self) -> None:
+        """Wait until every chunk handed over is written; raise what failed."""
+        if self._queue is not None:
+            self._queue.join()
+        self._raise_failure()
+
+    def close(self, discard: bool = False) -> None:
+        """Stop the writing thread after the chunks in line (``discard``: after the one being written, when the
+        caller gave up and will roll back); safe to call twice, or after a failure."""
+        self._discard = discard
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = self._thread = None
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def finish(self, analysed: frozenset[str] = frozenset()) -> None:
         """Move the sequences past the ids we took (PostgreSQL; SQLite follows the rows) and refresh the planner's
-        statistics, so the rating and invoice runs that follow plan for the sizes they meet."""
+        statistics (except of the tables in ``analysed``), so the rating and invoice runs that follow plan for the
+        sizes they meet."""
+        self.drain()
+        self.close()
         if db.session.get_bind().dialect.name != "postgresql":
             return
         for name in self.next_ids:
             db.session.execute(
                 text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM \"{name}\"))")  # noqa: S608 (our table names)
             )
-            db.session.execute(text(f'ANALYZE "{name}"'))
+            if name not in analysed:
+                db.session.execute(text(f'ANALYZE "{name}"'))
 
 
 def table(model: Any) -> Table:

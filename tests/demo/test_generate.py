@@ -254,6 +254,9 @@ def test_the_benchmark_runs_small(tmp_path):
     entry = figures["demo_generate"]["small"]
     assert entry["tables"]["roaming_cdrs"]["rows"] == 1000 and entry["tables"]["accounts"]["rows"] == 200
     assert entry["tables"]["roaming_cdrs"]["rows_per_s"] > 0 and entry["total_s"] > 0 and entry["process_cpu_s"] > 0
+    # SQLite: no server process to measure, no indexes deferred (PostgreSQL only); the figures per 100,000 CDRs
+    assert entry["server_cpu_s"] is None and entry["indexes_deferred"] is False
+    assert entry["per_100k_cdrs"]["wall_s"] > entry["total_s"] and entry["per_100k_cdrs"]["server_cpu_s"] is None
     baseline = entry["baseline_sessions_and_cdrs"]
     assert baseline["rows"] == 400 and baseline["ratio_orm_vs_bulk"] > 0
     assert Decimal(entry["data_size"]["cards_per_account"]) == Decimal("1.5")
