@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, delete, exists, select, tuple_
+from sqlalchemy.exc import IntegrityError
 
 from app.charging.models import Cdr
 from app.db import utcnow
@@ -144,11 +145,25 @@ def _rate_or_record(cdr_id: int, ocpi_id: str, outcome: PendingOutcome) -> None:
         with db.session.begin_nested():
             rate_cdr(db.session.get_one(Cdr, cdr_id))
         outcome.rated += 1
+    except IntegrityError as error:
+        if not rated_meanwhile(cdr_id):
+            _record_failure(cdr_id, ocpi_id, error, outcome)
+        # else: the worker rating new CDRs charged it between our read and our write; that charge stands.
     except Exception as error:  # one CDR fails alone, whatever the cause (DESIGN.md §5)
-        reason = failure_reason(error)
-        record_problem(cdr_id, reason)
-        log.warning("CDR %s (id %s) not rated: %s", ocpi_id, cdr_id, reason)
-        outcome.not_rated.append(NotRated(cdr_id, ocpi_id, problem_kind(error), reason))
+        _record_failure(cdr_id, ocpi_id, error, outcome)
+
+
+def rated_meanwhile(cdr_id: int) -> bool:
+    """Whether another transaction has charged this CDR by now: a unique-key refusal of our charge then means
+    "already rated", not a problem (the periodic pass or a run's preview and the per-CDR task can meet)."""
+    return db.session.scalar(select(exists().where(SessionCharge.cdr_id == cdr_id))) is True
+
+
+def _record_failure(cdr_id: int, ocpi_id: str, error: Exception, outcome: PendingOutcome) -> None:
+    reason = failure_reason(error)
+    record_problem(cdr_id, reason)
+    log.warning("CDR %s (id %s) not rated: %s", ocpi_id, cdr_id, reason)
+    outcome.not_rated.append(NotRated(cdr_id, ocpi_id, problem_kind(error), reason))
 
 
 def record_problem(cdr_id: int, reason: str) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import IntegrityError
+
 from app.charging.models import Cdr
 from app.extensions import db
 from app.failures import failure_reason
 from app.jobs import task
-from app.rating.pending import rate_pending_batches, record_problem
+from app.rating.pending import rate_pending_batches, rated_meanwhile, record_problem
 from app.rating.services import rate_cdr
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ def _rate_one(cdr_id: int) -> str:
         db.session.commit()
     except Exception as error:  # one CDR fails alone, whatever the cause (DESIGN.md §5)
         db.session.rollback()
+        if isinstance(error, IntegrityError) and rated_meanwhile(cdr_id):
+            return "rated"  # by a rate-pending pass or a run's preview between our read and our write
         reason = failure_reason(error)
         log.warning("CDR %s (id %s) not rated: %s", ocpi_id, cdr_id, reason)
         try:

@@ -7,12 +7,13 @@ import datetime as dt
 from decimal import InvalidOperation
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.pricing import PricingInputError
 from app.rating import pending, services
 from app.rating.models import RatingProblem, SessionCharge
-from app.rating.problems import NO_PLAN, NotRated, RatingError, group_problems, problem_kind
+from app.rating.problems import NO_PLAN, NotRated, PendingOutcome, RatingError, group_problems, problem_kind
 from tests.rating.test_rating import START, TARIFF, _cdr
 
 BEFORE_THE_PLAN = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -163,3 +164,26 @@ def test_the_walk_goes_past_windows_that_are_all_rated(driver):
     batches = list(pending.rate_pending_batches(batch_size=2))
     assert [batch.rated for batch in batches] == [2, 1]
     assert db.session.scalar(select(func.count(SessionCharge.id))) == 5
+
+
+def test_a_cdr_charged_meanwhile_by_another_worker_is_not_a_problem(driver, monkeypatch):
+    """The periodic pass (or a run's preview) and the per-CDR task can rate the same CDR at once: the loser's charge
+    meets the unique key. That CDR is rated, by the other one; no problem is recorded. A unique-key refusal
+    without a charge is still a problem."""
+    account, card = driver
+    raced = _cdr(account.id, card.id, ocpi_id="RACED", tariffs=[TARIFF])
+    lonely = _cdr(account.id, card.id, ocpi_id="LONELY", tariffs=[TARIFF], start=START + dt.timedelta(hours=1))
+    db.session.flush()
+    services.rate_cdr(raced)  # the other worker's charge, committed before ours is written
+    db.session.commit()
+
+    def refused(cdr):  # type: ignore[no-untyped-def]
+        raise IntegrityError("INSERT INTO rating_session_charges", {}, Exception("unique cdr_id"))
+
+    monkeypatch.setattr(pending, "rate_cdr", refused)
+    outcome = PendingOutcome()
+    pending._rate_or_record(raced.id, "RACED", outcome)
+    assert (outcome.rated, outcome.not_rated) == (0, [])
+    pending._rate_or_record(lonely.id, "LONELY", outcome)
+    assert [problem.ocpi_id for problem in outcome.not_rated] == ["LONELY"]
+    assert db.session.scalars(select(RatingProblem.cdr_id)).all() == [lonely.id]
