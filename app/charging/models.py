@@ -120,6 +120,16 @@ class Cdr(Model):
             postgresql_where=text("original_cdr_id IS NOT NULL"),
             sqlite_where=text("original_cdr_id IS NOT NULL"),
         ),
+        # Rating's pass over CDRs without a charge walks them in rating order (app.rating.pending): originals
+        # before credits, oldest first; only CDRs of a known account are rated.
+        Index(
+            "ix_roaming_cdrs_rating_order",
+            "credit",
+            "start_date_time",
+            "id",
+            postgresql_where=text("account_id IS NOT NULL"),
+            sqlite_where=text("account_id IS NOT NULL"),
+        ),
     )
 
     @validates("ocpi_id")
