@@ -1,11 +1,11 @@
 """The benchmarks' figures as a table a person can read: ``bench/results.json`` → ``bench/README.md``.
 
-``make bench`` renders it after ``bench/run_all.py`` has run the scripts; ``.venv/bin/python bench/report.py`` re-renders
-the table from whatever ``results.json`` holds. Each benchmark writes its own key in its own shape (its scripts
-know best what to keep); :data:`SPECS` says, per key, where that entry keeps the headline figure, the target,
-the baseline measured in the same run and the ratio, and what size of data it was measured on. A key without a
-spec (a new benchmark) still gets a row, so nothing measured is hidden, and ``tests/test_bench_report.py`` fails
-until the benchmark has its spec.
+``make bench`` renders it after ``bench/run_all.py`` has run the scripts; ``.venv/bin/python bench/report.py``
+re-renders the table from whatever ``results.json`` holds. Each benchmark writes its own key in its own shape
+(its scripts know best what to keep); :data:`SPECS` says, per key, where that entry keeps the headline figure,
+the target, the baseline measured in the same run and the ratio, and what size of data it was measured on. A key
+without a spec (a new benchmark) still gets a row, so nothing measured is hidden, and
+``tests/test_bench_report.py`` fails until the benchmark has its spec.
 """
 
 from __future__ import annotations
