@@ -59,12 +59,14 @@ def test_a_bare_worker_process_knows_every_task_and_schedule():
         "roaming-pull-all",
         "rating.rate_pending",
         "billing-run-dunning",
+        "billing-resume-collection",
     }
     assert set(found["tasks"]) >= {
         "billing.finalize_chunk",
         "billing.deliver_invoice",
         "billing.collect_invoice",
         "billing.run_dunning",
+        "billing.resume_collection",
         "rating.rate_cdr",
         "rating.rate_cdrs",
         "rating.rate_pending",

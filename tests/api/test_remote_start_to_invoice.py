@@ -118,11 +118,14 @@ def _run_month(app: Flask, period: str, monkeypatch: pytest.MonkeyPatch, at: dt.
     """``flask billing run`` for ``period`` as finance runs it (preview, approve, finalize; no delivery), with the
     run's clock at ``at``: what decides that the month has ended, the issue and finalization dates."""
     import app.billing.invoicing.composition as composition
+    import app.billing.invoicing.freezing as freezing
     import app.billing.invoicing.invoices as invoices
     import app.billing.runs.holds as holds
+    import app.billing.runs.items as run_items
+    import app.billing.runs.periods as run_periods
     import app.billing.runs.services as run_services
 
-    for module in (run_services, invoices, composition, holds):
+    for module in (run_services, run_periods, run_items, invoices, freezing, composition, holds):
         monkeypatch.setattr(module, "utcnow", lambda: at)
     cli = app.test_cli_runner()
     for args in (["run", "--period", period, "--dry-run"], ["approve", "--period", period]):

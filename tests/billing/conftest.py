@@ -17,7 +17,7 @@ import pytest
 import requests
 from flask import Flask
 
-from app.billing.collection import services as collection
+from app.billing.collection import collect
 from app.billing.invoicing.snapshot import SAMPLE_SNAPSHOT
 from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, PaymentState
 from app.extensions import db
@@ -211,7 +211,7 @@ class _ProcessingIntents:
 
 
 def sepa_answers_processing(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    real_client = collection.stripe_client
+    real_client = collect.stripe_client
 
     class Client:
         def __init__(self) -> None:
@@ -219,4 +219,4 @@ def sepa_answers_processing(monkeypatch) -> None:  # type: ignore[no-untyped-def
             self.v1 = type("V1", (), {"__getattr__": lambda _, name: getattr(self._real.v1, name)})()
             self.v1.payment_intents = _ProcessingIntents(self._real.v1.payment_intents)
 
-    monkeypatch.setattr(collection, "stripe_client", Client)
+    monkeypatch.setattr(collect, "stripe_client", Client)  # where the PaymentIntent is created

@@ -15,7 +15,7 @@ invoice is left.
   waits for the resume job, :mod:`app.billing.collection.resume`), after success, and once the cards are blocked;
 - ``cards_blocked_at`` = when the schedule ran out.
 
-This module is the policy, called by collection (:mod:`app.billing.collection.services`) after each attempt;
+This module is the policy, called by collection (:mod:`app.billing.collection.attempts`) after each attempt;
 the batch that retries due invoices calls collection, so it lives apart in ``dunning_runner``. Services flush,
 never commit; the runner commits one invoice at a time (with ``commit=True``) and sends the emails after each
 commit. Stripe calls made before a commit carry an idempotency key of invoice number + attempt, so a crash

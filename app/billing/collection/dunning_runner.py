@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app.accounts.services import PendingEmail, send_pending
-from app.billing.collection.services import CollectionResult, Outcome, collect_invoice
+from app.billing.collection.attempts import Outcome
+from app.billing.collection.collect import CollectionResult, collect_invoice
 from app.billing.models import Dunning, Invoice, PaymentState
 from app.db import utcnow
 from app.extensions import db

@@ -7,7 +7,7 @@ Stripe may have charged. :class:`~app.billing.models.CollectionOutage` keeps tha
 when, how many tries, why the last one failed (one line, shown to finance on the run page), when the resume job
 tries again (:data:`RESUME_DELAYS`: 5, 15, 60 minutes, then hourly) and when Stripe's answer was recorded.
 
-While an outage is unresolved, collection (:func:`app.billing.collection.services.collect_invoice`) resumes that
+While an outage is unresolved, collection (:func:`app.billing.collection.collect.collect_invoice`) resumes that
 attempt, whoever asks (the resume job, finance's "deliver", dunning, "pay now"): the same attempt number, so the
 same idempotency key, and before creating anything it looks for the PaymentIntent the attempt may have created,
 through its metadata (:func:`find_attempt_intent`), and records that one. So a retry never charges twice, also

@@ -11,16 +11,13 @@ from sqlalchemy import func, select
 from stripe.params import RefundCreateParams
 
 from app.accounts.services import PendingEmail
-from app.billing.collection.services import (
-    COLLECTABLE_STATES,
-    REFUND,
+from app.billing.collection.amounts import COLLECTABLE_STATES, REFUND, credited_minor, received_minor
+from app.billing.collection.attempts import (
     CollectionError,
-    _lock,
-    _payment,
-    _record,
-    credited_minor,
+    attempt_payment,
+    lock_invoice,
     payments_of,
-    received_minor,
+    record_attempt,
     settle_by_credit,
 )
 from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentReview, PaymentState
@@ -97,13 +94,13 @@ def refund_credit_note(credit_note: Invoice, *, now: dt.datetime | None = None) 
     now = now or utcnow()
     if credit_note.kind != InvoiceKind.CREDIT_NOTE or credit_note.status != InvoiceStatus.FINALIZED:
         raise CollectionError("only a finalized credit note can be refunded")
-    existing = _payment(credit_note.id, REFUND, 1)
+    existing = attempt_payment(credit_note.id, REFUND, 1)
     if existing is not None:
         return RefundResult(credit_note, "already", existing, existing.amount_minor)
     original = db.session.get(Invoice, credit_note.credits_invoice_id) if credit_note.credits_invoice_id else None
     if original is None:
         raise CollectionError("the credit note references no invoice")
-    _lock(original)
+    lock_invoice(original)
     if original.payment_state == PaymentState.PROCESSING:
         return RefundResult(credit_note, "pending", message="the original payment is still being processed")
     charge = _paid_charge(original)
@@ -138,7 +135,7 @@ def refund_credit_note(credit_note: Invoice, *, now: dt.datetime | None = None) 
     except stripe.StripeError as error:
         log.warning("refund of %s failed: %s", credit_note.number, error)
         return RefundResult(credit_note, "error", message=error.user_message or str(error))
-    payment, _ = _record(
+    payment, _ = record_attempt(
         credit_note,
         1,
         stripe_id=refund.id,

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 from app.accounts.services import PendingEmail, send_pending
 from app.billing.collection import outages
+from app.billing.collection.attempts import Outcome
+from app.billing.collection.collect import collect_invoice
 from app.billing.collection.refunds import credit_notes_without_refund, refund_credit_note
-from app.billing.collection.services import Outcome, collect_invoice
 from app.billing.models import Invoice, PaymentState
 from app.db import utcnow
 from app.extensions import db

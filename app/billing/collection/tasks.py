@@ -13,9 +13,9 @@ Schedule (``BEAT_SCHEDULE``, added to the beat schedule by the package's ``init_
 from __future__ import annotations
 
 from app.accounts.services import send_pending
+from app.billing.collection.collect import collect_invoice
 from app.billing.collection.dunning_runner import run_dunning
 from app.billing.collection.resume import resume_collection
-from app.billing.collection.services import collect_invoice
 from app.billing.models import Invoice
 from app.extensions import db
 from app.jobs import task

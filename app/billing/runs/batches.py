@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from app.billing.runs import items
 from app.billing.runs import services as runs
 from app.extensions import db
 from app.failures import failure_reason
@@ -26,8 +27,8 @@ def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = 
     number: the numbers are taken in the transaction that is rolled back. ``on_done`` is called once per
     account handled."""
     ids = list(item_ids)
-    for start in range(0, len(ids), runs.MAX_BATCH):
-        batch = ids[start : start + runs.MAX_BATCH]
+    for start in range(0, len(ids), items.MAX_BATCH):
+        batch = ids[start : start + items.MAX_BATCH]
         try:
             runs.finalize_items(batch)
             db.session.commit()
@@ -62,13 +63,13 @@ def _one_by_one(item_ids: list[int], on_done: Callable[[], None] | None) -> None
 
 
 def _fail_item(item_id: int, error: Exception) -> None:
-    runs.mark_item_failed(item_id, error)
+    items.mark_item_failed(item_id, error)
     db.session.commit()
 
 
 def complete_run(run_id: int) -> bool:
-    """Mark the run finalized if every account is done (``runs.complete_if_done``), committed."""
-    changed = runs.complete_if_done(run_id)
+    """Mark the run finalized if every account is done (``items.complete_if_done``), committed."""
+    changed = items.complete_if_done(run_id)
     db.session.commit()
     return changed
 

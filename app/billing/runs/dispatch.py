@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.audit.services import Actor, record
 from app.billing.models import Invoice, InvoiceRun, RunStatus
+from app.billing.runs import items
 from app.billing.runs import services as runs
 from app.extensions import db
 
@@ -86,7 +87,7 @@ def start(run: InvoiceRun, actor: Actor, reason: str | None = None) -> InvoiceRu
     """Start finalizing an approved run, or resume one: failed accounts become pending again (a retry, audited
     with how many failed). Commit before the accounts are handed out (``runs.driver.finalize`` does both)."""
     if run.status == RunStatus.FINALIZING:
-        failed = runs.progress(run)["failed"]
+        failed = items.progress(run)["failed"]
         runs.start_finalizing(run, actor)
         record(
             "billing.retry",

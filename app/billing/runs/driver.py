@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from app.audit.services import Actor
 from app.billing.models import InvoiceRun, RunStatus
-from app.billing.runs import batches, dispatch
+from app.billing.runs import batches, dispatch, items
 from app.billing.runs import services as runs
 from app.extensions import db
 
@@ -103,7 +103,7 @@ def finalize(
     db.session.commit()  # workers only see committed items
     run_id = run.id
     with observer.finalizing(run) as advance:
-        already = run.accounts_total - runs.progress(run)["pending"]
+        already = run.accounts_total - items.progress(run)["pending"]
         advance(already)
         inline = _finalize_pending(run, on_done=lambda: advance(1))
         if not inline and wait_for_workers:
@@ -113,7 +113,7 @@ def finalize(
     if not inline:
         batches.complete_run(run_id)  # in case the last worker's check raced with another's
     finished = db.session.get_one(InvoiceRun, run_id)
-    progress = runs.progress(finished)
+    progress = items.progress(finished)
     observer.finalized(finished, progress)
     if then_deliver and not progress["failed"] and finished.status == RunStatus.FINALIZED:
         deliver(finished, actor, observer=observer)
@@ -152,7 +152,7 @@ def _finalize_pending(run: InvoiceRun, on_done: Callable[[], None]) -> bool:
     from app.billing.runs import tasks
 
     run_id = run.id
-    chunks = runs.pending_chunks(run)
+    chunks = items.pending_chunks(run)
     if dispatch.is_eager():
         for chunk in chunks:
             batches.process_items(chunk, on_done=on_done)
@@ -171,7 +171,7 @@ def _wait_for_workers(run_id: int, advance: Advance, already: int) -> None:
     while True:
         db.session.rollback()  # a fresh read each time, holding no lock while workers write
         run = db.session.get_one(InvoiceRun, run_id)
-        pending = runs.progress(run)["pending"]
+        pending = items.progress(run)["pending"]
         finished = run.accounts_total - pending
         advance(finished - reported)
         reported = finished
