@@ -1,6 +1,6 @@
-"""The batch write path of Locations (``upsert_locations`` → ``location_store``) and the importer's validation
-workers: the same outcome as the Receiver's per-object PUT, only differences written, CiString identity, the
-finder's spatial index in step, a database refusal failing one object only."""
+"""The batch write path of Locations (``upsert_locations`` → ``location_store`` → ``location_writes``) and the
+importer's validation workers: the same outcome as the Receiver's per-object PUT, only differences written,
+CiString identity, the finder's spatial index in step, a database refusal failing one object only."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.finder.spatial import Area, in_areas
 from app.roaming.models import Connector, Evse, Location
-from app.roaming.receive import location_store
+from app.roaming.receive import location_writes
 from app.roaming.receive.importers import import_locations
 from app.roaming.receive.locations import get_location, location_object, upsert_location, upsert_locations
 from tests.factories import one_connector_location
@@ -154,7 +154,7 @@ def test_a_concurrent_insert_is_retried_object_by_object(db_session, real_locati
     """Another writer stored a location between our read and our write: the batch's INSERT is refused by the
     unique key, the batch is written again object by object, and the retry finds the row and updates it."""
     upsert_locations(copy.deepcopy(real_locations[:1]), partner=None)
-    real_held = location_store._held_locations
+    real_held = location_writes._held_locations
     calls = []
 
     def misses_the_first_time(keys):  # type: ignore[no-untyped-def]
@@ -162,7 +162,7 @@ def test_a_concurrent_insert_is_retried_object_by_object(db_session, real_locati
         held = real_held(keys)
         return {} if len(calls) == 1 else held
 
-    monkeypatch.setattr(location_store, "_held_locations", misses_the_first_time)
+    monkeypatch.setattr(location_writes, "_held_locations", misses_the_first_time)
     later = copy.deepcopy(real_locations[:5])
     later[0]["name"] = "updated by the retry"
     later[0]["last_updated"] = "2030-01-01T00:00:00Z"
@@ -177,9 +177,9 @@ def test_an_object_the_database_refuses_fails_alone(db_session, real_locations, 
     upsert_locations(copy.deepcopy(real_locations[:1]), partner=None)
     first = real_locations[0]
     refused = (first["country_code"], first["party_id"], first["id"].upper())
-    real_held = location_store._held_locations
+    real_held = location_writes._held_locations
     monkeypatch.setattr(
-        location_store, "_held_locations", lambda keys: {k: v for k, v in real_held(keys).items() if k != refused}
+        location_writes, "_held_locations", lambda keys: {k: v for k, v in real_held(keys).items() if k != refused}
     )
     objects = copy.deepcopy(real_locations[:4])
     objects[0]["last_updated"] = "2030-01-01T00:00:00Z"
