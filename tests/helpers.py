@@ -5,7 +5,9 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from flask.testing import FlaskClient
 
@@ -58,3 +60,13 @@ def submit_form(
     token = csrf_token_from(page.get_data(as_text=True))
     payload = {f"{prefix}csrf_token": token, **data}
     return client.post(url, data=payload, follow_redirects=follow_redirects)
+
+
+def listens(url: str, default_port: int = 6379) -> bool:
+    """Whether something accepts TCP connections at ``url``'s host and port (a Redis broker, say)."""
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False

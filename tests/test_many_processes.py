@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import psycopg
 import pytest
@@ -36,6 +35,7 @@ from app.accounts import services as accounts
 from app.accounts.models import Role
 from app.extensions import db
 from app.plans.services import seed_default_plans
+from tests.helpers import listens
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -47,15 +47,6 @@ PASSWORD = "two-machines-pass-1"
 EMAIL = f"lotte-{uuid.uuid4().hex[:8]}@example.com"
 ATTEMPTS_PER_MINUTE = 4  # the per-account login limit the processes run with
 DEADLINE_SECONDS = 120  # generous: a loaded machine takes many seconds to boot a worker and answer its first page
-
-
-def _answers(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _free_port() -> int:
@@ -168,9 +159,9 @@ class Machines:
 
 @pytest.fixture
 def machines(shared_database: str, tmp_path: Path) -> Iterator[Machines]:
-    if not CONFIGURED and not _answers(REDIS):
+    if not CONFIGURED and not listens(REDIS):
         pytest.skip("no CELERY_BROKER_URL and no local Redis")  # CI always has Redis: there this runs
-    assert _answers(REDIS), f"Redis at {REDIS} does not answer"
+    assert listens(REDIS), f"Redis at {REDIS} does not answer"
     started = Machines(shared_database, tmp_path)
     try:
         started.start()

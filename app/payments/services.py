@@ -25,7 +25,7 @@ from app.accounts.models import Account, Role
 from app.db import utcnow
 from app.extensions import db
 from app.payments.models import PaymentMethod, PaymentMethodStatus, StripeCustomer
-from app.payments.stripe_client import idempotency_key, stripe_client
+from app.payments.stripe_client import idempotency_key, stripe_client, stripe_field
 
 if TYPE_CHECKING:
     from stripe.params import CustomerCreateParams, SetupIntentCreateParams
@@ -70,21 +70,9 @@ def _stripe_unavailable(action: str, error: stripe.StripeError) -> PaymentError:
     return PaymentError("unavailable", "The payment provider could not be reached. Please try again later.")
 
 
-def _field(obj: Any, name: str) -> Any:
-    """A field of a Stripe object or nested dict, None when absent (Stripe omits fields, emulators more so)."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    try:
-        return obj[name]
-    except (KeyError, TypeError):
-        return None
-
-
 def _id_of(value: Any) -> str | None:
     """An id field that may be expanded into an object."""
-    return value if isinstance(value, str) or value is None else _field(value, "id")
+    return value if isinstance(value, str) or value is None else stripe_field(value, "id")
 
 
 # --- customer ----------------------------------------------------------------------------------------------
@@ -180,16 +168,16 @@ def _retrieve_owned_setup_intent(customer: StripeCustomer, setup_intent_id: str)
         raise _stripe_unavailable("setup intent retrieve", error) from error
     except stripe.StripeError as error:
         raise _stripe_unavailable("setup intent retrieve", error) from error
-    if _id_of(_field(intent, "customer")) != customer.stripe_customer_id:
+    if _id_of(stripe_field(intent, "customer")) != customer.stripe_customer_id:
         # Somebody else's SetupIntent (or one without customer): same answer as unknown, no leaking.
         log.warning("SetupIntent %s does not belong to customer %s", setup_intent_id, customer.stripe_customer_id)
         raise PaymentError("not_found", "This payment method setup is unknown.")
-    status = _field(intent, "status")
+    status = stripe_field(intent, "status")
     if status != "succeeded":
         if status == "processing":
             raise PaymentError("not_ready", "Your bank is still confirming this payment method. Try again shortly.")
         raise PaymentError("not_ready", "This payment method was not confirmed. Please enter it again.")
-    if not _id_of(_field(intent, "payment_method")):
+    if not _id_of(stripe_field(intent, "payment_method")):
         raise PaymentError("not_ready", "This payment method was not confirmed. Please enter it again.")
     return intent
 
@@ -198,7 +186,7 @@ def _retrieve_attached_payment_method(customer: StripeCustomer, payment_method_i
     client = stripe_client()
     try:
         method = client.v1.payment_methods.retrieve(payment_method_id)
-        attached_to = _id_of(_field(method, "customer"))
+        attached_to = _id_of(stripe_field(method, "customer"))
         if attached_to is None:
             # Real Stripe attaches the method to the SetupIntent's customer when it succeeds; emulators may not.
             # Attaching is idempotent for the same customer.
@@ -222,38 +210,38 @@ def _mandate_reference(intent: Any, method: Any) -> str | None:
     Stripe: the confirmed SetupIntent names its ``mandate``; the Mandate object carries the reference in
     ``payment_method_details.sepa_debit.reference``. The older Sources-style ``sepa_debit.mandate_reference`` on
     the payment method (what the localstripe emulator returns) is read when there is no Mandate object."""
-    mandate = _field(intent, "mandate")
+    mandate = stripe_field(intent, "mandate")
     if isinstance(mandate, str):
         try:
             mandate = stripe_client().v1.mandates.retrieve(mandate)
         except stripe.StripeError as error:
             raise _stripe_unavailable("mandate retrieve", error) from error
-    reference = _field(_field(_field(mandate, "payment_method_details"), "sepa_debit"), "reference")
-    reference = reference or _field(_field(method, "sepa_debit"), "mandate_reference")
+    reference = stripe_field(stripe_field(stripe_field(mandate, "payment_method_details"), "sepa_debit"), "reference")
+    reference = reference or stripe_field(stripe_field(method, "sepa_debit"), "mandate_reference")
     return str(reference)[:64] if reference else None
 
 
 def _row_from_stripe(account_id: int, method: Any, intent: Any = None) -> PaymentMethod:
-    method_type = _field(method, "type")
+    method_type = stripe_field(method, "type")
     if method_type == "card":
-        card = _field(method, "card")
+        card = stripe_field(method, "card")
         return PaymentMethod(
             account_id=account_id,
             stripe_payment_method_id=method.id,
             method_type="card",
-            brand=(_field(card, "brand") or "unknown")[:20],
-            last4=str(_field(card, "last4")),
-            exp_month=_field(card, "exp_month"),
-            exp_year=_field(card, "exp_year"),
+            brand=(stripe_field(card, "brand") or "unknown")[:20],
+            last4=str(stripe_field(card, "last4")),
+            exp_month=stripe_field(card, "exp_month"),
+            exp_year=stripe_field(card, "exp_year"),
         )
     if method_type == "sepa_debit":
-        sepa = _field(method, "sepa_debit")
+        sepa = stripe_field(method, "sepa_debit")
         return PaymentMethod(
             account_id=account_id,
             stripe_payment_method_id=method.id,
             method_type="sepa_debit",
             brand=None,
-            last4=str(_field(sepa, "last4")),
+            last4=str(stripe_field(sepa, "last4")),
             exp_month=None,
             exp_year=None,
             mandate_reference=_mandate_reference(intent, method),
@@ -282,7 +270,7 @@ def record_setup_intent_result(account: Account, setup_intent_id: str) -> Paymen
     if customer is None:
         raise PaymentError("not_found", "This payment method setup is unknown.")
     intent = _retrieve_owned_setup_intent(customer, setup_intent_id)
-    payment_method_id = _id_of(_field(intent, "payment_method"))
+    payment_method_id = _id_of(stripe_field(intent, "payment_method"))
     assert payment_method_id is not None  # checked above
 
     known = _row_for(payment_method_id)
@@ -335,7 +323,7 @@ def detach_replaced_methods(account_id: int) -> int:
     for row in replaced:
         try:
             method = client.v1.payment_methods.retrieve(row.stripe_payment_method_id)
-            if _id_of(_field(method, "customer")) is not None:
+            if _id_of(stripe_field(method, "customer")) is not None:
                 client.v1.payment_methods.detach(row.stripe_payment_method_id)
         except stripe.InvalidRequestError as error:
             if error.http_status != 404:
@@ -400,8 +388,11 @@ def _setup_intent_of(customer_id: str, payment_method_id: str) -> Any:
     intents = stripe_client().v1.setup_intents.list(
         {"customer": customer_id, "payment_method": payment_method_id, "limit": 100}
     )
-    for intent in _field(intents, "data") or []:
-        if _id_of(_field(intent, "payment_method")) == payment_method_id and _field(intent, "status") == "succeeded":
+    for intent in stripe_field(intents, "data") or []:
+        if (
+            _id_of(stripe_field(intent, "payment_method")) == payment_method_id
+            and stripe_field(intent, "status") == "succeeded"
+        ):
             return intent
     return None
 

@@ -8,6 +8,7 @@ emulator) never share settings. The client is cached per (key, base) and rebuilt
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import stripe
 from flask import Flask, current_app
@@ -58,3 +59,16 @@ def idempotency_key(*parts: object, unique: bool = False) -> str:
     suffix for creates that are new on every call but must not double on a network retry."""
     key = "emsp-" + "-".join(str(part) for part in parts)
     return f"{key}-{uuid.uuid4().hex}" if unique else key
+
+
+def stripe_field(obj: Any, name: str) -> Any:
+    """A field of a Stripe object or of a plain dict (emulators, error bodies); ``None`` when it has none (Stripe
+    omits fields, emulators more so)."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    try:
+        return obj[name]
+    except (KeyError, TypeError, AttributeError):
+        return None

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from sqlalchemy import delete, select
@@ -29,17 +27,9 @@ from app.extensions import db
 from app.plans import services as plan_services
 from tests.billing.sessions import rated_session
 from tests.factories import make_user
+from tests.helpers import listens
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _answers(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 CONFIGURED = os.environ.get("CELERY_BROKER_URL")
@@ -48,9 +38,9 @@ BROKER = CONFIGURED or "redis://127.0.0.1:6379/0"
 
 # Skipped only on a machine with no broker configured and no local Redis; a configured broker that does not
 # answer is a failure (CI sets CELERY_BROKER_URL to its local Redis).
-@pytest.mark.skipif(not CONFIGURED and not _answers(BROKER), reason="no CELERY_BROKER_URL and no local Redis")
+@pytest.mark.skipif(not CONFIGURED and not listens(BROKER), reason="no CELERY_BROKER_URL and no local Redis")
 def test_worker_process_finalizes_a_run(app, tmp_path):
-    assert _answers(BROKER), f"CELERY_BROKER_URL={BROKER} does not answer"
+    assert listens(BROKER), f"CELERY_BROKER_URL={BROKER} does not answer"
     queue = f"test-{uuid.uuid4().hex[:8]}"  # our own queue: parallel runs and other workers never mix
     database = app.config["SQLALCHEMY_DATABASE_URI"]
     broker_app = create_app(

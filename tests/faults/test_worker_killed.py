@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ from app.rating.models import SessionCharge
 from tests.billing.sessions import rated_session
 from tests.billing.test_runs import OCT, _driver
 from tests.browser.conftest import _wipe_tables
+from tests.helpers import listens
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNTS = 12
@@ -65,15 +65,6 @@ def _redis_url() -> str:
 
 
 REDIS = _redis_url()
-
-
-def _answers(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _wait_for(
@@ -143,9 +134,9 @@ def test_the_visibility_timeout_outlasts_every_retry_countdown(app: Flask) -> No
     "PostgreSQL",
 )
 def test_a_worker_killed_mid_chunk_is_replaced_and_the_run_completes_gapless(app: Flask, tmp_path: Path) -> None:
-    if not os.environ.get("CELERY_BROKER_URL") and not _answers(REDIS):
+    if not os.environ.get("CELERY_BROKER_URL") and not listens(REDIS):
         pytest.skip("no CELERY_BROKER_URL and no local Redis")  # CI always has Redis: there this runs
-    assert _answers(REDIS), f"Redis at {REDIS} does not answer"
+    assert listens(REDIS), f"Redis at {REDIS} does not answer"
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     series = f"INV-{utcnow().year}"
     queue = f"test-killed-{uuid.uuid4().hex[:8]}"  # never mixed with another test's or run's tasks

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 
 from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentState
 from app.extensions import db
+from app.payments.stripe_client import stripe_field
 
 # The two kinds of Payment rows: an attempt to collect an invoice, a refund of a credit note.
 CHARGE = "charge"
@@ -34,18 +35,6 @@ class Received:
 
     amount_minor: int
     currency: str
-
-
-def stripe_field(obj: Any, name: str) -> Any:
-    """A field of a Stripe object or of a plain dict (emulators, error bodies); ``None`` when it has none."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    try:
-        return obj[name]
-    except (KeyError, TypeError, AttributeError):
-        return None
 
 
 def credited_minor(invoice: Invoice) -> int:

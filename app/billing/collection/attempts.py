@@ -37,12 +37,11 @@ from app.billing.collection.amounts import (
     amount_due_minor,
     credit_awaiting_refund_minor,
     received_of,
-    stripe_field,
 )
 from app.billing.models import Invoice, Payment, PaymentReview, PaymentState
 from app.db import utcnow
 from app.extensions import db
-from app.payments.stripe_client import stripe_client
+from app.payments.stripe_client import stripe_client, stripe_field
 
 log = logging.getLogger(__name__)
 

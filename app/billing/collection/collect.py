@@ -37,7 +37,6 @@ from app.billing.collection.amounts import (
     COLLECTABLE_STATES,
     amount_due_minor,
     received_of,
-    stripe_field,
 )
 from app.billing.collection.attempts import (
     LIVE_STATUSES,
@@ -56,7 +55,7 @@ from app.billing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, Pay
 from app.db import utcnow
 from app.extensions import db
 from app.payments.services import active_payment_method, stripe_customer_of
-from app.payments.stripe_client import idempotency_key, stripe_client
+from app.payments.stripe_client import idempotency_key, stripe_client, stripe_field
 
 log = logging.getLogger(__name__)
 
