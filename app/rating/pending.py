@@ -71,8 +71,9 @@ def rate_pending_batches(limit: int | None = None, batch_size: int = BATCH_SIZE)
     left = limit
     # The first batch straight from the anti-join: when it is not full it is everything pending (the usual case of
     # the periodic pass: one query). A full one means many are pending (after an outage, a generated data set):
-    # then the pass walks on in rating order along ix_roaming_cdrs_rating_order (migration 17d4c0b3e017), a window of CDRs at a time, and
-    # rates the ones without a charge, so each query costs its window, not the whole table's anti-join again.
+    # then the pass walks on in rating order along ix_roaming_cdrs_rating_order (migration 17d4c0b3e017), a window
+    # of CDRs at a time, and rates the ones without a charge, so each query costs its window, not the whole
+    # table's anti-join again.
     first = db.session.execute(_pending_after(None).limit(batch_size if left is None else min(batch_size, left))).all()
     if not first:
         return
