@@ -13,13 +13,21 @@ Data (``--size``):
   minutes for ``1m`` rather than the importer's ~20 (the importer's speed is bench_locations.py's subject).
 
 Queries: ``--queries`` points spread like the data (a real location moved by up to 5 km in each direction), each
-``search_nearby(lat, lon, radius 10 km, limit 20)`` for a visitor (Pay-as-you-go prices), after a warm-up. The
+``search_nearby(lat, lon, radius 10 km, limit 20)`` for a visitor (Pay-as-you-go prices). Before each measured
+pass the same searches run on as many other points (a warm-up: the process's caches of tariff contents and
+estimates are then as warm as in a worker that has served for a while, not cold as right after a deploy). The
 floor, measured in the same call on the same points: a scipy KD-tree (cKDTree on unit vectors) answering the 20
 nearest within 10 km, in-process, no database, no prices; the ratio finder / KD-tree is reported (these machines
 are shared: ratios hold where absolute times drift). On PostgreSQL the finder is also measured with the plain
 (latitude, longitude) B-tree instead of the earthdistance index (``FINDER_SPATIAL_INDEX=bbox``), to show why the
-index is used. CPU time per query is reported beside the wall time: the difference is waiting (database server,
-or other processes on the machine).
+index is used. CPU time per query (``time.process_time``) is reported beside the wall time: the difference is
+waiting (database server, or other processes on the machine: the load average is reported at the start and the
+end), and so are the SQL statements per search.
+
+The other searches, measured the same way on the first ``--other-queries`` of the points (``other_searches``):
+the page after the first (through its cursor; only the second search is timed), two filtered searches (fast DC:
+DC and at least 50 kW on one connector, a filter few locations pass; Type 2 available now, one most pass), and
+cheapest first (``sort=price``: every location of the radius is priced, the order needs them all).
 
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench_emsp python bench/bench_finder.py --size shared
     python bench/bench_finder.py --database sqlite:////tmp/finder.sqlite3 --size small --queries 200
@@ -48,6 +56,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -60,14 +69,15 @@ import numpy as np
 from flask_migrate import upgrade
 from scipy.spatial import cKDTree
 from scratch_database import ensure_database  # bench/ is the script's folder
-from sqlalchemy import Float, cast, delete, func, select, text
+from sqlalchemy import Float, cast, delete, event, func, select, text
 
 from app import create_app
 from app.db_bulk import insert_rows
 from app.extensions import db
 from app.finder.distance import EARTH_MEAN_RADIUS_KM
+from app.finder.filters import Current, Filters
 from app.finder.prices import forget_cached_prices
-from app.finder.queries import NearbyQuery
+from app.finder.queries import NearbyQuery, SortOrder
 from app.finder.services import search_nearby
 from app.finder.spatial import forget_spatial_index, spatial_index
 from app.plans.services import seed_default_plans
@@ -86,10 +96,20 @@ SPREAD_KM = 1.5  # synthetic locations: a real one moved by a Gaussian of this m
 QUERY_JITTER_DEG = (0.045, 0.07)  # query points: a real location moved by up to ~5 km
 
 
-def empty_tables() -> None:
+def empty_locations() -> None:
+    """Delete every location, EVSE and connector. On PostgreSQL by TRUNCATE: a million deleted rows would stay in
+    the tables and the spatial index until autovacuum came by, and the next run's walks would step over them."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("TRUNCATE roaming_connectors, roaming_evses, roaming_locations"))
+        return
     # Children first: SQLite's DELETE does not cascade without the ORM, and the R*Tree follows by its trigger.
-    for model in (Connector, Evse, Location, TariffVersion):
+    for model in (Connector, Evse, Location):
         db.session.execute(delete(model))
+
+
+def empty_tables() -> None:
+    empty_locations()
+    db.session.execute(delete(TariffVersion))  # referenced by other tables (sessions, charges): deleted
     db.session.commit()
 
 
@@ -116,8 +136,7 @@ def write_synthetic(count: int, seed: int) -> int:
     """Replace the stored locations by ``count`` copies of them, each moved by a Gaussian of SPREAD_KM, in bulk;
     the number of EVSEs written."""
     templates = _templates()
-    for model in (Connector, Evse, Location):
-        db.session.execute(delete(model))
+    empty_locations()
     rng = random.Random(seed)
     location_id = evse_id = connector_id = 0
     evses_written = 0
@@ -217,19 +236,92 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def run_finder(points: list[tuple[float, float]]) -> tuple[dict[str, float], float, float]:
-    """Latencies of the finder on ``points`` (after a warm-up), its CPU time p50, and the mean number of results."""
-    for lat, lon in points[:20]:
-        search_nearby(NearbyQuery(lat, lon, radius_km=RADIUS_KM, limit=LIMIT))
-    wall, cpu, found = [], [], 0
-    for lat, lon in points:
+class Statements:
+    """Counts the SQL statements the app's engine runs."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        event.listen(db.engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_: object) -> None:
+        self.count += 1
+
+
+QueryOf = Callable[[float, float, str | None], NearbyQuery]
+
+
+def nearest_first(lat: float, lon: float, cursor: str | None) -> NearbyQuery:
+    return NearbyQuery(lat, lon, radius_km=RADIUS_KM, limit=LIMIT, cursor=cursor)
+
+
+SEARCHES: dict[str, tuple[QueryOf, bool]] = {
+    # name: (the query, whether the page after the first is the one timed)
+    "next_page": (nearest_first, True),
+    "fast_dc": (
+        lambda lat, lon, cursor: NearbyQuery(
+            lat,
+            lon,
+            radius_km=RADIUS_KM,
+            limit=LIMIT,
+            cursor=cursor,
+            filters=Filters(current=Current.DC, min_power_kw=Decimal(50)),
+        ),
+        False,
+    ),
+    "type2_available": (
+        lambda lat, lon, cursor: NearbyQuery(
+            lat,
+            lon,
+            radius_km=RADIUS_KM,
+            limit=LIMIT,
+            cursor=cursor,
+            filters=Filters(connector_types=frozenset({"IEC_62196_T2"}), available_now=True),
+        ),
+        False,
+    ),
+    "cheapest_first": (
+        lambda lat, lon, cursor: NearbyQuery(
+            lat, lon, radius_km=RADIUS_KM, limit=LIMIT, cursor=cursor, sort=SortOrder.PRICE
+        ),
+        False,
+    ),
+}
+
+
+def run_finder(
+    points: list[tuple[float, float]],
+    warm: list[tuple[float, float]],
+    statements: Statements,
+    query_of: QueryOf = nearest_first,
+    second_page: bool = False,
+) -> dict[str, Any]:
+    """The finder on ``points`` after a pass on ``warm``: wall and CPU percentiles, the mean number of results
+    and of SQL statements per timed search. ``second_page``: the page after the first is the one timed."""
+
+    def search(lat: float, lon: float) -> tuple[float, float, int, int]:
+        cursor = None
+        if second_page:
+            cursor = search_nearby(query_of(lat, lon, None)).next_cursor
+            if cursor is None:  # a single page here: nothing to time
+                db.session.rollback()
+                return (-1.0, -1.0, 0, 0)
+        before = statements.count
         started, started_cpu = time.perf_counter(), time.process_time()
-        page = search_nearby(NearbyQuery(lat, lon, radius_km=RADIUS_KM, limit=LIMIT))
-        wall.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
-        found += len(page.items)
+        page = search_nearby(query_of(lat, lon, cursor))
+        wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
         db.session.rollback()  # one request, one transaction
-    return percentiles(wall), percentiles(cpu)["p50_ms"], found / len(points)
+        return wall, cpu, len(page.items), statements.count - before
+
+    for lat, lon in warm:
+        search(lat, lon)
+    timed = [figures for figures in (search(lat, lon) for lat, lon in points) if figures[0] >= 0]
+    return {
+        "wall": percentiles([figures[0] for figures in timed]),
+        "cpu": percentiles([figures[1] for figures in timed]),
+        "results": sum(figures[2] for figures in timed) / len(timed),
+        "statements": sum(figures[3] for figures in timed) / len(timed),
+        "searches": len(timed),
+    }
 
 
 def unit_vectors(coordinates: np.ndarray) -> np.ndarray:
@@ -258,6 +350,17 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(statistics.median(run[key] for run in runs), 3) for key in runs[0]}
 
 
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One of the other searches over the runs: wall and CPU medians, results and statements per search."""
+    return {
+        "wall": median_of([run["wall"] for run in runs]),
+        "cpu": median_of([run["cpu"] for run in runs]),
+        "mean_results": round(statistics.median(run["results"] for run in runs), 2),
+        "statements_per_search": round(statistics.median(run["statements"] for run in runs), 2),
+        "searches_timed": min(run["searches"] for run in runs),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="shared")
@@ -265,6 +368,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--database", default=os.environ.get("DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--other-queries",
+        type=int,
+        default=None,
+        help="points per run for each of the other searches (default: --queries; 0: not measured). Cheapest first "
+        "prices every location of the radius: at 1m that is ~100,000 locations a search",
+    )
     args = parser.parse_args(argv)
     if args.database.startswith("postgresql"):
         ensure_database(args.database)
@@ -277,20 +387,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         real = data.pop("real")
         index = spatial_index().value
         postgres = db.session.get_bind().dialect.name == "postgresql"
-        figures: dict[str, list[dict[str, float]]] = {"finder": [], "kdtree": [], "bbox": []}
-        cpu_p50, results_per_query = [], 0.0
+        statements = Statements()
+        load_at_start = round(os.getloadavg()[0], 2)
+        figures: dict[str, list[dict[str, Any]]] = {"finder": [], "kdtree": [], "bbox": []}
+        others: dict[str, list[dict[str, Any]]] = {name: [] for name in SEARCHES}
         for run in range(args.runs):
             points = query_points(real, args.queries, seed=run)
-            finder, cpu, results_per_query = run_finder(points)
-            figures["finder"].append(finder)
-            cpu_p50.append(cpu)
-            figures["kdtree"].append(run_kdtree(points)[0])
+            warm = query_points(real, args.queries, seed=1000 + run)
+            figures["finder"].append(run_finder(points, warm, statements))
+            figures["kdtree"].append({"wall": run_kdtree(points)[0]})
             if postgres:
                 app.config["FINDER_SPATIAL_INDEX"] = "bbox"
-                figures["bbox"].append(run_finder(points)[0])
+                figures["bbox"].append(run_finder(points, warm, statements))
                 app.config["FINDER_SPATIAL_INDEX"] = "auto"
-            print(f"run {run + 1}: finder {finder} kdtree {figures['kdtree'][-1]}", flush=True)
-        finder, kdtree = median_of(figures["finder"]), median_of(figures["kdtree"])
+            other_count = args.queries if args.other_queries is None else args.other_queries
+            for name, (query_of, second_page) in SEARCHES.items() if other_count else ():
+                others[name].append(
+                    run_finder(points[:other_count], warm[:other_count], statements, query_of, second_page)
+                )
+            print(
+                f"run {run + 1}: finder {figures['finder'][-1]['wall']} cpu {figures['finder'][-1]['cpu']} "
+                f"kdtree {figures['kdtree'][-1]['wall']} load {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+        finder = median_of([run["wall"] for run in figures["finder"]])
+        finder_cpu = median_of([run["cpu"] for run in figures["finder"]])
+        kdtree = median_of([run["wall"] for run in figures["kdtree"]])
         entry: dict[str, Any] = {
             **data,
             "database": db.session.get_bind().dialect.name,
@@ -299,21 +421,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "runs": args.runs,
             "radius_km": RADIUS_KM,
             "limit": LIMIT,
-            "mean_results_per_query": round(results_per_query, 2),
+            "mean_results_per_query": round(figures["finder"][-1]["results"], 2),
+            "statements_per_search": round(statistics.median(run["statements"] for run in figures["finder"]), 2),
             "finder": finder,
-            "finder_cpu_p50_ms": round(statistics.median(cpu_p50), 3),
+            "finder_cpu": finder_cpu,
+            "finder_cpu_p50_ms": finder_cpu["p50_ms"],
             "kdtree": kdtree,
             "ratio_finder_vs_kdtree_p50": round(finder["p50_ms"] / kdtree["p50_ms"], 1),
             "ratio_finder_vs_kdtree_p95": round(finder["p95_ms"] / kdtree["p95_ms"], 1),
+            "ratio_finder_cpu_vs_kdtree_p95": round(finder_cpu["p95_ms"] / kdtree["p95_ms"], 1),
+            "other_searches": {name: _summary(runs) for name, runs in others.items() if runs},
             "target_p95_ms": TARGET_P95_MS,
             "meets_target": finder["p95_ms"] < TARGET_P95_MS,
             "python": platform.python_version(),
+            "load_average_1m_at_start": load_at_start,
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+            "cpus": os.cpu_count(),
             "unit": "milliseconds per query, in-process, median over runs",
             "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         if figures["bbox"]:
-            bbox = median_of(figures["bbox"])
+            bbox = median_of([run["wall"] for run in figures["bbox"]])
             entry["finder_with_lat_lon_btree"] = bbox
             entry["ratio_btree_vs_index_p95"] = round(bbox["p95_ms"] / finder["p95_ms"], 2)
         db.session.execute(text("SELECT 1"))  # the connection is alive to the end (a failed run says so here)

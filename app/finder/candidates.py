@@ -19,17 +19,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, bindparam, cast, func, select
+from sqlalchemy import ColumnElement, Float, Select, Text, bindparam, cast, func, select
 
 from app.countries import alpha2
 from app.extensions import db
 from app.finder.filters import Current, Filters
-from app.finder.opening_hours import OpeningHours, open_at, opening_hours_of, zone_name
+from app.finder.opening_hours import OpeningHours, open_at, zone_name
+from app.finder.page import hours_from_json
 from app.finder.power import connector_power_w
 from app.finder.spatial import Area, Place, SpatialIndex, area_condition, in_areas
+from app.finder.sql import ids_condition
 from app.rating.countries import DEFAULT_ZONES
 from app.roaming.models import Connector, Evse, Location
 from app.roaming.places import visible_locations_filter, works_with_our_cards_filter
@@ -87,6 +90,31 @@ def location_conditions(filters: Filters) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def connector_conditions(filters: Filters, evse: Any = Evse, connector: Any = Connector) -> list[ColumnElement[bool]]:
+    """The connector filters SQL decides exactly, on one EVSE and connector row (``evse``, ``connector``: the
+    tables or their aliases); the minimum power is decided in Python (:func:`meets_power`)."""
+    conditions: list[ColumnElement[bool]] = []
+    if filters.connector_types:
+        conditions.append(func.upper(connector.standard).in_(sorted(filters.connector_types)))
+    if filters.current == Current.DC:
+        conditions.append(connector.power_type == "DC")
+    elif filters.current == Current.AC:
+        conditions.append(connector.power_type != "DC")
+    if filters.available_now:
+        conditions.append(evse.status == AVAILABLE)
+    return conditions
+
+
+def meets_power(
+    min_watts: Decimal | None, power_type: str, voltage: int | None, amperage: int | None, raw: int | None
+) -> bool:
+    """The minimum-power filter on one connector (``min_watts`` None: no such filter)."""
+    if min_watts is None:
+        return True
+    watts = connector_power_w(power_type, voltage, amperage, raw)
+    return watts is not None and watts >= min_watts
+
+
 @lru_cache(maxsize=256)
 def _statement(shape: tuple[object, ...], filters: Filters) -> Select[Any]:
     """The query for a place of this shape and these filters, built once: only its parameters vary (building a
@@ -97,15 +125,7 @@ def _statement(shape: tuple[object, ...], filters: Filters) -> Select[Any]:
         return select(Location.id, cast(Location.latitude, Float), cast(Location.longitude, Float)).where(
             place, *location_conditions(filters), live
         )
-    conditions = [place, *location_conditions(filters), Evse.status != REMOVED]
-    if filters.connector_types:
-        conditions.append(func.upper(Connector.standard).in_(sorted(filters.connector_types)))
-    if filters.current == Current.DC:
-        conditions.append(Connector.power_type == "DC")
-    elif filters.current == Current.AC:
-        conditions.append(Connector.power_type != "DC")
-    if filters.available_now:
-        conditions.append(Evse.status == AVAILABLE)
+    conditions = [place, *location_conditions(filters), Evse.status != REMOVED, *connector_conditions(filters)]
     return (
         select(
             Location.id,
@@ -131,16 +151,14 @@ def find_candidates(place: Place, filters: Filters) -> dict[int, Candidate]:
 
     Without a connector filter every live connector matches: one row per location is read (``matching`` None),
     not one per connector."""
-    rows = db.session.execute(_statement(place.shape, filters), place.params)
+    rows = db.session.connection().execute(_statement(place.shape, filters), place.params)
     if not filters.on_connector:
         return {location_id: Candidate(location_id, lat, lon, None) for location_id, lat, lon in rows}
     found: dict[int, Candidate] = {}
     min_watts = None if filters.min_power_kw is None else filters.min_power_kw * 1000
     for location_id, lat, lon, connector_id, power_type, voltage, amperage, raw in rows:
-        if min_watts is not None:
-            watts = connector_power_w(power_type, voltage, amperage, raw)
-            if watts is None or watts < min_watts:
-                continue
+        if not meets_power(min_watts, power_type, voltage, amperage, raw):
+            continue
         candidate = found.get(location_id)
         if candidate is None:
             candidate = found[location_id] = Candidate(location_id, lat, lon, [])
@@ -158,6 +176,7 @@ def drop_closed(candidates: list[Candidate], at: dt.datetime) -> list[Candidate]
     return [candidate for candidate in candidates if open_at(hours.get(candidate.location_id), at) is not False]
 
 
+@lru_cache(maxsize=4096)
 def location_zone(time_zone: str | None, country: str) -> str:
     """The zone a location's local times are in: its own, else its country's (as rating prices it), else UTC."""
     return zone_name(time_zone, DEFAULT_ZONES.get(alpha2(country), "UTC"))
@@ -165,13 +184,16 @@ def location_zone(time_zone: str | None, country: str) -> str:
 
 def hours_of(location_ids: Iterable[int]) -> dict[int, OpeningHours | None]:
     """The published opening hours of these locations (None: unknown), in one query."""
-    ids = list(location_ids)
-    rows = db.session.execute(
-        select(Location.id, Location.data["opening_times"], Location.time_zone, Location.country).where(
-            Location.id.in_(ids)
-        )
-    )
+    connection = db.session.connection()
+    rows = connection.execute(_hours_statement(connection.dialect.name), {"ids": list(location_ids)})
     return {
-        location_id: opening_hours_of(opening_times, location_zone(time_zone, country))
+        location_id: hours_from_json(opening_times, location_zone(time_zone, country))
         for location_id, opening_times, time_zone, country in rows
     }
+
+
+@lru_cache(maxsize=4)
+def _hours_statement(dialect: str) -> Select[*tuple[Any, ...]]:
+    return select(Location.id, cast(Location.data["opening_times"], Text), Location.time_zone, Location.country).where(
+        ids_condition(Location.id, dialect)
+    )

@@ -17,11 +17,12 @@ from decimal import Decimal
 from app.finder.candidates import location_zone
 from app.finder.filters import Current, connector_label
 from app.finder.navigation import NavigationLinks, navigation_links
-from app.finder.opening_hours import OpeningHours, open_at, opening_hours_of
-from app.finder.page import PageConnector, PageEvse, PageLocation, read_page
+from app.finder.opening_hours import OpeningHours, open_at
+from app.finder.page import PageLocation, hours_from_json, read_page, sent_coordinates
 from app.finder.power import connector_power_kw, is_dc
-from app.finder.prices import ConnectorRef, PriceBook, SessionPrice
+from app.finder.prices import PriceBook, SessionPrice
 from app.finder.tariff_words import TariffWords, tariff_in_words
+from app.ocpi_ids import ci_key
 from app.pricing import Tariff
 
 _METRE = Decimal("0.001")
@@ -88,22 +89,8 @@ def _km(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(repr(value)).quantize(_METRE)
 
 
-def _coordinate(location: PageLocation, name: str, column: Decimal) -> str:
-    sent = location.coordinates.get(name) if isinstance(location.coordinates, dict) else None
-    return sent if isinstance(sent, str) else format(column.normalize(), "f")
-
-
-def connector_ref(location: PageLocation, evse: PageEvse, connector: PageConnector) -> ConnectorRef:
-    return ConnectorRef(
-        country_code=location.country_code,
-        party_id=location.party_id,
-        country=location.country,
-        time_zone=location.time_zone,
-        evse_uid=evse.uid,
-        evse_max_power_kw=evse.max_power_kw,
-        connector_id=connector.connector_id,
-        tariff_ids=connector.tariff_ids,
-    )
+def _coordinate(sent: str | None, column: Decimal) -> str:
+    return sent if sent is not None else format(column.normalize(), "f")
 
 
 def price_order(price: SessionPrice | None) -> tuple[int, Decimal]:
@@ -130,10 +117,6 @@ def _words(
     return cache[version_id]
 
 
-def _matches(matching: set[int] | None, connector: PageConnector) -> bool:
-    return matching is None or connector.row_id in matching
-
-
 def build_result(
     location: PageLocation,
     matching: set[int] | None,
@@ -143,45 +126,59 @@ def build_result(
     distance_km: float | None,
     along_route_km: float | None = None,
     version_words: dict[int, TariffWords | None] | None = None,
+    made: dict[tuple[object, ...], ConnectorResult] | None = None,
 ) -> LocationResult:
     """One result: ``matching`` are the ids of the connectors that meet the search's filters, the ones priced
-    (None: every live connector)."""
+    (None: every live connector). ``version_words`` and ``made`` are a page's: the tariffs in words by version,
+    and the connector results already made (immutable, so connectors alike share one: the same kind of socket
+    with the same id and price at several locations of a page is common)."""
     words_cache = {} if version_words is None else version_words
+    connector_results = {} if made is None else made
     zone = location_zone(location.time_zone, location.country)
-    hours = opening_hours_of(location.opening_times, zone)
+    hours = hours_from_json(location.opening_times_json, zone)
+    party = (location.country_code, location.party_id, location.country, location.time_zone)
     evses = []
     best: tuple[tuple[int, Decimal], SessionPrice, TariffWords | None, tuple[str, str]] | None = None
     powers = []
     for evse in location.evses:
         connectors = []
         for connector in evse.connectors:
-            power = connector_power_kw(
-                connector.power_type, connector.max_voltage, connector.max_amperage, connector.max_electric_power
-            )
-            if power is not None:
-                powers.append(power)
             price = words = None
-            matches = _matches(matching, connector)
+            matches = matching is None or connector.row_id in matching
             if matches:
-                price = book.price(connector_ref(location, evse, connector))
+                price = book.price_of((*party, evse.max_power_kw, connector.tariff_ids))
                 words = _words(book, price, words_cache, at)
-                if best is None or price_order(price) < best[0]:
-                    best = (price_order(price), price, words, (evse.uid, connector.connector_id))
-            connectors.append(
-                ConnectorResult(
+                order = price_order(price)
+                if best is None or order < best[0]:
+                    best = (order, price, words, (evse.uid, connector.connector_id))
+            plug = (connector.connector_id, connector.standard, connector.format)
+            figures = (
+                connector.power_type,
+                connector.max_voltage,
+                connector.max_amperage,
+                connector.max_electric_power,
+            )
+            # The price and words by identity: the book and the page keep one of each, alive all through the page.
+            alike = (plug, figures, id(price), id(words), matches)
+            made_one = connector_results.get(alike)
+            if made_one is None:
+                made_one = connector_results[alike] = ConnectorResult(
                     id=connector.connector_id,
                     standard=connector.standard,
                     label=connector_label(connector.standard),
                     format=connector.format,
                     power_type=connector.power_type,
                     current=Current.DC if is_dc(connector.power_type) else Current.AC,
-                    power_kw=power,
+                    power_kw=connector_power_kw(*figures),
                     matches=matches,
                     price=price,
                     tariff=words,
                 )
-            )
+            if made_one.power_kw is not None:
+                powers.append(made_one.power_kw)
+            connectors.append(made_one)
         evses.append(EvseResult(evse.uid, evse.evse_id, evse.status, evse.last_updated, tuple(connectors)))
+    sent_latitude, sent_longitude = sent_coordinates(location)
     return LocationResult(
         id=location.id,
         country_code=location.country_code,
@@ -192,8 +189,8 @@ def build_result(
         city=location.city,
         postal_code=location.postal_code,
         country=location.country,
-        latitude=_coordinate(location, "latitude", location.latitude),
-        longitude=_coordinate(location, "longitude", location.longitude),
+        latitude=_coordinate(sent_latitude, location.latitude),
+        longitude=_coordinate(sent_longitude, location.longitude),
         distance_km=_km(distance_km),
         along_route_km=_km(along_route_km),
         operator=location.operator_name,
@@ -224,14 +221,24 @@ def build_results(
     entries = list(order)
     locations = pages if pages is not None else read_page(entry[0] for entry in entries)
     wanted = {location_id: None if ids is None else set(ids) for location_id, ids in matching.items()}
-    book.load(
-        connector_ref(location, evse, connector)
-        for location in locations.values()
-        for evse in location.evses
-        for connector in evse.connectors
-        if _matches(wanted.get(location.id, set()), connector)
+    # The tariffs the page's matching connectors name, and the driver's plan: one statement.
+    named: set[tuple[str, str, tuple[str, ...]]] = set()
+    for location_id, _, _ in entries:
+        location = locations.get(location_id)
+        if location is None:
+            continue
+        ids = wanted.get(location_id, set())
+        for evse in location.evses:
+            for connector in evse.connectors:
+                if ids is None or connector.row_id in ids:
+                    named.add((location.country_code, location.party_id, connector.tariff_ids))
+    book.load_keys(
+        (country_code, party_id, ci_key(tariff_id))
+        for country_code, party_id, tariff_ids in named
+        for tariff_id in tariff_ids
     )
     words: dict[int, TariffWords | None] = {}
+    made: dict[tuple[object, ...], ConnectorResult] = {}
     results = []
     for location_id, distance, along in entries:
         location = locations.get(location_id)
@@ -246,6 +253,7 @@ def build_results(
                 distance_km=distance,
                 along_route_km=along,
                 version_words=words,
+                made=made,
             )
         )
     return tuple(results)

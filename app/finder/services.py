@@ -11,9 +11,10 @@ circle first (0.5 km beyond the cursor), growing (to about where ``limit + 1`` r
 density seen) until the circle holds ``limit + 1`` results beyond the cursor, or reaches the radius. Inside a
 circle of radius r the results are complete up to r, so the first ``limit`` of them are the first of the whole
 search. Distances are geodesic, measured only where the haversine bound cannot decide (:mod:`app.finder.distance`).
-On PostgreSQL the first page of a nearest-first search without a connector filter (the common one) is instead
-read in one statement that walks the index nearest first and brings the page's EVSEs and connectors with it
-(:mod:`app.finder.nearest`; the proof of exactness is in :func:`_nearest_knn`).
+On PostgreSQL a nearest-first page (the first or one after a cursor, with any filters) is instead read in one
+statement that walks the index nearest first and brings the page's EVSEs and connectors with it
+(:mod:`app.finder.nearest`; the proof of exactness is in :func:`_walk_nearest`); it falls back on the circles
+when the filters keep so few locations that the walk would read more than :data:`_WALK_MAX_ROWS`.
 
 Read-only: nothing here writes, so the doors need no commit.
 """
@@ -24,7 +25,8 @@ import datetime as dt
 import math
 from bisect import insort
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -33,13 +35,14 @@ from app.accounts.models import Account
 from app.db import utcnow
 from app.extensions import db
 from app.finder.candidates import Candidate, at_location, drop_closed, find_candidates, in_area, location_zone
+from app.finder.cheapest import priced_candidates
 from app.finder.cursors import CursorError, Key, decode_cursor, encode_cursor, fingerprint
 from app.finder.distance import HAVERSINE_HIGH, HAVERSINE_LOW, geodesic_km, haversine_km
 from app.finder.filters import NO_FILTERS, Filters
-from app.finder.nearest import applies_to, nearest
-from app.finder.opening_hours import open_at, opening_hours_of
-from app.finder.page import PageLocation
-from app.finder.prices import PriceBook, connector_refs
+from app.finder.nearest import chord_floor_m, walk
+from app.finder.opening_hours import open_at
+from app.finder.page import PageLocation, hours_from_json
+from app.finder.prices import PriceBook
 from app.finder.queries import FinderInputError, NearbyQuery, RouteQuery, SortOrder
 from app.finder.results import LocationResult, SearchPage, build_results, price_order
 from app.finder.route import Passage, PolylineError, decode_polyline, passage, stretches
@@ -48,13 +51,17 @@ from app.ocpi_ids import ci_key
 from app.roaming.models import Location
 
 FIRST_RING_KM = 0.5
-# The nearest-first statement reads this many locations beyond the page (and the one that says whether more
-# follow), so that the bound of the farthest one read covers the page's last result almost always: the
-# haversine and geodesic orders differ by up to 0.6 %.
-_KNN_SPARE_ROWS = 6
+# The nearest-first walk reads this many locations beyond the page (and the one that says whether more follow),
+# so that the bound of the farthest one read covers the page's last result almost always: the haversine and
+# geodesic orders differ by up to 0.6 %.
+_KNN_SPARE_ROWS = 10
 # Float rounding of the index's distance (cube coordinates of ~6,400 km in doubles) and of ours, in km: far
 # below a centimetre, far above the error.
 _KNN_ROUNDING_KM = 1e-6
+# The most locations one walk reads: beyond, the filters keep few of them, and the circles, with the filters in
+# SQL, cost less (on the shared data, fast DC, DC only and one operator with walks capped at 0, 300, 1,000 and
+# unbounded: 300 was the fastest or within noise of it for each).
+_WALK_MAX_ROWS = 300
 _GROWTH_MARGIN = 1.3  # ask for a bit more area than the density seen suggests: one more ring costs a query
 
 
@@ -107,11 +114,14 @@ def _in_area(query: NearbyQuery, radius_km: float, at: dt.datetime, measured: di
     return within
 
 
-def _nearest(query: NearbyQuery, after: tuple[float, int] | None, at: dt.datetime) -> tuple[list[Candidate], bool]:
-    """The page (and whether more follow), growing the circle until it holds the page (see the module)."""
+def _nearest(
+    query: NearbyQuery, after: tuple[float, int] | None, at: dt.datetime, first_km: float | None = None
+) -> tuple[list[Candidate], bool]:
+    """The page (and whether more follow), growing the circle until it holds the page (see the module), from a
+    first circle of ``first_km`` when the walk handed the search over (else just beyond the cursor)."""
     need = query.limit + 1
     start = after[0] if after is not None else 0.0
-    radius = min(query.radius_km, start + FIRST_RING_KM)
+    radius = min(query.radius_km, first_km or start + FIRST_RING_KM)
     measured: dict[int, float] = {}
     while True:
         candidates = _in_area(query, radius, at, measured)
@@ -119,34 +129,50 @@ def _nearest(query: NearbyQuery, after: tuple[float, int] | None, at: dt.datetim
         if len(chosen) >= need or radius >= query.radius_km:
             return chosen[: query.limit], len(chosen) >= need
         measured.update((c.location_id, c.exact_km) for c in candidates if c.exact_km is not None)
-        # The density seen so far (results per area beyond the cursor) says how far the page reaches.
-        seen = max(len(chosen), 1)
-        ring_area = radius**2 - start**2
-        reach = math.sqrt(start**2 + ring_area * need / seen) * _GROWTH_MARGIN
-        radius = min(query.radius_km, max(reach, radius * 2))
+        radius = min(query.radius_km, max(_reach(start, radius, need, max(len(chosen), 1)), radius * 2))
 
 
-def _nearest_knn(query: NearbyQuery, at: dt.datetime) -> tuple[list[Candidate], bool, dict[int, PageLocation]]:
-    """The first page nearest first and whether more follow, with the pages read (see :mod:`app.finder.nearest`).
+def _reach(start: float, radius: float, need: int, found: float) -> float:
+    """How far the page reaches (km), from the density of results ``found`` (> 0: none found says the page lies
+    farther, not how far; the caller counts it as some) between ``start`` (the cursor's distance) and ``radius``."""
+    return math.sqrt(start**2 + (radius**2 - start**2) * need / found) * _GROWTH_MARGIN
 
-    Why it is exact: the statement returns the ``rows`` shown locations nearest on the sphere that the filters
-    keep. Every location it did not return is at least as far on the sphere as the farthest one it did, so its
-    geodesic distance is at least ``HAVERSINE_LOW`` times that haversine distance (the ``bound``). When the table
-    held no more, or the bound lies beyond the radius, or the page's last result (the ``limit + 1``-th, which
-    says more follow) is nearer than the bound, nothing left out can be on the page; otherwise ask again for four
-    times as many rows.
+
+@dataclass(frozen=True, slots=True)
+class _Handover:
+    """The walk gave up (the filters keep few locations): the circles take over from a first circle of
+    ``first_km``, where the walk's density says the page ends."""
+
+    first_km: float
+
+
+def _walk_nearest(
+    query: NearbyQuery, after: tuple[float, int] | None, at: dt.datetime
+) -> tuple[list[Candidate], bool, Mapping[int, PageLocation]] | _Handover:
+    """The page nearest first after ``after`` and whether more follow, with the pages read, by walking the index
+    (see :mod:`app.finder.nearest`); a :class:`_Handover` to the circles when the walk would have to read more
+    than :data:`_WALK_MAX_ROWS` locations in one statement (filters few locations pass): the circles, with the
+    filters in SQL, read those cheaper.
+
+    Why it is exact: a walk returns the ``rows`` locations nearest on the sphere (beyond the cursor's floor, which
+    only leaves out locations surely before the cursor), and says which of them pass the filters. Every location it
+    did not return is at least as far on the sphere as the farthest one it did, so its geodesic distance is at least
+    ``HAVERSINE_LOW`` times that haversine distance (the ``bound``). When the table held no more, or the bound lies
+    beyond the radius, or the page's last result (the ``limit + 1``-th, which says more follow) is nearer than the
+    bound, nothing left out can be on the page; otherwise walk further.
     """
     need = query.limit + 1
     rows = need + _KNN_SPARE_ROWS
+    floor = None if after is None else chord_floor_m(after[0])
     while True:
-        found = nearest(query.lat, query.lon, query.filters, rows)
+        found = walk(query.lat, query.lon, query.filters, rows, floor)
         for candidate in found.candidates:
             candidate.haversine_km = haversine_km(query.lat, query.lon, candidate.lat, candidate.lon)
         farthest = 0.0 if found.farthest is None else haversine_km(query.lat, query.lon, *found.farthest)
         candidates = found.candidates
         if query.filters.open_now:
             candidates = [c for c in candidates if _open(found.pages[c.location_id], at) is not False]
-        chosen = _first_by_distance(candidates, query.lat, query.lon, query.radius_km, None, need)
+        chosen = _first_by_distance(candidates, query.lat, query.lon, query.radius_km, after, need)
         bound = farthest * HAVERSINE_LOW - _KNN_ROUNDING_KM
         complete = (
             found.exhausted
@@ -155,21 +181,31 @@ def _nearest_knn(query: NearbyQuery, at: dt.datetime) -> tuple[list[Candidate], 
         )
         if complete:
             return chosen[: query.limit], len(chosen) >= need, found.pages
-        rows *= 4
+        rows = _more_rows(rows, len(chosen), need, bound, query.radius_km)
+        if rows > _WALK_MAX_ROWS:
+            # Where the walk's density says the page ends (none kept: as if half a result had been), never nearer
+            # than the circles' own first ring.
+            start = after[0] if after is not None else 0.0
+            reach = _reach(start, max(bound, start), need, len(chosen) or 0.5)
+            return _Handover(max(reach, start + FIRST_RING_KM))
+
+
+def _more_rows(rows: int, kept: int, need: int, bound_km: float, radius_km: float) -> int:
+    """How many locations the next walk reads: as many as the share of walked locations kept (within the radius,
+    after the cursor, passing the filters) says the page needs, but no more than the density walked says the whole
+    radius holds; at least twice as many as before."""
+    by_share = rows * need * _GROWTH_MARGIN / max(kept, 1)
+    by_radius = rows * (radius_km / max(bound_km, 0.01)) ** 2 * _GROWTH_MARGIN
+    return math.ceil(max(rows * 2, min(by_share, by_radius)))
 
 
 def _open(page: PageLocation, at: dt.datetime) -> bool | None:
     """The "open now" filter on a location already read (as :func:`app.finder.candidates.drop_closed`)."""
-    return open_at(opening_hours_of(page.opening_times, location_zone(page.time_zone, page.country)), at)
+    return open_at(hours_from_json(page.opening_times_json, location_zone(page.time_zone, page.country)), at)
 
 
-def _knn_applies(query: NearbyQuery) -> bool:
-    return (
-        query.sort == SortOrder.DISTANCE
-        and query.cursor is None
-        and applies_to(query.filters)
-        and spatial_index() == SpatialIndex.EARTHDISTANCE
-    )
+def _walk_applies(query: NearbyQuery) -> bool:
+    return query.sort == SortOrder.DISTANCE and spatial_index() == SpatialIndex.EARTHDISTANCE
 
 
 # --- cheapest first -------------------------------------------------------------------------------------------
@@ -179,13 +215,25 @@ def _cheapest(
     query: NearbyQuery, after: Key | None, at: dt.datetime, book: PriceBook
 ) -> tuple[list[Candidate], bool, dict[int, tuple[int, Decimal]]]:
     """Every candidate of the radius is priced (the order needs them all), then ordered by (price, distance, id):
-    the page, whether more follow, and each chosen location's price key."""
-    candidates = _in_area(query, query.radius_km, at, {})
-    refs = connector_refs({c.location_id: c.matching for c in candidates})
-    book.load(ref for location_refs in refs.values() for ref in location_refs)
+    the page, whether more follow, and each chosen location's price key. The candidates and what their prices
+    depend on come in one statement (:mod:`app.finder.cheapest`); each distinct price key is priced once."""
+    found, price_keys = priced_candidates(in_area([Area(query.lat, query.lon, query.radius_km)]), query.filters)
+    candidates = []
+    for candidate in found.values():
+        candidate.haversine_km = haversine_km(query.lat, query.lon, candidate.lat, candidate.lon)
+        if candidate.haversine_km * HAVERSINE_LOW <= query.radius_km:
+            candidates.append(candidate)
+    if query.filters.open_now:
+        candidates = drop_closed(candidates, at)
+    book.load_keys(
+        (country_code, party_id, ci_key(tariff_id))
+        for candidate in candidates
+        for country_code, party_id, *_, tariff_ids in price_keys[candidate.location_id]
+        for tariff_id in tariff_ids
+    )
     groups: dict[tuple[int, Decimal], list[Candidate]] = defaultdict(list)
     for candidate in candidates:
-        prices = (price_order(book.price(ref)) for ref in refs.get(candidate.location_id, ()))
+        prices = (price_order(book.price_of(key)) for key in price_keys[candidate.location_id])
         groups[min(prices, default=price_order(None))].append(candidate)
     need = query.limit + 1
     chosen: list[Candidate] = []
@@ -228,7 +276,7 @@ def search_nearby(query: NearbyQuery, *, account: Account | None = None, at: dt.
     at = at or utcnow()
     search = _nearby_search_id(query)
     book = PriceBook.for_driver(account, at=at)
-    pages: dict[int, PageLocation] | None = None
+    pages: Mapping[int, PageLocation] | None = None
     if query.sort == SortOrder.PRICE:
         after = _decode(query.cursor, search, (int, str, float, int))
         if after is not None:
@@ -242,12 +290,14 @@ def search_nearby(query: NearbyQuery, *, account: Account | None = None, at: dt.
             last = chosen[-1]
             rank, price = keys[last.location_id]
             last_key = (rank, str(price), last.exact_km, last.location_id)
-    elif _knn_applies(query):
-        chosen, more, pages = _nearest_knn(query, at)
-        last_key = (chosen[-1].exact_km, chosen[-1].location_id) if chosen else None
     else:
-        after_distance = _decode(query.cursor, search, (float, int))
-        chosen, more = _nearest(query, after_distance, at)
+        decoded = _decode(query.cursor, search, (float, int))
+        after_distance = (decoded[0], decoded[1]) if decoded is not None else None
+        walked = _walk_nearest(query, after_distance, at) if _walk_applies(query) else None
+        if walked is None or isinstance(walked, _Handover):
+            chosen, more = _nearest(query, after_distance, at, walked.first_km if walked else None)
+        else:
+            chosen, more, pages = walked
         last_key = (chosen[-1].exact_km, chosen[-1].location_id) if chosen else None
     items = build_results(
         ((c.location_id, c.exact_km, None) for c in chosen),

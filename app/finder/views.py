@@ -48,9 +48,9 @@ from app.errors import render_http_error
 from app.extensions import db, limiter
 from app.finder.area import Marker, known_operators, markers_in_area, parse_bbox
 from app.finder.display import TEMPLATE_FILTERS, StartOffer, area_json, map_settings, start_offer
+from app.finder.driver_plan import plan_for
 from app.finder.filters import NO_FILTERS, Filters
 from app.finder.geocoding import GeocoderUnavailableError, InvalidPlaceQueryError, Place, geocode_place
-from app.finder.prices import plan_for
 from app.finder.queries import (
     DEFAULT_CORRIDOR_KM,
     MAX_NUMBER_LENGTH,

@@ -9,7 +9,8 @@ from tests.bench_runs import run_small
 def test_the_benchmark_runs_small(tmp_path):
     sqlite = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
     figures = run_small(
-        "bench_finder.py", tmp_path, "--size", "small", "--database", sqlite, "--queries", "30", "--runs", "1"
+        *("bench_finder.py", tmp_path, "--size", "small", "--database", sqlite),
+        *("--queries", "30", "--runs", "1", "--other-queries", "10"),
     )
     entry = figures["finder"]["small"]
     assert (entry["n_locations"], entry["import_failed"], entry["n_tariffs"]) == (1500, 0, 994)
@@ -21,6 +22,11 @@ def test_the_benchmark_runs_small(tmp_path):
         assert set(measured) == {"p50_ms", "p95_ms", "p99_ms", "mean_ms"}
         assert 0 < measured["p50_ms"] <= measured["p95_ms"] <= measured["p99_ms"]
     assert entry["ratio_finder_vs_kdtree_p95"] > 0 and isinstance(entry["meets_target"], bool)
+    assert entry["statements_per_search"] > 0 and entry["finder_cpu"]["p50_ms"] > 0
+    assert set(entry["other_searches"]) == {"next_page", "fast_dc", "type2_available", "cheapest_first"}
+    for name, other in entry["other_searches"].items():
+        assert other["searches_timed"] > 0 and other["statements_per_search"] > 0, name
+        assert 0 < other["wall"]["p50_ms"] <= other["wall"]["p95_ms"], name
 
 
 def test_the_http_benchmark_runs_small(tmp_path):

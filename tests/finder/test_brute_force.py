@@ -5,7 +5,8 @@ The brute force reads the OCPI file itself, not the database: every location tha
 that is not REMOVED, measured from the point with the haversine formula (all of them), the near ones then with the
 geodesic distance, ordered by (distance, id). The finder must give exactly that list, through its index, its
 growing circles and its pages. Against the haversine distance alone the sets may differ only where the two
-formulas disagree: locations within 0.6 % of the radius.
+formulas disagree: locations within 0.6 % of the radius. Cheapest first, read by a statement of its own, orders
+exactly the locations nearest first finds, at the prices it shows.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from app.finder.distance import geodesic_km, haversine_km
 from app.finder.filters import NO_FILTERS, Current, Filters
 from app.finder.power import connector_power_w
 from app.finder.prices import PriceUnknown
-from app.finder.queries import NearbyQuery
+from app.finder.queries import NearbyQuery, SortOrder
+from app.finder.results import price_order
 from app.finder.services import search_nearby
 from app.plans.services import current_version, seed_default_plans
 from app.rating.estimates import estimate_for_connector
@@ -194,3 +196,41 @@ def test_prices_equal_the_rating_estimate(shared_data, shared_objects):
                     assert connector.price.estimate == expected
                     known += 1
     assert known > 50 and unknown > 0  # both cases occur in the real data
+
+
+def test_cheapest_first_orders_the_nearest_first_results_by_price(shared_data, shared_objects):
+    """Cheapest first reads the candidates and their price keys in one statement of its own: it must order the
+    very locations nearest first finds, each at the price nearest first shows for it, cheapest first (unknown
+    prices last), by distance within a price, with pages that follow each other."""
+    at = utcnow()
+    compared = 0
+    for lat, lon in random_points(shared_objects, 4, seed=11):
+        nearest: dict[Key, tuple[tuple[int, Decimal], Decimal]] = {}
+        cursor = None
+        while True:
+            page = search_nearby(NearbyQuery(lat, lon, radius_km=3, limit=100, cursor=cursor), at=at)
+            for item in page.items:
+                nearest[(item.country_code, item.party_id, item.ocpi_id.upper())] = (
+                    price_order(item.price),
+                    item.distance_km,
+                )
+            if (cursor := page.next_cursor) is None:
+                break
+        cheapest: list[tuple[Key, tuple[int, Decimal], Decimal]] = []
+        cursor = None
+        while True:
+            query = NearbyQuery(lat, lon, radius_km=3, limit=25, sort=SortOrder.PRICE, cursor=cursor)
+            page = search_nearby(query, at=at)
+            cheapest += [
+                ((item.country_code, item.party_id, item.ocpi_id.upper()), price_order(item.price), item.distance_km)
+                for item in page.items
+            ]
+            if (cursor := page.next_cursor) is None:
+                break
+        compared += len(cheapest)
+        assert len({key for key, _, _ in cheapest}) == len(cheapest)
+        assert {key: (order, distance) for key, order, distance in cheapest} == nearest
+        assert [(order, distance) for _, order, distance in cheapest] == sorted(
+            (order, distance) for _, order, distance in cheapest
+        )
+    assert compared > 100  # the points do fall among the chargers

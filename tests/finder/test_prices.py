@@ -12,9 +12,10 @@ from app.audit.services import Actor
 from app.db import utcnow
 from app.extensions import db
 from app.finder.filters import Filters
-from app.finder.prices import PriceUnknown, version_in_force
+from app.finder.prices import PriceUnknown
 from app.finder.queries import NearbyQuery, SortOrder
 from app.finder.services import search_nearby
+from app.finder.tariff_versions import version_in_force
 from app.plans import services as plan_services
 from app.rating.estimates import estimate_for_connector
 from app.roaming.models import TariffVersion
