@@ -49,7 +49,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     from app import models  # noqa: F401  (every table registered before migrations look at metadata)
-    from app.db import ping_after_idle
+    from app.db import no_jit, ping_after_idle
     from app.extensions import api, babel, csrf, db, limiter, login_manager, migrate
     from app.i18n import select_locale
     from app.jobs import init_celery
@@ -58,6 +58,7 @@ def _init_extensions(app: Flask) -> None:
     with app.app_context():
         for engine in db.engines.values():
             ping_after_idle(engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])
+            no_jit(engine)
     # The finder's spatial index is not a model: `flask db migrate` must not propose to drop it.
     from app.finder.models import include_in_schema_comparison
 
