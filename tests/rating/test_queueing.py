@@ -13,7 +13,8 @@ import redis
 from app import create_app
 from app.rating.queueing import dispatcher_for, rate_soon
 from app.roaming.cdr_listeners import AFTER_CDR_STORED
-from tests.billing.test_celery_worker import BROKER, CONFIGURED, _answers
+from tests.billing.test_celery_worker import BROKER, CONFIGURED
+from tests.helpers import listens
 
 
 def test_rating_listens_for_the_cdrs_roaming_stores(app):
@@ -24,9 +25,9 @@ def test_rating_listens_for_the_cdrs_roaming_stores(app):
 
 # Skipped only on a machine with no broker configured and no local Redis; a configured broker that does not
 # answer fails the test (CI sets CELERY_BROKER_URL to its local Redis).
-@pytest.mark.skipif(not CONFIGURED and not _answers(BROKER), reason="no CELERY_BROKER_URL and no local Redis")
+@pytest.mark.skipif(not CONFIGURED and not listens(BROKER), reason="no CELERY_BROKER_URL and no local Redis")
 def test_new_cdrs_reach_the_broker_as_one_batch(app):
-    assert _answers(BROKER), f"CELERY_BROKER_URL={BROKER} does not answer"
+    assert listens(BROKER), f"CELERY_BROKER_URL={BROKER} does not answer"
     queue = f"test-{uuid.uuid4().hex[:8]}"  # our own queue: no worker consumes it
     broker_app = create_app(
         "test",
