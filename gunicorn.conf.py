@@ -24,10 +24,24 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
 graceful_timeout = 30
 
 
-def worker_exit(server, worker):  # type: ignore[no-untyped-def]
-    """Write the authorization log rows this worker still buffers (app/roaming/send/authorization_log.py)."""
-    from app.roaming.send.authorization_log import flush_pending
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """The worker has loaded the app: its ~250,000 objects (modules, classes, routes, schemas) live as long as the
+    process. Frozen out of the garbage collector's reach, they are no longer walked by each full collection, which
+    took ~110 ms with every thread of the worker stopped (measured in-process, about one in 5,000 API calls): a
+    stall of every request the worker holds. Collected first, so no garbage is frozen with them."""
+    import gc
 
+    gc.collect()
+    gc.freeze()
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Write what this worker still buffers: authorization log rows (app/roaming/send/authorization_log.py) and
+    the API devices' "last used" (app/accounts/api_tokens.py)."""
     app = getattr(worker, "wsgi", None)  # the Flask app (wsgi:app) once the worker has loaded it
     if app is not None and hasattr(app, "extensions"):
+        from app.accounts.api_tokens import flush_last_used
+        from app.roaming.send.authorization_log import flush_pending
+
         flush_pending(app)
+        flush_last_used(app)

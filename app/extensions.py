@@ -48,7 +48,37 @@ else:
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+class _Limiter(Limiter):
+    """Flask-Limiter without its per-request search for request-wide limits while there are none.
+
+    Flask-Limiter checks limits in two places: a ``before_request`` hook for the limits that apply to many routes
+    (application, default, blueprint and meta limits, and the in-memory fallback while the storage is down), and
+    the wrapper of each decorated view for that view's own limits. This app has no request-wide limits (every
+    limit is on its route), yet the hook resolved them on every request of every door: a fifth of the CPU of
+    ``GET /api/v1/status`` (instructions counted in-process). Skipped only while none is configured (looked up on
+    each request, so one added later applies); the decorated limits, the rate limit headers and the exemptions are
+    untouched.
+    """
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if in_middleware and not self.has_request_wide_limits():
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+    def has_request_wide_limits(self) -> bool:
+        manager = self.limit_manager
+        return bool(
+            manager._application_limits
+            or manager._default_limits
+            or manager._blueprint_limits
+            or self._meta_limits
+            or self._in_memory_fallback
+        )
+
+
+limiter = _Limiter(key_func=get_remote_address, default_limits=[])
 # No rate limit applies to the machine doors (partners are authenticated, their volume is contractual); saying so
 # up front spares Flask-Limiter its per-request search for limits that do not exist.
 limiter.request_filter(is_machine_request)

@@ -1,4 +1,5 @@
-"""HTTP security: the headers on every response, and no cookie session for the machine-to-machine doors."""
+"""HTTP security: the headers on every response, and no cookie session for the doors that authenticate with tokens
+(OCPI, the Stripe webhook, the app API)."""
 
 from __future__ import annotations
 
@@ -68,41 +69,59 @@ def content_security_policy(config: Mapping[str, Any]) -> str:
 
 CONTENT_SECURITY_POLICY = content_security_policy({})
 
-# The policy depends on three settings only; building it on every response cost a tenth of a millisecond.
-_policies: dict[tuple[str | None, str | None, str | None], str] = {}
+# The headers depend on four settings only: built once per combination (tests change them on a running app).
+_headers_by_settings: dict[tuple[Any, ...], tuple[tuple[str, str, str], ...]] = {}
 
 
-def _policy_for(config: Mapping[str, Any]) -> str:
-    key = (config.get("STRIPE_JS_URL"), config.get("STRIPE_API_BASE"), config.get("FINDER_TILE_URL"))
-    policy = _policies.get(key)
-    if policy is None:
-        policy = _policies[key] = content_security_policy(config)
-    return policy
+def security_headers(config: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """The headers every response carries unless the view set its own: (name, lower-case name, value)."""
+    key = (
+        config.get("STRIPE_JS_URL"),
+        config.get("STRIPE_API_BASE"),
+        config.get("FINDER_TILE_URL"),
+        bool(config.get("SESSION_COOKIE_SECURE")),
+    )
+    built = _headers_by_settings.get(key)
+    if built is None:
+        headers = [
+            ("Content-Security-Policy", content_security_policy(config)),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "strict-origin-when-cross-origin"),
+            ("Permissions-Policy", "geolocation=(self), camera=(), microphone=()"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+        ]
+        if config.get("SESSION_COOKIE_SECURE"):
+            headers.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+        built = _headers_by_settings[key] = tuple((name, name.lower(), value) for name, value in headers)
+    return built
 
 
 def add_security_headers(response: Response) -> Response:
+    # One pass over the response's headers: a setdefault per header scanned the list each time (and werkzeug
+    # raises and catches a KeyError for every missing one).
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", _policy_for(current_app.config))
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    headers.setdefault("Permissions-Policy", "geolocation=(self), camera=(), microphone=()")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if current_app.config.get("SESSION_COOKIE_SECURE"):
-        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-    if carries_private_data(response):
+    present = {name.lower() for name in headers.keys()}  # noqa: SIM118  # iterating Headers gives (name, value)
+    for name, lowered, value in security_headers(current_app.config):
+        if lowered not in present:
+            headers.add(name, value)
+    if carries_private_data(response, present):
         # Neither the browser's disk cache (a shared computer: Back after logout) nor a proxy may keep it.
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"
     return response
 
 
-def carries_private_data(response: Response) -> bool:
+def carries_private_data(response: Response, header_names: set[str] | None = None) -> bool:
     """A download (invoice PDF/UBL, sessions CSV, data export), an answer to an authenticated call (OCPI, API), or
-    any page for a logged-in user. Static files are public, whoever asks."""
+    any page for a logged-in user. Static files are public, whoever asks. ``header_names``: the response's header
+    names in lower case, when the caller has them."""
     if request.endpoint == "static":
         return False
-    if "Content-Disposition" in response.headers or "Authorization" in request.headers:
+    downloaded = (
+        "content-disposition" in header_names if header_names is not None else "Content-Disposition" in response.headers
+    )
+    if downloaded or "Authorization" in request.headers:
         return True
     return _someone_is_logged_in()
 
@@ -119,28 +138,36 @@ def _someone_is_logged_in() -> bool:
 
 def register_security_headers(app: Flask) -> None:
     app.after_request(add_security_headers)
-    app.session_interface = MachineDoorsWithoutSession()
+    app.session_interface = TokenDoorsWithoutSession()
 
 
 def is_machine_request() -> bool:
     return request.path.startswith(MACHINE_PATH_PREFIXES)
 
 
+def is_cookieless_request() -> bool:
+    return request.path.startswith(COOKIELESS_PATH_PREFIXES)
+
+
 # OCPI partners and Stripe authenticate every request with a token or a signature and never hold a cookie.
 MACHINE_PATH_PREFIXES = ("/ocpi/", "/webhooks/")
+# The driver's app API authenticates with its bearer token only (app/api/auth.py): a portal cookie never counts
+# there, and its language comes from the token's account or Accept-Language (app/api/problems.py), so it has no use
+# for the cookie session either.
+COOKIELESS_PATH_PREFIXES = (*MACHINE_PATH_PREFIXES, "/api/")
 
 
-class MachineDoorsWithoutSession(SecureCookieSessionInterface):
-    """Skips the signed-cookie session for :data:`MACHINE_PATH_PREFIXES`: building the signer and reading the
-    cookie on every OCPI request cost a noticeable part of a real-time authorization's budget. Such requests
-    get an empty session that is never saved (no Set-Cookie)."""
+class TokenDoorsWithoutSession(SecureCookieSessionInterface):
+    """Skips the signed-cookie session for :data:`COOKIELESS_PATH_PREFIXES`: building the signer and reading the
+    cookie on every OCPI or API request cost a noticeable part of a real-time authorization's budget, and of every
+    API call's. Such requests get an empty session that is never saved (no Set-Cookie)."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if is_machine_request():
+        if is_cookieless_request():
             return self.session_class()
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        if is_machine_request():
+        if is_cookieless_request():
             return
         super().save_session(app, session, response)

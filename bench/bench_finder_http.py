@@ -11,9 +11,11 @@ the data, as bench_finder.py draws them), after a warm-up of both workers:
   requests/s, and the latency under that load.
 
 The client runs on the same 2 cores as the server and the database: its own CPU is part of what is measured (a
-thread per client, http.client, ~0.1 ms a request). The CPU the server spends per request (gunicorn workers and
-their PostgreSQL backends, from /proc) is reported too, with the rate 2 idle cores would give at that cost: on a
-machine shared with other jobs the wall-clock figures are the share those jobs leave. The floor, measured in the
+thread per client, http.client, ~0.1 ms a request; the throughput phase does not parse the answers). The CPU the
+server spends per request (gunicorn workers and their PostgreSQL backends, from /proc) is reported too, with the
+rate 2 idle cores would give at that cost: on a machine shared with other jobs the wall-clock figures are the share
+those jobs leave. Beside it, ``cpu_ms_per_request_in_process``: the same searches through the app's WSGI stack in
+this process, back to back (no HTTP server, caches warm). The floor, measured in the
 same run on the same points: the in-process KD-tree of bench_finder.py; the ratio HTTP p95 / KD-tree p95 is
 reported. The rate limit of the finder's API is switched off for the server under test (``RATELIMIT_ENABLED=0``):
 it is there for the public, and 300 requests/s from one address is what it refuses.
@@ -59,7 +61,7 @@ from bench_finder import (  # bench/ is the script's folder
     run_kdtree,
 )
 from flask_migrate import upgrade
-from ocpi_bench_common import free_port
+from ocpi_bench_common import child_pids, cpu_in_process, cpu_seconds, database_pids, free_port
 from scratch_database import ensure_database
 
 from app import create_app
@@ -116,8 +118,7 @@ class Server:
         raise SystemExit("gunicorn did not start")
 
     def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        return child_pids(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -128,46 +129,19 @@ class Server:
             self.process.wait()
 
 
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (Linux /proc; 0 for a process gone or elsewhere)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICKS
-
-
-def database_pids(database: str) -> list[int]:
-    """The PostgreSQL server processes serving this database (the workers' connections), when local."""
-    if not database.startswith("postgresql"):
-        return []
-    import psycopg  # only for PostgreSQL runs
-
-    name = database.rsplit("/", 1)[1]
-    with psycopg.connect(database.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as connection:
-        rows = connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
-        ).fetchall()
-    return [row[0] for row in rows]
-
-
 def _path(lat: float, lon: float) -> str:
     return f"{PATH}?lat={lat:.6f}&lon={lon:.6f}&radius_km={RADIUS_KM:g}&limit={LIMIT}"
 
 
-def _get(connection: http.client.HTTPConnection, path: str) -> int:
+def _get(connection: http.client.HTTPConnection, path: str, *, count: bool = True) -> int:
+    """One search; the number of results when ``count`` (parsing the answer costs the client ~0.3 ms, which the
+    throughput phase, sharing the cores with the server, does not spend)."""
     connection.request("GET", path, headers={"Accept-Language": "nl"})
     response = connection.getresponse()
     body = response.read()
     if response.status != 200:
         raise RuntimeError(f"{path}: {response.status} {body[:200]!r}")
-    return len(json.loads(body)["items"])
+    return len(json.loads(body)["items"]) if count else 0
 
 
 def latency(port: int, paths: list[str]) -> tuple[dict[str, float], float]:
@@ -194,7 +168,7 @@ def throughput(port: int, paths: list[str], clients: int, seconds: float) -> tup
         try:
             while time.perf_counter() < stop:
                 started = time.perf_counter()
-                _get(connection, paths[index % len(paths)])
+                _get(connection, paths[index % len(paths)], count=False)
                 samples[number].append(time.perf_counter() - started)
                 index += clients
         except BaseException as exc:  # reported below: a failed request fails the benchmark
@@ -228,7 +202,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.database.startswith("postgresql"):
         ensure_database(args.database)
-    app = create_app("development", SQLALCHEMY_DATABASE_URI=args.database)
+    # The rate limit is off in this process too (its in-process figures ask 1,500 searches from one address).
+    app = create_app("development", SQLALCHEMY_DATABASE_URI=args.database, RATELIMIT_ENABLED=False)
     with app.app_context():
         upgrade()
         forget_spatial_index()
@@ -262,6 +237,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"run {run + 1}: http {measured} {rate:.0f} req/s under load {loaded}", flush=True)
     finally:
         server.stop()
+    with app.app_context():
+        # The same searches through the app's WSGI stack in this process, back to back: what a search costs the
+        # server's Python without HTTP and without a cold start (compare server_cpu_ms_per_request).
+        in_process = cpu_in_process(app, {"nearby": [(path, None) for path in paths]}, blocks=3)["nearby"]
+        db.session.remove()
     http, kdtree = median_of(figures["http"]), median_of(figures["kdtree"])
     rate = statistics.median(rates)
     entry: dict[str, Any] = {
@@ -282,6 +262,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # on a shared, busy machine the rate above is the share left to us; 2 cores / this is what 2 cores give.
         "server_cpu_ms_per_request": round(statistics.median(cpu_per_request) * 1000, 3),
         "requests_per_s_on_2_idle_cores_from_cpu": round(2 / statistics.median(cpu_per_request), 1),
+        "cpu_ms_per_request_in_process": in_process,
         "kdtree": kdtree,
         "ratio_http_vs_kdtree_p95": round(http["p95_ms"] / kdtree["p95_ms"], 1),
         "target_p95_ms": TARGET_P95_MS,

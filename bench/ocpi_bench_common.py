@@ -6,9 +6,11 @@ Never the ``test`` database: ``BENCH_DATABASE_URL`` (default ``.../bench_r3``) i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -16,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from scratch_database import ensure_database as create_if_missing
@@ -226,3 +229,268 @@ def write_result(key: str, result: dict[str, Any]) -> None:
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
     }
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# --- a cheap open-loop load generator --------------------------------------------------------------------------
+
+# One request of a load: its path, its headers, and the name its latency is reported under (default: the path
+# without its query).
+LoadRequest = tuple[str, dict[str, str], str | None]
+
+
+class _Answer:
+    __slots__ = ("error", "status")
+
+    def __init__(self, status: int = 0, error: str | None = None) -> None:
+        self.status = status
+        self.error = error
+
+
+class _HttpConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time: the request is pre-encoded bytes, the answer is
+    read just enough to know its status and where it ends (Content-Length, as every answer of the app has, or a
+    closed connection). Cheaper per request than a general client (aiohttp spends ~0.3 ms of Python on each): on
+    a 2-core machine the load generator shares the cores it measures."""
+
+    def __init__(self, on_idle: Any) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.on_idle = on_idle
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[_Answer] | None = None
+        self.body_left = -1
+        self.status = 0
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, request: bytes, waiter: asyncio.Future[_Answer]) -> None:
+        self.waiter, self.buffer, self.body_left, self.status = waiter, bytearray(), -1, 0
+        assert self.transport is not None
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.body_left < 0:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).split(b"\r\n")
+            self.status = int(head[0].split(b" ", 2)[1])
+            length = next((int(line[15:]) for line in head[1:] if line[:15].lower() == b"content-length:"), None)
+            if length is None and (self.status in (204, 304) or self.status < 200):
+                length = 0
+            if length is None:
+                self._finish(_Answer(self.status, "no Content-Length"), close=True)
+                return
+            del self.buffer[: end + 4]
+            self.body_left = length
+        if len(self.buffer) >= self.body_left:
+            self._finish(_Answer(self.status))
+
+    def _finish(self, answer: _Answer, close: bool = False) -> None:
+        waiter, self.waiter = self.waiter, None
+        if close and self.transport is not None:
+            self.transport.close()
+            self.closed = True
+        if waiter is not None and not waiter.done():
+            waiter.set_result(answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._finish(_Answer(0, type(exc).__name__ if exc else "ConnectionClosed"))
+
+
+async def _open_loop(
+    base_url: str, rate: float, duration: float, requests: list[LoadRequest], timeout: float
+) -> dict[str, Any]:
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    loop = asyncio.get_running_loop()
+    encoded = [
+        (
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+                + "\r\n"
+            ).encode(),
+            name or path.split("?")[0],
+        )
+        for path, headers, name in requests
+    ]
+    idle: list[_HttpConnection] = []
+    latencies: dict[str, list[float]] = {}
+    statuses: dict[str, int] = {}
+    error_kinds: dict[str, int] = {}
+    opened = 0
+
+    async def connection() -> _HttpConnection:
+        nonlocal opened
+        while idle:
+            candidate = idle.pop()
+            if not candidate.closed:
+                return candidate
+        opened += 1
+        _transport, protocol = await loop.create_connection(lambda: _HttpConnection(None), host, port)
+        return protocol
+
+    async def one(request: bytes, name: str, scheduled: float) -> None:
+        try:
+            conn = await connection()
+            waiter: asyncio.Future[_Answer] = loop.create_future()
+            conn.send(request, waiter)
+            answer = await asyncio.wait_for(waiter, timeout)
+        except (OSError, TimeoutError) as error:
+            answer = _Answer(0, type(error).__name__)
+            conn = None  # type: ignore[assignment]
+        done = time.perf_counter()
+        if answer.error:
+            error_kinds[answer.error] = error_kinds.get(answer.error, 0) + 1
+            if conn is not None and conn.transport is not None:
+                conn.transport.close()
+            return
+        key = f"{name} {answer.status}"
+        statuses[key] = statuses.get(key, 0) + 1
+        latencies.setdefault(name, []).append((done - scheduled) * 1000)
+        idle.append(conn)
+
+    total = int(rate * duration)
+    tasks: set[asyncio.Task[None]] = set()
+    cpu_started = time.process_time()
+    start = time.perf_counter() + 0.2
+    index = 0
+    while index < total:
+        now = time.perf_counter()
+        # Everything due is sent now, each timed from its own scheduled moment: a late tick shows as latency.
+        while index < total and start + index / rate <= now:
+            request, name = encoded[index % len(encoded)]
+            task = loop.create_task(one(request, name, start + index / rate))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            index += 1
+        if index < total:
+            await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+    while tasks:
+        await asyncio.gather(*list(tasks))
+    elapsed = time.perf_counter() - start
+    for conn in idle:
+        if conn.transport is not None:
+            conn.transport.close()
+    every = [value for values in latencies.values() for value in values]
+    return {
+        "sent": total,
+        "ok": len(every),
+        "errors": sum(error_kinds.values()),
+        "error_kinds": error_kinds,
+        "statuses": statuses,
+        "achieved_rate": round(len(every) / elapsed, 1),
+        "connections_opened": opened,
+        "generator_cpu_ms_per_request": round((time.process_time() - cpu_started) * 1000 / max(total, 1), 3),
+        **latency_figures(every),
+        "by_path": {name: latency_figures(values) for name, values in sorted(latencies.items())},
+    }
+
+
+def latency_figures(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(values, 0.50), 2),
+        "p90_ms": round(percentile(values, 0.90), 2),
+        "p99_ms": round(percentile(values, 0.99), 2),
+        "max_ms": round(max(values, default=0), 2),
+    }
+
+
+def _open_loop_process(queue: Any, *args: Any) -> None:
+    queue.put(asyncio.run(_open_loop(*args)))
+
+
+def open_loop_load(
+    base_url: str, rate: float, duration: float, requests: list[LoadRequest], timeout: float = 10.0
+) -> dict[str, Any]:
+    """``rate`` GET requests a second for ``duration`` seconds, cycling through ``requests``, scheduled at fixed
+    times whether or not earlier ones returned (open loop); each latency is measured from its *scheduled* time, so
+    queueing (in the server or in the generator) shows. Runs in a process of its own, so it shares no GIL with
+    what it measures; reports the CPU it spent per request too."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_open_loop_process, args=(queue, base_url, rate, duration, requests, timeout))
+    process.start()
+    try:
+        result: dict[str, Any] = queue.get(timeout=duration + timeout + 120)
+    finally:
+        process.join(timeout=30)
+    return result
+
+
+# --- what a server spends ---------------------------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc; 0 for a process gone or elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICKS
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (gunicorn's workers), Linux only."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in children.read_text().split()] if children.exists() else []
+
+
+def database_pids(database: str) -> list[int]:
+    """The PostgreSQL server processes serving this database (the workers' connections), when local."""
+    if not database.startswith("postgresql"):
+        return []
+    name = database.rsplit("/", 1)[1]
+    with psycopg.connect(libpq_url(database), autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def cpu_in_process(app: Any, paths: dict[str, list[tuple[str, str | None]]], blocks: int) -> dict[str, float]:
+    """CPU per request (ms) of each named list of (path, bearer token) through ``app``'s whole WSGI stack (hooks,
+    auth, view, serialization, headers, database session), called as gunicorn calls it but without the HTTP
+    server: the median of ``blocks`` passes over the list (``time.process_time`` of this process: the database's
+    own CPU is not in it). Back to back, the interpreter's caches stay warm: a request arriving alone on a busy
+    machine costs more (the HTTP figures show how much)."""
+    from werkzeug.test import EnvironBuilder
+
+    figures: dict[str, float] = {}
+    for name, calls in paths.items():
+        environs = [
+            EnvironBuilder(
+                path=path,
+                headers={"Authorization": f"Bearer {token}"} if token else {},
+                base_url="http://127.0.0.1:8000",
+            ).get_environ()
+            for path, token in calls
+        ]
+
+        def run(environ: dict[str, Any], name: str = name) -> None:
+            statuses: list[str] = []
+            body = app(dict(environ), lambda status, headers, exc_info=None: statuses.append(status))
+            for _chunk in body:
+                pass
+            getattr(body, "close", lambda: None)()
+            assert statuses[0].startswith("200"), (name, statuses)
+
+        for environ in environs[:20]:  # warm: connections, statement caches
+            run(environ)
+        per_block = []
+        for _block in range(blocks):
+            started = time.process_time()
+            for environ in environs:
+                run(environ)
+            per_block.append((time.process_time() - started) * 1000 / len(environs))
+        figures[name] = round(sorted(per_block)[len(per_block) // 2], 3)
+    return figures

@@ -83,12 +83,14 @@ def _document(spec: Any) -> None:
 
 def register_api(app: Flask) -> None:
     """Wire the API into ``app`` (once, from ``create_app``, after the extensions)."""
+    from app.api import reads
     from app.api.docs import bp as docs_bp
     from app.api.problems import render_problem
     from app.errors import register_door_errors
     from app.extensions import api, csrf
 
     register_door_errors(app, "/api", render_problem)
+    reads.init_app()
     _document(api.spec)
     for module in _modules():
         if app.blueprints.get(module.blp.name) is module.blp:

@@ -2,8 +2,8 @@
 
 Only the ``Authorization: Bearer`` header counts: a portal cookie never authenticates an API call (so no CSRF
 there). The check is a SHA-256 digest and one indexed query of the columns it needs (device, user and account state, the
-language); the objects are loaded only by the routes that use them. "Last used" is written at most every few
-minutes (``app.accounts.api_tokens.note_use``).
+language); the objects are loaded only by the routes that use them. "Last used" moves at most every few minutes, and
+off the request path: a per-process buffer writes it in batches (``app.accounts.api_tokens.note_use``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from app.accounts import api_tokens
 from app.accounts.api_tokens import ApiDevice
 from app.accounts.models import Account, Role, User
 from app.api.problems import ApiProblem
+from app.api.reads import writes_allowed
 from app.db import utcnow
 from app.extensions import db
 
@@ -102,8 +103,9 @@ def authenticate_driver() -> None:
     )
     if refusal is not None:
         raise refusal
-    if api_tokens.note_use(holder, now):
-        db.session.commit()
+    with writes_allowed():  # a GET reads only, but the check may note the device's use (when not buffered)
+        if api_tokens.note_use(holder, now):
+            db.session.commit()
 
 
 def _holder() -> api_tokens.AccessHolder:

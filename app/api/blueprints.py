@@ -3,7 +3,8 @@
 Every resource module makes one :class:`ApiBlueprint`. Its input goes through :class:`ApiParser` (strict JSON:
 no ``NaN``, no nesting deeper than 32, numbers exact, bodies capped at :data:`MAX_BODY_BYTES`), and, unless the
 blueprint is made with ``public=True``, every route first authenticates the bearer token
-(:func:`app.api.auth.authenticate_driver`). Being on the blueprint rather than on each view, a new route cannot
+(:func:`app.api.auth.authenticate_driver`). A GET reads only, without a transaction on PostgreSQL
+(:mod:`app.api.reads`). Being on the blueprint rather than on each view, a new route cannot
 forget it. The OpenAPI document states the bearer scheme once for all operations; public ones say ``security: []``.
 """
 
@@ -14,10 +15,12 @@ from typing import Any, TypeVar, cast
 
 import flask_smorest
 from flask import Request, request
+from marshmallow import Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from app.api.auth import authenticate_driver
+from app.api.reads import end_read_only_request, start_read_only_request
 from app.ocpi_values import load_json
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +60,8 @@ class ApiBlueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask_smor
         # Flask's blueprint names are global ("cards" is the portal's): the document groups by this tag instead.
         self.tag = tag
         self.public = public
+        self.before_request(start_read_only_request)  # first: before anything reads
+        self.after_request(end_read_only_request)
         self.before_request(_cap_body)
         if not public:
             self.before_request(authenticate_driver)
@@ -67,6 +72,10 @@ class ApiBlueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask_smor
         return cast(Callable[[F], F], super().route(rule, **options))
 
     def arguments(self, schema: Any, **kwargs: Any) -> Callable[[F], F]:
+        # webargs makes a new instance of a schema class on every request (a deep copy of all its fields); one
+        # instance, made here, serves every request (loading keeps no state on it).
+        if isinstance(schema, type) and issubclass(schema, Schema):
+            schema = schema()
         return cast(Callable[[F], F], super().arguments(schema, **kwargs))
 
     def response(self, status_code: int, schema: Any = None, **kwargs: Any) -> Callable[[F], F]:

@@ -19,6 +19,7 @@ from marshmallow import Schema, fields, validate
 
 from app.api.finder_access import FinderBlueprint, finder_limit, invalid_parameters
 from app.api.problems import ApiProblem, caller_language
+from app.api.reads import writes_on_get
 from app.api.schemas import text
 from app.extensions import db
 from app.finder.gazetteer import PlaceKind
@@ -61,6 +62,7 @@ class PlacesOut(Schema):
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="The geocoder did not answer: try again.")
 @blp.doc(security=[])
+@writes_on_get  # the geocoder's answer is cached
 def geocode(args: dict[str, Any]) -> dict[str, Any]:
     """Where a typed place is: its name as found, its kind (city, postcode, address), coordinates and country."""
     try:

@@ -13,6 +13,7 @@ from app.api.auth import current_account_id
 from app.api.blueprints import ID, ApiBlueprint
 from app.api.pagination import PageArgs, page_of, page_schema
 from app.api.problems import ApiProblem
+from app.api.reads import writes_on_get
 from app.api.schemas import MoneyOut, minor
 from app.billing.collection.services import amount_due_minor
 from app.billing.documents.downloads import PdfUnavailableError, invoice_pdf, invoice_ubl, offers_ubl
@@ -107,6 +108,7 @@ def invoice_detail(invoice_id: int) -> dict[str, Any]:
 
 @blp.route(f"/<{ID}:invoice_id>/pdf", methods=["GET"])
 @blp.response(200, _BINARY, content_type="application/pdf", description="The invoice as issued.")
+@writes_on_get  # a PDF rendered on first download is stored
 def invoice_pdf_download(invoice_id: int) -> Response:
     """The PDF of the invoice."""
     invoice = own_invoice(invoice_id)

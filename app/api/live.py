@@ -15,7 +15,7 @@ from typing import Any
 from flask import Response, request
 from marshmallow import Schema, fields, validate
 
-from app.api.auth import current_account
+from app.api.auth import current_account_id
 from app.api.blueprints import ApiBlueprint
 from app.api.schemas import MoneyOut, decimal_text, money
 from app.ocpi_ids import ci_key
@@ -169,9 +169,9 @@ def present(live: LiveCost, place: Any, stop: Command | None) -> dict[str, Any]:
 @blp.alt_response(304, description="Not modified: the version sent as If-None-Match is still current.")
 def active_sessions() -> Any:
     """The sessions under way (newest first) with kWh, duration, power and the cost so far under your plan."""
-    account = current_account()
-    costs = live_costs_of(account.id)
-    stops = latest_stops(account.id) if costs else {}
+    account_id = current_account_id()  # the token check read it: no query for the account
+    costs = live_costs_of(account_id)
+    stops = latest_stops(account_id) if costs else {}
     shown = [(live, stops.get((live.partner_id, ci_key(live.ocpi_id)))) for live in costs]
     digest = hashlib.sha256(versions_tag(costs).encode())
     for _live, stop in shown:
