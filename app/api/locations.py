@@ -17,14 +17,17 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from flask import Response
 from flask_babel import lazy_gettext as _l
 
+from app.api.answers import json_answer
 from app.api.finder_access import FinderBlueprint, caller_account, finder_limit, invalid_parameters
 from app.api.location_schemas import (
     DetailsArgs,
     LocationOut,
     LocationPageOut,
     NearbyArgs,
+    PricePresenter,
     RouteArgs,
     filters_of,
     present_location,
@@ -67,8 +70,10 @@ def _filters(args: dict[str, Any]) -> Filters:
     return filters
 
 
-def _answer(page: SearchPage) -> dict[str, Any]:
-    return {"items": [present_location(item) for item in page.items], "next": page.next_cursor}
+def _answer(page: SearchPage) -> Response:
+    # Already in LocationPageOut's JSON form: sent as is, not dumped again (see present_location).
+    prices = PricePresenter()
+    return json_answer({"items": [present_location(item, prices) for item in page.items], "next": page.next_cursor})
 
 
 @blp.route("/nearby", methods=["GET"])
@@ -78,7 +83,7 @@ def _answer(page: SearchPage) -> dict[str, Any]:
 @blp.alt_response(401, response="UNAUTHORIZED", description="my_cards without signing in, or a bad token.")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.doc(security=[])
-def nearby(args: dict[str, Any]) -> dict[str, Any]:
+def nearby(args: dict[str, Any]) -> Response:
     """Charge points near a point that pass the filters: nearest first, or cheapest for you first (`sort=price`)."""
     try:
         query = NearbyQuery(
@@ -103,7 +108,7 @@ def nearby(args: dict[str, Any]) -> dict[str, Any]:
 @blp.alt_response(401, response="UNAUTHORIZED", description="my_cards without signing in, or a bad token.")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.doc(security=[])
-def along_route(args: dict[str, Any]) -> dict[str, Any]:
+def along_route(args: dict[str, Any]) -> Response:
     """Charge points within the corridor of a route that pass the filters, in the order the route reaches them."""
     try:
         query = RouteQuery(
@@ -130,7 +135,7 @@ def _printable(*parts: str) -> bool:
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.doc(security=[])
-def one_location(args: dict[str, Any], country_code: str, party_id: str, id: str) -> dict[str, Any]:
+def one_location(args: dict[str, Any], country_code: str, party_id: str, id: str) -> Response:
     """One charge point with your price (the connector filters choose the connectors priced; `lat` and `lon`, the
     distance). Ids in any case; unknown, unpublished or removed: 404."""
     if ("lat" in args) != ("lon" in args):
@@ -143,5 +148,5 @@ def one_location(args: dict[str, Any], country_code: str, party_id: str, id: str
                 country_code, party_id, id, account=caller_account(), filters=filters_of(args), origin=origin
             )
             if found is not None:
-                return present_location(found)
+                return json_answer(present_location(found))  # already LocationOut's JSON form
     raise ApiProblem(404, "location_not_found", _l("This charging location is not known."))
