@@ -329,7 +329,7 @@ class PricePresenter:
     The dicts are shared within the answer, which JSON writes out as often as they appear."""
 
     def __init__(self) -> None:
-        self._presented: dict[int, tuple[SessionPrice, dict[str, Any]]] = {}
+        self._presented: dict[int, tuple[SessionPrice, dict[str, Any] | None]] = {}
 
     def __call__(self, price: SessionPrice | None) -> dict[str, Any] | None:
         if price is None:
