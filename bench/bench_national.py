@@ -45,6 +45,9 @@ linearly to the national size (``national_estimate_s``: a lower bound).
     .venv/bin/python bench/bench_national.py --size regional      # 1/100 of it, a few minutes
     .venv/bin/python bench/bench_national.py --size small         # the default; tests/test_bench_national.py
 
+A step skipped (``--skip``) keeps the figures of the same size's earlier call, marked ``from_earlier_call_at``:
+the long loads (generate, rate, history) can run apart from the steps that want a quiet machine.
+
 Each size has a database of its own (``bench_national`` for national, ``bench_national_<size>`` otherwise) unless
 ``--database`` or ``BENCH_NATIONAL_DATABASE_URL`` names one.
 """
@@ -197,6 +200,18 @@ def _national_estimate(size: dict[str, Any], steps: dict[str, dict[str, Any]]) -
     return estimate
 
 
+def _carry_skipped_steps(steps: dict[str, dict[str, Any]], earlier: dict[str, Any] | None) -> None:
+    """A step skipped in this call keeps the figures an earlier call of the same size measured on the same data
+    (marked with when): national data is measured in parts, the long loads apart from the latency-sensitive steps
+    that want a quiet machine (``--skip`` both ways)."""
+    if not earlier:
+        return
+    for name, figures in steps.items():
+        before = earlier.get("steps", {}).get(name) or {}
+        if figures.get("skipped") and before and not before.get("skipped"):
+            steps[name] = {**before, "from_earlier_call_at": before.get("from_earlier_call_at", earlier["measured_at"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -260,6 +275,8 @@ def main() -> None:
         server.stop()
         workers.stop()
     steps["sizes"] = _step("sizes", skip, lambda: national_web.step_sizes(url))
+    earlier = json.loads(args.results.read_text()).get("national", {}).get(args.size) if args.results.exists() else None
+    _carry_skipped_steps(steps, earlier)
     entry = {
         "figure": "national scale, step by step: generate, rate, history, authorize, monthly run, token list, sizes",
         "unit": "s (per step), ms (authorization latency)",
