@@ -37,7 +37,7 @@ from sqlalchemy import func, select, text
 from app import create_app
 from app.audit.services import Actor
 from app.billing.models import Invoice, InvoiceRun, RunItem
-from app.billing.runs import batches
+from app.billing.runs import batches, driver
 from app.billing.runs import services as runs
 from app.extensions import db
 
@@ -170,12 +170,12 @@ def _worker(item_ids: list[int]) -> int:
     return len(item_ids)
 
 
-def _prepare(app, period: str = PERIOD) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
-    """Preview and approve the run of ``period``; returns the run id and both durations."""
+def _prepare(app, period: str = PERIOD, processes: int = 1) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
+    """Preview (its figures in ``processes`` processes, as ``flask billing run --dry-run --processes`` does) and
+    approve the run of ``period``; returns the run id and both durations."""
     with app.app_context():
         started = time.perf_counter()
-        run = runs.preview(period, Actor.system("bench"))
-        db.session.commit()
+        run = driver.preview(period, Actor.system("bench"), processes=processes)
         previewed = time.perf_counter()
         runs.approve(run, Actor.system("bench"))
         runs.start_finalizing(run, Actor.system("bench"))

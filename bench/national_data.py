@@ -317,7 +317,7 @@ def timed_run(app: Any, workers: Workers, period: str) -> dict[str, Any]:
     """Preview → approve → finalize of ``period`` (bench_billing_run's own steps), then the checks."""
     pending = _check_nothing_to_rate_in_preview(app)
     pool = workers.pool()  # started before the run's clock
-    run_id, preview_s, approve_s = billing_bench._prepare(app, period)
+    run_id, preview_s, approve_s = billing_bench._prepare(app, period, workers.processes)
     finalize_s = billing_bench._finalize(app, run_id, workers.processes, pool=pool)
     total = preview_s + approve_s + finalize_s
     checked = check_run(app, run_id)

@@ -79,12 +79,20 @@ class _ProgressOnTheTerminal(RunObserver):
 @click.option("--period", required=True, help="The month to invoice, e.g. 2026-10.")
 @click.option("--dry-run", is_flag=True, help="Compute and store the preview only.")
 @click.option("--no-deliver", is_flag=True, help="Finalize only; render, email and collect later with `deliver`.")
-def run_command(period: str, dry_run: bool, no_deliver: bool) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="With --dry-run: compose the preview's figures in this many processes (a national month: one per core "
+    "the database can spare).",
+)
+def run_command(period: str, dry_run: bool, no_deliver: bool, processes: int) -> None:
     """Preview a month (--dry-run), or finalize an approved run. Re-running resumes an interrupted run."""
     try:
         runs.check_month_ended(period)
         if dry_run:
-            previewed = driver.preview(period, _actor())
+            previewed = driver.preview(period, _actor(), processes=processes)
             click.echo(
                 json.dumps(
                     {

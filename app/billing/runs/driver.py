@@ -69,9 +69,18 @@ SILENT = RunObserver()
 # --- the steps -------------------------------------------------------------------------------------------------
 
 
-def preview(period: str, actor: Actor) -> InvoiceRun:
-    """Compute and store the month's preview (a second one refreshes it)."""
-    run = runs.preview(period, actor)
+def preview(period: str, actor: Actor, *, processes: int = 1) -> InvoiceRun:
+    """Compute and store the month's preview (a second one refreshes it). With ``processes`` > 1 the figures are
+    composed in that many processes (:mod:`app.billing.runs.parallel`): the ratings and holds the preview makes
+    first are committed before, so those processes see them."""
+    if processes <= 1:
+        run = runs.preview(period, actor)
+    else:
+        from app.billing.runs.parallel import in_processes  # multiprocessing: only for the doors that ask
+
+        started = runs.start_preview(period)
+        db.session.commit()
+        run = runs.preview(period, actor, started=started, parts=in_processes(processes))
     db.session.commit()
     return run
 

@@ -18,6 +18,7 @@ progress, completion).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import cast
 
 from flask_babel import lazy_gettext as _l
@@ -36,7 +37,7 @@ from app.billing.runs.billable import (
     unrated_cdrs,
     unrated_reasons,
 )
-from app.billing.runs.figures import preview_figures
+from app.billing.runs.figures import PartsRunner, preview_figures
 from app.billing.runs.items import (
     CHUNK_SIZE,
     complete_if_done,
@@ -81,12 +82,19 @@ def run_for(period: str) -> InvoiceRun | None:
     )
 
 
-def preview(period: str, actor: Actor) -> InvoiceRun:
-    """Compute and store the preview of a month (idempotent: a second dry run refreshes the figures).
+@dataclass(frozen=True)
+class PreviewStart:
+    """What a preview did before its figures: the CDRs it rated now and those it could not."""
 
-    One bad unit fails alone: a CDR that cannot be rated stays unrated (``not_rated`` says why), a session whose
-    figures cannot be checked is held, an account that cannot be invoiced as it stands is left out of the
-    figures and listed in ``failed_accounts`` with why."""
+    period: str
+    rated: int
+    unrated: list[str]
+
+
+def start_preview(period: str) -> PreviewStart:
+    """A preview's first part: may the month be previewed; the CDRs that could not be rated on arrival get
+    another chance; outliers are held. Flushed: the driver commits it first when the figures are composed in
+    other processes (they see only committed data)."""
     check_month_ended(period)
     run = run_for(period)
     if run is not None and run.status not in (RunStatus.PREVIEW,):
@@ -94,8 +102,23 @@ def preview(period: str, actor: Actor) -> InvoiceRun:
             _l("The run for %(period)s is past its preview: it cannot be computed again.", period=period)
         )
     _start, end = period_bounds(period)
-    rated, unrated = rate_pending()  # CDRs that could not be rated on arrival get another chance
+    rated, unrated = rate_pending()
     hold_outliers(end)
+    return PreviewStart(period, rated, unrated)
+
+
+def preview(
+    period: str, actor: Actor, *, started: PreviewStart | None = None, parts: PartsRunner | None = None
+) -> InvoiceRun:
+    """Compute and store the preview of a month (idempotent: a second dry run refreshes the figures).
+
+    One bad unit fails alone: a CDR that cannot be rated stays unrated (``not_rated`` says why), a session whose
+    figures cannot be checked is held, an account that cannot be invoiced as it stands is left out of the
+    figures and listed in ``failed_accounts`` with why. ``started``: :func:`start_preview` done already (and
+    committed, for ``parts``); ``parts``: the figures composed in parts elsewhere (:mod:`app.billing.runs.parallel`)."""
+    if started is None or started.period != period:
+        started = start_preview(period)
+    run = run_for(period)
     accounts = candidate_accounts(period)
     candidates = set(accounts)
     failed = {
@@ -104,7 +127,8 @@ def preview(period: str, actor: Actor) -> InvoiceRun:
     if run is None:
         run = InvoiceRun(period=period, created_by=actor.label)
         db.session.add(run)
-    run.preview = {**preview_figures(period, accounts, failed), "rated_now": rated, "not_rated": unrated[:100]}
+    figures = preview_figures(period, accounts, failed, parts)
+    run.preview = {**figures, "rated_now": started.rated, "not_rated": started.unrated[:100]}
     run.accounts_total = len(accounts)
     db.session.flush()
     for account_id, reason in failed.items():
