@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from app.accounts.models import User
 
 
+APP_FACTORY = "app_factory"
+
+
 def create_app(config_name: str | None = None, **overrides: Any) -> Flask:
     config = config_for(config_name)
     app = Flask(
@@ -44,6 +47,9 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     register_template_helpers(app)
     register_security_headers(app)
+    # How this app was built, for code that starts processes of its own (the run preview's parts,
+    # app.billing.runs.parallel): a domain package never imports the factory, which imports every door.
+    app.extensions[APP_FACTORY] = create_app
     return app
 
 

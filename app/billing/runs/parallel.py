@@ -14,19 +14,19 @@ answers back, which the Celery setup here does not keep (no result backend), hen
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from flask import Flask, current_app
 
 from app.billing.runs.figures import FigureSums, PartsRunner, figure_sums
 
 _app: Any = None  # one app per process, built by the pool's initializer
 
 
-def _start_process() -> None:
+def _start_process(factory: Callable[[], Flask]) -> None:
     global _app
-    from app import create_app  # the app factory reads the same environment as the parent's
-
-    _app = create_app()
+    _app = factory()  # the factory reads the same environment as the parent's
 
 
 def _compose_part(task: tuple[str, list[int], dict[int, str]]) -> FigureSums:
@@ -43,11 +43,14 @@ def _compose_part(task: tuple[str, list[int], dict[int, str]]) -> FigureSums:
 
 def in_processes(processes: int) -> PartsRunner:
     """A :data:`~app.billing.runs.figures.PartsRunner` over ``processes`` new processes (spawned, so each has a
-    clean interpreter and its own database connections), started for one preview and ended after it."""
+    clean interpreter and its own database connections), started for one preview and ended after it. Each builds
+    its app with the factory that built the current one (``create_app`` leaves itself in ``app.extensions``;
+    a function, so the pool hands it over by name)."""
+    factory = current_app.extensions["app_factory"]
 
     def run(period: str, work: list[tuple[list[int], dict[int, str]]]) -> Iterator[FigureSums]:
         context = multiprocessing.get_context("spawn")
-        with context.Pool(processes, initializer=_start_process) as pool:
+        with context.Pool(processes, initializer=_start_process, initargs=(factory,)) as pool:
             yield from pool.imap_unordered(_compose_part, [(period, ids, failed) for ids, failed in work])
 
     return run
