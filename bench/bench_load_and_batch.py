@@ -599,7 +599,9 @@ def _empty_queue(broker: str) -> int:
 
     client = redis.Redis.from_url(broker)
     queued = int(client.llen(QUEUE))
-    client.delete(QUEUE)
+    # Also the messages a killed earlier run's worker had taken and not acknowledged: kombu would hand them back
+    # to this run's worker once their visibility timeout passed (CDR ids of another database: errors in its log).
+    client.delete(QUEUE, "unacked", "unacked_index", "unacked_mutex")
     return queued
 
 
