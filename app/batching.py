@@ -16,11 +16,15 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
+Batcher = TypeVar("Batcher", bound="BackgroundBatcher[Any]")
 
 
 class BackgroundBatcher(Generic[Item]):
@@ -95,6 +99,22 @@ class BackgroundBatcher(Generic[Item]):
 
 
 _started: weakref.WeakSet[BackgroundBatcher[Any]] = weakref.WeakSet()
+
+
+def app_batcher(app: Flask, key: str, make: Callable[[], Batcher]) -> Batcher:
+    """The app's one batcher stored under ``key`` in ``app.extensions``, made by ``make`` on first use (one per
+    app and process: its thread starts with the first item)."""
+    batcher: Batcher | None = app.extensions.get(key)
+    if batcher is None:
+        batcher = app.extensions.setdefault(key, make())
+    return batcher
+
+
+def flush_app_batcher(app: Flask, key: str) -> int:
+    """Hand over now what the app's batcher under ``key`` holds (worker shutdown, tests): how many items; 0 when
+    the app never made one."""
+    batcher: BackgroundBatcher[Any] | None = app.extensions.get(key)
+    return batcher.flush() if batcher is not None else 0
 
 
 @atexit.register

@@ -254,37 +254,20 @@ def nearest_first(lat: float, lon: float, cursor: str | None) -> NearbyQuery:
     return NearbyQuery(lat, lon, radius_km=RADIUS_KM, limit=LIMIT, cursor=cursor)
 
 
+def _search(**options: Any) -> QueryOf:
+    """Nearest 20 within the radius, as :func:`nearest_first`, with these filters or this order."""
+    return lambda lat, lon, cursor: NearbyQuery(lat, lon, radius_km=RADIUS_KM, limit=LIMIT, cursor=cursor, **options)
+
+
 SEARCHES: dict[str, tuple[QueryOf, bool]] = {
     # name: (the query, whether the page after the first is the one timed)
     "next_page": (nearest_first, True),
-    "fast_dc": (
-        lambda lat, lon, cursor: NearbyQuery(
-            lat,
-            lon,
-            radius_km=RADIUS_KM,
-            limit=LIMIT,
-            cursor=cursor,
-            filters=Filters(current=Current.DC, min_power_kw=Decimal(50)),
-        ),
-        False,
-    ),
+    "fast_dc": (_search(filters=Filters(current=Current.DC, min_power_kw=Decimal(50))), False),
     "type2_available": (
-        lambda lat, lon, cursor: NearbyQuery(
-            lat,
-            lon,
-            radius_km=RADIUS_KM,
-            limit=LIMIT,
-            cursor=cursor,
-            filters=Filters(connector_types=frozenset({"IEC_62196_T2"}), available_now=True),
-        ),
+        _search(filters=Filters(connector_types=frozenset({"IEC_62196_T2"}), available_now=True)),
         False,
     ),
-    "cheapest_first": (
-        lambda lat, lon, cursor: NearbyQuery(
-            lat, lon, radius_km=RADIUS_KM, limit=LIMIT, cursor=cursor, sort=SortOrder.PRICE
-        ),
-        False,
-    ),
+    "cheapest_first": (_search(sort=SortOrder.PRICE), False),
 }
 
 

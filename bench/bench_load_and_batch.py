@@ -59,7 +59,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 RESULTS = HERE / "results.json"
 
-from ocpi_bench_common import PARTNER_TOKEN, SERVER_DESCRIPTION, Gunicorn, auth_header, percentile
+from ocpi_bench_common import PARTNER_TOKEN, SERVER_DESCRIPTION, Gunicorn, auth_header, latency_figures
 
 # ../shared beside the checkout (as in CI), or EMSP_SHARED_DIR.
 SHARED = Path(os.environ.get("EMSP_SHARED_DIR") or ROOT.parent / "shared")
@@ -257,7 +257,7 @@ async def _authorize(base_url: str, rate: float, seconds: float, paths: list[str
         "statuses": statuses,
         "seconds": round(elapsed, 1),
         "achieved_rate": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
-        **_percentiles(latencies),
+        **latency_figures(latencies),
         "samples": samples if stop is not None else [],
     }
 
@@ -270,16 +270,7 @@ def _window(samples: list[tuple[float, float | None]], start: float, end: float)
         "seconds": round(max(0.0, end - start), 1),
         "requests": len(inside),
         "errors": len(inside) - len(answered),
-        **_percentiles(answered),
-    }
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(percentile(values, 0.50), 2),
-        "p90_ms": round(percentile(values, 0.90), 2),
-        "p99_ms": round(percentile(values, 0.99), 2),
-        "max_ms": round(max(values, default=0), 2),
+        **latency_figures(answered),
     }
 
 

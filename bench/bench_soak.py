@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE.parent))
 RESULTS = HERE / "results.json"
 
 from bench_load_and_batch import DEFAULT_DATABASE, LoadProcess, prepare
-from ocpi_bench_common import SERVER_DESCRIPTION, Gunicorn, auth_header, percentile
+from ocpi_bench_common import SERVER_DESCRIPTION, Gunicorn, auth_header, latency_figures
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
@@ -150,12 +150,7 @@ async def _open_loop(
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(percentile(values, 0.50), 2),
-        "p95_ms": round(percentile(values, 0.95), 2),
-        "p99_ms": round(percentile(values, 0.99), 2),
-        "max_ms": round(max(values, default=0), 2),
-    }
+    return latency_figures(values, (50, 95, 99))
 
 
 def run_together(

@@ -391,13 +391,11 @@ async def _open_loop(
     }
 
 
-def latency_figures(values: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(percentile(values, 0.50), 2),
-        "p90_ms": round(percentile(values, 0.90), 2),
-        "p99_ms": round(percentile(values, 0.99), 2),
-        "max_ms": round(max(values, default=0), 2),
-    }
+def latency_figures(values: list[float], quantiles: tuple[int, ...] = (50, 90, 99)) -> dict[str, float]:
+    """``p<q>_ms`` for each quantile (in percent) and ``max_ms``, rounded to 0.01 ms."""
+    figures = {f"p{q}_ms": round(percentile(values, q / 100), 2) for q in quantiles}
+    figures["max_ms"] = round(max(values, default=0), 2)
+    return figures
 
 
 def _open_loop_process(queue: Any, *args: Any) -> None:

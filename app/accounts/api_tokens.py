@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Account, Role, User
-from app.batching import BackgroundBatcher
+from app.batching import BackgroundBatcher, app_batcher, flush_app_batcher
 from app.db import str_enum, utcnow
 from app.extensions import Model, db
 
@@ -325,18 +325,14 @@ class LastUsedWriter(BackgroundBatcher[tuple[int, dt.datetime]]):
 
 
 def last_used_writer(app: Flask) -> LastUsedWriter:
-    writer: LastUsedWriter | None = app.extensions.get(LAST_USED_EXTENSION_KEY)
-    if writer is None:
-        writer = app.extensions.setdefault(
-            LAST_USED_EXTENSION_KEY, LastUsedWriter(db.engine, app.config["API_LAST_USED_FLUSH_SECONDS"])
-        )
-    return writer
+    return app_batcher(
+        app, LAST_USED_EXTENSION_KEY, lambda: LastUsedWriter(db.engine, app.config["API_LAST_USED_FLUSH_SECONDS"])
+    )
 
 
 def flush_last_used(app: Flask) -> int:
     """Write the uses this process has buffered now (worker shutdown, tests). Returns how many were handed over."""
-    writer: LastUsedWriter | None = app.extensions.get(LAST_USED_EXTENSION_KEY)
-    return writer.flush() if writer is not None else 0
+    return flush_app_batcher(app, LAST_USED_EXTENSION_KEY)
 
 
 def refresh_tokens(refresh_token: str, now: dt.datetime | None = None) -> IssuedTokens | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from app.batching import BackgroundBatcher
+from app.batching import BackgroundBatcher, app_batcher
 from app.extensions import celery
 from app.roaming.cdr_listeners import add_cdr_listener
 
@@ -36,13 +36,11 @@ def rate_soon(cdr_id: int) -> None:
 
 
 def dispatcher_for(app: Flask) -> BackgroundBatcher[int]:
-    dispatcher: BackgroundBatcher[int] | None = app.extensions.get(EXTENSION_KEY)
-    if dispatcher is None:
-        dispatcher = app.extensions.setdefault(
-            EXTENSION_KEY,
-            BackgroundBatcher("rating-dispatch", _send, app.config["RATING_DISPATCH_SECONDS"], max_batch=MAX_BATCH),
-        )
-    return dispatcher
+    return app_batcher(
+        app,
+        EXTENSION_KEY,
+        lambda: BackgroundBatcher("rating-dispatch", _send, app.config["RATING_DISPATCH_SECONDS"], max_batch=MAX_BATCH),
+    )
 
 
 def _send(cdr_ids: list[int]) -> None:

@@ -20,7 +20,7 @@ from flask import Flask, current_app
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Engine
 
-from app.batching import BackgroundBatcher
+from app.batching import BackgroundBatcher, app_batcher, flush_app_batcher
 from app.charging.models import Authorization
 from app.db import utcnow
 from app.extensions import db
@@ -45,18 +45,14 @@ def record(**values: Any) -> None:
 
 
 def writer_for(app: Flask) -> BufferedLogWriter:
-    writer: BufferedLogWriter | None = app.extensions.get(EXTENSION_KEY)
-    if writer is None:
-        writer = app.extensions.setdefault(
-            EXTENSION_KEY, BufferedLogWriter(db.engine, app.config["AUTHORIZATION_LOG_FLUSH_SECONDS"])
-        )
-    return writer
+    return app_batcher(
+        app, EXTENSION_KEY, lambda: BufferedLogWriter(db.engine, app.config["AUTHORIZATION_LOG_FLUSH_SECONDS"])
+    )
 
 
 def flush_pending(app: Flask) -> int:
     """Write what this process has buffered now (worker shutdown, tests). Returns the rows written."""
-    writer = app.extensions.get(EXTENSION_KEY)
-    return writer.flush() if writer is not None else 0
+    return flush_app_batcher(app, EXTENSION_KEY)
 
 
 class BufferedLogWriter(BackgroundBatcher[dict[str, Any]]):
