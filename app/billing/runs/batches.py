@@ -10,12 +10,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from app.billing.models import Invoice, InvoiceLine
 from app.billing.runs import items
 from app.billing.runs import services as runs
+from app.db_bulk import refresh_grown_statistics, refresh_statistics
 from app.extensions import db
 from app.failures import failure_reason
 
 log = logging.getLogger(__name__)
+
+# A run grows these many times over (the first run from nothing). Every authorization asks about an account's
+# invoices (the standing check), and its prepared plan, made while the table was small, then scanned every
+# invoice on every request until the statistics changed: 300 authorizations/s beside a first run of 16,568
+# invoices read 1.3 billion rows, and a CDR import beside them ran at a quarter of its speed. So a run refreshes
+# the statistics as the tables double, and when it completes.
+INVOICE_TABLES = (Invoice.__table__, InvoiceLine.__table__)
 
 
 def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = None) -> None:
@@ -44,6 +53,9 @@ def process_items(item_ids: Iterable[int], on_done: Callable[[], None] | None = 
                 )
                 _one_by_one(batch, on_done)
                 continue
+        else:
+            refresh_grown_statistics(INVOICE_TABLES)
+            db.session.commit()
         if on_done:
             for _ in batch:
                 on_done()
@@ -71,6 +83,9 @@ def complete_run(run_id: int) -> bool:
     """Mark the run finalized if every account is done (``items.complete_if_done``), committed."""
     changed = items.complete_if_done(run_id)
     db.session.commit()
+    if changed:
+        refresh_statistics(INVOICE_TABLES)  # the run's last invoices too
+        db.session.commit()
     return changed
 
 
