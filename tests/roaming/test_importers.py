@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from app.extensions import db
 from app.roaming.models import Connector, Evse, Location, TariffVersion
@@ -42,6 +44,28 @@ def sample(tmp_path, shared_locations):  # type: ignore[no-untyped-def]
     not_an_object = "garbage"
     objects[10:10] = [broken, not_an_object]
     return write_gz(tmp_path / "sample.json.gz", objects), objects
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="planner statistics (ANALYZE, pg_class.reltuples) are PostgreSQL's; SQLite plans without them",
+)
+def test_an_import_leaves_the_planner_knowing_the_locations_it_wrote(db_session, sample):
+    """The finder's prepared statements keep the plan made for the tables' size then, until their statistics
+    change: after a first feed of 70,000 locations a plan made for an empty table would scan them all on every
+    search (the same fault in the invoice run: tests/billing/test_run_statistics.py)."""
+
+    def planner_rows(table: str) -> float:
+        return float(db.session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": table}))
+
+    for table in ("roaming_locations", "roaming_evses", "roaming_connectors"):
+        db.session.execute(text(f"ANALYZE {table}"))  # a new e-MSP: analysed while empty
+        assert planner_rows(table) == 0
+    path, _objects = sample
+    import_locations(path, batch_size=25)
+    assert planner_rows("roaming_locations") == db.session.query(Location).count() == 60
+    assert planner_rows("roaming_evses") == db.session.query(Evse).count()
+    assert planner_rows("roaming_connectors") == db.session.query(Connector).count()
 
 
 def test_import_locations_sample_gz(db_session, sample):

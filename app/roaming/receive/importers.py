@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.db_bulk import refresh_grown_statistics, refresh_statistics
 from app.extensions import db
 from app.roaming.receive.location_store import (
     BatchResult,
@@ -32,6 +33,7 @@ from app.roaming.receive.location_store import (
     store_locations,
     validate_locations,
 )
+from app.roaming.receive.location_writes import LOCATION_TABLES
 from app.roaming.receive.tariffs import store_tariffs
 
 DEFAULT_BATCH_SIZE = 500
@@ -151,9 +153,13 @@ def _store_validated(
     for (start, batch), checked in zip(batches, validated, strict=True):
         result = store_locations(checked, partner=None)
         db.session.commit()  # the batch is the unit of work
+        refresh_grown_statistics(LOCATION_TABLES)
+        db.session.commit()
         _add(report, result, start)
         if progress is not None:
             progress(start + len(batch), total)
+    refresh_statistics(LOCATION_TABLES)  # what the finder reads: its plans for the file's last locations too
+    db.session.commit()
     return report
 
 

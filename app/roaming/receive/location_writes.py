@@ -41,6 +41,10 @@ LocationKey = tuple[str, str, str]  # (country_code, party_id, ci_key(id))
 LOCATIONS: Table = Location.__table__  # type: ignore[assignment]
 EVSES: Table = Evse.__table__  # type: ignore[assignment]
 CONNECTORS: Table = Connector.__table__  # type: ignore[assignment]
+# The finder reads these on every search, through statements prepared while they may have been small: a feed
+# that grows them many times over (a first import of 70,000 locations) refreshes their planner statistics
+# (app.db_bulk.refresh_grown_statistics), or those plans would go on scanning every location.
+LOCATION_TABLES = (LOCATIONS, EVSES, CONNECTORS)
 
 # The columns each level writes, in the order of the records' values (see the *_values functions).
 LOCATION_COLUMNS = (

@@ -38,11 +38,13 @@ from sqlalchemy import select
 
 from app.charging.models import Cdr
 from app.db import utcnow
+from app.db_bulk import refresh_grown_statistics
 from app.extensions import db
 from app.roaming.cdr_listeners import cdr_stored
 from app.roaming.models import Partner, PartnerStatus, PullCursor
 from app.roaming.ocpi.client import OcpiClient, OcpiClientError
 from app.roaming.partners.callers import parties_of
+from app.roaming.receive.location_writes import LOCATION_TABLES
 from app.roaming.receive.locations import BatchResult, upsert_locations
 from app.roaming.receive.pull_lock import exclusive_run
 from app.roaming.receive.pull_paging import (
@@ -322,6 +324,9 @@ def pull(
             cursor.next_url = next_url
             cursor.objects_received = (cursor.objects_received or 0) + len(objects)
             db.session.commit()  # the page and the cursor together: a rerun resumes after this page
+            if module == "locations":  # a first feed grows what the finder reads many times over
+                refresh_grown_statistics(LOCATION_TABLES)
+                db.session.commit()
             for cdr_id in batch.new_cdr_ids:
                 # After the commit, as the OCPI door does: rating queues each new CDR of ours (a pulled CDR was
                 # otherwise rated only by the periodic rate-pending run).
