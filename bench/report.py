@@ -196,6 +196,18 @@ SPECS: dict[str, Spec] = {
         ratio="ratio_p99_during_batch_vs_alone",
         sized=True,
     ),
+    "stale_plans": Spec(
+        "finder searches after a first location feed (plans made on empty tables)",
+        "bench_stale_plans.py",
+        "median_ms",
+        "ms median",
+        "no search reaches the statement time-out",
+        lambda e: _count(e, "data_size.locations"),
+        baseline="baseline_median_ms",
+        baseline_label="without refreshing the statistics, ms median (time-outs counted as the time-out)",
+        ratio="ratio_without_vs_with",
+        sized=True,
+    ),
     "soak": Spec(
         "5 minutes of authorize (300/s) and finder together",
         "bench_soak.py",

@@ -245,3 +245,19 @@ def test_unknown_token_is_401(client, partner):
 )
 def test_power_sanitising_rule(raw, power_type, volts, amps, expected):
     assert sanitise_power_w(raw, power_type, volts, amps) == expected
+
+
+def test_a_new_location_asks_for_the_finder_statistics_and_an_update_does_not(ocpi, parties, monkeypatch):
+    """A CPO pushing its network object by object grows what the finder reads many times over; each new object
+    asks ``refresh_grown_statistics`` (one catalogue query; ANALYZE once a table has doubled: tested in
+    tests/billing/test_run_statistics.py), so the finder's prepared plans follow. An update grows nothing."""
+    from app.roaming.door.v221 import locations as door
+    from app.roaming.receive.location_writes import LOCATION_TABLES
+
+    asked: list[tuple] = []
+    monkeypatch.setattr(door, "refresh_grown_statistics", lambda tables: asked.append(tuple(tables)) or [])
+    loc = example("location_example.json")
+    assert ocpi.put(url(loc), loc).status_code == 201
+    assert asked == [LOCATION_TABLES]
+    assert ocpi.put(url(loc), loc).status_code == 200
+    assert asked == [LOCATION_TABLES]

@@ -43,7 +43,8 @@ EVSES: Table = Evse.__table__  # type: ignore[assignment]
 CONNECTORS: Table = Connector.__table__  # type: ignore[assignment]
 # The finder reads these on every search, through statements prepared while they may have been small: a feed
 # that grows them many times over (a first import of 70,000 locations) refreshes their planner statistics
-# (app.db_bulk.refresh_grown_statistics), or those plans would go on scanning every location.
+# (app.db_bulk.refresh_grown_statistics). Without it a search prepared while the tables were empty ran for over
+# 10 minutes after a first import of the 7,609 shared locations (bench/bench_stale_plans.py).
 LOCATION_TABLES = (LOCATIONS, EVSES, CONNECTORS)
 
 # The columns each level writes, in the order of the records' values (see the *_values functions).

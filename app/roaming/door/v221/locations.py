@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypedDict, TypeVar, cast
 
 from flask import Response, g, request
 
+from app.db_bulk import refresh_grown_statistics
 from app.extensions import db
 from app.roaming.door.auth import current_partner, require_party
 from app.roaming.door.v221.blueprint import bp
@@ -27,6 +28,7 @@ from app.roaming.ocpi.responses import ocpi_response
 from app.roaming.receive import locations as service
 from app.roaming.receive import quarantine
 from app.roaming.receive.location_validation import UnknownObjectError
+from app.roaming.receive.location_writes import LOCATION_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -216,4 +218,7 @@ def write_location(
 
     created = request.method == "PUT" and not _stored(country_code, party_id, location_id, evse_uid, connector_id)
     in_transaction(work, UNKNOWN_LOCATION)
+    if created:  # a CPO pushing its whole network, object by object, grows what the finder reads many times over
+        refresh_grown_statistics(LOCATION_TABLES)
+        db.session.commit()
     return ocpi_response(http_status=201 if created else 200)
