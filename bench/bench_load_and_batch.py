@@ -59,7 +59,14 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 RESULTS = HERE / "results.json"
 
-from ocpi_bench_common import PARTNER_TOKEN, SERVER_DESCRIPTION, Gunicorn, auth_header, latency_figures
+from ocpi_bench_common import (
+    PARTNER_TOKEN,
+    SERVER_DESCRIPTION,
+    Gunicorn,
+    auth_header,
+    latency_figures,
+    write_sized_result,
+)
 
 # ../shared beside the checkout (as in CI), or EMSP_SHARED_DIR.
 SHARED = Path(os.environ.get("EMSP_SHARED_DIR") or ROOT.parent / "shared")
@@ -704,13 +711,8 @@ def main() -> None:
         "meets_target": not any(errors.values()),  # issue 17: no error, no deadlock (the p99 is reported)
         "latency_note": "open loop, measured from the scheduled send time, so queueing is included",
         "preparation": {key: data[key] for key in ("generate_s", "rate_s", "rated", "not_rated")},
-        "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "machine": f"{os.cpu_count()} cores",
     }
-    figures = json.loads(args.results.read_text()) if args.results.exists() else {}
-    figures.setdefault("load_and_batch", {})[args.size] = entry
-    args.results.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    write_sized_result(args.results, "load_and_batch", args.size, entry)
     _say(json.dumps({key: entry[key] for key in ("errors", "p99_ms_alone", "p99_ms_during_batch")}))
 
 

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import random
 import sys
 import time
@@ -44,7 +43,7 @@ sys.path.insert(0, str(HERE.parent))
 RESULTS = HERE / "results.json"
 
 from bench_load_and_batch import DEFAULT_DATABASE, LoadProcess, prepare
-from ocpi_bench_common import SERVER_DESCRIPTION, Gunicorn, auth_header, latency_figures
+from ocpi_bench_common import SERVER_DESCRIPTION, Gunicorn, auth_header, latency_figures, write_sized_result
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
@@ -345,13 +344,8 @@ def main() -> None:
         "worker_memory_mb_start": memory_start,
         "worker_memory_mb_end": memory_end,
         "latency_note": "open loop, measured from the scheduled send time, so queueing is included",
-        "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "machine": f"{os.cpu_count()} cores",
     }
-    figures = json.loads(args.results.read_text()) if args.results.exists() else {}
-    figures.setdefault("soak", {})[args.size] = entry
-    args.results.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    write_sized_result(args.results, "soak", args.size, entry)
     print(json.dumps({"errors": errors, "finder_rate_per_s": finder_rate}), flush=True)
 
 

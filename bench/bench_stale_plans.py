@@ -23,7 +23,6 @@ Figures go to bench/results.json under "stale_plans" → the size.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gzip
 import json
 import os
@@ -39,6 +38,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 RESULTS = HERE / "results.json"
+
+from ocpi_bench_common import write_sized_result
+
 SHARED = Path(os.environ.get("EMSP_SHARED_DIR") or ROOT.parent / "shared")
 LOCATIONS_FILE = SHARED / "data" / "ocpi-nl-10-cities" / "locations.json.gz"
 SIZES: dict[str, int | None] = {"shared": None, "small": 300}  # locations imported (None: the whole file)
@@ -160,13 +162,8 @@ def main() -> None:
         else None,
         "meets_target": with_refresh["timed_out"] == 0,
         "note": "a timed-out search counts as the statement time-out: without the refresh the figure is a floor",
-        "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "machine": f"{os.cpu_count()} cores",
     }
-    figures = json.loads(args.results.read_text()) if args.results.exists() else {}
-    figures.setdefault("stale_plans", {})[args.size] = entry
-    args.results.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    write_sized_result(args.results, "stale_plans", args.size, entry)
     print(json.dumps({key: entry[key] for key in ("median_ms", "baseline_median_ms", "ratio_without_vs_with")}))
 
 

@@ -231,6 +231,19 @@ def write_result(key: str, result: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def write_sized_result(results: Path, key: str, size: str, entry: dict[str, Any]) -> None:
+    """``entry`` as ``results[key][size]`` (read-modify-write: the other figures stay), stamped with when, how
+    busy the machine was at the end and its cores."""
+    figures = json.loads(results.read_text()) if results.exists() else {}
+    figures.setdefault(key, {})[size] = {
+        **entry,
+        "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "machine": f"{os.cpu_count()} cores",
+    }
+    results.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+
+
 # --- a cheap open-loop load generator --------------------------------------------------------------------------
 
 # One request of a load: its path, its headers, and the name its latency is reported under (default: the path
